@@ -1,0 +1,91 @@
+// The reference attention: one head at a time, the full (T, T) score matrix materialised, softmax,
+// then products. Kept for tests and as the benchmark baseline of the flash kernel; not in the op
+// table. Same contract as attention_forward / attention_backward.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+namespace {
+// p = softmax of the causal, biased scores of head bh; returns nothing, fills p (T, T) and lse.
+void probs(const float* qh, const float* kh, int64_t t_len, int64_t hd, float slope, float* p,
+           float* lse) {
+  const float scale = 1.f / std::sqrt(float(hd));
+  for (int64_t i = 0; i < t_len; ++i) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j <= i; ++j) {
+      float acc = 0.f;
+      for (int64_t d = 0; d < hd; ++d) acc += qh[i * hd + d] * kh[j * hd + d];
+      p[i * t_len + j] = acc * scale + slope * float(j - i);
+      mx = std::max(mx, p[i * t_len + j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j <= i; ++j) sum += (p[i * t_len + j] = std::exp(p[i * t_len + j] - mx));
+    for (int64_t j = 0; j <= i; ++j) p[i * t_len + j] /= sum;
+    for (int64_t j = i + 1; j < t_len; ++j) p[i * t_len + j] = 0.f;
+    lse[i] = mx + std::log(sum);
+  }
+}
+}  // namespace
+
+void attention_naive_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& slopes, Tensor& o, Tensor& lse) {
+  const int64_t bhn = q.size(0) * q.size(1), t_len = q.size(2), hd = q.size(3);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t bh = 0; bh < bhn; ++bh) {
+    std::vector<float> p(size_t(t_len * t_len));
+    const int64_t off = bh * t_len * hd;
+    const float slope = slopes.numel() ? slopes.f32()[bh % q.size(1)] : 0.f;
+    probs(q.f32() + off, k.f32() + off, t_len, hd, slope, p.data(), lse.f32() + bh * t_len);
+    for (int64_t i = 0; i < t_len; ++i)
+      for (int64_t d = 0; d < hd; ++d) {
+        float acc = 0.f;
+        for (int64_t j = 0; j <= i; ++j) acc += p[size_t(i * t_len + j)] * v.f32()[off + j * hd + d];
+        o.f32()[off + i * hd + d] = acc;
+      }
+  }
+}
+
+void attention_naive_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& slopes, const Tensor& o, const Tensor& lse,
+                              const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+  const int64_t bhn = q.size(0) * q.size(1), t_len = q.size(2), hd = q.size(3);
+  const float scale = 1.f / std::sqrt(float(hd));
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t bh = 0; bh < bhn; ++bh) {
+    std::vector<float> p(size_t(t_len * t_len)), ds(size_t(t_len * t_len)), lse_tmp(t_len);
+    const int64_t off = bh * t_len * hd;
+    const float slope = slopes.numel() ? slopes.f32()[bh % q.size(1)] : 0.f;
+    const float *qh = q.f32() + off, *kh = k.f32() + off, *vh = v.f32() + off;
+    const float* doh = dout.f32() + off;
+    probs(qh, kh, t_len, hd, slope, p.data(), lse_tmp.data());
+    for (int64_t i = 0; i < t_len; ++i) {
+      // dp_ij = dout_i . v_j ; ds_ij = p_ij (dp_ij - sum_j' p_ij' dp_ij')
+      float row = 0.f;
+      for (int64_t j = 0; j <= i; ++j) {
+        float acc = 0.f;
+        for (int64_t d = 0; d < hd; ++d) acc += doh[i * hd + d] * vh[j * hd + d];
+        ds[size_t(i * t_len + j)] = acc;
+        row += p[size_t(i * t_len + j)] * acc;
+      }
+      for (int64_t j = 0; j <= i; ++j)
+        ds[size_t(i * t_len + j)] = p[size_t(i * t_len + j)] * (ds[size_t(i * t_len + j)] - row);
+    }
+    for (int64_t x = 0; x < t_len; ++x)
+      for (int64_t d = 0; d < hd; ++d) {
+        float gq = 0.f, gk = 0.f, gv = 0.f;
+        for (int64_t j = 0; j <= x; ++j) gq += ds[size_t(x * t_len + j)] * kh[j * hd + d];
+        for (int64_t i = x; i < t_len; ++i) {
+          gk += ds[size_t(i * t_len + x)] * qh[i * hd + d];
+          gv += p[size_t(i * t_len + x)] * doh[i * hd + d];
+        }
+        dq.f32()[off + x * hd + d] = gq * scale;
+        dk.f32()[off + x * hd + d] = gk * scale;
+        dv.f32()[off + x * hd + d] = gv;
+      }
+  }
+}
+
+}  // namespace cs::cpu

@@ -1,0 +1,34 @@
+// Head split / merge between the token-major projection output (B, T, C) and the head-major
+// layout (B, H, T, Hd) the attention kernel reads. Each is the other's backward.
+#include <cstring>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+namespace {
+template <bool kSplit>
+void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
+  CS_CHECK(tok.ndim() == 3 && head.ndim() == 4) << tok.shape.str() << head.shape.str();
+  const int64_t b = head.size(0), h = head.size(1), t = head.size(2), hd = head.size(3);
+  const int64_t c = tok.size(2);
+  CS_CHECK(tok.size(0) == b && tok.size(1) == t && col0 + h * hd <= c)
+      << tok.shape.str() << " col0 " << col0 << " " << head.shape.str();
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi)
+      for (int64_t ti = 0; ti < t; ++ti) {
+        float* tp = tok.f32() + (bi * t + ti) * c + col0 + hi * hd;
+        float* hp = head.f32() + ((bi * h + hi) * t + ti) * hd;
+        if (kSplit)
+          std::memcpy(hp, tp, size_t(hd) * sizeof(float));
+        else
+          std::memcpy(tp, hp, size_t(hd) * sizeof(float));
+      }
+}
+}  // namespace
+
+void split_heads(const Tensor& x, int64_t col0, Tensor& out) { permute<true>(x, col0, out); }
+void merge_heads(const Tensor& in, Tensor& x, int64_t col0) { permute<false>(x, col0, in); }
+
+}  // namespace cs::cpu

@@ -1,0 +1,24 @@
+// matmul through cblas_sgemm (Debian's OpenMP OpenBLAS: BLAS threads come from the same libgomp
+// pool as our kernels, so the two never oversubscribe the cores).
+#include <cblas.h>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, float alpha,
+            float beta) {
+  CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2)
+      << a.shape.str() << b.shape.str() << c.shape.str();
+  const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
+  const int64_t kb = trans_b ? b.size(1) : b.size(0), n = trans_b ? b.size(0) : b.size(1);
+  CS_CHECK(k == kb && c.size(0) == m && c.size(1) == n)
+      << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
+      << (trans_b ? "^T" : "") << " c" << c.shape.str();
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              int(m), int(n), int(k), alpha, a.f32(), int(a.size(1)), b.f32(), int(b.size(1)), beta,
+              c.f32(), int(n));
+}
+
+}  // namespace cs::cpu

@@ -1,0 +1,67 @@
+// RMSNorm as in Hugging Face Baichuan: y = w * x / sqrt(mean(x^2) + eps), statistics in fp32.
+// x, y, dy, dx: (N, D); w, dw: (D); rstd: (N) saved by forward.
+// Backward: with g = w * dy, dx = rstd * g - x * rstd^3 * mean(g * x); dw += sum_n dy * x * rstd.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/threads.h"
+
+namespace cs::cpu {
+
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+  const int64_t d = w.numel(), n = x.numel() / d;
+  CS_CHECK(x.numel() == n * d && y.numel() == n * d && rstd.numel() == n);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x.f32() + i * d;
+    float* yi = y.f32() + i * d;
+    float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t j = 0; j < d; ++j) ss += xi[j] * xi[j];
+    const float r = 1.f / std::sqrt(ss / float(d) + eps);
+    rstd.f32()[i] = r;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) yi[j] = w.f32()[j] * (xi[j] * r);
+  }
+}
+
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                      Tensor& dx, Tensor& dw, bool accumulate_dx) {
+  const int64_t d = w.numel(), n = x.numel() / d;
+  CS_CHECK(dy.numel() == n * d && dx.numel() == n * d && dw.numel() == d);
+  // dw: each thread sums a block of rows into its own partial, then partials are added in thread
+  // order (deterministic for a fixed thread count).
+  std::vector<float> partial;
+#pragma omp parallel
+  {
+#pragma omp single
+    partial.assign(size_t(omp_threads()) * d, 0.f);
+    float* mine = partial.data() + size_t(omp_thread()) * d;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = x.f32() + i * d;
+      const float* dyi = dy.f32() + i * d;
+      float* dxi = dx.f32() + i * d;
+      const float r = rstd.f32()[i];
+      float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t j = 0; j < d; ++j) dot += w.f32()[j] * dyi[j] * xi[j];
+      const float c = dot * r * r * r / float(d);
+      if (accumulate_dx) {
+#pragma omp simd
+        for (int64_t j = 0; j < d; ++j) dxi[j] += r * w.f32()[j] * dyi[j] - c * xi[j];
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < d; ++j) dxi[j] = r * w.f32()[j] * dyi[j] - c * xi[j];
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) mine[j] += dyi[j] * xi[j] * r;
+    }
+  }
+  const int64_t nt = int64_t(partial.size()) / d;
+  for (int64_t t = 0; t < nt; ++t)
+    for (int64_t j = 0; j < d; ++j) dw.f32()[j] += partial[size_t(t * d + j)];
+}
+
+}  // namespace cs::cpu

@@ -1,0 +1,40 @@
+// Rotary position embedding, rotate-half form (Su et al. 2021; HF Baichuan-7B / LLaMA):
+// x' = x * cos + rotate_half(x) * sin with rotate_half(x) = (-x2, x1), angle(t, i) = t * base^(-2i/Hd)
+// for i < Hd/2, the same angle on both halves. The rotation is orthogonal, so the backward is
+// the same rotation by -angle. x: (B, H, T, Hd), in place.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+void rope_apply(Tensor& x, float base, int64_t pos0, bool inverse) {
+  CS_CHECK(x.ndim() == 4 && x.size(3) % 2 == 0) << x.shape.str();
+  const int64_t bh = x.size(0) * x.size(1), t_len = x.size(2), hd = x.size(3), half = hd / 2;
+  // Angles in fp32 as HF computes them (inv_freq and t * inv_freq are float32 tensors there);
+  // cos/sin of the fp32 angle evaluated in double, then rounded.
+  std::vector<float> cs_tab(size_t(t_len * hd));
+  for (int64_t t = 0; t < t_len; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const float inv_freq = float(1.0 / std::pow(double(base), double(2 * i) / double(hd)));
+      const float angle = float(pos0 + t) * inv_freq;
+      cs_tab[size_t(t * hd + i)] = float(std::cos(double(angle)));
+      cs_tab[size_t(t * hd + half + i)] = float(std::sin(double(angle))) * (inverse ? -1.f : 1.f);
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t r = 0; r < bh; ++r)
+    for (int64_t t = 0; t < t_len; ++t) {
+      float* row = x.f32() + (r * t_len + t) * hd;
+      const float* c = cs_tab.data() + t * hd;
+      const float* s = c + half;
+#pragma omp simd
+      for (int64_t i = 0; i < half; ++i) {
+        const float x1 = row[i], x2 = row[half + i];
+        row[i] = x1 * c[i] - x2 * s[i];
+        row[half + i] = x2 * c[i] + x1 * s[i];
+      }
+    }
+}
+
+}  // namespace cs::cpu

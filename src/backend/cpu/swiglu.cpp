@@ -1,0 +1,44 @@
+// SwiGLU (Shazeer 2020) as Baichuan's MLP uses it: out = silu(gate) * up, silu(g) = g * sigmoid(g).
+// gu: (N, 2F), gate columns [0, F), up columns [F, 2F) (gate_proj and up_proj are adjacent in the
+// parameter buffer, so one GEMM makes both); out, dout: (N, F); dgu: (N, 2F).
+// d silu(g)/dg = s * (1 + g * (1 - s)), s = sigmoid(g).
+#include <cmath>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+void swiglu_forward(const Tensor& gu, Tensor& out) {
+  const int64_t f = out.size(-1), n = out.numel() / f;
+  CS_CHECK(gu.numel() == 2 * n * f) << gu.shape.str() << out.shape.str();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* g = gu.f32() + i * 2 * f;
+    const float* u = g + f;
+    float* o = out.f32() + i * f;
+#pragma omp simd
+    for (int64_t j = 0; j < f; ++j) o[j] = g[j] / (1.f + std::exp(-g[j])) * u[j];
+  }
+}
+
+void swiglu_backward(const Tensor& gu, const Tensor& dout, Tensor& dgu) {
+  const int64_t f = dout.size(-1), n = dout.numel() / f;
+  CS_CHECK(gu.numel() == 2 * n * f && dgu.numel() == 2 * n * f);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* g = gu.f32() + i * 2 * f;
+    const float* u = g + f;
+    const float* d = dout.f32() + i * f;
+    float* dg = dgu.f32() + i * 2 * f;
+    float* du = dg + f;
+#pragma omp simd
+    for (int64_t j = 0; j < f; ++j) {
+      const float s = 1.f / (1.f + std::exp(-g[j]));
+      const float gj = g[j], uj = u[j], dj = d[j];  // dgu may alias gu
+      dg[j] = dj * uj * s * (1.f + gj * (1.f - s));
+      du[j] = dj * gj * s;
+    }
+  }
+}
+
+}  // namespace cs::cpu
