@@ -1,0 +1,35 @@
+# The README's entry points. `make demo` and `make test` install what is missing (Debian packages
+# only), configure, build and run; nothing here needs Python (`make conformance` and
+# `make fixtures` are the optional Python parts).
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+PYTHON  ?= /usr/bin/python3
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test demo bench fixtures clean
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE cuda
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+# Regenerates the committed model fixtures with the PyTorch reference (needs scripts/deps.sh --python).
+fixtures:
+	$(PYTHON) tools/reference/make_fixtures.py
+
+clean:
+	rm -rf $(BUILD) out

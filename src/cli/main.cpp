@@ -1,0 +1,39 @@
+// chuanspeed: one binary, one subcommand per pipeline step (DESIGN.md §1). Every user-facing
+// failure ends here as one line on stderr and a non-zero exit (2 usage, 1 otherwise).
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+const char* kUsage =
+    "usage: chuanspeed <command> [flags]   (chuanspeed <command> --help for its flags)\n"
+    "commands:\n"
+    "  eval         score each document of a Megatron dataset with a model (loss, perplexity)\n"
+    "  init         write a freshly initialised model as a Hugging Face directory\n"
+    "  synth-data   write a synthetic Megatron .bin/.idx dataset (tests and the demo)\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "eval") return cs::cli::eval_main(argc - 1, argv + 1);
+    if (cmd == "init") return cs::cli::init_main(argc - 1, argv + 1);
+    if (cmd == "synth-data") return cs::cli::synth_data_main(argc - 1, argv + 1);
+    std::fprintf(stderr, "chuanspeed: error: unknown command '%s'. Hint: chuanspeed --help lists them\n",
+                 cmd.c_str());
+    return 2;
+  } catch (const cs::Error& e) {
+    std::fprintf(stderr, "chuanspeed %s: error: %s\n", cmd.c_str(), e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "chuanspeed %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,58 @@
+#include "cli/parse.h"
+
+#include <fmt/core.h>
+
+#include "core/error.h"
+
+namespace cs::cli {
+
+bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    exit_code = 0;
+    return false;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    while (!what.empty() && what.back() == '\n') what.pop_back();
+    throw UsageError(fmt::format("{}. Hint: chuanspeed {} --help lists the flags", what, app.get_name()));
+  }
+  return true;
+}
+
+void ModelFlags::add_to(CLI::App& app) {
+  app.add_option("--model", model, "architecture preset: baichuan-7b, baichuan-13b, small, demo, tiny");
+  app.add_option("--num-layers", num_layers, "decoder layers (L)");
+  app.add_option("--hidden-size", hidden_size, "hidden size (D)");
+  app.add_option("--ffn-hidden-size", ffn_hidden_size, "MLP size (F)");
+  app.add_option("--num-attention-heads", num_heads, "attention heads (H)");
+  app.add_option("--seq-length", seq_length, "sequence length");
+  app.add_option("--max-position-embeddings", max_position_embeddings, "longest position (defaults to --seq-length)");
+  app.add_option("--vocab-size", vocab_size, "vocabulary size before padding");
+  app.add_option("--make-vocab-size-divisible-by", divisible_by, "pad the vocabulary to a multiple of this")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--position-embedding-type", position, "rope or alibi")
+      ->check(CLI::IsMember({"rope", "alibi"}));
+  app.add_option("--recompute-granularity", recompute, "full: recompute each block in backward")
+      ->check(CLI::IsMember({"full"}));
+  app.add_option("--init-method-std", init_std, "std of the normal init");
+}
+
+ModelConfig ModelFlags::resolve() const {
+  ModelConfig c = model_preset(model);
+  if (num_layers) c.num_layers = *num_layers;
+  if (hidden_size) c.hidden_size = *hidden_size;
+  if (ffn_hidden_size) c.ffn_hidden_size = *ffn_hidden_size;
+  if (num_heads) c.num_heads = *num_heads;
+  if (seq_length) c.max_seq_length = *seq_length;
+  if (max_position_embeddings) c.max_seq_length = std::max(c.max_seq_length, *max_position_embeddings);
+  if (vocab_size) c.vocab_size = padded_vocab_size(*vocab_size, divisible_by, 1);
+  if (position) c.position = *position == "alibi" ? PositionType::Alibi : PositionType::Rope;
+  if (recompute) c.recompute = true;
+  if (init_std) c.init_std = *init_std;
+  c.validate();
+  return c;
+}
+
+}  // namespace cs::cli

@@ -1,0 +1,30 @@
+// CLI11 glue shared by the subcommands: parse with one-line usage errors (exit 2), and the
+// Megatron model flags that override a preset.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "model/config.h"
+
+namespace cs::cli {
+
+// Parses; on --help prints help and returns 0 through `exit_code`; on a bad flag throws UsageError
+// "<what>. Hint: chuanspeed <cmd> --help". Returns true when the command should run.
+bool parse(CLI::App& app, int argc, char** argv, int& exit_code);
+
+// Megatron/AscendSpeed architecture flags; unset ones keep the preset's value.
+struct ModelFlags {
+  std::string model = "tiny";
+  std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_heads, seq_length,
+      vocab_size, max_position_embeddings;
+  int64_t divisible_by = 128;
+  std::optional<std::string> position, recompute;
+  std::optional<double> init_std;
+
+  void add_to(CLI::App& app);
+  // The preset with overrides applied, vocab padded, validated.
+  ModelConfig resolve() const;
+};
+
+}  // namespace cs::cli

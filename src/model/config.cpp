@@ -1,0 +1,99 @@
+#include "model/config.h"
+
+#include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace cs {
+
+const char* position_name(PositionType p) { return p == PositionType::Rope ? "rope" : "alibi"; }
+
+void ModelConfig::validate() const {
+  auto need = [](bool ok, const std::string& msg) {
+    if (!ok) throw UsageError("[model] " + msg);
+  };
+  need(vocab_size > 0, fmt::format("vocab size must be positive, got {}", vocab_size));
+  need(hidden_size > 0 && num_heads > 0 && num_layers > 0 && ffn_hidden_size > 0,
+       fmt::format("hidden size, ffn hidden size, heads and layers must be positive, got {}, {}, {}, {}",
+                   hidden_size, ffn_hidden_size, num_heads, num_layers));
+  need(hidden_size % num_heads == 0,
+       fmt::format("--hidden-size {} is not divisible by --num-attention-heads {}", hidden_size, num_heads));
+  need(position != PositionType::Rope || head_dim() % 2 == 0,
+       fmt::format("RoPE needs an even head dim, got {} (hidden {} / heads {})", head_dim(), hidden_size, num_heads));
+  need(max_seq_length > 0, fmt::format("sequence length must be positive, got {}", max_seq_length));
+  need(rms_norm_eps > 0, fmt::format("rms norm eps must be positive, got {}", rms_norm_eps));
+}
+
+int64_t ModelConfig::num_params() const {
+  const int64_t d = hidden_size, f = ffn_hidden_size;
+  return 2 * vocab_size * d + d + num_layers * (4 * d * d + 3 * d * f + 2 * d);
+}
+
+std::string ModelConfig::summary() const {
+  return fmt::format("{} layers, hidden {}, ffn {}, {} heads, vocab {}, {} positions, {:.2f}M params",
+                     num_layers, hidden_size, ffn_hidden_size, num_heads, vocab_size,
+                     position_name(position), double(num_params()) / 1e6);
+}
+
+ModelConfig model_preset(const std::string& name) {
+  ModelConfig c;
+  if (name == "baichuan-7b") {  // Baichuan-7B: LLaMA-7B shape, RoPE, 64000 vocab
+    c = {64000, 4096, 11008, 32, 32, 4096, 1e-6, PositionType::Rope};
+  } else if (name == "baichuan-13b") {  // Baichuan-13B: 40 heads, ALiBi
+    c = {64000, 5120, 13696, 40, 40, 4096, 1e-6, PositionType::Alibi};
+  } else if (name == "small") {  // the benchmark config of issue 2
+    c = {32000, 512, 1376, 8, 8, 512, 1e-6, PositionType::Rope};
+  } else if (name == "demo") {
+    c = {1024, 128, 352, 4, 4, 128, 1e-6, PositionType::Rope};
+  } else if (name == "tiny") {
+    c = {101, 48, 80, 3, 2, 64, 1e-6, PositionType::Rope};
+  } else {
+    throw UsageError(fmt::format(
+        "[model] unknown --model '{}'. Hint: use baichuan-7b, baichuan-13b, small, demo or tiny", name));
+  }
+  return c;
+}
+
+int64_t padded_vocab_size(int64_t vocab, int64_t divisible_by, int64_t tp) {
+  const int64_t m = std::max<int64_t>(1, divisible_by) * std::max<int64_t>(1, tp);
+  return (vocab + m - 1) / m * m;
+}
+
+ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& path) {
+  auto get_int = [&](const char* key) -> int64_t {
+    if (!j.contains(key) || !j[key].is_number_integer())
+      throw Error(fmt::format("[config] {}: missing or non-integer '{}', expected an integer. "
+                              "Hint: is this a Hugging Face Baichuan config.json?", path, key));
+    return j[key].get<int64_t>();
+  };
+  ModelConfig c;
+  c.vocab_size = get_int("vocab_size");
+  c.hidden_size = get_int("hidden_size");
+  c.ffn_hidden_size = get_int("intermediate_size");
+  c.num_heads = get_int("num_attention_heads");
+  c.num_layers = get_int("num_hidden_layers");
+  if (j.contains("rms_norm_eps")) c.rms_norm_eps = j["rms_norm_eps"].get<double>();
+  if (j.contains("rope_theta")) c.rope_base = j["rope_theta"].get<double>();
+  if (j.contains("initializer_range")) c.init_std = j["initializer_range"].get<double>();
+  const bool has_mpe = j.contains("max_position_embeddings"), has_mml = j.contains("model_max_length");
+  if (j.contains("position_embedding_type")) {
+    const std::string p = j["position_embedding_type"].get<std::string>();
+    if (p == "rope" || p == "rotary") c.position = PositionType::Rope;
+    else if (p == "alibi") c.position = PositionType::Alibi;
+    else
+      throw Error(fmt::format("[config] {}: position_embedding_type '{}', expected rope or alibi", path, p));
+  } else {
+    c.position = (has_mml && !has_mpe) ? PositionType::Alibi : PositionType::Rope;
+  }
+  c.max_seq_length = has_mpe ? get_int("max_position_embeddings") : has_mml ? get_int("model_max_length") : 4096;
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    throw Error(fmt::format("[config] {}: hidden_act {}, expected \"silu\"", path, j["hidden_act"].dump()));
+  if (j.value("tie_word_embeddings", false))
+    throw Error(fmt::format("[config] {}: tie_word_embeddings true; Baichuan's lm_head is untied", path));
+  c.validate();
+  return c;
+}
+
+}  // namespace cs

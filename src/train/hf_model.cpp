@@ -1,0 +1,64 @@
+#include "train/hf_model.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/hf_dir.h"
+#include "checkpoint/safetensors.h"
+
+namespace cs {
+
+std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Group& tp,
+                                     int64_t max_batch, int64_t max_seq) {
+  HfWeights hf(dir);
+  ModelConfig cfg = config_from_hf_json(hf.config(), dir + "/config.json");
+  if (max_seq > 0) cfg.max_seq_length = max_seq;
+  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, cfg.max_seq_length);
+  std::vector<ParamRef> wanted;
+  for (const ParamSpec& s : model->params().specs())
+    wanted.push_back({s.name, s.shape, model->params().param(s).f32()});
+  load_named(hf, wanted);
+  return model;
+}
+
+void save_hf_model(const Model& model, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
+  const ModelConfig& c = model.config();
+  nlohmann::ordered_json j;
+  j["architectures"] = {"BaichuanForCausalLM"};
+  j["model_type"] = "baichuan";
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.ffn_hidden_size;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_hidden_layers"] = c.num_layers;
+  j["vocab_size"] = c.vocab_size;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["hidden_act"] = "silu";
+  j["initializer_range"] = c.init_std;
+  j["tie_word_embeddings"] = false;
+  j["torch_dtype"] = "float32";
+  if (c.position == PositionType::Rope) {  // as Baichuan-7B's config reads
+    j["max_position_embeddings"] = c.max_seq_length;
+    j["rope_theta"] = c.rope_base;
+  } else {  // as Baichuan-13B's config reads: no max_position_embeddings
+    j["model_max_length"] = c.max_seq_length;
+  }
+  const std::string tmp = dir + "/config.json.tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump(2) << "\n";
+    if (!f) throw Error(fmt::format("[save] cannot write {}", tmp));
+  }
+  fs::rename(tmp, dir + "/config.json");
+  std::vector<NamedTensor> tensors;
+  for (const ParamSpec& s : model.params().specs()) tensors.push_back({s.name, model.params().param(s)});
+  write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+}
+
+}  // namespace cs

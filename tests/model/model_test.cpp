@@ -1,0 +1,134 @@
+// The whole model against the PyTorch float64 reference of the Hugging Face Baichuan code
+// (tools/reference/make_fixtures.py): logits, loss and every parameter gradient, for a RoPE
+// (7B-style) and an ALiBi (13B-style, 3 heads: not a power of two) tiny config. Plus: full
+// recomputation changes nothing, rows of a batch are independent, bad token ids are errors.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "checkpoint/safetensors.h"
+#include "closeness.h"
+#include "tolerances.h"
+#include "train/hf_model.h"
+
+namespace cs {
+namespace {
+using test::all_close;
+
+const std::string kFixtures = std::string(CS_SOURCE_DIR) + "/tests/fixtures/model/";
+
+std::vector<float> read_all(const SafetensorsFile& f, const std::string& name) {
+  Tensor t = f.tensor(name);
+  std::vector<float> v(size_t(t.numel()));
+  f.read_f32(name, v.data(), t.numel());
+  return v;
+}
+
+std::vector<int32_t> read_ids(const SafetensorsFile& f, const std::string& name) {
+  Tensor t = f.tensor(name);
+  const int32_t* p = static_cast<const int32_t*>(t.data);
+  return {p, p + t.numel()};
+}
+
+class Parity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Parity, LogitsLossAndEveryGradientMatchPyTorch) {
+  const std::string dir = kFixtures + GetParam();
+  SafetensorsFile golden = SafetensorsFile::open(dir + "/golden.safetensors");
+  auto tokens = read_ids(golden, "tokens"), targets = read_ids(golden, "targets");
+  const Shape ts = golden.tensor("tokens").shape;
+  SingleGroup tp;
+  auto model = load_hf_model(dir, cpu_ops(), tp, ts[0], ts[1]);
+  EXPECT_EQ(model->config().position, GetParam() == "alibi" ? PositionType::Alibi : PositionType::Rope);
+  const double loss = model->forward(tokens.data(), targets.data(), ts[0], ts[1]);
+  const auto want_logits = read_all(golden, "logits");
+  EXPECT_TRUE(all_close(model->logits().f32(), want_logits.data(), int64_t(want_logits.size()),
+                        tol::kModelAtol, 0, "logits"));
+  EXPECT_NEAR(loss, read_all(golden, "loss")[0], tol::kModelAtol);
+  model->zero_grad();
+  model->backward();
+  int checked = 0;
+  for (const ParamSpec& s : model->params().specs()) {
+    const auto want = read_all(golden, "grad." + s.name);
+    Tensor got = model->params().grad(s);
+    ASSERT_EQ(int64_t(want.size()), got.numel()) << s.name;
+    // 1e-4 relative, measured against the tensor's largest entry for near-zero elements.
+    EXPECT_TRUE(all_close(got.f32(), want.data(), got.numel(),
+                          tol::kModelGradRtol * test::max_abs(want), tol::kModelGradRtol, s.name));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3 + 7 * model->config().num_layers);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::Values("rope", "alibi"));
+
+ModelConfig small_config(PositionType pos, bool recompute) {
+  ModelConfig c = model_preset("tiny");
+  c.position = pos;
+  c.recompute = recompute;
+  return c;
+}
+
+TEST(Model, FullRecomputationGivesIdenticalGradients) {
+  for (PositionType pos : {PositionType::Rope, PositionType::Alibi}) {
+    SingleGroup tp;
+    Model a(small_config(pos, false), cpu_ops(), tp, 2, 9), b(small_config(pos, true), cpu_ops(), tp, 2, 9);
+    a.params().init(7);
+    b.params().init(7);
+    std::vector<int32_t> tok(18), tgt(18);
+    for (int i = 0; i < 18; ++i) { tok[size_t(i)] = (i * 37) % 101; tgt[size_t(i)] = (i * 11 + 3) % 101; }
+    EXPECT_EQ(a.forward(tok.data(), tgt.data(), 2, 9), b.forward(tok.data(), tgt.data(), 2, 9));
+    a.backward();
+    b.backward();
+    const Tensor ga = a.params().flat_grads(), gb = b.params().flat_grads();
+    EXPECT_EQ(0, std::memcmp(ga.data, gb.data, ga.nbytes()));
+    EXPECT_LT(b.activation_bytes(), a.activation_bytes());
+  }
+}
+
+TEST(Model, BatchRowsAreIndependentAndShorterSequencesReuseThePlan) {
+  SingleGroup tp;
+  Model m(small_config(PositionType::Alibi, false), cpu_ops(), tp, 2, 12);
+  m.params().init(3);
+  std::vector<int32_t> tok = {5, 9, 1, 77, 3, 2, 8, 40, 41, 42, 0, 100, 6, 6};
+  std::vector<int32_t> tgt(tok.begin() + 1, tok.end());
+  tgt.push_back(4);
+  m.forward(tok.data(), tgt.data(), 2, 7);
+  std::vector<float> both(m.losses().f32(), m.losses().f32() + 14);
+  m.forward(tok.data() + 7, tgt.data() + 7, 1, 7);
+  for (int i = 0; i < 7; ++i) EXPECT_NEAR(m.losses().f32()[i], both[size_t(7 + i)], 1e-6);
+  m.forward(tok.data(), tgt.data(), 1, 3);  // a prefix: causal, so the same first 3 losses
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(m.losses().f32()[i], both[size_t(i)], 1e-6);
+}
+
+TEST(Model, TokenOutsideVocabularyIsAClearError) {
+  SingleGroup tp;
+  Model m(small_config(PositionType::Rope, false), cpu_ops(), tp, 1, 4);
+  std::vector<int32_t> tok = {1, 2, 101, 3}, tgt = {2, 3, 4, 5};
+  try {
+    m.forward(tok.data(), tgt.data(), 1, 4);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token id 101 at position 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Model, InitIsDeterministicPerNameAndSeed) {
+  SingleGroup tp;
+  ModelConfig c = small_config(PositionType::Rope, false);
+  Model a(c, cpu_ops(), tp, 1, 1), b(c, cpu_ops(), tp, 1, 1), d(c, cpu_ops(), tp, 1, 1);
+  a.params().init(11);
+  b.params().init(11);
+  d.params().init(12);
+  const Tensor pa = a.params().flat_params(), pb = b.params().flat_params(), pd = d.params().flat_params();
+  EXPECT_EQ(0, std::memcmp(pa.data, pb.data, pa.nbytes()));
+  EXPECT_NE(0, std::memcmp(pa.data, pd.data, pa.nbytes()));
+  const ParamSpec* norm = a.params().find("model.norm.weight");
+  ASSERT_NE(norm, nullptr);
+  EXPECT_EQ(a.params().param(*norm).f32()[0], 1.f);
+}
+
+}  // namespace
+}  // namespace cs
