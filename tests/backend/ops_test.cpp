@@ -2,6 +2,10 @@
 // complex-step derivatives of that reference. Small awkward shapes (odd T, 3 heads, D = 96,
 // vocab 37), inputs swept over scales 2^k.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "backend/cpu/ops.h"
 #include "backend/test_util.h"
@@ -154,5 +158,40 @@ TEST(Alibi, BaichuanSlopesIncludingFortyHeads) {
   EXPECT_NEAR(s40[0], 0.8408964, 1e-7);
 }
 
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+// Large enough to run OpenBLAS's blocked kernels (not the small-matrix path).
+TEST(Matmul, LargeGemmMatchesDoubleLoops) {
+  const int64_t m = 131, n = 257, k = 199;
+  auto a = test::randn(size_t(m * k), 1, 5), b = test::randn(size_t(n * k), 1, 6);
+  auto af = test::to_f32(a), bf = test::to_f32(b);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  Tensor at(af.data(), {m, k}), bt(bf.data(), {n, k}), ct(c.data(), {m, n});
+  cpu_ops().matmul(at, false, bt, true, ct, 1.f, 0.f);
+  std::vector<double> want(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; ++p) acc += a[size_t(i * k + p)] * b[size_t(j * k + p)];
+      want[size_t(i * n + j)] = acc;
+    }
+  EXPECT_TRUE(test::all_close(c, want, 1e-5, 1e-5, "sgemm 131x257x199"));
+}
+
+// The machines set OPENBLAS_CORETYPE=Haswell for old OpenBLAS builds; make bench unsets it. The
+// GEMM must be right both ways: rerun the GEMM tests in a child with each setting.
+TEST(Matmul, RightWithAndWithoutOpenblasCoretype) {
+  if (std::getenv("CS_GEMM_CHILD")) GTEST_SKIP() << "child run";
+  for (const char* env : {"OPENBLAS_CORETYPE=Haswell", "-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"}) {
+    const std::string cmd = std::string("env CS_GEMM_CHILD=1 ") +
+                            (env[0] == '-' ? env : std::string(env)) +
+                            " /proc/" + std::to_string(getpid()) +
+                            "/exe --gtest_filter='Matmul.*' > /dev/null 2>&1";
+    EXPECT_EQ(0, std::system(cmd.c_str())) << cmd;
+  }
+}
 }  // namespace
 }  // namespace cs

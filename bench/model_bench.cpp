@@ -1,0 +1,133 @@
+// make bench, the C++ half: (1) this machine's sgemm peak (the MFU denominator), (2) model
+// forward+backward tokens/s, GFLOP/s and MFU for the small config, (3) the flash attention
+// kernel against the naive one at T = 512, 2048, 4096: time and peak memory (each variant in a
+// forked child so its high-water RSS is its own). Prints a table and one JSON line per figure.
+// Medians of repeated runs; the machine is noisy.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/ops.h"
+#include "core/buffer.h"
+#include "core/philox.h"
+#include "core/timer.h"
+#include "model/flops.h"
+#include "model/model.h"
+
+namespace cs {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double sgemm_peak_gflops() {
+  const int64_t n = 2048;
+  Buffer a(size_t(n * n) * 4), b(size_t(n * n) * 4), c(size_t(n * n) * 4);
+  philox_fill_normal(a.f32(), n * n, 1, 0, 0, 1);
+  philox_fill_normal(b.f32(), n * n, 2, 0, 0, 1);
+  Tensor ta = a.tensor({n, n}), tb = b.tensor({n, n}), tc = c.tensor({n, n});
+  std::vector<double> t;
+  for (int i = 0; i < 6; ++i) {
+    Timer tm;
+    cpu_ops().matmul(ta, false, tb, true, tc, 1, 0);
+    if (i) t.push_back(tm.seconds());
+  }
+  return 2.0 * n * n * n / median(t) / 1e9;
+}
+
+void model_bench(double peak, const std::string& position, int iters) {
+  ModelConfig cfg = model_preset("small");
+  cfg.position = position == "alibi" ? PositionType::Alibi : PositionType::Rope;
+  const int64_t b = 4, t = 512, n = b * t;
+  SingleGroup tp;
+  Model m(cfg, cpu_ops(), tp, b, t);
+  m.params().init(1);
+  std::vector<int32_t> tok(size_t(n)), tgt(size_t(n));
+  for (int64_t i = 0; i < n; ++i) { tok[size_t(i)] = int32_t((i * 7919) % cfg.vocab_size); tgt[size_t(i)] = int32_t((i * 104729 + 1) % cfg.vocab_size); }
+  std::vector<double> times;
+  for (int i = 0; i <= iters; ++i) {
+    Timer tm;
+    m.forward(tok.data(), tgt.data(), b, t);
+    m.backward();
+    if (i) times.push_back(tm.seconds());  // iteration 0 warms up
+  }
+  const double s = median(times), gflops = model_flops(cfg, b, t) / s / 1e9;
+  std::printf("model fwd+bwd  %-5s D=512 L=8 H=8 T=512 B=4 V=32000: %8.1f tokens/s  %7.1f GFLOP/s  MFU %.1f%%  (median of %d, %.3f s/step, activations %.0f MiB, peak RSS %.0f MiB)\n",
+              position.c_str(), double(n) / s, gflops, 100 * gflops / peak, iters, s,
+              double(m.activation_bytes()) / 1048576.0, double(peak_rss_bytes()) / 1048576.0);
+  std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"model\",\"position\":\"%s\",\"tokens_per_s\":%.2f,\"gflops_per_s\":%.2f,\"mfu\":%.4f,\"step_s_median\":%.5f}\n",
+              position.c_str(), double(n) / s, gflops, gflops / peak, s);
+}
+
+// Runs one attention variant (fwd + bwd) in a child; returns {median seconds, peak RSS growth}.
+std::pair<double, double> attention_variant(bool naive, int64_t t_len) {
+  int fd[2];
+  if (pipe(fd) != 0) return {0, 0};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int64_t b = 1, h = 8, hd = 64, n = b * h * t_len * hd;
+    std::vector<float> q(size_t(n)), k(size_t(n)), v(size_t(n)), o(size_t(n)), d(size_t(n)),
+        dq(size_t(n)), dk(size_t(n)), dv(size_t(n)), lse(size_t(b * h * t_len));
+    philox_fill_normal(q.data(), n, 1, 0, 0, 1);
+    philox_fill_normal(k.data(), n, 2, 0, 0, 1);
+    philox_fill_normal(v.data(), n, 3, 0, 0, 1);
+    philox_fill_normal(d.data(), n, 4, 0, 0, 1);
+    const Shape s{b, h, t_len, hd};
+    Tensor qt(q.data(), s), kt(k.data(), s), vt(v.data(), s), ot(o.data(), s), dt(d.data(), s);
+    Tensor dqt(dq.data(), s), dkt(dk.data(), s), dvt(dv.data(), s), lt(lse.data(), {b, h, t_len}), none;
+    const double rss0 = double(peak_rss_bytes());
+    std::vector<double> times;
+    const int reps = t_len >= 4096 ? 2 : 4;
+    for (int i = 0; i < reps; ++i) {
+      Timer tm;
+      if (naive) {
+        cpu::attention_naive_forward(qt, kt, vt, none, ot, lt);
+        cpu::attention_naive_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+      } else {
+        cpu::attention_forward(qt, kt, vt, none, ot, lt);
+        cpu::attention_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+      }
+      times.push_back(tm.seconds());
+    }
+    double out[2] = {median(times), double(peak_rss_bytes()) - rss0};
+    if (write(fd[1], out, sizeof out) != sizeof out) _exit(1);
+    _exit(0);
+  }
+  double out[2] = {0, 0};
+  close(fd[1]);
+  if (read(fd[0], out, sizeof out) != sizeof out) out[0] = out[1] = -1;
+  close(fd[0]);
+  waitpid(pid, nullptr, 0);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+}  // namespace cs
+
+int main(int argc, char** argv) {
+  using namespace cs;
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 5;
+  const double peak = sgemm_peak_gflops();
+  std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);
+  std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"sgemm\",\"gflops_per_s\":%.2f}\n", peak);
+  model_bench(peak, "rope", iters);
+  model_bench(peak, "alibi", iters);
+  for (int64_t t : {512, 2048, 4096}) {
+    auto [fs, fm] = attention_variant(false, t);
+    auto [ns, nm] = attention_variant(true, t);
+    std::printf("attention fwd+bwd B=1 H=8 Hd=64 T=%-5lld flash %8.1f ms %7.1f MiB | naive %8.1f ms %7.1f MiB | speed-up %.2fx\n",
+                (long long)t, fs * 1e3, fm / 1048576.0, ns * 1e3, nm / 1048576.0, ns / fs);
+    std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"attention\",\"T\":%lld,\"flash_ms\":%.2f,\"flash_peak_mib\":%.1f,\"naive_ms\":%.2f,\"naive_peak_mib\":%.1f}\n",
+                (long long)t, fs * 1e3, fm / 1048576.0, ns * 1e3, nm / 1048576.0);
+  }
+  return 0;
+}
