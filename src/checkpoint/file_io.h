@@ -1,0 +1,64 @@
+// File I/O for the checkpoint formats: a read-only memory map, and a file written beside its final
+// name (PATH.tmp), fsynced and renamed into place so a reader never sees a partial file.
+// POSIX only; not a general VFS. Errors are cs::Error tagged with the caller's component.
+// (Candidates for src/core once a second package needs them; src/data keeps its own copy.)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cs::ckpt {
+
+// A whole file mapped read-only (MAP_PRIVATE). Movable, unmapped in the destructor.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Maps PATH; throws cs::Error "[COMPONENT] PATH: cannot open: <reason>" on failure.
+  // An empty file maps to data() == nullptr, size() == 0.
+  static MappedFile open(const std::string& path, const char* component);
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  void reset();
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Writes PATH.tmp through a buffer; commit() flushes, fsyncs, renames it to PATH and fsyncs the
+// directory. Destroyed without commit() (an exception on the way), it removes PATH.tmp.
+class AtomicFile {
+ public:
+  AtomicFile(std::string path, const char* component);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Appends N bytes; throws cs::Error naming the file on an I/O failure (disk full, ...).
+  void write(const void* p, size_t n);
+  // Bytes written so far.
+  uint64_t offset() const { return offset_; }
+  // Makes the file visible under its final name. Call once.
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  void flush();
+  [[noreturn]] void fail(const std::string& what) const;
+  std::string path_, tmp_;
+  const char* component_;
+  int fd_ = -1;
+  std::vector<uint8_t> buf_;
+  uint64_t offset_ = 0;
+};
+
+}  // namespace cs::ckpt
