@@ -51,7 +51,7 @@ void model_bench(double peak, const std::string& position, int iters) {
   SingleGroup tp;
   Model m(cfg, cpu_ops(), tp, b, t);
   m.params().init(1);
-  std::vector<int32_t> tok(size_t(n)), tgt(size_t(n));
+  std::vector<int32_t> tok(static_cast<size_t>(n)), tgt(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) { tok[size_t(i)] = int32_t((i * 7919) % cfg.vocab_size); tgt[size_t(i)] = int32_t((i * 104729 + 1) % cfg.vocab_size); }
   std::vector<double> times;
   for (int i = 0; i <= iters; ++i) {
@@ -75,8 +75,8 @@ std::pair<double, double> attention_variant(bool naive, int64_t t_len) {
   const pid_t pid = fork();
   if (pid == 0) {
     const int64_t b = 1, h = 8, hd = 64, n = b * h * t_len * hd;
-    std::vector<float> q(size_t(n)), k(size_t(n)), v(size_t(n)), o(size_t(n)), d(size_t(n)),
-        dq(size_t(n)), dk(size_t(n)), dv(size_t(n)), lse(size_t(b * h * t_len));
+    std::vector<float> q(static_cast<size_t>(n)), k(static_cast<size_t>(n)), v(static_cast<size_t>(n)), o(static_cast<size_t>(n)), d(static_cast<size_t>(n)),
+        dq(static_cast<size_t>(n)), dk(static_cast<size_t>(n)), dv(static_cast<size_t>(n)), lse(size_t(b * h * t_len));
     philox_fill_normal(q.data(), n, 1, 0, 0, 1);
     philox_fill_normal(k.data(), n, 2, 0, 0, 1);
     philox_fill_normal(v.data(), n, 3, 0, 0, 1);

@@ -2,11 +2,25 @@
 
 #include <fmt/core.h>
 
+#include <cctype>
+
 #include "core/error.h"
 
 namespace cs::cli {
 
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
+  // Unknown flags first: CLI11 would report a missing required flag before an unexpected one,
+  // and the flag the user mistyped is the more useful message.
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.size() < 2 || a[0] != '-' || a == "--") continue;
+    if (a.find('=') != std::string::npos) a = a.substr(0, a.find('='));
+    if (a == "-h" || a == "--help") continue;
+    if (a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.')) continue;  // -1
+    if (!app.get_option_no_throw(a))
+      throw UsageError(fmt::format("unknown flag {}. Hint: chuanspeed {} --help lists the flags", a,
+                                   app.get_name()));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

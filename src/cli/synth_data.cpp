@@ -31,7 +31,7 @@ int synth_data_main(int argc, char** argv) {
   for (int64_t d = 0; d < docs; ++d) {
     const PhiloxBlock r = philox4x32(key, uint64_t(d));
     const int64_t len = 8 + int64_t(r[0] % 89), start = r[1] % vocab, stride = 1 + r[2] % 7;
-    ids.resize(size_t(len));
+    ids.resize(static_cast<size_t>(len));
     for (int64_t i = 0; i < len; ++i) ids[size_t(i)] = int32_t((start + i * stride) % vocab);
     w.add_item(ids.data(), len);
     w.end_document();

@@ -181,15 +181,18 @@ TEST(Matmul, LargeGemmMatchesDoubleLoops) {
   EXPECT_TRUE(test::all_close(c, want, 1e-5, 1e-5, "sgemm 131x257x199"));
 }
 
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
 // The machines set OPENBLAS_CORETYPE=Haswell for old OpenBLAS builds; make bench unsets it. The
 // GEMM must be right both ways: rerun the GEMM tests in a child with each setting.
 TEST(Matmul, RightWithAndWithoutOpenblasCoretype) {
   if (std::getenv("CS_GEMM_CHILD")) GTEST_SKIP() << "child run";
   for (const char* env : {"OPENBLAS_CORETYPE=Haswell", "-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"}) {
-    const std::string cmd = std::string("env CS_GEMM_CHILD=1 ") +
-                            (env[0] == '-' ? env : std::string(env)) +
-                            " /proc/" + std::to_string(getpid()) +
-                            "/exe --gtest_filter='Matmul.*' > /dev/null 2>&1";
+    const std::string cmd = std::string("env ") + env + " CS_GEMM_CHILD=1 " + self_exe() + " --gtest_filter='Matmul.*' > /dev/null 2>&1";
     EXPECT_EQ(0, std::system(cmd.c_str())) << cmd;
   }
 }

@@ -132,3 +132,20 @@ TEST(Model, InitIsDeterministicPerNameAndSeed) {
 
 }  // namespace
 }  // namespace cs
+
+#include "model/flops.h"
+namespace cs {
+namespace {
+// Megatron's published count for GPT (two D x 4D MLP matrices): 72 B s L h^2 (1 + s/6h + V/12hL).
+// Ours has three D x F MLP matrices (SwiGLU): 6 D F = 24 D^2 per token-layer when F = 4D,
+// i.e. 3 D F = 12 D^2 instead of GPT's 8 D^2; the difference is added explicitly.
+TEST(Flops, EqualsMegatronsFormulaForAGptShapedConfig) {
+  ModelConfig c = model_preset("tiny");
+  c.hidden_size = 1024; c.ffn_hidden_size = 4096; c.num_layers = 24; c.vocab_size = 50304;
+  const double b = 8, s = 2048, h = 1024, l = 24, v = 50304, f = 4096;
+  const double megatron = 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * h * l));
+  const double swiglu_extra = 3 * 2 * b * s * l * (3 * h * f - 8 * h * h);
+  EXPECT_NEAR(model_flops(c, 8, 2048), megatron + swiglu_extra, 1e-9 * megatron);
+}
+}  // namespace
+}  // namespace cs

@@ -1,0 +1,132 @@
+// Bad input through the real binary: each case gives exactly one clear line on stderr naming the
+// file, flag, tensor or value, and a non-zero exit status (2 for usage errors) -- never a crash.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "cli/run_util.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+using test::run_binary;
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/cs_bad_input_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_EQ(0, run_binary("init --model tiny --save " + dir_ + "/model").status);
+    ASSERT_EQ(0, run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 5").status);
+  }
+  // Expects a failure with `status`, one stderr line containing `needle`.
+  void expect_error(const std::string& args, int status, const std::string& needle) {
+    auto r = run_binary(args);
+    EXPECT_EQ(r.status, status) << args << "\n" << r.err;
+    // Exactly one error line, and it is the last thing printed (info lines may precede it).
+    EXPECT_EQ(test::count_matching_lines(r.err, "error:"), 1) << r.err;
+    std::string last = r.err.substr(0, r.err.find_last_not_of('\n') + 1);
+    last = last.substr(last.find_last_of('\n') + 1);
+    EXPECT_NE(last.find("error:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err << "\nwanted: " << needle;
+  }
+  std::string eval_args(const std::string& model, const std::string& data) {
+    return "eval --load " + model + " --data-path " + data + " --seq-length 8";
+  }
+  std::string dir_;
+};
+
+TEST_F(BadInput, GoodInputRunsFirst) {
+  auto r = run_binary(eval_args(dir_ + "/model", dir_ + "/data"));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("eval summary: documents 5"), std::string::npos) << r.out;
+}
+
+TEST_F(BadInput, UnknownFlag) { expect_error("eval --bogus-flag 3", 2, "--bogus-flag"); }
+TEST_F(BadInput, UnknownCommand) { expect_error("frobnicate", 2, "frobnicate"); }
+TEST_F(BadInput, MissingRequiredFlag) { expect_error("eval --load x", 2, "--data-path"); }
+TEST_F(BadInput, BadFlagValue) {
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data") + " --micro-batch-size 0", 2, "--micro-batch-size");
+}
+
+TEST_F(BadInput, MissingDatasetFile) {
+  expect_error(eval_args(dir_ + "/model", dir_ + "/nope"), 1, dir_ + "/nope.idx");
+}
+
+TEST_F(BadInput, MissingModelDirectory) {
+  expect_error(eval_args(dir_ + "/no_model", dir_ + "/data"), 1, dir_ + "/no_model");
+}
+
+TEST_F(BadInput, WrongMagicIdx) {
+  std::fstream f(dir_ + "/data.idx", std::ios::in | std::ios::out | std::ios::binary);
+  f.write("XXIDIDX", 7);
+  f.close();
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "data.idx");
+}
+
+TEST_F(BadInput, TruncatedIdx) {
+  fs::resize_file(dir_ + "/data.idx", fs::file_size(dir_ + "/data.idx") - 9);
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "data.idx");
+}
+
+TEST_F(BadInput, TruncatedBin) {
+  fs::resize_file(dir_ + "/data.bin", fs::file_size(dir_ + "/data.bin") / 2);
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "data.bin");
+}
+
+TEST_F(BadInput, WeightOfTheWrongShape) {
+  // Rewrite the model with one tensor transposed.
+  const std::string st = dir_ + "/model/model.safetensors";
+  std::vector<std::vector<float>> keep;
+  std::vector<NamedTensor> ts;
+  {
+    SafetensorsFile f = SafetensorsFile::open(st);
+    for (const auto& name : f.names()) {
+      Tensor t = f.tensor(name);
+      keep.emplace_back(size_t(t.numel()));
+      f.read_f32(name, keep.back().data(), t.numel());
+      Shape s = t.shape;
+      if (name == "model.layers.1.mlp.down_proj.weight") std::swap(s.dims[0], s.dims[1]);
+      ts.push_back({name, Tensor(keep.back().data(), s)});
+    }
+  }
+  write_safetensors(st, ts, {});
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "model.layers.1.mlp.down_proj.weight");
+}
+
+TEST_F(BadInput, MissingWeight) {
+  const std::string st = dir_ + "/model/model.safetensors";
+  std::vector<std::vector<float>> keep;
+  std::vector<NamedTensor> ts;
+  {
+    SafetensorsFile f = SafetensorsFile::open(st);
+    for (const auto& name : f.names()) {
+      if (name == "model.norm.weight") continue;
+      Tensor t = f.tensor(name);
+      keep.emplace_back(size_t(t.numel()));
+      f.read_f32(name, keep.back().data(), t.numel());
+      ts.push_back({name, Tensor(keep.back().data(), t.shape)});
+    }
+  }
+  write_safetensors(st, ts, {});
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "model.norm.weight");
+}
+
+TEST_F(BadInput, TokenIdBeyondTheVocabulary) {
+  // A dataset made for a 1000-token vocabulary against a 101-token model.
+  ASSERT_EQ(0, run_binary("synth-data --output-prefix " + dir_ + "/big --vocab-size 1000 --num-docs 5").status);
+  expect_error(eval_args(dir_ + "/model", dir_ + "/big"), 1, "outside the vocabulary [0, 101)");
+}
+
+TEST_F(BadInput, CorruptConfig) {
+  std::ofstream(dir_ + "/model/config.json") << "{\"hidden_size\": 48,";
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "config.json");
+}
+
+}  // namespace
+}  // namespace cs
