@@ -3,10 +3,6 @@
 // kernel against the naive one at T = 512, 2048, 4096: time and peak memory (each variant in a
 // forked child so its high-water RSS is its own). Prints a table and one JSON line per figure.
 // Medians of repeated runs; the machine is noisy.
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -68,46 +64,43 @@ void model_bench(double peak, const std::string& position, int iters) {
               position.c_str(), double(n) / s, gflops, gflops / peak, s);
 }
 
-// Runs one attention variant (fwd + bwd) in a child; returns {median seconds, peak RSS growth}.
-std::pair<double, double> attention_variant(bool naive, int64_t t_len) {
-  int fd[2];
-  if (pipe(fd) != 0) return {0, 0};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int64_t b = 1, h = 8, hd = 64, n = b * h * t_len * hd;
-    std::vector<float> q(static_cast<size_t>(n)), k(static_cast<size_t>(n)), v(static_cast<size_t>(n)), o(static_cast<size_t>(n)), d(static_cast<size_t>(n)),
-        dq(static_cast<size_t>(n)), dk(static_cast<size_t>(n)), dv(static_cast<size_t>(n)), lse(size_t(b * h * t_len));
-    philox_fill_normal(q.data(), n, 1, 0, 0, 1);
-    philox_fill_normal(k.data(), n, 2, 0, 0, 1);
-    philox_fill_normal(v.data(), n, 3, 0, 0, 1);
-    philox_fill_normal(d.data(), n, 4, 0, 0, 1);
-    const Shape s{b, h, t_len, hd};
-    Tensor qt(q.data(), s), kt(k.data(), s), vt(v.data(), s), ot(o.data(), s), dt(d.data(), s);
-    Tensor dqt(dq.data(), s), dkt(dk.data(), s), dvt(dv.data(), s), lt(lse.data(), {b, h, t_len}), none;
-    const double rss0 = double(peak_rss_bytes());
-    std::vector<double> times;
-    const int reps = t_len >= 4096 ? 2 : 4;
-    for (int i = 0; i < reps; ++i) {
-      Timer tm;
-      if (naive) {
-        cpu::attention_naive_forward(qt, kt, vt, none, ot, lt);
-        cpu::attention_naive_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
-      } else {
-        cpu::attention_forward(qt, kt, vt, none, ot, lt);
-        cpu::attention_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
-      }
-      times.push_back(tm.seconds());
+// Runs one attention variant (fwd + bwd) in this process; prints "seconds peak_rss_growth".
+// main() runs it in a fresh child process (exec, not fork: libgomp's pool does not survive fork),
+// so each variant's high-water RSS is its own.
+int attention_child(bool naive, int64_t t_len) {
+  const int64_t b = 1, h = 8, hd = 64, n = b * h * t_len * hd;
+  const double rss0 = double(peak_rss_bytes());
+  Buffer buf(size_t(8 * n + b * h * t_len) * 4);
+  float* p = buf.f32();
+  for (int i = 0; i < 4; ++i) philox_fill_normal(p + i * n, n, uint64_t(i + 1), 0, 0, 1);
+  const Shape s{b, h, t_len, hd};
+  Tensor qt(p, s), kt(p + n, s), vt(p + 2 * n, s), dt(p + 3 * n, s), ot(p + 4 * n, s);
+  Tensor dqt(p + 5 * n, s), dkt(p + 6 * n, s), dvt(p + 7 * n, s), lt(p + 8 * n, {b, h, t_len}), none(nullptr, {0});
+  std::vector<double> times;
+  const int reps = naive && t_len >= 2048 ? 1 : 3;
+  for (int i = 0; i < reps; ++i) {
+    Timer tm;
+    if (naive) {
+      cpu::attention_naive_forward(qt, kt, vt, none, ot, lt);
+      cpu::attention_naive_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+    } else {
+      cpu::attention_forward(qt, kt, vt, none, ot, lt);
+      cpu::attention_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
     }
-    double out[2] = {median(times), double(peak_rss_bytes()) - rss0};
-    if (write(fd[1], out, sizeof out) != sizeof out) _exit(1);
-    _exit(0);
+    times.push_back(tm.seconds());
   }
-  double out[2] = {0, 0};
-  close(fd[1]);
-  if (read(fd[0], out, sizeof out) != sizeof out) out[0] = out[1] = -1;
-  close(fd[0]);
-  waitpid(pid, nullptr, 0);
-  return {out[0], out[1]};
+  std::printf("%.6f %.0f\n", median(times), double(peak_rss_bytes()) - rss0);
+  return 0;
+}
+
+std::pair<double, double> attention_variant(const char* self, bool naive, int64_t t_len) {
+  const std::string cmd = std::string(self) + " --attention-child " + (naive ? "naive " : "flash ") +
+                          std::to_string(t_len);
+  FILE* f = popen(cmd.c_str(), "r");
+  double sec = -1, mem = -1;
+  if (!f || std::fscanf(f, "%lf %lf", &sec, &mem) != 2) sec = mem = -1;
+  if (f) pclose(f);
+  return {sec, mem};
 }
 
 }  // namespace
@@ -115,15 +108,18 @@ std::pair<double, double> attention_variant(bool naive, int64_t t_len) {
 
 int main(int argc, char** argv) {
   using namespace cs;
+  if (argc == 4 && std::string(argv[1]) == "--attention-child")
+    return attention_child(std::string(argv[2]) == "naive", std::atoll(argv[3]));
   const int iters = argc > 1 ? std::atoi(argv[1]) : 5;
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures appear as they are measured
   const double peak = sgemm_peak_gflops();
   std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);
   std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"sgemm\",\"gflops_per_s\":%.2f}\n", peak);
   model_bench(peak, "rope", iters);
   model_bench(peak, "alibi", iters);
   for (int64_t t : {512, 2048, 4096}) {
-    auto [fs, fm] = attention_variant(false, t);
-    auto [ns, nm] = attention_variant(true, t);
+    auto [fs, fm] = attention_variant(argv[0], false, t);
+    auto [ns, nm] = attention_variant(argv[0], true, t);
     std::printf("attention fwd+bwd B=1 H=8 Hd=64 T=%-5lld flash %8.1f ms %7.1f MiB | naive %8.1f ms %7.1f MiB | speed-up %.2fx\n",
                 (long long)t, fs * 1e3, fm / 1048576.0, ns * 1e3, nm / 1048576.0, ns / fs);
     std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"attention\",\"T\":%lld,\"flash_ms\":%.2f,\"flash_peak_mib\":%.1f,\"naive_ms\":%.2f,\"naive_peak_mib\":%.1f}\n",

@@ -21,7 +21,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 ours = {r["position"]: r for r in rows if r.get("bench") == "model"}
 for r in rows:
     if r.get("impl") == "pytorch":
-        pos = r.get("position", "rope")
+        pos = r.get("position") or r.get("config", {}).get("position", "rope")
         o = ours.get(pos)
         if o:
             print(f"ratio chuanspeed / pytorch ({pos}): {o['tokens_per_s'] / r['tokens_per_s']:.2f}x tokens/s "

@@ -1,6 +1,7 @@
 // The reference attention: one head at a time, the full (T, T) score matrix materialised, softmax,
 // then products. Kept for tests and as the benchmark baseline of the flash kernel; not in the op
 // table. Same contract as attention_forward / attention_backward.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -39,11 +40,13 @@ void attention_naive_forward(const Tensor& q, const Tensor& k, const Tensor& v,
     const int64_t off = bh * t_len * hd;
     const float slope = slopes.numel() ? slopes.f32()[bh % q.size(1)] : 0.f;
     probs(q.f32() + off, k.f32() + off, t_len, hd, slope, p.data(), lse.f32() + bh * t_len);
+    float* oh = o.f32() + off;
+    const float* vh = v.f32() + off;
+    std::fill(oh, oh + t_len * hd, 0.f);
     for (int64_t i = 0; i < t_len; ++i)
-      for (int64_t d = 0; d < hd; ++d) {
-        float acc = 0.f;
-        for (int64_t j = 0; j <= i; ++j) acc += p[size_t(i * t_len + j)] * v.f32()[off + j * hd + d];
-        o.f32()[off + i * hd + d] = acc;
+      for (int64_t j = 0; j <= i; ++j) {
+        const float pij = p[size_t(i * t_len + j)];
+        for (int64_t d = 0; d < hd; ++d) oh[i * hd + d] += pij * vh[j * hd + d];
       }
   }
 }
@@ -73,17 +76,18 @@ void attention_naive_backward(const Tensor& q, const Tensor& k, const Tensor& v,
       for (int64_t j = 0; j <= i; ++j)
         ds[size_t(i * t_len + j)] = p[size_t(i * t_len + j)] * (ds[size_t(i * t_len + j)] - row);
     }
-    for (int64_t x = 0; x < t_len; ++x)
-      for (int64_t d = 0; d < hd; ++d) {
-        float gq = 0.f, gk = 0.f, gv = 0.f;
-        for (int64_t j = 0; j <= x; ++j) gq += ds[size_t(x * t_len + j)] * kh[j * hd + d];
-        for (int64_t i = x; i < t_len; ++i) {
-          gk += ds[size_t(i * t_len + x)] * qh[i * hd + d];
-          gv += p[size_t(i * t_len + x)] * doh[i * hd + d];
+    float *dqh = dq.f32() + off, *dkh = dk.f32() + off, *dvh = dv.f32() + off;
+    std::fill(dqh, dqh + t_len * hd, 0.f);
+    std::fill(dkh, dkh + t_len * hd, 0.f);
+    std::fill(dvh, dvh + t_len * hd, 0.f);
+    for (int64_t i = 0; i < t_len; ++i)
+      for (int64_t j = 0; j <= i; ++j) {
+        const float g = ds[size_t(i * t_len + j)] * scale, pij = p[size_t(i * t_len + j)];
+        for (int64_t d = 0; d < hd; ++d) {
+          dqh[i * hd + d] += g * kh[j * hd + d];
+          dkh[j * hd + d] += g * qh[i * hd + d];
+          dvh[j * hd + d] += pij * doh[i * hd + d];
         }
-        dq.f32()[off + x * hd + d] = gq * scale;
-        dk.f32()[off + x * hd + d] = gk * scale;
-        dv.f32()[off + x * hd + d] = gv;
       }
   }
 }
