@@ -68,6 +68,17 @@ struct Ops {
   void (*zero)(Tensor& x);
   // Sum of all elements, accumulated in double.
   double (*sum)(const Tensor& x);
+  // Sum of squares of all elements, accumulated in double (gradient norms; inf/nan propagate).
+  double (*sum_squares)(const Tensor& x);
+  // x *= alpha.
+  void (*scale)(Tensor& x, float alpha);
+
+  // One AdamW step (Loshchilov & Hutter 2019) on a flat range, exactly as torch.optim.AdamW:
+  //   p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+  //   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+  // p, g, m, v: same shape, fp32; step >= 1.
+  void (*adamw_update)(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, int64_t step);
 };
 
 // The CPU backend's table.

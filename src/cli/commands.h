@@ -7,5 +7,6 @@ namespace cs::cli {
 int eval_main(int argc, char** argv);
 int init_main(int argc, char** argv);
 int synth_data_main(int argc, char** argv);
+int train_main(int argc, char** argv);
 
 }  // namespace cs::cli

@@ -11,6 +11,7 @@ namespace {
 const char* kUsage =
     "usage: chuanspeed <command> [flags]   (chuanspeed <command> --help for its flags)\n"
     "commands:\n"
+    "  train        pretrain or fine-tune with Megatron's flags (one process for now)\n"
     "  eval         score each document of a Megatron dataset with a model (loss, perplexity)\n"
     "  init         write a freshly initialised model as a Hugging Face directory\n"
     "  synth-data   write a synthetic Megatron .bin/.idx dataset (tests and the demo)\n";
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (cmd == "train") return cs::cli::train_main(argc - 1, argv + 1);
     if (cmd == "eval") return cs::cli::eval_main(argc - 1, argv + 1);
     if (cmd == "init") return cs::cli::init_main(argc - 1, argv + 1);
     if (cmd == "synth-data") return cs::cli::synth_data_main(argc - 1, argv + 1);

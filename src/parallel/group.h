@@ -17,6 +17,8 @@ class Group {
   virtual std::string name() const = 0;
   // In place: data[i] = sum over ranks of data[i].
   virtual void all_reduce_sum(float* data, int64_t count) = 0;
+  // The same in double (norms, loss sums: reductions whose precision matters).
+  virtual void all_reduce_sum(double* data, int64_t count) = 0;
   // out (size * count) = concatenation of every rank's in (count), in rank order.
   virtual void all_gather(const float* in, float* out, int64_t count) = 0;
   // out (count) = this rank's count-sized chunk of the sum of every rank's in (size * count).
@@ -34,6 +36,7 @@ class SingleGroup final : public Group {
   int size() const override { return 1; }
   std::string name() const override { return name_; }
   void all_reduce_sum(float*, int64_t) override {}
+  void all_reduce_sum(double*, int64_t) override {}
   void all_gather(const float* in, float* out, int64_t count) override;
   void reduce_scatter_sum(const float* in, float* out, int64_t count) override;
   void broadcast(float*, int64_t, int) override {}

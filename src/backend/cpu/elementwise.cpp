@@ -1,4 +1,4 @@
-// Elementwise helpers the model needs between layers: residual add, copy, zero, sum.
+// Elementwise helpers and reductions: residual add, copy, zero, scale, sum, sum of squares.
 #include <cstring>
 
 #include "backend/cpu/ops.h"
@@ -26,6 +26,24 @@ double sum(const Tensor& x) {
   const float* p = x.f32();
   for (int64_t i = 0; i < x.numel(); ++i) s += p[i];
   return s;
+}
+
+double sum_squares(const Tensor& x) {
+  // Fixed static partition and a sum of the partials in thread order: deterministic for a given
+  // thread count.
+  const int64_t n = x.numel();
+  const float* p = x.f32();
+  double s = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += double(p[i]) * double(p[i]);
+  return s;
+}
+
+void scale(Tensor& x, float alpha) {
+  const int64_t n = x.numel();
+  float* p = x.f32();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] *= alpha;
 }
 
 }  // namespace cs::cpu

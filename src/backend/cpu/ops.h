@@ -35,5 +35,9 @@ void add_inplace(Tensor& y, const Tensor& x);
 void copy(const Tensor& x, Tensor& y);
 void zero(Tensor& x);
 double sum(const Tensor& x);
+double sum_squares(const Tensor& x);
+void scale(Tensor& x, float alpha);
+void adamw_update(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, int64_t step);
 
 }  // namespace cs::cpu

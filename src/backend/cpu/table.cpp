@@ -24,6 +24,9 @@ const Ops& cpu_ops() {
       cpu::copy,
       cpu::zero,
       cpu::sum,
+      cpu::sum_squares,
+      cpu::scale,
+      cpu::adamw_update,
   };
   return ops;
 }

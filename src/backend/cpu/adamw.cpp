@@ -1,0 +1,32 @@
+// AdamW on a flat fp32 range, operation for operation as torch.optim.AdamW (foreach=False):
+// decoupled weight decay first, then the moment updates, then the bias-corrected step.
+// p, g, m, v: same shape.
+#include <cmath>
+
+#include "backend/cpu/ops.h"
+
+namespace cs::cpu {
+
+void adamw_update(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, int64_t step) {
+  CS_CHECK(p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && step >= 1);
+  const int64_t n = p.numel();
+  // Scalars as PyTorch forms them: in double (Python floats), rounded to fp32 by the kernel.
+  const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+  const float step_size = float(lr / bc1), bc2_sqrt = float(std::sqrt(bc2));
+  const float decay = float(1.0 - lr * weight_decay), b1 = float(beta1), b2 = float(beta2);
+  const float omb1 = float(1.0 - beta1), omb2 = float(1.0 - beta2), epsf = float(eps);
+  float *pp = p.f32(), *mp = m.f32(), *vp = v.f32();
+  const float* gp = g.f32();
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = gp[i];
+    pp[i] *= decay;
+    mp[i] = mp[i] * b1 + gi * omb1;
+    vp[i] = vp[i] * b2 + omb2 * gi * gi;
+    const float denom = std::sqrt(vp[i]) / bc2_sqrt + epsf;
+    pp[i] = pp[i] + (-step_size) * (mp[i] / denom);
+  }
+}
+
+}  // namespace cs::cpu

@@ -1,0 +1,68 @@
+// chuanspeed train [Megatron/AscendSpeed flags]: the single-process trainer. Flag names and
+// defaults are Megatron's, so launch scripts run with `python pretrain_baichuan.py` replaced by
+// `chuanspeed train`. Flags that are accepted but not used yet are listed once at start-up;
+// unknown flags are errors.
+#include <fmt/core.h>
+
+#include <cmath>
+#include <map>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "cli/parse.h"
+#include "cli/train_flags.h"
+#include "core/log.h"
+#include "data/tokenizer.h"
+#include "train/hf_model.h"
+#include "train/trainer.h"
+
+namespace cs::cli {
+
+int train_main(int argc, char** argv) {
+  CLI::App app("Pretrain or fine-tune a Baichuan model (Megatron flags)", "train");
+  TrainFlags f;
+  f.add_to(app);
+  int code = 0;
+  if (!parse(app, argc, argv, code)) return code;
+  f.check_parallel();
+  for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
+
+  // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it.
+  std::optional<int64_t> vocab = f.model.vocab_size;
+  if (f.tokenizer) {
+    Tokenizer tok(*f.tokenizer);
+    vocab = tok.vocab_size();
+    log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
+  }
+  SingleGroup world("world"), tp("tp");
+  std::unique_ptr<Model> model;
+  const int64_t seq = f.model.seq_length.value_or(0);
+  if (f.load) {
+    model = load_hf_model(*f.load, cpu_ops(), tp, f.micro_batch, std::max<int64_t>(seq, 0));
+    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
+      throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
+                              "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,
+                              model->config().vocab_size));
+  } else {
+    ModelFlags mf = f.model;
+    if (vocab) mf.vocab_size = vocab;
+    if (!mf.vocab_size && mf.model == "tiny")
+      throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
+    ModelConfig cfg = mf.resolve();
+    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, cfg.max_seq_length);
+    model->params().init(f.seed);
+  }
+  TrainArgs a = f.train_args(model->config());
+  log_info("[train] model: {}", model->config().summary());
+  log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {})", a.train_iters,
+           a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch);
+  TrainResult r = train(*model, a, cpu_ops(), world);
+  if (r.stopped_on_nan) return 1;
+  if (f.save) {
+    save_hf_model(*model, *f.save + "/hf");
+    log_info("[train] weights -> {}/hf (Hugging Face format; native checkpoints arrive with issue 5)", *f.save);
+  }
+  return 0;
+}
+
+}  // namespace cs::cli

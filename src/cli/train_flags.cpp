@@ -1,0 +1,114 @@
+#include "cli/train_flags.h"
+
+#include <fmt/core.h>
+
+#include "core/error.h"
+
+namespace cs::cli {
+
+void TrainFlags::add_to(CLI::App& app) {
+  model.add_to(app);
+  app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(CLI::PositiveNumber);
+  app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
+  app.add_option("--train-iters", train_iters, "optimizer steps")->required();
+  app.add_option("--data-path", data_path, "dataset prefix(es): PREFIX[.bin/.idx]")->required();
+  app.add_option("--load", load, "Hugging Face model directory to start from");
+  app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
+  app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");
+  app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
+  app.add_option("--seed", seed, "random seed (init and data)");
+  app.add_option("--log-interval", log_interval, "iterations per log line")->check(CLI::PositiveNumber);
+  app.add_option("--exit-on-nan", exit_on_nan, "stop after N non-finite iterations in a row");
+  app.add_option("--lr", lr, "peak learning rate")->required();
+  app.add_option("--min-lr", min_lr, "learning rate at the end of the decay");
+  app.add_option("--lr-decay-style", lr_decay_style, "constant, linear or cosine")
+      ->check(CLI::IsMember({"constant", "linear", "cosine"}));
+  app.add_option("--lr-decay-iters", lr_decay_iters, "decay length (default --train-iters)");
+  app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
+  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay iterations");
+  app.add_option("--weight-decay", weight_decay, "decoupled weight decay (not on norms)");
+  app.add_option("--clip-grad", clip_grad, "clip gradients to this global norm (0: off)");
+  app.add_option("--adam-beta1", adam_beta1, "Adam beta1");
+  app.add_option("--adam-beta2", adam_beta2, "Adam beta2");
+  app.add_option("--adam-eps", adam_eps, "Adam epsilon");
+  app.add_option("--initial-loss-scale", initial_loss_scale, "fp16 dynamic loss scale: start");
+  app.add_option("--min-loss-scale", min_loss_scale, "fp16 dynamic loss scale: floor");
+  app.add_option("--loss-scale-window", loss_scale_window, "clean steps before the scale doubles");
+  app.add_option("--hysteresis", hysteresis, "overflows before the scale halves");
+  app.add_flag("--fp16", fp16, "fp16 mixed precision (CPU: the fp32 path with dynamic loss scaling)");
+  app.add_flag("--bf16", bf16, "bf16 mixed precision (CPU: the fp32 path)");
+  app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
+  app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
+
+  // Accepted, not used yet: (flag, takes a value, reason).
+  const std::vector<std::tuple<std::string, bool, std::string>> later = {
+      {"--save-interval", true, "checkpoints arrive with issue 5; weights are written at the end"},
+      {"--eval-interval", true, "validation arrives with the data-pipeline issue"},
+      {"--eval-iters", true, "validation arrives with the data-pipeline issue"},
+      {"--split", true, "train/valid/test splits arrive with the data-pipeline issue"},
+      {"--data-impl", true, "the mmap (MMIDIDX) format is the only one"},
+      {"--tokenizer-type", true, "SentencePiece is the only tokenizer"},
+      {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
+      {"--DDP-impl", true, "one process: no data parallelism yet"},
+      {"--distributed-backend", true, "one process: no communication yet"},
+      {"--sequence-parallel", false, "needs tensor parallelism (a later issue)"},
+      {"--use-distributed-optimizer", false, "needs data parallelism (a later issue)"},
+  };
+  for (const auto& [flag, value, reason] : later) {
+    ignored_.push_back({flag, reason});
+    if (value)
+      app.add_option(flag, sink_, reason)->expected(0, 1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    else
+      app.add_flag(flag, reason);
+  }
+}
+
+void TrainFlags::check_parallel() const {
+  if (tp != 1)
+    throw UsageError(fmt::format("--tensor-model-parallel-size {}: only 1 is supported until the "
+                                 "parallelism issue lands", tp));
+  if (pp != 1)
+    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: only 1 is supported until the "
+                                 "parallelism issue lands", pp));
+}
+
+std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
+  std::vector<std::string> notes;
+  for (const Ignored& ig : ignored_)
+    if (app.count(ig.flag) > 0) notes.push_back(fmt::format("accepted but not used yet: {} ({})", ig.flag, ig.reason));
+  if (fp16 || bf16)
+    notes.push_back(fmt::format("{}: on CPU this selects the fp32 path{}", fp16 ? "--fp16" : "--bf16",
+                                fp16 ? " with dynamic loss scaling" : ""));
+  return notes;
+}
+
+TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
+  TrainArgs a;
+  a.micro_batch = micro_batch;
+  a.global_batch = global_batch.value_or(micro_batch);
+  a.train_iters = train_iters;
+  a.seq_length = model.seq_length.value_or(c.max_seq_length);
+  a.data_path = data_path;
+  a.metrics_dir = log_dir ? *log_dir : save.value_or("");
+  a.lr.max_lr = *lr;
+  a.lr.min_lr = min_lr;
+  a.lr.style = parse_lr_decay(lr_decay_style);
+  a.lr.decay_iters = lr_decay_iters.value_or(train_iters);
+  if (lr_warmup_iters && lr_warmup_fraction)
+    throw UsageError("--lr-warmup-iters and --lr-warmup-fraction are exclusive: pass one");
+  a.lr.warmup_iters = lr_warmup_iters ? *lr_warmup_iters
+                      : lr_warmup_fraction ? int64_t(*lr_warmup_fraction * double(a.lr.decay_iters))
+                                           : 0;
+  a.adam = {adam_beta1, adam_beta2, adam_eps, weight_decay};
+  a.clip_grad = clip_grad;
+  a.fp16 = fp16;
+  a.initial_loss_scale = initial_loss_scale;
+  a.min_loss_scale = min_loss_scale;
+  a.loss_scale_window = loss_scale_window;
+  a.hysteresis = hysteresis;
+  a.log_interval = log_interval;
+  a.exit_on_nan = exit_on_nan;
+  return a;
+}
+
+}  // namespace cs::cli

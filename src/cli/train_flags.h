@@ -1,0 +1,46 @@
+// The flags of `chuanspeed train`: Megatron/AscendSpeed names and defaults, the architecture
+// flags of ModelFlags, and the flags accepted but not used yet (each with the reason, listed
+// once at start-up).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/parse.h"
+#include "train/trainer.h"
+
+namespace cs::cli {
+
+struct TrainFlags {
+  ModelFlags model;
+  int64_t micro_batch = 1, train_iters = 0, log_interval = 100, exit_on_nan = 0;
+  std::optional<int64_t> global_batch, lr_decay_iters, lr_warmup_iters;
+  std::vector<std::string> data_path;
+  std::optional<std::string> load, save, log_dir, tokenizer;
+  uint64_t seed = 1234;
+  std::optional<double> lr, lr_warmup_fraction;
+  double min_lr = 0.0, weight_decay = 0.01, clip_grad = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999,
+         adam_eps = 1e-8, initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
+  int64_t loss_scale_window = 1000, hysteresis = 2;
+  std::string lr_decay_style = "linear";
+  bool fp16 = false, bf16 = false;
+  int64_t tp = 1, pp = 1;
+
+  void add_to(CLI::App& app);
+  // Parallel sizes other than 1 are an error until the parallelism issue.
+  void check_parallel() const;
+  // "accepted but not used yet: --flag (reason)" for each such flag the user passed.
+  std::vector<std::string> ignored_notes(const CLI::App& app) const;
+  // The trainer's arguments for a model of config c.
+  TrainArgs train_args(const ModelConfig& c) const;
+
+ private:
+  struct Ignored {
+    std::string flag, reason;
+  };
+  std::vector<Ignored> ignored_;
+  std::vector<std::string> sink_;  // values of ignored flags
+};
+
+}  // namespace cs::cli

@@ -1,0 +1,55 @@
+#include "train/metrics.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace cs {
+
+std::string format_log_line(const LogRecord& r) {
+  return fmt::format(
+      " iteration {:8d}/{:8d} | consumed samples: {:12d} | elapsed time per iteration (ms): {:.1f} | "
+      "learning rate: {:.6E} | global batch size: {:5d} | lm loss: {:.6E} | loss scale: {:.1f} | "
+      "grad norm: {:.3f} | number of skipped iterations: {:3d} | number of nan iterations: {:3d} | "
+      "samples/s/p: {:.3f} | tokens/s/p: {:.1f} | TFLOPs/p: {:.4f} |",
+      r.iteration, r.train_iters, r.consumed_samples, r.elapsed_ms_per_iter, r.learning_rate,
+      r.global_batch, r.lm_loss, r.loss_scale, r.grad_norm, r.skipped_iters, r.nan_iters,
+      r.samples_per_s_per_device, r.tokens_per_s_per_device, r.tflops_per_device);
+}
+
+std::string format_jsonl(const LogRecord& r) {
+  nlohmann::ordered_json j = {
+      {"iteration", r.iteration}, {"train_iters", r.train_iters},
+      {"consumed_samples", r.consumed_samples}, {"elapsed_ms_per_iter", r.elapsed_ms_per_iter},
+      {"learning_rate", r.learning_rate}, {"global_batch_size", r.global_batch},
+      {"lm_loss", r.lm_loss}, {"loss_scale", r.loss_scale}, {"grad_norm", r.grad_norm},
+      {"skipped_iterations", r.skipped_iters}, {"nan_iterations", r.nan_iters},
+      {"samples_per_s_per_device", r.samples_per_s_per_device},
+      {"tokens_per_s_per_device", r.tokens_per_s_per_device},
+      {"tflops_per_device", r.tflops_per_device}};
+  return j.dump();
+}
+
+MetricsWriter::MetricsWriter(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  path_ = dir + "/metrics.jsonl";
+  f_ = std::fopen(path_.c_str(), "a");
+  if (!f_) throw Error(fmt::format("[train] cannot write {}. Hint: check --save / --log-dir", path_));
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void MetricsWriter::write(const LogRecord& r) {
+  if (!f_) return;
+  std::fprintf(f_, "%s\n", format_jsonl(r).c_str());
+  std::fflush(f_);
+}
+
+}  // namespace cs

@@ -1,0 +1,36 @@
+// The training log record (DESIGN §7): one per --log-interval, printed as Megatron's log line and
+// appended to metrics.jsonl. Throughput per device p: samples/s/p = global batch / step time /
+// world size; tokens/s/p = samples/s/p x seq length; TFLOPs/p = model FLOPs / step time / world.
+#pragma once
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace cs {
+
+struct LogRecord {
+  int64_t iteration = 0, train_iters = 0, consumed_samples = 0, global_batch = 0;
+  double elapsed_ms_per_iter = 0, learning_rate = 0, lm_loss = 0, loss_scale = 1, grad_norm = 0;
+  int64_t skipped_iters = 0, nan_iters = 0;
+  double samples_per_s_per_device = 0, tokens_per_s_per_device = 0, tflops_per_device = 0;
+};
+
+// " iteration 10/100 | consumed samples: 80 | elapsed time per iteration (ms): ... | ..."
+std::string format_log_line(const LogRecord& r);
+// One JSON object (no newline).
+std::string format_jsonl(const LogRecord& r);
+
+// Appends records to DIR/metrics.jsonl (created with the directory; flushed per record).
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(const std::string& dir);  // empty dir: writes nothing
+  ~MetricsWriter();
+  void write(const LogRecord& r);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+}  // namespace cs

@@ -1,0 +1,124 @@
+#include "train/trainer.h"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/timer.h"
+#include "data/packed_dataset.h"
+#include "model/flops.h"
+#include "optim/grad_clip.h"
+#include "optim/loss_scaler.h"
+
+namespace cs {
+
+namespace {
+void validate(const TrainArgs& a, const Model& m) {
+  if (a.micro_batch < 1 || a.global_batch < 1 || a.global_batch % a.micro_batch != 0)
+    throw UsageError(fmt::format("--global-batch-size {} is not a multiple of --micro-batch-size {} "
+                                 "(x data-parallel size 1)", a.global_batch, a.micro_batch));
+  if (a.train_iters < 1) throw UsageError(fmt::format("--train-iters must be >= 1, got {}", a.train_iters));
+  if (a.seq_length < 1 || a.seq_length > m.config().max_seq_length)
+    throw UsageError(fmt::format("--seq-length {} must be in [1, {}] (the model's positions)",
+                                 a.seq_length, m.config().max_seq_length));
+  if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
+}
+}  // namespace
+
+TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world) {
+  validate(a, model);
+  PackedDataset data(a.data_path, a.seq_length);
+  AdamW adam(model.params(), a.adam, ops);
+  LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
+                    a.min_loss_scale);
+  MetricsWriter metrics(a.metrics_dir);
+  const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
+  std::vector<int32_t> sample(size_t(t + 1)), tokens(size_t(b * t)), targets(size_t(b * t));
+  const double flops_per_iter = model_flops(model.config(), a.global_batch, t);
+  Tensor grads = model.params().flat_grads();
+
+  TrainResult r;
+  int64_t consecutive_nan = 0;
+  // Interval accumulators (Megatron averages the loss over the interval's clean iterations).
+  double interval_loss = 0, interval_s = 0, last_norm = 0;
+  int64_t interval_clean = 0, interval_iters = 0, skipped_total = 0, nan_total = 0;
+  for (int64_t it = 1; it <= a.train_iters; ++it) {
+    Timer step_timer;
+    model.zero_grad();
+    const double loss_scale = scaler.scale();
+    double loss = 0;
+    for (int64_t mi = 0; mi < n_micro; ++mi) {
+      for (int64_t bi = 0; bi < b; ++bi) {
+        data.sample(r.consumed_samples + mi * b + bi, sample.data());
+        std::copy(sample.begin(), sample.end() - 1, tokens.begin() + bi * t);
+        std::copy(sample.begin() + 1, sample.end(), targets.begin() + bi * t);
+      }
+      const double micro_loss = model.forward(tokens.data(), targets.data(), b, t);
+      // d(loss_scale * mean over micro-batches of each micro-batch's mean loss)
+      model.backward(float(loss_scale / (double(model.target_count()) * double(n_micro))));
+      loss += micro_loss / double(n_micro);
+    }
+    r.consumed_samples += a.global_batch;
+    if (a.grad_hook) a.grad_hook(it, grads);
+    if (loss_scale != 1.0) ops.scale(grads, float(1.0 / loss_scale));
+    const double norm = grad_norm_global(ops, grads, world);
+    const bool found_inf = !std::isfinite(norm);
+    const double lr = a.lr.lr(adam.steps());  // Megatron: skipped steps do not advance the schedule
+    bool stepped = false;
+    if (a.fp16 && found_inf) {
+      ++r.skipped;
+      ++skipped_total;
+    } else if (found_inf || !std::isfinite(loss)) {
+      ++r.nan;
+      ++nan_total;
+    } else {
+      clip_grads(ops, grads, norm, a.clip_grad);
+      adam.step(model.params(), lr);
+      stepped = true;
+    }
+    scaler.update(found_inf);
+    consecutive_nan = (!std::isfinite(loss) || (found_inf && !a.fp16)) ? consecutive_nan + 1 : 0;
+    r.losses.push_back(std::isfinite(loss) ? loss : NAN);
+    r.iterations = it;
+    if (stepped) { interval_loss += loss; ++interval_clean; last_norm = norm; }
+    interval_s += step_timer.seconds();
+    ++interval_iters;
+
+    const bool stop = a.exit_on_nan > 0 && consecutive_nan >= a.exit_on_nan;
+    if (it % a.log_interval == 0 || it == a.train_iters || stop) {
+      LogRecord rec;
+      rec.iteration = it;
+      rec.train_iters = a.train_iters;
+      rec.consumed_samples = r.consumed_samples;
+      rec.global_batch = a.global_batch;
+      const double step_s = interval_s / double(interval_iters);
+      rec.elapsed_ms_per_iter = step_s * 1e3;
+      rec.learning_rate = lr;
+      rec.lm_loss = interval_clean ? interval_loss / double(interval_clean) : NAN;
+      rec.loss_scale = loss_scale;
+      rec.grad_norm = last_norm;
+      rec.skipped_iters = skipped_total;
+      rec.nan_iters = nan_total;
+      const double world_size = double(world.size());
+      rec.samples_per_s_per_device = double(a.global_batch) / step_s / world_size;
+      rec.tokens_per_s_per_device = rec.samples_per_s_per_device * double(t);
+      rec.tflops_per_device = flops_per_iter / step_s / world_size / 1e12;
+      if (a.print_log) std::printf("%s\n", format_log_line(rec).c_str());
+      std::fflush(stdout);
+      metrics.write(rec);
+      r.records.push_back(rec);
+      interval_loss = interval_s = 0;
+      interval_clean = interval_iters = skipped_total = nan_total = 0;
+    }
+    if (stop) {
+      r.stopped_on_nan = true;
+      std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
+                   (long long)consecutive_nan, (long long)a.exit_on_nan);
+      break;
+    }
+  }
+  return r;
+}
+
+}  // namespace cs

@@ -1,0 +1,44 @@
+// The single-process training loop with Megatron's semantics (DESIGN §7): an iteration is one
+// optimizer step over global_batch samples in global_batch / micro_batch accumulated
+// micro-batches; lr from the schedule; fp16-style dynamic loss scaling (skip and count overflowing
+// steps); gradient clipping by the global norm; a log record every log_interval.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+#include "train/metrics.h"
+
+namespace cs {
+
+struct TrainArgs {
+  int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
+  std::vector<std::string> data_path;  // dataset prefixes
+  std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
+  LrSchedule lr;
+  AdamWConfig adam;
+  double clip_grad = 1.0;
+  bool fp16 = false;
+  double initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
+  int64_t loss_scale_window = 1000, hysteresis = 2;
+  int64_t log_interval = 100;
+  int64_t exit_on_nan = 0;  // stop after this many non-finite iterations in a row (0: never)
+  bool print_log = true;
+  // Test hook, called after each iteration's backward with the (scaled) flat gradients.
+  std::function<void(int64_t iteration, Tensor& grads)> grad_hook;
+};
+
+struct TrainResult {
+  std::vector<LogRecord> records;   // one per log interval
+  std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
+  int64_t iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
+  bool stopped_on_nan = false;
+};
+
+// Trains `model` in place. Throws cs::Error on bad configuration (batch sizes, data).
+TrainResult train(Model& model, const TrainArgs& args, const Ops& ops, Group& world);
+
+}  // namespace cs
