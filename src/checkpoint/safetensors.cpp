@@ -84,7 +84,7 @@ void SafetensorsFile::fail(const std::string& what, const std::string& hint) con
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path)
-    : map_(ckpt::MappedFile::open(path, "safetensors")) {
+    : map_(MappedFile::open(path, "safetensors")) {
   parse();
 }
 
@@ -283,7 +283,7 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(json.size()) >> (8 * i));
 
-  ckpt::AtomicFile out(path, "safetensors");
+  AtomicFile out(path, "safetensors");
   out.write(len, 8);
   out.write(json.data(), json.size());
   for (const NamedTensor& nt : tensors) out.write(nt.t.data, nt.t.nbytes());

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "checkpoint/file_io.h"
+#include "core/file_io.h"
 #include "core/tensor.h"
 
 namespace cs {
@@ -63,7 +63,7 @@ class SafetensorsFile {
   const uint8_t* bytes(const Entry& e) const { return map_.data() + data_start_ + e.begin; }
   [[noreturn]] void fail(const std::string& what, const std::string& hint) const;
 
-  ckpt::MappedFile map_;
+  MappedFile map_;
   uint64_t data_start_ = 0;  // 8 + header length
   std::vector<std::string> names_;
   std::unordered_map<std::string, Entry> entries_;

@@ -1,13 +1,7 @@
 // MMIDIDX reader: maps PREFIX.idx and PREFIX.bin, checks the header, the array sizes against the
 // file length, the document indices, and every sequence's bytes against the .bin size. Arrays are
 // read with memcpy: the .idx arrays start at byte 34 and are not aligned for their types.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -24,6 +18,9 @@ namespace {
 constexpr char kMagic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
 constexpr size_t kHeaderBytes = 9 + 8 + 1 + 8 + 8;  // magic, version, dtype code, counts
 const char* const kHint = "re-run `chuanspeed preprocess` to rebuild the dataset";
+const char* const kOpenHint =
+    "--data-path takes the prefix without .bin/.idx; run `chuanspeed preprocess` to make the "
+    "dataset";
 
 template <typename T>
 T load(const uint8_t* p) {
@@ -64,59 +61,32 @@ void IndexedDataset::fail(const std::string& file, const std::string& what) cons
   throw Error("[dataset] " + file + ": " + what + ". Hint: " + kHint);
 }
 
-IndexedDataset::IndexedDataset(const std::string& prefix) : prefix_(prefix) {
-  try {  // the destructor does not run for a throwing constructor: unmap here
-    map_file(prefix_ + ".idx", &idx_);
-    map_file(prefix_ + ".bin", &bin_);
-    validate();
-  } catch (...) {
-    release();
-    throw;
-  }
-}
-
-void IndexedDataset::map_file(const std::string& path, Map* m) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw Error("[dataset] " + path + ": cannot open: " + std::strerror(errno) +
-                ". Hint: --data-path takes the prefix without .bin/.idx; run `chuanspeed "
-                "preprocess` to make the dataset");
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error("[dataset] " + path + ": not a regular file. Hint: pass the dataset prefix");
-  }
-  m->size = size_t(st.st_size);
-  if (m->size > 0) {
-    void* p = ::mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      std::string why = std::strerror(errno);
-      ::close(fd);
-      throw Error("[dataset] " + path + ": cannot mmap: " + why);
-    }
-    m->data = static_cast<const uint8_t*>(p);
-  }
-  ::close(fd);
+// A throwing constructor still destroys the members already built: no cleanup needed here.
+IndexedDataset::IndexedDataset(const std::string& prefix)
+    : prefix_(prefix),
+      idx_(MappedFile::open(prefix_ + ".idx", "dataset", kOpenHint)),
+      bin_(MappedFile::open(prefix_ + ".bin", "dataset", kOpenHint)) {
+  validate();
 }
 
 void IndexedDataset::validate() {
   const std::string idx = prefix_ + ".idx", bin = prefix_ + ".bin";
-  const size_t size = idx_.size;
+  const size_t size = idx_.size();
   if (size < kHeaderBytes)
     fail(idx, "file too short: got " + std::to_string(size) + " bytes, expected at least " +
                   std::to_string(kHeaderBytes) + " (the MMIDIDX header)");
-  if (std::memcmp(idx_.data, "TNTIDX\0\0", 8) == 0)
+  if (std::memcmp(idx_.data(), "TNTIDX\0\0", 8) == 0)
     fail(idx, "bad magic: got \"TNTIDX\" (Megatron's old lazy/cached IndexedDataset), expected "
               "\"MMIDIDX\" (the mmap format, --dataset-impl mmap)");
-  if (std::memcmp(idx_.data, kMagic, 9) != 0)
+  if (std::memcmp(idx_.data(), kMagic, 9) != 0)
     fail(idx, "bad magic: expected \"MMIDIDX\\x00\\x00\" (Megatron's mmap indexed dataset); "
               "not a Megatron .idx");
-  uint64_t version = load<uint64_t>(idx_.data + 9);
+  uint64_t version = load<uint64_t>(idx_.data() + 9);
   if (version != 1) fail(idx, "version got " + std::to_string(version) + ", expected 1");
-  uint8_t code = idx_.data[17];
+  uint8_t code = idx_.data()[17];
   if (!dtype_from_code(code, &dtype_))
     fail(idx, "dtype code got " + std::to_string(code) + ", expected 1..8");
-  uint64_t count = load<uint64_t>(idx_.data + 18), docs = load<uint64_t>(idx_.data + 26);
+  uint64_t count = load<uint64_t>(idx_.data() + 18), docs = load<uint64_t>(idx_.data() + 26);
   // Bound the counts by the file size before multiplying, so the size check cannot overflow.
   if (count > size / 12 || docs > size / 8)
     fail(idx, "header counts " + std::to_string(count) + " sequences and " + std::to_string(docs) +
@@ -131,7 +101,7 @@ void IndexedDataset::validate() {
   count_ = int64_t(count);
   lengths_at_ = kHeaderBytes;
   pointers_at_ = lengths_at_ + 4 * count;
-  const uint8_t* d = idx_.data + pointers_at_ + 8 * count;
+  const uint8_t* d = idx_.data() + pointers_at_ + 8 * count;
   doc_index_.resize(docs);
   for (uint64_t i = 0; i < docs; ++i) {
     doc_index_[i] = load<int64_t>(d + 8 * i);
@@ -144,7 +114,7 @@ void IndexedDataset::validate() {
   if (doc_index_.back() != count_)
     fail(idx, "last document index got " + std::to_string(doc_index_.back()) + ", expected " +
                   std::to_string(count_) + " (the sequence count)");
-  const int64_t item = int64_t(dtype_size(dtype_)), bin_size = int64_t(bin_.size);
+  const int64_t item = int64_t(dtype_size(dtype_)), bin_size = int64_t(bin_.size());
   for (int64_t i = 0; i < count_; ++i) {
     int64_t len = length(i), ptr = pointer(i);
     if (len < 0) fail(idx, "sequence " + std::to_string(i) + " has negative length " + std::to_string(len));
@@ -157,12 +127,12 @@ void IndexedDataset::validate() {
 
 int32_t IndexedDataset::length(int64_t i) const {
   CS_CHECK(i >= 0 && i < count_) << "sequence " << i << " of " << count_;
-  return load<int32_t>(idx_.data + lengths_at_ + 4 * size_t(i));
+  return load<int32_t>(idx_.data() + lengths_at_ + 4 * size_t(i));
 }
 
 int64_t IndexedDataset::pointer(int64_t i) const {
   CS_CHECK(i >= 0 && i < count_) << "sequence " << i << " of " << count_;
-  return load<int64_t>(idx_.data + pointers_at_ + 8 * size_t(i));
+  return load<int64_t>(idx_.data() + pointers_at_ + 8 * size_t(i));
 }
 
 namespace {
@@ -195,7 +165,7 @@ void IndexedDataset::read(int64_t seq, int64_t offset, int64_t count, int32_t* d
   CS_CHECK(offset >= 0 && count >= 0 && offset + count <= len)
       << "tokens [" << offset << ", " << offset + count << ") of sequence " << seq << " (length "
       << len << ")";
-  const uint8_t* p = bin_.data + pointer(seq) + offset * int64_t(dtype_size(dtype_));
+  const uint8_t* p = bin_.data() + pointer(seq) + offset * int64_t(dtype_size(dtype_));
   int64_t bad = -1;
   switch (dtype_) {
     case DType::U8: copy_ints<uint8_t>(p, count, dst); break;
@@ -214,24 +184,13 @@ void IndexedDataset::read(int64_t seq, int64_t offset, int64_t count, int32_t* d
                                ") is not an integer token id that fits int32");
 }
 
-void IndexedDataset::release() {
-  for (Map* m : {&idx_, &bin_}) {
-    if (m->data) ::munmap(const_cast<uint8_t*>(m->data), m->size);
-    *m = Map{};
-  }
-}
-
-IndexedDataset::~IndexedDataset() { release(); }
-
 IndexedDataset::IndexedDataset(IndexedDataset&& o) noexcept { *this = std::move(o); }
 
 IndexedDataset& IndexedDataset::operator=(IndexedDataset&& o) noexcept {
   if (this != &o) {
-    release();
     prefix_ = std::move(o.prefix_);
-    idx_ = o.idx_;
-    bin_ = o.bin_;
-    o.idx_ = o.bin_ = Map{};
+    idx_ = std::move(o.idx_);
+    bin_ = std::move(o.bin_);
     dtype_ = o.dtype_;
     count_ = o.count_;
     lengths_at_ = o.lengths_at_;

@@ -5,10 +5,10 @@
 // leaves the files; the writer writes beside the final names and renames into place.
 #pragma once
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "core/file_io.h"
 #include "core/tensor.h"
 
 namespace cs {
@@ -28,7 +28,6 @@ class IndexedDataset {
   explicit IndexedDataset(const std::string& prefix);
   // The same, as a factory.
   static IndexedDataset open(const std::string& prefix) { return IndexedDataset(prefix); }
-  ~IndexedDataset();
   IndexedDataset(IndexedDataset&& o) noexcept;
   IndexedDataset& operator=(IndexedDataset&& o) noexcept;
   IndexedDataset(const IndexedDataset&) = delete;
@@ -54,17 +53,11 @@ class IndexedDataset {
   void read(int64_t seq, int64_t offset, int64_t count, int32_t* dst) const;
 
  private:
-  struct Map {
-    const uint8_t* data = nullptr;
-    size_t size = 0;
-  };
-  static void map_file(const std::string& path, Map* m);
-  void release();
   void validate();
   [[noreturn]] void fail(const std::string& file, const std::string& what) const;
 
   std::string prefix_;
-  Map idx_, bin_;
+  MappedFile idx_, bin_;
   DType dtype_ = DType::U16;
   int64_t count_ = 0;
   size_t lengths_at_ = 0, pointers_at_ = 0;  // byte offsets of the arrays in the .idx map
@@ -78,7 +71,6 @@ class IndexedDatasetWriter {
  public:
   // Creates PREFIX.bin.tmp; DTYPE must have a Megatron code (see mmidx_dtype_code).
   IndexedDatasetWriter(const std::string& prefix, DType dtype);
-  ~IndexedDatasetWriter();
   IndexedDatasetWriter(const IndexedDatasetWriter&) = delete;
   IndexedDatasetWriter& operator=(const IndexedDatasetWriter&) = delete;
 
@@ -96,8 +88,8 @@ class IndexedDatasetWriter {
  private:
   [[noreturn]] void fail(const std::string& what) const;
   std::string prefix_;
-  DType dtype_;
-  std::FILE* bin_ = nullptr;
+  DType dtype_;  // checked before bin_ creates its file
+  AtomicFile bin_;
   std::vector<int32_t> lengths_;
   std::vector<int64_t> doc_index_{0};
   std::vector<uint8_t> scratch_;

@@ -1,12 +1,8 @@
 // MMIDIDX writer, following Megatron's IndexedDatasetBuilder and _IndexWriter byte for byte:
 // tokens go to PREFIX.bin.tmp as they arrive; finalize() writes PREFIX.idx.tmp (header, int32
 // lengths, int64 byte pointers, int64 document indices), fsyncs both and renames them into place.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
+// Both files are core AtomicFiles: a writer destroyed before finalize() leaves no .tmp behind.
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <type_traits>
 
@@ -43,6 +39,12 @@ void put(std::vector<uint8_t>& out, T v) {
   out.insert(out.end(), p, p + sizeof(T));
 }
 
+// DTYPE, after checking that it has a Megatron code (throws otherwise).
+DType checked_dtype(DType dtype) {
+  mmidx_dtype_code(dtype);
+  return dtype;
+}
+
 }  // namespace
 
 void IndexedDatasetWriter::fail(const std::string& what) const {
@@ -50,21 +52,7 @@ void IndexedDatasetWriter::fail(const std::string& what) const {
 }
 
 IndexedDatasetWriter::IndexedDatasetWriter(const std::string& prefix, DType dtype)
-    : prefix_(prefix), dtype_(dtype) {
-  mmidx_dtype_code(dtype);  // throws for dtypes without a code
-  bin_ = std::fopen((prefix_ + ".bin.tmp").c_str(), "wb");
-  if (!bin_)
-    fail("cannot create " + prefix_ + ".bin.tmp: " + std::strerror(errno) +
-         ". Hint: check that the output directory exists and is writable");
-}
-
-IndexedDatasetWriter::~IndexedDatasetWriter() {
-  if (bin_) std::fclose(bin_);
-  if (!finalized_) {
-    std::remove((prefix_ + ".bin.tmp").c_str());
-    std::remove((prefix_ + ".idx.tmp").c_str());
-  }
-}
+    : prefix_(prefix), dtype_(checked_dtype(dtype)), bin_(prefix_ + ".bin", "dataset") {}
 
 void IndexedDatasetWriter::add_item(const int32_t* ids, int64_t n) {
   CS_CHECK(!finalized_) << "add_item after finalize on " << prefix_;
@@ -88,9 +76,7 @@ void IndexedDatasetWriter::add_item(const int32_t* ids, int64_t n) {
   if (bad >= 0)
     fail("token id " + std::to_string(ids[bad]) + " does not fit the dataset dtype " +
          dtype_name(dtype_) + ". Hint: vocabularies of 65500 or more need I32 (best_dtype)");
-  if (n > 0 && std::fwrite(scratch_.data(), 1, scratch_.size(), bin_) != scratch_.size())
-    fail(std::string("write to .bin.tmp failed: ") + std::strerror(errno) +
-         ". Hint: check free disk space");
+  bin_.write(scratch_.data(), scratch_.size());
   lengths_.push_back(int32_t(n));
 }
 
@@ -117,28 +103,15 @@ void IndexedDatasetWriter::finalize() {
   }
   for (int64_t d : doc_index_) put<int64_t>(idx, d);
 
-  const std::string why = ". Hint: check free disk space and write permission";
-  std::FILE* f = std::fopen((prefix_ + ".idx.tmp").c_str(), "wb");
-  if (!f) fail("cannot create " + prefix_ + ".idx.tmp: " + std::strerror(errno) + why);
-  bool ok = std::fwrite(idx.data(), 1, idx.size(), f) == idx.size() && std::fflush(f) == 0 &&
-            ::fsync(fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) fail("writing " + prefix_ + ".idx.tmp failed: " + std::strerror(errno) + why);
-  ok = std::fflush(bin_) == 0 && ::fsync(fileno(bin_)) == 0;
-  ok = (std::fclose(bin_) == 0) && ok;
-  bin_ = nullptr;
-  if (!ok) fail("writing " + prefix_ + ".bin.tmp failed: " + std::strerror(errno) + why);
-  // .bin first: a visible .idx always has its complete .bin beside it.
-  for (const char* ext : {".bin", ".idx"})
-    if (std::rename((prefix_ + ext + ".tmp").c_str(), (prefix_ + ext).c_str()) != 0)
-      fail(std::string("rename to ") + prefix_ + ext + " failed: " + std::strerror(errno) + why);
+  AtomicFile idx_file(prefix_ + ".idx", "dataset");
+  idx_file.write(idx.data(), idx.size());
+  // Both durable before either is visible; then .bin first, so a visible .idx always has its
+  // complete .bin beside it.
+  idx_file.sync();
+  bin_.sync();
+  bin_.commit();
+  idx_file.commit();
   finalized_ = true;
-  std::string dir = std::filesystem::path(prefix_).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
 }
 
 }  // namespace cs

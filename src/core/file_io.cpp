@@ -1,6 +1,6 @@
 // MappedFile and AtomicFile: mmap for readers, write-beside-then-rename for writers.
 // Every failure becomes a one-line cs::Error naming the file and the OS reason.
-#include "checkpoint/file_io.h"
+#include "core/file_io.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 
-namespace cs::ckpt {
+namespace cs {
 
 namespace {
 constexpr size_t kBufferBytes = size_t(1) << 20;
@@ -21,20 +21,20 @@ constexpr size_t kBufferBytes = size_t(1) << 20;
 std::string os_reason() { return std::strerror(errno); }
 }  // namespace
 
-MappedFile MappedFile::open(const std::string& path, const char* component) {
+MappedFile MappedFile::open(const std::string& path, const char* component, const char* hint) {
   MappedFile m;
   m.path_ = path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     throw Error("[" + std::string(component) + "] " + path + ": cannot open: " + os_reason() +
-                ". Hint: check the path and its permissions");
+                ". Hint: " + (hint ? hint : "check the path and its permissions"));
   struct stat st;
   bool ok = ::fstat(fd, &st) == 0;
   if (!ok || !S_ISREG(st.st_mode)) {
     std::string why = !ok ? os_reason() : S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file";
     ::close(fd);
     throw Error("[" + std::string(component) + "] " + path + ": cannot open: " + why +
-                ". Hint: pass the path of a file");
+                ". Hint: " + (hint ? hint : "pass the path of a file"));
   }
   m.size_ = size_t(st.st_size);
   if (m.size_ > 0) {
@@ -85,10 +85,8 @@ AtomicFile::AtomicFile(std::string path, const char* component)
 }
 
 AtomicFile::~AtomicFile() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
 }
 
 void AtomicFile::fail(const std::string& what) const {
@@ -110,7 +108,7 @@ void AtomicFile::flush() {
 }
 
 void AtomicFile::write(const void* p, size_t n) {
-  CS_CHECK(fd_ >= 0) << "write after commit to " << path_;
+  CS_CHECK(fd_ >= 0) << "write after sync or commit to " << path_;
   const uint8_t* src = static_cast<const uint8_t*>(p);
   offset_ += n;
   if (buf_.size() + n <= kBufferBytes) {
@@ -131,21 +129,22 @@ void AtomicFile::write(const void* p, size_t n) {
   }
 }
 
-void AtomicFile::commit() {
-  CS_CHECK(fd_ >= 0) << "commit twice on " << path_;
+void AtomicFile::sync() {
+  CS_CHECK(fd_ >= 0) << "sync after sync or commit on " << path_;
   flush();
   if (::fsync(fd_) != 0) fail("fsync of " + tmp_ + " failed: " + os_reason());
   int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) {
-    ::unlink(tmp_.c_str());
-    fail("close of " + tmp_ + " failed: " + os_reason());
-  }
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    std::string why = os_reason();
-    ::unlink(tmp_.c_str());
-    fail("rename from " + tmp_ + " failed: " + why);
-  }
+  if (::close(fd) != 0) fail("close of " + tmp_ + " failed: " + os_reason());
+}
+
+// On any failure PATH.tmp stays until the destructor removes it.
+void AtomicFile::commit() {
+  CS_CHECK(!committed_) << "commit twice on " << path_;
+  if (fd_ >= 0) sync();
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail("rename from " + tmp_ + " failed: " + os_reason());
+  committed_ = true;
   // Make the rename itself durable.
   std::string dir = std::filesystem::path(path_).parent_path().string();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -155,4 +154,4 @@ void AtomicFile::commit() {
   }
 }
 
-}  // namespace cs::ckpt
+}  // namespace cs

@@ -1,22 +1,23 @@
-// File I/O for the checkpoint formats: a read-only memory map, and a file written beside its final
-// name (PATH.tmp), fsynced and renamed into place so a reader never sees a partial file.
-// POSIX only; not a general VFS. Errors are cs::Error tagged with the caller's component.
-// (Candidates for src/core once a second package needs them; src/data keeps its own copy.)
+// File I/O for the on-disk formats (checkpoint, data): a read-only memory map, and a file written
+// beside its final name (PATH.tmp), fsynced and renamed into place so a reader never sees a
+// partial file. POSIX only; not a general VFS. Errors are cs::Error tagged with the caller's
+// component ("[safetensors] PATH: ...").
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace cs::ckpt {
+namespace cs {
 
 // A whole file mapped read-only (MAP_PRIVATE). Movable, unmapped in the destructor.
 class MappedFile {
  public:
   MappedFile() = default;
-  // Maps PATH; throws cs::Error "[COMPONENT] PATH: cannot open: <reason>" on failure.
+  // Maps PATH; throws cs::Error "[COMPONENT] PATH: cannot open: <reason>. Hint: HINT" when PATH
+  // is missing, unreadable or not a regular file (HINT null: a generic hint for each case).
   // An empty file maps to data() == nullptr, size() == 0.
-  static MappedFile open(const std::string& path, const char* component);
+  static MappedFile open(const std::string& path, const char* component, const char* hint = nullptr);
   ~MappedFile();
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;
@@ -36,6 +37,8 @@ class MappedFile {
 
 // Writes PATH.tmp through a buffer; commit() flushes, fsyncs, renames it to PATH and fsyncs the
 // directory. Destroyed without commit() (an exception on the way), it removes PATH.tmp.
+// sync() does the flush and fsync alone, so a writer of several files can make them all durable
+// before it renames any.
 class AtomicFile {
  public:
   AtomicFile(std::string path, const char* component);
@@ -47,7 +50,10 @@ class AtomicFile {
   void write(const void* p, size_t n);
   // Bytes written so far.
   uint64_t offset() const { return offset_; }
-  // Makes the file visible under its final name. Call once.
+  // Flushes and fsyncs PATH.tmp and closes it; no write() after it. Optional before commit().
+  void sync();
+  // Makes the file visible under its final name (syncing it first if sync() was not called).
+  // Call once.
   void commit();
   const std::string& path() const { return path_; }
 
@@ -56,9 +62,10 @@ class AtomicFile {
   [[noreturn]] void fail(const std::string& what) const;
   std::string path_, tmp_;
   const char* component_;
-  int fd_ = -1;
+  int fd_ = -1;  // open until sync()
+  bool committed_ = false;
   std::vector<uint8_t> buf_;
   uint64_t offset_ = 0;
 };
 
-}  // namespace cs::ckpt
+}  // namespace cs
