@@ -24,13 +24,16 @@ int train_main(int argc, char** argv) {
   f.add_to(app);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
-  f.check_parallel();
+  f.check_supported();
   for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
 
   // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it.
   std::optional<int64_t> vocab = f.model.vocab_size;
-  if (f.tokenizer) {
-    Tokenizer tok(*f.tokenizer);
+  if (f.null_tokenizer()) {
+    if (!vocab) throw UsageError("--tokenizer-type NullTokenizer needs --vocab-size");
+    vocab = *vocab + 1;  // Megatron's NullTokenizer adds the end-of-document id
+  } else if (f.tokenizer_path()) {
+    Tokenizer tok(*f.tokenizer_path());
     vocab = tok.vocab_size();
     log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
   }

@@ -37,6 +37,19 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--hysteresis", hysteresis, "overflows before the scale halves");
   app.add_flag("--fp16", fp16, "fp16 mixed precision (CPU: the fp32 path with dynamic loss scaling)");
   app.add_flag("--bf16", bf16, "bf16 mixed precision (CPU: the fp32 path)");
+  app.add_option("--tokenizer-model", tokenizer_model, "SentencePiece tokenizer.model (Megatron's Llama2Tokenizer)");
+  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF, SentencePiece, Llama2Tokenizer, GPTSentencePieceTokenizer or NullTokenizer")
+      ->check(CLI::IsMember({"PretrainedFromHF", "SentencePiece", "Llama2Tokenizer",
+                             "GPTSentencePieceTokenizer", "NullTokenizer"}));
+  app.add_option("--normalization", normalization, "RMSNorm (Baichuan's; the only one)");
+  app.add_option("--attention-dropout", attention_dropout, "attention dropout (0 only, as the seed scripts use)");
+  app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as the seed scripts use)");
+  // Flags that state what the Baichuan architecture already is, or select fusions that have no
+  // meaning here: accepted silently.
+  for (const char* flag : {"--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
+                           "--use-fused-rmsnorm", "--no-masked-softmax-fusion",
+                           "--attention-softmax-in-fp32", "--no-gradient-accumulation-fusion"})
+    app.add_flag(std::string(flag))->description("Baichuan's architecture / a fusion: always so here");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
 
@@ -47,12 +60,13 @@ void TrainFlags::add_to(CLI::App& app) {
       {"--eval-iters", true, "validation arrives with the data-pipeline issue"},
       {"--split", true, "train/valid/test splits arrive with the data-pipeline issue"},
       {"--data-impl", true, "the mmap (MMIDIDX) format is the only one"},
-      {"--tokenizer-type", true, "SentencePiece is the only tokenizer"},
       {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
       {"--DDP-impl", true, "one process: no data parallelism yet"},
       {"--distributed-backend", true, "one process: no communication yet"},
       {"--sequence-parallel", false, "needs tensor parallelism (a later issue)"},
       {"--use-distributed-optimizer", false, "needs data parallelism (a later issue)"},
+      {"--no-load-optim", false, "native checkpoints arrive with issue 5"},
+      {"--no-load-rng", false, "native checkpoints arrive with issue 5"},
   };
   for (const auto& [flag, value, reason] : later) {
     ignored_.push_back({flag, reason});
@@ -63,7 +77,12 @@ void TrainFlags::add_to(CLI::App& app) {
   }
 }
 
-void TrainFlags::check_parallel() const {
+void TrainFlags::check_supported() const {
+  if (normalization != "RMSNorm")
+    throw UsageError(fmt::format("--normalization {}: Baichuan uses RMSNorm, the only one supported", normalization));
+  if (attention_dropout != 0.0 || hidden_dropout != 0.0)
+    throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
+                                 "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
   if (tp != 1)
     throw UsageError(fmt::format("--tensor-model-parallel-size {}: only 1 is supported until the "
                                  "parallelism issue lands", tp));

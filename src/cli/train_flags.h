@@ -17,7 +17,9 @@ struct TrainFlags {
   int64_t micro_batch = 1, train_iters = 0, log_interval = 100, exit_on_nan = 0;
   std::optional<int64_t> global_batch, lr_decay_iters, lr_warmup_iters;
   std::vector<std::string> data_path;
-  std::optional<std::string> load, save, log_dir, tokenizer;
+  std::optional<std::string> load, save, log_dir, tokenizer, tokenizer_model, tokenizer_type;
+  std::string normalization = "RMSNorm";
+  double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;
   std::optional<double> lr, lr_warmup_fraction;
   double min_lr = 0.0, weight_decay = 0.01, clip_grad = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999,
@@ -28,8 +30,12 @@ struct TrainFlags {
   int64_t tp = 1, pp = 1;
 
   void add_to(CLI::App& app);
-  // Parallel sizes other than 1 are an error until the parallelism issue.
-  void check_parallel() const;
+  // Parallel sizes other than 1, dropout and non-RMSNorm are errors (not built yet / not Baichuan).
+  void check_supported() const;
+  // The tokenizer file or directory (--tokenizer-name-or-path or --tokenizer-model), if any.
+  std::optional<std::string> tokenizer_path() const { return tokenizer ? tokenizer : tokenizer_model; }
+  // Megatron's NullTokenizer: the vocabulary is --vocab-size + 1 (the end-of-document id).
+  bool null_tokenizer() const { return tokenizer_type && *tokenizer_type == "NullTokenizer"; }
   // "accepted but not used yet: --flag (reason)" for each such flag the user passed.
   std::vector<std::string> ignored_notes(const CLI::App& app) const;
   // The trainer's arguments for a model of config c.

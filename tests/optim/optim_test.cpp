@@ -1,0 +1,119 @@
+// The optimizer pieces: AdamW against torch.optim.AdamW (fixture from
+// tools/reference/make_optim_fixture.py), the lr schedule against its formula at chosen
+// iterations, clipping to exactly the bound, the dynamic loss scaler's rules, weight decay
+// skipping norm weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "backend/backend.h"
+#include "checkpoint/safetensors.h"
+#include "closeness.h"
+#include "model/params.h"
+#include "optim/adamw.h"
+#include "optim/grad_clip.h"
+#include "optim/loss_scaler.h"
+#include "optim/lr_schedule.h"
+
+namespace cs {
+namespace {
+
+std::vector<float> read(const SafetensorsFile& f, const std::string& name) {
+  std::vector<float> v(size_t(f.tensor(name).numel()));
+  f.read_f32(name, v.data(), int64_t(v.size()));
+  return v;
+}
+
+TEST(AdamW, EqualsTorchAdamWOverThreeSteps) {
+  SafetensorsFile f(std::string(CS_SOURCE_DIR) + "/tests/fixtures/optim/adamw.safetensors");
+  const auto& md = f.metadata();
+  const double lr = std::stod(md.at("lr")), b1 = std::stod(md.at("beta1")), b2 = std::stod(md.at("beta2"));
+  const double eps = std::stod(md.at("eps")), wd = std::stod(md.at("weight_decay"));
+  const int steps = std::stoi(md.at("steps"));
+  for (std::string p : {"w", "norm"}) {
+    auto param = read(f, p + ".init");
+    std::vector<float> m(param.size()), v(param.size());
+    const int64_t n = int64_t(param.size());
+    Tensor pt(param.data(), {n}), mt(m.data(), {n}), vt(v.data(), {n});
+    for (int s = 0; s < steps; ++s) {
+      auto g = read(f, p + ".grad" + std::to_string(s));
+      Tensor gt(g.data(), {n});
+      cpu_ops().adamw_update(pt, gt, mt, vt, lr, b1, b2, eps, p == "w" ? wd : 0.0, s + 1);
+    }
+    // Same fp32 operations in the same order as PyTorch's kernel: equal to a few ulps.
+    EXPECT_TRUE(test::all_close(param, read(f, p + ".final"), 1e-7, 1e-6, p + " after AdamW"));
+    if (p == "w") {
+      EXPECT_TRUE(test::all_close(m, read(f, "w.exp_avg"), 1e-8, 1e-6, "exp_avg"));
+      EXPECT_TRUE(test::all_close(v, read(f, "w.exp_avg_sq"), 1e-10, 1e-6, "exp_avg_sq"));
+    }
+  }
+}
+
+TEST(AdamW, WeightDecaySkipsNormWeights) {
+  ModelConfig c = model_preset("tiny");
+  ParamStore ps(c);
+  ps.init(5);
+  std::vector<float> before(ps.flat_params().f32(), ps.flat_params().f32() + ps.numel());
+  AdamW opt(ps, {0.9, 0.999, 1e-8, 0.5}, cpu_ops());
+  opt.step(ps, 0.1);  // zero gradients: only the decay moves parameters
+  for (const ParamSpec& s : ps.specs()) {
+    const float* now = ps.param(s).f32();
+    const float factor = s.is_norm ? 1.f : 1.f - 0.1f * 0.5f;
+    for (int64_t i = 0; i < s.shape.numel(); i += 7)
+      ASSERT_FLOAT_EQ(now[i], before[size_t(s.offset + i)] * factor) << s.name;
+  }
+}
+
+TEST(LrSchedule, MatchesMegatronsFormulaAtChosenIterations) {
+  LrSchedule s{1e-3, 1e-4, 10, 110, LrDecay::Cosine};
+  EXPECT_DOUBLE_EQ(s.lr(0), 0.0);
+  EXPECT_DOUBLE_EQ(s.lr(5), 5e-4);
+  EXPECT_DOUBLE_EQ(s.lr(10), 1e-3);
+  EXPECT_NEAR(s.lr(60), 1e-4 + 0.5 * (std::cos(M_PI * 0.5) + 1) * 9e-4, 1e-15);  // midpoint
+  EXPECT_NEAR(s.lr(35), 1e-4 + 0.5 * (std::cos(M_PI * 0.25) + 1) * 9e-4, 1e-15);
+  EXPECT_DOUBLE_EQ(s.lr(110), 1e-4);
+  EXPECT_DOUBLE_EQ(s.lr(500), 1e-4);
+  s.style = LrDecay::Linear;
+  EXPECT_NEAR(s.lr(35), 1e-4 + 0.75 * 9e-4, 1e-15);
+  s.style = LrDecay::Constant;
+  EXPECT_DOUBLE_EQ(s.lr(35), 1e-3);
+  EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
+}
+
+TEST(GradClip, ScalesToExactlyTheBoundAndLeavesSmallerNormsAlone) {
+  std::vector<float> g = {3, 4, 0, 12};  // norm 13
+  Tensor t(g.data(), {4});
+  SingleGroup world;
+  const double norm = grad_norm_global(cpu_ops(), t, world);
+  EXPECT_DOUBLE_EQ(norm, 13.0);
+  clip_grads(cpu_ops(), t, norm, 1.0);
+  EXPECT_NEAR(grad_norm_global(cpu_ops(), t, world), 1.0, 1e-6);
+  EXPECT_NEAR(g[3], 12.0 / 13.0, 1e-6);
+  std::vector<float> h = {0.3f, 0.4f};
+  Tensor th(h.data(), {2});
+  clip_grads(cpu_ops(), th, 0.5, 1.0);
+  EXPECT_EQ(h[0], 0.3f);
+  std::vector<float> bad = {1, INFINITY};
+  EXPECT_FALSE(std::isfinite(grad_norm_global(cpu_ops(), Tensor(bad.data(), {2}), world)));
+}
+
+TEST(LossScaler, HalvesAfterHysteresisDoublesAfterWindowFloorsAtMin) {
+  LossScaler s(true, 1024, /*window=*/3, /*hysteresis=*/2, /*min=*/256);
+  s.update(true);
+  EXPECT_EQ(s.scale(), 1024);  // first overflow absorbed by hysteresis
+  s.update(true);
+  EXPECT_EQ(s.scale(), 512);
+  s.update(true);
+  EXPECT_EQ(s.scale(), 256);
+  s.update(true);
+  EXPECT_EQ(s.scale(), 256);  // floor
+  for (int i = 0; i < 3; ++i) s.update(false);
+  EXPECT_EQ(s.scale(), 512);
+  LossScaler fixed(false, 1, 3, 2, 1);
+  fixed.update(true);
+  EXPECT_EQ(fixed.scale(), 1);
+}
+
+}  // namespace
+}  // namespace cs

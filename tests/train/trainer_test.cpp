@@ -1,0 +1,156 @@
+// The training loop: the loss falls on a repetitive dataset; 4 micro-batches of 1 equal one of 4;
+// injected inf gradients are skipped and counted (fp16 loss scaling) or counted as nan and stop
+// the run with --exit-on-nan; the log record's throughput fields follow the FLOPs formula.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <regex>
+
+#include "backend/backend.h"
+#include "data/indexed_dataset.h"
+#include "model/flops.h"
+#include "train/trainer.h"
+
+namespace cs {
+namespace {
+
+std::string repetitive_dataset() {
+  const std::string prefix = ::testing::TempDir() + "/cs_train_data_" + std::to_string(getpid());
+  IndexedDatasetWriter w(prefix, DType::U16);
+  for (int d = 0; d < 40; ++d) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 30; ++i) ids.push_back((d % 4) * 20 + (i % 10));  // short cycles
+    w.add_item(ids.data(), int64_t(ids.size()));
+    w.end_document();
+  }
+  w.finalize();
+  return prefix;
+}
+
+ModelConfig tiny() {
+  ModelConfig c = model_preset("tiny");
+  c.max_seq_length = 16;
+  return c;
+}
+
+TrainArgs args(const std::string& data, int64_t iters) {
+  TrainArgs a;
+  a.micro_batch = 4;
+  a.global_batch = 8;
+  a.train_iters = iters;
+  a.seq_length = 16;
+  a.data_path = {data};
+  a.lr = {3e-3, 3e-4, 3, iters, LrDecay::Cosine};
+  a.log_interval = 5;
+  a.print_log = false;
+  return a;
+}
+
+TEST(Trainer, LossFallsWellBelowItsStart) {
+  SingleGroup world, tp;
+  Model m(tiny(), cpu_ops(), tp, 4, 16);
+  m.params().init(1);
+  TrainResult r = train(m, args(repetitive_dataset(), 60), cpu_ops(), world);
+  ASSERT_EQ(r.losses.size(), 60u);
+  EXPECT_GT(r.losses.front(), 4.0);                  // ~ln(101) at the start
+  EXPECT_LT(r.losses.back(), 0.5 * r.losses.front()) << r.losses.back();
+  EXPECT_EQ(r.consumed_samples, 60 * 8);
+  EXPECT_EQ(r.records.size(), 12u);
+}
+
+TEST(Trainer, FourMicroBatchesOfOneEqualOneOfFour) {
+  const std::string data = repetitive_dataset();
+  std::vector<float> grads[2];
+  double loss[2];
+  for (int k = 0; k < 2; ++k) {
+    SingleGroup world, tp;
+    Model m(tiny(), cpu_ops(), tp, 4, 16);
+    m.params().init(2);
+    TrainArgs a = args(data, 1);
+    a.micro_batch = k == 0 ? 1 : 4;
+    a.global_batch = 4;
+    a.grad_hook = [&](int64_t, Tensor& g) { grads[k].assign(g.f32(), g.f32() + g.numel()); };
+    loss[k] = train(m, a, cpu_ops(), world).losses[0];
+  }
+  EXPECT_NEAR(loss[0], loss[1], 1e-6);
+  double max_abs = 0, max_err = 0;
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    max_abs = std::max(max_abs, double(std::fabs(grads[1][i])));
+    max_err = std::max(max_err, double(std::fabs(grads[0][i] - grads[1][i])));
+  }
+  EXPECT_LT(max_err, 1e-5 * max_abs) << "fp32 rounding only";
+}
+
+TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
+  SingleGroup world, tp;
+  Model m(tiny(), cpu_ops(), tp, 4, 16);
+  m.params().init(3);
+  TrainArgs a = args(repetitive_dataset(), 6);
+  a.fp16 = true;
+  a.initial_loss_scale = 1024;
+  a.hysteresis = 1;
+  std::vector<float> before;
+  a.grad_hook = [&](int64_t it, Tensor& g) {
+    if (it == 3) {
+      g.f32()[17] = INFINITY;
+      before.assign(m.params().flat_params().f32(), m.params().flat_params().f32() + 64);
+    }
+    if (it == 4)  // the skipped step left the weights alone
+      for (int i = 0; i < 64; ++i) ASSERT_EQ(m.params().flat_params().f32()[i], before[size_t(i)]);
+  };
+  TrainResult r = train(m, a, cpu_ops(), world);
+  EXPECT_EQ(r.skipped, 1);
+  EXPECT_EQ(r.nan, 0);
+  EXPECT_EQ(r.records[0].skipped_iters, 1);
+  EXPECT_EQ(r.records[1].loss_scale, 512);  // halved by the overflow (hysteresis 1)
+}
+
+TEST(Trainer, NonFiniteIterationsAreCountedAndExitOnNanStops) {
+  SingleGroup world, tp;
+  Model m(tiny(), cpu_ops(), tp, 4, 16);
+  m.params().init(4);
+  TrainArgs a = args(repetitive_dataset(), 20);
+  a.exit_on_nan = 3;
+  a.grad_hook = [&](int64_t it, Tensor& g) {
+    if (it >= 4) g.f32()[0] = NAN;
+  };
+  TrainResult r = train(m, a, cpu_ops(), world);
+  EXPECT_TRUE(r.stopped_on_nan);
+  EXPECT_EQ(r.iterations, 6);
+  EXPECT_EQ(r.nan, 3);
+  ASSERT_EQ(r.records.size(), 2u);
+  EXPECT_EQ(r.records[0].nan_iters, 2);  // iterations 4 and 5, logged at 5
+  EXPECT_EQ(r.records[1].iteration, 6);  // the stop is logged too
+  EXPECT_EQ(r.records[1].nan_iters, 1);
+}
+
+TEST(Trainer, LogLineParsesAndTflopsFollowsTheFormula) {
+  SingleGroup world, tp;
+  Model m(tiny(), cpu_ops(), tp, 4, 16);
+  m.params().init(5);
+  TrainResult r = train(m, args(repetitive_dataset(), 5), cpu_ops(), world);
+  const LogRecord& rec = r.records.at(0);
+  const std::string line = format_log_line(rec);
+  const std::regex re(
+      R"( iteration +(\d+)/ +(\d+) \| consumed samples: +(\d+) \| elapsed time per iteration \(ms\): ([\d.]+) \| )"
+      R"(learning rate: ([\d.E+-]+) \| global batch size: +(\d+) \| lm loss: ([\d.E+-]+) \| loss scale: ([\d.]+) \| )"
+      R"(grad norm: ([\d.]+) \| number of skipped iterations: +(\d+) \| number of nan iterations: +(\d+) \| )"
+      R"(samples/s/p: ([\d.]+) \| tokens/s/p: ([\d.]+) \| TFLOPs/p: ([\d.]+) \|)");
+  std::smatch mm;
+  ASSERT_TRUE(std::regex_match(line, mm, re)) << line;
+  EXPECT_EQ(std::stoll(mm[1]), 5);
+  EXPECT_EQ(std::stoll(mm[3]), 40);
+  EXPECT_NEAR(std::stod(mm[7]), rec.lm_loss, 1e-6 * rec.lm_loss);
+  // Hand-computed model FLOPs for the tiny config (V 101, D 48, F 80, L 2) at 8 x 16 tokens:
+  const double n = 8 * 16, d = 48, f = 80, v = 101, l = 2, t = 16;
+  const double hand = 3 * (2 * n * (l * (4 * d * d + 3 * d * f) + v * d) + l * 4 * 8 * t * t * d);
+  EXPECT_DOUBLE_EQ(model_flops(tiny(), 8, 16), hand);
+  const double step_s = rec.elapsed_ms_per_iter / 1e3;
+  EXPECT_NEAR(rec.tflops_per_device, hand / step_s / 1e12, 1e-9 * rec.tflops_per_device);
+  EXPECT_NEAR(rec.samples_per_s_per_device, 8 / step_s, 1e-9 * rec.samples_per_s_per_device);
+  EXPECT_NEAR(rec.tokens_per_s_per_device, rec.samples_per_s_per_device * 16, 1e-9 * rec.tokens_per_s_per_device);
+}
+
+}  // namespace
+}  // namespace cs
