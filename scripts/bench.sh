@@ -11,20 +11,24 @@ echo "== OpenBLAS kernel: $(run "$BUILD/bench/openblas_info" 2>/dev/null || echo
 echo "== threads: ${OMP_NUM_THREADS:-$(nproc)}"
 out=$(mktemp)
 run "$BUILD/bench/model_bench" "$ITERS" | tee "$out"
+PEAK=$(grep '"bench":"sgemm"' "$out" | sed 's/.*"gflops_per_s":\([0-9.]*\).*/\1/')
+run "$BUILD/bench/train_bench" "$ITERS" "$PEAK" | tee -a "$out"
 if "$PY" -c "import torch" 2>/dev/null && [ -f tools/reference/bench_torch.py ]; then
   for pos in rope alibi; do
     run "$PY" tools/reference/bench_torch.py --position "$pos" --threads "$(nproc)" --iters "$ITERS" | tee -a "$out"
   done
+  run "$PY" tools/reference/bench_torch.py --train --position rope --threads "$(nproc)" --iters "$ITERS" | tee -a "$out"
   "$PY" - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-ours = {r["position"]: r for r in rows if r.get("bench") == "model"}
+ours = {(r["bench"], r["position"]): r for r in rows if r.get("impl") == "chuanspeed" and "position" in r}
 for r in rows:
     if r.get("impl") == "pytorch":
-        pos = r.get("position") or r.get("config", {}).get("position", "rope")
-        o = ours.get(pos)
+        key = (r.get("bench", "model"), r.get("position", "rope"))
+        o = ours.get(key)
         if o:
-            print(f"ratio chuanspeed / pytorch ({pos}): {o['tokens_per_s'] / r['tokens_per_s']:.2f}x tokens/s "
+            what = "fwd+bwd" if key[0] == "model" else "training step"
+            print(f"ratio chuanspeed / pytorch, {what} ({key[1]}): {o['tokens_per_s'] / r['tokens_per_s']:.2f}x tokens/s "
                   f"({o['tokens_per_s']:.0f} vs {r['tokens_per_s']:.0f}; torch {r.get('torch')})")
 PY
 else

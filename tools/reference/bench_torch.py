@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--position", choices=("rope", "alibi"), default="rope")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train", action="store_true",
+                    help="time full training steps: also clip the grad norm to 1.0 and take an AdamW step")
     a = ap.parse_args()
     if a.iters < 1:
         ap.error("--iters must be >= 1")
@@ -68,10 +70,18 @@ def main():
     seq = torch.randint(0, a.vocab, (a.batch, a.seq + 1))
     tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
 
+    decay = [p for n, p in model.named_parameters() if not n.endswith("norm.weight")]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("norm.weight")]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.95))
+
     def step():
         model.zero_grad(set_to_none=False)
         loss = model.loss(tokens, targets)
         loss.backward()
+        if a.train:  # what a Megatron training iteration adds: clipping and the optimizer
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
         return loss.item()
 
     loss = step()                                      # warm-up
@@ -83,7 +93,8 @@ def main():
     med = statistics.median(times)
     flops = model_flops(a.batch, a.seq, a.hidden, a.layers, a.ffn, a.vocab)
     print(json.dumps({
-        "impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "impl": "pytorch", "bench": "train" if a.train else "model", "position": a.position,
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
         "tokens_per_s": a.batch * a.seq / med, "step_s_median": med,
         "gflops_per_s": flops / med / 1e9,
         "model_gflops_per_step": flops / 1e9, "loss": loss,
