@@ -44,8 +44,7 @@ size_t Model::activation_bytes() const {
          lnf_.bytes() + rstdf_.bytes() + logits_.bytes() + losses_.bytes() + lse_.bytes();
 }
 
-void Model::check_tokens(const int32_t* ids, int64_t n, const char* what) const {
-  const int32_t lo = std::strcmp(what, "target") == 0 ? -1 : 0;
+void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const {
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < lo || ids[i] >= cfg_.vocab_size)
       throw Error(fmt::format("[model] {} id {} at position {} is outside the vocabulary [0, {}). "
@@ -60,8 +59,8 @@ double Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, 
   dims_ = {b, t, cfg_.hidden_size, cfg_.num_heads, cfg_.head_dim(), cfg_.ffn_hidden_size,
            cfg_.vocab_size};
   const int64_t n = b * t, d = cfg_.hidden_size;
-  check_tokens(tokens, n, "token");
-  check_tokens(targets, n, "target");
+  check_tokens(tokens, n, "token", 0);
+  check_tokens(targets, n, "target", -1);  // -1: an ignored position
   std::memcpy(tokens_.data(), tokens, size_t(n) * 4);
   std::memcpy(targets_.data(), targets, size_t(n) * 4);
   const ModelWeights& w = params_.weights();

@@ -39,7 +39,8 @@ class Model {
   size_t activation_bytes() const;
 
  private:
-  void check_tokens(const int32_t* ids, int64_t n, const char* what) const;
+  // Throws cs::Error naming the first id outside [lo, vocab).
+  void check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const;
   LayerCtx layer_ctx() const { return {ops_, cfg_, dims_, slopes_t_}; }
 
   ModelConfig cfg_;
