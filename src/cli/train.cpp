@@ -4,8 +4,13 @@
 // unknown flags are errors.
 #include <fmt/core.h>
 
+#include <atomic>
+#include <csignal>
 #include <cmath>
 #include <map>
+
+#include "checkpoint/native.h"
+#include "train/checkpointing.h"
 
 #include "backend/backend.h"
 #include "cli/commands.h"
@@ -17,6 +22,12 @@
 #include "train/trainer.h"
 
 namespace cs::cli {
+
+namespace {
+// Set by SIGTERM / SIGINT; the trainer finishes the step, saves and returns (exit 0).
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+}  // namespace
 
 int train_main(int argc, char** argv) {
   CLI::App app("Pretrain or fine-tune a Baichuan model (Megatron flags)", "train");
@@ -40,7 +51,12 @@ int train_main(int argc, char** argv) {
   SingleGroup world("world"), tp("tp");
   std::unique_ptr<Model> model;
   const int64_t seq = f.model.seq_length.value_or(0);
-  if (f.load) {
+  const bool native = f.load && is_native_checkpoint(*f.load);
+  if (native) {
+    ModelConfig cfg = checkpoint_model_config(*f.load);
+    if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
+    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, cfg.max_seq_length);
+  } else if (f.load) {
     model = load_hf_model(*f.load, cpu_ops(), tp, f.micro_batch, std::max<int64_t>(seq, 0));
     if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
       throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
@@ -56,14 +72,18 @@ int train_main(int argc, char** argv) {
     model->params().init(f.seed);
   }
   TrainArgs a = f.train_args(model->config());
+  if (native) a.resume_dir = *f.load;
+  a.stop = &g_stop;
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
   log_info("[train] model: {}", model->config().summary());
   log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {})", a.train_iters,
            a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch);
   TrainResult r = train(*model, a, cpu_ops(), world);
   if (r.stopped_on_nan) return 1;
-  if (f.save) {
+  if (f.save && !r.stopped_by_signal) {
     save_hf_model(*model, *f.save + "/hf");
-    log_info("[train] weights -> {}/hf (Hugging Face format; native checkpoints arrive with issue 5)", *f.save);
+    log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
   }
   return 0;
 }

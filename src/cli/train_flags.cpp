@@ -50,12 +50,16 @@ void TrainFlags::add_to(CLI::App& app) {
                            "--use-fused-rmsnorm", "--no-masked-softmax-fusion",
                            "--attention-softmax-in-fp32", "--no-gradient-accumulation-fusion"})
     app.add_flag(std::string(flag))->description("Baichuan's architecture / a fusion: always so here");
+  app.add_option("--save-interval", save_interval, "iterations between checkpoints (also at the end and on SIGTERM)");
+  app.add_option("--keep-last", keep_last, "keep only the newest N checkpoints (0: all)");
+  app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
+  app.add_flag("--no-load-optim", no_load_optim, "--load without the optimizer state");
+  app.add_flag("--no-load-rng", no_load_rng, "--load without the RNG state (the seed comes from --seed)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
 
   // Accepted, not used yet: (flag, takes a value, reason).
   const std::vector<std::tuple<std::string, bool, std::string>> later = {
-      {"--save-interval", true, "checkpoints arrive with issue 5; weights are written at the end"},
       {"--eval-interval", true, "validation arrives with the data-pipeline issue"},
       {"--eval-iters", true, "validation arrives with the data-pipeline issue"},
       {"--split", true, "train/valid/test splits arrive with the data-pipeline issue"},
@@ -65,8 +69,6 @@ void TrainFlags::add_to(CLI::App& app) {
       {"--distributed-backend", true, "one process: no communication yet"},
       {"--sequence-parallel", false, "needs tensor parallelism (a later issue)"},
       {"--use-distributed-optimizer", false, "needs data parallelism (a later issue)"},
-      {"--no-load-optim", false, "native checkpoints arrive with issue 5"},
-      {"--no-load-rng", false, "native checkpoints arrive with issue 5"},
   };
   for (const auto& [flag, value, reason] : later) {
     ignored_.push_back({flag, reason});
@@ -127,6 +129,12 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.hysteresis = hysteresis;
   a.log_interval = log_interval;
   a.exit_on_nan = exit_on_nan;
+  a.save_dir = save.value_or("");
+  a.save_interval = save_interval;
+  a.keep_last = keep_last;
+  a.seed = seed;
+  a.finetune = finetune;
+  a.load_optim = !no_load_optim;
   return a;
 }
 

@@ -97,3 +97,30 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& path
 }
 
 }  // namespace cs
+
+namespace cs {
+
+nlohmann::json config_to_hf_json(const ModelConfig& c) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"BaichuanForCausalLM"};
+  j["model_type"] = "baichuan";
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.ffn_hidden_size;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_hidden_layers"] = c.num_layers;
+  j["vocab_size"] = c.vocab_size;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["hidden_act"] = "silu";
+  j["initializer_range"] = c.init_std;
+  j["tie_word_embeddings"] = false;
+  j["torch_dtype"] = "float32";
+  if (c.position == PositionType::Rope) {
+    j["max_position_embeddings"] = c.max_seq_length;
+    j["rope_theta"] = c.rope_base;
+  } else {
+    j["model_max_length"] = c.max_seq_length;
+  }
+  return nlohmann::json(j);
+}
+
+}  // namespace cs

@@ -47,4 +47,8 @@ int64_t padded_vocab_size(int64_t vocab, int64_t divisible_by, int64_t tp);
 
 const char* position_name(PositionType p);
 
+// The config as a Hugging Face Baichuan config.json reads (RoPE: max_position_embeddings, as
+// Baichuan-7B's; ALiBi: model_max_length only, as Baichuan-13B's); config_from_hf_json inverts it.
+nlohmann::json config_to_hf_json(const ModelConfig& c);
+
 }  // namespace cs

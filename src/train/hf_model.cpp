@@ -29,26 +29,7 @@ void save_hf_model(const Model& model, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
-  const ModelConfig& c = model.config();
-  nlohmann::ordered_json j;
-  j["architectures"] = {"BaichuanForCausalLM"};
-  j["model_type"] = "baichuan";
-  j["hidden_size"] = c.hidden_size;
-  j["intermediate_size"] = c.ffn_hidden_size;
-  j["num_attention_heads"] = c.num_heads;
-  j["num_hidden_layers"] = c.num_layers;
-  j["vocab_size"] = c.vocab_size;
-  j["rms_norm_eps"] = c.rms_norm_eps;
-  j["hidden_act"] = "silu";
-  j["initializer_range"] = c.init_std;
-  j["tie_word_embeddings"] = false;
-  j["torch_dtype"] = "float32";
-  if (c.position == PositionType::Rope) {  // as Baichuan-7B's config reads
-    j["max_position_embeddings"] = c.max_seq_length;
-    j["rope_theta"] = c.rope_base;
-  } else {  // as Baichuan-13B's config reads: no max_position_embeddings
-    j["model_max_length"] = c.max_seq_length;
-  }
+  const nlohmann::json j = config_to_hf_json(model.config());
   const std::string tmp = dir + "/config.json.tmp";
   {
     std::ofstream f(tmp);

@@ -10,6 +10,7 @@
 #include "model/flops.h"
 #include "optim/grad_clip.h"
 #include "optim/loss_scaler.h"
+#include "train/checkpointing.h"
 
 namespace cs {
 
@@ -39,11 +40,29 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
   Tensor grads = model.params().flat_grads();
 
   TrainResult r;
+  TrainingState st;
+  st.seed = a.seed;
+  if (!a.resume_dir.empty()) {
+    if (a.finetune) {
+      load_training_checkpoint(a.resume_dir, model, nullptr, nullptr);  // weights only
+    } else {
+      st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, &scaler);
+      r.consumed_samples = st.consumed_samples;
+    }
+  }
+  r.start_iteration = st.iteration;
+  auto save = [&](int64_t it) {
+    if (a.save_dir.empty()) return;
+    st.iteration = it;
+    st.consumed_samples = r.consumed_samples;
+    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last);
+    if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
+  };
   int64_t consecutive_nan = 0;
   // Interval accumulators (Megatron averages the loss over the interval's clean iterations).
   double interval_loss = 0, interval_s = 0, last_norm = 0;
   int64_t interval_clean = 0, interval_iters = 0, skipped_total = 0, nan_total = 0;
-  for (int64_t it = 1; it <= a.train_iters; ++it) {
+  for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     model.zero_grad();
     const double loss_scale = scaler.scale();
@@ -64,7 +83,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     if (loss_scale != 1.0) ops.scale(grads, float(1.0 / loss_scale));
     const double norm = grad_norm_global(ops, grads, world);
     const bool found_inf = !std::isfinite(norm);
-    const double lr = a.lr.lr(adam.steps());  // Megatron: skipped steps do not advance the schedule
+    const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
     bool stepped = false;
     if (a.fp16 && found_inf) {
       ++r.skipped;
@@ -75,6 +94,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     } else {
       clip_grads(ops, grads, norm, a.clip_grad);
       adam.step(model.params(), lr);
+      ++st.schedule_steps;
       stepped = true;
     }
     scaler.update(found_inf);
@@ -110,6 +130,13 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       r.records.push_back(rec);
       interval_loss = interval_s = 0;
       interval_clean = interval_iters = skipped_total = nan_total = 0;
+    }
+    const bool signalled = a.stop && a.stop->load();
+    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled) save(it);
+    if (signalled) {
+      r.stopped_by_signal = true;
+      std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);
+      break;
     }
     if (stop) {
       r.stopped_on_nan = true;

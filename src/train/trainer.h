@@ -3,6 +3,7 @@
 // micro-batches; lr from the schedule; fp16-style dynamic loss scaling (skip and count overflowing
 // steps); gradient clipping by the global norm; a log record every log_interval.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +28,18 @@ struct TrainArgs {
   int64_t log_interval = 100;
   int64_t exit_on_nan = 0;  // stop after this many non-finite iterations in a row (0: never)
   bool print_log = true;
+  // Checkpoints (native format): every save_interval iterations (0: never), at the end and when
+  // *stop is set (SIGTERM/SIGINT: finish the step, save, return); keep_last prunes old ones.
+  std::string save_dir;
+  int64_t save_interval = 0;
+  int keep_last = 0;
+  uint64_t seed = 1234;
+  const std::atomic<bool>* stop = nullptr;
+  // Resume from a native checkpoint root: everything (weights, optimizer, schedule, scaler, data
+  // cursor); load_optim=false keeps fresh Adam moments; finetune loads weights only and starts at
+  // iteration 0.
+  std::string resume_dir;
+  bool load_optim = true, finetune = false;
   // Test hook, called after each iteration's backward with the (scaled) flat gradients.
   std::function<void(int64_t iteration, Tensor& grads)> grad_hook;
 };
@@ -34,8 +47,8 @@ struct TrainArgs {
 struct TrainResult {
   std::vector<LogRecord> records;   // one per log interval
   std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
-  int64_t iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
-  bool stopped_on_nan = false;
+  int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
+  bool stopped_on_nan = false, stopped_by_signal = false;
 };
 
 // Trains `model` in place. Throws cs::Error on bad configuration (batch sizes, data).

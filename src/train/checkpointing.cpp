@@ -1,0 +1,94 @@
+#include "train/checkpointing.h"
+
+#include <fmt/core.h>
+
+#include "checkpoint/native.h"
+#include "core/log.h"
+
+namespace cs {
+
+namespace {
+std::vector<ShardTensor> whole(const ParamStore& ps, const std::string& prefix, const float* base) {
+  std::vector<ShardTensor> out;
+  for (const ParamSpec& s : ps.specs())
+    out.push_back({prefix + s.name, Tensor(const_cast<float*>(base) + s.offset, s.shape), s.shape,
+                   std::vector<int64_t>(size_t(s.shape.ndim), 0)});
+  return out;
+}
+}  // namespace
+
+void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
+                              const AdamW& adam, const LossScaler& scaler, int keep_last) {
+  CheckpointWriter w(root, st.iteration);
+  const ParamStore& ps = model.params();
+  w.add_shard("model-tp00-pp000.safetensors", whole(ps, "", ps.flat_params().f32()));
+  std::vector<ShardTensor> optim = whole(ps, "exp_avg.", adam.exp_avg().f32());
+  for (ShardTensor& t : whole(ps, "exp_avg_sq.", adam.exp_avg_sq().f32())) optim.push_back(std::move(t));
+  w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
+  const LossScaler::State sc = scaler.state();
+  nlohmann::json meta = {
+      {"format", "chuanspeed-native-1"},
+      {"iteration", st.iteration},
+      {"consumed_samples", st.consumed_samples},
+      {"config", config_to_hf_json(model.config())},
+      {"layout", {{"tensor_model_parallel_size", 1}, {"pipeline_model_parallel_size", 1},
+                  {"data_parallel_size", 1}}},
+      {"scheduler", {{"num_steps", st.schedule_steps}}},
+      {"optimizer", {{"step", adam.steps()}}},
+      {"loss_scaler", {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
+                       {"hysteresis_tracker", sc.hysteresis_tracker}}},
+      {"rng", {{"seed", st.seed}}},
+      {"data", {{"consumed_samples", st.consumed_samples}}}};
+  w.commit(meta, keep_last);
+}
+
+ModelConfig checkpoint_model_config(const std::string& root) {
+  const int64_t it = latest_iteration(root);
+  if (it < 0) throw Error(fmt::format("[checkpoint] {}: no checkpoint (no latest_checkpointed_iteration.txt)", root));
+  CheckpointReader r(root, it);
+  if (!r.meta().contains("config"))
+    throw Error(fmt::format("[checkpoint] {}/meta.json: no model config", r.dir()));
+  return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
+}
+
+TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,
+                                       LossScaler* scaler) {
+  const int64_t it = latest_iteration(root);
+  if (it < 0) throw Error(fmt::format("[checkpoint] {}: no checkpoint to load", root));
+  for (const std::string& partial : incomplete_checkpoints(root))
+    log_warn("[checkpoint] ignoring {}: its write never completed (the process died while saving)", partial);
+  CheckpointReader r(root, it);
+  ParamStore& ps = model.params();
+  for (const ParamSpec& s : ps.specs()) {
+    if (!r.has(s.name))
+      throw Error(fmt::format("[checkpoint] {}: missing tensor {}. Hint: a checkpoint of another model?", r.dir(), s.name));
+    r.read_all(s.name, s.shape, ps.param(s).f32());
+  }
+  const nlohmann::json& m = r.meta();
+  try {
+    if (adam) {
+      for (const ParamSpec& s : ps.specs()) {
+        r.read_all("exp_avg." + s.name, s.shape, adam->exp_avg().f32() + s.offset);
+        r.read_all("exp_avg_sq." + s.name, s.shape, adam->exp_avg_sq().f32() + s.offset);
+      }
+      adam->set_steps(m.at("optimizer").at("step").get<int64_t>());
+    }
+    if (scaler) {
+      const auto& j = m.at("loss_scaler");
+      scaler->set_state({j.at("scale").get<double>(), j.at("growth_tracker").get<int64_t>(),
+                         j.at("hysteresis_tracker").get<int64_t>()});
+    }
+    TrainingState st;
+    st.iteration = m.at("iteration").get<int64_t>();
+    st.consumed_samples = m.at("consumed_samples").get<int64_t>();
+    st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
+    st.seed = m.at("rng").at("seed").get<uint64_t>();
+    log_info("[checkpoint] loaded {} (iteration {}, {} consumed samples)", r.dir(), st.iteration,
+             st.consumed_samples);
+    return st;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("[checkpoint] {}/meta.json: {}", r.dir(), e.what()));
+  }
+}
+
+}  // namespace cs

@@ -1,0 +1,32 @@
+// Training checkpoints: the model, the optimizer (fp32 master weights are the parameters on CPU;
+// Adam moments and step), the lr-schedule position, the loss scaler, the RNG seed and the data
+// cursor (consumed samples) in the native format (checkpoint/native.h), so that a resumed run
+// continues bit-identically. One process writes tp00-pp000(-dp000) shards; the names carry the
+// layout for the parallel issue.
+#pragma once
+#include <string>
+
+#include "model/model.h"
+#include "optim/adamw.h"
+#include "optim/loss_scaler.h"
+
+namespace cs {
+
+struct TrainingState {
+  int64_t iteration = 0, consumed_samples = 0, schedule_steps = 0;
+  uint64_t seed = 0;
+};
+
+// Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all).
+void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
+                              const AdamW& adam, const LossScaler& scaler, int keep_last);
+
+// The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none).
+ModelConfig checkpoint_model_config(const std::string& root);
+
+// Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);
+// returns the stored training state. A model of another size is an error naming the tensor.
+TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,
+                                       LossScaler* scaler);
+
+}  // namespace cs

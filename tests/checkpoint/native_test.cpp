@@ -1,0 +1,119 @@
+// The native checkpoint format: layout-free reading (tensors whose values encode their global
+// coordinates, saved as one layout and read back as another), atomic commit (a crashed write
+// leaves the previous checkpoint loadable), the latest file, keep-last pruning, and bad input.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoint/native.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+std::string fresh_dir(const std::string& tag) {
+  const std::string d = ::testing::TempDir() + "/cs_native_" + tag + "_" + std::to_string(getpid());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// value(r, c) = 1000 r + c: any misplaced element is visible.
+std::vector<float> coords(int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+  std::vector<float> v(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) v[size_t(r * cols + c)] = float(1000 * (r0 + r) + c0 + c);
+  return v;
+}
+
+TEST(NativeCheckpoint, SavedAsRowShardsReadAsColumnShardsAndWhole) {
+  const std::string root = fresh_dir("layout");
+  const Shape g{7, 6};
+  // Saved as "TP = 2 by rows" (rows 0-3 and 4-6) plus a replicated 1-D tensor saved once.
+  auto a = coords(0, 4, 0, 6), b = coords(4, 3, 0, 6), n = coords(0, 1, 0, 6);
+  {
+    CheckpointWriter w(root, 5);
+    w.add_shard("model-tp00-pp000.safetensors", {{"w", Tensor(a.data(), {4, 6}), g, {0, 0}},
+                                                 {"norm", Tensor(n.data(), {6}), Shape{6}, {0}}});
+    w.add_shard("model-tp01-pp000.safetensors", {{"w", Tensor(b.data(), {3, 6}), g, {4, 0}}});
+    w.commit({{"iteration", 5}});
+  }
+  EXPECT_EQ(latest_iteration(root), 5);
+  CheckpointReader r(root, 5);
+  EXPECT_EQ(r.global_shape("w"), g);
+  // As "TP = 3 by columns": columns [2, 4) of every row.
+  std::vector<float> got(7 * 2);
+  r.read("w", {0, 2}, Shape{7, 2}, got.data());
+  EXPECT_EQ(got, coords(0, 7, 2, 2));
+  // A box straddling both saved shards.
+  std::vector<float> box(3 * 4);
+  r.read("w", {2, 1}, Shape{3, 4}, box.data());
+  EXPECT_EQ(box, coords(2, 3, 1, 4));
+  std::vector<float> all(42), norm(6);
+  r.read_all("w", g, all.data());
+  EXPECT_EQ(all, coords(0, 7, 0, 6));
+  r.read_all("norm", Shape{6}, norm.data());
+  EXPECT_EQ(norm, n);
+  EXPECT_THROW(r.read_all("w", Shape{6, 7}, all.data()), Error);  // another model size
+}
+
+TEST(NativeCheckpoint, ACrashedWriteLeavesThePreviousCheckpoint) {
+  const std::string root = fresh_dir("crash");
+  std::vector<float> v1 = {1, 2, 3}, v2 = {4, 5, 6};
+  {
+    CheckpointWriter w(root, 10);
+    w.add_shard("model-tp00-pp000.safetensors", {{"x", Tensor(v1.data(), {3}), Shape{3}, {0}}});
+    w.commit({{"iteration", 10}});
+  }
+  {  // the process "dies" before commit: here the writer is destroyed uncommitted...
+    CheckpointWriter w(root, 20);
+    w.add_shard("model-tp00-pp000.safetensors", {{"x", Tensor(v2.data(), {3}), Shape{3}, {0}}});
+  }
+  EXPECT_FALSE(fs::exists(root + "/iter_0000020.tmp"));
+  // ...and a SIGKILL leaves a .tmp folder behind, which readers ignore.
+  fs::create_directories(root + "/iter_0000030.tmp");
+  std::ofstream(root + "/iter_0000030.tmp/model-tp00-pp000.safetensors") << "partial";
+  EXPECT_EQ(latest_iteration(root), 10);
+  EXPECT_EQ(incomplete_checkpoints(root).size(), 1u);
+  std::vector<float> got(3);
+  CheckpointReader(root, 10).read_all("x", Shape{3}, got.data());
+  EXPECT_EQ(got, v1);
+}
+
+TEST(NativeCheckpoint, KeepLastPrunesOnlyAfterTheNewOneIsComplete) {
+  const std::string root = fresh_dir("keep");
+  std::vector<float> v = {1};
+  for (int it : {1, 2, 3, 4}) {
+    CheckpointWriter w(root, it);
+    w.add_shard("m.safetensors", {{"x", Tensor(v.data(), {1}), Shape{1}, {0}}});
+    w.commit({{"iteration", it}}, /*keep_last=*/2);
+  }
+  EXPECT_FALSE(fs::exists(root + "/iter_0000002"));
+  EXPECT_TRUE(fs::exists(root + "/iter_0000003/meta.json"));
+  EXPECT_TRUE(fs::exists(root + "/iter_0000004/meta.json"));
+  EXPECT_EQ(latest_iteration(root), 4);
+}
+
+TEST(NativeCheckpoint, BadLatestFileAndMissingFolderAreClearErrors) {
+  const std::string root = fresh_dir("bad");
+  EXPECT_EQ(latest_iteration(root), -1);
+  std::ofstream(root + "/latest_checkpointed_iteration.txt") << "12abc\n";
+  try {
+    latest_iteration(root);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("latest_checkpointed_iteration.txt"), std::string::npos);
+  }
+  std::ofstream(root + "/latest_checkpointed_iteration.txt") << "7\n";
+  try {
+    latest_iteration(root);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("iter_0000007"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace cs

@@ -1,0 +1,204 @@
+// Resume is bit-identical: train N then resume to N + M equals an uninterrupted N + M run (losses,
+// weights, optimizer state), in the library and through the binary, including a run killed with
+// SIGKILL between two saves (resume from the last complete checkpoint) and a run stopped with
+// SIGTERM (finishes the step, saves, exits 0).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "backend/backend.h"
+#include "checkpoint/native.h"
+#include "cli/run_util.h"
+#include "data/indexed_dataset.h"
+#include "train/trainer.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+std::string tmp(const std::string& tag) {
+  const std::string d = ::testing::TempDir() + "/cs_resume_" + tag + "_" + std::to_string(getpid());
+  fs::remove_all(d);
+  return d;
+}
+
+std::string dataset() {
+  const std::string prefix = tmp("data");
+  IndexedDatasetWriter w(prefix, DType::U16);
+  for (int d = 0; d < 30; ++d) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back((d * 13 + i * (d % 5 + 1)) % 101);
+    w.add_item(ids.data(), int64_t(ids.size()));
+    w.end_document();
+  }
+  w.finalize();
+  return prefix;
+}
+
+TrainArgs args(const std::string& data, int64_t iters) {
+  TrainArgs a;
+  a.micro_batch = 2;
+  a.global_batch = 4;
+  a.train_iters = iters;
+  a.seq_length = 16;
+  a.data_path = {data};
+  a.lr = {3e-3, 3e-4, 2, 12, LrDecay::Cosine};  // the schedule spans the whole run in both cases
+  a.fp16 = true;                                // the loss scaler's state must survive too
+  a.initial_loss_scale = 256;
+  a.loss_scale_window = 3;
+  a.log_interval = 1;
+  a.print_log = false;
+  return a;
+}
+
+ModelConfig tiny() {
+  ModelConfig c = model_preset("tiny");
+  c.max_seq_length = 16;
+  return c;
+}
+
+TEST(Resume, TrainThenResumeEqualsAnUninterruptedRunBitForBit) {
+  const std::string data = dataset(), full_dir = tmp("full"), part_dir = tmp("part");
+  SingleGroup world, tp;
+  Model full(tiny(), cpu_ops(), tp, 2, 16);
+  full.params().init(9);
+  TrainArgs a = args(data, 12);
+  a.save_dir = full_dir;
+  TrainResult rf = train(full, a, cpu_ops(), world);
+
+  Model first(tiny(), cpu_ops(), tp, 2, 16);
+  first.params().init(9);
+  TrainArgs b = args(data, 7);
+  b.save_dir = part_dir;
+  train(first, b, cpu_ops(), world);
+  Model second(tiny(), cpu_ops(), tp, 2, 16);  // a fresh process: nothing carried over in memory
+  TrainArgs c = args(data, 12);
+  c.save_dir = part_dir;
+  c.resume_dir = part_dir;
+  TrainResult rc = train(second, c, cpu_ops(), world);
+
+  ASSERT_EQ(rc.start_iteration, 7);
+  ASSERT_EQ(rc.losses.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(rc.losses[i], rf.losses[7 + i]) << "iteration " << 8 + i;
+  EXPECT_EQ(rc.consumed_samples, rf.consumed_samples);
+  const Tensor pf = full.params().flat_params(), pc = second.params().flat_params();
+  EXPECT_EQ(0, std::memcmp(pf.data, pc.data, pf.nbytes()));
+  EXPECT_EQ(rc.records.back().loss_scale, rf.records.back().loss_scale);
+}
+
+TEST(Resume, FinetuneLoadsWeightsOnlyAndStartsAtZero) {
+  const std::string data = dataset(), dir = tmp("ft");
+  SingleGroup world, tp;
+  Model m(tiny(), cpu_ops(), tp, 2, 16);
+  m.params().init(3);
+  TrainArgs a = args(data, 4);
+  a.save_dir = dir;
+  train(m, a, cpu_ops(), world);
+  Model n(tiny(), cpu_ops(), tp, 2, 16);
+  TrainArgs b = args(data, 2);
+  b.resume_dir = dir;
+  b.finetune = true;
+  TrainResult r = train(n, b, cpu_ops(), world);
+  EXPECT_EQ(r.start_iteration, 0);
+  EXPECT_EQ(r.losses.size(), 2u);
+}
+
+// Through the binary: the lines of iterations after the resume point equal the uninterrupted run's.
+std::vector<std::string> log_lines(const std::string& path) {
+  std::ifstream f(path);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(" iteration", 0) == 0) out.push_back(line.substr(0, line.find("| elapsed")) +
+                                                        line.substr(line.find("| learning rate"), line.find("| samples/s") - line.find("| learning rate")));
+  return out;
+}
+
+bool wait_for(const std::string& path, double seconds) {
+  for (int i = 0; i < int(seconds * 100); ++i) {
+    if (fs::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+class ResumeBinary : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = tmp("bin_data");
+    ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + data_ + " --vocab-size 101 --num-docs 40").status);
+    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 "
+             "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --lr-warmup-iters 5 "
+             "--lr-decay-style cosine --log-interval 1 --train-iters 300 --data-path " + data_;
+  }
+  // Starts the binary in the background; returns its pid.
+  pid_t start(const std::string& extra, const std::string& log) {
+    // A shell in the background waits for the binary and records its exit status in LOG.rc.
+    const std::string pidf = log + ".pid";
+    fs::remove(log + ".rc");
+    const std::string cmd = "sh -c '" + std::string(CS_BINARY) + " " + flags_ + " " + extra + " > " +
+                            log + " 2>&1 & p=$!; echo $p > " + pidf + "; wait $p; echo $? > " + log +
+                            ".rc' &";
+    EXPECT_EQ(0, std::system(cmd.c_str()));
+    EXPECT_TRUE(wait_for(pidf, 10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream f(pidf);
+    pid_t pid = 0;
+    f >> pid;
+    return pid;
+  }
+  // Waits for the binary to end; returns its exit status as the shell saw it (137 after SIGKILL).
+  static int wait_exit(const std::string& log) {
+    if (!wait_for(log + ".rc", 60)) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream f(log + ".rc");
+    int rc = -1;
+    f >> rc;
+    return rc;
+  }
+  std::string data_, flags_;
+};
+
+TEST_F(ResumeBinary, KilledBetweenSavesResumesFromTheLastCompleteCheckpoint) {
+  const std::string straight = tmp("straight"), killed = tmp("killed");
+  ASSERT_EQ(0, test::run_binary(flags_ + " --save " + straight + " > " + straight + ".log").status);
+  pid_t pid = start("--save " + killed + " --save-interval 20", killed + ".log");
+  ASSERT_TRUE(wait_for(killed + "/iter_0000040/meta.json", 60)) << "no checkpoint appeared";
+  kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(killed + ".log"), 128 + SIGKILL);
+  const int64_t last = latest_iteration(killed);
+  ASSERT_GE(last, 40);
+  auto r = test::run_binary(flags_ + " --save " + killed + " --load " + killed + " > " + killed + ".resumed.log");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto a = log_lines(straight + ".log"), b = log_lines(killed + ".resumed.log");
+  ASSERT_EQ(a.size(), 300u);
+  ASSERT_EQ(b.size(), size_t(300 - last));
+  for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(b[i], a[size_t(last) + i]);
+  std::ifstream fa(straight + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary),
+      fb(killed + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary);
+  const std::string wa((std::istreambuf_iterator<char>(fa)), {}), wb((std::istreambuf_iterator<char>(fb)), {});
+  EXPECT_TRUE(!wa.empty() && wa == wb) << "final weights differ";
+}
+
+TEST_F(ResumeBinary, SigtermFinishesTheStepSavesAndExitsZero) {
+  const std::string dir = tmp("term");
+  pid_t pid = start("--save " + dir + " --save-interval 1000", dir + ".log");
+  ASSERT_TRUE(wait_for(dir + "/metrics.jsonl", 60));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(dir + ".log"), 0);
+  std::ifstream f(dir + ".log");
+  const std::string log((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_NE(log.find("stop requested (signal): saved at iteration"), std::string::npos) << log;
+  const int64_t it = latest_iteration(dir);
+  EXPECT_GT(it, 0);
+  EXPECT_LT(it, 300);
+}
+
+}  // namespace
+}  // namespace cs
