@@ -12,11 +12,16 @@ echo "== 1. synthetic dataset (arithmetic progressions of token ids) -> $OUT/dat
 "$BIN" synth-data --output-prefix "$OUT/data/synth_text_document" --vocab-size 1024 --num-docs 256 --seed 7
 echo "== 2. a freshly initialised tiny Baichuan (RoPE) as a Hugging Face dir -> $OUT/init"
 "$BIN" init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$OUT/init"
-echo "== 3. train it: 150 iterations, global batch 16 (2 micro-batches of 8), cosine lr"
-"$BIN" train --load "$OUT/init" --data-path "$OUT/data/synth_text_document" --seq-length 128 \
-  --micro-batch-size 8 --global-batch-size 16 --train-iters 150 --lr 3e-3 --min-lr 3e-4 \
-  --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0 \
-  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 25 --save "$OUT/run"
+TRAIN=(train --data-path "$OUT/data/synth_text_document" --seq-length 128
+  --micro-batch-size 8 --global-batch-size 16 --train-iters 150 --lr 3e-3 --min-lr 3e-4
+  --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0
+  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 25 --save "$OUT/run" --save-interval 50)
+echo "== 3. train it from the HF dir: 150 iterations planned, global batch 16 (2 micro-batches of 8),"
+echo "      cosine lr; --exit-interval 75 saves a native checkpoint at 75 and stops"
+"$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 75
+echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 150"
+"$BIN" "${TRAIN[@]}" --load "$OUT/run"
+ls "$OUT/run"
 echo "== 4. the seed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
 DATA_PATH="$OUT/data/synth_text_document" bash examples/baichuan/pretrain_baichuan_tiny.sh 2>&1 | tail -n 3
 for m in init run/hf; do

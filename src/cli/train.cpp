@@ -81,7 +81,7 @@ int train_main(int argc, char** argv) {
            a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch);
   TrainResult r = train(*model, a, cpu_ops(), world);
   if (r.stopped_on_nan) return 1;
-  if (f.save && !r.stopped_by_signal) {
+  if (f.save && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
     save_hf_model(*model, *f.save + "/hf");
     log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
   }

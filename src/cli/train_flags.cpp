@@ -51,6 +51,7 @@ void TrainFlags::add_to(CLI::App& app) {
                            "--attention-softmax-in-fp32", "--no-gradient-accumulation-fusion"})
     app.add_flag(std::string(flag))->description("Baichuan's architecture / a fusion: always so here");
   app.add_option("--save-interval", save_interval, "iterations between checkpoints (also at the end and on SIGTERM)");
+  app.add_option("--exit-interval", exit_interval, "save and exit when the iteration is a multiple of this");
   app.add_option("--keep-last", keep_last, "keep only the newest N checkpoints (0: all)");
   app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
   app.add_flag("--no-load-optim", no_load_optim, "--load without the optimizer state");
@@ -131,6 +132,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.exit_on_nan = exit_on_nan;
   a.save_dir = save.value_or("");
   a.save_interval = save_interval;
+  a.exit_interval = exit_interval;
   a.keep_last = keep_last;
   a.seed = seed;
   a.finetune = finetune;

@@ -27,7 +27,7 @@ struct TrainFlags {
   int64_t loss_scale_window = 1000, hysteresis = 2;
   std::string lr_decay_style = "linear";
   bool fp16 = false, bf16 = false;
-  int64_t tp = 1, pp = 1, save_interval = 0;
+  int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false;
 

@@ -132,7 +132,15 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       interval_clean = interval_iters = skipped_total = nan_total = 0;
     }
     const bool signalled = a.stop && a.stop->load();
-    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled) save(it);
+    const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;
+    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now)
+      save(it);
+    if (exit_now) {
+      r.stopped_by_exit_interval = true;
+      std::fprintf(stderr, "[train] --exit-interval %lld: saved at iteration %lld, exiting\n",
+                   (long long)a.exit_interval, (long long)it);
+      break;
+    }
     if (signalled) {
       r.stopped_by_signal = true;
       std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);

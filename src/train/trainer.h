@@ -31,7 +31,7 @@ struct TrainArgs {
   // Checkpoints (native format): every save_interval iterations (0: never), at the end and when
   // *stop is set (SIGTERM/SIGINT: finish the step, save, return); keep_last prunes old ones.
   std::string save_dir;
-  int64_t save_interval = 0;
+  int64_t save_interval = 0, exit_interval = 0;  // Megatron's --exit-interval: save and stop
   int keep_last = 0;
   uint64_t seed = 1234;
   const std::atomic<bool>* stop = nullptr;
@@ -48,7 +48,7 @@ struct TrainResult {
   std::vector<LogRecord> records;   // one per log interval
   std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
   int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
-  bool stopped_on_nan = false, stopped_by_signal = false;
+  bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false;
 };
 
 // Trains `model` in place. Throws cs::Error on bad configuration (batch sizes, data).
