@@ -8,5 +8,6 @@ int eval_main(int argc, char** argv);
 int init_main(int argc, char** argv);
 int synth_data_main(int argc, char** argv);
 int train_main(int argc, char** argv);
+int convert_main(int argc, char** argv);
 
 }  // namespace cs::cli

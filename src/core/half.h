@@ -41,4 +41,24 @@ inline float f16_to_f32(uint16_t h) {
   return f;
 }
 
+// IEEE fp16 from fp32, round to nearest even; overflow gives inf, NaN stays NaN.
+inline uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);            // NaN
+  if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);           // >= 65520: inf
+  if (abs < 0x38800000u) {                                            // below 2^-14: subnormal
+    if (abs < 0x33000000u) return uint16_t(sign);                     // below 2^-25: zero
+    const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - int(abs >> 23);                           // 14..24
+    const uint32_t half = mant >> shift, rest = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    return uint16_t(sign | (half + (rest > mid || (rest == mid && (half & 1)))));
+  }
+  const uint32_t base = abs - 0x38000000u;                            // rebias 127 -> 15
+  const uint32_t half = base >> 13, rest = base & 0x1fffu;
+  return uint16_t(sign | (half + (rest > 0x1000u || (rest == 0x1000u && (half & 1)))));
+}
+
 }  // namespace cs

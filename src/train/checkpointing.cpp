@@ -17,6 +17,25 @@ std::vector<ShardTensor> whole(const ParamStore& ps, const std::string& prefix, 
 }
 }  // namespace
 
+static nlohmann::json base_meta(const Model& model, const TrainingState& st) {
+  return {{"format", "chuanspeed-native-1"},
+          {"iteration", st.iteration},
+          {"consumed_samples", st.consumed_samples},
+          {"config", config_to_hf_json(model.config())},
+          {"layout", {{"tensor_model_parallel_size", 1}, {"pipeline_model_parallel_size", 1},
+                      {"data_parallel_size", 1}}},
+          {"scheduler", {{"num_steps", st.schedule_steps}}},
+          {"rng", {{"seed", st.seed}}},
+          {"data", {{"consumed_samples", st.consumed_samples}}}};
+}
+
+void save_model_checkpoint(const std::string& root, const Model& model) {
+  CheckpointWriter w(root, 0);
+  const ParamStore& ps = model.params();
+  w.add_shard("model-tp00-pp000.safetensors", whole(ps, "", ps.flat_params().f32()));
+  w.commit(base_meta(model, TrainingState{}));
+}
+
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
                               const AdamW& adam, const LossScaler& scaler, int keep_last) {
   CheckpointWriter w(root, st.iteration);
@@ -26,19 +45,10 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
   for (ShardTensor& t : whole(ps, "exp_avg_sq.", adam.exp_avg_sq().f32())) optim.push_back(std::move(t));
   w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
   const LossScaler::State sc = scaler.state();
-  nlohmann::json meta = {
-      {"format", "chuanspeed-native-1"},
-      {"iteration", st.iteration},
-      {"consumed_samples", st.consumed_samples},
-      {"config", config_to_hf_json(model.config())},
-      {"layout", {{"tensor_model_parallel_size", 1}, {"pipeline_model_parallel_size", 1},
-                  {"data_parallel_size", 1}}},
-      {"scheduler", {{"num_steps", st.schedule_steps}}},
-      {"optimizer", {{"step", adam.steps()}}},
-      {"loss_scaler", {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
-                       {"hysteresis_tracker", sc.hysteresis_tracker}}},
-      {"rng", {{"seed", st.seed}}},
-      {"data", {{"consumed_samples", st.consumed_samples}}}};
+  nlohmann::json meta = base_meta(model, st);
+  meta["optimizer"] = {{"step", adam.steps()}};
+  meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
+                         {"hysteresis_tracker", sc.hysteresis_tracker}};
   w.commit(meta, keep_last);
 }
 
@@ -66,14 +76,16 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   }
   const nlohmann::json& m = r.meta();
   try {
-    if (adam) {
+    if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
+      log_info("[checkpoint] {}: no optimizer state (a converted or weights-only checkpoint): Adam starts afresh", r.dir());
+    } else if (adam) {
       for (const ParamSpec& s : ps.specs()) {
         r.read_all("exp_avg." + s.name, s.shape, adam->exp_avg().f32() + s.offset);
         r.read_all("exp_avg_sq." + s.name, s.shape, adam->exp_avg_sq().f32() + s.offset);
       }
       adam->set_steps(m.at("optimizer").at("step").get<int64_t>());
     }
-    if (scaler) {
+    if (scaler && m.contains("loss_scaler")) {
       const auto& j = m.at("loss_scaler");
       scaler->set_state({j.at("scale").get<double>(), j.at("growth_tracker").get<int64_t>(),
                          j.at("hysteresis_tracker").get<int64_t>()});

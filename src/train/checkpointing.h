@@ -21,6 +21,10 @@ struct TrainingState {
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
                               const AdamW& adam, const LossScaler& scaler, int keep_last);
 
+// A weights-only checkpoint at iteration 0 (what `chuanspeed convert --to native` writes): no
+// optimizer shard; a run that loads it starts Adam afresh.
+void save_model_checkpoint(const std::string& root, const Model& model);
+
 // The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none).
 ModelConfig checkpoint_model_config(const std::string& root);
 

@@ -2,12 +2,15 @@
 
 #include <fmt/core.h>
 
+#include <cctype>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/hf_dir.h"
 #include "checkpoint/safetensors.h"
+#include "core/half.h"
 
 namespace cs {
 
@@ -24,12 +27,46 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Gro
   return model;
 }
 
-void save_hf_model(const Model& model, const std::string& dir) {
+namespace {
+// The tensor's values in dtype t (conversion buffer kept in `store`).
+Tensor converted(const Tensor& src, DType t, std::vector<uint16_t>& store) {
+  if (t == DType::F32) return src;
+  store.resize(size_t(src.numel()));
+  const float* p = src.f32();
+  for (int64_t i = 0; i < src.numel(); ++i) store[size_t(i)] = t == DType::BF16 ? f32_to_bf16(p[i]) : f32_to_f16(p[i]);
+  return Tensor(store.data(), src.shape, t);
+}
+
+const char* torch_dtype_name(DType t) {
+  return t == DType::BF16 ? "bfloat16" : t == DType::F16 ? "float16" : "float32";
+}
+}  // namespace
+
+int64_t parse_byte_size(const std::string& s, const char* flag) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = s.substr(used);
+  for (auto& ch : unit) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  const std::map<std::string, double> units = {{"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6},
+      {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}};
+  auto it = units.find(unit);
+  if (used == 0 || it == units.end() || v <= 0)
+    throw UsageError(fmt::format("{} {}: expected a size such as 10GB, 500MB or 2GiB", flag, s));
+  return int64_t(v * it->second);
+}
+
+void save_hf_model(const Model& model, const std::string& dir, const HfExportOptions& opt) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
-  const nlohmann::json j = config_to_hf_json(model.config());
+  nlohmann::json j = config_to_hf_json(model.config());
+  j["torch_dtype"] = torch_dtype_name(opt.dtype);
   const std::string tmp = dir + "/config.json.tmp";
   {
     std::ofstream f(tmp);
@@ -37,9 +74,47 @@ void save_hf_model(const Model& model, const std::string& dir) {
     if (!f) throw Error(fmt::format("[save] cannot write {}", tmp));
   }
   fs::rename(tmp, dir + "/config.json");
-  std::vector<NamedTensor> tensors;
-  for (const ParamSpec& s : model.params().specs()) tensors.push_back({s.name, model.params().param(s)});
-  write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  // Group parameters, in order, into shards of at most max_shard_bytes.
+  const auto& specs = model.params().specs();
+  std::vector<std::vector<size_t>> shards(1);
+  int64_t bytes = 0, total = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const int64_t b = specs[i].shape.numel() * int64_t(dtype_size(opt.dtype));
+    if (!shards.back().empty() && bytes + b > opt.max_shard_bytes) {
+      shards.emplace_back();
+      bytes = 0;
+    }
+    shards.back().push_back(i);
+    bytes += b;
+    total += b;
+  }
+  nlohmann::ordered_json weight_map;
+  for (size_t k = 0; k < shards.size(); ++k) {
+    const std::string file = shards.size() == 1 ? "model.safetensors"
+                             : fmt::format("model-{:05d}-of-{:05d}.safetensors", k + 1, shards.size());
+    std::vector<std::vector<uint16_t>> store(shards[k].size());
+    std::vector<NamedTensor> tensors;
+    for (size_t n = 0; n < shards[k].size(); ++n) {
+      const ParamSpec& s = specs[shards[k][n]];
+      tensors.push_back({s.name, converted(model.params().param(s), opt.dtype, store[n])});
+      weight_map[s.name] = file;
+    }
+    write_safetensors(dir + "/" + file, tensors, {{"format", "pt"}});
+  }
+  if (shards.size() > 1) {
+    nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    std::ofstream f(dir + "/model.safetensors.index.json.tmp");
+    f << index.dump(2) << "\n";
+    f.close();
+    fs::rename(dir + "/model.safetensors.index.json.tmp", dir + "/model.safetensors.index.json");
+  }
+  if (!opt.tokenizer_dir.empty()) {
+    for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                             "tokenization_baichuan.py"}) {
+      const fs::path src = fs::path(opt.tokenizer_dir) / name;
+      if (fs::exists(src)) fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+    }
+  }
 }
 
 }  // namespace cs

@@ -15,7 +15,17 @@ namespace cs {
 std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Group& tp,
                                      int64_t max_batch, int64_t max_seq);
 
-// Writes DIR/config.json and DIR/model.safetensors (F32) for the model's weights.
-void save_hf_model(const Model& model, const std::string& dir);
+struct HfExportOptions {
+  DType dtype = DType::F32;                  // F32, BF16 (round to nearest even) or F16
+  int64_t max_shard_bytes = 10LL << 30;      // Transformers' default "10GB"
+  std::string tokenizer_dir;                 // tokenizer files copied from here when set
+};
+
+// Writes DIR/config.json and the weights: one model.safetensors, or model-0000i-of-0000n shards of
+// at most max_shard_bytes with model.safetensors.index.json; tokenizer files copied when given.
+void save_hf_model(const Model& model, const std::string& dir, const HfExportOptions& opt = {});
+
+// "10GB", "500MB", "2GiB", "1024" (bytes) -> bytes; a UsageError naming the flag otherwise.
+int64_t parse_byte_size(const std::string& s, const char* flag);
 
 }  // namespace cs

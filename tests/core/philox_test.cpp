@@ -52,3 +52,23 @@ TEST(Half, Bf16AndF16Conversions) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+TEST(Half, F16RoundTripsEveryHalfAndRoundsToNearestEven) {
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const uint16_t x = uint16_t(h);
+    const float f = f16_to_f32(x);
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f))));
+      continue;
+    }
+    ASSERT_EQ(f32_to_f16(f), x) << std::hex << h;
+  }
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie -> even (down)
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie -> even (up)
+  EXPECT_EQ(f32_to_f16(70000.f), 0x7c00);
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -30)), 0x0000);
+}
+}  // namespace
+}  // namespace cs
