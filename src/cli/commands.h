@@ -9,5 +9,6 @@ int init_main(int argc, char** argv);
 int synth_data_main(int argc, char** argv);
 int train_main(int argc, char** argv);
 int convert_main(int argc, char** argv);
+int compare_main(int argc, char** argv);
 
 }  // namespace cs::cli
