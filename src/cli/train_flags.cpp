@@ -15,6 +15,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--load", load, "Hugging Face model directory to start from");
   app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
   app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");
+  app.add_option("--tensorboard-dir", tensorboard_dir, "write TensorBoard event files here");
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   app.add_option("--seed", seed, "random seed (init and data)");
   app.add_option("--log-interval", log_interval, "iterations per log line")->check(CLI::PositiveNumber);
@@ -131,6 +132,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.log_interval = log_interval;
   a.exit_on_nan = exit_on_nan;
   a.save_dir = save.value_or("");
+  a.tensorboard_dir = tensorboard_dir.value_or("");
   a.save_interval = save_interval;
   a.exit_interval = exit_interval;
   a.keep_last = keep_last;

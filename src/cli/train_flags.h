@@ -17,7 +17,7 @@ struct TrainFlags {
   int64_t micro_batch = 1, train_iters = 0, log_interval = 100, exit_on_nan = 0;
   std::optional<int64_t> global_batch, lr_decay_iters, lr_warmup_iters;
   std::vector<std::string> data_path;
-  std::optional<std::string> load, save, log_dir, tokenizer, tokenizer_model, tokenizer_type;
+  std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
   std::string normalization = "RMSNorm";
   double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <cmath>
+#include <memory>
 #include <cstdio>
 
 #include "core/timer.h"
@@ -11,6 +12,7 @@
 #include "optim/grad_clip.h"
 #include "optim/loss_scaler.h"
 #include "train/checkpointing.h"
+#include "train/tensorboard.h"
 
 namespace cs {
 
@@ -34,6 +36,8 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
   LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
                     a.min_loss_scale);
   MetricsWriter metrics(a.metrics_dir);
+  std::unique_ptr<TensorBoardWriter> tb;
+  if (!a.tensorboard_dir.empty()) tb = std::make_unique<TensorBoardWriter>(a.tensorboard_dir);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
   std::vector<int32_t> sample(size_t(t + 1)), tokens(size_t(b * t)), targets(size_t(b * t));
   const double flops_per_iter = model_flops(model.config(), a.global_batch, t);
@@ -127,6 +131,11 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       if (a.print_log) std::printf("%s\n", format_log_line(rec).c_str());
       std::fflush(stdout);
       metrics.write(rec);
+      if (tb)  // Megatron's tag names
+        tb->scalars(it, {{"lm loss", rec.lm_loss}, {"learning-rate", rec.learning_rate},
+                         {"loss-scale", rec.loss_scale}, {"grad-norm", rec.grad_norm},
+                         {"tokens-per-second-per-device", rec.tokens_per_s_per_device},
+                         {"tflops-per-device", rec.tflops_per_device}});
       r.records.push_back(rec);
       interval_loss = interval_s = 0;
       interval_clean = interval_iters = skipped_total = nan_total = 0;

@@ -19,6 +19,7 @@ struct TrainArgs {
   int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
   std::vector<std::string> data_path;  // dataset prefixes
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
+  std::string tensorboard_dir;         // TensorBoard event files ("" = none)
   LrSchedule lr;
   AdamWConfig adam;
   double clip_grad = 1.0;
