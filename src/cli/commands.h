@@ -10,5 +10,6 @@ int synth_data_main(int argc, char** argv);
 int train_main(int argc, char** argv);
 int convert_main(int argc, char** argv);
 int compare_main(int argc, char** argv);
+int pulse_main(int argc, char** argv);
 
 }  // namespace cs::cli

@@ -11,7 +11,9 @@
 #include "model/flops.h"
 #include "optim/grad_clip.h"
 #include "optim/loss_scaler.h"
+#include "checkpoint/native.h"
 #include "train/checkpointing.h"
+#include "train/heartbeat.h"
 #include "train/tensorboard.h"
 
 namespace cs {
@@ -54,12 +56,18 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       r.consumed_samples = st.consumed_samples;
     }
   }
-  r.start_iteration = st.iteration;
+  r.start_iteration = r.iterations = st.iteration;
+  // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
+  HeartbeatWriter heart(a.save_dir.empty() ? a.metrics_dir : a.save_dir, a.train_iters);
+  std::string latest_ckpt;
+  heart.beat(st.iteration, 0, "", true);
   auto save = [&](int64_t it) {
     if (a.save_dir.empty()) return;
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
     save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last);
+    latest_ckpt = a.save_dir + "/" + iteration_dir_name(it);
+    heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), latest_ckpt, true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
   };
   int64_t consecutive_nan = 0;
@@ -140,6 +148,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       interval_loss = interval_s = 0;
       interval_clean = interval_iters = skipped_total = nan_total = 0;
     }
+    heart.beat(it, loss, "");
     const bool signalled = a.stop && a.stop->load();
     const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;
     if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now)
@@ -157,11 +166,13 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     }
     if (stop) {
       r.stopped_on_nan = true;
+      heart.finish("failed");
       std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
                    (long long)consecutive_nan, (long long)a.exit_on_nan);
       break;
     }
   }
+  if (!r.stopped_on_nan) heart.finish(r.iterations >= a.train_iters ? "finished" : "stopped");
   return r;
 }
 
