@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the main job on generated data, end to end on one CPU process: a synthetic Megatron
 # dataset, a tiny Baichuan trained on it with Megatron's flags (RoPE), the ported 13B launch script
-# scaled down (ALiBi), and per-document evaluation before and after training. (The data-pipeline
+# scaled down (ALiBi), per-document evaluation before and after training, and generation. (The data-pipeline
 # issue replaces the synthetic corpus with the bundled instruction corpus and tokenizer.)
 set -euo pipefail
 BUILD=${1:-build}
@@ -9,7 +9,10 @@ BIN=$BUILD/chuanspeed
 OUT=out/demo
 rm -rf "$OUT" out/tiny-run; mkdir -p "$OUT/data"
 echo "== 1. synthetic dataset (arithmetic progressions of token ids) -> $OUT/data/synth_text_document.{bin,idx}"
-"$BIN" synth-data --output-prefix "$OUT/data/synth_text_document" --vocab-size 1024 --num-docs 256 --seed 7
+"$BIN" synth-data --output-prefix "$OUT/data/synth_text_document" --vocab-size 1024 --num-docs 256 --seed 7 \
+  2> "$OUT/synth.log"
+cat "$OUT/synth.log"
+PROMPT=$(sed -n 's/.*document 0 starts \([0-9,]*\).*/\1/p' "$OUT/synth.log" | cut -d, -f1-4)
 echo "== 2. a freshly initialised tiny Baichuan (RoPE) as a Hugging Face dir -> $OUT/init"
 "$BIN" init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$OUT/init"
 TRAIN=(train --data-path "$OUT/data/synth_text_document" --seq-length 128
@@ -30,4 +33,8 @@ for m in init run/hf; do
     --micro-batch-size 8 --output "$OUT/eval-${m%%/*}.jsonl"
 done
 echo "== the untrained model scores about ln(1024) = 6.93 nats per token; the trained one far less"
+echo "== 5. generate (KV cache, greedy) from the first 4 ids of document 0 ($PROMPT): it should"
+echo "      continue the progression"
+"$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12
+"$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12 --temperature 0.7 --top-k 8 --seed 1
 echo "== metrics: $OUT/run/metrics.jsonl"

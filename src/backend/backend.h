@@ -47,6 +47,14 @@ struct Ops {
                              const Tensor& slopes, const Tensor& o, const Tensor& lse,
                              const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv);
 
+  // Inference attention over a KV cache: q (B, H, Tq, Hd) are the positions [tk - Tq, tk);
+  // k_cache, v_cache (B, H, Tcap, Hd) hold positions [0, tk) (tk <= Tcap); o (B, H, Tq, Hd).
+  // Causal with the same scores as attention_forward.
+  void (*attention_decode)(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                           int64_t tk, const Tensor& slopes, Tensor& o);
+  // Writes x (B, H, T, Hd) into cache (B, H, Tcap, Hd) at positions [pos, pos + T).
+  void (*kv_append)(const Tensor& x, Tensor& cache, int64_t pos);
+
   // gu: (N, 2F) with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up: (N, F).
   void (*swiglu_forward)(const Tensor& gu, Tensor& out);
   // dgu: (N, 2F) overwrite.

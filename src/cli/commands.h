@@ -11,5 +11,6 @@ int train_main(int argc, char** argv);
 int convert_main(int argc, char** argv);
 int compare_main(int argc, char** argv);
 int pulse_main(int argc, char** argv);
+int generate_main(int argc, char** argv);
 
 }  // namespace cs::cli

@@ -14,6 +14,7 @@ const char* kUsage =
     "  train        pretrain or fine-tune with Megatron's flags (one process for now)\n"
     "  eval         score each document of a Megatron dataset with a model (loss, perplexity)\n"
     "  compare      compare two runs' loss curves (metrics.jsonl or Megatron logs), plot\n"
+    "  generate     sample text from a trained model (KV cache; greedy or top-k / top-p)\n"
     "  pulse        is a run running or scheduled? restart it from its last checkpoint if not\n"
     "  convert      Hugging Face directory <-> native checkpoint (--dtype, --max-shard-size)\n"
     "  init         write a freshly initialised model as a Hugging Face directory\n"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return cs::cli::train_main(argc - 1, argv + 1);
     if (cmd == "eval") return cs::cli::eval_main(argc - 1, argv + 1);
+    if (cmd == "generate") return cs::cli::generate_main(argc - 1, argv + 1);
     if (cmd == "pulse") return cs::cli::pulse_main(argc - 1, argv + 1);
     if (cmd == "compare") return cs::cli::compare_main(argc - 1, argv + 1);
     if (cmd == "convert") return cs::cli::convert_main(argc - 1, argv + 1);

@@ -26,6 +26,9 @@ void attention_naive_forward(const Tensor& q, const Tensor& k, const Tensor& v,
 void attention_naive_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& slopes, const Tensor& o, const Tensor& lse,
                               const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv);
+void attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t tk,
+                      const Tensor& slopes, Tensor& o);
+void kv_append(const Tensor& x, Tensor& cache, int64_t pos);
 void swiglu_forward(const Tensor& gu, Tensor& out);
 void swiglu_backward(const Tensor& gu, const Tensor& dout, Tensor& dgu);
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse);

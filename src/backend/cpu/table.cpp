@@ -16,6 +16,8 @@ const Ops& cpu_ops() {
       cpu::merge_heads,
       cpu::attention_forward,
       cpu::attention_backward,
+      cpu::attention_decode,
+      cpu::kv_append,
       cpu::swiglu_forward,
       cpu::swiglu_backward,
       cpu::cross_entropy_forward,

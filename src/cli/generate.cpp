@@ -1,0 +1,115 @@
+// chuanspeed generate --load CKPT|HF_DIR (--tokenizer-name-or-path TOK --prompt TEXT |
+//                     --prompt-file F | --prompt-ids 1,2,3) [--max-new-tokens N]
+//                     [--temperature T] [--top-k K] [--top-p P] [--seed S]
+// Prefills the prompt into the KV cache, then decodes one token at a time; prints the text (or the
+// ids without a tokenizer) and tokens/s. Stops at the tokenizer's end-of-sequence id.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "checkpoint/native.h"
+#include "cli/commands.h"
+#include "cli/parse.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "data/tokenizer.h"
+#include "model/decoder.h"
+#include "train/checkpointing.h"
+#include "train/hf_model.h"
+#include "train/sampling.h"
+
+namespace cs::cli {
+
+namespace {
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      ids.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--prompt-ids {}: expected comma-separated token ids", s));
+    }
+  }
+  if (ids.empty()) throw UsageError("--prompt-ids: no ids given");
+  return ids;
+}
+}  // namespace
+
+int generate_main(int argc, char** argv) {
+  CLI::App app("Generate text with a trained model (KV cache)", "generate");
+  std::string load, tokenizer, prompt, prompt_file, prompt_ids;
+  int64_t max_new = 64;
+  SamplingParams sp;
+  app.add_option("--load", load, "a native checkpoint or a Hugging Face directory")->required();
+  app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
+  app.add_option("--prompt", prompt, "the prompt text");
+  app.add_option("--prompt-file", prompt_file, "prompts, one a line");
+  app.add_option("--prompt-ids", prompt_ids, "a prompt as token ids (no tokenizer needed)");
+  app.add_option("--max-new-tokens", max_new, "tokens to generate")->check(CLI::PositiveNumber);
+  app.add_option("--temperature", sp.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)");
+  app.add_option("--top-p", sp.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", sp.seed, "sampling seed");
+  int code = 0;
+  if (!parse(app, argc, argv, code)) return code;
+  if (int(!prompt.empty()) + int(!prompt_file.empty()) + int(!prompt_ids.empty()) != 1)
+    throw UsageError("give exactly one of --prompt, --prompt-file or --prompt-ids");
+  if (prompt_ids.empty() && tokenizer.empty())
+    throw UsageError("--prompt / --prompt-file need --tokenizer-name-or-path (or use --prompt-ids)");
+
+  SingleGroup tp("tp");
+  std::unique_ptr<Model> model;
+  if (is_native_checkpoint(load)) {
+    model = std::make_unique<Model>(checkpoint_model_config(load), cpu_ops(), tp, 1, 1);
+    load_training_checkpoint(load, *model, nullptr, nullptr);
+  } else {
+    model = load_hf_model(load, cpu_ops(), tp, 1, 0);  // 0: the config's sequence length
+  }
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> texts;
+  if (!prompt_ids.empty()) {
+    prompts.push_back(parse_ids(prompt_ids));
+  } else {
+    tok = std::make_unique<Tokenizer>(tokenizer);
+    if (!prompt.empty()) texts.push_back(prompt);
+    std::ifstream f(prompt_file);
+    if (!prompt_file.empty() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
+    for (std::string line; !prompt_file.empty() && std::getline(f, line);)
+      if (!line.empty()) texts.push_back(line);
+    for (const auto& t : texts) prompts.push_back(tok->encode(t));
+  }
+  const int64_t cap = model->config().max_seq_length, v = model->config().vocab_size;
+  Decoder dec(*model, cpu_ops(), 1, cap);
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    std::vector<int32_t> ids = prompts[pi];
+    if (ids.empty() && tok) ids.push_back(tok->bos_id() >= 0 ? tok->bos_id() : 0);
+    dec.reset();
+    Timer t;
+    Tensor logits = dec.step(ids.data(), int64_t(ids.size()));
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < max_new && dec.length() < cap; ++i) {
+      const int32_t next = choose_token(logits.f32(), v, sp, uint64_t(pi) << 32 | uint64_t(i));
+      out.push_back(next);
+      if (tok && next == tok->eos_id()) break;
+      if (dec.length() < cap && i + 1 < max_new) logits = dec.step(&next, 1);
+    }
+    const double secs = t.seconds();
+    if (tok) {
+      std::printf("%s%s\n", texts[pi].c_str(), tok->decode(out).c_str());
+    } else {
+      std::string s;
+      for (size_t i = 0; i < out.size(); ++i) s += (i ? "," : "") + std::to_string(out[i]);
+      std::printf("%s\n", s.c_str());
+    }
+    std::fprintf(stderr, "[generate] %zu prompt + %zu new tokens in %.3f s: %.1f tokens/s\n", ids.size(),
+                 out.size(), secs, double(out.size()) / std::max(secs, 1e-9));
+  }
+  return 0;
+}
+
+}  // namespace cs::cli
