@@ -1,6 +1,7 @@
 // HfWeights and load_named. The directory is validated as a whole when opened (config, index,
 // shard contents agree), so a conversion fails before it writes anything. Messages are tagged
-// "[load]" and name the directory or file, the tensor, and what was expected.
+// "[load]" and name the directory or file, the tensor, and what was expected. Safetensors and
+// torch .bin shards go through the same code, behind WeightFile.
 #include "checkpoint/hf_dir.h"
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 #include <map>
 #include <sstream>
 #include <unordered_set>
+
+#include "checkpoint/torch_bin.h"
 
 namespace cs {
 
@@ -53,7 +56,34 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+// SafetensorsFile seen as a WeightFile.
+class SafetensorsWeights : public WeightFile {
+ public:
+  explicit SafetensorsWeights(const std::string& path) : f_(path) {}
+  const std::string& path() const override { return f_.path(); }
+  const std::vector<std::string>& names() const override { return f_.names(); }
+  bool has(const std::string& name) const override { return f_.has(name); }
+  Shape shape(const std::string& name) const override { return f_.shape(name); }
+  DType dtype(const std::string& name) const override { return f_.dtype(name); }
+  Tensor tensor(const std::string& name) const override { return f_.tensor(name); }
+  void read_f32(const std::string& name, float* dst, int64_t count) const override {
+    f_.read_f32(name, dst, count);
+  }
+  void read_f32_rows(const std::string& name, int64_t row_begin, int64_t row_end,
+                     float* dst) const override {
+    f_.read_f32_rows(name, row_begin, row_end, dst);
+  }
+
+ private:
+  SafetensorsFile f_;
+};
+
 }  // namespace
+
+std::unique_ptr<WeightFile> open_weight_file(const std::string& path) {
+  if (path.ends_with(".bin")) return std::make_unique<TorchBinFile>(path);
+  return std::make_unique<SafetensorsWeights>(path);
+}
 
 HfWeights::HfWeights(const std::string& dir) : dir_(dir) {
   std::error_code ec;
@@ -74,33 +104,29 @@ HfWeights::HfWeights(const std::string& dir) : dir_(dir) {
     fail(config, std::string("got a JSON ") + config_.type_name() + ", expected an object",
          "fix or re-download config.json");
 
-  const std::string single = join(dir, "model.safetensors");
-  const std::string index = join(dir, "model.safetensors.index.json");
-  if (fs::exists(single, ec)) {
-    open_single(single);
-  } else if (fs::exists(index, ec)) {
-    open_index(index);
-  } else {
-    std::vector<std::string> bins = list_files(dir, "pytorch_model", ".bin");
-    std::vector<std::string> bin_index = list_files(dir, "pytorch_model", ".bin.index.json");
-    bins.insert(bins.end(), bin_index.begin(), bin_index.end());
-    if (!bins.empty())
-      fail(dir, "PyTorch .bin loading is not supported yet: got " + first_few(bins) +
-                    ", expected model.safetensors or model.safetensors.index.json",
-           "convert the checkpoint to safetensors, e.g. in Python: AutoModelForCausalLM."
-           "from_pretrained(DIR, trust_remote_code=True).save_pretrained(OUT, "
-           "safe_serialization=True)");
-    std::vector<std::string> others = list_files(dir, "", ".safetensors");
-    fail(dir, "no model.safetensors or model.safetensors.index.json" +
-                  (others.empty() ? std::string() : " (found " + first_few(others) + ")"),
-         others.empty() ? "pass a Hugging Face model directory with safetensors weights"
-                        : "a sharded checkpoint needs its model.safetensors.index.json");
+  // Transformers' order of preference: safetensors first, then PyTorch pickles.
+  const char* const kinds[] = {"model.safetensors", "model.safetensors.index.json",
+                               "pytorch_model.bin", "pytorch_model.bin.index.json"};
+  for (const char* kind : kinds) {
+    const std::string file = join(dir, kind);
+    if (!fs::exists(file, ec)) continue;
+    if (std::string(kind).ends_with(".index.json")) open_index(file);
+    else open_single(file);
+    return;
   }
+  std::vector<std::string> shards = list_files(dir, "", ".safetensors");
+  std::vector<std::string> bins = list_files(dir, "pytorch_model", ".bin");
+  shards.insert(shards.end(), bins.begin(), bins.end());
+  fail(dir, "no model.safetensors, pytorch_model.bin or their index.json" +
+                (shards.empty() ? std::string() : " (found " + first_few(shards) + ")"),
+       shards.empty() ? "pass a Hugging Face model directory with safetensors or .bin weights"
+                      : "a sharded checkpoint needs its model.safetensors.index.json or "
+                        "pytorch_model.bin.index.json");
 }
 
 void HfWeights::open_single(const std::string& file) {
-  files_.push_back(SafetensorsFile::open(file));
-  names_ = files_[0].names();
+  files_.push_back(open_weight_file(file));
+  names_ = files_[0]->names();
   for (const auto& n : names_) shard_of_[n] = 0;
 }
 
@@ -123,6 +149,9 @@ void HfWeights::open_index(const std::string& index) {
       fail(index, "weight_map entry for tensor '" + name + "': got " + file.dump() +
                       ", expected a shard file name", hint);
     const std::string shard = file.get<std::string>();
+    if (shard.find('/') != std::string::npos || shard == "." || shard == "..")
+      fail(index, "weight_map entry for tensor '" + name + "': got \"" + shard +
+                      "\", expected a file name in the same directory", hint);
     auto it = file_index.find(shard);
     if (it == file_index.end()) {
       std::error_code ec;
@@ -130,9 +159,9 @@ void HfWeights::open_index(const std::string& index) {
         fail(index, "shard " + shard + " (holding tensor '" + name + "') not found in " + dir_,
              "the download is incomplete; fetch every shard the index lists");
       it = file_index.emplace(shard, files_.size()).first;
-      files_.push_back(SafetensorsFile::open(join(dir_, shard)));
+      files_.push_back(open_weight_file(join(dir_, shard)));
     }
-    if (!files_[it->second].has(name))
+    if (!files_[it->second]->has(name))
       fail(index, "tensor '" + name + "' is mapped to " + shard + ", but " + shard +
                       " has no such tensor", hint);
     names_.push_back(name);
@@ -140,23 +169,23 @@ void HfWeights::open_index(const std::string& index) {
   }
   // Every tensor a shard holds must be listed, and listed against that shard.
   for (const auto& [shard, i] : file_index)
-    for (const auto& name : files_[i].names()) {
+    for (const auto& name : files_[i]->names()) {
       auto it = shard_of_.find(name);
       if (it == shard_of_.end())
         fail(index, "shard " + shard + " holds tensor '" + name + "', which weight_map does not list",
              hint);
       if (it->second != i)
         fail(index, "tensor '" + name + "' is in " + shard + " but weight_map maps it to " +
-                        fs::path(files_[it->second].path()).filename().string(), hint);
+                        fs::path(files_[it->second]->path()).filename().string(), hint);
     }
 }
 
-const SafetensorsFile& HfWeights::file_of(const std::string& name) const {
+const WeightFile& HfWeights::file_of(const std::string& name) const {
   auto it = shard_of_.find(name);
   if (it == shard_of_.end())
     fail(dir_, "no tensor named '" + name + "' in the checkpoint (" + std::to_string(names_.size()) +
                    " tensors)", "check that the checkpoint is a model of the expected kind");
-  return files_[it->second];
+  return *files_[it->second];
 }
 
 bool is_ignored_hf_buffer(const std::string& name) {

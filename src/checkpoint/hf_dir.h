@@ -1,22 +1,25 @@
-// HfWeights: a Hugging Face model directory (config.json + model.safetensors, or shards listed in
-// model.safetensors.index.json), every shard mapped once. load_named copies exactly the wanted
-// tensors into float destinations and fails on any missing, misshapen or unexpected tensor, so a
-// conversion can never silently drop or invent a weight. PyTorch .bin directories are refused.
+// HfWeights: a Hugging Face model directory (config.json + model.safetensors or pytorch_model.bin,
+// or the shards listed in their index.json), every shard mapped once and held as a WeightFile.
+// load_named copies exactly the wanted tensors into float destinations and fails on any missing,
+// misshapen or unexpected tensor, so a conversion can never silently drop or invent a weight.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "checkpoint/safetensors.h"
+#include "checkpoint/weight_file.h"
 
 namespace cs {
 
 class HfWeights {
  public:
-  // Opens DIR: reads config.json, then model.safetensors (preferred when present) or every
-  // shard named by model.safetensors.index.json. Throws cs::Error "[load] DIR: ..." on bad input.
+  // Opens DIR: reads config.json, then the first of model.safetensors,
+  // model.safetensors.index.json (+ its shards), pytorch_model.bin, pytorch_model.bin.index.json
+  // (+ its shards) that exists. Throws cs::Error "[load] DIR: ..." on bad input.
   explicit HfWeights(const std::string& dir);
   // The same, as a factory.
   static HfWeights open(const std::string& dir) { return HfWeights(dir); }
@@ -41,7 +44,7 @@ class HfWeights {
     file_of(name).read_f32_rows(name, row_begin, row_end, dst);
   }
   // The file that holds the tensor; throws cs::Error naming the tensor if missing.
-  const SafetensorsFile& file_of(const std::string& name) const;
+  const WeightFile& file_of(const std::string& name) const;
   // The parsed config.json (always a JSON object).
   const nlohmann::json& config() const { return config_; }
 
@@ -51,10 +54,14 @@ class HfWeights {
 
   std::string dir_;
   nlohmann::json config_;
-  std::vector<SafetensorsFile> files_;
+  std::vector<std::unique_ptr<WeightFile>> files_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, size_t> shard_of_;  // name -> index into files_
 };
+
+// Opens one weight file by its name: "*.bin" as a torch.save zip (TorchBinFile), anything else as
+// safetensors. Throws the reader's cs::Error on bad input.
+std::unique_ptr<WeightFile> open_weight_file(const std::string& path);
 
 // One destination for load_named: the checkpoint name, the shape the model expects, and
 // shape.numel() floats to fill.

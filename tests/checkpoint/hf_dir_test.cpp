@@ -1,6 +1,7 @@
 // HfWeights over single-file and sharded Hugging Face directories, and load_named's strictness:
 // every wanted tensor present with its exact shape, every file tensor wanted (bar inv_freq
-// buffers). Bad directories must fail with a message naming the directory, file or tensor.
+// buffers), over safetensors and PyTorch .bin directories. Bad directories must fail with a
+// message naming the directory, file or tensor.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -185,14 +186,52 @@ TEST(HfWeights, BadDirectoriesNameWhatIsWrong) {
   write_text(empty + "/config.json", "[1]");
   check(empty, {"config.json: got a JSON array, expected an object"});
   write_text(empty + "/config.json", "{}");
-  check(empty, {empty + ": no model.safetensors or model.safetensors.index.json"});
+  check(empty, {empty + ": no model.safetensors, pytorch_model.bin or their index.json"});
 
   write_text(empty + "/pytorch_model-00001-of-00002.bin", "x");
-  check(empty, {"PyTorch .bin loading is not supported yet", "pytorch_model-00001-of-00002.bin",
-                "safe_serialization=True"});
+  check(empty, {"found pytorch_model-00001-of-00002.bin", "pytorch_model.bin.index.json"});
   fs::remove(empty + "/pytorch_model-00001-of-00002.bin");
   write_safetensors(empty + "/model-00001-of-00002.safetensors", {m.norm_t()});
   check(empty, {"found model-00001-of-00002.safetensors", "index.json"});
+}
+
+TEST(HfWeights, PyTorchBinDirectoriesLoad) {
+  const std::string fixtures = std::string(CS_SOURCE_DIR) + "/tests/fixtures/torch_bin/";
+  std::string dir = fresh_dir("bin");
+  write_text(dir + "/config.json", "{}");
+  fs::copy(fixtures + "tiny.bin", dir + "/pytorch_model.bin");
+  HfWeights w(dir);
+  EXPECT_EQ(w.names().front(), "f32");
+  EXPECT_THAT(w.file_of("f32").path(), HasSubstr("pytorch_model.bin"));
+  std::vector<float> p(2);
+  w.read_f32("param", p.data(), 2);
+  EXPECT_EQ(p, (std::vector<float>{2.f, -3.f}));
+}
+
+TEST(HfWeights, PrefersSafetensorsOverBinAndRejectsBadBins) {
+  TinyModel m;
+  const std::string fixtures = std::string(CS_SOURCE_DIR) + "/tests/fixtures/torch_bin/";
+  std::string dir = single_file_dir("both_kinds", m);
+  fs::copy(fixtures + "malicious.bin", dir + "/pytorch_model.bin");
+  EXPECT_EQ(HfWeights(dir).names().size(), 3u);  // model.safetensors wins; the .bin is not opened
+  fs::remove(dir + "/model.safetensors");
+  std::string msg = error_of([&] { HfWeights w(dir); });
+  EXPECT_THAT(msg, HasSubstr("[torch_pickle] " + dir + "/pytorch_model.bin"));
+  EXPECT_THAT(msg, HasSubstr("global 'os system' is not allowed"));
+  write_text(dir + "/pytorch_model.bin", "not a zip at all, but long enough to look");
+  EXPECT_THAT(error_of([&] { HfWeights w(dir); }), HasSubstr("[zip] " + dir + "/pytorch_model.bin"));
+
+  dir = fresh_dir("bin_index");
+  write_text(dir + "/config.json", "{}");
+  write_text(dir + "/pytorch_model.bin.index.json", R"({"weight_map": {"a": "../pytorch_model.bin"}})");
+  msg = error_of([&] { HfWeights w(dir); });
+  EXPECT_THAT(msg, HasSubstr("pytorch_model.bin.index.json"));
+  EXPECT_THAT(msg, HasSubstr("expected a file name in the same directory"));
+  fs::copy(fixtures + "tiny.bin", dir + "/pytorch_model-00001-of-00001.bin");
+  write_text(dir + "/pytorch_model.bin.index.json",
+             R"({"weight_map": {"f32": "pytorch_model-00001-of-00001.bin"}})");
+  msg = error_of([&] { HfWeights w(dir); });
+  EXPECT_THAT(msg, HasSubstr("holds tensor 'f16', which weight_map does not list"));
 }
 
 TEST(HfWeights, InconsistentIndexIsAnError) {
