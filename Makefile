@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench fixtures clean
+.PHONY: all deps build test demo bench conformance fixtures clean
 all: build
 
 deps:
@@ -26,6 +26,10 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# Optional: checks our outputs with the real libraries (PyTorch, safetensors, TensorBoard, Megatron).
+conformance: build
+	@scripts/conformance.sh $(BUILD)
 
 # Regenerates the committed model fixtures with the PyTorch reference (needs scripts/deps.sh --python).
 fixtures:
