@@ -18,7 +18,8 @@ echo "== 2. a freshly initialised tiny Baichuan (RoPE) as a Hugging Face dir -> 
 TRAIN=(train --data-path "$OUT/data/synth_text_document" --seq-length 128
   --micro-batch-size 8 --global-batch-size 16 --train-iters 150 --lr 3e-3 --min-lr 3e-4
   --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0
-  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 25 --save "$OUT/run" --save-interval 50)
+  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 25 --save "$OUT/run" --save-interval 50
+  --split 949,50,1 --eval-interval 50 --eval-iters 2 --tensorboard-dir "$OUT/tensorboard")
 echo "== 3. train it from the HF dir: 150 iterations planned, global batch 16 (2 micro-batches of 8),"
 echo "      cosine lr; --exit-interval 75 saves a native checkpoint at 75 and stops"
 "$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 75
@@ -34,7 +35,7 @@ for m in init run/hf; do
 done
 echo "== the untrained model scores about ln(1024) = 6.93 nats per token; the trained one far less"
 echo "== 5. generate (KV cache, greedy) from the first 4 ids of document 0 ($PROMPT): it should"
-echo "      continue the progression"
+echo "      continue with an arithmetic progression"
 "$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12
 "$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12 --temperature 0.7 --top-k 8 --seed 1
 echo "== metrics: $OUT/run/metrics.jsonl"

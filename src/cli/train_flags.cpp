@@ -11,7 +11,11 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(CLI::PositiveNumber);
   app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
   app.add_option("--train-iters", train_iters, "optimizer steps")->required();
-  app.add_option("--data-path", data_path, "dataset prefix(es): PREFIX[.bin/.idx]")->required();
+  app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending)")->required();
+  app.add_option("--split", split, "train,valid,test document proportions (Megatron's default 969, 30, 1)");
+  app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
+  app.add_option("--eval-interval", eval_interval, "iterations between validations");
+  app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
   app.add_option("--load", load, "Hugging Face model directory to start from");
   app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
   app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");
@@ -62,9 +66,6 @@ void TrainFlags::add_to(CLI::App& app) {
 
   // Accepted, not used yet: (flag, takes a value, reason).
   const std::vector<std::tuple<std::string, bool, std::string>> later = {
-      {"--eval-interval", true, "validation arrives with the data-pipeline issue"},
-      {"--eval-iters", true, "validation arrives with the data-pipeline issue"},
-      {"--split", true, "train/valid/test splits arrive with the data-pipeline issue"},
       {"--data-impl", true, "the mmap (MMIDIDX) format is the only one"},
       {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
       {"--DDP-impl", true, "one process: no data parallelism yet"},
@@ -112,6 +113,10 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.train_iters = train_iters;
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
   a.data_path = data_path;
+  a.split = split;
+  a.data_cache_path = data_cache_path;
+  a.eval_interval = eval_interval;
+  a.eval_iters = eval_iters;
   a.metrics_dir = log_dir ? *log_dir : save.value_or("");
   a.lr.max_lr = *lr;
   a.lr.min_lr = min_lr;

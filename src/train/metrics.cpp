@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,13 @@ MetricsWriter::MetricsWriter(const std::string& dir) {
 
 MetricsWriter::~MetricsWriter() {
   if (f_) std::fclose(f_);
+}
+
+void MetricsWriter::write_validation(int64_t iteration, double loss) {
+  if (!f_) return;
+  const nlohmann::ordered_json j = {{"iteration", iteration}, {"valid_lm_loss", loss}, {"valid_ppl", std::exp(loss)}};
+  std::fprintf(f_, "%s\n", j.dump().c_str());
+  std::fflush(f_);
 }
 
 void MetricsWriter::write(const LogRecord& r) {

@@ -26,6 +26,8 @@ class MetricsWriter {
   explicit MetricsWriter(const std::string& dir);  // empty dir: writes nothing
   ~MetricsWriter();
   void write(const LogRecord& r);
+  // {"iteration": i, "valid_lm_loss": x, "valid_ppl": exp(x)}
+  void write_validation(int64_t iteration, double loss);
   const std::string& path() const { return path_; }
 
  private:

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "core/timer.h"
-#include "data/packed_dataset.h"
+#include "data/blended_dataset.h"
 #include "model/flops.h"
 #include "optim/grad_clip.h"
 #include "optim/loss_scaler.h"
@@ -33,7 +33,22 @@ void validate(const TrainArgs& a, const Model& m) {
 
 TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world) {
   validate(a, model);
-  PackedDataset data(a.data_path, a.seq_length);
+  // Megatron's GPT dataset: the train split, shuffled, sized for the whole run; the validation
+  // split sized for every evaluation (Megatron: (train_iters / eval_interval + 1) * eval_iters).
+  const DataBlend blend = parse_data_path(a.data_path);
+  const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
+  const BlendedDataset data = BlendedDataset::build_or_load(
+      blend, a.split, DataSplit::kTrain, a.train_iters * a.global_batch, dopt, /*may_build=*/true);
+  std::unique_ptr<BlendedDataset> valid;
+  if (a.eval_iters > 0 && a.eval_interval > 0) {
+    const int64_t n_valid = (a.train_iters / a.eval_interval + 1) * a.eval_iters * a.global_batch;
+    try {
+      valid = std::make_unique<BlendedDataset>(
+          BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, true));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "[train] no validation: %s\n", e.what());
+    }
+  }
   AdamW adam(model.params(), a.adam, ops);
   LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
                     a.min_loss_scale);
@@ -61,6 +76,27 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
   HeartbeatWriter heart(a.save_dir.empty() ? a.metrics_dir : a.save_dir, a.train_iters);
   std::string latest_ckpt;
   heart.beat(st.iteration, 0, "", true);
+  // Validation: eval_iters global batches of the valid split, continuing where the last one
+  // stopped (Megatron's validation iterator is not reset); no gradients.
+  int64_t valid_consumed = 0;
+  auto evaluate = [&](int64_t it) {
+    double total = 0;
+    for (int64_t k = 0; k < a.eval_iters * n_micro; ++k) {
+      for (int64_t bi = 0; bi < b; ++bi) {
+        valid->sample((valid_consumed++) % valid->num_samples(), sample.data());
+        std::copy(sample.begin(), sample.end() - 1, tokens.begin() + bi * t);
+        std::copy(sample.begin() + 1, sample.end(), targets.begin() + bi * t);
+      }
+      total += model.forward(tokens.data(), targets.data(), b, t);
+    }
+    const double loss = total / double(a.eval_iters * n_micro);
+    r.valid_losses.push_back({it, loss});
+    if (a.print_log)
+      std::printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
+                  (long long)it, loss, std::exp(loss));
+    metrics.write_validation(it, loss);
+    if (tb) tb->scalars(it, {{"lm loss validation", loss}, {"lm loss validation ppl", std::exp(loss)}});
+  };
   auto save = [&](int64_t it) {
     if (a.save_dir.empty()) return;
     st.iteration = it;
@@ -81,7 +117,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     double loss = 0;
     for (int64_t mi = 0; mi < n_micro; ++mi) {
       for (int64_t bi = 0; bi < b; ++bi) {
-        data.sample(r.consumed_samples + mi * b + bi, sample.data());
+        data.sample((r.consumed_samples + mi * b + bi) % data.num_samples(), sample.data());
         std::copy(sample.begin(), sample.end() - 1, tokens.begin() + bi * t);
         std::copy(sample.begin() + 1, sample.end(), targets.begin() + bi * t);
       }
@@ -148,6 +184,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
       interval_loss = interval_s = 0;
       interval_clean = interval_iters = skipped_total = nan_total = 0;
     }
+    if (valid && it % a.eval_interval == 0) evaluate(it);
     heart.beat(it, loss, "");
     const bool signalled = a.stop && a.stop->load();
     const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;

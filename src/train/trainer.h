@@ -17,7 +17,10 @@ namespace cs {
 
 struct TrainArgs {
   int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
-  std::vector<std::string> data_path;  // dataset prefixes
+  std::vector<std::string> data_path;  // Megatron's --data-path: PREFIX, or W1 PREFIX1 W2 PREFIX2 ...
+  std::string split = "969, 30, 1";     // --split (Megatron's default)
+  std::string data_cache_path;         // --data-cache-path: index cache ("" = beside the data)
+  int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)
   LrSchedule lr;
@@ -48,6 +51,7 @@ struct TrainArgs {
 struct TrainResult {
   std::vector<LogRecord> records;   // one per log interval
   std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
+  std::vector<std::pair<int64_t, double>> valid_losses;  // (iteration, validation lm loss)
   int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false;
 };
