@@ -18,7 +18,10 @@ constexpr const char* kCorrupt = "Hint: the file is corrupt or truncated";
   throw Error(context + ": " + what + ". " + hint);
 }
 
+// An encoding or codec Parquet defines but this reader does not handle; a value Parquet does not
+// define at all ("N (unknown)") is corruption instead.
 [[noreturn]] void refuse(const std::string& context, const std::string& what) {
+  if (what.find("(unknown)") != std::string::npos) fail(context, what);
   fail(context, what + " is not supported",
        "Hint: the reader handles PLAIN and dictionary encodings and UNCOMPRESSED, SNAPPY, GZIP "
        "and ZSTD; rewrite the file with those, e.g. pyarrow.parquet.write_table(t, path, "

@@ -29,9 +29,9 @@ std::string enum_name(int32_t v, const char* const* names, int32_t n) {
   return std::to_string(v) + " (unknown)";
 }
 
-// Reads a struct: calls FIELD for each field header; FIELD returns false to have it skipped.
-void read_struct(Reader& r, const std::function<bool(const ThriftField&)>& field) {
-  r.struct_begin();
+// Reads struct NAME: calls FIELD for each field header; FIELD returns false to have it skipped.
+void read_struct(Reader& r, const char* name, const std::function<bool(const ThriftField&)>& field) {
+  r.struct_begin(name);
   for (;;) {
     ThriftField f = r.field_begin();
     if (f.type == kThriftStop) break;
@@ -47,7 +47,7 @@ void require(Reader& r, bool seen, const char* what) {
 SchemaElement read_schema_element(Reader& r) {
   SchemaElement e;
   bool has_name = false;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "SchemaElement", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: e.has_type = true; e.type = r.read_i32(f); return true;
       case 3: e.repetition = r.read_i32(f); return true;
@@ -62,7 +62,7 @@ SchemaElement read_schema_element(Reader& r) {
 
 ColumnChunkMeta read_column_meta(Reader& r, ColumnChunkMeta c) {
   uint32_t seen = 0;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "ColumnMetaData", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: c.type = r.read_i32(f); break;
       case 2: {
@@ -97,7 +97,7 @@ ColumnChunkMeta read_column_meta(Reader& r, ColumnChunkMeta c) {
 ColumnChunkMeta read_column_chunk(Reader& r) {
   ColumnChunkMeta c;
   bool has_meta = false;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "ColumnChunk", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: r.read_binary(f); c.has_file_path = true; return true;
       case 3: c = read_column_meta(r, c); has_meta = true; return true;
@@ -111,7 +111,7 @@ ColumnChunkMeta read_column_chunk(Reader& r) {
 RowGroupMeta read_row_group(Reader& r) {
   RowGroupMeta g;
   bool has_columns = false, has_rows = false;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "RowGroup", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: {
         ThriftList l = r.read_list(f, kThriftStruct);
@@ -154,7 +154,7 @@ FileMeta decode_file_metadata(const uint8_t* data, size_t size, const std::strin
   Reader r(data, size, context);
   FileMeta m;
   bool has_version = false, has_schema = false, has_rows = false, has_groups = false;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "FileMetaData", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: m.version = r.read_i32(f); has_version = true; return true;
       case 2: {
@@ -184,14 +184,14 @@ PageHeader decode_page_header(const uint8_t* data, size_t size, const std::strin
   Reader r(data, size, context);
   PageHeader h;
   uint32_t seen = 0;
-  read_struct(r, [&](const ThriftField& f) {
+  read_struct(r, "PageHeader", [&](const ThriftField& f) {
     switch (f.id) {
       case 1: h.type = r.read_i32(f); break;
       case 2: h.uncompressed_size = r.read_i32(f); break;
       case 3: h.compressed_size = r.read_i32(f); break;
       case 5:  // DataPageHeader
         h.has_data_v1 = true;
-        read_struct(r, [&](const ThriftField& g) {
+        read_struct(r, "DataPageHeader", [&](const ThriftField& g) {
           switch (g.id) {
             case 1: h.num_values = r.read_i32(g); return true;
             case 2: h.encoding = r.read_i32(g); return true;
@@ -202,7 +202,7 @@ PageHeader decode_page_header(const uint8_t* data, size_t size, const std::strin
         break;
       case 7:  // DictionaryPageHeader
         h.has_dictionary = true;
-        read_struct(r, [&](const ThriftField& g) {
+        read_struct(r, "DictionaryPageHeader", [&](const ThriftField& g) {
           switch (g.id) {
             case 1: h.num_values = r.read_i32(g); return true;
             case 2: h.encoding = r.read_i32(g); return true;
@@ -212,7 +212,7 @@ PageHeader decode_page_header(const uint8_t* data, size_t size, const std::strin
         break;
       case 8:  // DataPageHeaderV2
         h.has_data_v2 = true;
-        read_struct(r, [&](const ThriftField& g) {
+        read_struct(r, "DataPageHeaderV2", [&](const ThriftField& g) {
           switch (g.id) {
             case 1: h.num_values = r.read_i32(g); return true;
             case 2: h.num_nulls = r.read_i32(g); return true;

@@ -24,7 +24,13 @@ ThriftCompactReader::ThriftCompactReader(const uint8_t* data, size_t size, std::
     : data_(data), size_(size), context_(std::move(context)) {}
 
 void ThriftCompactReader::fail(const std::string& what) const {
-  throw Error(context_ + ": " + what + " at byte " + std::to_string(pos_) + " of " +
+  std::string in;
+  for (auto it = names_.rbegin(); it != names_.rend(); ++it)
+    if (*it) {
+      in = std::string(" in ") + *it;
+      break;
+    }
+  throw Error(context_ + ": " + what + in + " at byte " + std::to_string(pos_) + " of " +
               std::to_string(size_) + ". Hint: " + kHint);
 }
 
@@ -49,13 +55,15 @@ int64_t ThriftCompactReader::read_zigzag() {
   return int64_t(u >> 1) ^ -int64_t(u & 1);
 }
 
-void ThriftCompactReader::struct_begin() {
+void ThriftCompactReader::struct_begin(const char* name) {
   if (last_ids_.size() >= size_t(kMaxDepth)) fail("structs nested deeper than 64");
   last_ids_.push_back(0);
+  names_.push_back(name);
 }
 
 void ThriftCompactReader::struct_end() {
   if (!last_ids_.empty()) last_ids_.pop_back();
+  if (!names_.empty()) names_.pop_back();
 }
 
 ThriftField ThriftCompactReader::field_begin() {

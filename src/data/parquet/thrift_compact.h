@@ -52,8 +52,9 @@ class ThriftCompactReader {
   // CONTEXT starts every error message, e.g. "[parquet] f.parquet: footer (FileMetaData)".
   ThriftCompactReader(const uint8_t* data, size_t size, std::string context);
 
-  // Enters a struct (resets the field-id delta base); pair each with struct_end().
-  void struct_begin();
+  // Enters a struct (resets the field-id delta base); pair each with struct_end(). NAME (a
+  // string literal, or null while skipping) shows in error messages ("in ColumnMetaData").
+  void struct_begin(const char* name = nullptr);
   void struct_end();
   // Reads the next field header of the current struct.
   ThriftField field_begin();
@@ -75,7 +76,7 @@ class ThriftCompactReader {
   size_t position() const { return pos_; }
   const std::string& context() const { return context_; }
 
-  // Throws cs::Error "CONTEXT: WHAT at byte N. Hint: ...".
+  // Throws cs::Error "CONTEXT: WHAT in STRUCT at byte N of SIZE. Hint: ...".
   [[noreturn]] void fail(const std::string& what) const;
 
  private:
@@ -90,6 +91,7 @@ class ThriftCompactReader {
   size_t pos_ = 0;
   std::string context_;
   std::vector<int16_t> last_ids_;  // per open struct: the last field id read (delta base)
+  std::vector<const char*> names_;  // per open struct: its name, or null
 };
 
 }  // namespace cs::parquet
