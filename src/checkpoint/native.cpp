@@ -15,11 +15,6 @@ namespace fs = std::filesystem;
 std::string iteration_dir_name(int64_t iteration) { return fmt::format("iter_{:07d}", iteration); }
 
 namespace {
-void write_text_atomic(const std::string& path, const std::string& text) {
-  AtomicFile f(path, "checkpoint");
-  f.write(text.data(), text.size());
-  f.commit();
-}
 
 std::string shape_json(const Shape& s) {
   nlohmann::json j = nlohmann::json::array();
@@ -57,7 +52,7 @@ void CheckpointWriter::add_shard(const std::string& file, const std::vector<Shar
 }
 
 void CheckpointWriter::commit(const nlohmann::json& meta, int keep_last) {
-  write_text_atomic(tmp_ + "/meta.json", meta.dump(2) + "\n");
+  write_file_atomic(tmp_ + "/meta.json", meta.dump(2) + "\n", "checkpoint");
   std::error_code ec;
   fs::remove_all(final_, ec);  // an older checkpoint of the same iteration is replaced
   fs::rename(tmp_, final_, ec);
@@ -66,7 +61,7 @@ void CheckpointWriter::commit(const nlohmann::json& meta, int keep_last) {
   // The latest file's AtomicFile commit fsyncs the root folder, which also makes the rename above
   // durable; until then a reader still finds the previous checkpoint.
   const std::string name = fs::path(final_).filename().string();
-  write_text_atomic(root_ + "/latest_checkpointed_iteration.txt", name.substr(5) + "\n");
+  write_file_atomic(root_ + "/latest_checkpointed_iteration.txt", name.substr(5) + "\n", "checkpoint");
   if (keep_last <= 0) return;
   std::vector<std::string> done;
   for (const auto& e : fs::directory_iterator(root_)) {

@@ -59,21 +59,16 @@ void convert_to_f32(const void* src, DType t, int64_t n, float* dst) {
       }
       return;
     case DType::BF16:
+    case DType::F16: {
+      float (*const to_f32)(uint16_t) = t == DType::BF16 ? bf16_to_f32 : f16_to_f32;
 #pragma omp parallel for if (n > kParallelMin)
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
+        std::memcpy(&h, p + 2 * i, 2);  // unaligned-safe
+        dst[i] = to_f32(h);
       }
       return;
-    case DType::F16:
-#pragma omp parallel for if (n > kParallelMin)
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
+    }
     default:
       CS_CHECK(false) << "convert_to_f32 of " << dtype_name(t);
   }

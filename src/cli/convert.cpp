@@ -61,13 +61,7 @@ int convert_main(int argc, char** argv) {
   if (to.empty()) to = from_native ? "hf" : "native";
   Timer t;
   SingleGroup tp_group("tp");
-  std::unique_ptr<Model> model;
-  if (from_native) {
-    model = std::make_unique<Model>(checkpoint_model_config(input), cpu_ops(), tp_group, 1, 1);
-    load_training_checkpoint(input, *model, nullptr, nullptr);
-  } else {
-    model = load_hf_model(input, cpu_ops(), tp_group, 1, 1);
-  }
+  std::unique_ptr<Model> model = load_model_weights(input, cpu_ops(), tp_group, 1, 1);
   check_type(type, model->config());
   if (to == "hf")
     save_hf_model(*model, output, opt);

@@ -62,13 +62,7 @@ int generate_main(int argc, char** argv) {
     throw UsageError("--prompt / --prompt-file need --tokenizer-name-or-path (or use --prompt-ids)");
 
   SingleGroup tp("tp");
-  std::unique_ptr<Model> model;
-  if (is_native_checkpoint(load)) {
-    model = std::make_unique<Model>(checkpoint_model_config(load), cpu_ops(), tp, 1, 1);
-    load_training_checkpoint(load, *model, nullptr, nullptr);
-  } else {
-    model = load_hf_model(load, cpu_ops(), tp, 1, 0);  // 0: the config's sequence length
-  }
+  std::unique_ptr<Model> model = load_model_weights(load, cpu_ops(), tp, 1, 0);
   std::unique_ptr<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> texts;

@@ -55,7 +55,7 @@ int train_main(int argc, char** argv) {
   if (native) {
     ModelConfig cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
-    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, cfg.max_seq_length);
+    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
   } else if (f.load) {
     model = load_hf_model(*f.load, cpu_ops(), tp, f.micro_batch, std::max<int64_t>(seq, 0));
     if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)

@@ -154,4 +154,10 @@ void AtomicFile::commit() {
   }
 }
 
+void write_file_atomic(const std::string& path, const std::string& text, const char* component) {
+  AtomicFile f(path, component);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
 }  // namespace cs

@@ -68,4 +68,8 @@ class AtomicFile {
   uint64_t offset_ = 0;
 };
 
+// Writes TEXT to PATH through an AtomicFile (beside its name, fsynced, renamed); COMPONENT tags
+// errors. For small files: configs, meta.json, latest-iteration and heartbeat files.
+void write_file_atomic(const std::string& path, const std::string& text, const char* component);
+
 }  // namespace cs

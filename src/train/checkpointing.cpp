@@ -4,6 +4,7 @@
 
 #include "checkpoint/native.h"
 #include "core/log.h"
+#include "train/hf_model.h"
 
 namespace cs {
 
@@ -59,6 +60,16 @@ ModelConfig checkpoint_model_config(const std::string& root) {
   if (!r.meta().contains("config"))
     throw Error(fmt::format("[checkpoint] {}/meta.json: no model config", r.dir()));
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
+}
+
+std::unique_ptr<Model> load_model_weights(const std::string& dir, const Ops& ops, Group& tp,
+                                          int64_t max_batch, int64_t max_seq) {
+  if (!is_native_checkpoint(dir)) return load_hf_model(dir, ops, tp, max_batch, max_seq);
+  ModelConfig cfg = checkpoint_model_config(dir);
+  cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);  // as load_hf_model
+  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
+  load_training_checkpoint(dir, *model, nullptr, nullptr);
+  return model;
 }
 
 TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,

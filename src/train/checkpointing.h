@@ -4,6 +4,7 @@
 // continues bit-identically. One process writes tp00-pp000(-dp000) shards; the names carry the
 // layout for the parallel issue.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "model/model.h"
@@ -27,6 +28,11 @@ void save_model_checkpoint(const std::string& root, const Model& model);
 
 // The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none).
 ModelConfig checkpoint_model_config(const std::string& root);
+
+// The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned
+// for (max_batch, max_seq) activations (max_seq 0: the config's length).
+std::unique_ptr<Model> load_model_weights(const std::string& dir, const Ops& ops, Group& tp,
+                                          int64_t max_batch, int64_t max_seq);
 
 // Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);
 // returns the stored training state. A model of another size is an error naming the tensor.

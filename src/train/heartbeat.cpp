@@ -30,10 +30,7 @@ void write_heartbeat(const std::string& dir, const Heartbeat& hb) {
                             {"time", hb.time}, {"pid", hb.pid}, {"host", hb.host},
                             {"last_loss", hb.last_loss}, {"state", hb.state},
                             {"latest_checkpoint", hb.latest_checkpoint}};
-  const std::string text = j.dump(2) + "\n";
-  AtomicFile f(dir + "/heartbeat.json", "heartbeat");
-  f.write(text.data(), text.size());
-  f.commit();
+  write_file_atomic(dir + "/heartbeat.json", j.dump(2) + "\n", "heartbeat");
 }
 
 std::optional<Heartbeat> read_heartbeat(const std::string& dir) {

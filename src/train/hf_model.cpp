@@ -10,6 +10,7 @@
 
 #include "checkpoint/hf_dir.h"
 #include "checkpoint/safetensors.h"
+#include "core/file_io.h"
 #include "core/half.h"
 
 namespace cs {
@@ -18,8 +19,10 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Gro
                                      int64_t max_batch, int64_t max_seq) {
   HfWeights hf(dir);
   ModelConfig cfg = config_from_hf_json(hf.config(), dir + "/config.json");
-  if (max_seq > 0) cfg.max_seq_length = max_seq;
-  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, cfg.max_seq_length);
+  // Activations are planned for max_seq; the config keeps its own length (extended only when a
+  // longer sequence is asked for), so a model written back out has the positions it came with.
+  cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
+  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
   std::vector<ParamRef> wanted;
   for (const ParamSpec& s : model->params().specs())
     wanted.push_back({s.name, s.shape, model->params().param(s).f32()});
@@ -67,13 +70,7 @@ void save_hf_model(const Model& model, const std::string& dir, const HfExportOpt
   if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
   nlohmann::json j = config_to_hf_json(model.config());
   j["torch_dtype"] = torch_dtype_name(opt.dtype);
-  const std::string tmp = dir + "/config.json.tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump(2) << "\n";
-    if (!f) throw Error(fmt::format("[save] cannot write {}", tmp));
-  }
-  fs::rename(tmp, dir + "/config.json");
+  write_file_atomic(dir + "/config.json", j.dump(2) + "\n", "save");
   // Group parameters, in order, into shards of at most max_shard_bytes.
   const auto& specs = model.params().specs();
   std::vector<std::vector<size_t>> shards(1);
@@ -103,10 +100,7 @@ void save_hf_model(const Model& model, const std::string& dir, const HfExportOpt
   }
   if (shards.size() > 1) {
     nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    std::ofstream f(dir + "/model.safetensors.index.json.tmp");
-    f << index.dump(2) << "\n";
-    f.close();
-    fs::rename(dir + "/model.safetensors.index.json.tmp", dir + "/model.safetensors.index.json");
+    write_file_atomic(dir + "/model.safetensors.index.json", index.dump(2) + "\n", "save");
   }
   if (!opt.tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -34,6 +36,24 @@ class BadInput : public ::testing::Test {
     last = last.substr(last.find_last_of('\n') + 1);
     EXPECT_NE(last.find("error:"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err << "\nwanted: " << needle;
+  }
+  // Rewrites the model's weights, each tensor's shape as `edit` returns it (nullopt: dropped).
+  void rewrite_model(const std::function<std::optional<Shape>(const std::string&, Shape)>& edit) {
+    const std::string st = dir_ + "/model/model.safetensors";
+    std::vector<std::vector<float>> keep;
+    std::vector<NamedTensor> ts;
+    {
+      SafetensorsFile f = SafetensorsFile::open(st);
+      for (const auto& name : f.names()) {
+        const Tensor t = f.tensor(name);
+        const std::optional<Shape> s = edit(name, t.shape);
+        if (!s) continue;
+        keep.emplace_back(size_t(t.numel()));
+        f.read_f32(name, keep.back().data(), t.numel());
+        ts.push_back({name, Tensor(keep.back().data(), *s)});
+      }
+    }
+    write_safetensors(st, ts, {});
   }
   std::string eval_args(const std::string& model, const std::string& data) {
     return "eval --load " + model + " --data-path " + data + " --seq-length 8";
@@ -80,40 +100,18 @@ TEST_F(BadInput, TruncatedBin) {
 }
 
 TEST_F(BadInput, WeightOfTheWrongShape) {
-  // Rewrite the model with one tensor transposed.
-  const std::string st = dir_ + "/model/model.safetensors";
-  std::vector<std::vector<float>> keep;
-  std::vector<NamedTensor> ts;
-  {
-    SafetensorsFile f = SafetensorsFile::open(st);
-    for (const auto& name : f.names()) {
-      Tensor t = f.tensor(name);
-      keep.emplace_back(size_t(t.numel()));
-      f.read_f32(name, keep.back().data(), t.numel());
-      Shape s = t.shape;
-      if (name == "model.layers.1.mlp.down_proj.weight") std::swap(s.dims[0], s.dims[1]);
-      ts.push_back({name, Tensor(keep.back().data(), s)});
-    }
-  }
-  write_safetensors(st, ts, {});
+  rewrite_model([](const std::string& name, Shape s) -> std::optional<Shape> {
+    if (name == "model.layers.1.mlp.down_proj.weight") std::swap(s.dims[0], s.dims[1]);  // transposed
+    return s;
+  });
   expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "model.layers.1.mlp.down_proj.weight");
 }
 
 TEST_F(BadInput, MissingWeight) {
-  const std::string st = dir_ + "/model/model.safetensors";
-  std::vector<std::vector<float>> keep;
-  std::vector<NamedTensor> ts;
-  {
-    SafetensorsFile f = SafetensorsFile::open(st);
-    for (const auto& name : f.names()) {
-      if (name == "model.norm.weight") continue;
-      Tensor t = f.tensor(name);
-      keep.emplace_back(size_t(t.numel()));
-      f.read_f32(name, keep.back().data(), t.numel());
-      ts.push_back({name, Tensor(keep.back().data(), t.shape)});
-    }
-  }
-  write_safetensors(st, ts, {});
+  rewrite_model([](const std::string& name, Shape s) -> std::optional<Shape> {
+    if (name == "model.norm.weight") return std::nullopt;  // dropped
+    return s;
+  });
   expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "model.norm.weight");
 }
 

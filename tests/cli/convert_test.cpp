@@ -40,6 +40,9 @@ TEST(Convert, HfToNativeToHfIsBitExact) {
     r = test::run_binary("convert --input " + native + " --output " + back + " --dtype " + dtype);
     ASSERT_EQ(r.status, 0) << r.err;
     const auto a = raw(kSrc + src + "/model.safetensors"), b = raw(back + "/model.safetensors");
+    HfWeights ca(kSrc + src), cb(back);  // the architecture survives too (positions included)
+    for (const char* key : {"hidden_size", "num_hidden_layers", "vocab_size", "max_position_embeddings", "model_max_length"})
+      EXPECT_EQ(ca.config().value(key, -1), cb.config().value(key, -1)) << key;
     EXPECT_EQ(a.size(), 17u);
     EXPECT_TRUE(a == b) << src;
   }
