@@ -59,6 +59,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   return out;
 }
 
+void Tokenizer::encode_raw(std::string_view text, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
+  std::vector<int> ids;
+  sp_->Encode(text, &ids);
+  out.insert(out.end(), ids.begin(), ids.end());
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string text;
   sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);

@@ -31,6 +31,9 @@ class Tokenizer {
   bool add_eos() const { return add_eos_; }
   // Text to ids (with bos / eos when the tokenizer config asks for them).
   std::vector<int32_t> encode(std::string_view text) const;
+  // Appends TEXT's ids to OUT without bos / eos (a document built from several pieces adds
+  // them once). Thread-safe: workers share one Tokenizer.
+  void encode_raw(std::string_view text, std::vector<int32_t>& out) const;
   std::string decode(const std::vector<int32_t>& ids) const;
   const std::string& model_path() const { return model_path_; }
 

@@ -1,0 +1,38 @@
+// `chuanspeed preprocess`: records (Parquet / JSON / JSONL, record_source.h) -> documents
+// (handlers.h) -> SentencePiece ids -> Megatron MMIDIDX datasets PREFIX_<key>_document.{bin,idx},
+// what Megatron-LM's tools/preprocess_data.py writes. One reader thread, N tokenizing workers
+// and the writer (the calling thread) pass batches of records through a bounded ring, and the
+// writer takes batches in input order: the output bytes are the same for any worker count, and
+// memory is bounded by the ring, never by the input size.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cs {
+
+struct PreprocessOptions {
+  std::vector<std::string> inputs;  // files or directories
+  std::string output_prefix;
+  std::string tokenizer;  // a Hugging Face tokenizer directory or a .model file
+  std::vector<std::string> json_keys{"text"};
+  std::string handler = "plain";
+  bool append_eod = false;
+  int workers = 1;
+  int64_t log_interval = 100;  // documents between progress lines (0: none)
+  int64_t batch_records = 64;  // records per batch handed to a worker
+};
+
+struct PreprocessStats {
+  int64_t documents = 0;
+  int64_t tokens = 0;
+  int64_t input_bytes = 0;
+  double seconds = 0;
+  std::vector<std::string> output_prefixes;  // PREFIX_<key>_document, one per key
+};
+
+// Runs the whole job. Throws cs::Error (the first bad record in input order, naming file and
+// line) or cs::UsageError; on any error no output file is left under its final name.
+PreprocessStats run_preprocess(const PreprocessOptions& opt);
+
+}  // namespace cs
