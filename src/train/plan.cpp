@@ -1,0 +1,226 @@
+#include "train/plan.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "model/flops.h"
+#include "model/layer.h"
+
+namespace cs {
+
+namespace {
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// Memory the GPU plan reserves outside the caching allocator's tensors: the CUDA/CANN context,
+// cuBLAS and NCCL/HCCL workspaces. An assumption (typically 0.5-1.5 GiB), not a measurement.
+constexpr double kGpuRuntimeReserve = 1.0 * kGiB;
+}  // namespace
+
+const char* precision_name(PlanPrecision p) {
+  return p == PlanPrecision::Fp16 ? "fp16" : p == PlanPrecision::Bf16 ? "bf16" : "fp32";
+}
+
+// Measured (peak RSS of `chuanspeed train` minus the planned buffers, OpenBLAS 0.3.21 OpenMP
+// build): 10.1 MiB on 1 thread, 10.4 on 2, 11.8 on 4, 12.7 on 8 -- the binary and its libraries
+// (~7.5 MiB), glibc/libgomp/OpenBLAS thread stacks and per-thread packing buffers.
+double cpu_baseline_bytes(int threads) {
+  return (9.6 + 0.4 * double(std::max(threads, 1))) * 1024 * 1024;
+}
+
+// Threaded OpenBLAS (more than one thread) packs, for a row-major C(m x n) = op(A) op(B) with
+// inner size k, a buffer of m x kc floats, kc the k-block: k up to GEMM_Q, half of k below 2 GEMM_Q,
+// GEMM_Q above (GEMM_Q = 320 on the SkylakeX/Cooperlake kernels; measured: dW_head = dlogits^T x
+// with m = vocab grows RSS by vocab x min(tokens, 320) x 4 bytes). Freed after the call: the peak
+// is the largest GEMM's. One thread packs within its fixed buffer instead.
+double cpu_blas_pack_bytes(const ModelConfig& c, int64_t n, int threads) {
+  if (threads <= 1) return 0;
+  constexpr int64_t q = 320;
+  auto kc = [](int64_t k) { return k <= q ? k : k < 2 * q ? (k / 2 + 15) / 16 * 16 : q; };
+  const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size;
+  const int64_t widest = std::max({v, 3 * d, 2 * f});
+  // Weight gradients: m = output rows (vocab, 3D, 2F), k = tokens; data gradients and forwards:
+  // m = tokens, k = the widest input (vocab for dx of the head).
+  return 4.0 * double(std::max(widest * kc(n), n * kc(widest)));
+}
+
+BytesPerParam megatron_bytes_per_param(PlanPrecision p, bool distributed_optimizer, int64_t dp) {
+  // Megatron-LM docs/distrib_optimizer.md: fp16 params + fp16 grads 20 (4 + 16/d distributed),
+  // bf16 params + fp32 grads 18 (6 + 12/d), fp32 16 (8 + 8/d). The sharded part is the fp32
+  // master weights (+ fp32 master grads for fp16) and Adam's m and v.
+  const double shard = distributed_optimizer ? double(dp) : 1.0;
+  switch (p) {
+    case PlanPrecision::Fp16: return {2, 2, 16 / shard};
+    case PlanPrecision::Bf16: return {2, 4, 12 / shard};
+    case PlanPrecision::Fp32: break;
+  }
+  return {4, 4, 8 / shard};
+}
+
+double megatron_layer_activation_bytes(const ModelConfig& c, int64_t s, int64_t b, int64_t tp,
+                                       bool sp, bool flash, PlanPrecision p) {
+  // Korthikanti et al. 2022, sec. 4.1, per layer: attention 11sbh + 5as^2b, MLP 19sbh, norms 4sbh
+  // (= sbh(34 + 5as/h)). Written per element so that a SwiGLU MLP of width F fits: the MLP keeps
+  // its input (sbh), gate and up outputs (2sbF) and the SwiGLU output (sbF) -- with F = 8h/3 this
+  // is exactly the paper's 34. Masks are 1 byte, the rest e bytes (2 for fp16/bf16, 4 for fp32).
+  // Without sequence parallelism the norm inputs, the QKV and MLP inputs and the two dropout
+  // masks are replicated on every tensor-parallel rank (the paper's "10sbh").
+  const double e = p == PlanPrecision::Fp32 ? 4.0 : 2.0;
+  const double sb = double(s) * double(b), h = double(c.hidden_size), f = double(c.ffn_hidden_size);
+  const double a = double(c.num_heads), t = double(tp);
+  const double repl = sb * (e * 4 * h + 2 * h);           // ln1, ln2, qkv in, mlp in; 2 masks
+  const double split = sb * (e * 4 * h + e * 3 * f);      // q, k, v, attention out; gate, up, act
+  const double scores = flash ? 4.0 * a * sb                // flash: the fp32 log-sum-exp only
+                              : a * double(s) * sb * (2 * e + 1);  // softmax out, dropout out, mask
+  return (sp ? repl / t : repl) + split / t + scores / t;
+}
+
+namespace {
+
+void check_layout(const ModelConfig& c, const PlanLayout& l) {
+  auto need = [](bool ok, const std::string& msg) {
+    if (!ok) throw UsageError("[plan] " + msg);
+  };
+  need(l.tp >= 1 && l.pp >= 1 && l.world >= 1, fmt::format(
+      "parallel sizes must be >= 1, got tensor {} pipeline {} world {}", l.tp, l.pp, l.world));
+  need(l.world % (l.tp * l.pp) == 0, fmt::format(
+      "world size {} is not a multiple of tensor x pipeline = {} x {}. Hint: pass --world-size "
+      "(or --nnodes x --nproc-per-node) as a multiple of {}", l.world, l.tp, l.pp, l.tp * l.pp));
+  need(c.num_heads % l.tp == 0, fmt::format("--num-attention-heads {} is not divisible by "
+       "--tensor-model-parallel-size {}", c.num_heads, l.tp));
+  need(c.ffn_hidden_size % l.tp == 0, fmt::format("--ffn-hidden-size {} is not divisible by "
+       "--tensor-model-parallel-size {}", c.ffn_hidden_size, l.tp));
+  need(c.num_layers % l.pp == 0, fmt::format("--num-layers {} is not divisible by "
+       "--pipeline-model-parallel-size {} (Megatron's stages hold equal layer counts)", c.num_layers, l.pp));
+  need(l.seq_length >= 1 && l.seq_length <= c.max_seq_length, fmt::format(
+      "--seq-length {} must be in [1, {}] (the model's positions)", l.seq_length, c.max_seq_length));
+  const int64_t dp = l.world / (l.tp * l.pp);
+  need(l.micro_batch >= 1 && l.global_batch % (l.micro_batch * dp) == 0, fmt::format(
+      "--global-batch-size {} is not a multiple of --micro-batch-size {} x data-parallel size {}",
+      l.global_batch, l.micro_batch, dp));
+}
+
+double layer_fwd_flops(const ModelConfig& c, int64_t samples, int64_t seq) {
+  ModelConfig no_head = c;
+  no_head.vocab_size = 0;  // model_flops without the logits: the decoder layers only
+  return model_flops(no_head, samples, seq) / 3.0;
+}
+
+void fill_flops(Plan& p, const ModelConfig& c, const PlanLayout& l) {
+  p.flops_iter = model_flops(c, l.global_batch, l.seq_length);
+  const double recompute = c.recompute ? layer_fwd_flops(c, l.global_batch, l.seq_length) : 0.0;
+  p.flops_rank = (p.flops_iter + recompute) / double(l.world);
+  p.bubble = double(l.pp - 1) / double(p.num_micro);
+}
+
+// The single-process CPU trainer: Model's constructor, ParamStore, AdamW, the trainer's batch.
+Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
+  if (l.tp != 1 || l.pp != 1 || l.world != 1)
+    throw UsageError(fmt::format("[plan] --backend cpu: the CPU trainer runs one process (tensor {}, "
+                                 "pipeline {}, world {} given). Hint: drop the parallel flags, or "
+                                 "plan the layout with --backend gpu", l.tp, l.pp, l.world));
+  Plan p;
+  p.backend = PlanBackend::Cpu;
+  p.num_micro = l.global_batch / l.micro_batch;
+  p.stage_layers = c.num_layers;
+  p.params_total = p.params_rank = c.num_params();
+  const double np = double(p.params_total);
+  // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
+  const int64_t n = l.micro_batch * c.max_seq_length, d = c.hidden_size, L = c.num_layers;
+  const Dims mx{l.micro_batch, c.max_seq_length, d, c.num_heads, c.head_dim(), c.ffn_hidden_size,
+                c.vocab_size};
+  const double per_layer = double(LayerSaved::floats(mx)) * 4;
+  const double residual = double((L + 1) * n * d) * 4;
+  p.activations_no_recompute = residual + per_layer * double(L);
+  p.activations_recompute = residual + per_layer;  // one set, rebuilt layer by layer in backward
+  const double scratch = double(LayerScratch::floats(mx) + 2 * n * d) * 4;
+  const double head = double(n * c.vocab_size + n * d + 3 * n) * 4;  // logits, final norm, rstd, losses, lse
+  const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
+  const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;
+  p.items = {
+      {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32)", np / 1e6)},
+      {"gradients", np * 4, "fp32, one buffer"},
+      {"optimizer states", np * 8, "Adam m, v (fp32); the parameters are the master weights"},
+      {"activations", c.recompute ? p.activations_recompute : p.activations_no_recompute,
+       fmt::format("{} layers x mb {} x seq {}{}", L, l.micro_batch, c.max_seq_length,
+                   c.recompute ? ", full recompute: layer inputs + 1 layer set" : ", no recompute")},
+      {"backward scratch", scratch, "one layer's gradients of activations + residual grad"},
+      {"logits + cross entropy", head, fmt::format("{} tokens x vocab {} fp32 (+ final norm)", n, c.vocab_size)},
+      {"data", data, "token/target buffers, sample indices"},
+      {"BLAS packing", cpu_blas_pack_bytes(c, n, l.cpu_threads),
+       l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},
+      {"process baseline", cpu_baseline_bytes(l.cpu_threads),
+       fmt::format("binary, libraries, {} OpenMP threads (measured)", l.cpu_threads)},
+  };
+  for (const PlanItem& it : p.items) p.peak_bytes += it.bytes;
+  fill_flops(p, c, l);
+  return p;
+}
+
+// Megatron-LM / AscendSpeed on accelerators: one rank of each pipeline stage, the most loaded kept.
+Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
+  const int64_t t = l.tp, pp = l.pp, dp = l.world / (t * pp), L = c.num_layers;
+  const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size, s = l.seq_length,
+                b = l.micro_batch;
+  const int64_t m = l.global_batch / (b * dp);
+  const double e = l.precision == PlanPrecision::Fp32 ? 4.0 : 2.0;
+  const BytesPerParam bpp = megatron_bytes_per_param(l.precision, l.distributed_optimizer, dp);
+  const double sp_div = l.sequence_parallel ? double(t) : 1.0;
+  const double sbh = double(s) * double(b) * double(d);
+  const double act_layer = megatron_layer_activation_bytes(c, s, b, t, l.sequence_parallel,
+                                                           l.flash_attention, l.precision);
+  const double input_layer = e * sbh / sp_div;  // full recompute keeps each layer's input only
+  Plan best;
+  for (int st = 0; st < pp; ++st) {
+    Plan p;
+    p.backend = PlanBackend::Gpu;
+    p.dp = dp;
+    p.num_micro = m;
+    p.stage = st;
+    p.stage_layers = L / pp;
+    p.params_total = c.num_params();
+    const bool first = st == 0, last = st == pp - 1;
+    const int64_t per_layer = (4 * d * d + 3 * d * f) / t + 2 * d;
+    p.params_rank = p.stage_layers * per_layer + (first ? v * d / t : 0) + (last ? d + v * d / t : 0);
+    const double np = double(p.params_rank);
+    // 1F1B: stage st has warm-up forwards of pp - st micro-batches in flight before its first backward.
+    const int64_t in_flight = std::min<int64_t>(pp - st, m);
+    const double layers = double(p.stage_layers);
+    p.activations_no_recompute = double(in_flight) * layers * act_layer;
+    p.activations_recompute = double(in_flight) * layers * input_layer + act_layer;
+    const double head = last ? e * 2 * sbh / sp_div + (e + 4) * double(s * b) * double(v) / double(t) : 0;
+    const double comm = (t > 1 ? e * sbh : 0) + (pp > 1 ? 2 * e * sbh / sp_div : 0);
+    const std::string prec = precision_name(l.precision);
+    p.items = {
+        {"parameters", np * bpp.weights, fmt::format("{:.1f}M x {} B ({})", np / 1e6, bpp.weights, prec)},
+        {"gradients", np * bpp.grads, fmt::format("{} B each (Megatron's grad buffer)", bpp.grads)},
+        {"optimizer states", np * bpp.optimizer,
+         fmt::format("{:.2f} B each: {}Adam m, v{}", bpp.optimizer,
+                     l.precision == PlanPrecision::Fp32 ? "" : l.precision == PlanPrecision::Fp16
+                         ? "fp32 master weights + grads, " : "fp32 master weights, ",
+                     l.distributed_optimizer ? fmt::format(", sharded over DP {}", dp) : "")},
+        {"activations", c.recompute ? p.activations_recompute : p.activations_no_recompute,
+         fmt::format("{} layers x {} micro-batch{} in flight{}{}{}", p.stage_layers, in_flight,
+                     in_flight > 1 ? "es" : "", c.recompute ? ", full recompute" : "",
+                     l.sequence_parallel ? ", SP" : "", l.flash_attention ? ", flash" : ", s^2 scores")},
+        {"logits + cross entropy", head, last ? fmt::format("{} x vocab {}/{} ({} logits + fp32 softmax)",
+                                                           s * b, v, t, prec) : "not on this stage"},
+        {"communication buffers", comm, "SP all-gather, pipeline send/recv"},
+        {"runtime reserve", kGpuRuntimeReserve, "context, cuBLAS/NCCL workspaces (assumed)"},
+    };
+    for (const PlanItem& it : p.items) p.peak_bytes += it.bytes;
+    if (st == 0 || p.peak_bytes > best.peak_bytes) best = p;
+  }
+  fill_flops(best, c, l);
+  return best;
+}
+
+}  // namespace
+
+Plan make_plan(const ModelConfig& c, const PlanLayout& l, PlanBackend backend) {
+  c.validate();
+  check_layout(c, l);
+  return backend == PlanBackend::Cpu ? cpu_plan(c, l) : gpu_plan(c, l);
+}
+
+}  // namespace cs
