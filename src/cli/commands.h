@@ -12,5 +12,7 @@ int convert_main(int argc, char** argv);
 int compare_main(int argc, char** argv);
 int pulse_main(int argc, char** argv);
 int generate_main(int argc, char** argv);
+int preprocess_main(int argc, char** argv);
+int plan_main(int argc, char** argv);
 
 }  // namespace cs::cli

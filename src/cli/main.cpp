@@ -11,6 +11,8 @@ namespace {
 const char* kUsage =
     "usage: chuanspeed <command> [flags]   (chuanspeed <command> --help for its flags)\n"
     "commands:\n"
+    "  preprocess   tokenize a corpus (parquet, JSON, JSONL) into a Megatron .bin/.idx dataset\n"
+    "  plan         memory per rank, FLOPs and step time of a model + layout, before launching\n"
     "  train        pretrain or fine-tune with Megatron's flags (one process for now)\n"
     "  eval         score each document of a Megatron dataset with a model (loss, perplexity)\n"
     "  compare      compare two runs' loss curves (metrics.jsonl or Megatron logs), plot\n"
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (cmd == "preprocess") return cs::cli::preprocess_main(argc - 1, argv + 1);
+    if (cmd == "plan") return cs::cli::plan_main(argc - 1, argv + 1);
     if (cmd == "train") return cs::cli::train_main(argc - 1, argv + 1);
     if (cmd == "eval") return cs::cli::eval_main(argc - 1, argv + 1);
     if (cmd == "generate") return cs::cli::generate_main(argc - 1, argv + 1);

@@ -1,0 +1,74 @@
+// chuanspeed preprocess --input FILE[,FILE...]|DIR --output-prefix P --tokenizer-name-or-path TOK
+//                       [--tokenizer-type PretrainedFromHF|SentencePiece] [--workers N]
+//                       [--json-keys text ...] [--append-eod] [--handler-name plain|alpaca|conversation]
+//                       [--log-interval K]
+// Megatron-LM's / AscendSpeed's tools/preprocess_data.py: a corpus into PREFIX_<key>_document.{bin,idx}.
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+#include "cli/parse.h"
+#include "core/error.h"
+#include "data/corpus/preprocess.h"
+
+namespace cs::cli {
+
+namespace {
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in)
+    for (size_t at = 0;;) {
+      const size_t c = s.find(',', at);
+      if (c > at && at < s.size()) out.push_back(s.substr(at, c - at));
+      if (c == std::string::npos) break;
+      at = c + 1;
+    }
+  return out;
+}
+}  // namespace
+
+int preprocess_main(int argc, char** argv) {
+  CLI::App app("Tokenize a corpus (Parquet, JSON, JSONL) into a Megatron .bin/.idx dataset", "preprocess");
+  PreprocessOptions opt;
+  std::vector<std::string> inputs;
+  std::string tokenizer_type = "PretrainedFromHF", tokenizer_model, dataset_impl = "mmap";
+  app.add_option("--input", inputs, "input files or directories (comma-separated or repeated)")->required();
+  app.add_option("--output-prefix", opt.output_prefix, "writes PREFIX_<key>_document.bin/.idx")->required();
+  app.add_option("--tokenizer-name-or-path", opt.tokenizer, "a Hugging Face tokenizer directory or a .model file");
+  app.add_option("--tokenizer-model", tokenizer_model, "a SentencePiece .model file (Megatron's flag)");
+  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF or SentencePiece (SentencePieceTokenizer, Llama2Tokenizer)");
+  app.add_option("--workers", opt.workers, "tokenizing threads (output bytes do not depend on it)");
+  app.add_option("--log-interval", opt.log_interval, "documents between progress lines");
+  app.add_option("--json-keys", opt.json_keys, "fields to tokenize with --handler-name plain (default text)");
+  app.add_flag("--append-eod", opt.append_eod)->description("end every document with the EOS token");
+  app.add_option("--handler-name", opt.handler, "plain, alpaca or conversation (docs/data.md)");
+  app.add_option("--dataset-impl", dataset_impl, "Megatron's flag: mmap only")->check(CLI::IsMember({"mmap"}));
+  bool ignored = false, split_sentences = false;
+  app.add_flag("--tokenizer-not-use-fast,--keep-newlines", ignored)
+      ->description("accepted for AscendSpeed's scripts; SentencePiece has one implementation and no sentence splitting");
+  app.add_flag("--split-sentences", split_sentences)->description("not supported (Megatron splits with NLTK)");
+  int code = 0;
+  if (!parse(app, argc, argv, code)) return code;
+  if (split_sentences)
+    throw UsageError("--split-sentences: not supported (Megatron's uses NLTK's punkt); ChuanSpeed writes one "
+                     "sequence per document. Hint: drop the flag");
+  const bool hf = tokenizer_type == "PretrainedFromHF";
+  if (!hf && tokenizer_type != "SentencePiece" && tokenizer_type != "SentencePieceTokenizer" &&
+      tokenizer_type != "Llama2Tokenizer")
+    throw UsageError(fmt::format("--tokenizer-type {}: expected PretrainedFromHF or SentencePiece (Baichuan's "
+                                 "tokenizer is SentencePiece)", tokenizer_type));
+  if (opt.tokenizer.empty()) opt.tokenizer = tokenizer_model;
+  if (opt.tokenizer.empty())
+    throw UsageError("--tokenizer-name-or-path: required (a Hugging Face tokenizer directory or a .model file)");
+  opt.inputs = split_commas(inputs);
+
+  const PreprocessStats st = run_preprocess(opt);
+  const double s = std::max(st.seconds, 1e-9);
+  std::printf("preprocessed %lld documents, %lld tokens, %.2f MB in %.2f s: %.0f docs/s, %.0f tokens/s, %.2f MB/s "
+              "(%d worker%s)\n",
+              (long long)st.documents, (long long)st.tokens, st.input_bytes / 1e6, st.seconds, st.documents / s,
+              st.tokens / s, st.input_bytes / s / 1e6, opt.workers, opt.workers == 1 ? "" : "s");
+  for (const auto& p : st.output_prefixes) std::printf("wrote %s.bin and %s.idx\n", p.c_str(), p.c_str());
+  return 0;
+}
+
+}  // namespace cs::cli
