@@ -85,9 +85,9 @@ void check_corpus(const Tokenizer& tok, const std::string& name, bool live) {
   const int32_t newline_id = sp.PieceToId("\n");
   ASSERT_GT(newline_id, 0) << "\"\\n\" is a piece of its own";
   size_t checked = 0;
-  for (const auto& e : fixture()["texts"]) {
-    const std::string text = e["text"];
-    const auto expected = e[name].get<std::vector<int32_t>>();
+  for (const auto& e : fixture().at("texts")) {
+    const std::string text = e.at("text");
+    const auto expected = e.at(name).get<std::vector<int32_t>>();  // throws if the fixture lacks it
     const auto ours = tok.encode(text);
     EXPECT_EQ(ours, expected) << name << ": " << text;
     std::vector<int> lib;
