@@ -39,6 +39,24 @@ else
 fi
 if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('megatron') is None)" 2>/dev/null; then
   check megatron-reads-our-dataset "$PY" tools/megatron_read_dataset.py "$OUT/data" 40
+  if have sentencepiece && have pyarrow; then
+    # preprocess: the same bytes as the Python pipeline (pyarrow/json + sentencepiece + Megatron's
+    # IndexedDatasetBuilder) for each handler and input form.
+    for c in "alpaca assets/demo/alpaca_demo.parquet" "alpaca assets/demo/alpaca_demo.json" \
+             "conversation assets/demo/conversations_demo.json" "plain assets/demo/alpaca_demo.parquet"; do
+      set -- $c
+      check "preprocess-equals-megatron-builder-$1-${2##*.}" bash -c "
+        '$BIN' preprocess --input $2 --output-prefix $OUT/pp_ours_$1 --tokenizer-name-or-path assets/demo/tokenizer \
+          --handler-name $1 --append-eod --workers 2 &&
+        '$PY' tools/reference/preprocess_ref.py --input $2 --output-prefix $OUT/pp_ref_$1 \
+          --tokenizer-name-or-path assets/demo/tokenizer --handler-name $1 --append-eod &&
+        cmp $OUT/pp_ours_$1_text_document.bin $OUT/pp_ref_$1_text_document.bin &&
+        cmp $OUT/pp_ours_$1_text_document.idx $OUT/pp_ref_$1_text_document.idx &&
+        '$PY' tools/megatron_read_dataset.py $OUT/pp_ours_$1_text_document"
+    done
+  else
+    echo "SKIP preprocess-equals-megatron-builder (pip install sentencepiece pyarrow)"
+  fi
 else
   echo "SKIP megatron-reads-our-dataset (pip install --no-deps megatron-core)"
 fi
