@@ -6,6 +6,8 @@
 #include <fmt/core.h>
 
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "backend/backend.h"
@@ -14,6 +16,7 @@
 #include "cli/parse.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "data/corpus/handlers.h"
 #include "data/tokenizer.h"
 #include "model/decoder.h"
 #include "train/checkpointing.h"
@@ -39,6 +42,67 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 }
 }  // namespace
 
+// One line of a JSON --prompt-file: the prompt, and the expected answer when there is one.
+struct PromptRecord {
+  std::string prompt, output, task, shown;
+  bool has_output = false;
+};
+
+PromptRecord parse_prompt_record(const std::string& line, const std::string& where) {
+  const auto j = nlohmann::json::parse(line, nullptr, false);
+  auto str = [&](const char* k) {
+    const auto it = j.find(k);
+    if (it == j.end() || it->is_null()) return std::string();
+    if (!it->is_string()) throw Error(fmt::format("[generate] {}: field '{}' is not a string", where, k));
+    return it->get<std::string>();
+  };
+  if (j.is_discarded() || !j.is_object())
+    throw Error(fmt::format("[generate] {}: not a JSON object. Hint: a JSON line is {{\"prompt\": ...}} or an "
+                            "Alpaca record {{\"instruction\", \"input\", \"output\"}}", where));
+  PromptRecord r;
+  if (j.contains("prompt")) {
+    r.prompt = r.shown = str("prompt");
+  } else if (j.contains("instruction")) {
+    r.prompt = alpaca_prompt(str("instruction"), str("input"));
+    r.shown = str("instruction") + (str("input").empty() ? "" : " | " + str("input"));
+  } else {
+    throw Error(fmt::format("[generate] {}: no 'prompt' or 'instruction' field", where));
+  }
+  r.has_output = j.contains("output");
+  r.output = str("output");
+  r.task = str("task");
+  return r;
+}
+
+// Exact-match scoring of answers against the records' outputs (whitespace at the ends ignored).
+struct Scores {
+  std::map<std::string, std::pair<int, int>> per_task;  // task -> (right, total)
+  int right = 0, total = 0;
+  static std::string trim(const std::string& s) {
+    const size_t a = s.find_first_not_of(" \t\n"), b = s.find_last_not_of(" \t\n");
+    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+  }
+  void add(const PromptRecord& r, const std::string& answer) {
+    const bool ok = trim(answer) == trim(r.output);
+    std::printf("%s -> %s", r.shown.c_str(), trim(answer).c_str());
+    if (r.has_output) std::printf("   [%s%s]", ok ? "right" : "wrong, expected ", ok ? "" : trim(r.output).c_str());
+    std::printf("\n");
+    if (!r.has_output) return;
+    right += ok;
+    ++total;
+    auto& t = per_task[r.task.empty() ? "all" : r.task];
+    t.first += ok;
+    ++t.second;
+  }
+  void print() const {
+    if (total == 0) return;
+    std::printf("exact match: %d / %d = %.1f%%", right, total, 100.0 * right / total);
+    if (per_task.size() > 1)
+      for (const auto& [task, rt] : per_task) std::printf("  %s %d/%d", task.c_str(), rt.first, rt.second);
+    std::printf("\n");
+  }
+};
+
 int generate_main(int argc, char** argv) {
   CLI::App app("Generate text with a trained model (KV cache)", "generate");
   std::string load, tokenizer, prompt, prompt_file, prompt_ids;
@@ -47,7 +111,9 @@ int generate_main(int argc, char** argv) {
   app.add_option("--load", load, "a native checkpoint or a Hugging Face directory")->required();
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   app.add_option("--prompt", prompt, "the prompt text");
-  app.add_option("--prompt-file", prompt_file, "prompts, one a line");
+  app.add_option("--prompt-file", prompt_file,
+                 "prompts, one a line; a JSON line {\"prompt\"} or an Alpaca record {\"instruction\", \"input\", "
+                 "\"output\"} (the output, when given, is scored by exact match)");
   app.add_option("--prompt-ids", prompt_ids, "a prompt as token ids (no tokenizer needed)");
   app.add_option("--max-new-tokens", max_new, "tokens to generate")->check(CLI::PositiveNumber);
   app.add_option("--temperature", sp.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
@@ -66,6 +132,8 @@ int generate_main(int argc, char** argv) {
   std::unique_ptr<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> texts;
+  std::vector<PromptRecord> expected;
+  Scores scores;
   if (!prompt_ids.empty()) {
     prompts.push_back(parse_ids(prompt_ids));
   } else {
@@ -73,8 +141,20 @@ int generate_main(int argc, char** argv) {
     if (!prompt.empty()) texts.push_back(prompt);
     std::ifstream f(prompt_file);
     if (!prompt_file.empty() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
-    for (std::string line; !prompt_file.empty() && std::getline(f, line);)
-      if (!line.empty()) texts.push_back(line);
+    int64_t lineno = 0;
+    for (std::string line; !prompt_file.empty() && std::getline(f, line);) {
+      ++lineno;
+      if (line.empty()) continue;
+      if (line[0] != '{') {
+        texts.push_back(line);
+        continue;
+      }
+      const PromptRecord r = parse_prompt_record(line, fmt::format("{}:{}", prompt_file, lineno));
+      texts.push_back(r.prompt);
+      expected.push_back(r);
+    }
+    if (!expected.empty() && expected.size() != texts.size())
+      throw UsageError(fmt::format("--prompt-file {}: mixes JSON records and plain lines; use one form", prompt_file));
     for (const auto& t : texts) prompts.push_back(tok->encode(t));
   }
   const int64_t cap = model->config().max_seq_length, v = model->config().vocab_size;
@@ -93,7 +173,10 @@ int generate_main(int argc, char** argv) {
       if (dec.length() < cap && i + 1 < max_new) logits = dec.step(&next, 1);
     }
     const double secs = t.seconds();
-    if (tok) {
+    if (!expected.empty()) {
+      if (!out.empty() && out.back() == tok->eos_id()) out.pop_back();
+      scores.add(expected[pi], tok->decode(out));
+    } else if (tok) {
       std::printf("%s%s\n", texts[pi].c_str(), tok->decode(out).c_str());
     } else {
       std::string s;
@@ -103,6 +186,7 @@ int generate_main(int argc, char** argv) {
     std::fprintf(stderr, "[generate] %zu prompt + %zu new tokens in %.3f s: %.1f tokens/s\n", ids.size(),
                  out.size(), secs, double(out.size()) / std::max(secs, 1e-9));
   }
+  scores.print();
   return 0;
 }
 

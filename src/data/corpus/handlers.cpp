@@ -89,21 +89,7 @@ class AlpacaHandler final : public RecordHandler {
     const std::string instruction = field(rec, "instruction", origin, false, hint);
     const std::string input = field(rec, "input", origin, true, hint);
     const std::string output = field(rec, "output", origin, false, hint);
-    // One pass over the template, so placeholder-like text inside a field is never substituted.
-    const std::string tmpl = input.empty() ? kAlpacaWithoutInput : kAlpacaWithInput;
-    std::string text;
-    for (size_t at = 0; at < tmpl.size();) {
-      const size_t open = tmpl.find('{', at);
-      if (open == std::string::npos) {
-        text += tmpl.substr(at);
-        break;
-      }
-      const size_t close = tmpl.find('}', open);
-      text += tmpl.substr(at, open - at);
-      const std::string name = tmpl.substr(open + 1, close - open - 1);
-      text += name == "instruction" ? instruction : name == "input" ? input : output;
-      at = close + 1;
-    }
+    std::string text = alpaca_prompt(instruction, input) + output;
     out.assign(1, DocumentText{Sequence{{std::move(text), false}}});
   }
 };
@@ -153,6 +139,21 @@ class ConversationHandler final : public RecordHandler {
 };
 
 }  // namespace
+
+std::string alpaca_prompt(const std::string& instruction, const std::string& input) {
+  // One pass over the template, so placeholder-like text inside a field is never substituted;
+  // {output} ends both templates, so the prompt is everything before it.
+  const std::string tmpl = input.empty() ? kAlpacaWithoutInput : kAlpacaWithInput;
+  std::string text;
+  for (size_t at = 0;;) {
+    const size_t open = tmpl.find('{', at);
+    const std::string name = tmpl.substr(open + 1, tmpl.find('}', open) - open - 1);
+    text += tmpl.substr(at, open - at);
+    if (name == "output") return text;
+    text += name == "instruction" ? instruction : input;
+    at = tmpl.find('}', open) + 1;
+  }
+}
 
 std::unique_ptr<RecordHandler> make_handler(const std::string& name, const std::vector<std::string>& json_keys) {
   if (name == "plain" || name == "GeneralPretrainHandler") {

@@ -45,6 +45,10 @@ class RecordHandler {
 // cs::UsageError for an unknown name.
 std::unique_ptr<RecordHandler> make_handler(const std::string& name, const std::vector<std::string>& json_keys);
 
+// The Alpaca prompt for INSTRUCTION and INPUT (an empty input picks the shorter template): the
+// document text without its output, i.e. what a fine-tuned model is asked at inference.
+std::string alpaca_prompt(const std::string& instruction, const std::string& input);
+
 // The templates, exposed for tests and docs.
 extern const char* const kAlpacaWithInput;     // {instruction} {input} {output}
 extern const char* const kAlpacaWithoutInput;  // {instruction} {output}
