@@ -193,11 +193,16 @@ bool is_ignored_hf_buffer(const std::string& name) {
 }
 
 void load_named(const HfWeights& w, const std::vector<ParamRef>& wanted) {
+  for (const ParamRef& p : wanted) CS_CHECK(p.dst) << "null destination for " << p.name;
+  check_named(w, wanted);
+  for (const ParamRef& p : wanted) w.read_f32(p.name, p.dst, p.shape.numel());
+}
+
+void check_named(const HfWeights& w, const std::vector<ParamRef>& wanted) {
   const std::string hint = "check that config.json describes this checkpoint (layers, hidden size, vocab)";
   std::unordered_set<std::string> want;
   std::vector<std::string> missing;
   for (const ParamRef& p : wanted) {
-    CS_CHECK(p.dst) << "null destination for " << p.name;
     CS_CHECK(want.insert(p.name).second) << "parameter " << p.name << " wanted twice";
     if (!w.has(p.name)) {
       missing.push_back(p.name);
@@ -221,7 +226,6 @@ void load_named(const HfWeights& w, const std::vector<ParamRef>& wanted) {
     fail(w.dir(), "unexpected tensor " + first_few(unexpected, "'") + " (" +
                       std::to_string(unexpected.size()) + " tensors not used by the model)",
          "the checkpoint holds weights this model lacks; " + hint);
-  for (const ParamRef& p : wanted) w.read_f32(p.name, p.dst, p.shape.numel());
 }
 
 }  // namespace cs

@@ -80,4 +80,8 @@ bool is_ignored_hf_buffer(const std::string& name);
 // wanted (except ignored buffers); any violation throws cs::Error naming the tensor(s).
 void load_named(const HfWeights& w, const std::vector<ParamRef>& wanted);
 
+// load_named's checks alone (destinations unused, may be null): what a streaming converter runs
+// before it writes anything.
+void check_named(const HfWeights& w, const std::vector<ParamRef>& wanted);
+
 }  // namespace cs

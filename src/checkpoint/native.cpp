@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "checkpoint/safetensors_stream.h"
 #include "core/file_io.h"
 
 namespace cs {
@@ -14,14 +15,17 @@ namespace fs = std::filesystem;
 
 std::string iteration_dir_name(int64_t iteration) { return fmt::format("iter_{:07d}", iteration); }
 
-namespace {
-
-std::string shape_json(const Shape& s) {
-  nlohmann::json j = nlohmann::json::array();
-  for (int i = 0; i < s.ndim; ++i) j.push_back(s[i]);
+std::string native_slice_metadata(const Shape& global, const std::vector<int64_t>& offset,
+                                  const std::vector<RowBlock>& row_blocks) {
+  nlohmann::json g = nlohmann::json::array();
+  for (int i = 0; i < global.ndim; ++i) g.push_back(global[i]);
+  nlohmann::json j = {{"global_shape", g}, {"offset", offset}};
+  if (!row_blocks.empty()) {
+    j["row_blocks"] = nlohmann::json::array();
+    for (const RowBlock& b : row_blocks) j["row_blocks"].push_back({b.global_row, b.rows});
+  }
   return j.dump();
 }
-}  // namespace
 
 CheckpointWriter::CheckpointWriter(std::string root, int64_t iteration) : root_(std::move(root)) {
   final_ = root_ + "/" + iteration_dir_name(iteration);
@@ -44,10 +48,9 @@ void CheckpointWriter::add_shard(const std::string& file, const std::vector<Shar
   std::map<std::string, std::string> meta;
   for (const ShardTensor& t : tensors) {
     named.push_back({t.name, t.local});
-    nlohmann::json j = {{"global_shape", nlohmann::json::parse(shape_json(t.global))}, {"offset", t.offset}};
-    meta[t.name] = j.dump();
+    meta[t.name] = native_slice_metadata(t.global, t.offset, t.row_blocks);
   }
-  meta["format"] = "chuanspeed-native-1";
+  meta["format"] = kNativeFormat;
   write_safetensors(tmp_ + "/" + file, named, meta);
 }
 
@@ -124,25 +127,73 @@ CheckpointReader::CheckpointReader(const std::string& root, int64_t iteration)
   std::sort(shards.begin(), shards.end());
   for (const std::string& p : shards) {
     files_.push_back(std::make_unique<SafetensorsFile>(p));
-    const SafetensorsFile& sf = *files_.back();
-    for (const std::string& name : sf.names()) {
-      Piece pc{files_.size() - 1, sf.shape(name), std::vector<int64_t>(size_t(sf.shape(name).ndim), 0)};
-      auto it = sf.metadata().find(name);
-      if (it != sf.metadata().end()) {
-        const auto j = nlohmann::json::parse(it->second, nullptr, false);
-        if (j.is_discarded() || !j.contains("global_shape") || !j.contains("offset"))
-          throw Error(fmt::format("[checkpoint] {}: bad metadata for tensor {}", p, name));
-        const auto g = j["global_shape"].get<std::vector<int64_t>>();
-        pc.global = Shape();
-        for (int64_t x : g) pc.global.dims[size_t(pc.global.ndim++)] = x;
-        pc.offset = j["offset"].get<std::vector<int64_t>>();
-      }
-      pieces_.emplace(name, pc);
-    }
+    for (const std::string& name : files_.back()->names()) pieces_.emplace(name, parse_piece(files_.size() - 1, name));
   }
 }
 
+// A piece's place in the global tensor, from the shard's metadata (none: the whole tensor),
+// checked to lie inside the global shape so that read() can trust it.
+CheckpointReader::Piece CheckpointReader::parse_piece(size_t file, const std::string& name) const {
+  const SafetensorsFile& sf = *files_[file];
+  const Shape local = sf.shape(name);
+  Piece pc{file, local, 0, {{0, local.ndim ? local[0] : 1}}};
+  auto it = sf.metadata().find(name);
+  if (it == sf.metadata().end()) return pc;
+  auto bad = [&](const std::string& what) {
+    return Error(fmt::format("[checkpoint] {}: tensor {}: {}. Hint: the shard is corrupt or was not "
+                             "written by chuanspeed; re-save or re-convert it", sf.path(), name, what));
+  };
+  const auto j = nlohmann::json::parse(it->second, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("global_shape") || !j.contains("offset"))
+    throw bad("bad slice metadata (expected global_shape and offset)");
+  std::vector<int64_t> g, off;
+  try {
+    g = j["global_shape"].get<std::vector<int64_t>>();
+    off = j["offset"].get<std::vector<int64_t>>();
+    pc.blocks.clear();
+    if (j.contains("row_blocks"))
+      for (const auto& b : j["row_blocks"]) pc.blocks.push_back({b.at(0).get<int64_t>(), b.at(1).get<int64_t>()});
+  } catch (const nlohmann::json::exception&) {
+    throw bad("bad slice metadata (global_shape, offset and row_blocks hold integers)");
+  }
+  if (local.ndim < 1 || local.ndim > 2 || int(g.size()) != local.ndim || int(off.size()) != local.ndim)
+    throw bad(fmt::format("slice of shape {} with global shape of {} dims and offset of {} (expected 1 or 2 "
+                          "dims everywhere)", local.str(), g.size(), off.size()));
+  pc.global = Shape();
+  for (int64_t x : g) pc.global.dims[size_t(pc.global.ndim++)] = x;
+  if (pc.blocks.empty()) pc.blocks.push_back({off[0], local[0]});
+  int64_t rows = 0;
+  for (const RowBlock& b : pc.blocks) {
+    if (b.rows < 0 || b.global_row < 0 || b.global_row + b.rows > pc.global[0])
+      throw bad(fmt::format("rows [{}, {}) lie outside the global shape {}", b.global_row, b.global_row + b.rows,
+                            pc.global.str()));
+    rows += b.rows;
+  }
+  if (rows != local[0]) throw bad(fmt::format("row blocks hold {} rows, the slice {}", rows, local[0]));
+  if (local.ndim == 2) {
+    pc.col = off[1];
+    if (pc.col < 0 || pc.col + local[1] > pc.global[1])
+      throw bad(fmt::format("columns [{}, {}) lie outside the global shape {}", pc.col, pc.col + local[1],
+                            pc.global.str()));
+  }
+  return pc;
+}
+
 bool CheckpointReader::has(const std::string& name) const { return pieces_.count(name) > 0; }
+
+int64_t CheckpointReader::stored_elements(const std::string& name) const {
+  int64_t n = 0;
+  auto range = pieces_.equal_range(name);
+  for (auto it = range.first; it != range.second; ++it) n += files_[it->second.file]->shape(name).numel();
+  return n;
+}
+
+std::vector<std::string> CheckpointReader::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, piece] : pieces_)
+    if (out.empty() || out.back() != name) out.push_back(name);
+  return out;
+}
 
 Shape CheckpointReader::global_shape(const std::string& name) const {
   auto it = pieces_.find(name);
@@ -154,6 +205,7 @@ void CheckpointReader::read(const std::string& name, const std::vector<int64_t>&
                             const Shape& local, float* dst) const {
   CS_CHECK(local.ndim >= 1 && local.ndim <= 2 && int(offset.size()) == local.ndim);
   const int64_t rows = local[0], cols = local.ndim == 2 ? local[1] : 1;
+  const int64_t want_col = local.ndim == 2 ? offset[1] : 0;
   int64_t covered = 0;
   auto range = pieces_.equal_range(name);
   if (range.first == range.second) throw Error(fmt::format("[checkpoint] {}: no tensor {}", dir_, name));
@@ -162,19 +214,29 @@ void CheckpointReader::read(const std::string& name, const std::vector<int64_t>&
     const Piece& pc = it->second;
     const SafetensorsFile& sf = *files_[pc.file];
     const Shape ps = sf.shape(name);
-    const int64_t prow = pc.offset[0], pcol = ps.ndim == 2 ? pc.offset[1] : 0;
+    if (ps.ndim != local.ndim)
+      throw Error(fmt::format("[checkpoint] {}: tensor {} has {} dims in {}, {} wanted", dir_, name, ps.ndim,
+                              sf.path(), local.ndim));
     const int64_t pcols = ps.ndim == 2 ? ps[1] : 1;
-    // Overlap of the wanted box and this piece, in global coordinates.
-    const int64_t r0 = std::max(offset[0], prow), r1 = std::min(offset[0] + rows, prow + ps[0]);
-    const int64_t c0 = std::max(local.ndim == 2 ? offset[1] : 0, pcol);
-    const int64_t c1 = std::min((local.ndim == 2 ? offset[1] : 0) + cols, pcol + pcols);
-    if (r0 >= r1 || c0 >= c1) continue;
-    buf.resize(size_t((r1 - r0) * pcols));
-    sf.read_f32_rows(name, r0 - prow, r1 - prow, buf.data());
-    for (int64_t r = r0; r < r1; ++r)
-      std::copy(buf.begin() + (r - r0) * pcols + (c0 - pcol), buf.begin() + (r - r0) * pcols + (c1 - pcol),
-                dst + (r - offset[0]) * cols + (c0 - (local.ndim == 2 ? offset[1] : 0)));
-    covered += (r1 - r0) * (c1 - c0);
+    const int64_t c0 = std::max(want_col, pc.col), c1 = std::min(want_col + cols, pc.col + pcols);
+    int64_t lrow = 0;  // the block's first row in the piece
+    for (const RowBlock& b : pc.blocks) {
+      // Overlap of the wanted box and this block, in global coordinates.
+      const int64_t r0 = std::max(offset[0], b.global_row), r1 = std::min(offset[0] + rows, b.global_row + b.rows);
+      if (r0 < r1 && c0 < c1) {
+        const int64_t first = lrow + r0 - b.global_row;
+        buf.resize(size_t((r1 - r0) * pcols));
+        sf.read_f32_rows(name, first, first + (r1 - r0), buf.data());
+        const size_t row_bytes = size_t(pcols) * dtype_size(sf.dtype(name));
+        drop_mapped_pages(static_cast<const uint8_t*>(sf.tensor(name).data) + size_t(first) * row_bytes,
+                          size_t(r1 - r0) * row_bytes);
+        for (int64_t r = r0; r < r1; ++r)
+          std::copy(buf.begin() + (r - r0) * pcols + (c0 - pc.col), buf.begin() + (r - r0) * pcols + (c1 - pc.col),
+                    dst + (r - offset[0]) * cols + (c0 - want_col));
+        covered += (r1 - r0) * (c1 - c0);
+      }
+      lrow += b.rows;
+    }
   }
   // Writers store each element once (replicated tensors from one rank), so pieces never overlap.
   if (covered != rows * cols)

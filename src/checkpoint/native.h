@@ -14,14 +14,31 @@
 
 namespace cs {
 
+// Rows of a local slice gathered from several places of the global tensor (W_pack under TP: a
+// rank holds its heads' q rows, then k rows, then v rows). The local rows are the blocks in order;
+// block b covers global rows [global_row, global_row + rows).
+struct RowBlock {
+  int64_t global_row = 0, rows = 0;
+};
+
 // A rank's piece of a tensor: `local` holds the box [offset, offset + local.shape) of a tensor of
-// shape `global` (1-D or 2-D).
+// shape `global` (1-D or 2-D); with row_blocks, its rows come from those blocks instead (columns
+// still start at offset[1]).
 struct ShardTensor {
   std::string name;
   Tensor local;
   Shape global;
   std::vector<int64_t> offset;
+  std::vector<RowBlock> row_blocks = {};
 };
+
+// The format tag in every shard's __metadata__ ("format") and in meta.json.
+inline constexpr const char* kNativeFormat = "chuanspeed-native-1";
+
+// The __metadata__ value that describes one tensor's slice:
+// {"global_shape": [...], "offset": [...]} plus "row_blocks": [[global_row, rows], ...] when given.
+std::string native_slice_metadata(const Shape& global, const std::vector<int64_t>& offset,
+                                  const std::vector<RowBlock>& row_blocks = {});
 
 // "iter_0001000"
 std::string iteration_dir_name(int64_t iteration);
@@ -33,6 +50,9 @@ class CheckpointWriter {
   ~CheckpointWriter();  // an uncommitted checkpoint's .tmp folder is removed
   // Writes one shard file (e.g. "model-tp00-pp000.safetensors") into the checkpoint.
   void add_shard(const std::string& file, const std::vector<ShardTensor>& tensors);
+  // Where a shard file is written before commit, for writers that stream a shard themselves
+  // (SafetensorsStreamWriter with native_slice_metadata entries and "format": kNativeFormat).
+  std::string shard_path(const std::string& file) const { return tmp_ + "/" + file; }
   // Writes meta.json, renames the folder into place, replaces the latest file, and with
   // keep_last > 0 removes all but the newest keep_last complete checkpoints.
   void commit(const nlohmann::json& meta, int keep_last = 0);
@@ -60,10 +80,17 @@ class CheckpointReader {
   const std::string& dir() const { return dir_; }
   // Whether any shard holds a piece of this tensor.
   bool has(const std::string& name) const;
+  // Every tensor name, sorted.
+  std::vector<std::string> names() const;
+  // Elements of the tensor the shards hold together: its global numel when none is missing
+  // (writers store each element once); checked before streaming so a missing shard fails early.
+  int64_t stored_elements(const std::string& name) const;
   // The tensor's global shape (from the shards' metadata).
   Shape global_shape(const std::string& name) const;
   // Fills dst (shape `local`, the box at `offset` of the global tensor) from whichever shards
-  // overlap it; every element must be covered (an error naming the tensor otherwise).
+  // overlap it; every element must be covered (an error naming the tensor otherwise). The pages
+  // read are dropped from this process's map afterwards (they stay in the page cache), so
+  // streaming a checkpoint through read() never holds it resident.
   void read(const std::string& name, const std::vector<int64_t>& offset, const Shape& local,
             float* dst) const;
   // Convenience: the whole tensor.
@@ -73,8 +100,10 @@ class CheckpointReader {
   struct Piece {
     size_t file;
     Shape global;
-    std::vector<int64_t> offset;
+    int64_t col = 0;               // first global column (0 for 1-D)
+    std::vector<RowBlock> blocks;  // the local rows' places in the global tensor
   };
+  Piece parse_piece(size_t file, const std::string& name) const;
   std::string dir_;
   nlohmann::json meta_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

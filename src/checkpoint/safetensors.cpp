@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "checkpoint/safetensors_stream.h"
 #include "core/half.h"
 
 namespace cs {
@@ -248,40 +249,19 @@ void SafetensorsFile::read_f32_rows(const std::string& name, int64_t row_begin, 
                  (row_end - row_begin) * row, dst);
 }
 
-// Writer: header JSON (space-padded to 8 bytes so the data section is 8-byte aligned), then each
-// tensor's bytes in the given order with no gaps (the reference readers reject gaps), written
-// beside the final name and renamed into place.
+// Writer: the streaming writer (header JSON space-padded to 8 bytes so the data section is 8-byte
+// aligned, then each tensor's bytes in the given order with no gaps, which the reference readers
+// require), fed whole tensors.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::unordered_set<std::string> seen;
-  uint64_t offset = 0;
+  std::vector<TensorEntry> entries;
   for (const NamedTensor& nt : tensors) {
-    if (nt.name.empty() || nt.name == "__metadata__")
-      throw Error("[safetensors] " + path + ": tensor name got '" + nt.name +
-                  "', expected a non-empty name other than __metadata__. Hint: rename the tensor");
-    if (!seen.insert(nt.name).second)
-      throw Error("[safetensors] " + path + ": tensor name '" + nt.name +
-                  "' given twice. Hint: each tensor needs a unique name");
     CS_CHECK(nt.t.device == Device::CPU) << "write_safetensors of a device tensor " << nt.name;
     CS_CHECK(nt.t.data || nt.t.nbytes() == 0) << "null data for " << nt.name;
-    auto shape = nlohmann::ordered_json::array();
-    for (int i = 0; i < nt.t.ndim(); ++i) shape.push_back(nt.t.shape[i]);
-    uint64_t end = offset + nt.t.nbytes();
-    header[nt.name] = {{"dtype", dtype_name(nt.t.dtype)}, {"shape", shape},
-                       {"data_offsets", {offset, end}}};
-    offset = end;
+    entries.push_back({nt.name, nt.t.dtype, nt.t.shape});
   }
-  std::string json = header.dump();
-  json.append((8 - json.size() % 8) % 8, ' ');
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(json.size()) >> (8 * i));
-
-  AtomicFile out(path, "safetensors");
-  out.write(len, 8);
-  out.write(json.data(), json.size());
-  for (const NamedTensor& nt : tensors) out.write(nt.t.data, nt.t.nbytes());
+  SafetensorsStreamWriter out(path, std::move(entries), metadata);
+  for (const NamedTensor& nt : tensors) out.append(nt.t.data, nt.t.nbytes());
   out.commit();
 }
 

@@ -6,14 +6,16 @@
 
 namespace cs {
 
-ParamStore::ParamStore(const ModelConfig& cfg) {
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
+  std::vector<ParamSpec> specs;
+  int64_t numel = 0;
   const int64_t d = cfg.hidden_size, f = cfg.ffn_hidden_size, v = cfg.vocab_size;
   const double std = cfg.init_std;
   // Megatron's scaled init for the two projections that feed the residual stream: std / sqrt(2L).
   const double out_std = cfg.init_std / std::sqrt(2.0 * double(cfg.num_layers));
   auto add = [&](std::string name, Shape s, TpSplit split, int layer, bool norm, double init) {
-    specs_.push_back({std::move(name), s, numel_, split, layer, norm, init});
-    numel_ += s.numel();
+    specs.push_back({std::move(name), s, numel, split, layer, norm, init});
+    numel += s.numel();
   };
   add("model.embed_tokens.weight", {v, d}, TpSplit::Vocab, -1, false, std);
   for (int i = 0; i < cfg.num_layers; ++i) {
@@ -28,6 +30,11 @@ ParamStore::ParamStore(const ModelConfig& cfg) {
   }
   add("model.norm.weight", {d}, TpSplit::None, -2, true, 0);
   add("lm_head.weight", {v, d}, TpSplit::Vocab, -2, false, std);
+  return specs;
+}
+
+ParamStore::ParamStore(const ModelConfig& cfg) : specs_(param_specs(cfg)) {
+  numel_ = specs_.empty() ? 0 : specs_.back().offset + specs_.back().shape.numel();
   params_.resize(size_t(numel_) * sizeof(float));
   grads_.resize(size_t(numel_) * sizeof(float));
   w_ = views(params_);

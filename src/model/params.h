@@ -41,6 +41,10 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+// The parameter specs of a config (names, shapes, offsets, splits) without allocating anything:
+// what conversion and checkpoint tools use to know the model's tensors.
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
+
 class ParamStore {
  public:
   explicit ParamStore(const ModelConfig& cfg);

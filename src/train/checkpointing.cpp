@@ -18,12 +18,12 @@ std::vector<ShardTensor> whole(const ParamStore& ps, const std::string& prefix, 
 }
 }  // namespace
 
-static nlohmann::json base_meta(const Model& model, const TrainingState& st) {
-  return {{"format", "chuanspeed-native-1"},
+nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, int64_t tp, int64_t pp) {
+  return {{"format", kNativeFormat},
           {"iteration", st.iteration},
           {"consumed_samples", st.consumed_samples},
-          {"config", config_to_hf_json(model.config())},
-          {"layout", {{"tensor_model_parallel_size", 1}, {"pipeline_model_parallel_size", 1},
+          {"config", config_to_hf_json(cfg)},
+          {"layout", {{"tensor_model_parallel_size", tp}, {"pipeline_model_parallel_size", pp},
                       {"data_parallel_size", 1}}},
           {"scheduler", {{"num_steps", st.schedule_steps}}},
           {"rng", {{"seed", st.seed}}},
@@ -34,7 +34,7 @@ void save_model_checkpoint(const std::string& root, const Model& model) {
   CheckpointWriter w(root, 0);
   const ParamStore& ps = model.params();
   w.add_shard("model-tp00-pp000.safetensors", whole(ps, "", ps.flat_params().f32()));
-  w.commit(base_meta(model, TrainingState{}));
+  w.commit(checkpoint_meta(model.config(), TrainingState{}));
 }
 
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
@@ -46,7 +46,7 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
   for (ShardTensor& t : whole(ps, "exp_avg_sq.", adam.exp_avg_sq().f32())) optim.push_back(std::move(t));
   w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
   const LossScaler::State sc = scaler.state();
-  nlohmann::json meta = base_meta(model, st);
+  nlohmann::json meta = checkpoint_meta(model.config(), st);
   meta["optimizer"] = {{"step", adam.steps()}};
   meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
                          {"hysteresis_tracker", sc.hysteresis_tracker}};

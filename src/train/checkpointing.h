@@ -5,6 +5,7 @@
 // layout for the parallel issue.
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "model/model.h"
@@ -17,6 +18,10 @@ struct TrainingState {
   int64_t iteration = 0, consumed_samples = 0, schedule_steps = 0;
   uint64_t seed = 0;
 };
+
+// meta.json of a checkpoint: format, iteration, consumed samples, the config (HF style), the
+// layout, scheduler, RNG and data cursor (optimizer and loss scaler are added by their savers).
+nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, int64_t tp = 1, int64_t pp = 1);
 
 // Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all).
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,

@@ -63,52 +63,75 @@ int64_t parse_byte_size(const std::string& s, const char* flag) {
   return int64_t(v * it->second);
 }
 
-void save_hf_model(const Model& model, const std::string& dir, const HfExportOptions& opt) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
-  nlohmann::json j = config_to_hf_json(model.config());
-  j["torch_dtype"] = torch_dtype_name(opt.dtype);
-  write_file_atomic(dir + "/config.json", j.dump(2) + "\n", "save");
-  // Group parameters, in order, into shards of at most max_shard_bytes.
-  const auto& specs = model.params().specs();
+std::vector<std::vector<size_t>> hf_shard_groups(const std::vector<ParamSpec>& specs, DType dtype,
+                                                 int64_t max_shard_bytes) {
   std::vector<std::vector<size_t>> shards(1);
-  int64_t bytes = 0, total = 0;
+  int64_t bytes = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
-    const int64_t b = specs[i].shape.numel() * int64_t(dtype_size(opt.dtype));
-    if (!shards.back().empty() && bytes + b > opt.max_shard_bytes) {
+    const int64_t b = specs[i].shape.numel() * int64_t(dtype_size(dtype));
+    if (!shards.back().empty() && bytes + b > max_shard_bytes) {
       shards.emplace_back();
       bytes = 0;
     }
     shards.back().push_back(i);
     bytes += b;
-    total += b;
   }
+  return shards;
+}
+
+std::string hf_shard_file(size_t k, size_t n) {
+  return n == 1 ? "model.safetensors" : fmt::format("model-{:05d}-of-{:05d}.safetensors", k + 1, n);
+}
+
+void write_hf_config(const std::string& dir, const ModelConfig& cfg, DType dtype) {
+  nlohmann::json j = config_to_hf_json(cfg);
+  j["torch_dtype"] = torch_dtype_name(dtype);
+  write_file_atomic(dir + "/config.json", j.dump(2) + "\n", "save");
+}
+
+void write_hf_index(const std::string& dir, const std::vector<ParamSpec>& specs,
+                    const std::vector<std::vector<size_t>>& groups, DType dtype) {
+  if (groups.size() < 2) return;
   nlohmann::ordered_json weight_map;
+  int64_t total = 0;
+  for (size_t k = 0; k < groups.size(); ++k)
+    for (size_t i : groups[k]) {
+      weight_map[specs[i].name] = hf_shard_file(k, groups.size());
+      total += specs[i].shape.numel() * int64_t(dtype_size(dtype));
+    }
+  nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_file_atomic(dir + "/model.safetensors.index.json", index.dump(2) + "\n", "save");
+}
+
+void copy_tokenizer_files(const std::string& tokenizer_dir, const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (tokenizer_dir.empty()) return;
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "tokenization_baichuan.py"}) {
+    const fs::path src = fs::path(tokenizer_dir) / name;
+    if (fs::exists(src)) fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+void save_hf_model(const Model& model, const std::string& dir, const HfExportOptions& opt) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
+  write_hf_config(dir, model.config(), opt.dtype);
+  const auto& specs = model.params().specs();
+  const auto shards = hf_shard_groups(specs, opt.dtype, opt.max_shard_bytes);
   for (size_t k = 0; k < shards.size(); ++k) {
-    const std::string file = shards.size() == 1 ? "model.safetensors"
-                             : fmt::format("model-{:05d}-of-{:05d}.safetensors", k + 1, shards.size());
     std::vector<std::vector<uint16_t>> store(shards[k].size());
     std::vector<NamedTensor> tensors;
     for (size_t n = 0; n < shards[k].size(); ++n) {
       const ParamSpec& s = specs[shards[k][n]];
       tensors.push_back({s.name, converted(model.params().param(s), opt.dtype, store[n])});
-      weight_map[s.name] = file;
     }
-    write_safetensors(dir + "/" + file, tensors, {{"format", "pt"}});
+    write_safetensors(dir + "/" + hf_shard_file(k, shards.size()), tensors, {{"format", "pt"}});
   }
-  if (shards.size() > 1) {
-    nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    write_file_atomic(dir + "/model.safetensors.index.json", index.dump(2) + "\n", "save");
-  }
-  if (!opt.tokenizer_dir.empty()) {
-    for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                             "tokenization_baichuan.py"}) {
-      const fs::path src = fs::path(opt.tokenizer_dir) / name;
-      if (fs::exists(src)) fs::copy_file(src, fs::path(dir) / name, fs::copy_options::overwrite_existing);
-    }
-  }
+  write_hf_index(dir, specs, shards, opt.dtype);
+  copy_tokenizer_files(opt.tokenizer_dir, dir);
 }
 
 }  // namespace cs

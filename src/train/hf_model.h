@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 
@@ -25,6 +26,19 @@ struct HfExportOptions {
 // Writes DIR/config.json and the weights: one model.safetensors, or model-0000i-of-0000n shards of
 // at most max_shard_bytes with model.safetensors.index.json; tokenizer files copied when given.
 void save_hf_model(const Model& model, const std::string& dir, const HfExportOptions& opt = {});
+
+// The pieces of save_hf_model, shared with streaming conversion (train/convert.h) so both write
+// the same directory. Parameters grouped in order into shards of at most max_shard_bytes in dtype:
+std::vector<std::vector<size_t>> hf_shard_groups(const std::vector<ParamSpec>& specs, DType dtype,
+                                                 int64_t max_shard_bytes);
+// "model.safetensors" for one shard, else "model-0000k-of-0000n.safetensors" (k from 1).
+std::string hf_shard_file(size_t k, size_t n);
+// DIR/config.json (Baichuan's style, torch_dtype set) and, for several shards, the index json.
+void write_hf_config(const std::string& dir, const ModelConfig& cfg, DType dtype);
+void write_hf_index(const std::string& dir, const std::vector<ParamSpec>& specs,
+                    const std::vector<std::vector<size_t>>& groups, DType dtype);
+// Copies the tokenizer files found in TOKENIZER_DIR into DIR (a no-op for an empty path).
+void copy_tokenizer_files(const std::string& tokenizer_dir, const std::string& dir);
 
 // "10GB", "500MB", "2GiB", "1024" (bytes) -> bytes; a UsageError naming the flag otherwise.
 int64_t parse_byte_size(const std::string& s, const char* flag);

@@ -1,0 +1,226 @@
+#include "train/convert.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "checkpoint/native.h"
+#include "checkpoint/safetensors_stream.h"
+#include "core/error.h"
+#include "core/half.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "train/checkpointing.h"
+#include "train/hf_model.h"
+#include "train/shard_layout.h"
+#include "train/weight_source.h"
+
+namespace cs {
+
+namespace {
+
+// fp32 bytes read from the input per step: large enough for full-speed sequential I/O, small
+// enough that the resident set stays far below any real tensor.
+constexpr int64_t kChunkBytes = int64_t(64) << 20;
+
+// One output file: its header, known before the first byte, and its writer while it is open.
+struct OutFile {
+  std::string path;
+  std::vector<TensorEntry> entries;
+  std::map<std::string, std::string> metadata;
+  std::unique_ptr<SafetensorsStreamWriter> writer;
+  bool done = false;
+};
+
+// Where one parameter (or a rank's slice of it) goes: a file, the global columns [col0, col0 +
+// cols) and the blocks of global rows the slice holds, in file order.
+struct Placement {
+  size_t file = 0;
+  int64_t col0 = 0, cols = 0;
+  std::vector<RowBlock> blocks;
+};
+
+struct Plan {
+  DType dtype = DType::F32;
+  std::vector<OutFile> files;
+  std::vector<std::vector<Placement>> of_spec;  // per parameter, in spec order
+};
+
+int64_t width(const Shape& s) { return s.ndim == 2 ? s[1] : 1; }
+
+// Hugging Face output: parameters in order, whole, in shards of at most max_shard_bytes.
+Plan plan_hf(const std::vector<ParamSpec>& specs, const std::string& dir, DType dtype, int64_t max_bytes) {
+  Plan p;
+  p.dtype = dtype;
+  p.of_spec.resize(specs.size());
+  const auto groups = hf_shard_groups(specs, dtype, max_bytes);
+  for (size_t k = 0; k < groups.size(); ++k) {
+    OutFile f;
+    f.path = dir + "/" + hf_shard_file(k, groups.size());
+    f.metadata = {{"format", "pt"}};
+    for (size_t i : groups[k]) {
+      f.entries.push_back({specs[i].name, dtype, specs[i].shape});
+      p.of_spec[i].push_back({k, 0, width(specs[i].shape), {{0, specs[i].shape[0]}}});
+    }
+    p.files.push_back(std::move(f));
+  }
+  return p;
+}
+
+// Native output: one fp32 shard per (TP rank, PP stage); each holds its stage's parameters'
+// TP slices, replicated ones on TP rank 0 only (every element is stored once).
+Plan plan_native(const std::vector<ParamSpec>& specs, const ModelConfig& cfg, const CheckpointWriter& w,
+                 int64_t tp, int64_t pp) {
+  Plan p;
+  p.of_spec.resize(specs.size());
+  for (int64_t stage = 0; stage < pp; ++stage)
+    for (int64_t rank = 0; rank < tp; ++rank) {
+      OutFile f;
+      f.path = w.shard_path(model_shard_name(rank, stage));
+      f.metadata = {{"format", kNativeFormat}};
+      for (size_t i = 0; i < specs.size(); ++i) {
+        const ParamSpec& s = specs[i];
+        if (pipeline_stage(s, cfg, pp) != stage || (s.split == TpSplit::None && rank > 0)) continue;
+        const TpSlice sl = tp_slice(s, cfg, tp, rank);
+        f.entries.push_back({s.name, DType::F32, sl.local});
+        f.metadata[s.name] = native_slice_metadata(s.shape, sl.offset, sl.row_blocks);
+        Placement pl{p.files.size(), sl.local.ndim == 2 ? sl.offset[1] : 0, width(sl.local), sl.row_blocks};
+        if (pl.blocks.empty()) pl.blocks.push_back({sl.offset[0], sl.local[0]});
+        p.of_spec[i].push_back(std::move(pl));
+      }
+      p.files.push_back(std::move(f));
+    }
+  return p;
+}
+
+// N floats to dtype t at dst.
+void convert_from_f32(const float* src, int64_t n, DType t, uint8_t* dst) {
+  if (t == DType::F32) {
+    std::memcpy(dst, src, size_t(n) * 4);
+    return;
+  }
+  uint16_t* o = reinterpret_cast<uint16_t*>(dst);
+#pragma omp parallel for if (n > (1 << 18))
+  for (int64_t i = 0; i < n; ++i) o[i] = t == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+}
+
+// Appends rows [r0, r1) of a parameter (full width `w`, fp32 at src) to each of its placements.
+void scatter(const float* src, int64_t r0, int64_t r1, int64_t w, const std::vector<Placement>& places,
+             Plan& plan, std::vector<float>& cut, std::vector<uint8_t>& out) {
+  for (const Placement& pl : places) {
+    OutFile& f = plan.files[pl.file];
+    CS_CHECK(!f.done) << f.path << " written again";
+    if (!f.writer) f.writer = std::make_unique<SafetensorsStreamWriter>(f.path, f.entries, f.metadata);
+    for (const RowBlock& b : pl.blocks) {  // ascending global rows, so file order is kept
+      const int64_t a = std::max(r0, b.global_row), e = std::min(r1, b.global_row + b.rows);
+      if (a >= e) continue;
+      const int64_t n = (e - a) * pl.cols;
+      const float* rows = src + (a - r0) * w;
+      if (pl.cols != w) {  // a column slice (row-parallel): gather it first
+        cut.resize(size_t(n));
+        for (int64_t r = 0; r < e - a; ++r)
+          std::copy(rows + r * w + pl.col0, rows + r * w + pl.col0 + pl.cols, cut.begin() + r * pl.cols);
+        rows = cut.data();
+      }
+      out.resize(size_t(n) * dtype_size(plan.dtype));
+      convert_from_f32(rows, n, plan.dtype, out.data());
+      f.writer->append(out.data(), out.size());
+    }
+    if (f.writer->remaining() == 0) {
+      f.writer->commit();
+      f.writer.reset();
+      f.done = true;
+    }
+  }
+}
+
+std::string group_name(int layer, int64_t layers) {
+  if (layer == -1) return "embedding";
+  if (layer == -2) return "final norm + lm_head";
+  return fmt::format("layer {}/{}", layer + 1, layers);
+}
+
+// Streams every parameter from src into the plan's files, with a progress line per group.
+void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, Plan& plan, int64_t total_read,
+            ConvertReport& rep) {
+  Timer t;
+  std::vector<float> in, cut;
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ParamSpec& s = specs[i];
+    const int64_t w = width(s.shape), rows = s.shape[0];
+    const int64_t step = std::max<int64_t>(1, kChunkBytes / 4 / std::max<int64_t>(w, 1));
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+      const int64_t r1 = std::min(rows, r0 + step);
+      in.resize(size_t((r1 - r0) * w));
+      src.read_rows(s, r0, r1, in.data());
+      scatter(in.data(), r0, r1, w, plan.of_spec[i], plan, cut, out);
+    }
+    rep.bytes_read += src.stored_bytes(s);
+    if (i + 1 == specs.size() || specs[i + 1].layer != s.layer)
+      log_info("[convert] {} done: {:.2f} of {:.2f} GB read, {:.2f} GB/s", group_name(s.layer, src.config().num_layers),
+               double(rep.bytes_read) / 1e9, double(total_read) / 1e9,
+               double(rep.bytes_read) / 1e9 / std::max(t.seconds(), 1e-9));
+  }
+  for (const OutFile& f : plan.files) {
+    CS_CHECK(f.done || f.entries.empty()) << f.path << " left incomplete";
+    for (const TensorEntry& e : f.entries) rep.bytes_written += int64_t(e.nbytes());
+  }
+  rep.files = plan.files.size();
+}
+
+// The seed's --type must name the architecture the input actually has.
+void check_type(const std::string& type, const ModelConfig& c) {
+  if (type.empty()) return;
+  const ModelConfig want = model_preset(type == "7B" ? "baichuan-7b" : "baichuan-13b");
+  if (want.hidden_size != c.hidden_size || want.num_layers != c.num_layers || want.position != c.position)
+    throw UsageError(fmt::format("--type {}: the input is {}, not Baichuan-{}", type, c.summary(), type));
+}
+
+}  // namespace
+
+ConvertReport convert_checkpoint(const ConvertOptions& o) {
+  Timer t;
+  std::unique_ptr<WeightSource> src = WeightSource::open(o.input);
+  ConvertReport rep;
+  rep.from = src->kind();
+  rep.to = !o.to.empty() ? o.to : rep.from == "native" ? "hf" : "native";
+  rep.config = src->config();
+  check_type(o.type, rep.config);
+  if (rep.to == "hf" && (o.tp != 1 || o.pp != 1))
+    throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: a Hugging "
+                                 "Face directory is not sharded by layout. Hint: use them with --to native",
+                                 o.tp, o.pp));
+  check_parallel_layout(rep.config, o.tp, o.pp);
+  const std::vector<ParamSpec> specs = param_specs(rep.config);
+  src->check(specs);
+  rep.tensors = specs.size();
+  int64_t total = 0;
+  for (const ParamSpec& s : specs) total += src->stored_bytes(s);
+  log_info("[convert] {} ({}) -> {} ({}): {}; {} tensors, {:.2f} GB", o.input, rep.from, o.output, rep.to,
+           rep.config.summary(), specs.size(), double(total) / 1e9);
+  if (rep.to == "native") {
+    CheckpointWriter w(o.output, 0);
+    Plan plan = plan_native(specs, rep.config, w, o.tp, o.pp);
+    stream(*src, specs, plan, total, rep);
+    w.commit(checkpoint_meta(rep.config, TrainingState{}, o.tp, o.pp));
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(o.output, ec);
+    if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
+    Plan plan = plan_hf(specs, o.output, o.dtype, o.max_shard_bytes);
+    stream(*src, specs, plan, total, rep);
+    // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.
+    write_hf_index(o.output, specs, hf_shard_groups(specs, o.dtype, o.max_shard_bytes), o.dtype);
+    copy_tokenizer_files(o.tokenizer_dir, o.output);
+    write_hf_config(o.output, rep.config, o.dtype);
+  }
+  rep.seconds = t.seconds();
+  return rep;
+}
+
+}  // namespace cs
