@@ -159,6 +159,8 @@ int generate_main(int argc, char** argv) {
   }
   const int64_t cap = model->config().max_seq_length, v = model->config().vocab_size;
   Decoder dec(*model, cpu_ops(), 1, cap);
+  int64_t total_new = 0;
+  double total_secs = 0;
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     std::vector<int32_t> ids = prompts[pi];
     if (ids.empty() && tok) ids.push_back(tok->bos_id() >= 0 ? tok->bos_id() : 0);
@@ -183,9 +185,15 @@ int generate_main(int argc, char** argv) {
       for (size_t i = 0; i < out.size(); ++i) s += (i ? "," : "") + std::to_string(out[i]);
       std::printf("%s\n", s.c_str());
     }
-    std::fprintf(stderr, "[generate] %zu prompt + %zu new tokens in %.3f s: %.1f tokens/s\n", ids.size(),
-                 out.size(), secs, double(out.size()) / std::max(secs, 1e-9));
+    total_new += int64_t(out.size());
+    total_secs += secs;
+    if (prompts.size() == 1)
+      std::fprintf(stderr, "[generate] %zu prompt + %zu new tokens in %.3f s: %.1f tokens/s\n", ids.size(),
+                   out.size(), secs, double(out.size()) / std::max(secs, 1e-9));
   }
+  if (prompts.size() > 1)
+    std::fprintf(stderr, "[generate] %zu prompts, %lld new tokens in %.3f s: %.1f tokens/s\n", prompts.size(),
+                 (long long)total_new, total_secs, double(total_new) / std::max(total_secs, 1e-9));
   scores.print();
   return 0;
 }
