@@ -1,41 +1,50 @@
 #!/usr/bin/env bash
-# make demo: the main job on generated data, end to end on one CPU process: a synthetic Megatron
-# dataset, a tiny Baichuan trained on it with Megatron's flags (RoPE), the ported 13B launch script
-# scaled down (ALiBi), per-document evaluation before and after training, and generation. (The data-pipeline
-# issue replaces the synthetic corpus with the bundled instruction corpus and tokenizer.)
+# make demo: the whole pipeline on the bundled demo corpus (assets/demo, docs/data.md), one CPU
+# process: preprocess the alpaca-style parquet with the demo SentencePiece tokenizer, train a tiny
+# Baichuan (RoPE) on it with Megatron's flags and validation, stop half way and resume
+# bit-identically, run the seed's 13B launch script scaled down (ALiBi), evaluate on held-out
+# questions before and after, and answer them with the trained model.
 set -euo pipefail
 BUILD=${1:-build}
 BIN=$BUILD/chuanspeed
 OUT=out/demo
+TOK=assets/demo/tokenizer
 rm -rf "$OUT" out/tiny-run; mkdir -p "$OUT/data"
-echo "== 1. synthetic dataset (arithmetic progressions of token ids) -> $OUT/data/synth_text_document.{bin,idx}"
-"$BIN" synth-data --output-prefix "$OUT/data/synth_text_document" --vocab-size 1024 --num-docs 256 --seed 7 \
-  2> "$OUT/synth.log"
-cat "$OUT/synth.log"
-PROMPT=$(sed -n 's/.*document 0 starts \([0-9,]*\).*/\1/p' "$OUT/synth.log" | cut -d, -f1-4)
-echo "== 2. a freshly initialised tiny Baichuan (RoPE) as a Hugging Face dir -> $OUT/init"
+echo "== 1. preprocess: assets/demo/alpaca_demo.parquet (20,000 instructions, Alpaca template) -> $OUT/data/alpaca_text_document"
+"$BIN" preprocess --input assets/demo/alpaca_demo.parquet --output-prefix "$OUT/data/alpaca" \
+  --tokenizer-name-or-path "$TOK" --tokenizer-type PretrainedFromHF --handler-name alpaca --append-eod \
+  --workers 2 --log-interval 10000
+"$BIN" preprocess --input assets/demo/heldout.jsonl --output-prefix "$OUT/data/heldout" \
+  --tokenizer-name-or-path "$TOK" --handler-name alpaca --append-eod --log-interval 0 | tail -n 1
+"$BIN" preprocess --input assets/demo/conversations_demo.json --output-prefix "$OUT/data/conversations" \
+  --tokenizer-name-or-path "$TOK" --handler-name conversation --log-interval 0 | tail -n 1
+echo "== 2. a freshly initialised tiny Baichuan (RoPE, 4 layers, hidden 128, vocab 1024) -> $OUT/init"
 "$BIN" init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$OUT/init"
-TRAIN=(train --data-path "$OUT/data/synth_text_document" --seq-length 128
-  --micro-batch-size 8 --global-batch-size 16 --train-iters 150 --lr 3e-3 --min-lr 3e-4
+TRAIN=(train --data-path "$OUT/data/alpaca_text_document" --seq-length 128
+  --micro-batch-size 16 --global-batch-size 32 --train-iters 160 --lr 3e-3 --min-lr 3e-4
   --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0
-  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 25 --save "$OUT/run" --save-interval 50
-  --split 949,50,1 --eval-interval 50 --eval-iters 2 --tensorboard-dir "$OUT/tensorboard")
-echo "== 3. train it from the HF dir: 150 iterations planned, global batch 16 (2 micro-batches of 8),"
-echo "      cosine lr; --exit-interval 75 saves a native checkpoint at 75 and stops"
-"$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 75
-echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 150"
+  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 20 --save "$OUT/run" --save-interval 40
+  --split 98,2,0 --eval-interval 40 --eval-iters 4 --tensorboard-dir "$OUT/tensorboard")
+echo "== 3. train it: 160 iterations of 32 x 128 tokens, cosine lr, validation every 40;"
+echo "      --exit-interval 80 saves a native checkpoint at 80 and stops"
+"$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 80
+echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 160"
 "$BIN" "${TRAIN[@]}" --load "$OUT/run"
 ls "$OUT/run"
 echo "== 4. the seed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
-DATA_PATH="$OUT/data/synth_text_document" bash examples/baichuan/pretrain_baichuan_tiny.sh 2>&1 | tail -n 3
+DATA_PATH="$OUT/data/alpaca_text_document" TOKENIZER_MODEL="$TOK/tokenizer.model" \
+  bash examples/baichuan/pretrain_baichuan_tiny.sh 2>&1 | tail -n 3
 for m in init run/hf; do
-  echo "== eval ($m): per-document losses -> $OUT/eval-${m%%/*}.jsonl"
-  "$BIN" eval --load "$OUT/$m" --data-path "$OUT/data/synth_text_document" --seq-length 128 \
-    --micro-batch-size 8 --output "$OUT/eval-${m%%/*}.jsonl"
+  echo "== eval ($m) on the 200 held-out questions -> $OUT/eval-${m%%/*}.jsonl"
+  "$BIN" eval --load "$OUT/$m" --data-path "$OUT/data/heldout_text_document" --seq-length 128 \
+    --micro-batch-size 16 --output "$OUT/eval-${m%%/*}.jsonl"
 done
 echo "== the untrained model scores about ln(1024) = 6.93 nats per token; the trained one far less"
-echo "== 5. generate (KV cache, greedy) from the first 4 ids of document 0 ($PROMPT): it should"
-echo "      continue with an arithmetic progression"
-"$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12
-"$BIN" generate --load "$OUT/run" --prompt-ids "$PROMPT" --max-new-tokens 12 --temperature 0.7 --top-k 8 --seed 1
-echo "== metrics: $OUT/run/metrics.jsonl"
+echo "== 5. generate (KV cache, greedy): the trained model answers the held-out questions -> $OUT/answers.txt"
+"$BIN" generate --load "$OUT/run" --tokenizer-name-or-path "$TOK" --prompt-file assets/demo/heldout.jsonl \
+  --max-new-tokens 12 > "$OUT/answers.txt"
+head -n 6 "$OUT/answers.txt"
+tail -n 1 "$OUT/answers.txt"
+"$BIN" generate --load "$OUT/run" --tokenizer-name-or-path "$TOK" --max-new-tokens 12 --temperature 0.7 --top-k 8 \
+  --seed 1 --prompt "$(printf 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nWhat is 12 + 30?\n\n### Response:\n')"
+echo "== metrics: $OUT/run/metrics.jsonl; TensorBoard: $OUT/tensorboard"
