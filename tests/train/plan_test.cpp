@@ -1,0 +1,304 @@
+// chuanspeed plan: the CPU prediction against the measured peak RSS of real `chuanspeed train`
+// runs (three configs: parameters, logits and recomputation dominating in turn), the CPU buffers
+// against the Model's own allocation, the Megatron (GPU) model's parameter counts and scaling with
+// TP / PP / DP / ZeRO / SP, Korthikanti's formula, step time, and bad flags.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "cli/run_util.h"
+#include "model/flops.h"
+#include "model/model.h"
+#include "parallel/group.h"
+#include "train/plan.h"
+
+extern char** environ;
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+std::vector<std::string> split_args(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> v;
+  for (std::string w; in >> w;) v.push_back(w);
+  return v;
+}
+
+// Runs the binary directly (no shell) with OMP_NUM_THREADS=threads; returns the child's peak RSS
+// in bytes (wait4's ru_maxrss) or -1 when it failed. posix_spawn, not fork: no OpenMP state is
+// duplicated.
+double peak_rss_of(const std::string& args, int threads) {
+  std::vector<std::string> a = split_args(args);
+  a.insert(a.begin(), CS_BINARY);
+  std::vector<char*> argv;
+  for (std::string& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("OMP_NUM_THREADS=", 0) != 0) env_s.push_back(*e);
+  env_s.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
+  std::vector<char*> envp;
+  for (std::string& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, CS_BINARY, &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return -1;
+  int status = 0;
+  struct rusage ru {};
+  if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return double(ru.ru_maxrss) * 1024.0;
+}
+
+nlohmann::json plan_json(const std::string& args) {
+  const test::RunResult r = test::run_binary("plan " + args + " --json");
+  EXPECT_EQ(r.status, 0) << r.err;
+  return nlohmann::json::parse(r.out);
+}
+
+class PlanVsRss : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = ::testing::TempDir() + "/cs_plan_" + std::to_string(getpid());
+    fs::create_directories(dir_);
+    for (const char* v : {"32000", "1000"})
+      ASSERT_EQ(0, test::run_binary(std::string("synth-data --output-prefix ") + dir_ + "/d" + v +
+                                    " --vocab-size " + v + " --num-docs 200").status);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  // Plans `model` (train's flags) for the CPU with 2 threads, runs it for one iteration with 2
+  // threads, and checks the plan's peak against the measured peak RSS. Returns the measured bytes.
+  static double check(const std::string& model, const std::string& data) {
+    const nlohmann::json p = plan_json(model + " --backend cpu --cpu-threads 2");
+    const double predicted = p["peak_bytes"].get<double>();
+    const double measured = peak_rss_of("train " + model + " --train-iters 1 --lr 1e-4 --eval-iters 0 "
+                                        "--log-interval 1 --data-path " + dir_ + "/" + data, 2);
+    EXPECT_GT(measured, 0) << "chuanspeed train " << model << " failed";
+    std::printf("[plan] %s: predicted %.1f MiB, measured peak RSS %.1f MiB (%+.2f %%)\n", model.c_str(),
+                predicted / 1048576, measured / 1048576, 100 * (predicted - measured) / measured);
+    EXPECT_GT(measured, 200e6) << "the config should dwarf the process baseline";
+    EXPECT_NEAR(predicted / measured, 1.0, 0.15);
+    return measured;
+  }
+  static std::string dir_;
+};
+std::string PlanVsRss::dir_;
+
+TEST_F(PlanVsRss, ParametersDominate) {
+  check("--model small --vocab-size 32000 --num-layers 4 --hidden-size 256 --ffn-hidden-size 688 "
+        "--num-attention-heads 4 --seq-length 256 --micro-batch-size 1", "d32000");
+}
+
+TEST_F(PlanVsRss, LogitsAndActivationsDominate) {
+  check("--model small --vocab-size 32000 --num-layers 4 --hidden-size 128 --ffn-hidden-size 352 "
+        "--num-attention-heads 4 --seq-length 768 --micro-batch-size 2", "d32000");
+}
+
+TEST_F(PlanVsRss, RecomputationKeepsOnlyLayerInputs) {
+  const std::string m = "--model small --vocab-size 1000 --num-layers 12 --hidden-size 256 "
+                        "--ffn-hidden-size 688 --num-attention-heads 4 --seq-length 256 --micro-batch-size 4";
+  const double measured = check(m + " --recompute-granularity full", "d1000");
+  // The same layout planned without recomputation is far off: the test sees the difference.
+  const double without = plan_json(m + " --backend cpu --cpu-threads 2")["peak_bytes"].get<double>();
+  EXPECT_GT(without / measured, 1.5);
+}
+
+ModelConfig small_cfg(bool recompute) {
+  ModelConfig c = model_preset("demo");
+  c.vocab_size = 512;
+  c.num_layers = 3;
+  c.recompute = recompute;
+  return c;
+}
+
+TEST(Plan, CpuBuffersEqualTheModelsAllocation) {
+  for (bool recompute : {false, true}) {
+    const ModelConfig c = small_cfg(recompute);
+    SingleGroup tp("tp");
+    Model m(c, cpu_ops(), tp, 3, c.max_seq_length);
+    PlanLayout l;
+    l.micro_batch = 3;
+    l.global_batch = 6;
+    l.seq_length = c.max_seq_length;
+    const Plan p = make_plan(c, l, PlanBackend::Cpu);
+    auto item = [&](const std::string& name) {
+      for (const PlanItem& it : p.items)
+        if (it.name == name) return it.bytes;
+      ADD_FAILURE() << "no item " << name;
+      return 0.0;
+    };
+    EXPECT_EQ(p.params_total, m.params().numel());
+    EXPECT_EQ(item("parameters"), double(m.params().numel()) * 4);
+    EXPECT_EQ(item("optimizer states"), double(m.params().numel()) * 8);
+    const double tokens = 2.0 * 4 * double(3 * c.max_seq_length);  // the model's token/target copies
+    EXPECT_EQ(item("activations") + item("backward scratch") + item("logits + cross entropy") + tokens,
+              double(m.activation_bytes())) << "recompute " << recompute;
+    EXPECT_LT(p.activations_recompute, p.activations_no_recompute);
+    EXPECT_EQ(p.flops_iter, model_flops(c, 6, c.max_seq_length));
+  }
+}
+
+TEST(Plan, CpuRefusesParallelLayouts) {
+  PlanLayout l;
+  l.tp = 2;
+  l.world = 2;
+  l.seq_length = 128;
+  EXPECT_THROW(make_plan(small_cfg(false), l, PlanBackend::Cpu), UsageError);
+}
+
+PlanLayout gpu_layout(int64_t tp, int64_t pp, int64_t dp) {
+  PlanLayout l;
+  l.tp = tp;
+  l.pp = pp;
+  l.world = tp * pp * dp;
+  l.micro_batch = 1;
+  l.global_batch = 8 * dp;
+  l.seq_length = 4096;
+  l.precision = PlanPrecision::Fp16;
+  return l;
+}
+
+double item_bytes(const Plan& p, const std::string& name) {
+  for (const PlanItem& it : p.items)
+    if (it.name == name) return it.bytes;
+  return -1;
+}
+
+TEST(Plan, GpuParameterCountsSplitOverTensorAndPipeline) {
+  ModelConfig c = model_preset("baichuan-7b");
+  c.vocab_size = padded_vocab_size(64000, 128, 8);
+  EXPECT_EQ(make_plan(c, gpu_layout(1, 1, 1), PlanBackend::Gpu).params_rank, c.num_params());
+  const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size, L = c.num_layers;
+  EXPECT_EQ(make_plan(c, gpu_layout(8, 1, 1), PlanBackend::Gpu).params_rank,
+            L * ((4 * d * d + 3 * d * f) / 8 + 2 * d) + 2 * v * d / 8 + d);
+  // PP 4: the most loaded stage is the first or the last (embedding or head + logits), each with
+  // a quarter of the layers.
+  const Plan p4 = make_plan(c, gpu_layout(1, 4, 1), PlanBackend::Gpu);
+  EXPECT_EQ(p4.stage_layers, L / 4);
+  EXPECT_TRUE(p4.params_rank == L / 4 * (4 * d * d + 3 * d * f + 2 * d) + v * d ||
+              p4.params_rank == L / 4 * (4 * d * d + 3 * d * f + 2 * d) + v * d + d);
+}
+
+TEST(Plan, GpuBytesScaleWithLayout) {
+  const ModelConfig c = model_preset("baichuan-13b");
+  const Plan base = make_plan(c, gpu_layout(1, 1, 1), PlanBackend::Gpu);
+  // Megatron's table: fp16 20 bytes per parameter, 4 + 16/d with the distributed optimizer.
+  EXPECT_EQ(item_bytes(base, "parameters") + item_bytes(base, "gradients") + item_bytes(base, "optimizer states"),
+            20.0 * double(base.params_rank));
+  PlanLayout z = gpu_layout(1, 1, 4);
+  const Plan no_zero = make_plan(c, z, PlanBackend::Gpu);
+  z.distributed_optimizer = true;
+  const Plan zero = make_plan(c, z, PlanBackend::Gpu);
+  EXPECT_DOUBLE_EQ(item_bytes(zero, "optimizer states") * 4, item_bytes(no_zero, "optimizer states"));
+  EXPECT_EQ(item_bytes(zero, "parameters"), item_bytes(no_zero, "parameters"));
+  // TP 8 with sequence parallelism divides every activation by 8; without it some stay replicated.
+  PlanLayout t8 = gpu_layout(8, 1, 1);
+  const Plan no_sp = make_plan(c, t8, PlanBackend::Gpu);
+  t8.sequence_parallel = true;
+  const Plan sp = make_plan(c, t8, PlanBackend::Gpu);
+  EXPECT_DOUBLE_EQ(sp.activations_no_recompute * 8, base.activations_no_recompute);
+  EXPECT_GT(no_sp.activations_no_recompute, sp.activations_no_recompute * 1.2);
+  EXPECT_LT(item_bytes(sp, "parameters") * 7, item_bytes(base, "parameters"));
+  // Recomputation keeps 2sbh per layer (+ one layer rebuilt): far less.
+  EXPECT_LT(sp.activations_recompute * 10, sp.activations_no_recompute);
+  // 1F1B: the first of 4 stages holds 4 micro-batches of its L/4 layers = L layers' worth of one.
+  const Plan pp4 = make_plan(c, gpu_layout(1, 4, 1), PlanBackend::Gpu);
+  const double per_layer = megatron_layer_activation_bytes(c, 4096, 1, 1, false, false, PlanPrecision::Fp16);
+  if (pp4.stage == 0) EXPECT_DOUBLE_EQ(pp4.activations_no_recompute, double(c.num_layers) * per_layer);
+  EXPECT_DOUBLE_EQ(pp4.bubble, 3.0 / 8.0);
+}
+
+TEST(Plan, KorthikantiFormulaForAGptShapedMlp) {
+  ModelConfig c = model_preset("small");
+  c.hidden_size = 384;
+  c.ffn_hidden_size = 1024;  // 8h/3: SwiGLU's three matrices of width F save what GeLU's 4h does
+  c.num_heads = 6;
+  const double s = 512, b = 2, h = 384, a = 6;
+  EXPECT_DOUBLE_EQ(megatron_layer_activation_bytes(c, 512, 2, 1, false, false, PlanPrecision::Fp16),
+                   s * b * h * (34 + 5 * a * s / h));
+  EXPECT_DOUBLE_EQ(megatron_layer_activation_bytes(c, 512, 2, 4, false, false, PlanPrecision::Fp16),
+                   s * b * h * (10 + 24 / 4.0 + 5 * a * s / (h * 4)));
+  EXPECT_DOUBLE_EQ(megatron_layer_activation_bytes(c, 512, 2, 4, true, false, PlanPrecision::Fp16),
+                   s * b * h / 4 * (34 + 5 * a * s / h));
+  EXPECT_LT(megatron_layer_activation_bytes(c, 512, 2, 1, false, true, PlanPrecision::Fp16),
+            s * b * h * 35);  // flash: no s^2 term
+}
+
+TEST(Plan, MegatronBytesPerParameter) {
+  auto total = [](BytesPerParam b) { return b.weights + b.grads + b.optimizer; };
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Fp16, false, 8)), 20);
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Bf16, false, 8)), 18);
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Fp32, false, 8)), 16);
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Fp16, true, 8)), 4 + 16.0 / 8);
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Bf16, true, 8)), 6 + 12.0 / 8);
+  EXPECT_EQ(total(megatron_bytes_per_param(PlanPrecision::Fp32, true, 8)), 8 + 8.0 / 8);
+}
+
+const char* kSeed7b = "--model baichuan-7b --tensor-model-parallel-size 8 --pipeline-model-parallel-size 1 "
+                      "--sequence-parallel --seq-length 4096 --micro-batch-size 1 --global-batch-size 8 "
+                      "--fp16 --world-size 8";
+
+TEST(PlanCli, StepTimeAndDeviceMemory) {
+  const nlohmann::json j = plan_json(std::string(kSeed7b) + " --gemm-tflops 200 --device-memory 80GB");
+  EXPECT_EQ(j["backend"], "gpu");
+  EXPECT_EQ(j["fits"], true);
+  EXPECT_DOUBLE_EQ(j["step_s"].get<double>(), j["flops_rank"].get<double>() / 200e12);
+  EXPECT_DOUBLE_EQ(j["flops_rank"].get<double>() * 8, j["flops_iter"].get<double>());
+  const test::RunResult r = test::run_binary(std::string("plan ") + kSeed7b + " --device-memory 16GB");
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.err, "WARNING: [plan] this layout does not fit"), 1) << r.err;
+  EXPECT_NE(r.out.find("DOES NOT FIT"), std::string::npos);
+}
+
+TEST(PlanCli, AcceptsEveryTrainFlag) {
+  // The seed script's flag list (paths that do not exist here) with the vocabulary given.
+  const test::RunResult r = test::run_binary(
+      "plan --tensor-model-parallel-size 8 --pipeline-model-parallel-size 1 --sequence-parallel "
+      "--num-layers 40 --hidden-size 5120 --ffn-hidden-size 13696 --num-attention-heads 40 "
+      "--tokenizer-type Llama2Tokenizer --tokenizer-model /nonexistent/tokenizer.model --load /nonexistent/ckpt "
+      "--seq-length 4096 --max-position-embeddings 4096 --micro-batch-size 1 --global-batch-size 8 "
+      "--make-vocab-size-divisible-by 128 --lr 1e-5 --train-iters 5000 --lr-decay-style cosine "
+      "--untie-embeddings-and-output-weights --disable-bias-linear --attention-dropout 0.0 "
+      "--init-method-std 0.01 --hidden-dropout 0.0 --position-embedding-type alibi --normalization RMSNorm "
+      "--use-fused-rmsnorm --swiglu --no-masked-softmax-fusion --attention-softmax-in-fp32 --min-lr 1e-6 "
+      "--weight-decay 1e-1 --lr-warmup-fraction 0.1 --clip-grad 1.0 --adam-beta1 0.9 "
+      "--initial-loss-scale 8188.0 --adam-beta2 0.95 --no-gradient-accumulation-fusion --no-load-optim "
+      "--no-load-rng --fp16 --data-path x --split 949,50,1 --log-interval 1 --save-interval 1000 "
+      "--eval-interval 1000 --eval-iters 0 --distributed-backend nccl --save ckpt --vocab-size 64000");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("vocab 64512"), std::string::npos) << r.out;  // padded to 128 x TP 8
+  EXPECT_NE(r.out.find("TP 8 x PP 1 x DP 1 = 8 ranks"), std::string::npos) << r.out;
+}
+
+TEST(PlanCli, BadFlagsGiveOneLine) {
+  for (const char* args : {
+           "--model baichuan-7b --tensor-model-parallel-size 3",
+           "--model baichuan-7b --tensor-model-parallel-size 2 --world-size 3",
+           "--model baichuan-7b --pipeline-model-parallel-size 3",
+           "--model baichuan-7b --device-memory lots",
+           "--model baichuan-7b --backend cpu --tensor-model-parallel-size 2",
+           "--model baichuan-7b --global-batch-size 3 --micro-batch-size 2",
+           "--num-layers 32 --tokenizer-model /nonexistent/tokenizer.model",
+           "--model baichuan-7b --gemm-tflops -1",
+       }) {
+    const test::RunResult r = test::run_binary(std::string("plan ") + args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_EQ(test::count_matching_lines(r.err, ""), 1) << args << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace cs
