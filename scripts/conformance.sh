@@ -39,6 +39,9 @@ else
 fi
 if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('megatron') is None)" 2>/dev/null; then
   check megatron-reads-our-dataset "$PY" tools/megatron_read_dataset.py "$OUT/data" 40
+  # The GPT/blend index fixtures that tests/data/megatron_indices_test.cpp compares against:
+  # regenerated with the installed Megatron-core and compared with the committed ones.
+  check megatron-indices-fixtures "$PY" tools/reference/megatron_indices.py --check
   if have sentencepiece && have pyarrow; then
     # preprocess: the same bytes as the Python pipeline (pyarrow/json + sentencepiece + Megatron's
     # IndexedDatasetBuilder) for each handler and input form.

@@ -10,13 +10,15 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "data/numpy_random.h"
 #include "fmt/core.h"
 
 namespace cs {
 
 namespace {
 
-constexpr int kBlendVersion = 1;  // bump when the blending algorithm changes
+constexpr int kBlendVersion = 2;  // bump when the blending algorithm changes (2: Megatron-core sizes)
+constexpr double kSurplus = 0.005;  // Megatron-core's mid_level_dataset_surplus default
 
 // A whole-string decimal number (what Python's float() accepts, less inf/nan).
 bool parse_number(const std::string& s, double* out) {
@@ -43,13 +45,12 @@ DataBlend parse_data_path(const std::vector<std::string>& args) {
   if (args.size() == 1) {
     if (parse_number(args[0], &w))
       data_path_error("got only the weight " + args[0] + ", expected a dataset prefix after it");
-    return {{1.0}, {args[0]}};
+    return {{1.0}, {args[0]}, false};
   }
   if (args.size() % 2 != 0)
     data_path_error("got " + std::to_string(args.size()) +
                     " values, expected WEIGHT PREFIX pairs (a weight without a prefix, or a "
                     "prefix without a weight?)");
-  double sum = 0;
   for (size_t i = 0; i < args.size(); i += 2) {
     if (!parse_number(args[i], &w))
       data_path_error("got \"" + args[i] + "\" where a weight was expected (value " +
@@ -63,9 +64,10 @@ DataBlend parse_data_path(const std::vector<std::string>& args) {
       data_path_error("weight 0 of " + args[i + 1] + ", expected > 0 (leave the dataset out instead)");
     b.weights.push_back(w);
     b.prefixes.push_back(args[i + 1]);
-    sum += w;
   }
+  const double sum = numpy_sum(b.weights);
   for (double& x : b.weights) x /= sum;
+  b.weighted = true;
   return b;
 }
 
@@ -90,9 +92,11 @@ void build_blending_indices(std::span<const double> weights, int64_t size, int16
   }
 }
 
-std::vector<int64_t> blend_samples_per_dataset(std::span<const double> weights, int64_t num_samples) {
+std::vector<int64_t> blend_samples_per_dataset(std::span<const double> weights, int64_t num_samples,
+                                               double surplus) {
   std::vector<int64_t> out;
-  for (double w : weights) out.push_back(int64_t(std::ceil(double(num_samples) * w * 1.005)));
+  for (double w : weights)
+    out.push_back(int64_t(std::ceil(std::ceil(double(num_samples) * w) * (1.0 + surplus))));
   return out;
 }
 
@@ -102,9 +106,9 @@ BlendedDataset BlendedDataset::build_or_load(const DataBlend& blend, const std::
   CS_CHECK(!blend.prefixes.empty() && blend.prefixes.size() == blend.weights.size());
   CS_CHECK(num_samples >= 0) << num_samples;
   const size_t n = blend.prefixes.size();
-  const bool single = n == 1;
-  std::vector<int64_t> per_set =
-      single ? std::vector<int64_t>{num_samples} : blend_samples_per_dataset(blend.weights, num_samples);
+  const bool single = n == 1 && !blend.weighted;
+  std::vector<int64_t> per_set = single ? std::vector<int64_t>{num_samples}
+                                        : blend_samples_per_dataset(blend.weights, num_samples, kSurplus);
 
   BlendedDataset b;
   for (size_t d = 0; d < n; ++d) {
@@ -120,30 +124,36 @@ BlendedDataset BlendedDataset::build_or_load(const DataBlend& blend, const std::
     return b;
   }
 
-  b.num_samples_ = num_samples;
+  // Megatron-core blends sum(ceil(N * w)) samples (>= N), with the weights normalised once more
+  // by BlendedDataset (normalize(normalize(w)), which can move the last bit).
+  for (int64_t k : blend_samples_per_dataset(blend.weights, num_samples, 0.0)) b.num_samples_ += k;
+  std::vector<double> weights = blend.weights;
+  const double wsum = numpy_sum(weights);
+  for (double& x : weights) x /= wsum;
   std::string desc = "chuanspeed blended indices v" + std::to_string(kBlendVersion) + "\nsplit=" +
                      split + "\nwhich=" + std::to_string(int(which)) + "\nnum_samples=" +
-                     std::to_string(num_samples) + "\nseed=" + std::to_string(opt.seed) +
+                     std::to_string(b.num_samples_) + "\nseed=" + std::to_string(opt.seed) +
                      "\nseq_length=" + std::to_string(opt.seq_length) + "\n";
   for (size_t d = 0; d < n; ++d)
     desc += fmt::format("{:.17g} {} {}\n", blend.weights[d], blend.prefixes[d], b.sets_[d].cache_base());
   uint64_t hash = stable_hash(desc);
   b.cache_base_ = index_cache_base(blend.prefixes[0], opt.cache_dir, hash);
   std::vector<IndexFileSpec> specs = {
-      {b.cache_base_ + "_blend_dataset_idx.bin", hash, 2, uint64_t(num_samples)},
-      {b.cache_base_ + "_blend_sample_idx.bin", hash, 8, uint64_t(num_samples)},
+      {b.cache_base_ + "_blend_dataset_idx.bin", hash, 2, uint64_t(b.num_samples_)},
+      {b.cache_base_ + "_blend_sample_idx.bin", hash, 8, uint64_t(b.num_samples_)},
   };
   auto build = [&](const IndexWriteFn& write) {
-    std::vector<int16_t> dataset_index(static_cast<size_t>(num_samples));
-    std::vector<int64_t> sample_index(static_cast<size_t>(num_samples));
-    build_blending_indices(blend.weights, num_samples, dataset_index.data(), sample_index.data());
-    for (int64_t i = 0; i < num_samples; ++i)  // the 0.5% surplus covers the greedy's overshoot
+    const int64_t size = b.num_samples_;
+    std::vector<int16_t> dataset_index(static_cast<size_t>(size));
+    std::vector<int64_t> sample_index(static_cast<size_t>(size));
+    build_blending_indices(weights, size, dataset_index.data(), sample_index.data());
+    for (int64_t i = 0; i < size; ++i)  // the 0.5% surplus covers the greedy's overshoot
       CS_CHECK(sample_index[size_t(i)] < b.sets_[size_t(dataset_index[size_t(i)])].num_samples())
           << "blended sample " << i << " wants sample " << sample_index[size_t(i)] << " of dataset "
           << dataset_index[size_t(i)];
     write(0, dataset_index.data());
     write(1, sample_index.data());
-    log_info("[gpt_dataset] blend of {} datasets: {} samples -> {}_blend_*_idx.bin", n, num_samples,
+    log_info("[gpt_dataset] blend of {} datasets: {} samples -> {}_blend_*_idx.bin", n, size,
              b.cache_base_);
   };
   bool built = false;

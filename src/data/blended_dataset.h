@@ -1,7 +1,8 @@
 // Megatron-LM's dataset blending: --data-path 0.3 A 0.7 B draws each training sample from A or B
 // so that the fraction taken from each tracks its normalised weight (helpers.cpp
-// build_blending_indices), each dataset's split sized with Megatron's 0.5% surplus. One dataset
-// (with or without a weight) is passed through unchanged, as Megatron does. The blending indices
+// build_blending_indices), each dataset's split sized with Megatron's 0.5% surplus, as
+// megatron/core/datasets/blended_megatron_dataset_builder.py does. One dataset without a weight is
+// passed through unchanged; with a weight it is a one-dataset blend, as in Megatron. The blending indices
 // are cached like the GPT ones (index_cache.h), so sample(i) is stateless and cheap.
 #pragma once
 #include <cstdint>
@@ -14,10 +15,11 @@
 
 namespace cs {
 
-// The datasets of --data-path and their weights (normalised to sum to 1).
+// The datasets of --data-path and their weights (normalised to sum to 1, as utils.normalize).
 struct DataBlend {
   std::vector<double> weights;
   std::vector<std::string> prefixes;
+  bool weighted = false;  // the weights were given (a lone prefix without one: false)
 };
 
 // Parses --data-path's values: "PREFIX" (weight 1) or "W1 PREFIX1 W2 PREFIX2 ..." with positive
@@ -31,9 +33,11 @@ DataBlend parse_data_path(const std::vector<std::string>& args);
 void build_blending_indices(std::span<const double> weights, int64_t size, int16_t* dataset_index,
                             int64_t* dataset_sample_index);
 
-// Samples to ask of each blended dataset for NUM_SAMPLES in all: ceil(NUM_SAMPLES * w * 1.005)
-// (Megatron's get_datasets_weights_and_num_samples surplus, so the blend never runs dry).
-std::vector<int64_t> blend_samples_per_dataset(std::span<const double> weights, int64_t num_samples);
+// Megatron-core's _get_size_per_split_per_dataset: ceil(ceil(NUM_SAMPLES * w) * (1 + SURPLUS))
+// per dataset. With SURPLUS 0 these are the blend's targets (it takes their sum); with Megatron's
+// mid_level_dataset_surplus 0.005 what each dataset is built for, so the blend never runs dry.
+std::vector<int64_t> blend_samples_per_dataset(std::span<const double> weights, int64_t num_samples,
+                                               double surplus);
 
 // Train, valid or test: which --split range a dataset is built from.
 enum class DataSplit { kTrain = 0, kValid = 1, kTest = 2 };
@@ -48,7 +52,8 @@ class BlendedDataset {
                                       DataSplit which, int64_t num_samples,
                                       const GptDatasetOptions& opt, bool may_build);
 
-  // Samples available: NUM_SAMPLES for a blend; all the one dataset's samples otherwise.
+  // Samples available: for a blend, the sum of ceil(NUM_SAMPLES * w) (at least NUM_SAMPLES, as
+  // Megatron's); all the one dataset's samples otherwise.
   int64_t num_samples() const { return num_samples_; }
   int64_t seq_length() const { return sets_.front().seq_length(); }
   // Writes the seq_length + 1 tokens of sample I (0 <= I < num_samples()) to OUT.

@@ -13,28 +13,18 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "core/philox.h"
 
 namespace cs {
 
 namespace {
 
-constexpr int kIndexVersion = 1;  // bump when the index algorithm or the shuffle stream changes
+// Bump when the index algorithm or the shuffle stream changes (it is part of the cache hash, so old
+// caches are left unused, never misread). 2: numpy's MT19937 stream, as Megatron (1 was Philox).
+constexpr int kIndexVersion = 2;
 
 [[noreturn]] void split_error(const std::string& split, const std::string& what) {
   throw UsageError("[gpt_dataset] --split \"" + split + "\": " + what +
                    ". Hint: give 1 to 3 non-negative weights separated by ',' or '/', e.g. 949,50,1");
-}
-
-template <typename T>
-void shuffle_impl(T* a, int64_t n, uint64_t key) {
-  for (int64_t i = n - 1; i > 0; --i) {
-    PhiloxBlock b = philox4x32(key, uint64_t(i));
-    uint64_t r = (uint64_t(b[1]) << 32) | b[0];
-    // Lemire's multiply-high: uniform in [0, i] up to a bias of (i + 1) / 2^64.
-    int64_t j = int64_t((unsigned __int128)r * uint64_t(i + 1) >> 64);
-    std::swap(a[i], a[j]);
-  }
 }
 
 }  // namespace
@@ -65,18 +55,19 @@ std::array<int64_t, 4> split_boundaries(const std::string& split, int64_t num_do
       split_error(split, "weight \"" + parts[i] + "\" is not a number");
     if (w[i] < 0) split_error(split, "weight " + parts[i] + " is negative");
   }
-  double sum = 0.0 + w[0] + w[1] + w[2];  // Python's sum(): left to right from 0
+  const double sum = numpy_sum(w);  // utils.normalize
   if (!(sum > 0)) split_error(split, "the weights sum to 0");
+  // The running sums as functools.reduce forms them, scaled and rounded as the builder does:
+  // int(round(c * float(N))), Python's round taking halves to even as nearbyint does. A split of
+  // weight 0 has c[k+1] == c[k] (Megatron builds no dataset for it): an empty range here.
   std::array<int64_t, 4> idx = {0, 0, 0, 0};
-  for (int i = 0; i < 3; ++i)  // int(round(x)): Python rounds halves to even, as nearbyint does
-    idx[i + 1] = idx[i] + int64_t(std::nearbyint(w[i] / sum * double(num_docs)));
-  int64_t diff = idx[3] - num_docs;
-  for (int i = 1; i < 4; ++i) idx[i] -= diff;
-  if (idx[1] < 0 || idx[1] > idx[2] || idx[2] > idx[3])  // Megatron would index out of range here
-    split_error(split, "over " + std::to_string(num_docs) + " documents it gives the ranges [0, " +
-                           std::to_string(idx[1]) + "), [" + std::to_string(idx[1]) + ", " +
-                           std::to_string(idx[2]) + "), [" + std::to_string(idx[2]) + ", " +
-                           std::to_string(idx[3]) + "), expected non-negative ranges");
+  double c = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    c = c + w[size_t(i)] / sum;
+    idx[size_t(i) + 1] = int64_t(std::nearbyint(c * double(num_docs)));
+  }
+  CS_CHECK(idx[1] <= idx[2] && idx[2] <= idx[3] && idx[3] == num_docs)
+      << idx[1] << " " << idx[2] << " " << idx[3] << " of " << num_docs;
   return idx;
 }
 
@@ -101,25 +92,22 @@ bool gpt_separate_last_epoch(int64_t tokens_per_epoch, int64_t seq_length, int64
   return from_last < int64_t(0.80 * double(per_epoch));  // Megatron's threshold, truncated as int()
 }
 
-void philox_shuffle(int64_t* a, int64_t n, uint64_t key) { shuffle_impl(a, n, key); }
-void philox_shuffle(int32_t* a, int64_t n, uint64_t key) { shuffle_impl(a, n, key); }
-
 std::vector<int32_t> gpt_build_doc_idx(int64_t begin, int64_t end, int64_t num_epochs,
-                                       bool separate_last_epoch, uint64_t seed) {
+                                       bool separate_last_epoch, NumpyRandomState& rng) {
   CS_CHECK(0 <= begin && begin <= end && end <= INT32_MAX && num_epochs >= 1);
   std::vector<int32_t> out;
   out.reserve(size_t(num_epochs * (end - begin)));
-  auto add = [&](int64_t epochs, const char* stream) {
+  auto add = [&](int64_t epochs) {
     size_t first = out.size();
     for (int64_t e = 0; e < epochs; ++e)
       for (int64_t d = begin; d < end; ++d) out.push_back(int32_t(d));
-    philox_shuffle(out.data() + first, int64_t(out.size() - first), philox_key(seed, stream));
+    rng.shuffle(out.data() + first, int64_t(out.size() - first));
   };
   if (!separate_last_epoch || num_epochs == 1) {
-    add(num_epochs, "gpt_dataset/doc_idx");
+    add(num_epochs);
   } else {
-    add(num_epochs - 1, "gpt_dataset/doc_idx");
-    add(1, "gpt_dataset/doc_idx_last");
+    add(num_epochs - 1);
+    add(1);
   }
   return out;
 }
@@ -154,14 +142,35 @@ std::vector<int64_t> gpt_build_sample_idx(std::span<const int32_t> lengths,
   return out;
 }
 
-std::vector<int64_t> gpt_build_shuffle_idx(int64_t num_first, int64_t total, uint64_t seed) {
+std::vector<int64_t> gpt_build_shuffle_idx(int64_t num_first, int64_t total, NumpyRandomState& rng) {
   CS_CHECK(0 <= num_first && num_first <= total);
   std::vector<int64_t> out(static_cast<size_t>(total));
   std::iota(out.begin(), out.end(), int64_t(0));
-  philox_shuffle(out.data(), num_first, philox_key(seed, "gpt_dataset/shuffle_idx"));
-  philox_shuffle(out.data() + num_first, total - num_first,
-                 philox_key(seed, "gpt_dataset/shuffle_idx_last"));
+  rng.shuffle(out.data(), num_first);
+  rng.shuffle(out.data() + num_first, total - num_first);
   return out;
+}
+
+GptIndices gpt_build_indices(std::span<const int32_t> lengths, int64_t begin, int64_t end,
+                             int64_t num_samples, int64_t seq_length, uint32_t seed) {
+  CS_CHECK(0 <= begin && begin <= end && end <= int64_t(lengths.size()) && seq_length > 0);
+  int64_t tokens = 0;
+  for (int64_t d = begin; d < end; ++d) tokens += lengths[size_t(d)];
+  CS_CHECK(tokens >= 2) << tokens << " tokens";
+  GptIndices x;
+  x.num_epochs = gpt_num_epochs(tokens, seq_length, num_samples);
+  x.separate_last_epoch = gpt_separate_last_epoch(tokens, seq_length, num_samples, x.num_epochs);
+  x.num_samples = (x.num_epochs * tokens - 1) / seq_length;
+  const int64_t num_first = x.separate_last_epoch
+                                ? gpt_samples_before_last_epoch(tokens, seq_length, x.num_epochs)
+                                : x.num_samples;
+  // One RandomState(seed) for both shuffles, the document index first (gpt_dataset.py
+  // _build_document_sample_shuffle_indices).
+  NumpyRandomState rng(seed);
+  x.doc_idx = gpt_build_doc_idx(begin, end, x.num_epochs, x.separate_last_epoch, rng);
+  x.sample_idx = gpt_build_sample_idx(lengths, x.doc_idx, seq_length, x.num_epochs, tokens);
+  x.shuffle_idx = gpt_build_shuffle_idx(num_first, x.num_samples, rng);
+  return x;
 }
 
 GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data, int64_t begin,
@@ -173,6 +182,10 @@ GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data,
   if (opt.seq_length < 1)
     throw UsageError("[gpt_dataset] --seq-length: got " + std::to_string(opt.seq_length) +
                      ", expected at least 1. Hint: pass the model's context length, e.g. 4096");
+  if (opt.seed > 0xffffffffull)
+    throw UsageError("[gpt_dataset] --seed " + std::to_string(opt.seed) +
+                     ": expected 0 .. 4294967295 (numpy.random.RandomState's range, whose stream "
+                     "Megatron's dataset shuffles use). Hint: pass a smaller seed, e.g. 1234");
   if (end > INT32_MAX)
     throw Error("[gpt_dataset] " + prefix + ": " + std::to_string(end) +
                 " documents, expected at most 2^31 - 1 (Megatron's int32 document index). Hint: "
@@ -191,9 +204,6 @@ GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data,
   ds.num_epochs_ = gpt_num_epochs(tokens, opt.seq_length, num_samples);
   ds.separate_last_epoch_ = gpt_separate_last_epoch(tokens, opt.seq_length, num_samples, ds.num_epochs_);
   ds.num_samples_ = (ds.num_epochs_ * tokens - 1) / opt.seq_length;
-  const int64_t num_first =
-      ds.separate_last_epoch_ ? gpt_samples_before_last_epoch(tokens, opt.seq_length, ds.num_epochs_)
-                              : ds.num_samples_;
 
   // Every parameter the indices depend on, plus the data's shape so a re-made corpus at the same
   // prefix does not reuse stale indices.
@@ -213,13 +223,14 @@ GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data,
 
   auto build = [&](const IndexWriteFn& write) {
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<int32_t> doc_idx =
-        gpt_build_doc_idx(begin, end, ds.num_epochs_, ds.separate_last_epoch_, opt.seed);
-    write(0, doc_idx.data());
     std::vector<int32_t> lengths(size_t(end), 0);
     for (int64_t d = begin; d < end; ++d) lengths[size_t(d)] = ds.data_->length(d);
-    write(1, gpt_build_sample_idx(lengths, doc_idx, opt.seq_length, ds.num_epochs_, tokens).data());
-    write(2, gpt_build_shuffle_idx(num_first, ds.num_samples_, opt.seed).data());
+    GptIndices x = gpt_build_indices(lengths, begin, end, num_samples, opt.seq_length,
+                                     uint32_t(opt.seed));
+    CS_CHECK(x.num_epochs == ds.num_epochs_ && x.num_samples == ds.num_samples_);
+    write(0, x.doc_idx.data());
+    write(1, x.sample_idx.data());
+    write(2, x.shuffle_idx.data());
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log_info("[gpt_dataset] {} documents [{}, {}): {} epoch(s){}, {} samples of {} tokens, "
              "indices built in {:.2f} s -> {}_*_idx.bin", prefix, begin, end, ds.num_epochs_,

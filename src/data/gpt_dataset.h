@@ -1,9 +1,11 @@
 // Megatron-LM's GPT dataset: --split into train/valid/test document ranges, and for one range the
 // document index (documents repeated per epoch and shuffled), the sample index ((document-index
 // position, offset) where each seq_length+1-token sample starts; samples span documents and
-// overlap by one token) and the shuffle index over samples, exactly as megatron/core/datasets
-// gpt_dataset.py and helpers.cpp build them, except that the shuffles draw from Philox, not numpy.
-// The indices are cached beside the data (index_cache.h); sample(i) is stateless and cheap.
+// overlap by one token) and the shuffle index over samples, equal to what megatron/core/datasets
+// gpt_dataset.py and helpers.cpp build for the same seed: the shuffles draw from one numpy-legacy
+// MT19937 stream (numpy_random.h) in Megatron's order. tests/data/megatron_indices_test.cpp checks
+// this against fixtures made by Megatron-core's own code. The indices are cached beside the data
+// (index_cache.h); sample(i) is stateless and cheap.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -14,14 +16,16 @@
 
 #include "data/index_cache.h"
 #include "data/indexed_dataset.h"
+#include "data/numpy_random.h"
 
 namespace cs {
 
-// Megatron's get_train_valid_test_split_: SPLIT is 1-3 weights separated by ',' or '/'
-// ("949,50,1"), normalised; returns {0, a, b, NUM_DOCS}, so that train, valid and test are
-// documents [0,a), [a,b), [b,NUM_DOCS). Each boundary adds round-half-even(weight * NUM_DOCS)
-// to the previous one, then all but the first are shifted by the same amount so the last is
-// NUM_DOCS. Throws cs::UsageError for a malformed or negative split.
+// Megatron-core's split (blended_megatron_dataset_config.py parse_and_normalize_split and
+// convert_split_vector_to_split_matrix, blended_megatron_dataset_builder.py): SPLIT is 1-3
+// weights separated by ',' or '/' ("949,50,1"), missing ones 0, normalised to w; the boundaries
+// are round-half-even(c_k * NUM_DOCS) of the running sums c = 0, w0, w0+w1, w0+w1+w2. Returns
+// {0, a, b, c} so that train, valid and test are documents [0,a), [a,b), [b,c) (c is NUM_DOCS).
+// Throws cs::UsageError for a malformed or negative split.
 std::array<int64_t, 4> split_boundaries(const std::string& split, int64_t num_docs);
 
 // Megatron's _get_num_epochs: the fewest epochs of TOKENS_PER_EPOCH tokens that give
@@ -38,16 +42,11 @@ bool gpt_separate_last_epoch(int64_t tokens_per_epoch, int64_t seq_length, int64
 int64_t gpt_samples_before_last_epoch(int64_t tokens_per_epoch, int64_t seq_length,
                                       int64_t num_epochs);
 
-// Fisher-Yates shuffle of A[0, N) drawing from the Philox stream KEY: swap a[i] with a[j],
-// j uniform in [0, i] from block i, for i = N-1 down to 1.
-void philox_shuffle(int64_t* a, int64_t n, uint64_t key);
-void philox_shuffle(int32_t* a, int64_t n, uint64_t key);
-
 // Megatron's _build_document_index over documents [BEGIN, END): NUM_EPOCHS copies shuffled
 // together, or, with SEPARATE_LAST_EPOCH, the first NUM_EPOCHS - 1 copies shuffled together
-// followed by the last copy shuffled alone. Streams keyed by SEED.
+// followed by the last copy shuffled alone, drawing from RNG in that order.
 std::vector<int32_t> gpt_build_doc_idx(int64_t begin, int64_t end, int64_t num_epochs,
-                                       bool separate_last_epoch, uint64_t seed);
+                                       bool separate_last_epoch, NumpyRandomState& rng);
 
 // Megatron's helpers.cpp build_sample_idx (one extra token, last partial sample dropped):
 // 2 * (S + 1) values, S = (NUM_EPOCHS * TOKENS_PER_EPOCH - 1) / SEQ_LENGTH; entry s is the
@@ -58,13 +57,25 @@ std::vector<int64_t> gpt_build_sample_idx(std::span<const int32_t> lengths,
                                           int64_t num_epochs, int64_t tokens_per_epoch);
 
 // Megatron's _build_shuffle_index: [0, NUM_FIRST) shuffled, then [NUM_FIRST, TOTAL) shuffled
-// apart. Streams keyed by SEED.
-std::vector<int64_t> gpt_build_shuffle_idx(int64_t num_first, int64_t total, uint64_t seed);
+// apart (no draws when NUM_FIRST == TOTAL), drawing from RNG.
+std::vector<int64_t> gpt_build_shuffle_idx(int64_t num_first, int64_t total, NumpyRandomState& rng);
+
+// The three indices as Megatron builds them for documents [BEGIN, END) of LENGTHS (token count
+// per document, indexed by document id): one numpy RandomState(SEED) consumed by the document
+// index, then the shuffle index. NUM_SAMPLES is the number of samples asked for.
+struct GptIndices {
+  int64_t num_epochs = 0, num_samples = 0;
+  bool separate_last_epoch = false;
+  std::vector<int32_t> doc_idx;
+  std::vector<int64_t> sample_idx, shuffle_idx;
+};
+GptIndices gpt_build_indices(std::span<const int32_t> lengths, int64_t begin, int64_t end,
+                             int64_t num_samples, int64_t seq_length, uint32_t seed);
 
 // What the indices depend on besides the documents.
 struct GptDatasetOptions {
   int64_t seq_length = 0;
-  uint64_t seed = 1234;
+  uint64_t seed = 1234;  // 0 .. 2^32 - 1, as numpy.random.RandomState accepts
   std::string cache_dir;  // empty: the cache files go beside the data (Megatron's default)
 };
 

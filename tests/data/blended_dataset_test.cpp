@@ -22,6 +22,8 @@ TEST(DataPath, ParsesOnePrefixOrWeightedPairs) {
   DataBlend one = parse_data_path({"A_text_document"});
   EXPECT_THAT(one.weights, ElementsAre(1.0));
   EXPECT_THAT(one.prefixes, ElementsAre("A_text_document"));
+  EXPECT_FALSE(one.weighted);
+  EXPECT_TRUE(parse_data_path({"1", "A_text_document"}).weighted);
   DataBlend two = parse_data_path({"0.3", "A", "0.7", "B"});
   EXPECT_THAT(two.prefixes, ElementsAre("A", "B"));
   EXPECT_NEAR(two.weights[0], 0.3, 1e-15);
@@ -71,8 +73,13 @@ TEST(Blending, FractionsStayWithinOneSampleOfTheWeights) {
 
 TEST(Blending, SurplusPerDataset) {
   std::vector<double> w = {0.3, 0.7};
-  EXPECT_THAT(blend_samples_per_dataset(w, 1000), ElementsAre(302, 704));  // ceil(301.5), ceil(703.5)
-  EXPECT_THAT(blend_samples_per_dataset(w, 0), ElementsAre(0, 0));
+  // Megatron-core: ceil(ceil(N * w) * 1.005).
+  EXPECT_THAT(blend_samples_per_dataset(w, 1000, 0.005), ElementsAre(302, 704));  // ceil(301.5), ceil(703.5)
+  EXPECT_THAT(blend_samples_per_dataset(w, 0, 0.005), ElementsAre(0, 0));
+  // 7 * 0.3 = 2.1 -> 3 -> ceil(3.015) = 4 (the legacy ceil(7 * 0.3 * 1.005) gave 3).
+  EXPECT_THAT(blend_samples_per_dataset(w, 7, 0.005), ElementsAre(4, 6));
+  // Without surplus: the blend's targets, whose sum (8) is what a blend of 7 samples holds.
+  EXPECT_THAT(blend_samples_per_dataset(w, 7, 0.0), ElementsAre(3, 5));
 }
 
 GptDatasetOptions opts(int64_t seq_length, uint64_t seed = 1234) {
@@ -91,10 +98,10 @@ TEST(BlendedDataset, SamplesComeFromTheNamedDatasetInProportion) {
   const int64_t n = 200;
   BlendedDataset ds = BlendedDataset::build_or_load(blend, "90,10,0", DataSplit::kTrain, n, opts(4), true);
   EXPECT_TRUE(ds.built_cache());
-  ASSERT_EQ(ds.num_samples(), n);
+  ASSERT_EQ(ds.num_samples(), n);  // ceil(200 * 0.3) + ceil(200 * 0.7)
   ASSERT_EQ(ds.datasets().size(), 2u);
-  EXPECT_GE(ds.datasets()[0].num_samples(), 61);   // ceil(200 * 0.3 * 1.005)
-  EXPECT_GE(ds.datasets()[1].num_samples(), 141);  // ceil(200 * 0.7 * 1.005)
+  EXPECT_GE(ds.datasets()[0].num_samples(), 61);   // ceil(ceil(200 * 0.3) * 1.005)
+  EXPECT_GE(ds.datasets()[1].num_samples(), 141);  // ceil(ceil(200 * 0.7) * 1.005)
   std::vector<int32_t> got(5), want(5);
   int64_t from_a = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -131,6 +138,13 @@ TEST(BlendedDataset, OnePrefixPassesThrough) {
   ds.sample(3, got.data());
   ds.datasets()[0].sample(3, want.data());
   EXPECT_EQ(got, want);
+  // With a weight, Megatron-core builds a one-dataset blend: exactly 10 samples, drawn in order
+  // from the dataset built for ceil(10 * 1.005) = 11.
+  BlendedDataset w = BlendedDataset::build_or_load(parse_data_path({"1", a}), "100,0,0",
+                                                   DataSplit::kTrain, 10, opts(4), true);
+  ASSERT_EQ(w.datasets().size(), 1u);
+  EXPECT_EQ(w.num_samples(), 10);
+  for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(w.source(i), (std::pair<int, int64_t>(0, i)));
 }
 
 TEST(BlendedDataset, EmptySplitOfOneDatasetIsAClearError) {
@@ -138,9 +152,10 @@ TEST(BlendedDataset, EmptySplitOfOneDatasetIsAClearError) {
   std::string a = write_unique_dataset(dir, "A", irregular_lengths(100));
   std::string b = write_unique_dataset(dir, "B", irregular_lengths(10));
   DataBlend blend = parse_data_path({"0.5", a, "0.5", b});
-  // 90,5,5 gives A (100 documents) [90, 95) but B (10 documents) [10, 10): 0.5 rounds to 0.
+  // 90,5,5 gives A (100 documents) test [95, 100) but B (10 documents) [10, 10): the running
+  // sum 0.95 * 10 = 9.5 rounds to the even 10.
   EXPECT_THAT(error_of([&] {
-                BlendedDataset::build_or_load(blend, "90,5,5", DataSplit::kValid, 10, opts(4), true);
+                BlendedDataset::build_or_load(blend, "90,5,5", DataSplit::kTest, 10, opts(4), true);
               }),
               testing::AllOf(HasSubstr("B_text_document: documents [10, 10) hold 0 tokens"),
                              HasSubstr("change --split")));

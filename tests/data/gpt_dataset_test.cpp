@@ -1,5 +1,4 @@
-// GPT dataset: split boundaries against values worked by hand from Megatron's
-// get_train_valid_test_split_, epochs and the separate-last-epoch rule, build_sample_idx on hand
+// GPT dataset: split boundaries against values worked by hand from Megatron-core's split matrix, epochs and the separate-last-epoch rule, build_sample_idx on hand
 // cases, shuffles, and whole datasets: every sample is the doc-index token stream at its place,
 // stable across runs, different across seeds, cached, and rebuilt (or refused) when the cache is bad.
 #include "data/gpt_dataset.h"
@@ -33,25 +32,26 @@ GptDatasetOptions opts(int64_t seq_length, uint64_t seed = 1234) {
 }
 
 TEST(GptSplit, MatchesMegatronByHand) {
-  // 949/1000*1000 = 949, 50, 1.
+  // Running sums 0.949, 0.999, 1 times 1000.
   EXPECT_EQ(split_boundaries("949,50,1", 1000), (Bounds{0, 949, 999, 1000}));
   EXPECT_EQ(split_boundaries("969,30,1", 1000), (Bounds{0, 969, 999, 1000}));
-  // 9.8 -> 10, 0.1 -> 0, 0.1 -> 0.
+  // 39.96 -> 40: the test split of 40 documents is empty.
+  EXPECT_EQ(split_boundaries("949,50,1", 40), (Bounds{0, 38, 40, 40}));
+  // 9.8 -> 10, 9.9 -> 10.
   EXPECT_EQ(split_boundaries("98,1,1", 10), (Bounds{0, 10, 10, 10}));
-  // 9.69 -> 10, 0.3 -> 0, 0.01 -> 0.
   EXPECT_EQ(split_boundaries("969,30,1", 10), (Bounds{0, 10, 10, 10}));
-  // 96.9 -> 97, 3 -> 3, 0.1 -> 0.
+  // 96.9 -> 97, 99.9 -> 100.
   EXPECT_EQ(split_boundaries("969,30,1", 100), (Bounds{0, 97, 100, 100}));
   // Slashes, and fewer than three weights (the rest are 0).
   EXPECT_EQ(split_boundaries("98/1/1", 10), (Bounds{0, 10, 10, 10}));
   EXPECT_EQ(split_boundaries("1", 7), (Bounds{0, 7, 7, 7}));
-  // The final adjustment: 5/3 = 1.67 -> 2 each gives [0,2,4,6]; diff 1 shifts all but the first.
-  EXPECT_EQ(split_boundaries("1,1,1", 5), (Bounds{0, 1, 3, 5}));
-  // Python's round() takes halves to even: 2.5 -> 2 twice gives [0,2,4,4]; diff -1 -> [0,3,5,5]
-  // (half-up rounding would give [0,2,5,5]).
-  EXPECT_EQ(split_boundaries("1,1", 5), (Bounds{0, 3, 5, 5}));
-  // 3.5 -> 4 twice: [0,4,8,8]; diff 1 -> [0,3,7,7].
-  EXPECT_EQ(split_boundaries("1,1", 7), (Bounds{0, 3, 7, 7}));
+  // 5/3 = 1.67 -> 2, 10/3 = 3.33 -> 3 (the legacy megatron/data formula gave [0,1,3,5]).
+  EXPECT_EQ(split_boundaries("1,1,1", 5), (Bounds{0, 2, 3, 5}));
+  // Python's round() takes halves to even: 2.5 -> 2, 3.5 -> 4.
+  EXPECT_EQ(split_boundaries("1,1", 5), (Bounds{0, 2, 5, 5}));
+  EXPECT_EQ(split_boundaries("1,1", 7), (Bounds{0, 4, 7, 7}));
+  // A zero weight gives an empty range (Megatron builds no dataset for it).
+  EXPECT_EQ(split_boundaries("0,1,1", 3), (Bounds{0, 0, 2, 3}));
   EXPECT_EQ(split_boundaries("949,50,1", 0), (Bounds{0, 0, 0, 0}));
 }
 
@@ -63,8 +63,6 @@ TEST(GptSplit, BadFormsAreClearErrors) {
   EXPECT_THAT(error_of([] { split_boundaries("1,2,3,4", 10); }),
               HasSubstr("got 4 weights, expected at most 3"));
   EXPECT_THAT(error_of([] { split_boundaries("", 10); }), HasSubstr("is not a number"));
-  // Megatron would produce [0,-1,1,3] here (0, 1.5 -> 2, 1.5 -> 2, diff 1).
-  EXPECT_THAT(error_of([] { split_boundaries("0,1,1", 3); }), HasSubstr("expected non-negative ranges"));
 }
 
 TEST(GptIndices, EpochsAndSeparateLastEpoch) {
@@ -100,18 +98,28 @@ TEST(GptIndices, SampleIdxHandCases) {
               ElementsAre(0, 0, 2, 1, 3, 1, 5, 2));
 }
 
+std::vector<int32_t> doc_idx(int64_t begin, int64_t end, int64_t epochs, bool separate, uint32_t seed) {
+  NumpyRandomState rng(seed);
+  return gpt_build_doc_idx(begin, end, epochs, separate, rng);
+}
+
+std::vector<int64_t> shuffle_idx(int64_t num_first, int64_t total, uint32_t seed) {
+  NumpyRandomState rng(seed);
+  return gpt_build_shuffle_idx(num_first, total, rng);
+}
+
 TEST(GptIndices, DocIdxRepeatsEachDocumentOncePerEpoch) {
-  std::vector<int32_t> d = gpt_build_doc_idx(10, 30, 3, false, 7);
+  std::vector<int32_t> d = doc_idx(10, 30, 3, false, 7);
   ASSERT_EQ(d.size(), 60u);
   std::map<int32_t, int> seen;
   for (int32_t x : d) seen[x]++;
   EXPECT_EQ(seen.size(), 20u);
   for (auto [doc, n] : seen) EXPECT_EQ(n, 3) << doc;
-  EXPECT_NE(d, gpt_build_doc_idx(10, 30, 3, false, 8));
-  EXPECT_EQ(d, gpt_build_doc_idx(10, 30, 3, false, 7));
+  EXPECT_NE(d, doc_idx(10, 30, 3, false, 8));
+  EXPECT_EQ(d, doc_idx(10, 30, 3, false, 7));
 
   // Separate last epoch: the last 20 entries are one shuffled copy on their own.
-  std::vector<int32_t> s = gpt_build_doc_idx(10, 30, 3, true, 7);
+  std::vector<int32_t> s = doc_idx(10, 30, 3, true, 7);
   std::vector<int32_t> last(s.end() - 20, s.end()), first(s.begin(), s.end() - 20);
   std::sort(last.begin(), last.end());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(last[size_t(i)], 10 + i);
@@ -121,19 +129,22 @@ TEST(GptIndices, DocIdxRepeatsEachDocumentOncePerEpoch) {
 }
 
 TEST(GptIndices, ShuffleIdxKeepsTheLastEpochApart) {
-  std::vector<int64_t> s = gpt_build_shuffle_idx(30, 40, 1234);
+  std::vector<int64_t> s = shuffle_idx(30, 40, 1234);
   std::vector<int64_t> a(s.begin(), s.begin() + 30), b(s.begin() + 30, s.end());
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
   for (int i = 0; i < 30; ++i) EXPECT_EQ(a[size_t(i)], i);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(b[size_t(i)], 30 + i);
-  EXPECT_NE(s, gpt_build_shuffle_idx(30, 40, 1235));
+  EXPECT_NE(s, shuffle_idx(30, 40, 1235));
 }
 
 TEST(GptIndices, ShuffleStreamIsPinned) {
   // The order a resumed run depends on: changing it needs a new index version (kIndexVersion).
-  EXPECT_THAT(gpt_build_shuffle_idx(10, 10, 1234), ElementsAre(7, 8, 9, 2, 4, 3, 6, 0, 1, 5));
-  EXPECT_THAT(gpt_build_doc_idx(0, 8, 1, false, 1234), ElementsAre(4, 7, 0, 3, 6, 2, 5, 1));
+  // numpy: rs = RandomState(1234); a = arange(8, dtype=int32); rs.shuffle(a);
+  // b = arange(10, dtype=uint32); rs.shuffle(b) gives these (one state for both, as Megatron).
+  NumpyRandomState rng(1234);
+  EXPECT_THAT(gpt_build_doc_idx(0, 8, 1, false, rng), ElementsAre(2, 1, 6, 0, 4, 5, 3, 7));
+  EXPECT_THAT(gpt_build_shuffle_idx(10, 10, rng), ElementsAre(8, 5, 6, 0, 4, 3, 2, 9, 7, 1));
 }
 
 // The doc-index token stream: every document of doc_idx back to back.
