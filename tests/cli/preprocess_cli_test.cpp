@@ -1,0 +1,101 @@
+// chuanspeed preprocess and generate --prompt-file as a user runs them: progress lines every
+// --log-interval documents and a summary, Megatron's output names, one clear line and the right
+// exit status for bad flags and bad records; JSON prompt files scored by exact match.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "run_util.h"
+
+namespace cs::test {
+namespace {
+
+const std::string kSrc = CS_SOURCE_DIR;
+const std::string kTok = kSrc + "/assets/demo/tokenizer";
+
+std::string tmp(const std::string& name) {
+  const auto d = std::filesystem::path(testing::TempDir()) / ("cs_pcli_" + name);
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
+TEST(PreprocessCli, ProgressSummaryAndMegatronNames) {
+  const std::string d = tmp("ok");
+  std::ofstream f(d + "/in.jsonl");
+  for (int i = 0; i < 250; ++i) f << "{\"text\": \"document " << i << "\"}\n";
+  f.close();
+  const auto r = run_binary("preprocess --input " + d + "/in.jsonl --output-prefix " + d + "/corpus --tokenizer-name-or-path " +
+                            kTok + " --tokenizer-type PretrainedFromHF --workers 2 --log-interval 100 --append-eod "
+                            "--tokenizer-not-use-fast --dataset-impl mmap");
+  ASSERT_EQ(r.status, 0) << r.err;
+  // Batches of 64 records: progress after 128 and 256 -> at most 3 lines, at least 2.
+  EXPECT_GE(count_matching_lines(r.err, "[preprocess] processed "), 2) << r.err;
+  EXPECT_NE(r.err.find("docs/s"), std::string::npos);
+  EXPECT_NE(r.out.find("preprocessed 250 documents"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(2 workers)"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(d + "/corpus_text_document.bin"));
+  EXPECT_TRUE(std::filesystem::exists(d + "/corpus_text_document.idx"));
+  // The dataset trains: eval reads it with a freshly initialised model of the tokenizer's vocab.
+  ASSERT_EQ(run_binary("init --model tiny --vocab-size 1024 --save " + d + "/init").status, 0);
+  const auto e = run_binary("eval --load " + d + "/init --data-path " + d + "/corpus_text_document --seq-length 16");
+  EXPECT_EQ(e.status, 0) << e.err;
+}
+
+TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
+  const std::string d = tmp("bad");
+  std::ofstream(d + "/in.jsonl") << "{\"text\": \"a\"}\n{\"text\": \"b\"\n";
+  const std::string base = "preprocess --output-prefix " + d + "/o --tokenizer-name-or-path " + kTok;
+  struct Case {
+    std::string args, needle;
+    int status;
+  } cases[] = {
+      {base + " --input " + d + "/none.jsonl", "--input " + d + "/none.jsonl: no such file or directory", 2},
+      {base + " --input " + d + "/in.jsonl --tokenizer-type GPT2BPETokenizer", "--tokenizer-type GPT2BPETokenizer", 2},
+      {base + " --input " + d + "/in.jsonl --split-sentences", "--split-sentences: not supported", 2},
+      {base + " --input " + d + "/in.jsonl --workers 0", "--workers 0: expected 1 or more", 2},
+      {base + " --input " + d + "/in.jsonl --handler-name sharegpt", "--handler-name sharegpt", 2},
+      {base + " --input " + d + "/in.jsonl", "in.jsonl:2: not valid JSON", 1},
+      {"preprocess --input " + d + "/in.jsonl --output-prefix " + d + "/o --tokenizer-name-or-path " + d + "/nothing",
+       "no such file or directory", 1},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_binary(c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.err;
+    EXPECT_EQ(count_matching_lines(r.err, "error"), 1) << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+  }
+  for (const auto& e : std::filesystem::directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().rfind("o_", 0), std::string::npos) << "left behind: " << e.path();
+}
+
+TEST(GenerateCli, JsonPromptFileIsScoredByExactMatch) {
+  const std::string d = tmp("gen");
+  ASSERT_EQ(run_binary("init --model tiny --vocab-size 1024 --seed 3 --save " + d + "/m").status, 0);
+  std::ofstream(d + "/q.jsonl") << R"({"instruction": "What is 2 + 2?", "input": ""})" "\n";
+  const std::string gen = "generate --load " + d + "/m --tokenizer-name-or-path " + kTok + " --max-new-tokens 3 --prompt-file ";
+  auto r = run_binary(gen + d + "/q.jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string prefix = "What is 2 + 2? -> ";
+  ASSERT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
+  std::string answer = r.out.substr(prefix.size());
+  answer = answer.substr(0, answer.find('\n'));
+  EXPECT_EQ(r.out.find("exact match"), std::string::npos);  // nothing to score against
+  // The greedy answer scored against itself is right, against anything else wrong.
+  nlohmann::json right = {{"instruction", "What is 2 + 2?"}, {"input", ""}, {"output", answer}, {"task", "add"}};
+  nlohmann::json wrong = {{"instruction", "What is 2 + 2?"}, {"output", answer + "x"}, {"task", "add"}};
+  std::ofstream(d + "/s.jsonl") << right.dump() << "\n" << wrong.dump() << "\n";
+  r = run_binary(gen + d + "/s.jsonl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("exact match: 1 / 2 = 50.0%"), std::string::npos) << r.out;
+  EXPECT_EQ(count_matching_lines(r.out, "[right]"), 1) << r.out;
+  std::ofstream(d + "/bad.jsonl") << "{\"instruction\": 3}\n";
+  r = run_binary(gen + d + "/bad.jsonl");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bad.jsonl:1: field 'instruction' is not a string"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace cs::test
