@@ -30,6 +30,7 @@ std::string human(double bytes) {
   const double gib = 1024.0 * 1024 * 1024, mib = 1024.0 * 1024;
   if (bytes >= gib) return fmt::format("{:.2f} GiB", bytes / gib);
   if (bytes >= mib) return fmt::format("{:.1f} MiB", bytes / mib);
+  if (bytes == 0) return "0";
   return fmt::format("{:.1f} KiB", bytes / 1024);
 }
 
@@ -167,10 +168,10 @@ int plan_main(int argc, char** argv) {
     std::printf("backend: %s\n", gpu ? fmt::format("gpu (Megatron-LM / AscendSpeed, {})", precision_name(l.precision)).c_str()
                                      : "cpu (chuanspeed train: one process, fp32)");
     std::printf("layout:  TP %lld x PP %lld x DP %lld = %lld ranks; micro-batch %lld, global batch %lld "
-                "(%lld micro-batches per rank), seq %lld%s%s%s\n",
+                "(%lld micro-batch%s per rank), seq %lld%s%s%s\n",
                 (long long)l.tp, (long long)l.pp, (long long)p.dp, (long long)l.world,
                 (long long)l.micro_batch, (long long)l.global_batch, (long long)p.num_micro,
-                (long long)l.seq_length, l.sequence_parallel ? ", sequence parallel" : "",
+                p.num_micro == 1 ? "" : "es", (long long)l.seq_length, l.sequence_parallel ? ", sequence parallel" : "",
                 l.distributed_optimizer ? ", distributed optimizer" : "",
                 c.recompute ? ", full recompute" : "");
     std::printf("\nper rank of pipeline stage %d of %lld (%lld layers, %.1fM of %.1fM parameters):\n", p.stage,
