@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench conformance fixtures clean
+.PHONY: all deps build test demo bench bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -26,6 +26,10 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# Preprocess throughput vs SentencePiece alone and the Python pipeline (a 64 MB corpus; ~2 minutes).
+bench-preprocess: build
+	@scripts/bench_preprocess.sh $(BUILD)
 
 # Optional: checks our outputs with the real libraries (PyTorch, safetensors, TensorBoard, Megatron).
 conformance: build
