@@ -23,10 +23,6 @@ namespace cs {
 
 namespace {
 
-// fp32 bytes read from the input per step: large enough for full-speed sequential I/O, small
-// enough that the resident set stays far below any real tensor.
-constexpr int64_t kChunkBytes = int64_t(64) << 20;
-
 // One output file: its header, known before the first byte, and its writer while it is open.
 struct OutFile {
   std::string path;
@@ -113,11 +109,11 @@ void scatter(const float* src, int64_t r0, int64_t r1, int64_t w, const std::vec
              Plan& plan, std::vector<float>& cut, std::vector<uint8_t>& out) {
   for (const Placement& pl : places) {
     OutFile& f = plan.files[pl.file];
-    CS_CHECK(!f.done) << f.path << " written again";
-    if (!f.writer) f.writer = std::make_unique<SafetensorsStreamWriter>(f.path, f.entries, f.metadata);
     for (const RowBlock& b : pl.blocks) {  // ascending global rows, so file order is kept
       const int64_t a = std::max(r0, b.global_row), e = std::min(r1, b.global_row + b.rows);
-      if (a >= e) continue;
+      if (a >= e) continue;  // this chunk holds none of the slice (a vocab-parallel rank, say)
+      CS_CHECK(!f.done) << f.path << " written again";
+      if (!f.writer) f.writer = std::make_unique<SafetensorsStreamWriter>(f.path, f.entries, f.metadata);
       const int64_t n = (e - a) * pl.cols;
       const float* rows = src + (a - r0) * w;
       if (pl.cols != w) {  // a column slice (row-parallel): gather it first
@@ -130,7 +126,7 @@ void scatter(const float* src, int64_t r0, int64_t r1, int64_t w, const std::vec
       convert_from_f32(rows, n, plan.dtype, out.data());
       f.writer->append(out.data(), out.size());
     }
-    if (f.writer->remaining() == 0) {
+    if (f.writer && f.writer->remaining() == 0) {
       f.writer->commit();
       f.writer.reset();
       f.done = true;
@@ -146,14 +142,14 @@ std::string group_name(int layer, int64_t layers) {
 
 // Streams every parameter from src into the plan's files, with a progress line per group.
 void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, Plan& plan, int64_t total_read,
-            ConvertReport& rep) {
+            int64_t chunk_bytes, ConvertReport& rep) {
   Timer t;
   std::vector<float> in, cut;
   std::vector<uint8_t> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     const ParamSpec& s = specs[i];
     const int64_t w = width(s.shape), rows = s.shape[0];
-    const int64_t step = std::max<int64_t>(1, kChunkBytes / 4 / std::max<int64_t>(w, 1));
+    const int64_t step = std::max<int64_t>(1, chunk_bytes / 4 / std::max<int64_t>(w, 1));
     for (int64_t r0 = 0; r0 < rows; r0 += step) {
       const int64_t r1 = std::min(rows, r0 + step);
       in.resize(size_t((r1 - r0) * w));
@@ -206,14 +202,14 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
   if (rep.to == "native") {
     CheckpointWriter w(o.output, 0);
     Plan plan = plan_native(specs, rep.config, w, o.tp, o.pp);
-    stream(*src, specs, plan, total, rep);
+    stream(*src, specs, plan, total, o.chunk_bytes, rep);
     w.commit(checkpoint_meta(rep.config, TrainingState{}, o.tp, o.pp));
   } else {
     std::error_code ec;
     std::filesystem::create_directories(o.output, ec);
     if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
     Plan plan = plan_hf(specs, o.output, o.dtype, o.max_shard_bytes);
-    stream(*src, specs, plan, total, rep);
+    stream(*src, specs, plan, total, o.chunk_bytes, rep);
     // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.
     write_hf_index(o.output, specs, hf_shard_groups(specs, o.dtype, o.max_shard_bytes), o.dtype);
     copy_tokenizer_files(o.tokenizer_dir, o.output);

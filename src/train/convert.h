@@ -21,6 +21,9 @@ struct ConvertOptions {
   std::string tokenizer_dir;             // tokenizer files copied into a Hugging Face output
   std::string type;                      // the seed converter's --type 7B|13B: checked against the input
   int64_t tp = 1, pp = 1;                // native output layout
+  // fp32 bytes read from the input per step: large enough for full-speed sequential I/O, small
+  // enough that the resident set stays far below any real tensor (tests use tiny chunks).
+  int64_t chunk_bytes = int64_t(64) << 20;
 };
 
 struct ConvertReport {
