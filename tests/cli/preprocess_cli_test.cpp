@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/tokenizer.h"
 #include "run_util.h"
 
 namespace cs::test {
@@ -95,6 +96,33 @@ TEST(GenerateCli, JsonPromptFileIsScoredByExactMatch) {
   r = run_binary(gen + d + "/bad.jsonl");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("bad.jsonl:1: field 'instruction' is not a string"), std::string::npos) << r.err;
+}
+
+TEST(GenerateCli, PromptTextWithTheRealBaichuanTokenizerEqualsItsIds) {
+  const std::string baichuan = kSrc + "/../shared/reference/baichuan-13b-base";
+  if (!std::filesystem::exists(baichuan + "/tokenizer.model"))
+    GTEST_SKIP() << "../shared/reference/baichuan-13b-base not present";
+  const std::string d = tmp("baichuan");
+  ASSERT_EQ(run_binary("init --model tiny --vocab-size 64000 --position-embedding-type alibi --seed 5 --save " + d + "/m").status, 0);
+  const std::string prompt = "百川大模型 is a family of LLMs:";
+  const Tokenizer tok(baichuan);
+  std::string ids;
+  for (int32_t id : tok.encode(prompt)) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const std::string gen = "generate --load " + d + "/m --max-new-tokens 6 ";
+  const auto by_text = run_binary(gen + "--tokenizer-name-or-path " + baichuan + " --prompt '" + prompt + "'");
+  const auto by_ids = run_binary(gen + "--prompt-ids " + ids);
+  ASSERT_EQ(by_text.status, 0) << by_text.err;
+  ASSERT_EQ(by_ids.status, 0) << by_ids.err;
+  // The same greedy continuation: the text form prints the prompt and the decoded new tokens.
+  std::vector<int32_t> cont;
+  for (size_t at = 0; at < by_ids.out.size();) {
+    size_t end = by_ids.out.find_first_of(",\n", at);
+    if (end == std::string::npos) end = by_ids.out.size();
+    if (end > at) cont.push_back(std::stoi(by_ids.out.substr(at, end - at)));
+    at = end + 1;
+  }
+  ASSERT_EQ(cont.size(), 6u) << by_ids.out;
+  EXPECT_EQ(by_text.out, prompt + tok.decode(cont) + "\n");
 }
 
 }  // namespace
