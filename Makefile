@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench bench-preprocess conformance fixtures clean
+.PHONY: all deps build test demo bench bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -26,6 +26,11 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# Checkpoint conversion throughput and peak RSS on a synthetic Baichuan-7B-shaped checkpoint
+# (needs Python torch + safetensors to make it, ~16 GB free under WORK=/tmp/cs_bench_convert).
+bench-convert: build
+	@scripts/bench_convert.sh $(BUILD)
 
 # Preprocess throughput vs SentencePiece alone and the Python pipeline (a 64 MB corpus; ~2 minutes).
 bench-preprocess: build

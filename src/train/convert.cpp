@@ -93,12 +93,8 @@ Plan plan_native(const std::vector<ParamSpec>& specs, const ModelConfig& cfg, co
   return p;
 }
 
-// N floats to dtype t at dst.
+// N floats to dtype t (BF16 or F16, round to nearest even) at dst.
 void convert_from_f32(const float* src, int64_t n, DType t, uint8_t* dst) {
-  if (t == DType::F32) {
-    std::memcpy(dst, src, size_t(n) * 4);
-    return;
-  }
   uint16_t* o = reinterpret_cast<uint16_t*>(dst);
 #pragma omp parallel for if (n > (1 << 18))
   for (int64_t i = 0; i < n; ++i) o[i] = t == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
@@ -121,6 +117,10 @@ void scatter(const float* src, int64_t r0, int64_t r1, int64_t w, const std::vec
         for (int64_t r = 0; r < e - a; ++r)
           std::copy(rows + r * w + pl.col0, rows + r * w + pl.col0 + pl.cols, cut.begin() + r * pl.cols);
         rows = cut.data();
+      }
+      if (plan.dtype == DType::F32) {  // native output: the fp32 rows as they are
+        f.writer->append(rows, size_t(n) * 4);
+        continue;
       }
       out.resize(size_t(n) * dtype_size(plan.dtype));
       convert_from_f32(rows, n, plan.dtype, out.data());
