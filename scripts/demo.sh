@@ -21,14 +21,14 @@ echo "== 1. preprocess: assets/demo/alpaca_demo.parquet (20,000 instructions, Al
 echo "== 2. a freshly initialised tiny Baichuan (RoPE, 4 layers, hidden 128, vocab 1024) -> $OUT/init"
 "$BIN" init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$OUT/init"
 TRAIN=(train --data-path "$OUT/data/alpaca_text_document" --seq-length 128
-  --micro-batch-size 16 --global-batch-size 32 --train-iters 160 --lr 3e-3 --min-lr 3e-4
+  --micro-batch-size 16 --global-batch-size 32 --train-iters 480 --lr 3e-3 --min-lr 3e-4
   --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0
-  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 20 --save "$OUT/run" --save-interval 40
-  --split 98,2,0 --eval-interval 40 --eval-iters 4 --tensorboard-dir "$OUT/tensorboard")
-echo "== 3. train it: 160 iterations of 32 x 128 tokens, cosine lr, validation every 40;"
-echo "      --exit-interval 80 saves a native checkpoint at 80 and stops"
-"$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 80
-echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 160"
+  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 20 --save "$OUT/run" --save-interval 120
+  --split 98,2,0 --eval-interval 120 --eval-iters 4 --tensorboard-dir "$OUT/tensorboard")
+echo "== 3. train it: 480 iterations of 32 x 128 tokens (~2.5 minutes), cosine lr, validation every 120;"
+echo "      --exit-interval 240 saves a native checkpoint at 240 and stops"
+"$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 240
+echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 480"
 "$BIN" "${TRAIN[@]}" --load "$OUT/run"
 ls "$OUT/run"
 echo "== 4. the seed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
