@@ -1,4 +1,4 @@
-// chuanspeed eval --load DIR --data-path PREFIX --seq-length N [--micro-batch-size B]
+// chuanspeed eval --load DIR|CKPT --data-path PREFIX --seq-length N [--micro-batch-size B]
 //                 [--output F.jsonl]
 // Scores each document alone, in order; one JSON line per document, then a summary on stdout.
 #include <fmt/core.h>
@@ -14,6 +14,7 @@
 #include "cli/parse.h"
 #include "core/log.h"
 #include "train/evaluate.h"
+#include "train/checkpointing.h"
 #include "train/hf_model.h"
 
 namespace cs::cli {
@@ -22,7 +23,7 @@ int eval_main(int argc, char** argv) {
   CLI::App app("Score each document of a Megatron dataset with a model", "eval");
   std::string load, data_path, output;
   int64_t seq_length = 0, micro_batch = 1;
-  app.add_option("--load", load, "Hugging Face model directory")->required();
+  app.add_option("--load", load, "a Hugging Face model directory or a native checkpoint")->required();
   app.add_option("--data-path", data_path, "dataset prefix (PREFIX.bin / PREFIX.idx)")->required();
   app.add_option("--seq-length", seq_length, "tokens scored per document (N)")->required()
       ->check(CLI::PositiveNumber);
@@ -33,7 +34,7 @@ int eval_main(int argc, char** argv) {
 
   IndexedDataset data(data_path);  // validate the dataset before loading a model
   SingleGroup tp("tp");
-  auto model = load_hf_model(load, cpu_ops(), tp, micro_batch, seq_length);
+  auto model = load_model_weights(load, cpu_ops(), tp, micro_batch, seq_length);
   log_info("[eval] {}: {}", load, model->config().summary());
   log_info("[eval] {}: {} documents", data_path, data.num_docs());
 

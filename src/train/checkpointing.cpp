@@ -27,7 +27,7 @@ nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, 
                       {"data_parallel_size", 1}}},
           {"scheduler", {{"num_steps", st.schedule_steps}}},
           {"rng", {{"seed", st.seed}}},
-          {"data", {{"consumed_samples", st.consumed_samples}}}};
+          {"data", {{"consumed_samples", st.consumed_samples}, {"consumed_valid_samples", st.consumed_valid_samples}}}};
 }
 
 void save_model_checkpoint(const std::string& root, const Model& model) {
@@ -105,6 +105,8 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     st.iteration = m.at("iteration").get<int64_t>();
     st.consumed_samples = m.at("consumed_samples").get<int64_t>();
     st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
+    // Absent in checkpoints written before validation resumed its cursor: start it at 0.
+    st.consumed_valid_samples = m.at("data").value("consumed_valid_samples", int64_t(0));
     st.seed = m.at("rng").at("seed").get<uint64_t>();
     log_info("[checkpoint] loaded {} (iteration {}, {} consumed samples)", r.dir(), st.iteration,
              st.consumed_samples);

@@ -16,6 +16,7 @@ namespace cs {
 
 struct TrainingState {
   int64_t iteration = 0, consumed_samples = 0, schedule_steps = 0;
+  int64_t consumed_valid_samples = 0;  // the validation cursor (Megatron's consumed_valid_samples)
   uint64_t seed = 0;
 };
 

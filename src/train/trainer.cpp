@@ -77,8 +77,9 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
   std::string latest_ckpt;
   heart.beat(st.iteration, 0, "", true);
   // Validation: eval_iters global batches of the valid split, continuing where the last one
-  // stopped (Megatron's validation iterator is not reset); no gradients.
-  int64_t valid_consumed = 0;
+  // stopped (Megatron's validation iterator is not reset, and its cursor is checkpointed as
+  // consumed_valid_samples, so a resumed run validates on the same samples); no gradients.
+  int64_t valid_consumed = st.consumed_valid_samples;
   auto evaluate = [&](int64_t it) {
     double total = 0;
     for (int64_t k = 0; k < a.eval_iters * n_micro; ++k) {
@@ -101,6 +102,7 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     if (a.save_dir.empty()) return;
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
+    st.consumed_valid_samples = valid_consumed;
     save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last);
     latest_ckpt = a.save_dir + "/" + iteration_dir_name(it);
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), latest_ckpt, true);
