@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "data/word_cache.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -28,17 +29,28 @@ int main(int argc, char** argv) {
     docs.emplace_back(all.data() + at, end - at);
     at = end + 1;
   }
-  std::vector<int32_t> ids;
-  int64_t tokens = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (const auto& d : docs) {
-    ids.clear();
-    tok.encode_raw(d, ids);
-    tokens += int64_t(ids.size());
+  // Plain SentencePiece, then the word cache preprocess uses (same ids; a fresh cache).
+  auto run = [&](const char* name, auto&& encode) {
+    std::vector<int32_t> ids;
+    int64_t tokens = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& d : docs) {
+      ids.clear();
+      encode(d, ids);
+      tokens += int64_t(ids.size());
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("{\"bench\":\"%s\",\"documents\":%zu,\"tokens\":%lld,\"seconds\":%.3f,"
+                "\"docs_per_s\":%.0f,\"tokens_per_s\":%.0f,\"mb_per_s\":%.2f}\n",
+                name, docs.size(), (long long)tokens, s, docs.size() / s, tokens / s, all.size() / s / 1e6);
+    return tokens;
+  };
+  const int64_t a = run("sentencepiece_alone", [&](std::string_view d, std::vector<int32_t>& o) { tok.encode_raw(d, o); });
+  cs::WordCachedEncoder cached(tok.model_path());
+  const int64_t b = run("word_cached", [&](std::string_view d, std::vector<int32_t>& o) { cached.encode(d, o); });
+  if (a != b) {
+    std::fprintf(stderr, "token counts differ: %lld vs %lld\n", (long long)a, (long long)b);
+    return 1;
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"bench\":\"sentencepiece_alone\",\"documents\":%zu,\"tokens\":%lld,\"seconds\":%.3f,"
-              "\"docs_per_s\":%.0f,\"tokens_per_s\":%.0f,\"mb_per_s\":%.2f}\n",
-              docs.size(), (long long)tokens, s, docs.size() / s, tokens / s, all.size() / s / 1e6);
   return 0;
 }

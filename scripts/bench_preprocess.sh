@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench-preprocess: `chuanspeed preprocess` throughput (documents/s, tokens/s, MB/s) with 1
 # and 2 workers on a >= 50 MB JSONL corpus, beside SentencePiece alone encoding the same texts in
-# one thread (the ceiling) and the Python pipeline doing the same job (json + sentencepiece +
+# one thread (and through preprocess's word cache) and the Python pipeline doing the same job (json + sentencepiece +
 # Megatron's IndexedDatasetBuilder; tools/reference/preprocess_ref.py), same run, as ratios; and
 # peak RSS on a corpus a quarter of the size, to show memory does not grow with the input.
 set -euo pipefail
@@ -20,8 +20,13 @@ timed() {  # label, command... -> prints the command's last line and "label seco
   cat "$OUT/time.txt" >> "$OUT/times.txt"
 }
 : > "$OUT/times.txt"
-echo "== SentencePiece alone, one thread, texts in memory (the ceiling)"
+echo "== SentencePiece alone vs through the word cache, one thread, texts in memory"
 "$BUILD/bench/tokenize_bench" "$TOK" "$OUT/texts.bin" | tee "$OUT/spm.json"
+BAICHUAN=../shared/reference/baichuan-13b-base
+if [ -f "$BAICHUAN/tokenizer.model" ]; then
+  echo "== the same with the Baichuan-13B tokenizer"
+  "$BUILD/bench/tokenize_bench" "$BAICHUAN" "$OUT/texts.bin"
+fi
 for w in 1 2; do
   echo "== chuanspeed preprocess --workers $w"
   timed "ours$w" "$BUILD/chuanspeed" preprocess --input "$OUT/corpus.jsonl" --output-prefix "$OUT/ours$w" \
@@ -46,10 +51,12 @@ fi
 "$PY" - "$OUT" "$MB" <<'PY'
 import json, sys
 out, mb = sys.argv[1], float(sys.argv[2])
-spm = json.load(open(f"{out}/spm.json"))
+rows = {r["bench"]: r for r in map(json.loads, open(f"{out}/spm.json"))}
+spm, cached = rows["sentencepiece_alone"], rows["word_cached"]
 t = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in open(f"{out}/times.txt")}
 docs, tokens = spm["documents"], spm["tokens"]
-print(f"corpus: {docs} documents, {mb:.0f} MB; SentencePiece alone {spm['tokens_per_s']:.0f} tokens/s (1 thread)")
+print(f"corpus: {docs} documents, {mb:.0f} MB; 1 thread: SentencePiece alone {spm['tokens_per_s']:.0f} tokens/s, "
+      f"through the word cache {cached['tokens_per_s']:.0f} tokens/s ({cached['tokens_per_s'] / spm['tokens_per_s']:.2f}x)")
 for k, name in (("ours1", "chuanspeed, 1 worker"), ("ours2", "chuanspeed, 2 workers"),
                 ("py1", "python pipeline, 1 process"), ("py2", "python pipeline, 2 processes")):
     if k in t:

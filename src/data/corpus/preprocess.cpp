@@ -19,6 +19,7 @@
 #include "data/corpus/record_source.h"
 #include "data/indexed_dataset.h"
 #include "data/tokenizer.h"
+#include "data/word_cache.h"
 
 namespace cs {
 
@@ -43,7 +44,7 @@ struct Batch {
 // Tokenizes one batch: parse, handle, encode. Any error is kept for the writer, which reports
 // the batch's error only when it reaches it in order, so the first bad record is the one named.
 void process(Batch& b, const std::vector<std::string>& files, const RecordHandler& handler, const Tokenizer& tok,
-             bool append_eod, size_t nkeys) {
+             WordCachedEncoder& enc, bool append_eod, size_t nkeys) {
   b.out.assign(nkeys, {});
   std::vector<DocumentText> docs;
   try {
@@ -57,7 +58,7 @@ void process(Batch& b, const std::vector<std::string>& files, const RecordHandle
           const size_t start = kt.ids.size();
           if (tok.add_bos()) kt.ids.push_back(tok.bos_id());
           for (const TextPiece& p : s) {
-            tok.encode_raw(p.text, kt.ids);
+            enc.encode(p.text, kt.ids);  // SentencePiece's ids, through this worker's word cache
             if (p.eos_after) kt.ids.push_back(tok.eos_id());
           }
           if (tok.add_eos()) kt.ids.push_back(tok.eos_id());
@@ -161,6 +162,7 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
   });
   for (int w = 0; w < opt.workers; ++w) {
     threads.emplace_back([&] {
+      WordCachedEncoder enc(tok.model_path());
       for (;;) {
         Batch* b = nullptr;
         {
@@ -170,7 +172,7 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
           b = ring.todo.front();
           ring.todo.pop_front();
         }
-        process(*b, files, *handler, tok, opt.append_eod, keys.size());
+        process(*b, files, *handler, tok, enc, opt.append_eod, keys.size());
         {
           std::lock_guard<std::mutex> lk(ring.m);
           b->done = true;
