@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <regex>
 
 #include "checkpoint/native.h"
 #include "checkpoint/safetensors_stream.h"
@@ -177,6 +178,30 @@ void check_type(const std::string& type, const ModelConfig& c) {
     throw UsageError(fmt::format("--type {}: the input is {}, not Baichuan-{}", type, c.summary(), type));
 }
 
+// A Hugging Face output directory holding an earlier conversion: its config.json goes first, so a
+// conversion that fails from here on leaves nothing that looks loadable, and its safetensors
+// weights too, since loaders take a stale model.safetensors over a new index (and an index over
+// nothing) and would load the old weights without a word. Converting a directory onto itself
+// would delete the input: refused.
+void clear_previous_hf_output(const std::string& input, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::equivalent(input, dir, ec))
+    throw UsageError(fmt::format("--output {}: is the input directory. Hint: write the converted model to "
+                                 "another directory", dir));
+  const std::regex shard(R"(model-\d{5}-of-\d{5}\.safetensors)");
+  std::vector<std::string> stale = {"config.json"};  // first
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == "model.safetensors" || n == "model.safetensors.index.json" || std::regex_match(n, shard))
+      stale.push_back(n);
+  }
+  for (const std::string& n : stale)
+    if (!fs::remove(dir + "/" + n, ec) && ec)
+      throw Error(fmt::format("[convert] cannot remove {}/{} of an earlier conversion: {}. Hint: check --output's "
+                              "permissions, or write to an empty directory", dir, n, ec.message()));
+}
+
 }  // namespace
 
 ConvertReport convert_checkpoint(const ConvertOptions& o) {
@@ -208,6 +233,7 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     std::error_code ec;
     std::filesystem::create_directories(o.output, ec);
     if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
+    clear_previous_hf_output(o.input, o.output);
     Plan plan = plan_hf(specs, o.output, o.dtype, o.max_shard_bytes);
     stream(*src, specs, plan, total, o.chunk_bytes, rep);
     // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.

@@ -133,5 +133,36 @@ TEST_F(ConvertErrors, MissingNativeShard) {
   expect_error(native, "", 1, {"model.embed_tokens.weight", "a shard is missing"});
 }
 
+// Converting into a directory that holds an earlier conversion: the earlier weights must not
+// shadow the new ones (a loader takes model.safetensors over an index), and a conversion failing
+// half-way must not leave the earlier config.json beside a mix of old and new shards.
+TEST_F(ConvertErrors, EarlierConversionInTheOutputDirectory) {
+  const std::string out = dir_ + "/out", direct = dir_ + "/direct", via = dir_ + "/via";
+  const std::string in = kFix + "model/rope";
+  ASSERT_EQ(0, run_binary("convert --input " + in + " --output " + out + " --to hf --dtype bf16").status);
+  auto r = run_binary("convert --input " + in + " --output " + out + " --to hf --max-shard-size 20KB");
+  ASSERT_EQ(0, r.status) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors"));
+  ASSERT_EQ(0, run_binary("convert --input " + in + " --output " + direct).status);
+  ASSERT_EQ(0, run_binary("convert --input " + out + " --output " + via).status);
+  auto bytes = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string shard = "/iter_0000000/model-tp00-pp000.safetensors";
+  EXPECT_TRUE(bytes(direct + shard) == bytes(via + shard)) << "the fp32 output read back as the earlier bf16 one";
+  // A failure after some shards are written (the third cannot be created).
+  fs::create_directories(out + "/model-00003-of-00012.safetensors.tmp");
+  r = run_binary("convert --input " + in + " --output " + out + " --to hf --max-shard-size 20KB");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/config.json")) << "a half-written output looks loadable";
+  // Onto itself: refused, the input intact.
+  ASSERT_EQ(0, run_binary("convert --input " + direct + " --output " + out + " --to hf").status);
+  r = run_binary("convert --input " + out + " --output " + out + "/ --to hf --dtype bf16");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.err, "is the input directory"), 1) << r.err;
+  EXPECT_TRUE(fs::exists(out + "/config.json") && fs::exists(out + "/model.safetensors"));
+}
+
 }  // namespace
 }  // namespace cs
