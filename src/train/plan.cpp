@@ -95,6 +95,8 @@ void check_layout(const ModelConfig& c, const PlanLayout& l) {
   need(l.seq_length >= 1 && l.seq_length <= c.max_seq_length, fmt::format(
       "--seq-length {} must be in [1, {}] (the model's positions)", l.seq_length, c.max_seq_length));
   const int64_t dp = l.world / (l.tp * l.pp);
+  // 0 is a multiple of anything, but gives no micro-batch to plan (and a bubble of 0/0).
+  need(l.global_batch >= 1, fmt::format("--global-batch-size {} must be at least 1", l.global_batch));
   need(l.micro_batch >= 1 && l.global_batch % (l.micro_batch * dp) == 0, fmt::format(
       "--global-batch-size {} is not a multiple of --micro-batch-size {} x data-parallel size {}",
       l.global_batch, l.micro_batch, dp));

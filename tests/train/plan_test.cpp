@@ -159,6 +159,16 @@ TEST(Plan, CpuRefusesParallelLayouts) {
   EXPECT_THROW(make_plan(small_cfg(false), l, PlanBackend::Cpu), UsageError);
 }
 
+TEST(Plan, GlobalBatchBelowOneIsRefused) {
+  for (int64_t gb : {0, -2})
+    for (PlanBackend b : {PlanBackend::Cpu, PlanBackend::Gpu}) {
+      PlanLayout l;
+      l.global_batch = gb;
+      l.seq_length = 128;
+      EXPECT_THROW(make_plan(small_cfg(false), l, b), UsageError) << gb;
+    }
+}
+
 PlanLayout gpu_layout(int64_t tp, int64_t pp, int64_t dp) {
   PlanLayout l;
   l.tp = tp;
@@ -291,6 +301,8 @@ TEST(PlanCli, BadFlagsGiveOneLine) {
            "--model baichuan-7b --device-memory lots",
            "--model baichuan-7b --backend cpu --tensor-model-parallel-size 2",
            "--model baichuan-7b --global-batch-size 3 --micro-batch-size 2",
+           "--model baichuan-7b --global-batch-size 0",  // 0 micro-batches: a NaN bubble, no activations
+           "--model baichuan-7b --global-batch-size -8 --fp16",
            "--num-layers 32 --tokenizer-model /nonexistent/tokenizer.model",
            "--model baichuan-7b --gemm-tflops -1",
        }) {
