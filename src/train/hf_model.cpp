@@ -58,9 +58,11 @@ int64_t parse_byte_size(const std::string& s, const char* flag) {
   const std::map<std::string, double> units = {{"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6},
       {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}};
   auto it = units.find(unit);
-  if (used == 0 || it == units.end() || v <= 0)
+  // NaN, infinities and sizes past int64 would make the cast below undefined; below 1 byte is 0.
+  const double bytes = it == units.end() ? 0 : v * it->second;
+  if (used == 0 || it == units.end() || !(bytes >= 1 && bytes < 9.2e18))
     throw UsageError(fmt::format("{} {}: expected a size such as 10GB, 500MB or 2GiB", flag, s));
-  return int64_t(v * it->second);
+  return int64_t(bytes);
 }
 
 std::vector<std::vector<size_t>> hf_shard_groups(const std::vector<ParamSpec>& specs, DType dtype,

@@ -9,6 +9,8 @@
 #include "checkpoint/hf_dir.h"
 #include "checkpoint/safetensors.h"
 #include "cli/run_util.h"
+#include "core/error.h"
+#include "train/hf_model.h"
 
 namespace cs {
 namespace {
@@ -30,6 +32,18 @@ std::map<std::string, std::string> raw(const std::string& path) {
     m[n] = std::string(static_cast<const char*>(t.data), t.nbytes()) + dtype_name(t.dtype) + t.shape.str();
   }
   return m;
+}
+
+// --max-shard-size / --device-memory: units as Transformers reads them; sizes that are not a
+// positive whole number of bytes (NaN, infinite, overflowing, below one byte) are usage errors
+// rather than an undefined float-to-integer cast (a negative shard limit, a "DOES NOT FIT").
+TEST(Convert, ByteSizes) {
+  EXPECT_EQ(parse_byte_size("10GB", "--f"), 10'000'000'000);
+  EXPECT_EQ(parse_byte_size("2GiB", "--f"), int64_t(2) << 30);
+  EXPECT_EQ(parse_byte_size("500mb", "--f"), 500'000'000);
+  EXPECT_EQ(parse_byte_size("1.5KiB", "--f"), 1536);
+  for (const char* bad : {"nan", "nanGB", "inf", "1e30GB", "0.4", "-1GB", "0", "GB", "10XB"})
+    EXPECT_THROW(parse_byte_size(bad, "--f"), UsageError) << bad;
 }
 
 TEST(Convert, HfToNativeToHfIsBitExact) {
