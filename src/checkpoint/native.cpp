@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 
@@ -207,6 +208,8 @@ void CheckpointReader::read(const std::string& name, const std::vector<int64_t>&
   const int64_t rows = local[0], cols = local.ndim == 2 ? local[1] : 1;
   const int64_t want_col = local.ndim == 2 ? offset[1] : 0;
   int64_t covered = 0;
+  bool overlap = false;  // two pieces holding the same element: a count could hide a gap with it
+  std::vector<std::array<int64_t, 4>> boxes;  // [r0, r1) x [c0, c1) read so far
   auto range = pieces_.equal_range(name);
   if (range.first == range.second) throw Error(fmt::format("[checkpoint] {}: no tensor {}", dir_, name));
   std::vector<float> buf;
@@ -234,15 +237,18 @@ void CheckpointReader::read(const std::string& name, const std::vector<int64_t>&
           std::copy(buf.begin() + (r - r0) * pcols + (c0 - pc.col), buf.begin() + (r - r0) * pcols + (c1 - pc.col),
                     dst + (r - offset[0]) * cols + (c0 - want_col));
         covered += (r1 - r0) * (c1 - c0);
+        for (const auto& bx : boxes)
+          overlap |= r0 < bx[1] && bx[0] < r1 && c0 < bx[3] && bx[2] < c1;
+        boxes.push_back({r0, r1, c0, c1});
       }
       lrow += b.rows;
     }
   }
   // Writers store each element once (replicated tensors from one rank), so pieces never overlap.
-  if (covered != rows * cols)
+  if (covered != rows * cols || overlap)
     throw Error(fmt::format("[checkpoint] {}: the shards cover {} of the {} elements wanted of {}{}",
                             dir_, covered, rows * cols, name,
-                            covered > rows * cols ? " (overlapping shards)" : " (a shard is missing)"));
+                            overlap ? " (overlapping shards)" : " (a shard is missing)"));
 }
 
 void CheckpointReader::read_all(const std::string& name, const Shape& expected, float* dst) const {

@@ -28,6 +28,32 @@ std::vector<float> coords(int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
   return v;
 }
 
+// Two shards claiming the same rows while no shard holds the others: as many elements as the
+// tensor has, so counting alone passes, and the missing rows would be left as whatever the
+// destination held. Both the read and the read of a box inside the overlap must say so.
+TEST(NativeCheckpoint, OverlapHidingAGapIsAnError) {
+  const std::string root = fresh_dir("overlap_gap");
+  const Shape g{4, 3};
+  auto a = coords(0, 2, 0, 3);
+  {
+    CheckpointWriter w(root, 1);
+    w.add_shard("model-tp00-pp000.safetensors", {{"w", Tensor(a.data(), {2, 3}), g, {0, 0}}});
+    w.add_shard("model-tp01-pp000.safetensors", {{"w", Tensor(a.data(), {2, 3}), g, {0, 0}}});
+    w.commit({{"iteration", 1}});
+  }
+  CheckpointReader r(root, 1);
+  EXPECT_EQ(r.stored_elements("w"), g.numel());
+  std::vector<float> all(12, -1.f);
+  try {
+    r.read_all("w", g, all.data());
+    ADD_FAILURE() << "rows 2-3 read from nowhere";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overlapping shards"), std::string::npos) << e.what();
+  }
+  std::vector<float> row(3);
+  EXPECT_THROW(r.read("w", {1, 0}, Shape{1, 3}, row.data()), Error);
+}
+
 TEST(NativeCheckpoint, SavedAsRowShardsReadAsColumnShardsAndWhole) {
   const std::string root = fresh_dir("layout");
   const Shape g{7, 6};
