@@ -216,6 +216,10 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: a Hugging "
                                  "Face directory is not sharded by layout. Hint: use them with --to native",
                                  o.tp, o.pp));
+  if (rep.to == "native" && o.dtype != DType::F32)
+    throw UsageError(fmt::format("--dtype {}: a native checkpoint is always fp32 (it is the training state). "
+                                 "Hint: drop --dtype, or pass --to hf for a {} Hugging Face directory",
+                                 dtype_name(o.dtype), dtype_name(o.dtype)));
   check_parallel_layout(rep.config, o.tp, o.pp);
   const std::vector<ParamSpec> specs = param_specs(rep.config);
   src->check(specs);

@@ -92,6 +92,14 @@ TEST_F(ConvertErrors, CheckpointOfAnotherModelSize) {
   }
 }
 
+TEST_F(ConvertErrors, DtypeForANativeOutput) {
+  // Native output is fp32: a --dtype asking otherwise was silently ignored.
+  expect_error(kFix + "model/rope", "--dtype bf16", 2, {"--dtype BF16", "always fp32", "--to hf"});
+  const std::string native = dir_ + "/native";
+  ASSERT_EQ(0, run_binary("convert --input " + kFix + "model/rope --output " + native).status);
+  expect_error(native, "--to native --tensor-model-parallel-size 1 --dtype fp16", 2, {"--dtype F16"});
+}
+
 TEST_F(ConvertErrors, TruncatedShards) {
   std::string in = copy("eval/rope-f32-sharded");
   const std::string shard = in + "/model-00002-of-00002.safetensors";
