@@ -33,7 +33,7 @@ int compare_main(int argc, char** argv) {
   app.add_option("--from-iter", from, "first iteration compared");
   app.add_option("--to-iter", to, "last iteration compared");
   app.add_option("--tolerance", tolerance, "bound on the mean relative error and on the relative error of the average loss")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   const auto a = read_loss_curve(curve_file(run_a)), b = read_loss_curve(curve_file(run_b));

@@ -26,8 +26,8 @@ int eval_main(int argc, char** argv) {
   app.add_option("--load", load, "a Hugging Face model directory or a native checkpoint")->required();
   app.add_option("--data-path", data_path, "dataset prefix (PREFIX.bin / PREFIX.idx)")->required();
   app.add_option("--seq-length", seq_length, "tokens scored per document (N)")->required()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--micro-batch-size", micro_batch, "documents per forward pass")->check(CLI::PositiveNumber);
+      ->check(positive());
+  app.add_option("--micro-batch-size", micro_batch, "documents per forward pass")->check(positive());
   app.add_option("--output", output, "per-document JSON lines (default: stdout)");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;

@@ -115,7 +115,7 @@ int generate_main(int argc, char** argv) {
                  "prompts, one a line; a JSON line {\"prompt\"} or an Alpaca record {\"instruction\", \"input\", "
                  "\"output\"} (the output, when given, is scored by exact match)");
   app.add_option("--prompt-ids", prompt_ids, "a prompt as token ids (no tokenizer needed)");
-  app.add_option("--max-new-tokens", max_new, "tokens to generate")->check(CLI::PositiveNumber);
+  app.add_option("--max-new-tokens", max_new, "tokens to generate")->check(positive());
   app.add_option("--temperature", sp.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
   app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)");
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));

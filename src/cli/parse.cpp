@@ -8,6 +8,21 @@
 
 namespace cs::cli {
 
+const CLI::Validator& positive() {
+  static const CLI::Validator v(
+      [](std::string& in) -> std::string {
+        try {
+          size_t used = 0;
+          const double d = std::stod(in, &used);
+          if (used == in.size() && d > 0) return "";
+        } catch (const std::exception&) {
+        }
+        return "expected a number greater than 0, got '" + in + "'";
+      },
+      "POSITIVE");
+  return v;
+}
+
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
   // Unknown flags first: CLI11 would report a missing required flag before an unexpected one,
   // and the flag the user mistyped is the more useful message.
@@ -45,7 +60,7 @@ void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--max-position-embeddings", max_position_embeddings, "longest position (defaults to --seq-length)");
   app.add_option("--vocab-size", vocab_size, "vocabulary size before padding");
   app.add_option("--make-vocab-size-divisible-by", divisible_by, "pad the vocabulary to a multiple of this")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--position-embedding-type", position, "rope or alibi")
       ->check(CLI::IsMember({"rope", "alibi"}));
   app.add_option("--recompute-granularity", recompute, "full: recompute each block in backward")

@@ -13,6 +13,9 @@ namespace cs::cli {
 // "<what>. Hint: chuanspeed <cmd> --help". Returns true when the command should run.
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code);
 
+// A number > 0, with a one-line message (CLI::PositiveNumber prints DBL_MAX's 300 digits).
+const CLI::Validator& positive();
+
 // Megatron/AscendSpeed architecture flags; unset ones keep the preset's value.
 struct ModelFlags {
   std::string model = "tiny";

@@ -103,18 +103,18 @@ int plan_main(int argc, char** argv) {
   bool json = false, flash = false;
   int cpu_threads = omp_get_max_threads();
   app.add_option("--world-size,--num-gpus", world, "ranks in the job (default: nnodes x nproc-per-node, "
-                 "else tensor x pipeline, i.e. data-parallel 1)")->check(CLI::PositiveNumber);
-  app.add_option("--nnodes", nnodes, "nodes (with --nproc-per-node)")->check(CLI::PositiveNumber);
-  app.add_option("--nproc-per-node", nproc, "ranks per node")->check(CLI::PositiveNumber);
+                 "else tensor x pipeline, i.e. data-parallel 1)")->check(positive());
+  app.add_option("--nnodes", nnodes, "nodes (with --nproc-per-node)")->check(positive());
+  app.add_option("--nproc-per-node", nproc, "ranks per node")->check(positive());
   app.add_option("--backend", backend, "cpu (this trainer, fp32), gpu (Megatron-LM on accelerators) "
                  "or auto: gpu with --fp16/--bf16 or any parallel size > 1")
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
   app.add_option("--gemm-tflops", gemm_tflops, "measured GEMM rate of one device, TFLOP/s: predicts the step time")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--device-memory", device_memory, "memory of one device (e.g. 80GB, 64GiB): "
                  "exit 3 with a WARNING when the peak does not fit");
   app.add_option("--cpu-threads", cpu_threads, "cpu: OpenMP threads of the run (default: this "
-                 "machine's, i.e. OMP_NUM_THREADS or the cores)")->check(CLI::PositiveNumber);
+                 "machine's, i.e. OMP_NUM_THREADS or the cores)")->check(positive());
   app.add_flag("--use-flash-attn", flash)->description("gpu: flash attention (no s^2 scores saved)");
   app.add_flag("--json", json)->description("print one JSON object instead of the table");
   int code = 0;

@@ -43,7 +43,7 @@ int pulse_main(int argc, char** argv) {
   double stale_after = 600;
   app.add_option("--run-dir", dir, "the run's --save directory (holds heartbeat.json)")->required();
   app.add_option("--stale-after", stale_after, "seconds without a heartbeat before the run counts as stalled")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   app.add_option("--job-name", job_name, "Slurm job name (default: the run directory's name)");
   app.add_option("--restart", restart, "relaunch a dead run with this command (--load RUN_DIR is appended)");
   int code = 0;

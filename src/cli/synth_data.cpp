@@ -21,7 +21,7 @@ int synth_data_main(int argc, char** argv) {
   uint64_t seed = 1;
   app.add_option("--output-prefix", prefix, "writes PREFIX.bin and PREFIX.idx")->required();
   app.add_option("--vocab-size", vocab, "token ids are < this")->required()->check(CLI::Range(2, 1 << 30));
-  app.add_option("--num-docs", docs, "documents")->check(CLI::PositiveNumber);
+  app.add_option("--num-docs", docs, "documents")->check(positive());
   app.add_option("--seed", seed, "random seed");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;

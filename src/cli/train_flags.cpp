@@ -8,7 +8,7 @@ namespace cs::cli {
 
 void TrainFlags::add_to(CLI::App& app) {
   model.add_to(app);
-  app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(CLI::PositiveNumber);
+  app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(positive());
   app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
   app.add_option("--train-iters", train_iters, "optimizer steps")->required();
   app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending)")->required();
@@ -22,7 +22,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--tensorboard-dir", tensorboard_dir, "write TensorBoard event files here");
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   app.add_option("--seed", seed, "random seed (init and data)");
-  app.add_option("--log-interval", log_interval, "iterations per log line")->check(CLI::PositiveNumber);
+  app.add_option("--log-interval", log_interval, "iterations per log line")->check(positive());
   app.add_option("--exit-on-nan", exit_on_nan, "stop after N non-finite iterations in a row");
   app.add_option("--lr", lr, "peak learning rate")->required();
   app.add_option("--min-lr", min_lr, "learning rate at the end of the decay");

@@ -72,6 +72,17 @@ TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
     EXPECT_EQ(e.path().filename().string().rfind("o_", 0), std::string::npos) << "left behind: " << e.path();
 }
 
+TEST(Flags, NonPositiveNumbersAreOneShortLine) {
+  for (const std::string args : {"train --micro-batch-size 0 --data-path x", "generate --load x --max-new-tokens -3",
+                                 "eval --load x --data-path y --seq-length abc"}) {
+    const auto r = run_binary(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(count_matching_lines(r.err, "error"), 1) << r.err;
+    EXPECT_NE(r.err.find("expected a number greater than 0"), std::string::npos) << r.err;
+    EXPECT_LT(r.err.size(), 200u) << r.err;  // CLI11's PositiveNumber printed DBL_MAX in full
+  }
+}
+
 TEST(GenerateCli, JsonPromptFileIsScoredByExactMatch) {
   const std::string d = tmp("gen");
   ASSERT_EQ(run_binary("init --model tiny --vocab-size 1024 --seed 3 --save " + d + "/m").status, 0);
