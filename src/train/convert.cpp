@@ -229,6 +229,12 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
   log_info("[convert] {} ({}) -> {} ({}): {}; {} tensors, {:.2f} GB", o.input, rep.from, o.output, rep.to,
            rep.config.summary(), specs.size(), double(total) / 1e9);
   if (rep.to == "native") {
+    // A checkpoint root already there (a training run's, or an earlier conversion) would get its
+    // latest file pointed at this iteration-0 weights-only checkpoint, and a later --load would
+    // resume from it: refused, as is converting a checkpoint onto itself.
+    if (is_native_checkpoint(o.output))
+      throw UsageError(fmt::format("--output {}: already holds a native checkpoint. Hint: convert into a new "
+                                   "directory (a training run's checkpoint folder is never overwritten)", o.output));
     CheckpointWriter w(o.output, 0);
     Plan plan = plan_native(specs, rep.config, w, o.tp, o.pp);
     stream(*src, specs, plan, total, o.chunk_bytes, rep);

@@ -92,6 +92,20 @@ TEST_F(ConvertErrors, CheckpointOfAnotherModelSize) {
   }
 }
 
+TEST_F(ConvertErrors, NativeOutputOntoAnExistingCheckpoint) {
+  // A training run's checkpoint folder as --output: its latest file would have been pointed at
+  // the converted iteration-0 weights. Refused, and the folder is untouched.
+  const std::string run = dir_ + "/run";
+  ASSERT_EQ(0, run_binary("convert --input " + kFix + "model/rope --output " + run).status);
+  const std::string latest = run + "/latest_checkpointed_iteration.txt";
+  const auto before = fs::last_write_time(latest);
+  auto r = run_binary("convert --input " + kFix + "model/rope --output " + run);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("already holds a native checkpoint"), std::string::npos) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.err, "error:"), 1) << r.err;
+  EXPECT_EQ(fs::last_write_time(latest), before);
+}
+
 TEST_F(ConvertErrors, DtypeForANativeOutput) {
   // Native output is fp32: a --dtype asking otherwise was silently ignored.
   expect_error(kFix + "model/rope", "--dtype bf16", 2, {"--dtype BF16", "always fp32", "--to hf"});
