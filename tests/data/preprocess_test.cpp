@@ -228,6 +228,29 @@ TEST(Preprocess, FirstBadRecordIsNamedAndNoOutputIsLeft) {
   }
 }
 
+// A bad record read before the reader itself fails (a structural error later in the file, or in
+// a later file) is the first error in input order, so it is the one reported, even when it sits
+// in a batch the reader had not yet handed out.
+TEST(Preprocess, BadRecordBeforeAReaderErrorIsTheOneNamed) {
+  const std::string d = tmp_dir("order");
+  std::ofstream(d + "/a.json") << "[\n{\"text\": \"ok\"},\n{\"text\": tru},\n{\"text\": \"c\"} {\"text\": \"d\"}\n]\n";
+  std::ofstream(d + "/b.jsonl") << "{\"text\": \"ok\"}\n{\"text\": 1,}\n";
+  std::ofstream(d + "/c.json") << "[{\"text\": \"x\"}";  // not closed
+  for (int workers : {1, 2}) {
+    for (const auto& [in, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{d + "/a.json"}, "a.json:3: not valid JSON"}, {{d + "/b.jsonl", d + "/c.json"}, "b.jsonl:2: not valid JSON"}}) {
+      PreprocessOptions o = opts(in, d + "/out");
+      o.workers = workers;
+      try {
+        run_preprocess(o);
+        ADD_FAILURE() << "no error";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
 TEST(Preprocess, BadOptionsAreUsageErrors) {
   const std::string d = tmp_dir("opts");
   EXPECT_THROW(run_preprocess(opts({d + "/missing.jsonl"}, d + "/o")), UsageError);

@@ -151,8 +151,15 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
       });
       if (!batch->records.empty()) push();
     } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      // The records read before the failure still go to the workers: one of them may be a bad
+      // record earlier in the input than this error, and the writer reports that one first.
+      try {
+        if (batch && !batch->records.empty()) push();
+      } catch (...) {
+      }
       std::lock_guard<std::mutex> lk(ring.m);
-      if (!ring.abort) ring.producer_error = std::current_exception();
+      if (!ring.abort) ring.producer_error = error;
     }
     {
       std::lock_guard<std::mutex> lk(ring.m);
