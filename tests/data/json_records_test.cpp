@@ -86,6 +86,11 @@ TEST(JsonRecords, StructuralErrorsNameTheLine) {
   EXPECT_NE(error_of("[{\"a\": 1}}]").find("expected ',' or ']' after a record, found '}'"), std::string::npos);
   EXPECT_NE(error_of("[1}]").find("unbalanced '}'"), std::string::npos);
   EXPECT_NE(error_of("[,{\"a\": 1}]").find("expected a record, found ','"), std::string::npos);
+  // An unexpected control or non-UTF-8 byte is named escaped: the message stays one printable line.
+  EXPECT_NE(error_of(std::string("[{\"a\": 1}\0]", 11)).find("found '\\x00'"), std::string::npos)
+      << error_of(std::string("[{\"a\": 1}\0]", 11));
+  EXPECT_NE(error_of("[{\"a\": 1}\xFF]").find("found '\\xFF'"), std::string::npos);
+  EXPECT_NE(error_of("[{\"a\": 1}\n\n]x").find("text after the closing ]"), std::string::npos);
   try {
     JsonRecordReader r(testing::TempDir() + "/cs_json_missing.json");
     FAIL();

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "data/corpus/handlers.h"
+#include "data/corpus/record_source.h"
 #include "data/indexed_dataset.h"
 #include "data/parquet/parquet_reader.h"
 #include "data/tokenizer.h"
@@ -121,6 +122,31 @@ TEST(PreprocessHandlers, BadRecordsAreOneClearLine) {
   const nlohmann::json who = {{"conversations", {{{"from", "bot"}, {"value", "a"}}}}};
   EXPECT_NE(err("conversation", who).find("'from' is 'bot'"), std::string::npos);
   EXPECT_THROW(make_handler("sharegpt", {}), UsageError);
+  // A value quoted in a message is escaped and cut short: one line, whatever the record holds.
+  const nlohmann::json odd = {{"conversations", {{{"from", "bot\nsecond line " + std::string(5000, 'x')}, {"value", "a"}}}}};
+  const std::string msg = err("conversation", odd);
+  EXPECT_NE(msg.find("'from' is 'bot\\nsecond line xxx"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  EXPECT_LT(msg.size(), 400u) << msg;
+}
+
+// nlohmann-json's message quotes the whole token it last read: a long string with a bad byte at
+// its end gave a message as long as the record, with the raw byte in it.
+TEST(PreprocessHandlers, NotValidJsonIsOneShortLine) {
+  RawRecord r;
+  r.json_text = "{\"text\": \"" + std::string(100000, 'y') + "\xFF\"}";
+  r.position = 9;
+  try {
+    parse_record({"f.jsonl"}, r);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("f.jsonl:9: not valid JSON"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ill-formed UTF-8 byte"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("yyy\\xFF"), std::string::npos) << msg;  // the tail, where the error is
+    EXPECT_LT(msg.size(), 500u) << msg;
+    EXPECT_EQ(msg.find('\xFF'), std::string::npos) << msg;
+  }
 }
 
 TEST(Preprocess, SameBytesFromParquetJsonAndJsonlAndAnyWorkerCount) {

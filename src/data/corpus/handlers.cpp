@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/corpus/message_text.h"
 
 namespace cs {
 
@@ -116,7 +117,7 @@ class ConversationHandler final : public RecordHandler {
       const std::string from = field(turn, "from", where, false, hint);
       const bool human = from == "human" || from == "user";
       if (!human && from != "gpt" && from != "assistant")
-        bad(where, fmt::format("'from' is '{}'", from), "expected human or gpt (user / assistant also accepted)");
+        bad(where, fmt::format("'from' is '{}'", message_excerpt(from)), "expected human or gpt (user / assistant also accepted)");
       // FastChat drops a leading assistant turn; after that the roles must alternate.
       if (!any && !human) continue;
       if (human != human_next)

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "data/corpus/message_text.h"
 
 namespace cs {
 
@@ -118,7 +119,7 @@ bool JsonRecordReader::next_element(std::string& text, int64_t& line) {
   int c = skip_blank();
   line = line_;
   if (c == EOF) fail(line_, "the top-level array is not closed (missing ])");
-  if (c == ',' || c == ']') fail(line_, fmt::format("expected a record, found '{}'", char(c)));
+  if (c == ',' || c == ']') fail(line_, fmt::format("expected a record, found '{}'", message_excerpt(std::string(1, char(c)))));
   int depth = 0;
   bool in_string = false;
   for (;;) {
@@ -159,7 +160,7 @@ bool JsonRecordReader::next_element(std::string& text, int64_t& line) {
   } else if (c == EOF) {
     fail(line_, "the top-level array is not closed (missing ])");
   } else {
-    fail(line_, fmt::format("expected ',' or ']' after a record, found '{}'", char(c)));
+    fail(line_, fmt::format("expected ',' or ']' after a record, found '{}'", message_excerpt(std::string(1, char(c)))));
   }
   return true;
 }

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "data/corpus/json_records.h"
+#include "data/corpus/message_text.h"
 #include "data/parquet/parquet_reader.h"
 
 namespace cs {
@@ -129,6 +130,17 @@ void parse_record(const std::vector<std::string>& files, RawRecord& r) {
       (void)again;
     } catch (const nlohmann::json::parse_error& e) {
       why = e.what();
+    }
+    // nlohmann quotes the whole token it last read (a string can be the whole record, raw bytes
+    // and all); keep its tail, where the error is, escaped.
+    const std::string tag = "; last read: '";
+    const size_t at = why.rfind(tag);
+    if (at != std::string::npos && why.back() == '\'') {
+      const size_t from = at + tag.size();
+      why = message_excerpt(why.substr(0, at), 300) + tag +
+            message_excerpt(std::string_view(why).substr(from, why.size() - 1 - from), 40, true) + "'";
+    } else {
+      why = message_excerpt(why, 300);
     }
     throw Error(fmt::format("[preprocess] {}: not valid JSON ({}). Hint: each record must be one JSON object; "
                             "JSON Lines files hold one per line", record_origin(files, r), why));
