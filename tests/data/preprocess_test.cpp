@@ -288,6 +288,16 @@ TEST(Preprocess, BadOptionsAreUsageErrors) {
   o = opts({d + "/x.jsonl"}, d + "/o");
   o.json_keys = {"body"};
   EXPECT_THROW(run_preprocess(o), Error);
+  o = opts({std::string(CS_SOURCE_DIR) + "/tests/fixtures/parquet/none_plain_v2.parquet"}, d + "/o");
+  o.json_keys = {"id"};  // an INT64 column
+  try {
+    run_preprocess(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[preprocess] "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("column 'id' holds INT64 values, expected strings"), std::string::npos)
+        << e.what();
+  }
   o = opts({kParquet}, d + "/o");
   o.json_keys = {"body"};
   try {

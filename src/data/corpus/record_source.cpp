@@ -74,6 +74,15 @@ void read_parquet(const std::string& path, int32_t file, const std::vector<std::
                               path, c, have));
     }
   }
+  // Text columns only: a number column would otherwise fail on the first row with the reader's
+  // message about its accessors, which says nothing about --json-keys.
+  for (const auto& c : wanted) {
+    const ParquetColumn& col = reader.columns()[size_t(reader.column_index(c))];
+    if (col.type != ParquetType::kByteArray)
+      throw Error(fmt::format("[preprocess] {}: column '{}' holds {} values, expected strings (BYTE_ARRAY). "
+                              "Hint: --json-keys names the text columns to tokenize",
+                              path, c, parquet_type_name(col.type)));
+  }
   reader.for_each_row(wanted, [&](const ParquetRow& row) {
     RawRecord r;
     r.row = nlohmann::json::object();
