@@ -234,6 +234,43 @@ TEST(Preprocess, ConversationsEndEachAnswerWithEosOnce) {
   EXPECT_EQ(docs[0][0], want);
 }
 
+// A SentencePiece model without BOS and EOS pieces (ids -1): -1 was written as a token (an int32
+// dataset took it silently; uint16 failed with a hint about the vocabulary size).
+TEST(Preprocess, TokenizerWithoutBosAndEos) {
+  const std::string d = tmp_dir("noeos");
+  std::filesystem::create_directories(d + "/tok");
+  std::filesystem::copy_file(std::string(CS_SOURCE_DIR) + "/tests/fixtures/tokenizer/no_bos_eos.model",
+                             d + "/tok/tokenizer.model");
+  std::ofstream(d + "/tok/tokenizer_config.json") << R"({"add_bos_token": true, "add_eos_token": true})";
+  const Tokenizer tok(d + "/tok");
+  ASSERT_LT(tok.eos_id(), 0);
+  ASSERT_LT(tok.bos_id(), 0);
+  std::ofstream(d + "/in.jsonl") << R"({"text": "hello world"})" "\n";
+  std::ofstream(d + "/c.json") << R"([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}])";
+  PreprocessOptions o = opts({d + "/in.jsonl"}, d + "/p");
+  o.tokenizer = d + "/tok";
+  const PreprocessStats st = run_preprocess(o);  // add_bos / add_eos: nothing to add
+  EXPECT_EQ(read_docs(st.output_prefixes[0]), (std::vector<std::vector<std::vector<int32_t>>>{{tok.encode("hello world")}}));
+  EXPECT_FALSE(tok.encode("hello world").empty());
+  o.append_eod = true;
+  try {
+    run_preprocess(o);
+    ADD_FAILURE() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--append-eod: the tokenizer"), std::string::npos) << e.what();
+  }
+  o = opts({d + "/c.json"}, d + "/c");
+  o.tokenizer = d + "/tok";
+  o.handler = "conversation";
+  try {
+    run_preprocess(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.json:1: the tokenizer"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("has no EOS piece"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Preprocess, FirstBadRecordIsNamedAndNoOutputIsLeft) {
   const std::string d = tmp_dir("bad");
   std::ofstream f(d + "/in.jsonl");

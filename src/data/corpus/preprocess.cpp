@@ -56,12 +56,19 @@ void process(Batch& b, const std::vector<std::string>& files, const RecordHandle
         int32_t nseq = 0;
         for (const Sequence& s : docs[k]) {
           const size_t start = kt.ids.size();
-          if (tok.add_bos()) kt.ids.push_back(tok.bos_id());
+          // A model without BOS / EOS pieces (id -1) skips them, as Tokenizer::encode does.
+          if (tok.add_bos() && tok.bos_id() >= 0) kt.ids.push_back(tok.bos_id());
           for (const TextPiece& p : s) {
             enc.encode(p.text, kt.ids);  // SentencePiece's ids, through this worker's word cache
-            if (p.eos_after) kt.ids.push_back(tok.eos_id());
+            if (p.eos_after) {
+              if (tok.eos_id() < 0)
+                throw Error(fmt::format("[preprocess] {}: the tokenizer {} has no EOS piece, which this handler "
+                                        "ends each answer with. Hint: use a tokenizer with </s>",
+                                        record_origin(files, r), tok.model_path()));
+              kt.ids.push_back(tok.eos_id());
+            }
           }
-          if (tok.add_eos()) kt.ids.push_back(tok.eos_id());
+          if (tok.add_eos() && tok.eos_id() >= 0) kt.ids.push_back(tok.eos_id());
           if (kt.ids.size() == start) continue;  // Megatron drops empty sentences
           kt.seq_lengths.push_back(int64_t(kt.ids.size() - start));
           ++nseq;
@@ -101,6 +108,9 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
   const Tokenizer tok(opt.tokenizer);
   const std::vector<std::string> keys = handler->output_keys();
   const DType dtype = best_dtype(tok.vocab_size());
+  if (opt.append_eod && tok.eos_id() < 0)
+    throw UsageError(fmt::format("--append-eod: the tokenizer {} has no EOS piece to append. Hint: drop "
+                                 "--append-eod or use a tokenizer with </s>", tok.model_path()));
 
   PreprocessStats st;
   const auto parent = std::filesystem::path(opt.output_prefix).parent_path();
