@@ -322,6 +322,9 @@ TEST(Preprocess, BadOptionsAreUsageErrors) {
   PreprocessOptions o = opts({d + "/x.jsonl"}, d + "/o");
   o.workers = 0;
   EXPECT_THROW(run_preprocess(o), UsageError);
+  o.workers = kMaxWorkers + 1;  // not thousands of threads and tokenizers
+  EXPECT_THROW(run_preprocess(o), UsageError);
+  EXPECT_FALSE(std::filesystem::exists(d + "/o_text_document.bin.tmp"));
   o = opts({d + "/x.jsonl"}, d + "/o");
   o.json_keys = {"body"};
   EXPECT_THROW(run_preprocess(o), Error);

@@ -101,7 +101,11 @@ struct Ring {
 }  // namespace
 
 PreprocessStats run_preprocess(const PreprocessOptions& opt) {
-  if (opt.workers < 1) throw UsageError(fmt::format("--workers {}: expected 1 or more", opt.workers));
+  // Each worker holds its own SentencePiece model and word cache (a few MB): thousands would only
+  // exhaust threads or memory, so the count is bounded with one clear line.
+  if (opt.workers < 1 || opt.workers > kMaxWorkers)
+    throw UsageError(fmt::format("--workers {}: expected 1 to {} (one tokenizing thread each; the CPU count is "
+                                 "the useful most)", opt.workers, kMaxWorkers));
   if (opt.output_prefix.empty()) throw UsageError("--output-prefix: required");
   const std::vector<std::string> files = expand_inputs(opt.inputs);
   const auto handler = make_handler(opt.handler, opt.json_keys);

@@ -11,6 +11,9 @@
 
 namespace cs {
 
+// The most tokenizing threads --workers may ask for.
+inline constexpr int kMaxWorkers = 1024;
+
 struct PreprocessOptions {
   std::vector<std::string> inputs;  // files or directories
   std::string output_prefix;
