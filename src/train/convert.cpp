@@ -245,11 +245,21 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
     clear_previous_hf_output(o.input, o.output);
     Plan plan = plan_hf(specs, o.output, o.dtype, o.max_shard_bytes);
-    stream(*src, specs, plan, total, o.chunk_bytes, rep);
-    // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.
-    write_hf_index(o.output, specs, hf_shard_groups(specs, o.dtype, o.max_shard_bytes), o.dtype);
-    copy_tokenizer_files(o.tokenizer_dir, o.output);
-    write_hf_config(o.output, rep.config, o.dtype);
+    try {
+      stream(*src, specs, plan, total, o.chunk_bytes, rep);
+      // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.
+      write_hf_index(o.output, specs, hf_shard_groups(specs, o.dtype, o.max_shard_bytes), o.dtype);
+      copy_tokenizer_files(o.tokenizer_dir, o.output);
+      write_hf_config(o.output, rep.config, o.dtype);
+    } catch (...) {
+      // The shards completed before the failure go too (the one in progress removes its own .tmp):
+      // a failed conversion leaves --output as it found it, less the earlier conversion cleared above.
+      std::error_code ec;
+      for (const OutFile& f : plan.files)
+        if (f.done) std::filesystem::remove(f.path, ec);
+      std::filesystem::remove(o.output + "/model.safetensors.index.json", ec);
+      throw;
+    }
   }
   rep.seconds = t.seconds();
   return rep;

@@ -178,6 +178,11 @@ TEST_F(ConvertErrors, EarlierConversionInTheOutputDirectory) {
   r = run_binary("convert --input " + in + " --output " + out + " --to hf --max-shard-size 20KB");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_FALSE(fs::exists(out + "/config.json")) << "a half-written output looks loadable";
+  // The two shards completed before the failure are gone too: nothing of the failed run is left.
+  EXPECT_FALSE(fs::exists(out + "/model-00001-of-00012.safetensors"));
+  EXPECT_FALSE(fs::exists(out + "/model-00002-of-00012.safetensors"));
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors.index.json"));
+  fs::remove(out + "/model-00003-of-00012.safetensors.tmp");
   // Onto itself: refused, the input intact.
   ASSERT_EQ(0, run_binary("convert --input " + direct + " --output " + out + " --to hf").status);
   r = run_binary("convert --input " + out + " --output " + out + "/ --to hf --dtype bf16");
