@@ -66,6 +66,13 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
     c.max_seq_length = std::max(c.max_seq_length, seq);
     c.recompute = f.model.recompute.has_value();
     notes.push_back(fmt::format("model from --load {}", *f.load));
+    // Tensor parallelism splits the embedding and head by vocabulary rows, which Megatron pads to a
+    // multiple of divisible_by x tp (a one-rank run keeps the checkpoint's rows as they are).
+    const int64_t padded = padded_vocab_size(c.vocab_size, f.model.divisible_by, tp);
+    if (tp > 1 && padded != c.vocab_size) {
+      notes.push_back(fmt::format("vocabulary {} padded to {} for tensor parallelism {}", c.vocab_size, padded, tp));
+      c.vocab_size = padded;
+    }
     return c;
   }
   if (f.load) notes.push_back(fmt::format("--load {} does not exist here: the model comes from the flags", *f.load));

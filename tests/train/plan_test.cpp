@@ -293,6 +293,23 @@ TEST(PlanCli, AcceptsEveryTrainFlag) {
   EXPECT_NE(r.out.find("TP 8 x PP 1 x DP 1 = 8 ranks"), std::string::npos) << r.out;
 }
 
+// --load's vocabulary is padded as Megatron pads it for tensor parallelism (100 -> 256 for TP 2
+// with divisible-by 128), and kept as the checkpoint has it on one rank.
+TEST(PlanCli, LoadedVocabularyIsPaddedForTensorParallelism) {
+  const std::string d = ::testing::TempDir() + "/cs_plan_load_" + std::to_string(getpid());
+  fs::remove_all(d);
+  ASSERT_EQ(0, test::run_binary("init --model tiny --num-attention-heads 4 --vocab-size 100 "
+                                "--make-vocab-size-divisible-by 1 --save " + d).status);
+  const nlohmann::json one = plan_json("--load " + d + " --backend cpu --cpu-threads 1");
+  EXPECT_NE(one["model"].get<std::string>().find("vocab 100,"), std::string::npos) << one["model"];
+  const nlohmann::json two = plan_json("--load " + d + " --tensor-model-parallel-size 2 --world-size 2");
+  EXPECT_NE(two["model"].get<std::string>().find("vocab 256,"), std::string::npos) << two["model"];
+  const test::RunResult r = test::run_binary("plan --load " + d + " --tensor-model-parallel-size 2 --world-size 2");
+  EXPECT_EQ(test::count_matching_lines(r.out + r.err, "vocabulary 100 padded to 256 for tensor parallelism 2"), 1)
+      << r.out << r.err;
+  fs::remove_all(d);
+}
+
 TEST(PlanCli, BadFlagsGiveOneLine) {
   for (const char* args : {
            "--model baichuan-7b --tensor-model-parallel-size 3",
