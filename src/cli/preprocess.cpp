@@ -5,6 +5,8 @@
 // Megatron-LM's / AscendSpeed's tools/preprocess_data.py: a corpus into PREFIX_<key>_document.{bin,idx}.
 #include <fmt/core.h>
 
+#include <csignal>
+
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
@@ -13,6 +15,13 @@
 namespace cs::cli {
 
 namespace {
+std::atomic<bool> g_stop{false};
+// The first Ctrl-C / SIGTERM stops the run cleanly (the .tmp outputs removed); a second one kills.
+void on_signal(int sig) {
+  g_stop.store(true);
+  std::signal(sig, SIG_DFL);
+}
+
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   std::vector<std::string> out;
   for (const auto& s : in)
@@ -61,6 +70,9 @@ int preprocess_main(int argc, char** argv) {
     throw UsageError("--tokenizer-name-or-path: required (a Hugging Face tokenizer directory or a .model file)");
   opt.inputs = split_commas(inputs);
 
+  opt.stop = &g_stop;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   const PreprocessStats st = run_preprocess(opt);
   const double s = std::max(st.seconds, 1e-9);
   std::printf("preprocessed %lld documents, %lld tokens, %.2f MB in %.2f s: %.0f docs/s, %.0f tokens/s, %.2f MB/s "

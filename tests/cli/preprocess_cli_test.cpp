@@ -73,6 +73,34 @@ TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
     EXPECT_EQ(e.path().filename().string().rfind("o_", 0), std::string::npos) << "left behind: " << e.path();
 }
 
+// Ctrl-C (SIGINT) stops a running preprocess: exit 130, one line, no .tmp and no outputs left.
+TEST(PreprocessCli, InterruptedRunLeavesNothing) {
+  const std::string d = tmp("sigint");
+  {
+    std::ofstream f(d + "/in.jsonl");  // ~60 MB: seconds of work, so the signal lands mid-run
+    for (int64_t i = 0; i < 300000; ++i)
+      f << "{\"text\": \"document " << i << ": the quick brown fox jumps over the lazy dog " << i * 7919
+        << " times, and then it rests for a while before the next record comes along " << i % 977 << "\"}\n";
+  }
+  const std::string script = std::string(CS_BINARY) + " preprocess --input " + d + "/in.jsonl --output-prefix " + d +
+                             "/o --tokenizer-name-or-path " + kTok + " --log-interval 0 2>" + d +
+                             "/err & pid=$!; i=0; while [ ! -e " + d + "/o_text_document.bin.tmp ] && [ $i -lt 2000 ]; "
+                             "do sleep 0.005; i=$((i+1)); done; kill -INT $pid; wait $pid; echo $?";
+  FILE* p = popen(script.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[64] = {};
+  const size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+  pclose(p);
+  EXPECT_EQ(std::string(buf, n), "130\n");
+  std::ifstream ef(d + "/err");
+  const std::string err((std::istreambuf_iterator<char>(ef)), {});
+  EXPECT_EQ(count_matching_lines(err, "error"), 1) << err;
+  EXPECT_NE(err.find("[preprocess] interrupted at " + d + "/in.jsonl:"), std::string::npos) << err;
+  for (const auto& e : std::filesystem::directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().rfind("o_", 0), std::string::npos) << "left behind: " << e.path();
+  std::filesystem::remove_all(d);
+}
+
 TEST(Flags, NonPositiveNumbersAreOneShortLine) {
   for (const std::string args : {"train --micro-batch-size 0 --data-path x", "generate --load x --max-new-tokens -3",
                                  "eval --load x --data-path y --seq-length abc"}) {

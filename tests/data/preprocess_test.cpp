@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -312,6 +313,29 @@ TEST(Preprocess, BadRecordBeforeAReaderErrorIsTheOneNamed) {
       }
     }
   }
+}
+
+// A stop request (SIGINT / SIGTERM in the CLI) ends the run with exit status 130 and nothing left.
+TEST(Preprocess, StopRequestLeavesNothing) {
+  const std::string d = tmp_dir("stop");
+  {
+    std::ofstream f(d + "/x.jsonl");
+    for (int i = 0; i < 500; ++i) f << "{\"text\": \"record " << i << "\"}\n";
+  }
+  std::atomic<bool> stop{true};
+  PreprocessOptions o = opts({d + "/x.jsonl"}, d + "/o");
+  o.stop = &stop;
+  try {
+    run_preprocess(o);
+    ADD_FAILURE() << "not stopped";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 130);
+    EXPECT_NE(std::string(e.what()).find("interrupted at " + d + "/x.jsonl:1"), std::string::npos) << e.what();
+  }
+  for (const auto& e : std::filesystem::directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().rfind("o_", 0), std::string::npos) << "left behind: " << e.path();
+  stop = false;  // the same options run to the end
+  EXPECT_EQ(run_preprocess(o).documents, 500);
 }
 
 TEST(Preprocess, BadOptionsAreUsageErrors) {

@@ -160,6 +160,10 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
     };
     try {
       for_each_record(files, handler->parquet_columns(), handler->optional_columns(), bytes, [&](RawRecord&& r) {
+        if (opt.stop && opt.stop->load())
+          throw Error(fmt::format("[preprocess] interrupted at {}: stopped; no output written (the .tmp files are "
+                                  "removed). Hint: run it again; it starts from the beginning",
+                                  record_origin(files, r)), 130);
         batch->records.push_back(std::move(r));
         if (int64_t(batch->records.size()) >= opt.batch_records) push();
       });

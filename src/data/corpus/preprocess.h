@@ -5,6 +5,7 @@
 // writer takes batches in input order: the output bytes are the same for any worker count, and
 // memory is bounded by the ring, never by the input size.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ struct PreprocessOptions {
   int workers = 1;
   int64_t log_interval = 100;  // documents between progress lines (0: none)
   int64_t batch_records = 64;  // records per batch handed to a worker
+  // Set (by a signal handler) to stop: no more records are read, the run ends with an Error
+  // (exit 130) and its .tmp outputs removed. Null: never stopped.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct PreprocessStats {
