@@ -1,7 +1,9 @@
 // Resume is bit-identical: train N then resume to N + M equals an uninterrupted N + M run (losses,
 // weights, optimizer state), in the library and through the binary, including a run killed with
-// SIGKILL between two saves (resume from the last complete checkpoint) and a run stopped with
-// SIGTERM (finishes the step, saves, exits 0).
+// SIGKILL between two saves (resume from the last complete checkpoint), a run killed while writing
+// a checkpoint (the partial one ignored with a message) and a run stopped with SIGTERM (finishes
+// the step, saves, exits 0).
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -182,6 +184,49 @@ TEST_F(ResumeBinary, KilledBetweenSavesResumesFromTheLastCompleteCheckpoint) {
   for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(b[i], a[size_t(last) + i]);
   std::ifstream fa(straight + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary),
       fb(killed + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary);
+  const std::string wa((std::istreambuf_iterator<char>(fa)), {}), wb((std::istreambuf_iterator<char>(fb)), {});
+  EXPECT_TRUE(!wa.empty() && wa == wb) << "final weights differ";
+}
+
+// SIGKILL while a checkpoint is being written (its iter_XXXXXXX.tmp folder on disk, caught by
+// watching the folder): the resumed run says it ignores the partial one, resumes from the previous
+// complete checkpoint, writes the same iteration again over the partial folder, and its losses and
+// final weights equal an uninterrupted run's.
+TEST_F(ResumeBinary, KilledWhileWritingACheckpointResumesFromThePreviousOne) {
+  const std::string straight = tmp("straight_mid");
+  ASSERT_EQ(0, test::run_binary(flags_ + " --save " + straight + " > " + straight + ".log").status);
+  std::string dir, partial;
+  for (int attempt = 0; attempt < 5 && partial.empty(); ++attempt) {
+    dir = tmp("midwrite" + std::to_string(attempt));
+    const pid_t pid = start("--save " + dir + " --save-interval 5", dir + ".log");
+    ASSERT_TRUE(wait_for(dir + "/iter_0000005/meta.json", 60)) << "no checkpoint appeared";
+    std::string seen;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (seen.empty() && std::chrono::steady_clock::now() < until) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("iter_", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".tmp") seen = n;
+      }
+    }
+    kill(pid, SIGKILL);
+    EXPECT_EQ(wait_exit(dir + ".log"), 128 + SIGKILL);
+    if (!seen.empty() && fs::exists(dir + "/" + seen)) partial = seen;  // else it completed first: again
+  }
+  ASSERT_FALSE(partial.empty()) << "no run was killed while writing a checkpoint in 5 tries";
+  const int64_t last = latest_iteration(dir);
+  EXPECT_EQ(partial, fmt::format("iter_{:07d}.tmp", last + 5)) << "the latest file moved before the write completed";
+  auto r = test::run_binary(flags_ + " --save " + dir + " --load " + dir + " --save-interval 5 > " + dir + ".resumed.log");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.err, "ignoring " + dir + "/" + partial + ": its write never completed"), 1)
+      << r.err;
+  const auto a = log_lines(straight + ".log"), b = log_lines(dir + ".resumed.log");
+  ASSERT_EQ(b.size(), size_t(300 - last));
+  for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(b[i], a[size_t(last) + i]);
+  EXPECT_TRUE(fs::exists(dir + "/" + partial.substr(0, partial.size() - 4) + "/meta.json"));
+  EXPECT_FALSE(fs::exists(dir + "/" + partial)) << "the partial folder was left after the iteration was saved again";
+  std::ifstream fa(straight + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary),
+      fb(dir + "/iter_0000300/model-tp00-pp000.safetensors", std::ios::binary);
   const std::string wa((std::istreambuf_iterator<char>(fa)), {}), wb((std::istreambuf_iterator<char>(fb)), {});
   EXPECT_TRUE(!wa.empty() && wa == wb) << "final weights differ";
 }
