@@ -1,9 +1,14 @@
 // chuanspeed compare RUN_A RUN_B [--plot FILE.svg] [--from-iter N] [--to-iter M] [--tolerance T]
 // The seed's "accuracy of the loss" check between two runs (A is the reference). Exit status:
-// 0 within tolerance, 3 beyond it, 1 bad input, 2 usage.
+// 0 within tolerance, 3 beyond it, 1 bad input (including runs that log different iterations),
+// 2 usage.
 #include <fmt/core.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -11,7 +16,10 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "train/loss_curve.h"
+
+extern char** environ;
 
 namespace cs::cli {
 
@@ -19,6 +27,47 @@ namespace {
 // A run directory means its metrics.jsonl.
 std::string curve_file(const std::string& p) {
   return std::filesystem::is_directory(p) ? p + "/metrics.jsonl" : p;
+}
+
+void print_run(const char* tag, const std::string& path, const LossCurve& c) {
+  std::printf("%s: %s: %zu iterations (%lld..%lld)\n", tag, path.c_str(), c.loss.size(),
+              (long long)c.loss.begin()->first, (long long)c.loss.rbegin()->first);
+}
+
+// rsvg-convert SVG -> PNG without a shell (run names may hold quotes). Returns true when the PNG
+// was written; false with `why` empty when rsvg-convert is not installed (the PNG is optional),
+// false with `why` set when it ran and failed.
+bool render_png(const std::string& svg, const std::string& png, std::string& why) {
+  int fds[2];
+  if (pipe(fds) != 0) return why = std::strerror(errno), false;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  const char* args[] = {"rsvg-convert", "-o", png.c_str(), svg.c_str(), nullptr};
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, "rsvg-convert", &actions, nullptr, const_cast<char**>(args), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    if (rc != ENOENT) why = std::strerror(rc);
+    return false;
+  }
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR);)
+    if (n > 0) err.append(buf, size_t(n));
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  err = err.substr(0, err.find('\n'));
+  why = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status)) : "killed by a signal";
+  if (!err.empty()) why += ": " + err;
+  return false;
 }
 }  // namespace
 
@@ -36,10 +85,21 @@ int compare_main(int argc, char** argv) {
       ->check(positive());
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
-  const auto a = read_loss_curve(curve_file(run_a)), b = read_loss_curve(curve_file(run_b));
-  const CurveComparison c = compare_curves(a, b, from, to);
-  std::printf("compared %zu iterations (%lld..%lld)\n", c.iterations.size(), (long long)c.iterations.front(),
-              (long long)c.iterations.back());
+  if (from > to)
+    throw UsageError(fmt::format("[compare] --from-iter {} is after --to-iter {}; Hint: the range is [--from-iter, --to-iter]", from, to));
+  const LossCurve a = read_loss_curve(curve_file(run_a)), b = read_loss_curve(curve_file(run_b));
+  print_run("A", run_a, a);
+  print_run("B", run_b, b);
+  for (const LossCurve* c : {&a, &b})
+    for (const std::string& n : c->notes) std::printf("note: %s\n", n.c_str());
+  const CurveComparison c = compare_curves(a.loss, b.loss, from, to);
+  std::printf("compared %zu iterations (%lld..%lld), skipped %lld\n", c.iterations.size(), (long long)c.iterations.front(),
+              (long long)c.iterations.back(), (long long)c.both_nonfinite);
+  if (c.both_nonfinite > 0)
+    std::printf("note: skipped %lld iteration(s) where the loss is NaN or inf in both runs\n", (long long)c.both_nonfinite);
+  if (c.one_nonfinite > 0)
+    std::printf("note: %lld iteration(s) where only one run's loss is NaN or inf: relative error infinite\n",
+                (long long)c.one_nonfinite);
   std::printf("mean relative error:                 %.6f\n", c.mean_rel);
   std::printf("max relative error:                  %.6f (iteration %lld)\n", c.max_rel, (long long)c.max_rel_iter);
   std::printf("max absolute error:                  %.6f (iteration %lld)\n", c.max_abs, (long long)c.max_abs_iter);
@@ -49,13 +109,14 @@ int compare_main(int argc, char** argv) {
   if (!plot.empty()) {
     std::ofstream f(plot);
     f << comparison_svg(c, run_a, run_b, tolerance);
-    if (!f) throw cs::Error(fmt::format("[compare] cannot write --plot {}", plot));
     f.close();
+    if (!f) throw cs::Error(fmt::format("[compare] cannot write --plot {}; Hint: check the folder exists and is writable", plot));
     std::printf("plot: %s\n", plot.c_str());
-    if (std::system("command -v rsvg-convert > /dev/null 2>&1") == 0) {
-      const std::string png = plot.substr(0, plot.rfind('.')) + ".png";
-      if (std::system(("rsvg-convert -o '" + png + "' '" + plot + "'").c_str()) == 0) std::printf("plot: %s\n", png.c_str());
-    }
+    const std::string png = std::filesystem::path(plot).replace_extension(".png").string();
+    std::string why;
+    if (png == plot) {  // --plot x.png: there is no second file to convert into
+    } else if (render_png(plot, png, why)) std::printf("plot: %s\n", png.c_str());
+    else if (!why.empty()) log_warn("[compare] rsvg-convert could not make {} from {} ({}); the SVG is written", png, plot, why);
   }
   return ok ? 0 : 3;
 }

@@ -2,32 +2,51 @@
 // AscendSpeed training log (its " iteration N/ M | ... | lm loss: X |" lines), aligned by
 // iteration and compared with the figures defined in docs/operations.md.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace cs {
 
-// iteration -> lm loss. Throws cs::Error naming the file when it holds no loss at all or a
-// malformed record.
-std::map<int64_t, double> read_loss_curve(const std::string& path);
+struct LossCurve {
+  std::map<int64_t, double> loss;   // iteration -> lm loss; NaN / inf kept (a diverged run)
+  std::vector<std::string> notes;   // what the reader tolerated: repeated iterations, a half-written last line
+};
+
+// A file whose name ends in .jsonl / .json, or whose first non-blank line is a JSON object with
+// "iteration", is read as JSON lines (records without "lm_loss", e.g. validation ones, are
+// skipped); anything else as a training log, where lines other than iteration lines are ignored.
+// Throws cs::Error "[compare] FILE:LINE: expected ...; Hint: ..." for a malformed record or value,
+// and when the file holds no loss at all.
+LossCurve read_loss_curve(const std::string& path);
+
+// Denominator floor of the relative errors: a reference loss of exactly 0 keeps them finite.
+inline constexpr double kRelativeErrorFloor = 1e-12;
 
 struct CurveComparison {
-  std::vector<int64_t> iterations;   // aligned (present in both, within the range)
-  std::vector<double> a, b, rel;     // losses and |a - b| / |a| per aligned iteration
+  std::vector<int64_t> iterations;   // compared: in both runs, within the range, not both non-finite
+  std::vector<double> a, b, rel;     // losses and |a - b| / max(|a|, floor) per compared iteration
   double mean_rel = 0, max_rel = 0, max_abs = 0, avg_loss_rel = 0;
   int64_t max_rel_iter = 0, max_abs_iter = 0;
+  int64_t both_nonfinite = 0;        // iterations skipped: the loss is NaN / inf in both runs
+  int64_t one_nonfinite = 0;         // compared iterations where only one loss is finite (r = inf)
   // Within tolerance: the mean relative error and the relative error of the average loss both
-  // at most `tolerance`.
+  // at most `tolerance` (an infinite or NaN figure never is).
   bool within(double tolerance) const { return mean_rel <= tolerance && avg_loss_rel <= tolerance; }
 };
 
-// Compares B against the reference A over iterations [from, to]; an error when none align.
+// Compares B against the reference A over iterations [from, to]. Throws cs::Error (exit 1) when
+// the two runs do not log the same iterations there, naming both ranges and the common one.
 CurveComparison compare_curves(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
                                int64_t from, int64_t to);
 
 // A self-contained SVG: both curves on top, the relative error and the tolerance line below.
+// Names are XML-escaped; non-finite points leave gaps (losses) or sit on the top edge (errors).
 std::string comparison_svg(const CurveComparison& c, const std::string& name_a,
                            const std::string& name_b, double tolerance);
+
+// `s` with & < > " ' as XML entities and control characters as '?'.
+std::string xml_escape(const std::string& s);
 
 }  // namespace cs
