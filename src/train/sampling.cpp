@@ -19,9 +19,12 @@ int32_t choose_token(const float* logits, int64_t vocab, const SamplingParams& p
   });
   const size_t k = p.top_k > 0 ? std::min<size_t>(size_t(p.top_k), idx.size()) : idx.size();
   std::vector<double> prob(k);
-  const double mx = logits[idx[0]] / p.temperature;
+  // (logit - max) / T, not logit / T - max / T: for a tiny T (below ~1e-308) logit / T is +-inf and
+  // inf - inf is NaN, which picked the least likely token. This way every token but the most likely
+  // underflows to probability 0 and a tiny temperature is greedy.
+  const double mx = logits[idx[0]];
   double sum = 0;
-  for (size_t i = 0; i < k; ++i) sum += prob[i] = std::exp(logits[idx[i]] / p.temperature - mx);
+  for (size_t i = 0; i < k; ++i) sum += prob[i] = std::exp((double(logits[idx[i]]) - mx) / p.temperature);
   size_t keep = k;
   if (p.top_p < 1.0) {
     double acc = 0;

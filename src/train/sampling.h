@@ -14,6 +14,9 @@ struct SamplingParams {
   uint64_t seed = 1234;
 };
 
+// Chooses among ids [0, vocab): a vocab shorter than the logits row leaves out its last rows (a
+// model vocabulary padded beyond the tokenizer's). Any temperature > 0 small enough that only the
+// most likely token keeps a probability is greedy.
 int32_t choose_token(const float* logits, int64_t vocab, const SamplingParams& p, uint64_t step);
 
 }  // namespace cs
