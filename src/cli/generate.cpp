@@ -2,9 +2,13 @@
 //                     --prompt-file F | --prompt-ids 1,2,3) [--max-new-tokens N]
 //                     [--temperature T] [--top-k K] [--top-p P] [--seed S]
 // Prefills the prompt into the KV cache, then decodes one token at a time; prints the text (or the
-// ids without a tokenizer) and tokens/s. Stops at the tokenizer's end-of-sequence id.
+// ids without a tokenizer) and tokens/s. Chooses only among the tokenizer's ids (a padded model
+// vocabulary's extra rows are no tokens). Stops at the tokenizer's end-of-sequence id, at
+// --max-new-tokens, or at the model's positions (with a note on stderr).
 #include <fmt/core.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -39,6 +43,49 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   }
   if (ids.empty()) throw UsageError("--prompt-ids: no ids given");
   return ids;
+}
+
+// A number >= 0, in one line (CLI::NonNegativeNumber's message prints DBL_MAX's 300 digits).
+const CLI::Validator& non_negative() {
+  static const CLI::Validator v(
+      [](std::string& in) -> std::string {
+        // strtod, not stod: stod throws for a subnormal such as 1e-310, a valid tiny temperature.
+        char* end = nullptr;
+        const double d = std::strtod(in.c_str(), &end);
+        if (!in.empty() && end == in.c_str() + in.size() && d >= 0) return "";
+        return "expected a number 0 or greater, got '" + in + "'";
+      },
+      "NONNEGATIVE");
+  return v;
+}
+
+// Tokenizer::decode ignores SentencePiece's status, which fails on an id outside the tokenizer
+// (the text then comes back empty): check the ids here so such a failure is an error, not "".
+std::string decode_checked(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  for (int32_t id : ids)
+    if (id < 0 || id >= tok.vocab_size())
+      throw Error(fmt::format("[generate] cannot decode token id {}: outside the tokenizer's vocabulary [0, {})", id,
+                              tok.vocab_size()));
+  return tok.decode(ids);
+}
+
+// --load of one iteration folder of a native checkpoint (CKPT/iter_XXXXXXX, holding meta.json):
+// it is no checkpoint root and no Hugging Face directory, so name the root instead of letting the
+// Hugging Face reader ask for a config.json.
+void check_not_an_iteration_folder(const std::string& load) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::path(load).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "run/iter_0000020/"
+  if (is_native_checkpoint(load) || !fs::is_regular_file(dir / "meta.json", ec)) return;
+  const std::string root = dir.has_parent_path() ? dir.parent_path().string() : ".";
+  if (is_native_checkpoint(root))
+    throw Error(fmt::format("[generate] --load {}: one iteration folder of a native checkpoint; expected the "
+                            "checkpoint root. Hint: --load {} (the folder holding latest_checkpointed_iteration.txt; "
+                            "it loads the iteration named there)", load, root));
+  throw Error(fmt::format("[generate] --load {}: one iteration folder of a native checkpoint; expected the "
+                          "checkpoint root. Hint: --load the folder that holds it and latest_checkpointed_iteration.txt",
+                          load));
 }
 }  // namespace
 
@@ -103,6 +150,18 @@ struct Scores {
   }
 };
 
+// The new tokens' text as it follows the prompt. SentencePiece drops the leading "▁" of the first
+// piece it decodes, so decoding the new tokens alone loses the space between prompt and
+// continuation ("task" + "▁B" -> "taskB"): decode both together and keep what follows the
+// prompt's own decoding. When that is not a prefix (pieces merged across the boundary), the new
+// tokens alone, so the line still starts with the prompt as typed.
+std::string continuation(const Tokenizer& tok, const std::vector<int32_t>& prompt, const std::vector<int32_t>& out) {
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), out.begin(), out.end());
+  const std::string head = decode_checked(tok, prompt), full = decode_checked(tok, all);
+  return full.rfind(head, 0) == 0 ? full.substr(head.size()) : decode_checked(tok, out);
+}
+
 int generate_main(int argc, char** argv) {
   CLI::App app("Generate text with a trained model (KV cache)", "generate");
   std::string load, tokenizer, prompt, prompt_file, prompt_ids;
@@ -110,76 +169,110 @@ int generate_main(int argc, char** argv) {
   SamplingParams sp;
   app.add_option("--load", load, "a native checkpoint or a Hugging Face directory")->required();
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
-  app.add_option("--prompt", prompt, "the prompt text");
-  app.add_option("--prompt-file", prompt_file,
-                 "prompts, one a line; a JSON line {\"prompt\"} or an Alpaca record {\"instruction\", \"input\", "
-                 "\"output\"} (the output, when given, is scored by exact match)");
-  app.add_option("--prompt-ids", prompt_ids, "a prompt as token ids (no tokenizer needed)");
+  const CLI::Option* o_prompt = app.add_option("--prompt", prompt, "the prompt text (\"\": start from BOS)");
+  const CLI::Option* o_file = app.add_option(
+      "--prompt-file", prompt_file,
+      "prompts, one a line; a JSON line {\"prompt\"} or an Alpaca record {\"instruction\", \"input\", "
+      "\"output\"} (the output, when given, is scored by exact match)");
+  const CLI::Option* o_ids = app.add_option("--prompt-ids", prompt_ids, "a prompt as token ids (no tokenizer needed)");
   app.add_option("--max-new-tokens", max_new, "tokens to generate")->check(positive());
-  app.add_option("--temperature", sp.temperature, "0: greedy")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)");
+  app.add_option("--temperature", sp.temperature, "0: greedy")->check(non_negative());
+  app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)")->check(non_negative());
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", sp.seed, "sampling seed");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
-  if (int(!prompt.empty()) + int(!prompt_file.empty()) + int(!prompt_ids.empty()) != 1)
+  // Given, not non-empty: --prompt "" is a prompt (generation from BOS alone).
+  if (int(o_prompt->count() > 0) + int(o_file->count() > 0) + int(o_ids->count() > 0) != 1)
     throw UsageError("give exactly one of --prompt, --prompt-file or --prompt-ids");
-  if (prompt_ids.empty() && tokenizer.empty())
+  if (o_ids->count() == 0 && tokenizer.empty())
     throw UsageError("--prompt / --prompt-file need --tokenizer-name-or-path (or use --prompt-ids)");
 
-  SingleGroup tp("tp");
-  std::unique_ptr<Model> model = load_model_weights(load, cpu_ops(), tp, 1, 0);
   std::unique_ptr<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::string> texts;
+  std::vector<std::string> texts, where;  // where: each prompt, for error messages
   std::vector<PromptRecord> expected;
   Scores scores;
-  if (!prompt_ids.empty()) {
+  if (o_ids->count()) {
     prompts.push_back(parse_ids(prompt_ids));
+    where.push_back("the prompt");
   } else {
     tok = std::make_unique<Tokenizer>(tokenizer);
-    if (!prompt.empty()) texts.push_back(prompt);
+    if (o_prompt->count()) {
+      texts.push_back(prompt);
+      where.push_back("the prompt");
+    }
     std::ifstream f(prompt_file);
-    if (!prompt_file.empty() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
+    if (o_file->count() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
     int64_t lineno = 0;
-    for (std::string line; !prompt_file.empty() && std::getline(f, line);) {
+    for (std::string line; o_file->count() && std::getline(f, line);) {
       ++lineno;
-      if (line.empty()) continue;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string at = fmt::format("{}:{}", prompt_file, lineno);
+      where.push_back("the prompt at " + at);
       if (line[0] != '{') {
         texts.push_back(line);
         continue;
       }
-      const PromptRecord r = parse_prompt_record(line, fmt::format("{}:{}", prompt_file, lineno));
+      const PromptRecord r = parse_prompt_record(line, at);
       texts.push_back(r.prompt);
       expected.push_back(r);
     }
+    if (texts.empty())
+      throw Error(fmt::format("[generate] --prompt-file {}: no prompts (the file is empty or blank); expected one "
+                              "prompt a line, plain text or JSON", prompt_file));
     if (!expected.empty() && expected.size() != texts.size())
       throw UsageError(fmt::format("--prompt-file {}: mixes JSON records and plain lines; use one form", prompt_file));
     for (const auto& t : texts) prompts.push_back(tok->encode(t));
   }
-  const int64_t cap = model->config().max_seq_length, v = model->config().vocab_size;
+
+  check_not_an_iteration_folder(load);
+  SingleGroup tp("tp");
+  std::unique_ptr<Model> model = load_model_weights(load, cpu_ops(), tp, 1, 0);
+  const int64_t cap = model->config().max_seq_length;
+  // Megatron pads the model's vocabulary (64000 -> 64512 at TP 8): the padded rows are no token
+  // the tokenizer can decode, so sampling looks only at the tokenizer's ids, a prefix of the row.
+  int64_t v = model->config().vocab_size;
+  if (tok && v < tok->vocab_size())
+    throw Error(fmt::format("[generate] the model's vocabulary of {} is smaller than the tokenizer's {} pieces ({}); "
+                            "expected the tokenizer the model was trained with. Hint: check --tokenizer-name-or-path",
+                            v, tok->vocab_size(), tok->model_path()));
+  if (tok) v = tok->vocab_size();
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    std::vector<int32_t>& ids = prompts[pi];
+    if (ids.empty() && tok) ids.push_back(tok->bos_id() >= 0 ? tok->bos_id() : 0);
+    if (int64_t(ids.size()) >= cap)
+      throw Error(fmt::format("[generate] {} is {} tokens but the model has {} positions; expected at most {} to "
+                              "leave room for new tokens. Hint: shorten the prompt",
+                              where[pi], ids.size(), cap, cap - 1));
+  }
+
   Decoder dec(*model, cpu_ops(), 1, cap);
-  int64_t total_new = 0;
+  int64_t total_new = 0, cut = 0, cut_len = 0;
   double total_secs = 0;
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    std::vector<int32_t> ids = prompts[pi];
-    if (ids.empty() && tok) ids.push_back(tok->bos_id() >= 0 ? tok->bos_id() : 0);
+    const std::vector<int32_t>& ids = prompts[pi];
     dec.reset();
     Timer t;
     Tensor logits = dec.step(ids.data(), int64_t(ids.size()));
     std::vector<int32_t> out;
+    bool eos = false;
     for (int64_t i = 0; i < max_new && dec.length() < cap; ++i) {
       const int32_t next = choose_token(logits.f32(), v, sp, uint64_t(pi) << 32 | uint64_t(i));
       out.push_back(next);
-      if (tok && next == tok->eos_id()) break;
+      if ((eos = tok && next == tok->eos_id())) break;
       if (dec.length() < cap && i + 1 < max_new) logits = dec.step(&next, 1);
+    }
+    if (!eos && int64_t(out.size()) < max_new) {  // stopped by the model's positions, not by the user
+      ++cut;
+      cut_len = int64_t(out.size());
     }
     const double secs = t.seconds();
     if (!expected.empty()) {
-      if (!out.empty() && out.back() == tok->eos_id()) out.pop_back();
-      scores.add(expected[pi], tok->decode(out));
+      if (eos) out.pop_back();
+      scores.add(expected[pi], decode_checked(*tok, out));  // trimmed there, so the dropped "▁" is no loss
     } else if (tok) {
-      std::printf("%s%s\n", texts[pi].c_str(), tok->decode(out).c_str());
+      std::printf("%s%s\n", texts[pi].c_str(), continuation(*tok, ids, out).c_str());
     } else {
       std::string s;
       for (size_t i = 0; i < out.size(); ++i) s += (i ? "," : "") + std::to_string(out[i]);
@@ -194,6 +287,12 @@ int generate_main(int argc, char** argv) {
   if (prompts.size() > 1)
     std::fprintf(stderr, "[generate] %zu prompts, %lld new tokens in %.3f s: %.1f tokens/s\n", prompts.size(),
                  (long long)total_new, total_secs, double(total_new) / std::max(total_secs, 1e-9));
+  if (cut == 1 && prompts.size() == 1)
+    std::fprintf(stderr, "[generate] note: stopped after %lld new token(s), at the model's %lld positions (not at "
+                 "--max-new-tokens %lld)\n", (long long)cut_len, (long long)cap, (long long)max_new);
+  else if (cut > 0)
+    std::fprintf(stderr, "[generate] note: %lld of %zu prompts stopped at the model's %lld positions (not at "
+                 "--max-new-tokens %lld)\n", (long long)cut, prompts.size(), (long long)cap, (long long)max_new);
   scores.print();
   return 0;
 }

@@ -1,13 +1,11 @@
-// chuanspeed preprocess and generate --prompt-file as a user runs them: progress lines every
-// --log-interval documents and a summary, Megatron's output names, one clear line and the right
-// exit status for bad flags and bad records; JSON prompt files scored by exact match.
+// chuanspeed preprocess as a user runs it: progress lines every --log-interval documents and a
+// summary, Megatron's output names, one clear line and the right exit status for bad flags and bad
+// records. (generate's command-line tests: generate_cli_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
-#include "data/tokenizer.h"
 #include "run_util.h"
 
 namespace cs::test {
@@ -110,59 +108,6 @@ TEST(Flags, NonPositiveNumbersAreOneShortLine) {
     EXPECT_NE(r.err.find("expected a number greater than 0"), std::string::npos) << r.err;
     EXPECT_LT(r.err.size(), 200u) << r.err;  // CLI11's PositiveNumber printed DBL_MAX in full
   }
-}
-
-TEST(GenerateCli, JsonPromptFileIsScoredByExactMatch) {
-  const std::string d = tmp("gen");
-  ASSERT_EQ(run_binary("init --model tiny --vocab-size 1024 --seed 3 --save " + d + "/m").status, 0);
-  std::ofstream(d + "/q.jsonl") << R"({"instruction": "What is 2 + 2?", "input": ""})" "\n";
-  const std::string gen = "generate --load " + d + "/m --tokenizer-name-or-path " + kTok + " --max-new-tokens 3 --prompt-file ";
-  auto r = run_binary(gen + d + "/q.jsonl");
-  ASSERT_EQ(r.status, 0) << r.err;
-  const std::string prefix = "What is 2 + 2? -> ";
-  ASSERT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
-  std::string answer = r.out.substr(prefix.size());
-  answer = answer.substr(0, answer.find('\n'));
-  EXPECT_EQ(r.out.find("exact match"), std::string::npos);  // nothing to score against
-  // The greedy answer scored against itself is right, against anything else wrong.
-  nlohmann::json right = {{"instruction", "What is 2 + 2?"}, {"input", ""}, {"output", answer}, {"task", "add"}};
-  nlohmann::json wrong = {{"instruction", "What is 2 + 2?"}, {"output", answer + "x"}, {"task", "add"}};
-  std::ofstream(d + "/s.jsonl") << right.dump() << "\n" << wrong.dump() << "\n";
-  r = run_binary(gen + d + "/s.jsonl");
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("exact match: 1 / 2 = 50.0%"), std::string::npos) << r.out;
-  EXPECT_EQ(count_matching_lines(r.out, "[right]"), 1) << r.out;
-  std::ofstream(d + "/bad.jsonl") << "{\"instruction\": 3}\n";
-  r = run_binary(gen + d + "/bad.jsonl");
-  EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("bad.jsonl:1: field 'instruction' is not a string"), std::string::npos) << r.err;
-}
-
-TEST(GenerateCli, PromptTextWithTheRealBaichuanTokenizerEqualsItsIds) {
-  const std::string baichuan = kSrc + "/../shared/reference/baichuan-13b-base";
-  if (!std::filesystem::exists(baichuan + "/tokenizer.model"))
-    GTEST_SKIP() << "../shared/reference/baichuan-13b-base not present";
-  const std::string d = tmp("baichuan");
-  ASSERT_EQ(run_binary("init --model tiny --vocab-size 64000 --position-embedding-type alibi --seed 5 --save " + d + "/m").status, 0);
-  const std::string prompt = "百川大模型 is a family of LLMs:";
-  const Tokenizer tok(baichuan);
-  std::string ids;
-  for (int32_t id : tok.encode(prompt)) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-  const std::string gen = "generate --load " + d + "/m --max-new-tokens 6 ";
-  const auto by_text = run_binary(gen + "--tokenizer-name-or-path " + baichuan + " --prompt '" + prompt + "'");
-  const auto by_ids = run_binary(gen + "--prompt-ids " + ids);
-  ASSERT_EQ(by_text.status, 0) << by_text.err;
-  ASSERT_EQ(by_ids.status, 0) << by_ids.err;
-  // The same greedy continuation: the text form prints the prompt and the decoded new tokens.
-  std::vector<int32_t> cont;
-  for (size_t at = 0; at < by_ids.out.size();) {
-    size_t end = by_ids.out.find_first_of(",\n", at);
-    if (end == std::string::npos) end = by_ids.out.size();
-    if (end > at) cont.push_back(std::stoi(by_ids.out.substr(at, end - at)));
-    at = end + 1;
-  }
-  ASSERT_EQ(cont.size(), 6u) << by_ids.out;
-  EXPECT_EQ(by_text.out, prompt + tok.decode(cont) + "\n");
 }
 
 }  // namespace
