@@ -52,6 +52,10 @@ int train_main(int argc, char** argv) {
   std::unique_ptr<Model> model;
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
+  if (f.resume && !native)
+    throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
+                                 "Hint: --resume continues a run from its own --save directory",
+                                 f.load.value_or("(not given)")));
   if (native) {
     ModelConfig cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;

@@ -16,7 +16,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
-  app.add_option("--load", load, "Hugging Face model directory to start from");
+  // The last --load wins: `pulse --restart` appends the run's own directory to a command (a seed
+  // script) that already loads the starting weights.
+  app.add_option("--load", load, "a Hugging Face directory to start from, or a native checkpoint to resume")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
   app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");
   app.add_option("--tensorboard-dir", tensorboard_dir, "write TensorBoard event files here");
@@ -61,6 +64,9 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
   app.add_flag("--no-load-optim", no_load_optim, "--load without the optimizer state");
   app.add_flag("--no-load-rng", no_load_rng, "--load without the RNG state (the seed comes from --seed)");
+  app.add_flag("--resume", resume,
+               "continue this run from --load's native checkpoint with its whole state, overriding --finetune, "
+               "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
 
@@ -142,8 +148,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.exit_interval = exit_interval;
   a.keep_last = keep_last;
   a.seed = seed;
-  a.finetune = finetune;
-  a.load_optim = !no_load_optim;
+  a.finetune = finetune && !resume;
+  a.load_optim = !no_load_optim || resume;
   return a;
 }
 

@@ -30,7 +30,7 @@ struct TrainFlags {
   bool fp16 = false, bf16 = false;
   int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
   int keep_last = 0;
-  bool finetune = false, no_load_optim = false, no_load_rng = false;
+  bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false;
 
   void add_to(CLI::App& app);
   // Parallel sizes other than 1, dropout and non-RMSNorm are errors (not built yet / not Baichuan).

@@ -11,9 +11,14 @@ namespace cs {
 
 struct Heartbeat {
   int64_t iteration = 0, train_iters = 0, pid = 0;
+  // The pid's start time (clock ticks since boot, /proc/PID/stat field 22): a pid the kernel has
+  // since given to another process is not taken for the run. 0: unknown (then the pid alone).
+  uint64_t pid_start = 0;
   double time = 0;  // unix seconds
-  std::string host, state = "running", latest_checkpoint;
-  double last_loss = 0;
+  // running / finished / stopped / failed from the trainer; starting from a pulse that relaunched
+  // the run (pid: the relaunched command's, log: where it writes) until the trainer's first beat.
+  std::string host, state = "running", latest_checkpoint, log;
+  double last_loss = 0;  // NaN when the last step's loss was not finite (JSON null)
 };
 
 // Writes DIR/heartbeat.json atomically.
@@ -23,6 +28,12 @@ std::optional<Heartbeat> read_heartbeat(const std::string& dir);
 
 double unix_now();
 std::string host_name();
+
+// PID's start time in clock ticks since boot; 0 when it cannot be read (no such process, no /proc).
+uint64_t process_start_ticks(int64_t pid);
+// Whether PID is a live process (not a zombie) and, when START is known, the same process that
+// started then rather than a later one given the same pid.
+bool process_alive(int64_t pid, uint64_t start = 0);
 
 // Keeps a run's heartbeat: beat() rewrites it when `min_interval` seconds have passed.
 class HeartbeatWriter {
