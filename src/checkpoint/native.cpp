@@ -90,6 +90,23 @@ std::vector<std::string> incomplete_checkpoints(const std::string& root) {
   return out;
 }
 
+// DIR as one iteration folder of a native checkpoint (CKPT/iter_XXXXXXX, holding meta.json) is no
+// checkpoint root and no Hugging Face directory: name the root rather than letting the Hugging
+// Face reader ask for a config.json.
+void check_not_an_iteration_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::path d = fs::path(dir).lexically_normal();
+  if (!d.has_filename()) d = d.parent_path();  // "run/iter_0000020/"
+  if (!fs::is_regular_file(d / "meta.json", ec)) return;
+  const std::string root = d.has_parent_path() ? d.parent_path().string() : ".";
+  throw Error(fmt::format("[checkpoint] {}: one iteration folder of a native checkpoint; expected the checkpoint "
+                          "root. Hint: {}", dir,
+                          is_native_checkpoint(root)
+                              ? fmt::format("pass {} (the folder holding latest_checkpointed_iteration.txt; it loads "
+                                            "the iteration named there)", root)
+                              : std::string("pass the folder that holds it and latest_checkpointed_iteration.txt")));
+}
+
 bool is_native_checkpoint(const std::string& dir) {
   return fs::exists(dir + "/latest_checkpointed_iteration.txt");
 }

@@ -71,6 +71,9 @@ std::vector<std::string> incomplete_checkpoints(const std::string& root);
 
 // Whether DIR looks like a native checkpoint root (has the latest file).
 bool is_native_checkpoint(const std::string& dir);
+// Throws a cs::Error naming the checkpoint root when DIR is one of its iteration folders
+// (CKPT/iter_XXXXXXX: meta.json, no latest file), which loaders would otherwise misread.
+void check_not_an_iteration_folder(const std::string& dir);
 
 class CheckpointReader {
  public:

@@ -69,24 +69,6 @@ std::string decode_checked(const Tokenizer& tok, const std::vector<int32_t>& ids
   return tok.decode(ids);
 }
 
-// --load of one iteration folder of a native checkpoint (CKPT/iter_XXXXXXX, holding meta.json):
-// it is no checkpoint root and no Hugging Face directory, so name the root instead of letting the
-// Hugging Face reader ask for a config.json.
-void check_not_an_iteration_folder(const std::string& load) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path dir = fs::path(load).lexically_normal();
-  if (!dir.has_filename()) dir = dir.parent_path();  // "run/iter_0000020/"
-  if (is_native_checkpoint(load) || !fs::is_regular_file(dir / "meta.json", ec)) return;
-  const std::string root = dir.has_parent_path() ? dir.parent_path().string() : ".";
-  if (is_native_checkpoint(root))
-    throw Error(fmt::format("[generate] --load {}: one iteration folder of a native checkpoint; expected the "
-                            "checkpoint root. Hint: --load {} (the folder holding latest_checkpointed_iteration.txt; "
-                            "it loads the iteration named there)", load, root));
-  throw Error(fmt::format("[generate] --load {}: one iteration folder of a native checkpoint; expected the "
-                          "checkpoint root. Hint: --load the folder that holds it and latest_checkpointed_iteration.txt",
-                          load));
-}
 }  // namespace
 
 // One line of a JSON --prompt-file: the prompt, and the expected answer when there is one.
@@ -226,7 +208,6 @@ int generate_main(int argc, char** argv) {
     for (const auto& t : texts) prompts.push_back(tok->encode(t));
   }
 
-  check_not_an_iteration_folder(load);
   SingleGroup tp("tp");
   std::unique_ptr<Model> model = load_model_weights(load, cpu_ops(), tp, 1, 0);
   const int64_t cap = model->config().max_seq_length;

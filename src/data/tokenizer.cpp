@@ -68,7 +68,10 @@ void Tokenizer::encode_raw(std::string_view text, std::vector<int32_t>& out) con
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string text;
-  sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  const auto st = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  if (!st.ok())
+    throw Error(fmt::format("[tokenizer] {}: cannot decode {} ids: {}. Hint: are they this tokenizer's ids?",
+                            model_path_, ids.size(), st.ToString()));
   return text;
 }
 

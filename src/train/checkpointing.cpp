@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <filesystem>
+
 #include "checkpoint/native.h"
 #include "core/log.h"
 #include "train/hf_model.h"
@@ -64,7 +66,10 @@ ModelConfig checkpoint_model_config(const std::string& root) {
 
 std::unique_ptr<Model> load_model_weights(const std::string& dir, const Ops& ops, Group& tp,
                                           int64_t max_batch, int64_t max_seq) {
-  if (!is_native_checkpoint(dir)) return load_hf_model(dir, ops, tp, max_batch, max_seq);
+  if (!is_native_checkpoint(dir)) {
+    check_not_an_iteration_folder(dir);
+    return load_hf_model(dir, ops, tp, max_batch, max_seq);
+  }
   ModelConfig cfg = checkpoint_model_config(dir);
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);  // as load_hf_model
   auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);

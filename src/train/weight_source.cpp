@@ -90,7 +90,10 @@ class NativeSource : public WeightSource {
 }  // namespace
 
 std::unique_ptr<WeightSource> WeightSource::open(const std::string& dir) {
-  if (!is_native_checkpoint(dir)) return std::make_unique<HfSource>(dir);
+  if (!is_native_checkpoint(dir)) {
+    check_not_an_iteration_folder(dir);
+    return std::make_unique<HfSource>(dir);
+  }
   const int64_t it = latest_iteration(dir);
   return std::make_unique<NativeSource>(dir, it);
 }

@@ -224,8 +224,10 @@ TEST(GenerateCli, BadInputIsOneLineWithTheRightStatus) {
       {gen + "--prompt-ids " + long_ids.substr(0, long_ids.find(",69,")),
        "the prompt is 64 tokens but the model has 64 positions; expected at most 63", 1},
       {"generate --load " + d + "/ckpt/iter_0000000 --prompt-ids 5",
-       "Hint: --load " + d + "/ckpt (the folder holding latest_checkpointed_iteration.txt", 1},
-      {"generate --load " + d + "/ckpt/iter_0000000/ --prompt-ids 5", "Hint: --load " + d + "/ckpt (", 1},
+       "Hint: pass " + d + "/ckpt (the folder holding latest_checkpointed_iteration.txt", 1},
+      {"generate --load " + d + "/ckpt/iter_0000000/ --prompt-ids 5", "Hint: pass " + d + "/ckpt (", 1},
+      // convert (and eval, through the same loader as generate) refuse it the same way
+      {"convert --input " + d + "/ckpt/iter_0000000 --output " + d + "/conv", "one iteration folder", 1},
   };
   for (const auto& c : cases) {
     const auto r = run_binary(c.args);
