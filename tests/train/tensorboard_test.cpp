@@ -1,6 +1,7 @@
 // TensorBoard event files read back by an independent reader written here from the formats'
 // specs (TFRecord framing with a bitwise CRC-32C, protobuf wire format): the logged scalars come
-// back exactly; the trainer writes Megatron's tags.
+// back exactly; a real training run writes every Megatron tag (training and validation) with the
+// values of its metrics.jsonl and real wall times.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <vector>
 
+#include "cli/run_util.h"
+#include "train/heartbeat.h"
 #include "train/tensorboard.h"
 
 namespace cs {
@@ -39,7 +44,8 @@ struct Reader {
 };
 
 // (step, tag) -> value for every scalar in the file; checks every CRC.
-std::map<std::pair<int64_t, std::string>, float> read_events(const std::string& path, std::string* version) {
+std::map<std::pair<int64_t, std::string>, float> read_events(const std::string& path, std::string* version,
+                                                              std::vector<double>* wall_times = nullptr) {
   std::ifstream f(path, std::ios::binary);
   const std::string data((std::istreambuf_iterator<char>(f)), {});
   std::map<std::pair<int64_t, std::string>, float> out;
@@ -58,7 +64,13 @@ std::map<std::pair<int64_t, std::string>, float> read_events(const std::string& 
     int64_t step = 0;
     while (r.i < ev.size()) {
       const uint64_t k = r.varint();
-      if (k == (1 << 3 | 1)) { r.i += 8; continue; }                       // wall_time
+      if (k == (1 << 3 | 1)) {                                              // wall_time
+        double w;
+        std::memcpy(&w, ev.data() + r.i, 8);
+        if (wall_times) wall_times->push_back(w);
+        r.i += 8;
+        continue;
+      }
       if (k == (2 << 3 | 0)) { step = int64_t(r.varint()); continue; }     // step
       const uint64_t n = r.varint();                                      // length-delimited
       const std::string body = ev.substr(r.i, n);
@@ -112,6 +124,60 @@ TEST(TensorBoard, IndependentReaderGetsTheLoggedValuesBack) {
   EXPECT_EQ(ev.at({10, "learning-rate"}), 3e-4f);
   EXPECT_EQ(ev.at({20, "lm loss"}), 5.25f);
   EXPECT_EQ(ev.at({20, "grad-norm"}), 1.125f);
+}
+
+// A real training run: every tag Megatron writes (training and validation) at every logged
+// iteration, equal to the run's metrics.jsonl as floats, and a wall time within the run.
+TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
+  const std::string dir = ::testing::TempDir() + "/cs_tb_train_" + std::to_string(getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const double t0 = unix_now();
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 40").status);
+  const auto r = test::run_binary(
+      "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 --train-iters 8 "
+      "--log-interval 2 --eval-interval 4 --eval-iters 1 --split 80,20,0 --lr 1e-3 --fp16 --data-path " + dir +
+      "/data --save " + dir + "/run --tensorboard-dir " + dir + "/tb");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string path;
+  for (const auto& e : fs::directory_iterator(dir + "/tb")) path = e.path().string();
+  std::string version;
+  std::vector<double> walls;
+  const auto ev = read_events(path, &version, &walls);
+  EXPECT_EQ(version, "brain.Event:2");
+  ASSERT_FALSE(walls.empty());
+  for (double w : walls) {
+    EXPECT_GE(w, t0 - 1);
+    EXPECT_LE(w, unix_now() + 1);
+  }
+  std::ifstream m(dir + "/run/metrics.jsonl");
+  int train_records = 0, valid_records = 0;
+  for (std::string line; std::getline(m, line);) {
+    const auto j = nlohmann::json::parse(line);
+    const int64_t it = j.at("iteration").get<int64_t>();
+    auto expect = [&](const char* tag, const char* key) {
+      const auto found = ev.find({it, tag});
+      ASSERT_NE(found, ev.end()) << tag << " at " << it;
+      EXPECT_EQ(found->second, float(j.at(key).get<double>())) << tag << " at " << it;
+    };
+    if (j.contains("lm_loss")) {
+      ++train_records;
+      expect("lm loss", "lm_loss");
+      expect("learning-rate", "learning_rate");
+      expect("loss-scale", "loss_scale");
+      expect("grad-norm", "grad_norm");
+      expect("tokens-per-second-per-device", "tokens_per_s_per_device");
+      expect("tflops-per-device", "tflops_per_device");
+    } else {
+      ++valid_records;
+      expect("lm loss validation", "valid_lm_loss");
+      expect("lm loss validation ppl", "valid_ppl");
+    }
+  }
+  EXPECT_EQ(train_records, 4);
+  EXPECT_EQ(valid_records, 2);
+  EXPECT_EQ(ev.size(), size_t(train_records * 6 + valid_records * 2));
+  fs::remove_all(dir);
 }
 
 }  // namespace
