@@ -4,6 +4,7 @@
 // for tests and the demo until the real preprocessing lands.
 #include <fmt/core.h>
 
+#include <filesystem>
 #include <vector>
 
 #include "cli/commands.h"
@@ -25,6 +26,10 @@ int synth_data_main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
+  // The prefix's folder is created, as preprocess does.
+  std::error_code ec;
+  const auto parent = std::filesystem::path(prefix).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   IndexedDatasetWriter w(prefix, best_dtype(vocab));
   std::vector<int32_t> ids;
   const uint64_t key = philox_key(seed, "synth-data");

@@ -130,8 +130,7 @@ TEST(TensorBoard, IndependentReaderGetsTheLoggedValuesBack) {
 // iteration, equal to the run's metrics.jsonl as floats, and a wall time within the run.
 TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   const std::string dir = ::testing::TempDir() + "/cs_tb_train_" + std::to_string(getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  fs::remove_all(dir);  // synth-data creates it
   const double t0 = unix_now();
   ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 40").status);
   const auto r = test::run_binary(
