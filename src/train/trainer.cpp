@@ -6,6 +6,7 @@
 #include <memory>
 #include <cstdio>
 
+#include "core/log.h"
 #include "core/timer.h"
 #include "data/blended_dataset.h"
 #include "model/flops.h"
@@ -69,6 +70,13 @@ TrainResult train(Model& model, const TrainArgs& a, const Ops& ops, Group& world
     } else {
       st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, &scaler);
       r.consumed_samples = st.consumed_samples;
+      // The sample order comes from --seed (as in Megatron): another seed continues the iteration
+      // count on a different order, which is allowed but never what an exact resume wants.
+      if (st.seed != a.seed)
+        log_warn("[train] {} was trained with --seed {}, this run has --seed {}: the samples from here on "
+                 "follow --seed {}, not the original order. Hint: pass --seed {} to continue the run exactly",
+                 a.resume_dir, st.seed, a.seed, a.seed, st.seed);
+      st.seed = a.seed;
     }
   }
   r.start_iteration = r.iterations = st.iteration;
