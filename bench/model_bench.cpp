@@ -31,10 +31,11 @@ double sgemm_peak_gflops() {
   philox_fill_normal(a.f32(), n * n, 1, 0, 0, 1);
   philox_fill_normal(b.f32(), n * n, 2, 0, 0, 1);
   Tensor ta = a.tensor({n, n}), tb = b.tensor({n, n}), tc = c.tensor({n, n});
+  auto ctx = cpu_backend().make_context();
   std::vector<double> t;
   for (int i = 0; i < 6; ++i) {
     Timer tm;
-    cpu_ops().matmul(ta, false, tb, true, tc, 1, 0);
+    cpu_ops().matmul(*ctx, ta, false, tb, true, tc, 1, 0);
     if (i) t.push_back(tm.seconds());
   }
   return 2.0 * n * n * n / median(t) / 1e9;
@@ -45,8 +46,9 @@ void model_bench(double peak, const std::string& position, int iters) {
   cfg.position = position == "alibi" ? PositionType::Alibi : PositionType::Rope;
   const int64_t b = 4, t = 512, n = b * t;
   SingleGroup tp;
-  Model m(cfg, cpu_ops(), tp, b, t);
-  m.params().init(1);
+  auto ctx = cpu_backend().make_context();
+  Model m(cfg, *ctx, tp, b, t);
+  m.params().init(*ctx, 1);
   std::vector<int32_t> tok(static_cast<size_t>(n)), tgt(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) { tok[size_t(i)] = int32_t((i * 7919) % cfg.vocab_size); tgt[size_t(i)] = int32_t((i * 104729 + 1) % cfg.vocab_size); }
   std::vector<double> times;
@@ -76,16 +78,17 @@ int attention_child(bool naive, int64_t t_len) {
   const Shape s{b, h, t_len, hd};
   Tensor qt(p, s), kt(p + n, s), vt(p + 2 * n, s), dt(p + 3 * n, s), ot(p + 4 * n, s);
   Tensor dqt(p + 5 * n, s), dkt(p + 6 * n, s), dvt(p + 7 * n, s), lt(p + 8 * n, {b, h, t_len}), none(nullptr, {0});
+  auto ctx = cpu_backend().make_context();
   std::vector<double> times;
   const int reps = naive && t_len >= 2048 ? 1 : 3;
   for (int i = 0; i < reps; ++i) {
     Timer tm;
     if (naive) {
-      cpu::attention_naive_forward(qt, kt, vt, none, ot, lt);
-      cpu::attention_naive_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+      cpu::attention_naive_forward(*ctx, qt, kt, vt, none, ot, lt);
+      cpu::attention_naive_backward(*ctx, qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
     } else {
-      cpu::attention_forward(qt, kt, vt, none, ot, lt);
-      cpu::attention_backward(qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+      cpu::attention_forward(*ctx, qt, kt, vt, none, ot, lt);
+      cpu::attention_backward(*ctx, qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
     }
     times.push_back(tm.seconds());
   }

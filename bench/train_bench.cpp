@@ -18,62 +18,81 @@
 namespace cs {
 namespace {
 
-// Per-family seconds, accumulated by the wrapped ops.
+// Per-family seconds, accumulated by the wrapped ops. Backend copies and zeros are not ops (they
+// are Backend members) and count as "other".
 enum Family { kGemm, kAttention, kElementwise, kLoss, kOptimizer, kFamilies };
-const char* kFamilyNames[] = {"GEMM", "attention", "elementwise (norms, rope, swiglu, embedding, copies)",
+const char* kFamilyNames[] = {"GEMM", "attention", "elementwise (norms, rope, swiglu, embedding, casts)",
                               "cross entropy", "optimizer (AdamW, norm, clip)"};
 std::array<double, kFamilies> g_seconds{};
 const Ops* g_base = nullptr;
 
+// Runs one op of the base table and adds its time to family F. The CPU ops have finished when they
+// return; a device backend's table would need a synchronize here.
 template <Family F, typename Fn, typename... A>
-auto timed(Fn fn, A&&... a) {
+void timed(Fn fn, A&&... a) {
   Timer t;
-  if constexpr (std::is_void_v<decltype(fn(std::forward<A>(a)...))>) {
-    fn(std::forward<A>(a)...);
-    g_seconds[F] += t.seconds();
-  } else {
-    auto r = fn(std::forward<A>(a)...);
-    g_seconds[F] += t.seconds();
-    return r;
-  }
+  fn(std::forward<A>(a)...);
+  g_seconds[F] += t.seconds();
 }
 
+// The base table with every op of a training step timed. A context made with it
+// (Ctx(backend, profiled)) routes the model's calls through it.
 Ops profiled_ops(const Ops& base) {
   g_base = &base;
   Ops ops = base;
   ops.name = "cpu+profile";
-  ops.matmul = [](const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, float al, float be) {
-    timed<kGemm>(g_base->matmul, a, ta, b, tb, c, al, be);
+  ops.matmul = [](Ctx& c, const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& o, float al, float be) {
+    timed<kGemm>(g_base->matmul, c, a, ta, b, tb, o, al, be);
   };
-  ops.attention_forward = [](const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s, Tensor& o, Tensor& l) {
-    timed<kAttention>(g_base->attention_forward, q, k, v, s, o, l);
+  ops.attention_forward = [](Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s,
+                             const Tensor& o, const Tensor& l) {
+    timed<kAttention>(g_base->attention_forward, c, q, k, v, s, o, l);
   };
-  ops.attention_backward = [](const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s, const Tensor& o,
-                              const Tensor& l, const Tensor& d, Tensor& dq, Tensor& dk, Tensor& dv) {
-    timed<kAttention>(g_base->attention_backward, q, k, v, s, o, l, d, dq, dk, dv);
+  ops.attention_backward = [](Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s,
+                              const Tensor& o, const Tensor& l, const Tensor& d, const Tensor& dq,
+                              const Tensor& dk, const Tensor& dv) {
+    timed<kAttention>(g_base->attention_backward, c, q, k, v, s, o, l, d, dq, dk, dv);
   };
-  ops.embedding_forward = [](const Tensor& t, const Tensor& w, Tensor& o) { timed<kElementwise>(g_base->embedding_forward, t, w, o); };
-  ops.embedding_backward = [](const Tensor& t, const Tensor& d, Tensor& w) { timed<kElementwise>(g_base->embedding_backward, t, d, w); };
-  ops.rmsnorm_forward = [](const Tensor& x, const Tensor& w, float e, Tensor& y, Tensor& r) { timed<kElementwise>(g_base->rmsnorm_forward, x, w, e, y, r); };
-  ops.rmsnorm_backward = [](const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& dy, Tensor& dx, Tensor& dw, bool acc) {
-    timed<kElementwise>(g_base->rmsnorm_backward, x, w, r, dy, dx, dw, acc);
+  ops.embedding_forward = [](Ctx& c, const Tensor& t, const Tensor& w, const Tensor& o) {
+    timed<kElementwise>(g_base->embedding_forward, c, t, w, o);
   };
-  ops.rope_apply = [](Tensor& x, float b, int64_t p, bool inv) { timed<kElementwise>(g_base->rope_apply, x, b, p, inv); };
-  ops.split_heads = [](const Tensor& x, int64_t c, Tensor& o) { timed<kElementwise>(g_base->split_heads, x, c, o); };
-  ops.merge_heads = [](const Tensor& i, Tensor& x, int64_t c) { timed<kElementwise>(g_base->merge_heads, i, x, c); };
-  ops.swiglu_forward = [](const Tensor& g, Tensor& o) { timed<kElementwise>(g_base->swiglu_forward, g, o); };
-  ops.swiglu_backward = [](const Tensor& g, const Tensor& d, Tensor& o) { timed<kElementwise>(g_base->swiglu_backward, g, d, o); };
-  ops.add_inplace = [](Tensor& y, const Tensor& x) { timed<kElementwise>(g_base->add_inplace, y, x); };
-  ops.copy = [](const Tensor& x, Tensor& y) { timed<kElementwise>(g_base->copy, x, y); };
-  ops.zero = [](Tensor& x) { timed<kElementwise>(g_base->zero, x); };
-  ops.cross_entropy_forward = [](const Tensor& z, const Tensor& t, Tensor& l, Tensor& s) { timed<kLoss>(g_base->cross_entropy_forward, z, t, l, s); };
-  ops.cross_entropy_backward = [](const Tensor& z, const Tensor& s, const Tensor& t, float sc, Tensor& d) {
-    timed<kLoss>(g_base->cross_entropy_backward, z, s, t, sc, d);
+  ops.embedding_backward = [](Ctx& c, const Tensor& t, const Tensor& d, const Tensor& w) {
+    timed<kElementwise>(g_base->embedding_backward, c, t, d, w);
   };
-  ops.sum_squares = [](const Tensor& x) { return timed<kOptimizer>(g_base->sum_squares, x); };
-  ops.scale = [](Tensor& x, float a) { timed<kOptimizer>(g_base->scale, x, a); };
-  ops.adamw_update = [](Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double b1, double b2, double e, double wd, int64_t s) {
-    timed<kOptimizer>(g_base->adamw_update, p, g, m, v, lr, b1, b2, e, wd, s);
+  ops.rmsnorm_forward = [](Ctx& c, const Tensor& x, const Tensor& w, float e, const Tensor& y, const Tensor& r) {
+    timed<kElementwise>(g_base->rmsnorm_forward, c, x, w, e, y, r);
+  };
+  ops.rmsnorm_backward = [](Ctx& c, const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& dy,
+                            const Tensor& dx, const Tensor& dw, bool acc) {
+    timed<kElementwise>(g_base->rmsnorm_backward, c, x, w, r, dy, dx, dw, acc);
+  };
+  ops.rope_apply = [](Ctx& c, const Tensor& x, float b, int64_t p, bool inv) {
+    timed<kElementwise>(g_base->rope_apply, c, x, b, p, inv);
+  };
+  ops.split_heads = [](Ctx& c, const Tensor& x, int64_t col, const Tensor& o) {
+    timed<kElementwise>(g_base->split_heads, c, x, col, o);
+  };
+  ops.merge_heads = [](Ctx& c, const Tensor& i, const Tensor& x, int64_t col) {
+    timed<kElementwise>(g_base->merge_heads, c, i, x, col);
+  };
+  ops.swiglu_forward = [](Ctx& c, const Tensor& g, const Tensor& o) { timed<kElementwise>(g_base->swiglu_forward, c, g, o); };
+  ops.swiglu_backward = [](Ctx& c, const Tensor& g, const Tensor& d, const Tensor& o) {
+    timed<kElementwise>(g_base->swiglu_backward, c, g, d, o);
+  };
+  ops.add_inplace = [](Ctx& c, const Tensor& y, const Tensor& x) { timed<kElementwise>(g_base->add_inplace, c, y, x); };
+  ops.cast = [](Ctx& c, const Tensor& x, const Tensor& y) { timed<kElementwise>(g_base->cast, c, x, y); };
+  ops.cross_entropy_forward = [](Ctx& c, const Tensor& z, const Tensor& t, const Tensor& l, const Tensor& s) {
+    timed<kLoss>(g_base->cross_entropy_forward, c, z, t, l, s);
+  };
+  ops.cross_entropy_backward = [](Ctx& c, const Tensor& z, const Tensor& s, const Tensor& t, float sc, const Tensor& d) {
+    timed<kLoss>(g_base->cross_entropy_backward, c, z, s, t, sc, d);
+  };
+  ops.sum = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum, c, x, o); };
+  ops.sum_squares = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum_squares, c, x, o); };
+  ops.scale = [](Ctx& c, const Tensor& x, float a) { timed<kOptimizer>(g_base->scale, c, x, a); };
+  ops.adamw_update = [](Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, double lr,
+                        double b1, double b2, double e, double wd, int64_t s) {
+    timed<kOptimizer>(g_base->adamw_update, c, p, g, m, v, lr, b1, b2, e, wd, s);
   };
   return ops;
 }
@@ -102,9 +121,10 @@ int main(int argc, char** argv) {
   ModelConfig cfg = model_preset("small");
   const int64_t b = 4, t = 512;
   const Ops ops = profiled_ops(cpu_ops());
+  Ctx ctx(cpu_backend(), ops);  // the CPU backend's memory with the self-timing op table
   SingleGroup world, tp;
-  Model m(cfg, ops, tp, b, t);
-  m.params().init(1);
+  Model m(cfg, ctx, tp, b, t);
+  m.params().init(ctx, 1);
   TrainArgs a;
   a.micro_batch = a.global_batch = b;
   a.seq_length = t;
@@ -113,11 +133,11 @@ int main(int argc, char** argv) {
   a.lr = {1e-4, 1e-5, 0, iters, LrDecay::Cosine};
   a.log_interval = 1;
   a.print_log = false;
-  train(m, a, ops, world);  // warm-up: one iteration, not counted
+  train(m, a, world);  // warm-up: one iteration, not counted
   g_seconds = {};
   a.train_iters = iters;
   Timer total;
-  TrainResult r = train(m, a, ops, world);
+  TrainResult r = train(m, a, world);
   const double steps_s = total.seconds();
   std::vector<double> step_ms;
   for (const LogRecord& rec : r.records) step_ms.push_back(rec.elapsed_ms_per_iter);
@@ -139,7 +159,7 @@ int main(int argc, char** argv) {
     fam_total += s;
     std::printf("  %-55s %6.1f%%  %8.1f ms/step\n", kFamilyNames[f], 100 * s / steps_s, 1e3 * s / iters);
   }
-  std::printf("  %-55s %6.1f%%  %8.1f ms/step\n", "other (data, loop, logging)", 100 * (steps_s - fam_total) / steps_s,
+  std::printf("  %-55s %6.1f%%  %8.1f ms/step\n", "other (data, loop, logging, copies, zeros)", 100 * (steps_s - fam_total) / steps_s,
               1e3 * (steps_s - fam_total) / iters);
   return 0;
 }

@@ -1,6 +1,6 @@
 // The one closeness helper (STYLE §6.3): per element |a - e| <= atol + rtol * |e|, and per tensor
-// cosine similarity; on failure it reports the worst index, both values, max abs / rel error and
-// the first few pairs.
+// cosine similarity >= min_cosine (1 - 1e-6 unless a dtype's table in tolerances.h says otherwise);
+// on failure it reports the worst index, both values, max abs / rel error and the first few pairs.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -14,7 +14,8 @@ namespace cs::test {
 
 template <typename A, typename E>
 ::testing::AssertionResult all_close(const A* actual, const E* expected, int64_t n, double atol,
-                                     double rtol, const std::string& what = "") {
+                                     double rtol, const std::string& what = "",
+                                     double min_cosine = 1 - 1e-6) {
   int64_t worst = -1, bad = 0;
   double worst_excess = 0, max_abs = 0, max_rel = 0, dot = 0, na = 0, ne = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -29,12 +30,13 @@ template <typename A, typename E>
     }
   }
   const double cosine = (na > 0 && ne > 0) ? dot / std::sqrt(na * ne) : 1.0;
-  if (bad == 0 && (n == 0 || cosine >= 1 - 1e-6 || ne < 1e-30))
+  if (bad == 0 && (n == 0 || cosine >= min_cosine || ne < 1e-30))
     return ::testing::AssertionSuccess();
   std::ostringstream os;
   os.precision(9);
   os << what << ": " << bad << "/" << n << " elements outside atol " << atol << " rtol " << rtol
-     << "; cosine " << cosine << "; max abs " << max_abs << ", max rel " << max_rel;
+     << "; cosine " << cosine << " (floor " << min_cosine << "); max abs " << max_abs
+     << ", max rel " << max_rel;
   if (worst >= 0)
     os << "; worst [" << worst << "] got " << double(actual[worst]) << " want " << double(expected[worst]);
   os << "; first pairs:";
@@ -45,10 +47,11 @@ template <typename A, typename E>
 
 template <typename A, typename E>
 ::testing::AssertionResult all_close(const std::vector<A>& a, const std::vector<E>& e, double atol,
-                                     double rtol, const std::string& what = "") {
+                                     double rtol, const std::string& what = "",
+                                     double min_cosine = 1 - 1e-6) {
   if (a.size() != e.size())
     return ::testing::AssertionFailure() << what << ": size " << a.size() << " vs " << e.size();
-  return all_close(a.data(), e.data(), int64_t(a.size()), atol, rtol, what);
+  return all_close(a.data(), e.data(), int64_t(a.size()), atol, rtol, what, min_cosine);
 }
 
 // Max |x| of a vector (used to scale absolute tolerances of gradients).

@@ -29,12 +29,16 @@ int eval_main(int argc, char** argv) {
       ->check(positive());
   app.add_option("--micro-batch-size", micro_batch, "documents per forward pass")->check(positive());
   app.add_option("--output", output, "per-document JSON lines (default: stdout)");
+  std::string device = "cpu";
+  add_device_option(app, device);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
 
+  auto backend = make_backend(device);
+  auto ctx = backend->make_context();
   IndexedDataset data(data_path);  // validate the dataset before loading a model
   SingleGroup tp("tp");
-  auto model = load_model_weights(load, cpu_ops(), tp, micro_batch, seq_length);
+  auto model = load_model_weights(load, *ctx, tp, micro_batch, seq_length);
   log_info("[eval] {}: {}", load, model->config().summary());
   log_info("[eval] {}: {} documents", data_path, data.num_docs());
 

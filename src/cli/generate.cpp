@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
+#include "backend/host_copy.h"
 #include "checkpoint/native.h"
 #include "cli/commands.h"
 #include "cli/parse.h"
@@ -162,6 +163,8 @@ int generate_main(int argc, char** argv) {
   app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)")->check(non_negative());
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", sp.seed, "sampling seed");
+  std::string device = "cpu";
+  add_device_option(app, device);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   // Given, not non-empty: --prompt "" is a prompt (generation from BOS alone).
@@ -208,8 +211,10 @@ int generate_main(int argc, char** argv) {
     for (const auto& t : texts) prompts.push_back(tok->encode(t));
   }
 
+  auto backend = make_backend(device);
+  auto ctx = backend->make_context();
   SingleGroup tp("tp");
-  std::unique_ptr<Model> model = load_model_weights(load, cpu_ops(), tp, 1, 0);
+  std::unique_ptr<Model> model = load_model_weights(load, *ctx, tp, 1, 0);
   const int64_t cap = model->config().max_seq_length;
   // Megatron pads the model's vocabulary (64000 -> 64512 at TP 8): the padded rows are no token
   // the tokenizer can decode, so sampling looks only at the tokenizer's ids, a prefix of the row.
@@ -228,21 +233,22 @@ int generate_main(int argc, char** argv) {
                               where[pi], ids.size(), cap, cap - 1));
   }
 
-  Decoder dec(*model, cpu_ops(), 1, cap);
+  Decoder dec(*model, 1, cap);
   int64_t total_new = 0, cut = 0, cut_len = 0;
   double total_secs = 0;
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const std::vector<int32_t>& ids = prompts[pi];
     dec.reset();
     Timer t;
-    Tensor logits = dec.step(ids.data(), int64_t(ids.size()));
+    // Sampling is a host edge: the last position's logits come back each step.
+    std::vector<float> logits = read_f32(*ctx, dec.step(ids.data(), int64_t(ids.size())));
     std::vector<int32_t> out;
     bool eos = false;
     for (int64_t i = 0; i < max_new && dec.length() < cap; ++i) {
-      const int32_t next = choose_token(logits.f32(), v, sp, uint64_t(pi) << 32 | uint64_t(i));
+      const int32_t next = choose_token(logits.data(), v, sp, uint64_t(pi) << 32 | uint64_t(i));
       out.push_back(next);
       if ((eos = tok && next == tok->eos_id())) break;
-      if (dec.length() < cap && i + 1 < max_new) logits = dec.step(&next, 1);
+      if (dec.length() < cap && i + 1 < max_new) logits = read_f32(*ctx, dec.step(&next, 1));
     }
     if (!eos && int64_t(out.size()) < max_new) {  // stopped by the model's positions, not by the user
       ++cut;

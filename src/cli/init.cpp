@@ -21,8 +21,10 @@ int init_main(int argc, char** argv) {
   if (!parse(app, argc, argv, code)) return code;
   const ModelConfig cfg = flags.resolve();
   SingleGroup tp("tp");
-  Model model(cfg, cpu_ops(), tp, 1, 1);
-  model.params().init(seed);
+  auto backend = make_backend("cpu");
+  auto ctx = backend->make_context();
+  Model model(cfg, *ctx, tp, 1, 1);
+  model.params().init(*ctx, seed);
   save_hf_model(model, save);
   log_info("[init] {} -> {}", cfg.summary(), save);
   return 0;

@@ -84,4 +84,9 @@ ModelConfig ModelFlags::resolve() const {
   return c;
 }
 
+void add_device_option(CLI::App& app, std::string& device) {
+  // Checked when the backend is made (backend/registry.cpp), so a build without CUDA can say so.
+  app.add_option("--device", device, "where to compute: cpu (default) or cuda");
+}
+
 }  // namespace cs::cli

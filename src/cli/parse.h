@@ -13,6 +13,9 @@ namespace cs::cli {
 // "<what>. Hint: chuanspeed <cmd> --help". Returns true when the command should run.
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code);
 
+// --device cpu|cuda (default cpu): which backend the command computes on.
+void add_device_option(CLI::App& app, std::string& device);
+
 // A number > 0, with a one-line message (CLI::PositiveNumber prints DBL_MAX's 300 digits).
 const CLI::Validator& positive();
 

@@ -48,6 +48,8 @@ int train_main(int argc, char** argv) {
     vocab = tok.vocab_size();
     log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
   }
+  auto backend = make_backend(f.device);
+  auto ctx = backend->make_context();
   SingleGroup world("world"), tp("tp");
   std::unique_ptr<Model> model;
   const int64_t seq = f.model.seq_length.value_or(0);
@@ -59,9 +61,9 @@ int train_main(int argc, char** argv) {
   if (native) {
     ModelConfig cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
-    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
+    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
   } else if (f.load) {
-    model = load_hf_model(*f.load, cpu_ops(), tp, f.micro_batch, std::max<int64_t>(seq, 0));
+    model = load_hf_model(*f.load, *ctx, tp, f.micro_batch, std::max<int64_t>(seq, 0));
     if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
       throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
                               "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,
@@ -72,8 +74,8 @@ int train_main(int argc, char** argv) {
     if (!mf.vocab_size && mf.model == "tiny")
       throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
     ModelConfig cfg = mf.resolve();
-    model = std::make_unique<Model>(cfg, cpu_ops(), tp, f.micro_batch, cfg.max_seq_length);
-    model->params().init(f.seed);
+    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, cfg.max_seq_length);
+    model->params().init(*ctx, f.seed);
   }
   TrainArgs a = f.train_args(model->config());
   if (native) a.resume_dir = *f.load;
@@ -83,7 +85,7 @@ int train_main(int argc, char** argv) {
   log_info("[train] model: {}", model->config().summary());
   log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {})", a.train_iters,
            a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch);
-  TrainResult r = train(*model, a, cpu_ops(), world);
+  TrainResult r = train(*model, a, world);
   if (r.stopped_on_nan) return 1;
   if (f.save && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
     save_hf_model(*model, *f.save + "/hf");

@@ -1,62 +1,85 @@
 // The decoder layer and its two blocks, as free forward/backward function pairs (llm.c style):
-// no tape; the model calls backwards in the exact reverse order of forwards.
-// Legend: B batch, T sequence, D hidden, H heads, Hd head dim, F ffn, V vocab, N = B*T.
+// no tape; the model calls backwards in the exact reverse order of forwards. Training and
+// KV-cache decoding share these forwards: with a KvCache the attention block appends its keys and
+// values to the cache and attends over everything cached.
+// Legend: B batch, T sequence, D hidden, H heads (this rank's), Hd head dim, A = H*Hd attention
+// width (this rank's), F ffn (this rank's), N = B*T.
 #pragma once
 #include "backend/backend.h"
+#include "backend/device_buffer.h"
 #include "model/config.h"
 #include "model/params.h"
 
 namespace cs {
 
 struct Dims {
-  int64_t b, t, d, h, hd, f, v;
+  int64_t b = 0, t = 0;
+  Widths w;  // D, H, Hd, F, V of this rank
   int64_t n() const { return b * t; }
 };
 
-// What a layer's backward needs (sized for the planned maximum B, T; viewed at the current ones).
+// What a layer's backward needs. Carved once for the planned maximum B, T (planned dims); every
+// use views a prefix at the current dims (LayerSaved::at).
 struct LayerSaved {
-  float *ln1, *rstd1, *qkv, *q, *k, *v, *att, *lse, *attm, *h, *ln2, *rstd2, *gu, *act;
-  // Floats one set needs for n = B*T rows.
-  static int64_t floats(const Dims& d);
-  // Carves one set out of p (floats(d) floats).
-  static LayerSaved carve(float* p, const Dims& d);
+  Tensor ln1, rstd1, qkv, q, k, v, att, lse, attm, h, ln2, rstd2, gu, act;
+  // Carves one set for dims d from c (a null buffer measures).
+  static LayerSaved carve(TensorCarver& c, const Dims& d, DType act_dtype);
+  // The same memory viewed at dims d (d.n() at most the planned rows).
+  LayerSaved at(const Dims& d) const;
 };
 
 // Backward work buffers, one set shared by all layers.
 struct LayerScratch {
-  float *dln, *dqkv, *dq, *dk, *dv, *datt, *dattm, *dgu, *dact;
-  static int64_t floats(const Dims& d);
-  static LayerScratch carve(float* p, const Dims& d);
+  Tensor dln, dqkv, dq, dk, dv, datt, dattm, dgu, dact;
+  static LayerScratch carve(TensorCarver& c, const Dims& d, DType act_dtype);
+  LayerScratch at(const Dims& d) const;
+};
+
+// Keys and values of every position seen so far, for one layer: (B, H, Tcap, Hd) each;
+// positions [0, len) are filled.
+struct KvCache {
+  Tensor k, v;
+  int64_t len = 0;
 };
 
 struct LayerCtx {
-  const Ops& ops;
+  Ctx& ex;          // execution context: every op runs on it
+  const Ops& ops;   // ex.ops
   const ModelConfig& cfg;
   Dims dims;
-  Tensor slopes;  // (H) ALiBi slopes, or empty for RoPE
+  Tensor slopes;    // (H) this rank's ALiBi slopes, or empty for RoPE
 };
 
-// Attention block. x: (N, D) normed input; y: (N, D) = o_proj(attention(W_pack x)).
-void attention_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, Tensor& y,
-                             const LayerSaved& s);
+// Attention block. x: (N, D) normed input; y: (N, D) = o_proj(attention(W_pack x)). With a cache
+// the rows are positions [cache->len, cache->len + T) and the cache grows by T (the caller moves
+// len on); without one they are positions [0, T).
+void attention_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, const Tensor& y,
+                             const LayerSaved& s, KvCache* cache = nullptr);
 // dy: (N, D) in; dx: (N, D) overwritten; grads of W_pack and o_proj accumulate.
 void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
-                              const LayerSaved& s, const Tensor& x, const Tensor& dy, Tensor& dx,
+                              const LayerSaved& s, const Tensor& x, const Tensor& dy, const Tensor& dx,
                               const LayerScratch& k);
 
 // MLP block. x: (N, D) normed input; y: (N, D) = down(silu(gate x) * up x).
-void mlp_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, Tensor& y,
+void mlp_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, const Tensor& y,
                        const LayerSaved& s);
 void mlp_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
-                        const LayerSaved& s, const Tensor& x, const Tensor& dy, Tensor& dx,
+                        const LayerSaved& s, const Tensor& x, const Tensor& dy, const Tensor& dx,
                         const LayerScratch& k);
 
 // Decoder layer: h = x + attn(ln1(x)); out = h + mlp(ln2(h)). x, out: (N, D).
-void decoder_layer_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, Tensor& out,
-                           const LayerSaved& s);
+void decoder_layer_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, const Tensor& out,
+                           const LayerSaved& s, KvCache* cache = nullptr);
 // dres: (N, D) gradient of out in, gradient of x out (in place: the residual stream).
 void decoder_layer_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
-                            const LayerSaved& s, const Tensor& x, Tensor& dres,
+                            const LayerSaved& s, const Tensor& x, const Tensor& dres,
                             const LayerScratch& k);
+
+// The model's end: y = rmsnorm(x) (saved in lnf, rstd), logits = y W_head^T. x: (N, D).
+void head_forward(const LayerCtx& c, const Tensor& norm_w, const Tensor& head_w, const Tensor& x,
+                  const Tensor& lnf, const Tensor& rstd, const Tensor& logits);
+
+// A view of the first numel(s) elements of t with shape s (t planned for a larger size).
+Tensor prefix(const Tensor& t, Shape s);
 
 }  // namespace cs

@@ -1,68 +1,66 @@
-// Sizes and carving of the per-layer saved activations and the shared backward scratch.
-// Every buffer is sized for n = B*T rows of the planned maximum; views use the current B, T.
+// Carving of the per-layer saved activations and the shared backward scratch. Every buffer is
+// carved for the planned maximum rows; at() views a prefix at the current B, T.
+#include <initializer_list>
+
 #include "model/layer.h"
 
 namespace cs {
 
-namespace {
-// Hands out consecutive float ranges of a block, 16-float (64-byte) aligned.
-struct Carver {
-  float* p;
-  int64_t used = 0;
-  float* take(int64_t n) {
-    float* r = p ? p + used : nullptr;
-    used += (n + 15) / 16 * 16;
-    return r;
-  }
-};
-
-template <typename F>
-int64_t saved_layout(const Dims& d, F&& take, LayerSaved* s) {
-  const int64_t n = d.n(), bh = d.b * d.h;
-  LayerSaved v{};
-  v.ln1 = take(n * d.d); v.rstd1 = take(n); v.qkv = take(n * 3 * d.d);
-  v.q = take(n * d.d); v.k = take(n * d.d); v.v = take(n * d.d);
-  v.att = take(n * d.d); v.lse = take(bh * d.t); v.attm = take(n * d.d); v.h = take(n * d.d);
-  v.ln2 = take(n * d.d); v.rstd2 = take(n); v.gu = take(n * 2 * d.f); v.act = take(n * d.f);
-  if (s) *s = v;
-  return 0;
-}
-}  // namespace
-
-int64_t LayerSaved::floats(const Dims& d) {
-  Carver c{nullptr};
-  saved_layout(d, [&](int64_t n) { return c.take(n); }, nullptr);
-  return c.used;
-}
-
-LayerSaved LayerSaved::carve(float* p, const Dims& d) {
-  Carver c{p};
-  LayerSaved s{};
-  saved_layout(d, [&](int64_t n) { return c.take(n); }, &s);
-  return s;
+Tensor prefix(const Tensor& t, Shape s) {
+  CS_CHECK(s.numel() <= t.numel()) << "view " << s.str() << " of planned " << t.shape.str();
+  return Tensor(t.data, s, t.dtype, t.device);
 }
 
 namespace {
+// One description of each set's tensors, used both to carve (planned dims) and to view (current).
 template <typename F>
-LayerScratch scratch_layout(const Dims& d, F&& take) {
-  const int64_t n = d.n();
-  LayerScratch k{};
-  k.dln = take(n * d.d); k.dqkv = take(n * 3 * d.d);
-  k.dq = take(n * d.d); k.dk = take(n * d.d); k.dv = take(n * d.d);
-  k.datt = take(n * d.d); k.dattm = take(n * d.d); k.dgu = take(n * 2 * d.f); k.dact = take(n * d.f);
+LayerSaved saved_shapes(const Dims& d, F&& take) {
+  const int64_t n = d.n(), a = d.w.attention(), D = d.w.d, f = d.w.ffn;
+  const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
+  LayerSaved v;
+  // Norm statistics and the log-sum-exp stay f32 whatever the activations' dtype.
+  v.ln1 = take(Shape{n, D}, false); v.rstd1 = take(Shape{n}, true); v.qkv = take(Shape{n, 3 * a}, false);
+  v.q = take(heads, false); v.k = take(heads, false); v.v = take(heads, false);
+  v.att = take(heads, false); v.lse = take(Shape{d.b, d.w.heads, d.t}, true); v.attm = take(Shape{n, a}, false);
+  v.h = take(Shape{n, D}, false); v.ln2 = take(Shape{n, D}, false); v.rstd2 = take(Shape{n}, true);
+  v.gu = take(Shape{n, 2 * f}, false); v.act = take(Shape{n, f}, false);
+  return v;
+}
+
+template <typename F>
+LayerScratch scratch_shapes(const Dims& d, F&& take) {
+  const int64_t n = d.n(), a = d.w.attention(), f = d.w.ffn;
+  const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
+  LayerScratch k;
+  k.dln = take(Shape{n, d.w.d}, false); k.dqkv = take(Shape{n, 3 * a}, false);
+  k.dq = take(heads, false); k.dk = take(heads, false); k.dv = take(heads, false);
+  k.datt = take(heads, false); k.dattm = take(Shape{n, a}, false); k.dgu = take(Shape{n, 2 * f}, false);
+  k.dact = take(Shape{n, f}, false);
   return k;
 }
+
+// Views the planned tensors of a set in the order the carve took them.
+struct Viewer {
+  std::initializer_list<const Tensor*> planned;
+  size_t i = 0;
+  Tensor operator()(Shape s, bool) { return prefix(*planned.begin()[i++], s); }
+};
 }  // namespace
 
-int64_t LayerScratch::floats(const Dims& d) {
-  Carver c{nullptr};
-  scratch_layout(d, [&](int64_t n) { return c.take(n); });
-  return c.used;
+LayerSaved LayerSaved::carve(TensorCarver& c, const Dims& d, DType act_dtype) {
+  return saved_shapes(d, [&](Shape s, bool stats) { return c.take(s, stats ? DType::F32 : act_dtype); });
 }
 
-LayerScratch LayerScratch::carve(float* p, const Dims& d) {
-  Carver c{p};
-  return scratch_layout(d, [&](int64_t n) { return c.take(n); });
+LayerSaved LayerSaved::at(const Dims& d) const {
+  return saved_shapes(d, Viewer{{&ln1, &rstd1, &qkv, &q, &k, &v, &att, &lse, &attm, &h, &ln2, &rstd2, &gu, &act}});
+}
+
+LayerScratch LayerScratch::carve(TensorCarver& c, const Dims& d, DType act_dtype) {
+  return scratch_shapes(d, [&](Shape s, bool stats) { return c.take(s, stats ? DType::F32 : act_dtype); });
+}
+
+LayerScratch LayerScratch::at(const Dims& d) const {
+  return scratch_shapes(d, Viewer{{&dln, &dqkv, &dq, &dk, &dv, &datt, &dattm, &dgu, &dact}});
 }
 
 }  // namespace cs

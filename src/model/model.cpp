@@ -2,47 +2,69 @@
 
 #include <fmt/core.h>
 
-#include <cstring>
+#include "backend/host_copy.h"
 
 namespace cs {
 
-Model::Model(const ModelConfig& cfg, const Ops& ops, Group& tp_group, int64_t max_batch,
-             int64_t max_seq)
-    : cfg_(cfg), ops_(ops), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq), params_(cfg) {
+Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
+             const ModelShard& shard, const Precision& precision)
+    : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
+      params_(cfg, shard, ctx.backend, precision.param, precision.grad), widths_(Widths::of(cfg, shard)),
+      n_layers_(shard.num_layers(cfg)) {
   cfg_.validate();
-  CS_CHECK(tp_.size() == 1) << "tensor parallelism arrives with the parallelism issue";
-  const Dims mx{max_batch, max_seq, cfg.hidden_size, cfg.num_heads, cfg.head_dim(),
-                cfg.ffn_hidden_size, cfg.vocab_size};
-  const int64_t n = mx.n(), d = cfg.hidden_size, l = cfg.num_layers;
-  tokens_.resize(size_t(n) * 4);
-  targets_.resize(size_t(n) * 4);
-  res_.resize(size_t((l + 1) * n * d) * 4);
-  const int64_t per = LayerSaved::floats(mx), sets = cfg.recompute ? 1 : l;
-  saved_.resize(size_t(per * sets) * 4);
-  for (int64_t i = 0; i < sets; ++i) saved_sets_.push_back(LayerSaved::carve(saved_.f32() + i * per, mx));
-  const int64_t sc = LayerScratch::floats(mx);
-  scratch_.resize(size_t(sc + 2 * n * d) * 4);
-  scratch_set_ = LayerScratch::carve(scratch_.f32(), mx);
-  dres_ = scratch_.f32() + sc;
-  recompute_out_ = dres_ + n * d;
-  lnf_.resize(size_t(n * d) * 4);
-  rstdf_.resize(size_t(n) * 4);
-  logits_.resize(size_t(n * cfg.vocab_size) * 4);
-  losses_.resize(size_t(n) * 4);
-  lse_.resize(size_t(n) * 4);
-  if (cfg.position == PositionType::Alibi) {
-    slopes_.resize(size_t(cfg.num_heads) * 4);
-    alibi_slopes(cfg.num_heads, slopes_.f32());
-    slopes_t_ = Tensor(slopes_.f32(), {cfg.num_heads});
-  } else {
-    slopes_t_ = Tensor(nullptr, {0});
+  CS_CHECK(tp_.size() == shard.tp_size) << "a shard of TP " << shard.tp_size << " in a group of " << tp_.size();
+  if (shard.tp_size > 1)
+    throw UsageError(fmt::format("--tensor-model-parallel-size {}: this build trains without tensor parallelism; "
+                                 "expected 1", shard.tp_size));
+  const Dims mx{max_batch, max_seq, widths_};
+  const int64_t n = mx.n(), d = cfg.hidden_size;
+  const DType act = precision.activation;
+  // Measure with a null buffer, allocate once, carve again with the same calls.
+  auto plan = [&](TensorCarver& c) {
+    tokens_ = c.take({n}, DType::I32);
+    targets_ = c.take({n}, DType::I32);
+    res_ = c.take({n_layers_ + 1, n, d}, act);
+    saved_sets_.clear();
+    for (int64_t i = 0; i < (cfg.recompute ? 1 : n_layers_); ++i) saved_sets_.push_back(LayerSaved::carve(c, mx, act));
+    scratch_ = LayerScratch::carve(c, mx, act);
+    dres_ = c.take({n, d}, act);
+    recompute_out_ = c.take({n, d}, act);
+    if (shard.has_head) {
+      lnf_ = c.take({n, d}, act);
+      rstdf_ = c.take({n});
+      logits_ = c.take({n, widths_.vocab});
+      losses_ = c.take({n});
+      lse_ = c.take({n});
+      loss_sum_ = c.take({1}, DType::F64);
+    }
+    slopes_ = c.take({cfg.position == PositionType::Alibi ? widths_.heads : 0});
+  };
+  TensorCarver measure;
+  plan(measure);
+  act_ = DeviceBuffer(ctx.backend, measure.used());
+  TensorCarver carve(&act_);
+  plan(carve);
+  if (cfg.position == PositionType::Alibi) {  // this rank's heads' slopes
+    std::vector<float> all(size_t(cfg.num_heads));
+    alibi_slopes(cfg.num_heads, all.data());
+    ctx.backend.upload(ctx, all.data() + shard.tp_rank * widths_.heads, slopes_);
   }
 }
 
-size_t Model::activation_bytes() const {
-  return tokens_.bytes() + targets_.bytes() + res_.bytes() + saved_.bytes() + scratch_.bytes() +
-         lnf_.bytes() + rstdf_.bytes() + logits_.bytes() + losses_.bytes() + lse_.bytes();
+Tensor Model::res(int64_t i, int64_t n) const {
+  CS_CHECK(i >= 0 && i <= n_layers_) << "residual " << i;
+  if (n < 0) n = dims_.n();
+  const int64_t d = cfg_.hidden_size;
+  // Streams packed at the current rows: stream i starts i * N * D elements in.
+  return res_.view({res_.numel()}).slice_rows(i * n * d, (i + 1) * n * d).view({n, d});
 }
+
+Tensor Model::input(int64_t b, int64_t t) const {
+  CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_) << "input " << b << "x" << t;
+  return res(0, b * t);
+}
+Tensor Model::output() const { return res(n_layers_); }
+Tensor Model::output_grad() const { return prefix(dres_, {dims_.n(), cfg_.hidden_size}); }
 
 void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const {
   for (int64_t i = 0; i < n; ++i)
@@ -53,68 +75,70 @@ void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_
                               what, ids[i], i, cfg_.vocab_size));
 }
 
-double Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t) {
+void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_)
       << "batch " << b << "x" << t << " exceeds the plan " << max_batch_ << "x" << max_seq_;
-  dims_ = {b, t, cfg_.hidden_size, cfg_.num_heads, cfg_.head_dim(), cfg_.ffn_hidden_size,
-           cfg_.vocab_size};
-  const int64_t n = b * t, d = cfg_.hidden_size;
-  check_tokens(tokens, n, "token", 0);
-  check_tokens(targets, n, "target", -1);  // -1: an ignored position
-  std::memcpy(tokens_.data(), tokens, size_t(n) * 4);
-  std::memcpy(targets_.data(), targets, size_t(n) * 4);
+  dims_ = {b, t, widths_};
+  const int64_t n = b * t;
   const ModelWeights& w = params_.weights();
-  auto res = [&](int64_t i) { return Tensor(res_.f32() + i * n * d, {n, d}); };
-  Tensor tok(tokens_.data(), {n}, DType::I32), tgt(targets_.data(), {n}, DType::I32);
-  Tensor x0 = res(0);
-  ops_.embedding_forward(tok, w.embed, x0);
-  const LayerCtx c = layer_ctx();
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
-    Tensor out = res(l + 1);
-    decoder_layer_forward(c, w.layers[size_t(l)], res(l), out, saved_sets_[cfg_.recompute ? 0 : size_t(l)]);
+  const ModelShard& sh = params_.shard();
+  if (sh.has_embedding) {
+    check_tokens(tokens, n, "token", 0);
+    Tensor tok = prefix(tokens_, {n});
+    ctx_.backend.upload(ctx_, tokens, tok);
+    ctx_.ops.embedding_forward(ctx_, tok, w.embed, res(0));
   }
-  Tensor lnf(lnf_.f32(), {n, d}), rstdf(rstdf_.f32(), {n}), logits = this->logits();
-  ops_.rmsnorm_forward(res(cfg_.num_layers), w.norm, float(cfg_.rms_norm_eps), lnf, rstdf);
-  ops_.matmul(lnf, false, w.head, true, logits, 1.f, 0.f);
-  Tensor losses = this->losses(), lse(lse_.f32(), {n});
-  ops_.cross_entropy_forward(logits, tgt, losses, lse);
+  const LayerCtx c = layer_ctx(dims_);
+  for (int64_t l = 0; l < n_layers_; ++l)
+    decoder_layer_forward(c, w.layers[size_t(l)], res(l), res(l + 1), saved(l).at(dims_));
   count_ = 0;
+  if (!sh.has_head) return;
+  check_tokens(targets, n, "target", -1);  // -1: an ignored position
   for (int64_t i = 0; i < n; ++i) count_ += targets[i] >= 0;
-  return count_ ? ops_.sum(losses) / double(count_) : 0.0;
+  Tensor tgt = prefix(targets_, {n});
+  ctx_.backend.upload(ctx_, targets, tgt);
+  head_forward(c, w.norm, w.head, res(n_layers_), prefix(lnf_, {n, cfg_.hidden_size}), prefix(rstdf_, {n}),
+               logits());
+  ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, losses(), prefix(lse_, {n}));
+  ctx_.ops.sum(ctx_, losses(), loss_sum_);
+}
+
+double Model::mean_loss() const {
+  CS_CHECK(params_.shard().has_head) << "mean_loss on a stage without the head";
+  return count_ ? read_f64(ctx_, loss_sum_)[0] / double(count_) : 0.0;
 }
 
 void Model::backward(float grad_scale) {
   const int64_t n = dims_.n(), d = cfg_.hidden_size;
   CS_CHECK(n > 0) << "backward before forward";
-  if (grad_scale < 0) grad_scale = count_ ? 1.f / float(count_) : 0.f;
+  const ModelShard& sh = params_.shard();
   const ModelWeights& w = params_.weights();
   const ModelWeights& g = params_.grads();
-  auto res = [&](int64_t i) { return Tensor(res_.f32() + i * n * d, {n, d}); };
-  Tensor tok(tokens_.data(), {n}, DType::I32), tgt(targets_.data(), {n}, DType::I32);
-  Tensor logits = this->logits(), lse(lse_.f32(), {n});
-  ops_.cross_entropy_backward(logits, lse, tgt, grad_scale, logits);  // in place
-  Tensor lnf(lnf_.f32(), {n, d}), dlnf(scratch_set_.dln, {n, d}), head_g = g.head, norm_g = g.norm;
-  ops_.matmul(logits, true, lnf, false, head_g, 1.f, 1.f);  // dW_head += dlogits^T lnf
-  ops_.matmul(logits, false, w.head, false, dlnf, 1.f, 0.f);  // dlnf = dlogits W_head
-  Tensor dres(dres_, {n, d});
-  ops_.rmsnorm_backward(res(cfg_.num_layers), w.norm, Tensor(rstdf_.f32(), {n}), dlnf, dres,
-                        norm_g, false);
-  const LayerCtx c = layer_ctx();
-  for (int64_t l = cfg_.num_layers - 1; l >= 0; --l) {
-    const LayerSaved& s = saved_sets_[cfg_.recompute ? 0 : size_t(l)];
-    if (cfg_.recompute) {  // rebuild this block's activations from its saved input
-      Tensor out(recompute_out_, {n, d});
-      decoder_layer_forward(c, w.layers[size_t(l)], res(l), out, s);
-    }
-    decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, scratch_set_);
+  const Tensor dres = output_grad();
+  const LayerScratch k = scratch_.at(dims_);
+  if (sh.has_head) {
+    if (grad_scale < 0) grad_scale = count_ ? 1.f / float(count_) : 0.f;
+    const Tensor logits = this->logits(), lnf = prefix(lnf_, {n, d});
+    ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(lse_, {n}), prefix(targets_, {n}), grad_scale, logits);
+    ctx_.ops.matmul(ctx_, logits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
+    ctx_.ops.matmul(ctx_, logits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head
+    ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(rstdf_, {n}), k.dln, dres, g.norm, false);
+    if (grads_ready_) grads_ready_(kHeadLayer);
   }
-  Tensor embed_g = g.embed;
-  ops_.embedding_backward(tok, dres, embed_g);
+  const LayerCtx c = layer_ctx(dims_);
+  for (int64_t l = n_layers_ - 1; l >= 0; --l) {
+    const LayerSaved s = saved(l).at(dims_);
+    if (cfg_.recompute)  // rebuild this block's activations from its saved input
+      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {n, d}), s);
+    decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
+    if (grads_ready_) grads_ready_(sh.first_layer + int(l));
+  }
+  if (sh.has_embedding) {
+    ctx_.ops.embedding_backward(ctx_, prefix(tokens_, {n}), dres, g.embed);
+    if (grads_ready_) grads_ready_(kEmbedLayer);
+  }
 }
 
-void Model::zero_grad() {
-  Tensor gflat = params_.flat_grads();
-  ops_.zero(gflat);
-}
+void Model::zero_grad() { ctx_.backend.zero(ctx_, params_.flat_grads()); }
 
 }  // namespace cs

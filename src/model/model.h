@@ -1,13 +1,16 @@
-// Model: the Baichuan decoder stack with its parameters, planned activations and hand-written
-// backward. forward(tokens, targets) -> mean loss; backward() accumulates parameter gradients.
-// All activation memory is planned once for (max_batch, max_seq); a step allocates nothing.
-// The model knows no devices beyond the op table and no parallelism beyond the Group it is given.
+// Model: one shard of the Baichuan decoder stack (a contiguous range of layers, with or without
+// the embedding and the head, at one tensor-parallel rank's widths) with its parameters, planned
+// activations and hand-written backward. All memory comes from the backend of the execution
+// context it is given; activation memory is planned once for (max_batch, max_seq), so a step
+// allocates nothing. The model knows no device beyond that context and no parallelism beyond the
+// Group it is given; it never reads device memory on the host except in mean_loss().
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "backend/backend.h"
-#include "core/buffer.h"
+#include "backend/device_buffer.h"
 #include "model/config.h"
 #include "model/layer.h"
 #include "model/params.h"
@@ -15,52 +18,91 @@
 
 namespace cs {
 
+// Storage dtypes: parameters, their gradients, activations. fp32 master weights and Adam moments
+// belong to the optimizer (optim/adamw.h), which keeps them apart from the parameters when the
+// parameter dtype is not f32.
+struct Precision {
+  DType param = DType::F32, grad = DType::F32, activation = DType::F32;
+};
+
 class Model {
  public:
-  Model(const ModelConfig& cfg, const Ops& ops, Group& tp_group, int64_t max_batch, int64_t max_seq);
+  Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
+        const ModelShard& shard = ModelShard::whole(), const Precision& precision = {});
 
   const ModelConfig& config() const { return cfg_; }
+  const ModelShard& shard() const { return params_.shard(); }
+  const Widths& widths() const { return widths_; }
+  Ctx& ctx() const { return ctx_; }
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
 
-  // tokens, targets: (b, t) row-major int32; target -1 is ignored. Returns the mean loss over
-  // the counted targets (0 when none). A token id outside [0, vocab) is a cs::Error.
-  double forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t);
+  // One micro-batch. tokens, targets: host (b, t) row-major int32; target -1 is ignored. With the
+  // embedding, tokens are embedded (and targets/tokens checked: an id outside [0, vocab) is a
+  // cs::Error); without it, input() must hold the previous stage's output. With the head, the
+  // per-position losses are computed and their sum written to loss_sum() on the device;
+  // without it, output() holds the last layer's output. Nothing is read back to the host.
+  void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t);
+  // The mean loss of the last forward over its counted targets (0 when none): reads loss_sum()
+  // back to the host (a synchronisation: for evaluation and tests, not the training step).
+  double mean_loss() const;
   // Gradients of (grad_scale * sum of per-position losses) accumulate into params().grads();
-  // grad_scale < 0 means 1 / count (the gradient of the mean loss). Uses the last forward.
+  // grad_scale < 0 means 1 / count (the gradient of the mean loss). Uses the last forward. With
+  // the head, it starts from the losses; without it, from output_grad() (set by the caller).
+  // Without the embedding it leaves the gradient of input() in input_grad().
   void backward(float grad_scale = -1.f);
   void zero_grad();
+  // Called during backward as soon as a layer's parameter gradients are complete (the layer
+  // index: a decoder layer, kHeadLayer for the final norm and lm_head, kEmbedLayer): where data
+  // parallelism starts reducing them while backward goes on.
+  void on_grads_ready(std::function<void(int layer)> callback) { grads_ready_ = std::move(callback); }
 
-  // After forward: per-position losses (b*t) and logits (b*t, V); backward overwrites the logits.
-  Tensor losses() const { return Tensor(losses_.f32(), {dims_.n()}); }
-  Tensor logits() const { return Tensor(logits_.f32(), {dims_.n(), cfg_.vocab_size}); }
+  // Activations at the last forward's dims. input/output: (N, D) stage boundary; output_grad and
+  // input_grad are the same residual-gradient buffer before and after backward. input(b, t): the
+  // input of the next forward of b x t, to fill before it (a stage without the embedding).
+  Tensor input() const { return res(0); }
+  Tensor input(int64_t b, int64_t t) const;
+  Tensor output() const;
+  Tensor output_grad() const;
+  Tensor input_grad() const { return output_grad(); }
+  // After forward (with the head): per-position losses (b*t), logits (b*t, Vl), the loss sum
+  // (F64 [1]); backward overwrites the logits.
+  Tensor losses() const { return prefix(losses_, {dims_.n()}); }
+  Tensor logits() const { return prefix(logits_, {dims_.n(), widths_.vocab}); }
+  Tensor loss_sum() const { return loss_sum_; }
   int64_t target_count() const { return count_; }
   // Bytes of planned activation memory.
-  size_t activation_bytes() const;
+  size_t activation_bytes() const { return act_.bytes(); }
+
+  // What decoding needs: the layer context at dims d, and the ALiBi slopes.
+  LayerCtx layer_ctx(const Dims& d) const { return {ctx_, ctx_.ops, cfg_, d, slopes_}; }
 
  private:
   // Throws cs::Error naming the first id outside [lo, vocab).
   void check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const;
-  LayerCtx layer_ctx() const { return {ops_, cfg_, dims_, slopes_t_}; }
+  // Residual stream i (0: the input, L: the output) for n rows (default: the current dims).
+  Tensor res(int64_t i, int64_t n = -1) const;
+  const LayerSaved& saved(int64_t local_layer) const {
+    return saved_sets_[cfg_.recompute ? 0 : size_t(local_layer)];
+  }
 
   ModelConfig cfg_;
-  const Ops& ops_;
+  Ctx& ctx_;
   Group& tp_;
   int64_t max_batch_, max_seq_;
   ParamStore params_;
+  Widths widths_;
+  int64_t n_layers_;
   Dims dims_{};
   int64_t count_ = 0;
-  // Planned buffers.
-  Buffer tokens_, targets_;          // (B*T) i32 copies of the current micro-batch
-  Buffer res_;                       // (L + 1) residual streams of (N, D): layer inputs + final
-  Buffer saved_;                     // L sets (or 1 with recomputation) of LayerSaved
-  Buffer scratch_;                   // one LayerScratch + dres (N, D) + recompute output (N, D)
-  Buffer lnf_, rstdf_, logits_, losses_, lse_;
-  Buffer slopes_;
-  Tensor slopes_t_;
-  std::vector<LayerSaved> saved_sets_;
-  LayerScratch scratch_set_{};
-  float *dres_ = nullptr, *recompute_out_ = nullptr;
+  std::function<void(int)> grads_ready_;
+  // Planned device buffers, carved from one block.
+  DeviceBuffer act_;
+  Tensor tokens_, targets_;     // (B*T) i32 copies of the current micro-batch
+  Tensor res_;                  // (L + 1) residual streams of (N, D): layer inputs + final output
+  std::vector<LayerSaved> saved_sets_;  // L sets (or 1 with recomputation)
+  LayerScratch scratch_;
+  Tensor dres_, recompute_out_, lnf_, rstdf_, logits_, losses_, lse_, loss_sum_, slopes_;
 };
 
 }  // namespace cs

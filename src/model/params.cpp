@@ -1,61 +1,143 @@
 #include "model/params.h"
 
-#include <cmath>
+#include <fmt/core.h>
 
+#include <cmath>
+#include <cstring>
+
+#include "backend/host_copy.h"
 #include "core/philox.h"
 
 namespace cs {
 
-std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
+ModelShard ModelShard::stage(const ModelConfig& cfg, int stage, int stages, int tp_rank, int tp) {
+  CS_CHECK(stages >= 1 && stage >= 0 && stage < stages && cfg.num_layers % stages == 0)
+      << "stage " << stage << " of " << stages << " over " << cfg.num_layers << " layers";
+  const int per = int(cfg.num_layers) / stages;
+  return {stage * per, (stage + 1) * per, stage == 0, stage == stages - 1, tp_rank, tp};
+}
+
+void ModelShard::validate(const ModelConfig& cfg) const {
+  const int e = end(cfg);
+  if (first_layer < 0 || e > cfg.num_layers || first_layer > e)
+    throw UsageError(fmt::format("[model] layers [{}, {}) are not a range of the model's {} layers", first_layer, e,
+                                 cfg.num_layers));
+  if (tp_size < 1 || tp_rank < 0 || tp_rank >= tp_size)
+    throw UsageError(fmt::format("[model] tensor-parallel rank {} of {}: expected 0 <= rank < size", tp_rank, tp_size));
+  const std::pair<const char*, int64_t> divided[] = {
+      {"attention heads", cfg.num_heads}, {"FFN columns", cfg.ffn_hidden_size}, {"vocabulary entries", cfg.vocab_size}};
+  for (const auto& [what, n] : divided)
+    if (n % tp_size != 0)
+      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {}", tp_size, n,
+                                   what));
+}
+
+Widths Widths::of(const ModelConfig& cfg, const ModelShard& shard) {
+  const int64_t tp = shard.tp_size;
+  Widths w;
+  w.d = cfg.hidden_size;
+  w.heads = cfg.num_heads / tp;
+  w.head_dim = cfg.head_dim();
+  w.ffn = cfg.ffn_hidden_size / tp;
+  w.vocab = cfg.vocab_size / tp;
+  w.vocab_offset = w.vocab * shard.tp_rank;
+  return w;
+}
+
+namespace {
+// Appends the specs of `shard` (all of them for the whole model) with local shapes.
+std::vector<ParamSpec> make_specs(const ModelConfig& cfg, const ModelShard& shard) {
   std::vector<ParamSpec> specs;
   int64_t numel = 0;
-  const int64_t d = cfg.hidden_size, f = cfg.ffn_hidden_size, v = cfg.vocab_size;
+  const Widths w = Widths::of(cfg, shard);
+  const int64_t d = cfg.hidden_size, f = cfg.ffn_hidden_size, v = cfg.vocab_size, att = w.attention();
   const double std = cfg.init_std;
   // Megatron's scaled init for the two projections that feed the residual stream: std / sqrt(2L).
   const double out_std = cfg.init_std / std::sqrt(2.0 * double(cfg.num_layers));
-  auto add = [&](std::string name, Shape s, TpSplit split, int layer, bool norm, double init) {
-    specs.push_back({std::move(name), s, numel, split, layer, norm, init});
-    numel += s.numel();
+  auto add = [&](std::string name, ParamKind kind, Shape local, Shape global, TpSplit split, int layer, bool norm,
+                 double init) {
+    specs.push_back({std::move(name), local, numel, split, layer, norm, init, kind, global});
+    numel += local.numel();
   };
-  add("model.embed_tokens.weight", {v, d}, TpSplit::Vocab, -1, false, std);
-  for (int i = 0; i < cfg.num_layers; ++i) {
+  if (shard.has_embedding)
+    add("model.embed_tokens.weight", ParamKind::Embed, {w.vocab, d}, {v, d}, TpSplit::Vocab, kEmbedLayer, false, std);
+  for (int i = shard.first_layer; i < shard.end(cfg); ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "input_layernorm.weight", {d}, TpSplit::None, i, true, 0);
-    add(p + "self_attn.W_pack.weight", {3 * d, d}, TpSplit::ColumnQkvHeads, i, false, std);
-    add(p + "self_attn.o_proj.weight", {d, d}, TpSplit::Row, i, false, out_std);
-    add(p + "post_attention_layernorm.weight", {d}, TpSplit::None, i, true, 0);
-    add(p + "mlp.gate_proj.weight", {f, d}, TpSplit::Column, i, false, std);
-    add(p + "mlp.up_proj.weight", {f, d}, TpSplit::Column, i, false, std);
-    add(p + "mlp.down_proj.weight", {d, f}, TpSplit::Row, i, false, out_std);
+    add(p + "input_layernorm.weight", ParamKind::InputNorm, {d}, {d}, TpSplit::None, i, true, 0);
+    add(p + "self_attn.W_pack.weight", ParamKind::Wpack, {3 * att, d}, {3 * d, d}, TpSplit::ColumnQkvHeads, i, false,
+        std);
+    add(p + "self_attn.o_proj.weight", ParamKind::Wo, {d, att}, {d, d}, TpSplit::Row, i, false, out_std);
+    add(p + "post_attention_layernorm.weight", ParamKind::PostNorm, {d}, {d}, TpSplit::None, i, true, 0);
+    add(p + "mlp.gate_proj.weight", ParamKind::Gate, {w.ffn, d}, {f, d}, TpSplit::Column, i, false, std);
+    add(p + "mlp.up_proj.weight", ParamKind::Up, {w.ffn, d}, {f, d}, TpSplit::Column, i, false, std);
+    add(p + "mlp.down_proj.weight", ParamKind::Down, {d, w.ffn}, {d, f}, TpSplit::Row, i, false, out_std);
   }
-  add("model.norm.weight", {d}, TpSplit::None, -2, true, 0);
-  add("lm_head.weight", {v, d}, TpSplit::Vocab, -2, false, std);
+  if (shard.has_head) {
+    add("model.norm.weight", ParamKind::FinalNorm, {d}, {d}, TpSplit::None, kHeadLayer, true, 0);
+    add("lm_head.weight", ParamKind::Head, {w.vocab, d}, {v, d}, TpSplit::Vocab, kHeadLayer, false, std);
+  }
   return specs;
 }
 
-ParamStore::ParamStore(const ModelConfig& cfg) : specs_(param_specs(cfg)) {
-  numel_ = specs_.empty() ? 0 : specs_.back().offset + specs_.back().shape.numel();
-  params_.resize(size_t(numel_) * sizeof(float));
-  grads_.resize(size_t(numel_) * sizeof(float));
-  w_ = views(params_);
-  g_ = views(grads_);
+// This rank's elements of a global tensor g (row-major, global_shape) into out (shape).
+void take_local(const ParamSpec& s, const ModelShard& sh, int64_t d_model, const float* g, float* out) {
+  const int64_t rows = s.shape[0], cols = s.shape.ndim > 1 ? s.shape[1] : 1;
+  const int64_t gcols = s.global_shape.ndim > 1 ? s.global_shape[1] : 1;
+  auto copy_rows = [&](int64_t src_row, int64_t dst_row, int64_t n) {
+    std::memcpy(out + dst_row * cols, g + src_row * gcols, size_t(n * cols) * sizeof(float));
+  };
+  switch (s.split) {
+    case TpSplit::None: copy_rows(0, 0, rows); break;
+    case TpSplit::Column:
+    case TpSplit::Vocab: copy_rows(sh.tp_rank * rows, 0, rows); break;
+    case TpSplit::Row:
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(out + r * cols, g + r * gcols + sh.tp_rank * cols, size_t(cols) * sizeof(float));
+      break;
+    case TpSplit::ColumnQkvHeads: {  // the rank's q rows, k rows and v rows
+      const int64_t per = rows / 3;
+      for (int64_t blk = 0; blk < 3; ++blk) copy_rows(blk * d_model + sh.tp_rank * per, blk * per, per);
+      break;
+    }
+  }
+}
+}  // namespace
+
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg) { return make_specs(cfg, ModelShard::whole()); }
+
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg, const ModelShard& shard) {
+  shard.validate(cfg);
+  return make_specs(cfg, shard);
 }
 
-ModelWeights ParamStore::views(const Buffer& b) const {
-  auto at = [&](size_t i) { return Tensor(b.f32() + specs_[i].offset, specs_[i].shape); };
+ParamStore::ParamStore(const ModelConfig& cfg, const ModelShard& shard, Backend& backend, DType param_dtype,
+                       DType grad_dtype)
+    : cfg_(cfg), shard_(shard), specs_(param_specs(cfg, shard)), param_dtype_(param_dtype), grad_dtype_(grad_dtype) {
+  numel_ = specs_.empty() ? 0 : specs_.back().offset + specs_.back().shape.numel();
+  params_ = DeviceBuffer(backend, size_t(numel_) * dtype_size(param_dtype));
+  grads_ = DeviceBuffer(backend, size_t(numel_) * dtype_size(grad_dtype));
+  w_ = views(params_, param_dtype);
+  g_ = views(grads_, grad_dtype);
+}
+
+ModelWeights ParamStore::views(const DeviceBuffer& b, DType t) const {
+  auto at = [&](ParamKind k, int layer) {
+    const ParamSpec* s = find(k, layer);
+    return s ? b.tensor(s->shape, t, bytes_at(*s, t)) : Tensor();
+  };
   ModelWeights m;
-  m.embed = at(0);
-  const size_t per_layer = 7;
-  const size_t n_layers = (specs_.size() - 3) / per_layer;
-  for (size_t l = 0; l < n_layers; ++l) {
-    const size_t s = 1 + l * per_layer;
-    LayerWeights lw{at(s), at(s + 1), at(s + 2), at(s + 3), Tensor(), at(s + 6)};
-    const Shape gate = specs_[s + 4].shape;
-    lw.wgu = Tensor(b.f32() + specs_[s + 4].offset, {2 * gate[0], gate[1]});
+  m.embed = at(ParamKind::Embed, kEmbedLayer);
+  for (int l = shard_.first_layer; l < shard_.end(cfg_); ++l) {
+    LayerWeights lw{at(ParamKind::InputNorm, l), at(ParamKind::Wpack, l), at(ParamKind::Wo, l),
+                    at(ParamKind::PostNorm, l), Tensor(), at(ParamKind::Down, l)};
+    const ParamSpec* gate = find(ParamKind::Gate, l);
+    const ParamSpec* up = find(ParamKind::Up, l);
+    CS_CHECK(up->offset == gate->offset + gate->shape.numel()) << "gate_proj and up_proj must be adjacent";
+    lw.wgu = b.tensor({2 * gate->shape[0], gate->shape[1]}, t, bytes_at(*gate, t));
     m.layers.push_back(lw);
   }
-  m.norm = at(specs_.size() - 2);
-  m.head = at(specs_.size() - 1);
+  m.norm = at(ParamKind::FinalNorm, kHeadLayer);
+  m.head = at(ParamKind::Head, kHeadLayer);
   return m;
 }
 
@@ -65,14 +147,37 @@ const ParamSpec* ParamStore::find(const std::string& name) const {
   return nullptr;
 }
 
-void ParamStore::init(uint64_t seed) {
+const ParamSpec* ParamStore::find(ParamKind kind, int layer) const {
+  const bool outside = kind == ParamKind::Embed || kind == ParamKind::FinalNorm || kind == ParamKind::Head;
+  for (const auto& s : specs_)
+    if (s.kind == kind && (outside || s.layer == layer)) return &s;
+  return nullptr;
+}
+
+std::vector<const ParamSpec*> ParamStore::layer_specs(int layer) const {
+  std::vector<const ParamSpec*> out;
+  for (const auto& s : specs_)
+    if (s.layer == layer) out.push_back(&s);
+  return out;
+}
+
+void ParamStore::init(Ctx& ctx, uint64_t seed) {
+  CS_CHECK(param_dtype_ == DType::F32) << "init of " << dtype_name(param_dtype_) << " parameters";
+  std::vector<float> global;
   for (const auto& s : specs_) {
-    Tensor t = param(s);
+    HostCopy h(ctx, param(s), HostCopy::kWrite);
+    float* out = static_cast<float*>(h.data());
+    const bool sliced = s.shape != s.global_shape;
+    global.resize(sliced ? size_t(s.global_shape.numel()) : 0);
+    float* g = sliced ? global.data() : out;
+    const int64_t n = s.global_shape.numel();
     if (s.init_std == 0) {
-      for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 1.f;
+      for (int64_t i = 0; i < n; ++i) g[i] = 1.f;
     } else {
-      philox_fill_normal(t.f32(), t.numel(), philox_key(seed, s.name), 0, 0.f, float(s.init_std));
+      philox_fill_normal(g, n, philox_key(seed, s.name), 0, 0.f, float(s.init_std));
     }
+    if (sliced) take_local(s, shard_, cfg_.hidden_size, g, out);
+    h.flush();
   }
 }
 

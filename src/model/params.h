@@ -1,13 +1,16 @@
-// Parameters: one contiguous fp32 buffer (and one gradient buffer of the same layout) with named
-// views. Every parameter carries its Hugging Face name and sharding spec, so ZeRO, all-reduce
-// buckets, checkpoint I/O and conversion see one flat range and generic names.
+// Parameters: one contiguous buffer (and one gradient buffer of the same layout) with named views,
+// allocated through the backend. Every parameter carries its Hugging Face name, its kind and
+// layer, and its sharding spec, so ZeRO, all-reduce buckets, checkpoint I/O and conversion see
+// one flat range and generic names. A store holds one model shard: a contiguous range of decoder
+// layers (with or without the embedding, with or without the final norm and lm_head) of one
+// tensor-parallel rank, at that rank's widths.
 // Order: embed_tokens; per layer input_layernorm, W_pack, o_proj, post_attention_layernorm,
 // gate_proj, up_proj, down_proj (gate and up adjacent: one GEMM computes both); norm; lm_head.
 #pragma once
 #include <string>
 #include <vector>
 
-#include "core/buffer.h"
+#include "backend/device_buffer.h"
 #include "model/config.h"
 
 namespace cs {
@@ -21,14 +24,49 @@ enum class TpSplit {
   Vocab,          // rows split over the vocabulary (embed_tokens, lm_head)
 };
 
+// What a parameter is, independent of its layer.
+enum class ParamKind { Embed, InputNorm, Wpack, Wo, PostNorm, Gate, Up, Down, FinalNorm, Head };
+
+// The layer value of the parameters outside the decoder layers.
+constexpr int kEmbedLayer = -1;  // embed_tokens (first pipeline stage)
+constexpr int kHeadLayer = -2;   // final norm and lm_head (last pipeline stage)
+
 struct ParamSpec {
   std::string name;  // Hugging Face name, e.g. model.layers.3.self_attn.W_pack.weight
-  Shape shape;
+  Shape shape;       // this shard's slice (equal to global_shape without tensor parallelism)
   int64_t offset = 0;  // elements from the start of the buffer
   TpSplit split = TpSplit::None;
-  int layer = -1;      // decoder layer, or -1 (embedding: first stage) / -2 (norm, head: last)
+  int layer = -1;      // decoder layer (global index), or kEmbedLayer / kHeadLayer
   bool is_norm = false;  // no weight decay (Megatron skips norms and biases)
   double init_std = 0;   // 0: initialised to ones
+  ParamKind kind = ParamKind::Embed;
+  Shape global_shape;    // the whole tensor's shape
+};
+
+// Which part of the model one instance holds: decoder layers [first_layer, end_layer), the
+// embedding when has_embedding (the first pipeline stage), the final norm and lm_head when
+// has_head (the last), at tensor-parallel rank tp_rank of tp_size.
+struct ModelShard {
+  int first_layer = 0, end_layer = -1;  // end_layer -1: the config's number of layers
+  bool has_embedding = true, has_head = true;
+  int tp_rank = 0, tp_size = 1;
+  // The whole model on one rank.
+  static ModelShard whole() { return {}; }
+  // Pipeline stage `stage` of `stages` (equal layer ranges), tensor-parallel rank r of tp.
+  static ModelShard stage(const ModelConfig& cfg, int stage, int stages, int tp_rank = 0, int tp = 1);
+  int end(const ModelConfig& cfg) const { return end_layer < 0 ? int(cfg.num_layers) : end_layer; }
+  int num_layers(const ModelConfig& cfg) const { return end(cfg) - first_layer; }
+  // Throws a UsageError when the range is empty or outside the config, or TP does not divide the
+  // heads, FFN or vocabulary.
+  void validate(const ModelConfig& cfg) const;
+};
+
+// One rank's widths: the hidden size D is whole on every rank; heads, FFN and vocabulary are
+// this tensor-parallel rank's share (vocab rows [vocab_offset, vocab_offset + vocab)).
+struct Widths {
+  int64_t d = 0, heads = 0, head_dim = 0, ffn = 0, vocab = 0, vocab_offset = 0;
+  int64_t attention() const { return heads * head_dim; }  // the q (or k, or v) width of this rank
+  static Widths of(const ModelConfig& cfg, const ModelShard& shard);
 };
 
 // The six weights of one decoder layer.
@@ -36,38 +74,57 @@ struct LayerWeights {
   Tensor ln1, wpack, wo, ln2, wgu, wdown;  // wgu: (2F, D) view over gate_proj then up_proj
 };
 
+// Views of one shard's parameters (or gradients): embed is empty without the embedding, norm and
+// head without the head; layers[i] is decoder layer first_layer + i.
 struct ModelWeights {
   Tensor embed, norm, head;
   std::vector<LayerWeights> layers;
 };
 
-// The parameter specs of a config (names, shapes, offsets, splits) without allocating anything:
-// what conversion and checkpoint tools use to know the model's tensors.
+// The parameter specs of the whole model (global shapes) without allocating anything: what
+// conversion and checkpoint tools use to know the model's tensors.
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
+// The specs of one shard, at its local shapes, offsets into its own buffer.
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg, const ModelShard& shard);
 
 class ParamStore {
  public:
-  explicit ParamStore(const ModelConfig& cfg);
+  // Parameters in param_dtype and gradients in grad_dtype, allocated on `backend`.
+  ParamStore(const ModelConfig& cfg, const ModelShard& shard, Backend& backend,
+             DType param_dtype = DType::F32, DType grad_dtype = DType::F32);
   const std::vector<ParamSpec>& specs() const { return specs_; }
+  const ModelShard& shard() const { return shard_; }
   int64_t numel() const { return numel_; }
+  DType param_dtype() const { return param_dtype_; }
+  DType grad_dtype() const { return grad_dtype_; }
   // Views into the parameter (or gradient) buffer.
   const ModelWeights& weights() const { return w_; }
   const ModelWeights& grads() const { return g_; }
-  Tensor param(const ParamSpec& s) const { return Tensor(params_.f32() + s.offset, s.shape); }
-  Tensor grad(const ParamSpec& s) const { return Tensor(grads_.f32() + s.offset, s.shape); }
-  Tensor flat_params() const { return Tensor(params_.f32(), {numel_}); }
-  Tensor flat_grads() const { return Tensor(grads_.f32(), {numel_}); }
+  Tensor param(const ParamSpec& s) const { return params_.tensor(s.shape, param_dtype_, bytes_at(s, param_dtype_)); }
+  Tensor grad(const ParamSpec& s) const { return grads_.tensor(s.shape, grad_dtype_, bytes_at(s, grad_dtype_)); }
+  Tensor flat_params() const { return params_.tensor({numel_}, param_dtype_); }
+  Tensor flat_grads() const { return grads_.tensor({numel_}, grad_dtype_); }
   // The spec with this name, or nullptr.
   const ParamSpec* find(const std::string& name) const;
-  // Layout-invariant init: element e of parameter p is N(0, std_p) from Philox keyed by
-  // (seed, p.name) at counter e; norm weights are 1.
-  void init(uint64_t seed);
+  // The spec of (kind, layer) (layer: the global decoder layer; ignored outside layers), or
+  // nullptr when this shard does not hold it.
+  const ParamSpec* find(ParamKind kind, int layer = 0) const;
+  // The specs of one layer (kEmbedLayer, kHeadLayer or a decoder layer), in buffer order: a
+  // contiguous range of the buffer [first offset, last offset + numel).
+  std::vector<const ParamSpec*> layer_specs(int layer) const;
+  // Layout-invariant init: element e of parameter p (global index) is N(0, std_p) from Philox
+  // keyed by (seed, p.name) at counter e; norm weights are 1. Built on the host, then uploaded.
+  void init(Ctx& ctx, uint64_t seed);
 
  private:
-  ModelWeights views(const Buffer& b) const;
+  static size_t bytes_at(const ParamSpec& s, DType t) { return size_t(s.offset) * dtype_size(t); }
+  ModelWeights views(const DeviceBuffer& b, DType t) const;
+  ModelConfig cfg_;
+  ModelShard shard_;
   std::vector<ParamSpec> specs_;
   int64_t numel_ = 0;
-  Buffer params_, grads_;
+  DType param_dtype_, grad_dtype_;
+  DeviceBuffer params_, grads_;
   ModelWeights w_, g_;
 };
 

@@ -1,10 +1,17 @@
 // Group: the collective-communication interface every parallel piece talks through (TP, PP, DP
-// groups are all Groups). Implementations: SingleGroup here (every collective a no-op), MPI and
-// NCCL later. Passed explicitly: there are no global process groups.
+// groups are all Groups). Collectives work on device tensors and receive the execution context,
+// so a GPU implementation orders itself after the compute stream (llm.c's zero.cuh, MLX's
+// all_sum(..., Stream)); the host never sees the data. Implementations: SingleGroup here (one
+// process: every collective a copy or a no-op), MPI and NCCL beside it. Passed explicitly: there
+// are no global process groups.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "backend/backend.h"
 
 namespace cs {
 
@@ -15,35 +22,46 @@ class Group {
   virtual int size() const = 0;
   // A name for error messages ("tp", "dp", "world", ...).
   virtual std::string name() const = 0;
-  // In place: data[i] = sum over ranks of data[i].
-  virtual void all_reduce_sum(float* data, int64_t count) = 0;
-  // The same in double (norms, loss sums: reductions whose precision matters).
-  virtual void all_reduce_sum(double* data, int64_t count) = 0;
-  // out (size * count) = concatenation of every rank's in (count), in rank order.
-  virtual void all_gather(const float* in, float* out, int64_t count) = 0;
-  // out (count) = this rank's count-sized chunk of the sum of every rank's in (size * count).
-  virtual void reduce_scatter_sum(const float* in, float* out, int64_t count) = 0;
-  // data (count) = root's data.
-  virtual void broadcast(float* data, int64_t count, int root) = 0;
-  virtual void barrier() = 0;
+
+  // In place: t[i] = sum over ranks of t[i] (f32 or f64; every rank the same shape).
+  virtual void all_reduce_sum(Ctx& c, const Tensor& t) = 0;
+  // out (size * in.numel()) = concatenation of every rank's in, in rank order.
+  virtual void all_gather(Ctx& c, const Tensor& in, const Tensor& out) = 0;
+  // out (in.numel() / size) = this rank's chunk of the sum over ranks of in.
+  virtual void reduce_scatter_sum(Ctx& c, const Tensor& in, const Tensor& out) = 0;
+  // t = root's t.
+  virtual void broadcast(Ctx& c, const Tensor& t, int root) = 0;
+  // Point to point (pipeline stages): t goes to rank `peer` of this group, which receives it into
+  // a tensor of the same byte size with recv(..., src = this rank).
+  virtual void send(Ctx& c, const Tensor& t, int peer) = 0;
+  virtual void recv(Ctx& c, const Tensor& t, int peer) = 0;
+  virtual void barrier(Ctx& c) = 0;
+  // Megatron's / MPI_Comm_split's split: the ranks passing the same colour form a new group,
+  // ordered by key (then by rank here). Every rank of this group must call it.
+  virtual std::unique_ptr<Group> split(int colour, int key) = 0;
 };
 
-// The group of one process: collectives copy or do nothing.
+// The group of one process: reductions and broadcasts leave data as it is, gathers and scatters
+// copy, send queues a copy for this same rank's recv (first in, first out).
 class SingleGroup final : public Group {
  public:
   explicit SingleGroup(std::string name = "world") : name_(std::move(name)) {}
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string name() const override { return name_; }
-  void all_reduce_sum(float*, int64_t) override {}
-  void all_reduce_sum(double*, int64_t) override {}
-  void all_gather(const float* in, float* out, int64_t count) override;
-  void reduce_scatter_sum(const float* in, float* out, int64_t count) override;
-  void broadcast(float*, int64_t, int) override {}
-  void barrier() override {}
+  void all_reduce_sum(Ctx& c, const Tensor& t) override;
+  void all_gather(Ctx& c, const Tensor& in, const Tensor& out) override;
+  void reduce_scatter_sum(Ctx& c, const Tensor& in, const Tensor& out) override;
+  void broadcast(Ctx& c, const Tensor& t, int root) override;
+  void send(Ctx& c, const Tensor& t, int peer) override;
+  void recv(Ctx& c, const Tensor& t, int peer) override;
+  void barrier(Ctx&) override {}
+  std::unique_ptr<Group> split(int colour, int key) override;
 
  private:
+  void check_peer(const char* op, int peer) const;
   std::string name_;
+  std::deque<std::vector<uint8_t>> mailbox_;  // sent, not yet received
 };
 
 }  // namespace cs

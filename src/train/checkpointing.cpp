@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "backend/host_copy.h"
 #include "checkpoint/native.h"
 #include "core/log.h"
 #include "train/hf_model.h"
@@ -11,12 +12,32 @@
 namespace cs {
 
 namespace {
-std::vector<ShardTensor> whole(const ParamStore& ps, const std::string& prefix, const float* base) {
+// The shard entries of one flat f32 device buffer laid out as ps (parameters, moments): host
+// copies of it (none on a host backend) kept alive in `hold` until the writer commits.
+std::vector<ShardTensor> whole(Ctx& ctx, const ParamStore& ps, const std::string& prefix, const Tensor& flat,
+                               std::vector<HostCopy>& hold) {
+  CS_CHECK(flat.dtype == DType::F32) << "checkpoints hold f32 tensors, got " << dtype_name(flat.dtype);
+  hold.emplace_back(ctx, flat, HostCopy::kRead);
+  const Tensor host = hold.back().host_tensor();
   std::vector<ShardTensor> out;
   for (const ParamSpec& s : ps.specs())
-    out.push_back({prefix + s.name, Tensor(const_cast<float*>(base) + s.offset, s.shape), s.shape,
+    out.push_back({prefix + s.name, host.slice_rows(s.offset, s.offset + s.shape.numel()).view(s.shape), s.shape,
                    std::vector<int64_t>(size_t(s.shape.ndim), 0)});
   return out;
+}
+
+// Reads every parameter-shaped tensor `prefix + name` of r into the flat f32 device buffer `flat`.
+void read_flat(Ctx& ctx, const CheckpointReader& r, const ParamStore& ps, const std::string& prefix,
+               const Tensor& flat) {
+  HostCopy h(ctx, flat, HostCopy::kWrite);
+  const Tensor host = h.host_tensor();
+  for (const ParamSpec& s : ps.specs()) {
+    if (!r.has(prefix + s.name))
+      throw Error(fmt::format("[checkpoint] {}: missing tensor {}. Hint: a checkpoint of another model?", r.dir(),
+                              prefix + s.name));
+    r.read_all(prefix + s.name, s.shape, host.slice_rows(s.offset, s.offset + s.shape.numel()).f32());
+  }
+  h.flush();
 }
 }  // namespace
 
@@ -35,7 +56,8 @@ nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, 
 void save_model_checkpoint(const std::string& root, const Model& model) {
   CheckpointWriter w(root, 0);
   const ParamStore& ps = model.params();
-  w.add_shard("model-tp00-pp000.safetensors", whole(ps, "", ps.flat_params().f32()));
+  std::vector<HostCopy> hold;
+  w.add_shard("model-tp00-pp000.safetensors", whole(model.ctx(), ps, "", ps.flat_params(), hold));
   w.commit(checkpoint_meta(model.config(), TrainingState{}));
 }
 
@@ -43,9 +65,12 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
                               const AdamW& adam, const LossScaler& scaler, int keep_last) {
   CheckpointWriter w(root, st.iteration);
   const ParamStore& ps = model.params();
-  w.add_shard("model-tp00-pp000.safetensors", whole(ps, "", ps.flat_params().f32()));
-  std::vector<ShardTensor> optim = whole(ps, "exp_avg.", adam.exp_avg().f32());
-  for (ShardTensor& t : whole(ps, "exp_avg_sq.", adam.exp_avg_sq().f32())) optim.push_back(std::move(t));
+  Ctx& ctx = model.ctx();
+  std::vector<HostCopy> hold;
+  // The model shard holds the fp32 master weights (the parameters themselves when they are f32).
+  w.add_shard("model-tp00-pp000.safetensors", whole(ctx, ps, "", adam.master(ps), hold));
+  std::vector<ShardTensor> optim = whole(ctx, ps, "exp_avg.", adam.exp_avg(), hold);
+  for (ShardTensor& t : whole(ctx, ps, "exp_avg_sq.", adam.exp_avg_sq(), hold)) optim.push_back(std::move(t));
   w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
   const LossScaler::State sc = scaler.state();
   nlohmann::json meta = checkpoint_meta(model.config(), st);
@@ -64,15 +89,15 @@ ModelConfig checkpoint_model_config(const std::string& root) {
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
 }
 
-std::unique_ptr<Model> load_model_weights(const std::string& dir, const Ops& ops, Group& tp,
+std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp,
                                           int64_t max_batch, int64_t max_seq) {
   if (!is_native_checkpoint(dir)) {
     check_not_an_iteration_folder(dir);
-    return load_hf_model(dir, ops, tp, max_batch, max_seq);
+    return load_hf_model(dir, ctx, tp, max_batch, max_seq);
   }
   ModelConfig cfg = checkpoint_model_config(dir);
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);  // as load_hf_model
-  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
+  auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
   load_training_checkpoint(dir, *model, nullptr, nullptr);
   return model;
 }
@@ -85,20 +110,28 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     log_warn("[checkpoint] ignoring {}: its write never completed (the process died while saving)", partial);
   CheckpointReader r(root, it);
   ParamStore& ps = model.params();
-  for (const ParamSpec& s : ps.specs()) {
-    if (!r.has(s.name))
-      throw Error(fmt::format("[checkpoint] {}: missing tensor {}. Hint: a checkpoint of another model?", r.dir(), s.name));
-    r.read_all(s.name, s.shape, ps.param(s).f32());
+  Ctx& ctx = model.ctx();
+  if (ps.param_dtype() == DType::F32) {
+    read_flat(ctx, r, ps, "", ps.flat_params());
+  } else {  // f32 in the file: into the master weights (or a staging buffer), cast into the parameters
+    DeviceBuffer staging;
+    Tensor master;
+    if (adam) {
+      master = adam->master(ps);
+    } else {
+      staging = DeviceBuffer(ctx.backend, size_t(ps.numel()) * sizeof(float));
+      master = staging.tensor({ps.numel()});
+    }
+    read_flat(ctx, r, ps, "", master);
+    ctx.ops.cast(ctx, master, ps.flat_params());
   }
   const nlohmann::json& m = r.meta();
   try {
     if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
       log_info("[checkpoint] {}: no optimizer state (a converted or weights-only checkpoint): Adam starts afresh", r.dir());
     } else if (adam) {
-      for (const ParamSpec& s : ps.specs()) {
-        r.read_all("exp_avg." + s.name, s.shape, adam->exp_avg().f32() + s.offset);
-        r.read_all("exp_avg_sq." + s.name, s.shape, adam->exp_avg_sq().f32() + s.offset);
-      }
+      read_flat(ctx, r, ps, "exp_avg.", adam->exp_avg());
+      read_flat(ctx, r, ps, "exp_avg_sq.", adam->exp_avg_sq());
       adam->set_steps(m.at("optimizer").at("step").get<int64_t>());
     }
     if (scaler && m.contains("loss_scaler")) {

@@ -37,7 +37,7 @@ ModelConfig checkpoint_model_config(const std::string& root);
 
 // The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned
 // for (max_batch, max_seq) activations (max_seq 0: the config's length).
-std::unique_ptr<Model> load_model_weights(const std::string& dir, const Ops& ops, Group& tp,
+std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp,
                                           int64_t max_batch, int64_t max_seq);
 
 // Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);

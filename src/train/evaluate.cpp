@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/host_copy.h"
 #include "core/timer.h"
 
 namespace cs {
@@ -46,7 +47,7 @@ EvalSummary evaluate_documents(Model& model, const IndexedDataset& data, int64_t
       }
     }
     model.forward(tokens.data(), targets.data(), b, t);
-    const float* losses = model.losses().f32();
+    const std::vector<float> losses = read_f32(model.ctx(), model.losses());  // the edge: per-document output
     for (int64_t i = 0; i < b; ++i) {
       const int64_t n = std::max<int64_t>(0, int64_t(docs[size_t(i)].size()) - 1);
       double nll = 0;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/host_copy.h"
 #include "checkpoint/hf_dir.h"
 #include "checkpoint/safetensors.h"
 #include "core/file_io.h"
@@ -15,18 +16,23 @@
 
 namespace cs {
 
-std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Group& tp,
+std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp,
                                      int64_t max_batch, int64_t max_seq) {
   HfWeights hf(dir);
   ModelConfig cfg = config_from_hf_json(hf.config(), dir + "/config.json");
   // Activations are planned for max_seq; the config keeps its own length (extended only when a
   // longer sequence is asked for), so a model written back out has the positions it came with.
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
-  auto model = std::make_unique<Model>(cfg, ops, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
+  auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
+  const ParamStore& ps = model->params();
+  CS_CHECK(ps.param_dtype() == DType::F32) << "HF import into " << dtype_name(ps.param_dtype()) << " parameters";
+  HostCopy h(ctx, ps.flat_params(), HostCopy::kWrite);
+  const Tensor host = h.host_tensor();
   std::vector<ParamRef> wanted;
-  for (const ParamSpec& s : model->params().specs())
-    wanted.push_back({s.name, s.shape, model->params().param(s).f32()});
+  for (const ParamSpec& s : ps.specs())
+    wanted.push_back({s.name, s.shape, host.slice_rows(s.offset, s.offset + s.shape.numel()).f32()});
   load_named(hf, wanted);
+  h.flush();
   return model;
 }
 
@@ -121,14 +127,19 @@ void save_hf_model(const Model& model, const std::string& dir, const HfExportOpt
   fs::create_directories(dir, ec);
   if (ec) throw Error(fmt::format("[save] cannot create {}: {}", dir, ec.message()));
   write_hf_config(dir, model.config(), opt.dtype);
-  const auto& specs = model.params().specs();
+  const ParamStore& ps = model.params();
+  const auto& specs = ps.specs();
   const auto shards = hf_shard_groups(specs, opt.dtype, opt.max_shard_bytes);
+  CS_CHECK(ps.param_dtype() == DType::F32) << "HF export of " << dtype_name(ps.param_dtype()) << " parameters";
+  HostCopy h(model.ctx(), ps.flat_params(), HostCopy::kRead);
+  const Tensor host = h.host_tensor();
   for (size_t k = 0; k < shards.size(); ++k) {
     std::vector<std::vector<uint16_t>> store(shards[k].size());
     std::vector<NamedTensor> tensors;
     for (size_t n = 0; n < shards[k].size(); ++n) {
       const ParamSpec& s = specs[shards[k][n]];
-      tensors.push_back({s.name, converted(model.params().param(s), opt.dtype, store[n])});
+      const Tensor p = host.slice_rows(s.offset, s.offset + s.shape.numel()).view(s.shape);
+      tensors.push_back({s.name, converted(p, opt.dtype, store[n])});
     }
     write_safetensors(dir + "/" + hf_shard_file(k, shards.size()), tensors, {{"format", "pt"}});
   }

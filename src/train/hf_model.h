@@ -14,7 +14,7 @@ namespace cs {
 // parameter must be present with its exact shape and every stored tensor must be a parameter;
 // F32, BF16 and F16 are converted to fp32. Activations are planned for (max_batch, max_seq),
 // max_seq 0 meaning the config's length; the config's length is kept (extended if max_seq is longer).
-std::unique_ptr<Model> load_hf_model(const std::string& dir, const Ops& ops, Group& tp,
+std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp,
                                      int64_t max_batch, int64_t max_seq);
 
 struct HfExportOptions {

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "model/flops.h"
@@ -129,14 +130,20 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const double np = double(p.params_total);
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
   const int64_t n = l.micro_batch * c.max_seq_length, d = c.hidden_size, L = c.num_layers;
-  const Dims mx{l.micro_batch, c.max_seq_length, d, c.num_heads, c.head_dim(), c.ffn_hidden_size,
-                c.vocab_size};
-  const double per_layer = double(LayerSaved::floats(mx)) * 4;
-  const double residual = double((L + 1) * n * d) * 4;
+  const Dims mx{l.micro_batch, c.max_seq_length, Widths::of(c, ModelShard::whole())};
+  // The same carving as Model's constructor (every tensor 64-byte aligned).
+  auto aligned = [](double bytes) { return std::ceil(bytes / 64) * 64; };
+  TensorCarver saved_set, scratch_set;
+  LayerSaved::carve(saved_set, mx, DType::F32);
+  LayerScratch::carve(scratch_set, mx, DType::F32);
+  const double per_layer = double(saved_set.used());
+  const double residual = aligned(double((L + 1) * n * d) * 4);
   p.activations_no_recompute = residual + per_layer * double(L);
   p.activations_recompute = residual + per_layer;  // one set, rebuilt layer by layer in backward
-  const double scratch = double(LayerScratch::floats(mx) + 2 * n * d) * 4;
-  const double head = double(n * c.vocab_size + n * d + 3 * n) * 4;  // logits, final norm, rstd, losses, lse
+  const double scratch = double(scratch_set.used()) + 2 * aligned(double(n * d) * 4);
+  // logits, final norm, rstd, losses, lse, the loss sum (f64) and the ALiBi slopes
+  const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 3 * aligned(double(n) * 4) +
+                      64 + (c.position == PositionType::Alibi ? aligned(double(c.num_heads) * 4) : 0);
   const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
   const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;
   p.items = {

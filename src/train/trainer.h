@@ -1,7 +1,8 @@
-// The single-process training loop with Megatron's semantics (DESIGN §7): an iteration is one
-// optimizer step over global_batch samples in global_batch / micro_batch accumulated
+// The training loop with Megatron's semantics (DESIGN §7): an iteration is one optimizer step
+// (train_step.h) over global_batch samples in global_batch / micro_batch accumulated
 // micro-batches; lr from the schedule; fp16-style dynamic loss scaling (skip and count overflowing
-// steps); gradient clipping by the global norm; a log record every log_interval.
+// steps); gradient clipping by the global norm; a log record every log_interval (train_log.h);
+// validation (validation.h); checkpoints (checkpointing.h). Rank 0 of the world prints and writes.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -56,7 +57,8 @@ struct TrainResult {
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false;
 };
 
-// Trains `model` in place. Throws cs::Error on bad configuration (batch sizes, data).
-TrainResult train(Model& model, const TrainArgs& args, const Ops& ops, Group& world);
+// Trains `model` in place on its execution context. Throws cs::Error on bad configuration (batch
+// sizes, data).
+TrainResult train(Model& model, const TrainArgs& args, Group& world);
 
 }  // namespace cs

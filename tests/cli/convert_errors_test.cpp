@@ -14,6 +14,7 @@
 #include "cli/run_util.h"
 #include "parallel/group.h"
 #include "train/checkpointing.h"
+#include "device_env.h"
 
 namespace cs {
 namespace {
@@ -82,7 +83,7 @@ TEST_F(ConvertErrors, CheckpointOfAnotherModelSize) {
   const std::string native = dir_ + "/native";
   ASSERT_EQ(0, run_binary("convert --input " + kFix + "model/rope --output " + native).status);
   SingleGroup tp("tp");
-  Model demo(model_preset("demo"), cpu_ops(), tp, 1, 8);
+  Model demo(model_preset("demo"), test::cpu_ctx(), tp, 1, 8);
   try {
     load_training_checkpoint(native, demo, nullptr, nullptr);
     ADD_FAILURE() << "a tiny checkpoint loaded into the demo model";

@@ -19,6 +19,7 @@
 #include "train/checkpointing.h"
 #include "train/convert.h"
 #include "train/shard_layout.h"
+#include "device_env.h"
 
 namespace cs {
 namespace {
@@ -91,8 +92,8 @@ TEST_F(ConvertLayout, ShardedLayoutsReadBackAsTp1BitForBit) {
   }
   // The model loads straight from the sharded checkpoint too.
   SingleGroup tp("tp");
-  auto m22 = load_model_weights(dir_ + "/n22", cpu_ops(), tp, 1, 1);
-  auto m11 = load_model_weights(dir_ + "/n11", cpu_ops(), tp, 1, 1);
+  auto m22 = load_model_weights(dir_ + "/n22", test::cpu_ctx(), tp, 1, 1);
+  auto m11 = load_model_weights(dir_ + "/n11", test::cpu_ctx(), tp, 1, 1);
   const Tensor p = m22->params().flat_params(), q = m11->params().flat_params();
   EXPECT_EQ(0, std::memcmp(p.data, q.data, p.nbytes()));
 }

@@ -14,6 +14,7 @@
 #include "tolerances.h"
 #include "train/evaluate.h"
 #include "train/hf_model.h"
+#include "device_env.h"
 
 namespace cs {
 namespace {
@@ -53,7 +54,7 @@ TEST_P(Eval, PerDocumentLossesMatchFloat64Reference) {
   const int64_t n = docs.at("seq_length").get<int64_t>();
   IndexedDataset data(write_docs(docs.at("docs")));
   SingleGroup tp;
-  auto model = load_hf_model(model_dir(GetParam()), cpu_ops(), tp, 3, n);
+  auto model = load_hf_model(model_dir(GetParam()), test::cpu_ctx(), tp, 3, n);
   std::vector<DocScore> got;
   EvalSummary s = evaluate_documents(*model, data, n, 3, [&](const DocScore& d) { got.push_back(d); });
   ASSERT_EQ(got.size(), expected.size());

@@ -5,10 +5,16 @@
 
 #include <algorithm>
 
+#include "backend/host_copy.h"
+#include "device_env.h"
 #include "model/decoder.h"
 #include "train/sampling.h"
 
 namespace cs {
+
+// Test names print the position, not a byte dump.
+void PrintTo(PositionType p, std::ostream* os) { *os << position_name(p); }
+
 namespace {
 
 class Greedy : public ::testing::TestWithParam<PositionType> {};
@@ -19,30 +25,33 @@ TEST_P(Greedy, KvCacheEqualsFullRecomputation) {
   c.max_seq_length = 24;
   c.init_std = 0.5;  // a random model with peaked logits, so arg-max is not a coin toss
   SingleGroup tp;
-  Model m(c, cpu_ops(), tp, 1, 24);
-  m.params().init(21);
+  test::DeviceEnv env;
+  Model m(c, *env, tp, 1, 24);
+  m.params().init(*env, 21);
   std::vector<int32_t> seq = {7, 42, 3, 99, 15};
-  Decoder dec(m, cpu_ops(), 1, 24);
-  Tensor logits = dec.step(seq.data(), int64_t(seq.size()));
+  Decoder dec(m, 1, 24);
+  std::vector<float> logits = read_f32(*env, dec.step(seq.data(), int64_t(seq.size())));
   std::vector<int32_t> cached, full;
   std::vector<int32_t> cur = seq;
   for (int i = 0; i < 12; ++i) {
     // Full recomputation: forward on everything, arg-max of the last position.
     std::vector<int32_t> tgt(cur.size(), -1);
     m.forward(cur.data(), tgt.data(), 1, int64_t(cur.size()));
-    const float* last = m.logits().f32() + (cur.size() - 1) * size_t(c.vocab_size);
-    for (int64_t j = 0; j < c.vocab_size; ++j) ASSERT_NEAR(logits.f32()[j], last[j], 1e-4) << "step " << i;
+    const std::vector<float> all = read_f32(*env, m.logits());
+    const float* last = all.data() + (cur.size() - 1) * size_t(c.vocab_size);
+    for (int64_t j = 0; j < c.vocab_size; ++j) ASSERT_NEAR(logits[size_t(j)], last[j], 1e-4) << "step " << i;
     const int32_t want = int32_t(std::max_element(last, last + c.vocab_size) - last);
-    const int32_t got = choose_token(logits.f32(), c.vocab_size, SamplingParams{}, uint64_t(i));
+    const int32_t got = choose_token(logits.data(), c.vocab_size, SamplingParams{}, uint64_t(i));
     EXPECT_EQ(got, want) << "step " << i;
     cur.push_back(want);
-    logits = dec.step(&got, 1);
+    logits = read_f32(*env, dec.step(&got, 1));
   }
   EXPECT_EQ(dec.length(), int64_t(seq.size()) + 12);
   EXPECT_THROW(dec.step(cur.data(), 24), Error);  // beyond the cache
 }
 
-INSTANTIATE_TEST_SUITE_P(Positions, Greedy, ::testing::Values(PositionType::Rope, PositionType::Alibi));
+INSTANTIATE_TEST_SUITE_P(Positions, Greedy, ::testing::Values(PositionType::Rope, PositionType::Alibi),
+                         [](const auto& info) { return std::string(position_name(info.param)); });
 
 TEST(Sampling, ReproducibleForASeedAndRespectsTopK) {
   std::vector<float> logits = {1.0f, 3.0f, 2.5f, -1.0f, 2.9f};

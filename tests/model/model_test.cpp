@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "backend/host_copy.h"
 #include "checkpoint/safetensors.h"
 #include "closeness.h"
+#include "device_env.h"
 #include "tolerances.h"
 #include "train/hf_model.h"
 
@@ -40,11 +42,14 @@ TEST_P(Parity, LogitsLossAndEveryGradientMatchPyTorch) {
   auto tokens = read_ids(golden, "tokens"), targets = read_ids(golden, "targets");
   const Shape ts = golden.tensor("tokens").shape;
   SingleGroup tp;
-  auto model = load_hf_model(dir, cpu_ops(), tp, ts[0], ts[1]);
+  test::DeviceEnv env;
+  auto model = load_hf_model(dir, *env, tp, ts[0], ts[1]);
   EXPECT_EQ(model->config().position, GetParam() == "alibi" ? PositionType::Alibi : PositionType::Rope);
-  const double loss = model->forward(tokens.data(), targets.data(), ts[0], ts[1]);
+  model->forward(tokens.data(), targets.data(), ts[0], ts[1]);
+  const double loss = model->mean_loss();
   const auto want_logits = read_all(golden, "logits");
-  EXPECT_TRUE(all_close(model->logits().f32(), want_logits.data(), int64_t(want_logits.size()),
+  const auto logits = read_f32(*env, model->logits());
+  EXPECT_TRUE(all_close(logits.data(), want_logits.data(), int64_t(want_logits.size()),
                         tol::kModelAtol, 0, "logits"));
   EXPECT_NEAR(loss, read_all(golden, "loss")[0], tol::kModelAtol);
   model->zero_grad();
@@ -52,10 +57,10 @@ TEST_P(Parity, LogitsLossAndEveryGradientMatchPyTorch) {
   int checked = 0;
   for (const ParamSpec& s : model->params().specs()) {
     const auto want = read_all(golden, "grad." + s.name);
-    Tensor got = model->params().grad(s);
-    ASSERT_EQ(int64_t(want.size()), got.numel()) << s.name;
+    const auto got = read_f32(*env, model->params().grad(s));
+    ASSERT_EQ(want.size(), got.size()) << s.name;
     // 1e-4 relative, measured against the tensor's largest entry for near-zero elements.
-    EXPECT_TRUE(all_close(got.f32(), want.data(), got.numel(),
+    EXPECT_TRUE(all_close(got.data(), want.data(), int64_t(got.size()),
                           tol::kModelGradRtol * test::max_abs(want), tol::kModelGradRtol, s.name));
     ++checked;
   }
@@ -74,38 +79,45 @@ ModelConfig small_config(PositionType pos, bool recompute) {
 TEST(Model, FullRecomputationGivesIdenticalGradients) {
   for (PositionType pos : {PositionType::Rope, PositionType::Alibi}) {
     SingleGroup tp;
-    Model a(small_config(pos, false), cpu_ops(), tp, 2, 9), b(small_config(pos, true), cpu_ops(), tp, 2, 9);
-    a.params().init(7);
-    b.params().init(7);
+    test::DeviceEnv env;
+    Model a(small_config(pos, false), *env, tp, 2, 9), b(small_config(pos, true), *env, tp, 2, 9);
+    a.params().init(*env, 7);
+    b.params().init(*env, 7);
     std::vector<int32_t> tok(18), tgt(18);
     for (int i = 0; i < 18; ++i) { tok[size_t(i)] = (i * 37) % 101; tgt[size_t(i)] = (i * 11 + 3) % 101; }
-    EXPECT_EQ(a.forward(tok.data(), tgt.data(), 2, 9), b.forward(tok.data(), tgt.data(), 2, 9));
+    a.forward(tok.data(), tgt.data(), 2, 9);
+    b.forward(tok.data(), tgt.data(), 2, 9);
+    EXPECT_EQ(a.mean_loss(), b.mean_loss());
     a.backward();
     b.backward();
-    const Tensor ga = a.params().flat_grads(), gb = b.params().flat_grads();
-    EXPECT_EQ(0, std::memcmp(ga.data, gb.data, ga.nbytes()));
+    const auto ga = read_f32(*env, a.params().flat_grads()), gb = read_f32(*env, b.params().flat_grads());
+    EXPECT_EQ(ga, gb);
     EXPECT_LT(b.activation_bytes(), a.activation_bytes());
   }
 }
 
 TEST(Model, BatchRowsAreIndependentAndShorterSequencesReuseThePlan) {
   SingleGroup tp;
-  Model m(small_config(PositionType::Alibi, false), cpu_ops(), tp, 2, 12);
-  m.params().init(3);
+  test::DeviceEnv env;
+  Model m(small_config(PositionType::Alibi, false), *env, tp, 2, 12);
+  m.params().init(*env, 3);
   std::vector<int32_t> tok = {5, 9, 1, 77, 3, 2, 8, 40, 41, 42, 0, 100, 6, 6};
   std::vector<int32_t> tgt(tok.begin() + 1, tok.end());
   tgt.push_back(4);
   m.forward(tok.data(), tgt.data(), 2, 7);
-  std::vector<float> both(m.losses().f32(), m.losses().f32() + 14);
+  const std::vector<float> both = read_f32(*env, m.losses());
   m.forward(tok.data() + 7, tgt.data() + 7, 1, 7);
-  for (int i = 0; i < 7; ++i) EXPECT_NEAR(m.losses().f32()[i], both[size_t(7 + i)], 1e-6);
+  std::vector<float> got = read_f32(*env, m.losses());
+  for (int i = 0; i < 7; ++i) EXPECT_NEAR(got[size_t(i)], both[size_t(7 + i)], 1e-6);
   m.forward(tok.data(), tgt.data(), 1, 3);  // a prefix: causal, so the same first 3 losses
-  for (int i = 0; i < 3; ++i) EXPECT_NEAR(m.losses().f32()[i], both[size_t(i)], 1e-6);
+  got = read_f32(*env, m.losses());
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(got[size_t(i)], both[size_t(i)], 1e-6);
 }
 
 TEST(Model, TokenOutsideVocabularyIsAClearError) {
   SingleGroup tp;
-  Model m(small_config(PositionType::Rope, false), cpu_ops(), tp, 1, 4);
+  test::DeviceEnv env;
+  Model m(small_config(PositionType::Rope, false), *env, tp, 1, 4);
   std::vector<int32_t> tok = {1, 2, 101, 3}, tgt = {2, 3, 4, 5};
   try {
     m.forward(tok.data(), tgt.data(), 1, 4);
@@ -117,17 +129,18 @@ TEST(Model, TokenOutsideVocabularyIsAClearError) {
 
 TEST(Model, InitIsDeterministicPerNameAndSeed) {
   SingleGroup tp;
+  test::DeviceEnv env;
   ModelConfig c = small_config(PositionType::Rope, false);
-  Model a(c, cpu_ops(), tp, 1, 1), b(c, cpu_ops(), tp, 1, 1), d(c, cpu_ops(), tp, 1, 1);
-  a.params().init(11);
-  b.params().init(11);
-  d.params().init(12);
-  const Tensor pa = a.params().flat_params(), pb = b.params().flat_params(), pd = d.params().flat_params();
-  EXPECT_EQ(0, std::memcmp(pa.data, pb.data, pa.nbytes()));
-  EXPECT_NE(0, std::memcmp(pa.data, pd.data, pa.nbytes()));
+  Model a(c, *env, tp, 1, 1), b(c, *env, tp, 1, 1), d(c, *env, tp, 1, 1);
+  a.params().init(*env, 11);
+  b.params().init(*env, 11);
+  d.params().init(*env, 12);
+  const auto pa = read_f32(*env, a.params().flat_params()), pb = read_f32(*env, b.params().flat_params());
+  EXPECT_EQ(pa, pb);
+  EXPECT_NE(pa, read_f32(*env, d.params().flat_params()));
   const ParamSpec* norm = a.params().find("model.norm.weight");
   ASSERT_NE(norm, nullptr);
-  EXPECT_EQ(a.params().param(*norm).f32()[0], 1.f);
+  EXPECT_EQ(read_f32(*env, a.params().param(*norm))[0], 1.f);
 }
 
 }  // namespace

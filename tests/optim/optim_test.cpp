@@ -8,6 +8,7 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "backend/host_copy.h"
 #include "checkpoint/safetensors.h"
 #include "closeness.h"
 #include "model/params.h"
@@ -18,6 +19,12 @@
 
 namespace cs {
 namespace {
+
+// These tests run on the CPU backend, whose memory is the host's: host vectors are its tensors.
+Ctx& cpu() {
+  static std::unique_ptr<Ctx> c = cpu_backend().make_context();
+  return *c;
+}
 
 std::vector<float> read(const SafetensorsFile& f, const std::string& name) {
   std::vector<float> v(size_t(f.tensor(name).numel()));
@@ -39,7 +46,7 @@ TEST(AdamW, EqualsTorchAdamWOverThreeSteps) {
     for (int s = 0; s < steps; ++s) {
       auto g = read(f, p + ".grad" + std::to_string(s));
       Tensor gt(g.data(), {n});
-      cpu_ops().adamw_update(pt, gt, mt, vt, lr, b1, b2, eps, p == "w" ? wd : 0.0, s + 1);
+      cpu_ops().adamw_update(cpu(), pt, gt, mt, vt, lr, b1, b2, eps, p == "w" ? wd : 0.0, s + 1);
     }
     // Same fp32 operations in the same order as PyTorch's kernel: equal to a few ulps.
     EXPECT_TRUE(test::all_close(param, read(f, p + ".final"), 1e-7, 1e-6, p + " after AdamW"));
@@ -52,10 +59,10 @@ TEST(AdamW, EqualsTorchAdamWOverThreeSteps) {
 
 TEST(AdamW, WeightDecaySkipsNormWeights) {
   ModelConfig c = model_preset("tiny");
-  ParamStore ps(c);
-  ps.init(5);
-  std::vector<float> before(ps.flat_params().f32(), ps.flat_params().f32() + ps.numel());
-  AdamW opt(ps, {0.9, 0.999, 1e-8, 0.5}, cpu_ops());
+  ParamStore ps(c, ModelShard::whole(), cpu_backend());
+  ps.init(cpu(), 5);
+  const std::vector<float> before = read_f32(cpu(), ps.flat_params());
+  AdamW opt(ps, {0.9, 0.999, 1e-8, 0.5}, cpu());
   opt.step(ps, 0.1);  // zero gradients: only the decay moves parameters
   for (const ParamSpec& s : ps.specs()) {
     const float* now = ps.param(s).f32();
@@ -81,21 +88,28 @@ TEST(LrSchedule, MatchesMegatronsFormulaAtChosenIterations) {
   EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
 }
 
+// The global norm through the device reduction and the group, read back once.
+double norm_of(const Tensor& t, Group& world) {
+  double sq = 0;
+  grad_sq_norm(cpu(), t, world, Tensor(&sq, {1}, DType::F64));
+  return std::sqrt(sq);
+}
+
 TEST(GradClip, ScalesToExactlyTheBoundAndLeavesSmallerNormsAlone) {
   std::vector<float> g = {3, 4, 0, 12};  // norm 13
   Tensor t(g.data(), {4});
   SingleGroup world;
-  const double norm = grad_norm_global(cpu_ops(), t, world);
+  const double norm = norm_of(t, world);
   EXPECT_DOUBLE_EQ(norm, 13.0);
-  clip_grads(cpu_ops(), t, norm, 1.0);
-  EXPECT_NEAR(grad_norm_global(cpu_ops(), t, world), 1.0, 1e-6);
+  clip_grads(cpu(), t, norm, 1.0);
+  EXPECT_NEAR(norm_of(t, world), 1.0, 1e-6);
   EXPECT_NEAR(g[3], 12.0 / 13.0, 1e-6);
   std::vector<float> h = {0.3f, 0.4f};
   Tensor th(h.data(), {2});
-  clip_grads(cpu_ops(), th, 0.5, 1.0);
+  clip_grads(cpu(), th, 0.5, 1.0);
   EXPECT_EQ(h[0], 0.3f);
   std::vector<float> bad = {1, INFINITY};
-  EXPECT_FALSE(std::isfinite(grad_norm_global(cpu_ops(), Tensor(bad.data(), {2}), world)));
+  EXPECT_FALSE(std::isfinite(norm_of(Tensor(bad.data(), {2}), world)));
 }
 
 TEST(LossScaler, HalvesAfterHysteresisDoublesAfterWindowFloorsAtMin) {

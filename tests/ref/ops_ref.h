@@ -101,6 +101,21 @@ std::vector<T> cross_entropy(const std::vector<T>& z, const std::vector<int32_t>
   return l;
 }
 
+// One AdamW step as torch.optim.AdamW on flat vectors (p, m, v updated in place), step >= 1:
+// p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+template <typename T>
+void adamw(std::vector<T>& p, const std::vector<T>& g, std::vector<T>& m, std::vector<T>& v,
+           double lr, double b1, double b2, double eps, double wd, int64_t step) {
+  const double bc1 = 1.0 - std::pow(b1, double(step)), bc2 = 1.0 - std::pow(b2, double(step));
+  for (size_t i = 0; i < p.size(); ++i) {
+    p[i] *= 1.0 - lr * wd;
+    m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+    p[i] -= lr / bc1 * m[i] / (std::sqrt(v[i]) / std::sqrt(bc2) + eps);
+  }
+}
+
 // Vector-Jacobian product of f at x by complex step: out[k] = sum_o dy[o] * d f_o / d x_k.
 inline std::vector<double> vjp_complex_step(
     const std::function<std::vector<cd>(const std::vector<cd>&)>& f, const std::vector<double>& x,

@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "parallel/group.h"
 #include "train/plan.h"
+#include "device_env.h"
 
 extern char** environ;
 
@@ -128,7 +129,7 @@ TEST(Plan, CpuBuffersEqualTheModelsAllocation) {
   for (bool recompute : {false, true}) {
     const ModelConfig c = small_cfg(recompute);
     SingleGroup tp("tp");
-    Model m(c, cpu_ops(), tp, 3, c.max_seq_length);
+    Model m(c, test::cpu_ctx(), tp, 3, c.max_seq_length);
     PlanLayout l;
     l.micro_batch = 3;
     l.global_batch = 6;

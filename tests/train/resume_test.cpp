@@ -19,6 +19,7 @@
 #include "cli/run_util.h"
 #include "data/indexed_dataset.h"
 #include "train/trainer.h"
+#include "device_env.h"
 
 namespace cs {
 namespace {
@@ -68,22 +69,22 @@ ModelConfig tiny() {
 TEST(Resume, TrainThenResumeEqualsAnUninterruptedRunBitForBit) {
   const std::string data = dataset(), full_dir = tmp("full"), part_dir = tmp("part");
   SingleGroup world, tp;
-  Model full(tiny(), cpu_ops(), tp, 2, 16);
-  full.params().init(9);
+  Model full(tiny(), test::cpu_ctx(), tp, 2, 16);
+  full.params().init(test::cpu_ctx(), 9);
   TrainArgs a = args(data, 12);
   a.save_dir = full_dir;
-  TrainResult rf = train(full, a, cpu_ops(), world);
+  TrainResult rf = train(full, a, world);
 
-  Model first(tiny(), cpu_ops(), tp, 2, 16);
-  first.params().init(9);
+  Model first(tiny(), test::cpu_ctx(), tp, 2, 16);
+  first.params().init(test::cpu_ctx(), 9);
   TrainArgs b = args(data, 7);
   b.save_dir = part_dir;
-  train(first, b, cpu_ops(), world);
-  Model second(tiny(), cpu_ops(), tp, 2, 16);  // a fresh process: nothing carried over in memory
+  train(first, b, world);
+  Model second(tiny(), test::cpu_ctx(), tp, 2, 16);  // a fresh process: nothing carried over in memory
   TrainArgs c = args(data, 12);
   c.save_dir = part_dir;
   c.resume_dir = part_dir;
-  TrainResult rc = train(second, c, cpu_ops(), world);
+  TrainResult rc = train(second, c, world);
 
   ASSERT_EQ(rc.start_iteration, 7);
   ASSERT_EQ(rc.losses.size(), 5u);
@@ -97,16 +98,16 @@ TEST(Resume, TrainThenResumeEqualsAnUninterruptedRunBitForBit) {
 TEST(Resume, FinetuneLoadsWeightsOnlyAndStartsAtZero) {
   const std::string data = dataset(), dir = tmp("ft");
   SingleGroup world, tp;
-  Model m(tiny(), cpu_ops(), tp, 2, 16);
-  m.params().init(3);
+  Model m(tiny(), test::cpu_ctx(), tp, 2, 16);
+  m.params().init(test::cpu_ctx(), 3);
   TrainArgs a = args(data, 4);
   a.save_dir = dir;
-  train(m, a, cpu_ops(), world);
-  Model n(tiny(), cpu_ops(), tp, 2, 16);
+  train(m, a, world);
+  Model n(tiny(), test::cpu_ctx(), tp, 2, 16);
   TrainArgs b = args(data, 2);
   b.resume_dir = dir;
   b.finetune = true;
-  TrainResult r = train(n, b, cpu_ops(), world);
+  TrainResult r = train(n, b, world);
   EXPECT_EQ(r.start_iteration, 0);
   EXPECT_EQ(r.losses.size(), 2u);
 }

@@ -11,6 +11,7 @@
 #include "data/indexed_dataset.h"
 #include "model/flops.h"
 #include "train/trainer.h"
+#include "device_env.h"
 
 namespace cs {
 namespace {
@@ -49,9 +50,9 @@ TrainArgs args(const std::string& data, int64_t iters) {
 
 TEST(Trainer, LossFallsWellBelowItsStart) {
   SingleGroup world, tp;
-  Model m(tiny(), cpu_ops(), tp, 4, 16);
-  m.params().init(1);
-  TrainResult r = train(m, args(repetitive_dataset(), 60), cpu_ops(), world);
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 1);
+  TrainResult r = train(m, args(repetitive_dataset(), 60), world);
   ASSERT_EQ(r.losses.size(), 60u);
   EXPECT_GT(r.losses.front(), 4.0);                  // ~ln(101) at the start
   EXPECT_LT(r.losses.back(), 0.5 * r.losses.front()) << r.losses.back();
@@ -65,13 +66,13 @@ TEST(Trainer, FourMicroBatchesOfOneEqualOneOfFour) {
   double loss[2];
   for (int k = 0; k < 2; ++k) {
     SingleGroup world, tp;
-    Model m(tiny(), cpu_ops(), tp, 4, 16);
-    m.params().init(2);
+    Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+    m.params().init(test::cpu_ctx(), 2);
     TrainArgs a = args(data, 1);
     a.micro_batch = k == 0 ? 1 : 4;
     a.global_batch = 4;
     a.grad_hook = [&](int64_t, Tensor& g) { grads[k].assign(g.f32(), g.f32() + g.numel()); };
-    loss[k] = train(m, a, cpu_ops(), world).losses[0];
+    loss[k] = train(m, a, world).losses[0];
   }
   EXPECT_NEAR(loss[0], loss[1], 1e-6);
   double max_abs = 0, max_err = 0;
@@ -84,8 +85,8 @@ TEST(Trainer, FourMicroBatchesOfOneEqualOneOfFour) {
 
 TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
   SingleGroup world, tp;
-  Model m(tiny(), cpu_ops(), tp, 4, 16);
-  m.params().init(3);
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 3);
   TrainArgs a = args(repetitive_dataset(), 6);
   a.fp16 = true;
   a.initial_loss_scale = 1024;
@@ -99,7 +100,7 @@ TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
     if (it == 4)  // the skipped step left the weights alone
       for (int i = 0; i < 64; ++i) ASSERT_EQ(m.params().flat_params().f32()[i], before[size_t(i)]);
   };
-  TrainResult r = train(m, a, cpu_ops(), world);
+  TrainResult r = train(m, a, world);
   EXPECT_EQ(r.skipped, 1);
   EXPECT_EQ(r.nan, 0);
   EXPECT_EQ(r.records[0].skipped_iters, 1);
@@ -108,14 +109,14 @@ TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
 
 TEST(Trainer, NonFiniteIterationsAreCountedAndExitOnNanStops) {
   SingleGroup world, tp;
-  Model m(tiny(), cpu_ops(), tp, 4, 16);
-  m.params().init(4);
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 4);
   TrainArgs a = args(repetitive_dataset(), 20);
   a.exit_on_nan = 3;
   a.grad_hook = [&](int64_t it, Tensor& g) {
     if (it >= 4) g.f32()[0] = NAN;
   };
-  TrainResult r = train(m, a, cpu_ops(), world);
+  TrainResult r = train(m, a, world);
   EXPECT_TRUE(r.stopped_on_nan);
   EXPECT_EQ(r.iterations, 6);
   EXPECT_EQ(r.nan, 3);
@@ -127,9 +128,9 @@ TEST(Trainer, NonFiniteIterationsAreCountedAndExitOnNanStops) {
 
 TEST(Trainer, LogLineParsesAndTflopsFollowsTheFormula) {
   SingleGroup world, tp;
-  Model m(tiny(), cpu_ops(), tp, 4, 16);
-  m.params().init(5);
-  TrainResult r = train(m, args(repetitive_dataset(), 5), cpu_ops(), world);
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 5);
+  TrainResult r = train(m, args(repetitive_dataset(), 5), world);
   const LogRecord& rec = r.records.at(0);
   const std::string line = format_log_line(rec);
   const std::regex re(

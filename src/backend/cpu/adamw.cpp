@@ -4,11 +4,17 @@
 #include <cmath>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void adamw_update(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, int64_t step) {
+void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                  double lr, double beta1, double beta2, double eps, double weight_decay,
+                  int64_t step) {
+  check_f32("adamw_update", "p", p, Device::CPU);
+  check_f32("adamw_update", "g", g, Device::CPU);
+  check_f32("adamw_update", "m", m, Device::CPU);
+  check_f32("adamw_update", "v", v, Device::CPU);
   CS_CHECK(p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && step >= 1);
   const int64_t n = p.numel();
   // Scalars as PyTorch forms them: in double (Python floats), rounded to fp32 by the kernel.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
@@ -24,6 +25,15 @@ Dims check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   Dims d{q.size(0), q.size(1), q.size(2), q.size(3)};
   CS_CHECK(slopes.numel() == 0 || slopes.numel() == d.h) << slopes.shape.str();
   return d;
+}
+
+// The dtype and device checks the forward and the backward share.
+void check_attention_args(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& slopes) {
+  check_f32(op, "q", q, Device::CPU);
+  check_f32(op, "k", k, Device::CPU);
+  check_f32(op, "v", v, Device::CPU);
+  if (slopes.numel()) check_f32(op, "slopes", slopes, Device::CPU);
 }
 
 // Transposes rows [j0, j1) of a (T, Hd) head into kt (Hd, kBk).
@@ -46,8 +56,11 @@ inline void block_scores(const float* qi, const float* kt, int64_t hd, int64_t n
 }
 }  // namespace
 
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes,
-                       Tensor& o, Tensor& lse) {
+void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const Tensor& slopes, const Tensor& o, const Tensor& lse) {
+  check_attention_args("attention_forward", q, k, v, slopes);
+  check_f32("attention_forward", "o", o, Device::CPU);
+  check_f32("attention_forward", "lse", lse, Device::CPU);
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(o.shape == q.shape && lse.numel() == dm.b * dm.h * dm.t);
   const int64_t hd = dm.hd, t_len = dm.t, nqb = (t_len + kBq - 1) / kBq;
@@ -103,9 +116,16 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
   }
 }
 
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes,
-                        const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dq,
-                        Tensor& dk, Tensor& dv) {
+void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& slopes, const Tensor& o, const Tensor& lse,
+                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  check_attention_args("attention_backward", q, k, v, slopes);
+  check_f32("attention_backward", "o", o, Device::CPU);
+  check_f32("attention_backward", "lse", lse, Device::CPU);
+  check_f32("attention_backward", "dout", dout, Device::CPU);
+  check_f32("attention_backward", "dq", dq, Device::CPU);
+  check_f32("attention_backward", "dk", dk, Device::CPU);
+  check_f32("attention_backward", "dv", dv, Device::CPU);
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(dout.shape == q.shape && dq.shape == q.shape && dk.shape == q.shape && dv.shape == q.shape);
   const int64_t hd = dm.hd, t_len = dm.t;

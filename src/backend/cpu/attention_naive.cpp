@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
@@ -29,10 +30,27 @@ void probs(const float* qh, const float* kh, int64_t t_len, int64_t hd, float sl
     lse[i] = mx + std::log(sum);
   }
 }
+
+// The checks the forward and the backward share: dtypes, devices and the (B, H, T, Hd) shapes.
+void check_args(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                const Tensor& slopes, const Tensor& lse) {
+  check_f32(op, "q", q, Device::CPU);
+  check_f32(op, "k", k, Device::CPU);
+  check_f32(op, "v", v, Device::CPU);
+  if (slopes.numel()) check_f32(op, "slopes", slopes, Device::CPU);
+  check_f32(op, "lse", lse, Device::CPU);
+  CS_CHECK(q.ndim() == 4 && q.shape == k.shape && q.shape == v.shape)
+      << q.shape.str() << k.shape.str() << v.shape.str();
+  CS_CHECK(slopes.numel() == 0 || slopes.numel() == q.size(1)) << slopes.shape.str();
+  CS_CHECK(lse.numel() == q.size(0) * q.size(1) * q.size(2)) << lse.shape.str();
+}
 }  // namespace
 
-void attention_naive_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                             const Tensor& slopes, Tensor& o, Tensor& lse) {
+void attention_naive_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& slopes, const Tensor& o, const Tensor& lse) {
+  check_args("attention_naive_forward", q, k, v, slopes, lse);
+  check_f32("attention_naive_forward", "o", o, Device::CPU);
+  CS_CHECK(o.shape == q.shape) << o.shape.str() << q.shape.str();
   const int64_t bhn = q.size(0) * q.size(1), t_len = q.size(2), hd = q.size(3);
 #pragma omp parallel for schedule(dynamic)
   for (int64_t bh = 0; bh < bhn; ++bh) {
@@ -51,9 +69,19 @@ void attention_naive_forward(const Tensor& q, const Tensor& k, const Tensor& v,
   }
 }
 
-void attention_naive_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+void attention_naive_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& slopes, const Tensor& o, const Tensor& lse,
-                              const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+                              const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                              const Tensor& dv) {
+  constexpr const char* op = "attention_naive_backward";
+  check_args(op, q, k, v, slopes, lse);
+  check_f32(op, "o", o, Device::CPU);
+  check_f32(op, "dout", dout, Device::CPU);
+  check_f32(op, "dq", dq, Device::CPU);
+  check_f32(op, "dk", dk, Device::CPU);
+  check_f32(op, "dv", dv, Device::CPU);
+  CS_CHECK(dout.shape == q.shape && dq.shape == q.shape && dk.shape == q.shape &&
+           dv.shape == q.shape);
   const int64_t bhn = q.size(0) * q.size(1), t_len = q.size(2), hd = q.size(3);
   const float scale = 1.f / std::sqrt(float(hd));
 #pragma omp parallel for schedule(dynamic)

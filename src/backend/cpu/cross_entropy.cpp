@@ -5,10 +5,16 @@
 #include <cmath>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
+void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets,
+                           const Tensor& losses, const Tensor& lse) {
+  check_f32("cross_entropy_forward", "logits", logits, Device::CPU);
+  check_arg("cross_entropy_forward", "targets", targets, DType::I32, Device::CPU);
+  check_f32("cross_entropy_forward", "losses", losses, Device::CPU);
+  check_f32("cross_entropy_forward", "lse", lse, Device::CPU);
   const int64_t n = targets.numel(), v = logits.size(-1);
   CS_CHECK(logits.numel() == n * v && losses.numel() == n && lse.numel() == n);
 #pragma omp parallel for schedule(static)
@@ -26,8 +32,12 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
   }
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& lse, const Tensor& targets,
-                            float scale, Tensor& dlogits) {
+void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse,
+                            const Tensor& targets, float scale, const Tensor& dlogits) {
+  check_f32("cross_entropy_backward", "logits", logits, Device::CPU);
+  check_f32("cross_entropy_backward", "lse", lse, Device::CPU);
+  check_arg("cross_entropy_backward", "targets", targets, DType::I32, Device::CPU);
+  check_f32("cross_entropy_backward", "dlogits", dlogits, Device::CPU);
   const int64_t n = targets.numel(), v = logits.size(-1);
   CS_CHECK(dlogits.numel() == n * v);
 #pragma omp parallel for schedule(static)

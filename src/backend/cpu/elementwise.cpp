@@ -1,11 +1,13 @@
-// Elementwise helpers and reductions: residual add, copy, zero, scale, sum, sum of squares.
-#include <cstring>
-
+// Elementwise ops: residual add and scale. (Reductions are in reduce.cpp, dtype conversion in
+// cast.cpp; copy and zero are Backend members.) x, y: any shape, f32.
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void add_inplace(Tensor& y, const Tensor& x) {
+void add_inplace(Ctx&, const Tensor& y, const Tensor& x) {
+  check_f32("add_inplace", "y", y, Device::CPU);
+  check_f32("add_inplace", "x", x, Device::CPU);
   CS_CHECK(y.numel() == x.numel()) << y.shape.str() << x.shape.str();
   const int64_t n = y.numel();
   float* yp = y.f32();
@@ -14,32 +16,8 @@ void add_inplace(Tensor& y, const Tensor& x) {
   for (int64_t i = 0; i < n; ++i) yp[i] += xp[i];
 }
 
-void copy(const Tensor& x, Tensor& y) {
-  CS_CHECK(y.nbytes() == x.nbytes()) << y.shape.str() << x.shape.str();
-  if (x.data != y.data) std::memcpy(y.data, x.data, x.nbytes());
-}
-
-void zero(Tensor& x) { std::memset(x.data, 0, x.nbytes()); }
-
-double sum(const Tensor& x) {
-  double s = 0.0;
-  const float* p = x.f32();
-  for (int64_t i = 0; i < x.numel(); ++i) s += p[i];
-  return s;
-}
-
-double sum_squares(const Tensor& x) {
-  // Fixed static partition and a sum of the partials in thread order: deterministic for a given
-  // thread count.
-  const int64_t n = x.numel();
-  const float* p = x.f32();
-  double s = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += double(p[i]) * double(p[i]);
-  return s;
-}
-
-void scale(Tensor& x, float alpha) {
+void scale(Ctx&, const Tensor& x, float alpha) {
+  check_f32("scale", "x", x, Device::CPU);
   const int64_t n = x.numel();
   float* p = x.f32();
 #pragma omp parallel for simd schedule(static)

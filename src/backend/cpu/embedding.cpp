@@ -4,10 +4,14 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/threads.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void embedding_forward(const Tensor& tokens, const Tensor& weight, Tensor& out) {
+void embedding_forward(Ctx&, const Tensor& tokens, const Tensor& weight, const Tensor& out) {
+  check_arg("embedding_forward", "tokens", tokens, DType::I32, Device::CPU);
+  check_f32("embedding_forward", "weight", weight, Device::CPU);
+  check_f32("embedding_forward", "out", out, Device::CPU);
   const int64_t n = tokens.numel(), v = weight.size(0), d = weight.size(1);
   CS_CHECK(out.numel() == n * d) << out.shape.str();
   const int32_t* ids = tokens.i32();
@@ -18,7 +22,10 @@ void embedding_forward(const Tensor& tokens, const Tensor& weight, Tensor& out) 
   }
 }
 
-void embedding_backward(const Tensor& tokens, const Tensor& dout, Tensor& dweight) {
+void embedding_backward(Ctx&, const Tensor& tokens, const Tensor& dout, const Tensor& dweight) {
+  check_arg("embedding_backward", "tokens", tokens, DType::I32, Device::CPU);
+  check_f32("embedding_backward", "dout", dout, Device::CPU);
+  check_f32("embedding_backward", "dweight", dweight, Device::CPU);
   const int64_t n = tokens.numel(), d = dweight.size(1);
   const int32_t* ids = tokens.i32();
   // Parallel over columns, so two rows with the same token never race and the summation order

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
@@ -28,7 +29,16 @@ void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
 }
 }  // namespace
 
-void split_heads(const Tensor& x, int64_t col0, Tensor& out) { permute<true>(x, col0, out); }
-void merge_heads(const Tensor& in, Tensor& x, int64_t col0) { permute<false>(x, col0, in); }
+void split_heads(Ctx&, const Tensor& x, int64_t col0, const Tensor& out) {
+  check_f32("split_heads", "x", x, Device::CPU);
+  check_f32("split_heads", "out", out, Device::CPU);
+  permute<true>(x, col0, out);
+}
+
+void merge_heads(Ctx&, const Tensor& in, const Tensor& x, int64_t col0) {
+  check_f32("merge_heads", "in", in, Device::CPU);
+  check_f32("merge_heads", "x", x, Device::CPU);
+  permute<false>(x, col0, in);
+}
 
 }  // namespace cs::cpu

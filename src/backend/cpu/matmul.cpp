@@ -3,22 +3,26 @@
 #include <cblas.h>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, float alpha,
-            float beta) {
-  CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2)
-      << a.shape.str() << b.shape.str() << c.shape.str();
+void matmul(Ctx&, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
+            float alpha, float beta) {
+  check_f32("matmul", "a", a, Device::CPU);
+  check_f32("matmul", "b", b, Device::CPU);
+  check_f32("matmul", "out", out, Device::CPU);
+  CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && out.ndim() == 2)
+      << a.shape.str() << b.shape.str() << out.shape.str();
   const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
   const int64_t kb = trans_b ? b.size(1) : b.size(0), n = trans_b ? b.size(0) : b.size(1);
-  CS_CHECK(k == kb && c.size(0) == m && c.size(1) == n)
+  CS_CHECK(k == kb && out.size(0) == m && out.size(1) == n)
       << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
-      << (trans_b ? "^T" : "") << " c" << c.shape.str();
+      << (trans_b ? "^T" : "") << " out" << out.shape.str();
   if (m == 0 || n == 0) return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               int(m), int(n), int(k), alpha, a.f32(), int(a.size(1)), b.f32(), int(b.size(1)), beta,
-              c.f32(), int(n));
+              out.f32(), int(n));
 }
 
 }  // namespace cs::cpu

@@ -6,10 +6,16 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/threads.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& rstd) {
+void rmsnorm_forward(Ctx&, const Tensor& x, const Tensor& w, float eps, const Tensor& y,
+                     const Tensor& rstd) {
+  check_f32("rmsnorm_forward", "x", x, Device::CPU);
+  check_f32("rmsnorm_forward", "w", w, Device::CPU);
+  check_f32("rmsnorm_forward", "y", y, Device::CPU);
+  check_f32("rmsnorm_forward", "rstd", rstd, Device::CPU);
   const int64_t d = w.numel(), n = x.numel() / d;
   CS_CHECK(x.numel() == n * d && y.numel() == n * d && rstd.numel() == n);
 #pragma omp parallel for schedule(static)
@@ -26,8 +32,14 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, Tensor& y, Ten
   }
 }
 
-void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
-                      Tensor& dx, Tensor& dw, bool accumulate_dx) {
+void rmsnorm_backward(Ctx&, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                      const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
+  check_f32("rmsnorm_backward", "x", x, Device::CPU);
+  check_f32("rmsnorm_backward", "w", w, Device::CPU);
+  check_f32("rmsnorm_backward", "rstd", rstd, Device::CPU);
+  check_f32("rmsnorm_backward", "dy", dy, Device::CPU);
+  check_f32("rmsnorm_backward", "dx", dx, Device::CPU);
+  check_f32("rmsnorm_backward", "dw", dw, Device::CPU);
   const int64_t d = w.numel(), n = x.numel() / d;
   CS_CHECK(dy.numel() == n * d && dx.numel() == n * d && dw.numel() == d);
   // dw: each thread sums a block of rows into its own partial, then partials are added in thread

@@ -6,10 +6,12 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void rope_apply(Tensor& x, float base, int64_t pos0, bool inverse) {
+void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, bool inverse) {
+  check_f32("rope_apply", "x", x, Device::CPU);
   CS_CHECK(x.ndim() == 4 && x.size(3) % 2 == 0) << x.shape.str();
   const int64_t bh = x.size(0) * x.size(1), t_len = x.size(2), hd = x.size(3), half = hd / 2;
   // Angles in fp32 as HF computes them (inv_freq and t * inv_freq are float32 tensors there);

@@ -5,10 +5,13 @@
 #include <cmath>
 
 #include "backend/cpu/ops.h"
+#include "backend/op_check.h"
 
 namespace cs::cpu {
 
-void swiglu_forward(const Tensor& gu, Tensor& out) {
+void swiglu_forward(Ctx&, const Tensor& gu, const Tensor& out) {
+  check_f32("swiglu_forward", "gu", gu, Device::CPU);
+  check_f32("swiglu_forward", "out", out, Device::CPU);
   const int64_t f = out.size(-1), n = out.numel() / f;
   CS_CHECK(gu.numel() == 2 * n * f) << gu.shape.str() << out.shape.str();
 #pragma omp parallel for schedule(static)
@@ -21,7 +24,10 @@ void swiglu_forward(const Tensor& gu, Tensor& out) {
   }
 }
 
-void swiglu_backward(const Tensor& gu, const Tensor& dout, Tensor& dgu) {
+void swiglu_backward(Ctx&, const Tensor& gu, const Tensor& dout, const Tensor& dgu) {
+  check_f32("swiglu_backward", "gu", gu, Device::CPU);
+  check_f32("swiglu_backward", "dout", dout, Device::CPU);
+  check_f32("swiglu_backward", "dgu", dgu, Device::CPU);
   const int64_t f = dout.size(-1), n = dout.numel() / f;
   CS_CHECK(gu.numel() == 2 * n * f && dgu.numel() == 2 * n * f);
 #pragma omp parallel for schedule(static)

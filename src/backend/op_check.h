@@ -1,0 +1,21 @@
+// Argument checks shared by every backend's ops: dtype and device of a tensor argument. A mismatch
+// is a cs::Error naming the op, the argument and what was expected ("[matmul] b: expected f32 on
+// cpu, got bf16 on cpu"), so a wrong dtype reaching a kernel is a clear failure, never garbage.
+#pragma once
+#include "core/tensor.h"
+
+namespace cs {
+
+// Throws cs::Error unless t has dtype `dtype` and lives on `device`.
+void check_arg(const char* op, const char* arg, const Tensor& t, DType dtype, Device device);
+// check_arg for an f32 argument.
+inline void check_f32(const char* op, const char* arg, const Tensor& t, Device device) {
+  check_arg(op, arg, t, DType::F32, device);
+}
+// Throws cs::Error unless the two arguments have equal shapes.
+void check_same_shape(const char* op, const char* a_name, const Tensor& a, const char* b_name,
+                      const Tensor& b);
+
+const char* device_name(Device d);
+
+}  // namespace cs

@@ -1,0 +1,70 @@
+#include "train/train_log.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace cs {
+
+TrainLog::TrainLog(const TrainLogConfig& cfg)
+    : cfg_(cfg), metrics_(cfg.writer ? cfg.metrics_dir : std::string()) {
+  if (cfg.writer && !cfg.tensorboard_dir.empty()) tb_ = std::make_unique<TensorBoardWriter>(cfg.tensorboard_dir);
+}
+
+void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
+  if (o.stepped) {
+    loss_ += o.loss;
+    ++clean_;
+    last_norm_ = o.grad_norm;
+  }
+  skipped_ += o.skipped;
+  nan_ += o.nan;
+  seconds_ += seconds;
+  ++iters_;
+  last_lr_ = lr;
+  last_scale_ = o.loss_scale;
+}
+
+LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
+  LogRecord rec;
+  rec.iteration = iteration;
+  rec.train_iters = cfg_.train_iters;
+  rec.consumed_samples = consumed_samples;
+  rec.global_batch = cfg_.global_batch;
+  const double step_s = seconds_ / double(iters_);
+  rec.elapsed_ms_per_iter = step_s * 1e3;
+  rec.learning_rate = last_lr_;
+  rec.lm_loss = clean_ ? loss_ / double(clean_) : NAN;
+  rec.loss_scale = last_scale_;
+  rec.grad_norm = last_norm_;
+  rec.skipped_iters = skipped_;
+  rec.nan_iters = nan_;
+  const double world = double(cfg_.world_size);
+  rec.samples_per_s_per_device = double(cfg_.global_batch) / step_s / world;
+  rec.tokens_per_s_per_device = rec.samples_per_s_per_device * double(cfg_.seq_length);
+  rec.tflops_per_device = cfg_.flops_per_iter / step_s / world / 1e12;
+  if (cfg_.writer) {
+    if (cfg_.print) std::printf("%s\n", format_log_line(rec).c_str());
+    std::fflush(stdout);
+    metrics_.write(rec);
+    if (tb_)  // Megatron's tag names
+      tb_->scalars(iteration, {{"lm loss", rec.lm_loss}, {"learning-rate", rec.learning_rate},
+                               {"loss-scale", rec.loss_scale}, {"grad-norm", rec.grad_norm},
+                               {"tokens-per-second-per-device", rec.tokens_per_s_per_device},
+                               {"tflops-per-device", rec.tflops_per_device}});
+  }
+  loss_ = seconds_ = 0;
+  clean_ = iters_ = skipped_ = nan_ = 0;
+  return rec;
+}
+
+void TrainLog::validation(int64_t iteration, double loss) {
+  if (!cfg_.writer) return;
+  if (cfg_.print)
+    std::printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
+                (long long)iteration, loss, std::exp(loss));
+  std::fflush(stdout);
+  metrics_.write_validation(iteration, loss);
+  if (tb_) tb_->scalars(iteration, {{"lm loss validation", loss}, {"lm loss validation ppl", std::exp(loss)}});
+}
+
+}  // namespace cs

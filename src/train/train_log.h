@@ -1,0 +1,43 @@
+// The training log: Megatron's interval accounting (the loss averaged over the interval's clean
+// iterations, skipped and NaN iterations counted, time per iteration averaged), the log line,
+// metrics.jsonl and TensorBoard scalars. Only the writing rank (rank 0 of the world) prints and
+// writes; every rank keeps the same accounting.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "train/metrics.h"
+#include "train/tensorboard.h"
+#include "train/train_step.h"
+
+namespace cs {
+
+struct TrainLogConfig {
+  int64_t train_iters = 0, global_batch = 0, seq_length = 0, world_size = 1;
+  double flops_per_iter = 0;
+  bool print = true;    // print the log line on stdout
+  bool writer = true;   // this rank prints and writes files
+  std::string metrics_dir, tensorboard_dir;
+};
+
+class TrainLog {
+ public:
+  explicit TrainLog(const TrainLogConfig& cfg);
+  // Accounts one iteration's outcome, which took `seconds`, at learning rate lr.
+  void add(const StepOutcome& o, double seconds, double lr);
+  // The record of the interval ending at `iteration` (consumed samples so far), printed and
+  // written; the interval's accumulators restart.
+  LogRecord flush(int64_t iteration, int64_t consumed_samples);
+  // Validation at `iteration`: Megatron's validation line, metrics and TensorBoard.
+  void validation(int64_t iteration, double loss);
+
+ private:
+  TrainLogConfig cfg_;
+  MetricsWriter metrics_;
+  std::unique_ptr<TensorBoardWriter> tb_;
+  double loss_ = 0, seconds_ = 0, last_norm_ = 0, last_lr_ = 0, last_scale_ = 1;
+  int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0;
+};
+
+}  // namespace cs
