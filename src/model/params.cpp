@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backend/host_copy.h"
+#include "core/half.h"
 #include "core/philox.h"
 
 namespace cs {
@@ -162,13 +163,15 @@ std::vector<const ParamSpec*> ParamStore::layer_specs(int layer) const {
 }
 
 void ParamStore::init(Ctx& ctx, uint64_t seed) {
-  CS_CHECK(param_dtype_ == DType::F32) << "init of " << dtype_name(param_dtype_) << " parameters";
-  std::vector<float> global;
+  CS_CHECK(param_dtype_ == DType::F32 || param_dtype_ == DType::BF16 || param_dtype_ == DType::F16)
+      << "init of " << dtype_name(param_dtype_) << " parameters";
+  std::vector<float> global, local;
   for (const auto& s : specs_) {
     HostCopy h(ctx, param(s), HostCopy::kWrite);
-    float* out = static_cast<float*>(h.data());
-    const bool sliced = s.shape != s.global_shape;
+    const bool sliced = s.shape != s.global_shape, f32 = param_dtype_ == DType::F32;
     global.resize(sliced ? size_t(s.global_shape.numel()) : 0);
+    local.resize(f32 ? 0 : size_t(s.shape.numel()));
+    float* out = f32 ? static_cast<float*>(h.data()) : local.data();
     float* g = sliced ? global.data() : out;
     const int64_t n = s.global_shape.numel();
     if (s.init_std == 0) {
@@ -177,6 +180,11 @@ void ParamStore::init(Ctx& ctx, uint64_t seed) {
       philox_fill_normal(g, n, philox_key(seed, s.name), 0, 0.f, float(s.init_std));
     }
     if (sliced) take_local(s, shard_, cfg_.hidden_size, g, out);
+    if (!f32) {  // a bf16 / f16 compute copy: the f32 values rounded to nearest even
+      uint16_t* half = static_cast<uint16_t*>(h.data());
+      for (size_t i = 0; i < local.size(); ++i)
+        half[i] = param_dtype_ == DType::BF16 ? f32_to_bf16(local[i]) : f32_to_f16(local[i]);
+    }
     h.flush();
   }
 }

@@ -68,6 +68,20 @@ TEST_F(BadInput, GoodInputRunsFirst) {
 }
 
 TEST_F(BadInput, UnknownFlag) { expect_error("eval --bogus-flag 3", 2, "--bogus-flag"); }
+// --device: a build without the CUDA backend says so in one usage line, for every command that
+// computes; an unknown device names the flag.
+TEST_F(BadInput, DeviceNotInThisBuild) {
+#ifdef CS_WITH_CUDA
+  GTEST_SKIP() << "this build has the CUDA backend";
+#else
+  const std::string train = "train --model tiny --vocab-size 101 --seq-length 8 --train-iters 1 --lr 1e-3 "
+                            "--data-path " + dir_ + "/data";
+  expect_error(train + " --device cuda", 2, "--device cuda: this build of chuanspeed has no CUDA backend");
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data") + " --device cuda", 2, "no CUDA backend");
+  expect_error("generate --load " + dir_ + "/model --prompt-ids 1,2 --device cuda", 2, "no CUDA backend");
+#endif
+  expect_error(eval_args(dir_ + "/model", dir_ + "/data") + " --device tpu", 2, "--device tpu: expected cpu or cuda");
+}
 TEST_F(BadInput, UnknownCommand) { expect_error("frobnicate", 2, "frobnicate"); }
 TEST_F(BadInput, MissingRequiredFlag) { expect_error("eval --load x", 2, "--data-path"); }
 TEST_F(BadInput, BadFlagValue) {

@@ -11,6 +11,7 @@
 #include "backend/host_copy.h"
 #include "checkpoint/safetensors.h"
 #include "closeness.h"
+#include "core/half.h"
 #include "model/params.h"
 #include "optim/adamw.h"
 #include "optim/grad_clip.h"
@@ -70,6 +71,43 @@ TEST(AdamW, WeightDecaySkipsNormWeights) {
     for (int64_t i = 0; i < s.shape.numel(); i += 7)
       ASSERT_FLOAT_EQ(now[i], before[size_t(s.offset + i)] * factor) << s.name;
   }
+}
+
+// fp32 master weights with a bf16 compute copy is a configuration: the optimizer keeps an f32
+// master copy, updates it exactly as for f32 parameters, and casts it into the parameters.
+TEST(AdamW, Bf16ParametersKeepAnF32MasterCopy) {
+  ModelConfig c = model_preset("tiny");
+  ParamStore f32(c, ModelShard::whole(), cpu_backend()), bf16(c, ModelShard::whole(), cpu_backend(), DType::BF16);
+  f32.init(cpu(), 5);
+  bf16.init(cpu(), 5);
+  const std::vector<float> start = read_f32(cpu(), f32.flat_params());
+  // Start both from the same (bf16-representable) weights, so the two optimizers see the same values.
+  std::vector<uint16_t> half(start.size());
+  std::vector<float> rounded(start.size());
+  for (size_t i = 0; i < start.size(); ++i) {
+    half[i] = f32_to_bf16(start[i]);
+    rounded[i] = bf16_to_f32(half[i]);
+  }
+  cpu_backend().upload(cpu(), rounded.data(), f32.flat_params());
+  cpu_backend().upload(cpu(), half.data(), bf16.flat_params());
+  AdamW a32(f32, {0.9, 0.999, 1e-8, 0.1}, cpu()), a16(bf16, {0.9, 0.999, 1e-8, 0.1}, cpu());
+  EXPECT_EQ(a16.master(bf16).dtype, DType::F32);
+  EXPECT_EQ(read_f32(cpu(), a16.master(bf16)), rounded);  // the master copy starts as the parameters
+  std::vector<float> g(start.size());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = float(int(i % 13) - 6) * 1e-3f;
+  cpu_backend().upload(cpu(), g.data(), f32.flat_grads());
+  cpu_backend().upload(cpu(), g.data(), bf16.flat_grads());
+  for (int step = 0; step < 3; ++step) {
+    a32.step(f32, 1e-2);
+    a16.step(bf16, 1e-2);
+  }
+  const std::vector<float> master = read_f32(cpu(), a16.master(bf16)), want = read_f32(cpu(), f32.flat_params());
+  EXPECT_EQ(master, want);  // the same f32 arithmetic
+  std::vector<uint16_t> now(start.size());
+  cpu_backend().download(cpu(), bf16.flat_params(), now.data());
+  for (size_t i = 0; i < now.size(); ++i) ASSERT_EQ(now[i], f32_to_bf16(want[i])) << i;
+  ParamStore bad_grads(c, ModelShard::whole(), cpu_backend(), DType::BF16, DType::BF16);
+  EXPECT_THROW(AdamW(bad_grads, {}, cpu()), Error);  // the optimizer's arithmetic is f32
 }
 
 TEST(LrSchedule, MatchesMegatronsFormulaAtChosenIterations) {
