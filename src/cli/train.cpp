@@ -18,6 +18,8 @@
 #include "cli/train_flags.h"
 #include "core/log.h"
 #include "data/tokenizer.h"
+#include "parallel/grid.h"
+#include "parallel/mpi_group.h"
 #include "train/hf_model.h"
 #include "train/trainer.h"
 
@@ -36,7 +38,16 @@ int train_main(int argc, char** argv) {
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   f.check_supported();
-  for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
+  // Every rank of the job (one process: a group of one). main() has initialised MPI when this
+  // process was launched by mpirun / srun.
+  std::unique_ptr<Group> world;
+  if (mpi_active())
+    world = MpiGroup::world(f.distributed_timeout_minutes * 60.0);
+  else
+    world = std::make_unique<SingleGroup>("world");
+  const bool rank0 = world->rank() == 0;
+  if (rank0)
+    for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
 
   // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it.
   std::optional<int64_t> vocab = f.model.vocab_size;
@@ -46,11 +57,11 @@ int train_main(int argc, char** argv) {
   } else if (f.tokenizer_path()) {
     Tokenizer tok(*f.tokenizer_path());
     vocab = tok.vocab_size();
-    log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
+    if (rank0) log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
   }
   auto backend = make_backend(f.device);
   auto ctx = backend->make_context();
-  SingleGroup world("world"), tp("tp");
+  SingleGroup tp("tp");
   std::unique_ptr<Model> model;
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
@@ -77,17 +88,27 @@ int train_main(int argc, char** argv) {
     model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, cfg.max_seq_length);
     model->params().init(*ctx, f.seed);
   }
+  // The grid over the world's ranks (tensor and pipeline sizes 1: every rank a data-parallel
+  // replica), validated before training allocates anything more.
+  const Grid grid = Grid::make(world->size(), world->rank(),
+                               {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
+                                model->config().num_heads, model->config().ffn_hidden_size,
+                                model->config().vocab_size, model->config().num_layers});
+  GridGroups groups = GridGroups::split(*world, grid);
   TrainArgs a = f.train_args(model->config());
   if (native) a.resume_dir = *f.load;
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
-  log_info("[train] model: {}", model->config().summary());
-  log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {})", a.train_iters,
-           a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch);
-  TrainResult r = train(*model, a, world);
+  if (rank0) {
+    log_info("[train] model: {}", model->config().summary());
+    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{})", a.train_iters,
+             a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch,
+             grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "");
+  }
+  TrainResult r = train(*model, a, *world, *groups.dp);
   if (r.stopped_on_nan) return 1;
-  if (f.save && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
+  if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
     save_hf_model(*model, *f.save + "/hf");
     log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
   }

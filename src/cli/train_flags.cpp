@@ -70,15 +70,19 @@ void TrainFlags::add_to(CLI::App& app) {
                "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
+  app.add_option("--distributed-timeout-minutes", distributed_timeout_minutes,
+                 "how long a rank waits in a collective before the job aborts (a dead or stuck rank)")
+      ->check(positive());
 
   // Accepted, not used yet: (flag, takes a value, reason).
   const std::vector<std::tuple<std::string, bool, std::string>> later = {
       {"--data-impl", true, "the mmap (MMIDIDX) format is the only one"},
       {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
-      {"--DDP-impl", true, "one process: no data parallelism yet"},
-      {"--distributed-backend", true, "one process: no communication yet"},
-      {"--sequence-parallel", false, "needs tensor parallelism (a later issue)"},
-      {"--use-distributed-optimizer", false, "needs data parallelism (a later issue)"},
+      {"--DDP-impl", true, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
+      {"--distributed-backend", true, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
+      {"--sequence-parallel", false, "needs tensor parallelism, which this version does not have"},
+      {"--use-distributed-optimizer", false,
+       "this version keeps the whole optimizer state on every data-parallel rank"},
   };
   for (const auto& [flag, value, reason] : later) {
     ignored_.push_back({flag, reason});
@@ -96,11 +100,11 @@ void TrainFlags::check_supported() const {
     throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
                                  "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
   if (tp != 1)
-    throw UsageError(fmt::format("--tensor-model-parallel-size {}: only 1 is supported until the "
-                                 "parallelism issue lands", tp));
+    throw UsageError(fmt::format("--tensor-model-parallel-size {}: this version trains without tensor "
+                                 "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", tp));
   if (pp != 1)
-    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: only 1 is supported until the "
-                                 "parallelism issue lands", pp));
+    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: this version trains without pipeline "
+                                 "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", pp));
 }
 
 std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {

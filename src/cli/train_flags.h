@@ -29,6 +29,7 @@ struct TrainFlags {
   int64_t eval_interval = 1000, eval_iters = 100;
   bool fp16 = false, bf16 = false;
   int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
+  double distributed_timeout_minutes = 10;  // Megatron's default
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false;
 

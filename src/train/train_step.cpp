@@ -1,18 +1,29 @@
 #include "train/train_step.h"
 
 #include <cmath>
-#include <vector>
 
-#include "backend/host_copy.h"
 #include "optim/grad_clip.h"
 
 namespace cs {
 
-TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& world, int64_t n_micro,
+TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro,
                      double clip_grad, bool fp16)
-    : model_(model), adam_(adam), scaler_(scaler), world_(world), n_micro_(n_micro), clip_grad_(clip_grad),
-      fp16_(fp16), scalars_mem_(model.ctx().backend, size_t(n_micro + 1) * sizeof(double)),
-      scalars_(scalars_mem_.tensor({n_micro + 1}, DType::F64)) {}
+    : model_(model), adam_(adam), scaler_(scaler), dp_(dp), global_micro_(global_micro),
+      local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16),
+      slots_(model.ctx().backend, global_micro, 1) {
+  CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
+  if (dp_.size() > 1)
+    model_.on_grads_ready([this](int layer) {
+      if (reduce_now_) reduce_layer(layer);
+    });
+}
+
+void TrainStep::reduce_layer(int layer) {
+  const std::vector<const ParamSpec*> specs = model_.params().layer_specs(layer);
+  if (specs.empty()) return;
+  const int64_t begin = specs.front()->offset, end = specs.back()->offset + specs.back()->shape.numel();
+  dp_.all_reduce_sum(model_.ctx(), model_.params().flat_grads().slice_rows(begin, end));
+}
 
 StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill, MicroBatch& batch, double lr,
                            const std::function<void(Tensor&)>& grad_hook) {
@@ -20,25 +31,28 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   StepOutcome out;
   out.loss_scale = scaler_.scale();
   model_.zero_grad();
-  std::vector<int64_t> counts(static_cast<size_t>(n_micro_));
-  for (int64_t mi = 0; mi < n_micro_; ++mi) {
-    fill(mi, batch);
+  slots_.clear(ctx);
+  for (int64_t mi = 0; mi < local_micro_; ++mi) {
+    const int64_t g = mi * dp_.size() + dp_.rank();
+    fill(g, batch);
     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length());
-    counts[size_t(mi)] = model_.target_count();
-    ctx.backend.copy(ctx, model_.loss_sum(), scalars_.slice_rows(mi, mi + 1));
-    // d(loss_scale * mean over micro-batches of each micro-batch's mean loss)
-    model_.backward(float(out.loss_scale / (double(model_.target_count()) * double(n_micro_))));
+    slots_.record(ctx, model_, g);
+    reduce_now_ = mi + 1 == local_micro_;  // the gradients are summed once, after the last micro-batch
+    // d(loss_scale * mean over the global batch's micro-batches of each one's mean loss)
+    model_.backward(float(out.loss_scale / (double(model_.target_count()) * double(global_micro_))));
+    reduce_now_ = false;
   }
+  slots_.reduce(ctx, dp_);
   Tensor grads = model_.params().flat_grads();
   if (grad_hook) grad_hook(grads);
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  grad_sq_norm(ctx, grads, world_, scalars_.slice_rows(n_micro_, n_micro_ + 1));
-  const std::vector<double> s = read_f64(ctx, scalars_);  // the step's one host read
-  for (int64_t mi = 0; mi < n_micro_; ++mi) {
-    const double micro = counts[size_t(mi)] ? s[size_t(mi)] / double(counts[size_t(mi)]) : 0.0;
-    out.loss += micro / double(n_micro_);
-  }
-  out.grad_norm = std::sqrt(s[size_t(n_micro_)]);
+  // Every data-parallel rank holds the same summed gradients: the norm over the model-parallel
+  // ranks only (one of them here).
+  SingleGroup model_parallel("model-parallel");
+  grad_sq_norm(ctx, grads, model_parallel, slots_.extra(0));
+  slots_.read(ctx);  // the step's one host read
+  out.loss = slots_.mean_loss();
+  out.grad_norm = std::sqrt(slots_.extra_value(0));
   out.found_inf = !std::isfinite(out.grad_norm);
   if (fp16_ && out.found_inf) {
     out.skipped = true;

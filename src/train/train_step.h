@@ -1,16 +1,19 @@
-// One optimizer step with Megatron's semantics: zero the gradients, forward and backward each
-// micro-batch (gradients of loss_scale x the mean over micro-batches of each one's mean loss),
-// unscale, the global gradient norm, then skip (fp16 overflow), count a NaN, or clip and step
-// AdamW; the loss scaler sees the outcome. Losses and the norm stay on the device until the one
-// host read of the step, which decides and logs.
+// One optimizer step with Megatron's semantics: zero the gradients, forward and backward each of
+// this rank's micro-batches (gradients of loss_scale x the mean over the global batch's
+// micro-batches of each one's mean loss), sum the gradients over the data-parallel group (each
+// layer's range as soon as backward has finished it on the last micro-batch), unscale, the
+// global gradient norm, then skip (fp16 overflow), count a NaN, or clip and step AdamW; the loss
+// scaler sees the outcome. Losses and the norm stay on the device until the one host read of the
+// step, which decides and logs.
+// Data parallelism (Megatron's sampler): global micro-batch g = mi x DP + dp_rank is samples
+// [first + g B, first + (g + 1) B) of the step; rank dp_rank runs mi = 0 .. G/DP - 1.
 #pragma once
 #include <functional>
 
-#include "backend/device_buffer.h"
 #include "model/model.h"
 #include "optim/adamw.h"
 #include "optim/loss_scaler.h"
-#include "optim/lr_schedule.h"
+#include "train/loss_slots.h"
 #include "train/micro_batch.h"
 
 namespace cs {
@@ -24,24 +27,26 @@ struct StepOutcome {
 
 class TrainStep {
  public:
-  // fp16: overflowing steps are skipped (and counted) instead of being NaN iterations.
-  TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& world, int64_t n_micro, double clip_grad,
+  // global_micro: micro-batches in the global batch (over every data-parallel rank). fp16:
+  // overflowing steps are skipped (and counted) instead of being NaN iterations.
+  TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro, double clip_grad,
             bool fp16);
-  // Runs the step on n_micro micro-batches, micro-batch mi filled by fill(mi, batch); lr is the
-  // step's learning rate. grad_hook (tests) sees the scaled flat gradients after backward.
-  StepOutcome run(const std::function<void(int64_t mi, MicroBatch& batch)>& fill, MicroBatch& batch, double lr,
+  // Runs the step; fill(g, batch) fills global micro-batch g; lr is the step's learning rate.
+  // grad_hook (tests) sees the scaled flat gradients after backward and the data-parallel sum.
+  StepOutcome run(const std::function<void(int64_t g, MicroBatch& batch)>& fill, MicroBatch& batch, double lr,
                   const std::function<void(Tensor&)>& grad_hook = {});
 
  private:
+  // Sums one layer's gradient range over the data-parallel group.
+  void reduce_layer(int layer);
   Model& model_;
   AdamW& adam_;
   LossScaler& scaler_;
-  Group& world_;
-  int64_t n_micro_;
+  Group& dp_;
+  int64_t global_micro_, local_micro_;
   double clip_grad_;
-  bool fp16_;
-  DeviceBuffer scalars_mem_;
-  Tensor scalars_;  // F64 [n_micro + 1]: each micro-batch's loss sum, then the squared grad norm
+  bool fp16_, reduce_now_ = false;
+  LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm
 };
 
 }  // namespace cs

@@ -12,6 +12,7 @@
 #include "data/blended_dataset.h"
 #include "model/flops.h"
 #include "optim/loss_scaler.h"
+#include "backend/host_copy.h"
 #include "train/checkpointing.h"
 #include "train/heartbeat.h"
 #include "train/train_log.h"
@@ -21,10 +22,10 @@
 namespace cs {
 
 namespace {
-void validate(const TrainArgs& a, const Model& m) {
-  if (a.micro_batch < 1 || a.global_batch < 1 || a.global_batch % a.micro_batch != 0)
+void validate(const TrainArgs& a, const Model& m, int dp) {
+  if (a.micro_batch < 1 || a.global_batch < 1 || a.global_batch % (a.micro_batch * dp) != 0)
     throw UsageError(fmt::format("--global-batch-size {} is not a multiple of --micro-batch-size {} "
-                                 "(x data-parallel size 1)", a.global_batch, a.micro_batch));
+                                 "x data-parallel size {}", a.global_batch, a.micro_batch, dp));
   if (a.train_iters < 1) throw UsageError(fmt::format("--train-iters must be >= 1, got {}", a.train_iters));
   if (a.seq_length < 1 || a.seq_length > m.config().max_seq_length)
     throw UsageError(fmt::format("--seq-length {} must be in [1, {}] (the model's positions)",
@@ -38,19 +39,21 @@ struct Datasets {
   std::unique_ptr<BlendedDataset> train, valid;
 };
 
-Datasets open_datasets(const TrainArgs& a) {
+// may_build: whether this process may build the index cache (one rank of a job builds it, the
+// others load it afterwards, as in Megatron).
+Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const DataBlend blend = parse_data_path(a.data_path);
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
   d.train = std::make_unique<BlendedDataset>(BlendedDataset::build_or_load(
-      blend, a.split, DataSplit::kTrain, a.train_iters * a.global_batch, dopt, /*may_build=*/true));
+      blend, a.split, DataSplit::kTrain, a.train_iters * a.global_batch, dopt, may_build));
   if (a.eval_iters > 0 && a.eval_interval > 0) {
     const int64_t n_valid = (a.train_iters / a.eval_interval + 1) * a.eval_iters * a.global_batch;
     try {
       d.valid = std::make_unique<BlendedDataset>(
-          BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, true));
+          BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, may_build));
     } catch (const Error& e) {
-      std::fprintf(stderr, "[train] no validation: %s\n", e.what());
+      if (say) std::fprintf(stderr, "[train] no validation: %s\n", e.what());
     }
   }
   return d;
@@ -78,12 +81,27 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
   st.seed = a.seed;
   return st;
 }
+
+// Whether any rank was asked to stop (a signal reaches the ranks of mpirun at different moments:
+// they must agree, or one would leave the loop while the others wait in a collective).
+// flag: an F64 [1] device tensor to agree through.
+bool any_rank_stops(Ctx& ctx, Group& world, const Tensor& flag, bool here) {
+  if (world.size() == 1) return here;
+  const double v = here ? 1.0 : 0.0;
+  ctx.backend.upload(ctx, &v, flag);
+  world.all_reduce_sum(ctx, flag);
+  return read_f64(ctx, flag)[0] > 0;
+}
 }  // namespace
 
-TrainResult train(Model& model, const TrainArgs& a, Group& world) {
-  validate(a, model);
+TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
+  validate(a, model, dp.size());
   const bool writer = world.rank() == 0;
-  const Datasets data = open_datasets(a);
+  // Rank 0 builds the sample index cache; the others wait for it, then load it.
+  Datasets data;
+  if (writer) data = open_datasets(a, true, true);
+  world.barrier(model.ctx());
+  if (!writer) data = open_datasets(a, false, false);
   AdamW adam(model.params(), a.adam, model.ctx());
   LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
                     a.min_loss_scale);
@@ -91,13 +109,13 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world) {
   TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
                 a.print_log, writer, a.metrics_dir, a.tensorboard_dir});
   MicroBatch batch(b, t);
-  TrainStep step(model, adam, scaler, world, n_micro, a.clip_grad, a.fp16);
+  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16);
 
   TrainResult r;
   TrainingState st = resume(a, model, adam, scaler, r);
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
-  if (data.valid) validator = std::make_unique<Validator>(model, *data.valid, a.eval_iters * n_micro,
+  if (data.valid) validator = std::make_unique<Validator>(model, *data.valid, dp, a.eval_iters * n_micro,
                                                           st.consumed_valid_samples);
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
@@ -113,11 +131,13 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world) {
     std::fflush(stdout);
   };
   int64_t consecutive_nan = 0;
+  const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
+  const Tensor stop_flag = stop_mem.tensor({1}, DType::F64);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
     const int64_t first = r.consumed_samples;
-    const StepOutcome o = step.run([&](int64_t mi, MicroBatch& mb) { mb.fill(*data.train, first + mi * b); }, batch,
+    const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(*data.train, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
                                                    : std::function<void(Tensor&)>());
     r.consumed_samples += a.global_batch;
@@ -137,24 +157,24 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world) {
       log.validation(it, loss);
     }
     heart.beat(it, o.loss, "");
-    const bool signalled = a.stop && a.stop->load();
+    const bool signalled = any_rank_stops(model.ctx(), world, stop_flag, a.stop && a.stop->load());
     const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;
     if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now) save(it);
     if (exit_now) {
       r.stopped_by_exit_interval = true;
-      std::fprintf(stderr, "[train] --exit-interval %lld: saved at iteration %lld, exiting\n",
+      if (writer) std::fprintf(stderr, "[train] --exit-interval %lld: saved at iteration %lld, exiting\n",
                    (long long)a.exit_interval, (long long)it);
       break;
     }
     if (signalled) {
       r.stopped_by_signal = true;
-      std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);
+      if (writer) std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);
       break;
     }
     if (nan_stop) {
       r.stopped_on_nan = true;
       heart.finish("failed");
-      std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
+      if (writer) std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
                    (long long)consecutive_nan, (long long)a.exit_on_nan);
       break;
     }

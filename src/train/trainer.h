@@ -57,8 +57,12 @@ struct TrainResult {
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false;
 };
 
-// Trains `model` in place on its execution context. Throws cs::Error on bad configuration (batch
-// sizes, data).
-TrainResult train(Model& model, const TrainArgs& args, Group& world);
+// Trains `model` in place on its execution context. world: every rank of the run (rank 0 prints
+// and writes; throughput is per rank); dp: the data-parallel replicas gradients and losses are
+// summed over (world itself when there is no model parallelism). Throws cs::Error on bad
+// configuration (batch sizes, data).
+TrainResult train(Model& model, const TrainArgs& args, Group& world, Group& dp);
+// One process, or data parallelism alone: dp is world.
+inline TrainResult train(Model& model, const TrainArgs& args, Group& world) { return train(model, args, world, world); }
 
 }  // namespace cs

@@ -1,30 +1,23 @@
 #include "train/validation.h"
 
-#include <vector>
-
-#include "backend/host_copy.h"
-
 namespace cs {
 
-Validator::Validator(Model& model, const BlendedDataset& data, int64_t micro_batches, int64_t consumed)
-    : model_(model), data_(data), n_micro_(micro_batches), consumed_(consumed),
-      sums_mem_(model.ctx().backend, size_t(micro_batches) * sizeof(double)),
-      sums_(sums_mem_.tensor({micro_batches}, DType::F64)) {}
+Validator::Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed)
+    : model_(model), data_(data), dp_(dp), global_micro_(global_micro), consumed_(consumed),
+      slots_(model.ctx().backend, global_micro) {}
 
 double Validator::evaluate(MicroBatch& batch) {
   Ctx& ctx = model_.ctx();
-  std::vector<int64_t> counts(static_cast<size_t>(n_micro_));
-  for (int64_t k = 0; k < n_micro_; ++k) {
-    batch.fill(data_, consumed_);
-    consumed_ += batch.batch();
+  slots_.clear(ctx);
+  for (int64_t g = dp_.rank(); g < global_micro_; g += dp_.size()) {
+    batch.fill(data_, consumed_ + g * batch.batch());
     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length());
-    counts[size_t(k)] = model_.target_count();
-    ctx.backend.copy(ctx, model_.loss_sum(), sums_.slice_rows(k, k + 1));
+    slots_.record(ctx, model_, g);
   }
-  const std::vector<double> s = read_f64(ctx, sums_);
-  double total = 0;
-  for (int64_t k = 0; k < n_micro_; ++k) total += counts[size_t(k)] ? s[size_t(k)] / double(counts[size_t(k)]) : 0.0;
-  return total / double(n_micro_);
+  consumed_ += global_micro_ * batch.batch();
+  slots_.reduce(ctx, dp_);
+  slots_.read(ctx);
+  return slots_.mean_loss();
 }
 
 }  // namespace cs

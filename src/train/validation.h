@@ -1,17 +1,20 @@
 // Validation during training: eval_iters global batches of the validation split, forward only,
 // continuing where the last evaluation stopped (Megatron's validation iterator is not reset, and
 // its cursor is checkpointed as consumed_valid_samples, so a resumed run validates on the same
-// samples). The loss sums stay on the device until the evaluation's one host read.
+// samples). Data-parallel ranks split each global batch as in training (train_step.h); the loss
+// sums stay on the device, summed over the data-parallel group, until the evaluation's one host
+// read.
 #pragma once
-#include "backend/device_buffer.h"
 #include "model/model.h"
+#include "train/loss_slots.h"
 #include "train/micro_batch.h"
 
 namespace cs {
 
 class Validator {
  public:
-  Validator(Model& model, const BlendedDataset& data, int64_t micro_batches, int64_t consumed);
+  // global_micro: micro-batches of one evaluation over every data-parallel rank.
+  Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed);
   // One evaluation: the mean over micro-batches of each one's mean loss.
   double evaluate(MicroBatch& batch);
   int64_t consumed() const { return consumed_; }
@@ -19,9 +22,9 @@ class Validator {
  private:
   Model& model_;
   const BlendedDataset& data_;
-  int64_t n_micro_, consumed_;
-  DeviceBuffer sums_mem_;
-  Tensor sums_;  // F64 [n_micro]
+  Group& dp_;
+  int64_t global_micro_, consumed_;
+  LossSlots slots_;
 };
 
 }  // namespace cs

@@ -18,8 +18,10 @@ struct RunResult {
 
 inline RunResult run_binary(const std::string& args) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string errf = ::testing::TempDir() + "/cs_stderr_" + std::to_string(getpid()) + "_" +
-                           (info ? info->name() : "none") + ".txt";
+  std::string name = info ? info->name() : "none";
+  for (char& ch : name)
+    if (ch == '/') ch = '_';  // a parameterised test's name holds its instance: ".../rope"
+  const std::string errf = ::testing::TempDir() + "/cs_stderr_" + std::to_string(getpid()) + "_" + name + ".txt";
   const std::string cmd = std::string(CS_BINARY) + " " + args + " 2>" + errf;
   RunResult r{-1, "", ""};
   FILE* p = popen(cmd.c_str(), "r");

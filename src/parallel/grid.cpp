@@ -1,0 +1,48 @@
+#include "parallel/grid.h"
+
+#include <fmt/core.h>
+
+namespace cs {
+
+Grid Grid::make(int world, int rank, const GridSizes& s) {
+  if (s.tp < 1 || s.pp < 1)
+    throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: expected "
+                                 "sizes of at least 1", s.tp, s.pp));
+  if (world % (s.tp * s.pp) != 0)
+    throw UsageError(fmt::format("--tensor-model-parallel-size {} x --pipeline-model-parallel-size {} = {} does not "
+                                 "divide the {} ranks of this run (world = TP x PP x DP). Hint: launch a multiple of "
+                                 "{} ranks", s.tp, s.pp, s.tp * s.pp, world, s.tp * s.pp));
+  const std::pair<const char*, int64_t> tp_divides[] = {
+      {"attention heads", s.heads}, {"FFN columns", s.ffn}, {"vocabulary entries", s.vocab}};
+  for (const auto& [what, n] : tp_divides)
+    if (n % s.tp != 0)
+      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {}{}", s.tp, n,
+                                   what, what[0] == 'v' ? ". Hint: --make-vocab-size-divisible-by pads it" : ""));
+  if (s.layers % s.pp != 0)
+    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: does not divide the model's {} layers", s.pp,
+                                 s.layers));
+  Grid g;
+  g.world = world;
+  g.tp = s.tp;
+  g.pp = s.pp;
+  g.dp = world / (s.tp * s.pp);
+  if (s.micro_batch < 1 || s.global_batch % (s.micro_batch * g.dp) != 0)
+    throw UsageError(fmt::format("--global-batch-size {} is not a multiple of --micro-batch-size {} x data-parallel "
+                                 "size {}", s.global_batch, s.micro_batch, g.dp));
+  g.rank = rank;
+  g.tp_rank = rank % g.tp;
+  g.dp_rank = (rank / g.tp) % g.dp;
+  g.pp_rank = rank / (g.tp * g.dp);
+  return g;
+}
+
+GridGroups GridGroups::split(Group& world, const Grid& g) {
+  GridGroups out;
+  // Colours: the ranks sharing every other coordinate; keys: the coordinate itself.
+  out.tp = world.split(g.dp_rank + g.dp * g.pp_rank, g.tp_rank);
+  out.dp = world.split(g.tp_rank + g.tp * g.pp_rank, g.dp_rank);
+  out.pp = world.split(g.tp_rank + g.tp * g.dp_rank, g.pp_rank);
+  return out;
+}
+
+}  // namespace cs

@@ -1,0 +1,38 @@
+#include "train/loss_slots.h"
+
+#include "backend/host_copy.h"
+
+namespace cs {
+
+LossSlots::LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra)
+    : g_(global_micro_batches), extra_(extra), mem_(backend, size_t(2 * g_ + extra) * sizeof(double)),
+      all_(mem_.tensor({2 * g_ + extra}, DType::F64)) {}
+
+void LossSlots::clear(Ctx& ctx) { ctx.backend.zero(ctx, all_); }
+
+void LossSlots::record(Ctx& ctx, const Model& model, int64_t g) {
+  CS_CHECK(g >= 0 && g < g_) << "micro-batch " << g << " of " << g_;
+  ctx.backend.copy(ctx, model.loss_sum(), all_.slice_rows(g, g + 1));
+  const double count = double(model.target_count());  // known on the host: the targets came from it
+  ctx.backend.upload(ctx, &count, all_.slice_rows(g_ + g, g_ + g + 1));
+}
+
+void LossSlots::reduce(Ctx& ctx, Group& dp) {
+  if (dp.size() > 1) dp.all_reduce_sum(ctx, all_.slice_rows(0, 2 * g_));
+}
+
+const std::vector<double>& LossSlots::read(Ctx& ctx) {
+  host_ = read_f64(ctx, all_);
+  return host_;
+}
+
+double LossSlots::mean_loss() const {
+  double loss = 0;
+  for (int64_t g = 0; g < g_; ++g) {
+    const double count = host_[size_t(g_ + g)];
+    loss += (count > 0 ? host_[size_t(g)] / count : 0.0) / double(g_);
+  }
+  return loss;
+}
+
+}  // namespace cs

@@ -1,0 +1,133 @@
+// Data parallelism through the real binary under mpirun: 2 and 4 ranks train the same steps as one
+// process (the same global batch, split over the ranks as Megatron's sampler splits it): the loss
+// at every iteration and the validation loss within 1e-5 relative (DESIGN §4), the final weights
+// within fp32 summation-order differences; a checkpoint written by 2 ranks resumes in one process
+// with the losses of the uninterrupted 2-rank run; a global batch the ranks cannot share is one
+// line naming the flag.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "cli/run_util.h"
+#include "closeness.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+// mpirun as root needs these; --oversubscribe runs 4 ranks on 2 cores.
+const std::string kMpirun =
+    "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+    "OMP_NUM_THREADS=1 mpirun --oversubscribe -np ";
+
+struct Metrics {
+  std::map<int64_t, double> train, valid;
+};
+
+Metrics read_metrics(const std::string& path) {
+  Metrics m;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("lm_loss")) m.train[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
+    if (j.contains("valid_lm_loss")) m.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
+  }
+  return m;
+}
+
+int run_shell(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+class DataParallel : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+    dir_ = ::testing::TempDir() + "/cs_dp_" + GetParam() + "_" + std::to_string(getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 60").status);
+    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --position-embedding-type " +
+             GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
+             "--lr-warmup-iters 2 --lr-decay-style cosine --log-interval 1 --eval-interval 5 --eval-iters 1 "
+             "--data-path " + dir_ + "/data";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // Runs `ranks` ranks (0: one process without mpirun) training to `iters` into dir_/name.
+  int train(int ranks, const std::string& name, int iters, const std::string& extra = "") {
+    const std::string cmd = (ranks ? kMpirun + std::to_string(ranks) + " " : std::string("OMP_NUM_THREADS=1 ")) +
+                            CS_BINARY + " " + flags_ + " --train-iters " + std::to_string(iters) + " --save " + dir_ +
+                            "/" + name + " " + extra + " > " + dir_ + "/" + name + ".log 2>&1";
+    return run_shell(cmd);
+  }
+  void expect_same_losses(const std::string& a, const std::string& b, int64_t from, int64_t to) {
+    const Metrics ma = read_metrics(dir_ + "/" + a + "/metrics.jsonl"), mb = read_metrics(dir_ + "/" + b + "/metrics.jsonl");
+    for (int64_t it = from; it <= to; ++it) {
+      ASSERT_TRUE(ma.train.count(it) && mb.train.count(it)) << "iteration " << it;
+      EXPECT_NEAR(mb.train.at(it), ma.train.at(it), 1e-5 * std::fabs(ma.train.at(it))) << b << " iteration " << it;
+    }
+    for (const auto& [it, loss] : ma.valid)
+      if (it >= from && it <= to) EXPECT_NEAR(mb.valid.at(it), loss, 1e-5 * std::fabs(loss)) << "validation " << it;
+  }
+  std::string dir_, flags_;
+};
+
+TEST_P(DataParallel, TwoAndFourRanksTrainAsOneProcess) {
+  ASSERT_EQ(0, train(0, "one", 10));
+  ASSERT_EQ(0, train(2, "dp2", 10)) << "see " << dir_ << "/dp2.log";
+  ASSERT_EQ(0, train(4, "dp4", 10)) << "see " << dir_ << "/dp4.log";
+  expect_same_losses("one", "dp2", 1, 10);
+  expect_same_losses("one", "dp4", 1, 10);
+  const SafetensorsFile want = SafetensorsFile::open(dir_ + "/one/iter_0000010/model-tp00-pp000.safetensors");
+  for (const std::string run : {"dp2", "dp4"}) {
+    const SafetensorsFile got = SafetensorsFile::open(dir_ + "/" + run + "/iter_0000010/model-tp00-pp000.safetensors");
+    for (const std::string& name : want.names()) {
+      std::vector<float> a(size_t(want.tensor(name).numel())), b(a.size());
+      want.read_f32(name, a.data(), int64_t(a.size()));
+      got.read_f32(name, b.data(), int64_t(b.size()));
+      EXPECT_TRUE(test::all_close(b.data(), a.data(), int64_t(a.size()), 1e-5, 1e-4, run + " " + name));
+    }
+  }
+  // One log, one set of files: only rank 0 prints and writes.
+  std::ifstream log(dir_ + "/dp2.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(test::count_matching_lines(text, " iteration       10/      10 |"), 1) << text;
+}
+
+TEST_P(DataParallel, CheckpointOfTwoRanksResumesInOneProcess) {
+  ASSERT_EQ(0, train(2, "dp2", 10));
+  ASSERT_EQ(0, train(2, "half", 10, "--exit-interval 5"));  // the same schedule and samples, stopped at 5
+  ASSERT_EQ(0, train(0, "half", 10, "--load " + dir_ + "/half"));
+  expect_same_losses("dp2", "half", 6, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Positions, DataParallel, ::testing::Values("rope", "alibi"),
+                         [](const auto& info) { return info.param; });
+
+TEST(DataParallelFlags, GlobalBatchTheRanksCannotShareIsOneLine) {
+  if (run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  const std::string dir = ::testing::TempDir() + "/cs_dp_flags_" + std::to_string(getpid());
+  fs::create_directories(dir);
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 20").status);
+  const std::string log = dir + "/err.log";
+  const int rc = run_shell(kMpirun + "3 " + CS_BINARY +
+                           " train --model tiny --vocab-size 101 --seq-length 8 --micro-batch-size 2 "
+                           "--global-batch-size 8 --train-iters 1 --lr 1e-3 --data-path " + dir + "/data > " + log +
+                           " 2>&1");
+  EXPECT_NE(rc, 0);
+  std::ifstream f(log);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("--global-batch-size 8 is not a multiple of --micro-batch-size 2 x data-parallel size 3"),
+            std::string::npos) << text;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cs
