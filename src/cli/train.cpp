@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/deepspeed_config.h"
 #include "cli/parse.h"
 #include "cli/train_flags.h"
 #include "core/log.h"
@@ -96,6 +97,12 @@ int train_main(int argc, char** argv) {
                                 model->config().vocab_size, model->config().num_layers});
   GridGroups groups = GridGroups::split(*world, grid);
   TrainArgs a = f.train_args(model->config());
+  if (f.deepspeed_config) {
+    const std::vector<std::string> notes =
+        apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);
+    if (rank0)
+      for (const std::string& n : notes) log_info("[train] {}", n);
+  }
   if (native) a.resume_dir = *f.load;
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);

@@ -70,6 +70,14 @@ void TrainFlags::add_to(CLI::App& app) {
                "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
+  app.add_flag("--use-distributed-optimizer", distributed_optimizer,
+               "shard the fp32 master weights and Adam moments over the data-parallel ranks (Megatron's)");
+  app.add_option("--zero-stage", zero_stage, "DeepSpeed ZeRO stage: 1 or 2 shard the optimizer state (as "
+                 "--use-distributed-optimizer), 0 does not")->check(CLI::Range(0, 3));
+  app.add_flag("--deepspeed", deepspeed, "AscendSpeed's DeepSpeed launch: read --deepspeed_config");
+  app.add_option("--deepspeed_config,--deepspeed-config", deepspeed_config,
+                 "ds_config.json: zero_optimization.stage, the optimizer's betas / eps / weight decay, fp16 loss "
+                 "scaling, batch sizes (docs/training.md)");
   app.add_option("--distributed-timeout-minutes", distributed_timeout_minutes,
                  "how long a rank waits in a collective before the job aborts (a dead or stuck rank)")
       ->check(positive());
@@ -81,8 +89,8 @@ void TrainFlags::add_to(CLI::App& app) {
       {"--DDP-impl", true, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
       {"--distributed-backend", true, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
       {"--sequence-parallel", false, "needs tensor parallelism, which this version does not have"},
-      {"--use-distributed-optimizer", false,
-       "this version keeps the whole optimizer state on every data-parallel rank"},
+      {"--no-pipeline-parallel", false, "DeepSpeed's pipeline engine: the pipeline size is --pipeline-model-parallel-size"},
+      {"--deepspeed-activation-checkpointing", false, "activation recomputation is --recompute-granularity full"},
   };
   for (const auto& [flag, value, reason] : later) {
     ignored_.push_back({flag, reason});
@@ -105,6 +113,11 @@ void TrainFlags::check_supported() const {
   if (pp != 1)
     throw UsageError(fmt::format("--pipeline-model-parallel-size {}: this version trains without pipeline "
                                  "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", pp));
+  if (zero_stage && *zero_stage == 3)
+    throw UsageError("--zero-stage 3: ZeRO stage 3 also shards the parameters, which this program does not do; "
+                     "expected 0, 1 or 2");
+  if (deepspeed && !deepspeed_config)
+    throw UsageError("--deepspeed needs --deepspeed_config FILE (the ds_config.json of the launch script)");
 }
 
 std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
@@ -153,6 +166,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.exit_interval = exit_interval;
   a.keep_last = keep_last;
   a.seed = seed;
+  a.distributed_optimizer = distributed_optimizer || (zero_stage && *zero_stage >= 1);
   a.finetune = finetune && !resume;
   a.load_optim = !no_load_optim || resume;
   return a;

@@ -114,11 +114,26 @@ std::vector<ParamSpec> param_specs(const ModelConfig& cfg, const ModelShard& sha
 ParamStore::ParamStore(const ModelConfig& cfg, const ModelShard& shard, Backend& backend, DType param_dtype,
                        DType grad_dtype)
     : cfg_(cfg), shard_(shard), specs_(param_specs(cfg, shard)), param_dtype_(param_dtype), grad_dtype_(grad_dtype) {
-  numel_ = specs_.empty() ? 0 : specs_.back().offset + specs_.back().shape.numel();
+  numel_ = padded_ = specs_.empty() ? 0 : specs_.back().offset + specs_.back().shape.numel();
   params_ = DeviceBuffer(backend, size_t(numel_) * dtype_size(param_dtype));
   grads_ = DeviceBuffer(backend, size_t(numel_) * dtype_size(grad_dtype));
   w_ = views(params_, param_dtype);
   g_ = views(grads_, grad_dtype);
+}
+
+void ParamStore::pad_to(Ctx& ctx, int64_t multiple) {
+  CS_CHECK(multiple >= 1) << multiple;
+  const int64_t padded = (numel_ + multiple - 1) / multiple * multiple;
+  if (padded == padded_) return;
+  DeviceBuffer p(ctx.backend, size_t(padded) * dtype_size(param_dtype_));
+  DeviceBuffer g(ctx.backend, size_t(padded) * dtype_size(grad_dtype_));
+  ctx.backend.copy(ctx, flat_params(), p.tensor({numel_}, param_dtype_));
+  ctx.backend.copy(ctx, flat_grads(), g.tensor({numel_}, grad_dtype_));
+  params_ = std::move(p);
+  grads_ = std::move(g);
+  padded_ = padded;
+  w_ = views(params_, param_dtype_);
+  g_ = views(grads_, grad_dtype_);
 }
 
 ModelWeights ParamStore::views(const DeviceBuffer& b, DType t) const {

@@ -104,6 +104,14 @@ class ParamStore {
   Tensor grad(const ParamSpec& s) const { return grads_.tensor(s.shape, grad_dtype_, bytes_at(s, grad_dtype_)); }
   Tensor flat_params() const { return params_.tensor({numel_}, param_dtype_); }
   Tensor flat_grads() const { return grads_.tensor({numel_}, grad_dtype_); }
+  // The buffers with their padding (zeros after numel()): what a sharded optimizer cuts into
+  // equal shards.
+  int64_t padded_numel() const { return padded_; }
+  Tensor padded_params() const { return params_.tensor({padded_}, param_dtype_); }
+  Tensor padded_grads() const { return grads_.tensor({padded_}, grad_dtype_); }
+  // Grows both buffers to a multiple of `multiple` elements (the data-parallel size of a sharded
+  // optimizer), keeping their contents; the padding stays zero.
+  void pad_to(Ctx& ctx, int64_t multiple);
   // The spec with this name, or nullptr.
   const ParamSpec* find(const std::string& name) const;
   // The spec of (kind, layer) (layer: the global decoder layer; ignored outside layers), or
@@ -122,7 +130,7 @@ class ParamStore {
   ModelConfig cfg_;
   ModelShard shard_;
   std::vector<ParamSpec> specs_;
-  int64_t numel_ = 0;
+  int64_t numel_ = 0, padded_ = 0;
   DType param_dtype_, grad_dtype_;
   DeviceBuffer params_, grads_;
   ModelWeights w_, g_;

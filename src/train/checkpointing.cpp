@@ -61,16 +61,20 @@ void save_model_checkpoint(const std::string& root, const Model& model) {
   w.commit(checkpoint_meta(model.config(), TrainingState{}));
 }
 
-void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
-                              const AdamW& adam, const LossScaler& scaler, int keep_last) {
-  CheckpointWriter w(root, st.iteration);
+void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
+                              const LossScaler& scaler, int keep_last, bool write) {
   const ParamStore& ps = model.params();
   Ctx& ctx = model.ctx();
+  // The whole optimizer state, whatever its sharding: a sharded optimizer all-gathers it here
+  // (every rank takes part), and the files are the same for every layout.
+  const AdamW::State full = adam.gather(ps);
+  if (!write) return;
+  CheckpointWriter w(root, st.iteration);
   std::vector<HostCopy> hold;
   // The model shard holds the fp32 master weights (the parameters themselves when they are f32).
-  w.add_shard("model-tp00-pp000.safetensors", whole(ctx, ps, "", adam.master(ps), hold));
-  std::vector<ShardTensor> optim = whole(ctx, ps, "exp_avg.", adam.exp_avg(), hold);
-  for (ShardTensor& t : whole(ctx, ps, "exp_avg_sq.", adam.exp_avg_sq(), hold)) optim.push_back(std::move(t));
+  w.add_shard("model-tp00-pp000.safetensors", whole(ctx, ps, "", full.master, hold));
+  std::vector<ShardTensor> optim = whole(ctx, ps, "exp_avg.", full.exp_avg, hold);
+  for (ShardTensor& t : whole(ctx, ps, "exp_avg_sq.", full.exp_avg_sq, hold)) optim.push_back(std::move(t));
   w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
   const LossScaler::State sc = scaler.state();
   nlohmann::json meta = checkpoint_meta(model.config(), st);
@@ -117,7 +121,7 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     DeviceBuffer staging;
     Tensor master;
     if (adam) {
-      master = adam->master(ps);
+      master = adam->full_for_loading(ps).master;
     } else {
       staging = DeviceBuffer(ctx.backend, size_t(ps.numel()) * sizeof(float));
       master = staging.tensor({ps.numel()});
@@ -129,9 +133,12 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   try {
     if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
       log_info("[checkpoint] {}: no optimizer state (a converted or weights-only checkpoint): Adam starts afresh", r.dir());
+      adam->load_master(ps);
     } else if (adam) {
-      read_flat(ctx, r, ps, "exp_avg.", adam->exp_avg());
-      read_flat(ctx, r, ps, "exp_avg_sq.", adam->exp_avg_sq());
+      const AdamW::State full = adam->full_for_loading(ps);
+      read_flat(ctx, r, ps, "exp_avg.", full.exp_avg);
+      read_flat(ctx, r, ps, "exp_avg_sq.", full.exp_avg_sq);
+      adam->load_full(ps);  // this rank's shard of it, when sharded
       adam->set_steps(m.at("optimizer").at("step").get<int64_t>());
     }
     if (scaler && m.contains("loss_scaler")) {

@@ -24,9 +24,10 @@ struct TrainingState {
 // layout, scheduler, RNG and data cursor (optimizer and loss scaler are added by their savers).
 nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, int64_t tp = 1, int64_t pp = 1);
 
-// Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all).
-void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model,
-                              const AdamW& adam, const LossScaler& scaler, int keep_last);
+// Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all). Every
+// rank calls it (a sharded optimizer gathers its state); the ranks with write=false write nothing.
+void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
+                              const LossScaler& scaler, int keep_last, bool write = true);
 
 // A weights-only checkpoint at iteration 0 (what `chuanspeed convert --to native` writes): no
 // optimizer shard; a run that loads it starts Adam afresh.

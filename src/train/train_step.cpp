@@ -12,7 +12,8 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
       local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16),
       slots_(model.ctx().backend, global_micro, 1) {
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
-  if (dp_.size() > 1)
+  // A sharded optimizer reduce-scatters the whole gradient after backward instead.
+  if (dp_.size() > 1 && !adam_.sharded())
     model_.on_grads_ready([this](int layer) {
       if (reduce_now_) reduce_layer(layer);
     });
@@ -43,13 +44,19 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     reduce_now_ = false;
   }
   slots_.reduce(ctx, dp_);
-  Tensor grads = model_.params().flat_grads();
-  if (grad_hook) grad_hook(grads);
-  if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  // Every data-parallel rank holds the same summed gradients: the norm over the model-parallel
-  // ranks only (one of them here).
+  Tensor all = model_.params().flat_grads();
+  if (grad_hook) grad_hook(all);
+  // Sharded: this rank's shard of the summed gradients, reduce-scattered in place; the norm is
+  // summed over the shards. Otherwise every data-parallel rank holds the same summed gradients:
+  // the norm over the model-parallel ranks only (one of them here).
   SingleGroup model_parallel("model-parallel");
-  grad_sq_norm(ctx, grads, model_parallel, slots_.extra(0));
+  Tensor grads = all;
+  if (adam_.sharded()) {
+    grads = adam_.shard_grads(model_.params());
+    dp_.reduce_scatter_sum(ctx, model_.params().padded_grads(), grads);
+  }
+  if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
+  grad_sq_norm(ctx, grads, adam_.sharded() ? dp_ : static_cast<Group&>(model_parallel), slots_.extra(0));
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

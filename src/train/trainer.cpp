@@ -102,7 +102,9 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
   if (writer) data = open_datasets(a, true, true);
   world.barrier(model.ctx());
   if (!writer) data = open_datasets(a, false, false);
-  AdamW adam(model.params(), a.adam, model.ctx());
+  const bool shard = a.distributed_optimizer && dp.size() > 1;
+  if (shard) model.params().pad_to(model.ctx(), dp.size());
+  AdamW adam(model.params(), a.adam, model.ctx(), shard ? &dp : nullptr);
   LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
                     a.min_loss_scale);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
@@ -121,11 +123,12 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
   heart.beat(st.iteration, 0, "", true);
   auto save = [&](int64_t it) {
-    if (a.save_dir.empty() || !writer) return;
+    if (a.save_dir.empty()) return;
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
     st.consumed_valid_samples = validator ? validator->consumed() : st.consumed_valid_samples;
-    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last);
+    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last, writer);
+    if (!writer) return;
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), a.save_dir + "/" + iteration_dir_name(it), true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
     std::fflush(stdout);

@@ -27,6 +27,9 @@ struct TrainArgs {
   LrSchedule lr;
   AdamWConfig adam;
   double clip_grad = 1.0;
+  // Megatron's --use-distributed-optimizer / DeepSpeed ZeRO stage 1 and 2: the optimizer state
+  // sharded over the data-parallel ranks (optim/adamw.h).
+  bool distributed_optimizer = false;
   bool fp16 = false;
   double initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
   int64_t loss_scale_window = 1000, hysteresis = 2;
