@@ -91,8 +91,8 @@ TEST(AdamW, Bf16ParametersKeepAnF32MasterCopy) {
   cpu_backend().upload(cpu(), rounded.data(), f32.flat_params());
   cpu_backend().upload(cpu(), half.data(), bf16.flat_params());
   AdamW a32(f32, {0.9, 0.999, 1e-8, 0.1}, cpu()), a16(bf16, {0.9, 0.999, 1e-8, 0.1}, cpu());
-  EXPECT_EQ(a16.master(bf16).dtype, DType::F32);
-  EXPECT_EQ(read_f32(cpu(), a16.master(bf16)), rounded);  // the master copy starts as the parameters
+  EXPECT_EQ(a16.gather(bf16).master.dtype, DType::F32);
+  EXPECT_EQ(read_f32(cpu(), a16.gather(bf16).master), rounded);  // the master copy starts as the parameters
   std::vector<float> g(start.size());
   for (size_t i = 0; i < g.size(); ++i) g[i] = float(int(i % 13) - 6) * 1e-3f;
   cpu_backend().upload(cpu(), g.data(), f32.flat_grads());
@@ -101,7 +101,7 @@ TEST(AdamW, Bf16ParametersKeepAnF32MasterCopy) {
     a32.step(f32, 1e-2);
     a16.step(bf16, 1e-2);
   }
-  const std::vector<float> master = read_f32(cpu(), a16.master(bf16)), want = read_f32(cpu(), f32.flat_params());
+  const std::vector<float> master = read_f32(cpu(), a16.gather(bf16).master), want = read_f32(cpu(), f32.flat_params());
   EXPECT_EQ(master, want);  // the same f32 arithmetic
   std::vector<uint16_t> now(start.size());
   cpu_backend().download(cpu(), bf16.flat_params(), now.data());

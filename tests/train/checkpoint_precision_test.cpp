@@ -31,10 +31,10 @@ TEST(CheckpointPrecision, Bf16ParametersSaveAndRestoreTheF32MasterWeights) {
   a.params().init(*env, 9);
   AdamW adam_a(a.params(), {}, *env);
   // Master weights that bf16 cannot hold exactly: what must survive the checkpoint.
-  std::vector<float> master = read_f32(*env, adam_a.master(a.params()));
+  std::vector<float> master = read_f32(*env, adam_a.gather(a.params()).master);
   for (size_t i = 0; i < master.size(); ++i) master[i] += 1e-5f * float(i % 7);
-  env.backend->upload(*env, master.data(), adam_a.master(a.params()));
-  env.ctx->ops.cast(*env, adam_a.master(a.params()), a.params().flat_params());
+  env.backend->upload(*env, master.data(), adam_a.gather(a.params()).master);
+  env.ctx->ops.cast(*env, adam_a.gather(a.params()).master, a.params().flat_params());
   LossScaler scaler(false, 1, 1000, 2, 1);
   TrainingState st;
   st.iteration = 3;
@@ -43,7 +43,7 @@ TEST(CheckpointPrecision, Bf16ParametersSaveAndRestoreTheF32MasterWeights) {
   Model b(c, *env, tp, 1, 4, ModelShard::whole(), bf16);
   AdamW adam_b(b.params(), {}, *env);
   EXPECT_EQ(load_training_checkpoint(root, b, &adam_b, nullptr).iteration, 3);
-  EXPECT_EQ(read_f32(*env, adam_b.master(b.params())), master);
+  EXPECT_EQ(read_f32(*env, adam_b.gather(b.params()).master), master);
   EXPECT_EQ(halves(*env, b.params().flat_params()), halves(*env, a.params().flat_params()));
 
   Model w(c, *env, tp, 1, 4, ModelShard::whole(), bf16);  // weights only
