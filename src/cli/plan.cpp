@@ -139,7 +139,7 @@ int plan_main(int argc, char** argv) {
   l.global_batch = f.global_batch.value_or(f.micro_batch * (l.world / std::max<int64_t>(1, f.tp * f.pp)));
   l.train_iters = f.train_iters;
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
-  l.distributed_optimizer = app.count("--use-distributed-optimizer") > 0;
+  l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
   l.flash_attention = flash;
   l.cpu_threads = cpu_threads;
   l.precision = f.fp16 ? PlanPrecision::Fp16 : f.bf16 ? PlanPrecision::Bf16 : PlanPrecision::Fp32;
@@ -173,7 +173,7 @@ int plan_main(int argc, char** argv) {
     for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
     std::printf("model:   %s\n", c.summary().c_str());
     std::printf("backend: %s\n", gpu ? fmt::format("gpu (Megatron-LM / AscendSpeed, {})", precision_name(l.precision)).c_str()
-                                     : "cpu (chuanspeed train: one process, fp32)");
+                                     : "cpu (chuanspeed train: fp32, one process per rank)");
     std::printf("layout:  TP %lld x PP %lld x DP %lld = %lld ranks; micro-batch %lld, global batch %lld "
                 "(%lld micro-batch%s per rank), seq %lld%s%s%s\n",
                 (long long)l.tp, (long long)l.pp, (long long)p.dp, (long long)l.world,

@@ -116,15 +116,17 @@ void fill_flops(Plan& p, const ModelConfig& c, const PlanLayout& l) {
   p.bubble = double(l.pp - 1) / double(p.num_micro);
 }
 
-// The single-process CPU trainer: Model's constructor, ParamStore, AdamW, the trainer's batch.
+// The CPU trainer, one rank of it (data-parallel ranks are alike): Model's constructor,
+// ParamStore, AdamW (its state sharded over the ranks with the distributed optimizer), the batch.
 Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
-  if (l.tp != 1 || l.pp != 1 || l.world != 1)
-    throw UsageError(fmt::format("[plan] --backend cpu: the CPU trainer runs one process (tensor {}, "
-                                 "pipeline {}, world {} given). Hint: drop the parallel flags, or "
-                                 "plan the layout with --backend gpu", l.tp, l.pp, l.world));
+  if (l.tp != 1 || l.pp != 1)
+    throw UsageError(fmt::format("[plan] --backend cpu: the CPU trainer has no tensor or pipeline parallelism "
+                                 "(tensor {}, pipeline {} given). Hint: drop those flags, or plan the layout with "
+                                 "--backend gpu", l.tp, l.pp));
   Plan p;
   p.backend = PlanBackend::Cpu;
-  p.num_micro = l.global_batch / l.micro_batch;
+  p.dp = l.world;
+  p.num_micro = l.global_batch / (l.micro_batch * p.dp);
   p.stage_layers = c.num_layers;
   p.params_total = p.params_rank = c.num_params();
   const double np = double(p.params_total);
@@ -149,7 +151,11 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   p.items = {
       {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32)", np / 1e6)},
       {"gradients", np * 4, "fp32, one buffer"},
-      {"optimizer states", np * 8, "Adam m, v (fp32); the parameters are the master weights"},
+      {"optimizer states", l.distributed_optimizer && p.dp > 1 ? std::ceil(np / double(p.dp)) * 8 : np * 8,
+       l.distributed_optimizer && p.dp > 1
+           ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
+                         "while saving)", p.dp)
+           : "Adam m, v (fp32); the parameters are the master weights"},
       {"activations", c.recompute ? p.activations_recompute : p.activations_no_recompute,
        fmt::format("{} layers x mb {} x seq {}{}", L, l.micro_batch, c.max_seq_length,
                    c.recompute ? ", full recompute: layer inputs + 1 layer set" : ", no recompute")},
