@@ -65,6 +65,20 @@ void ModelFlags::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"rope", "alibi"}));
   app.add_option("--recompute-granularity", recompute, "full: recompute each block in backward")
       ->check(CLI::IsMember({"full"}));
+  app.add_option("--recompute-method", recompute_method,
+                 "uniform: every layer; block: only the first --recompute-num-layers of each stage")
+      ->check(CLI::IsMember({"uniform", "block"}));
+  app.add_option("--recompute-num-layers", recompute_num_layers, "layers recomputed with --recompute-method block")
+      ->check(CLI::NonNegativeNumber);
+  // AscendSpeed's (older Megatron's) spellings of the same: --checkpoint-activations is
+  // --recompute-granularity full; --checkpoint-policy block --checkpoint_block_layer N recomputes
+  // the first N layers.
+  app.add_flag("--checkpoint-activations", checkpoint_activations, "recompute each block in backward (older name)");
+  app.add_option("--checkpoint-policy", checkpoint_policy, "full or block (with --checkpoint_block_layer)")
+      ->check(CLI::IsMember({"full", "block"}));
+  app.add_option("--checkpoint_block_layer,--checkpoint-block-layer", checkpoint_block_layer,
+                 "layers recomputed with --checkpoint-policy block")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--init-method-std", init_std, "std of the normal init");
 }
 
@@ -78,10 +92,24 @@ ModelConfig ModelFlags::resolve() const {
   if (max_position_embeddings) c.max_seq_length = std::max(c.max_seq_length, *max_position_embeddings);
   if (vocab_size) c.vocab_size = padded_vocab_size(*vocab_size, divisible_by, 1);
   if (position) c.position = *position == "alibi" ? PositionType::Alibi : PositionType::Rope;
-  if (recompute) c.recompute = true;
+  apply_recompute(c);
   if (init_std) c.init_std = *init_std;
   c.validate();
   return c;
+}
+
+void ModelFlags::apply_recompute(ModelConfig& c) const {
+  if (recompute || checkpoint_activations) c.recompute = true;
+  const bool block = (recompute_method && *recompute_method == "block") ||
+                     (checkpoint_policy && *checkpoint_policy == "block");
+  const std::optional<int64_t> n = recompute_num_layers ? recompute_num_layers : checkpoint_block_layer;
+  if (block && !n)
+    throw UsageError("--recompute-method block / --checkpoint-policy block need the number of layers: "
+                     "--recompute-num-layers N (or --checkpoint_block_layer N)");
+  if (block) {
+    c.recompute = true;
+    c.recompute_num_layers = *n;
+  }
 }
 
 void add_device_option(CLI::App& app, std::string& device) {

@@ -25,12 +25,16 @@ struct ModelFlags {
   std::optional<int64_t> num_layers, hidden_size, ffn_hidden_size, num_heads, seq_length,
       vocab_size, max_position_embeddings;
   int64_t divisible_by = 128;
-  std::optional<std::string> position, recompute;
+  std::optional<std::string> position, recompute, recompute_method, checkpoint_policy;
+  std::optional<int64_t> recompute_num_layers, checkpoint_block_layer;
+  bool checkpoint_activations = false;
   std::optional<double> init_std;
 
   void add_to(CLI::App& app);
   // The preset with overrides applied, vocab padded, validated.
   ModelConfig resolve() const;
+  // The run-time choices (activation recomputation) applied to a config read from a checkpoint.
+  void apply_recompute(ModelConfig& c) const;
 };
 
 }  // namespace cs::cli

@@ -64,7 +64,7 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
       c = config_from_hf_json(j, path);
     }
     c.max_seq_length = std::max(c.max_seq_length, seq);
-    c.recompute = f.model.recompute.has_value();
+    f.model.apply_recompute(c);
     notes.push_back(fmt::format("model from --load {}", *f.load));
     // Tensor parallelism splits the embedding and head by vocabulary rows, which Megatron pads to a
     // multiple of divisible_by x tp (a one-rank run keeps the checkpoint's rows as they are).

@@ -73,9 +73,11 @@ int train_main(int argc, char** argv) {
   if (native) {
     ModelConfig cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
+    f.model.apply_recompute(cfg);  // a run-time choice: the checkpoint's config does not hold it
     model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
   } else if (f.load) {
-    model = load_hf_model(*f.load, *ctx, tp, f.micro_batch, std::max<int64_t>(seq, 0));
+    model = load_hf_model(*f.load, *ctx, tp, f.micro_batch, std::max<int64_t>(seq, 0),
+                          [&](ModelConfig& c) { f.model.apply_recompute(c); });
     if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
       throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
                               "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,

@@ -55,7 +55,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as the seed scripts use)");
   // Flags that state what the Baichuan architecture already is, or select fusions that have no
   // meaning here: accepted silently.
-  for (const char* flag : {"--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear",
+  for (const char* flag : {"--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear", "--triangle-attn",
                            "--use-fused-rmsnorm", "--no-masked-softmax-fusion",
                            "--attention-softmax-in-fp32", "--no-gradient-accumulation-fusion"})
     app.add_flag(std::string(flag))->description("Baichuan's architecture / a fusion: always so here");

@@ -22,6 +22,8 @@ struct ModelConfig {
   double rope_base = 10000.0;
   double init_std = 0.02;       // Megatron --init-method-std
   bool recompute = false;       // --recompute-granularity full: keep only each block's input
+  int64_t recompute_num_layers = -1;  // with recompute: only the first N layers of each stage
+                                      // (Megatron's --recompute-method block); -1: every layer
 
   int64_t head_dim() const { return hidden_size / num_heads; }
   // Throws cs::Error naming the first inconsistent field.

@@ -25,7 +25,17 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
     targets_ = c.take({n}, DType::I32);
     res_ = c.take({n_layers_ + 1, n, d}, act);
     saved_sets_.clear();
-    for (int64_t i = 0; i < (cfg.recompute ? 1 : n_layers_); ++i) saved_sets_.push_back(LayerSaved::carve(c, mx, act));
+    saved_index_.clear();
+    int64_t shared = -1;  // the set every recomputed layer rebuilds in turn
+    for (int64_t l = 0; l < n_layers_; ++l) {
+      if (recomputed(l) && shared >= 0) {
+        saved_index_.push_back(shared);
+        continue;
+      }
+      if (recomputed(l)) shared = int64_t(saved_sets_.size());
+      saved_index_.push_back(int64_t(saved_sets_.size()));
+      saved_sets_.push_back(LayerSaved::carve(c, mx, act));
+    }
     scratch_ = LayerScratch::carve(c, mx, act);
     dres_ = c.take({n, d}, act);
     recompute_out_ = c.take({n, d}, act);
@@ -128,7 +138,7 @@ void Model::backward(float grad_scale) {
   const LayerCtx c = layer_ctx(dims_);
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
     const LayerSaved s = saved(l).at(dims_);
-    if (cfg_.recompute)  // rebuild this block's activations from its saved input
+    if (recomputed(l))  // rebuild this block's activations from its saved input
       decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {n, d}), s);
     decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
     if (grads_ready_) grads_ready_(sh.first_layer + int(l));

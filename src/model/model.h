@@ -82,9 +82,12 @@ class Model {
   void check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const;
   // Residual stream i (0: the input, L: the output) for n rows (default: the current dims).
   Tensor res(int64_t i, int64_t n = -1) const;
-  const LayerSaved& saved(int64_t local_layer) const {
-    return saved_sets_[cfg_.recompute ? 0 : size_t(local_layer)];
+  // Whether local layer l is recomputed in backward (all layers with full recomputation, the
+  // stage's first recompute_num_layers with the block method).
+  bool recomputed(int64_t l) const {
+    return cfg_.recompute && (cfg_.recompute_num_layers < 0 || l < cfg_.recompute_num_layers);
   }
+  const LayerSaved& saved(int64_t l) const { return saved_sets_[size_t(saved_index_[size_t(l)])]; }
 
   ModelConfig cfg_;
   Ctx& ctx_;
@@ -100,7 +103,8 @@ class Model {
   DeviceBuffer act_;
   Tensor tokens_, targets_;     // (B*T) i32 copies of the current micro-batch
   Tensor res_;                  // (L + 1) residual streams of (N, D): layer inputs + final output
-  std::vector<LayerSaved> saved_sets_;  // L sets (or 1 with recomputation)
+  std::vector<LayerSaved> saved_sets_;  // one shared by the recomputed layers, one per other layer
+  std::vector<int64_t> saved_index_;    // local layer -> its set
   LayerScratch scratch_;
   Tensor dres_, recompute_out_, lnf_, rstdf_, logits_, losses_, lse_, loss_sum_, slopes_;
 };

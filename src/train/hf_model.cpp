@@ -16,13 +16,14 @@
 
 namespace cs {
 
-std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp,
-                                     int64_t max_batch, int64_t max_seq) {
+std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
+                                     int64_t max_seq, const std::function<void(ModelConfig&)>& adjust) {
   HfWeights hf(dir);
   ModelConfig cfg = config_from_hf_json(hf.config(), dir + "/config.json");
   // Activations are planned for max_seq; the config keeps its own length (extended only when a
   // longer sequence is asked for), so a model written back out has the positions it came with.
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
+  if (adjust) adjust(cfg);
   auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
   const ParamStore& ps = model->params();
   CS_CHECK(ps.param_dtype() == DType::F32) << "HF import into " << dtype_name(ps.param_dtype()) << " parameters";

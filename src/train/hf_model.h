@@ -2,6 +2,7 @@
 // a model back as one (config.json + model.safetensors). The glue between model/ (names, specs)
 // and checkpoint/ (file formats); neither of those knows the other.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,8 +15,10 @@ namespace cs {
 // parameter must be present with its exact shape and every stored tensor must be a parameter;
 // F32, BF16 and F16 are converted to fp32. Activations are planned for (max_batch, max_seq),
 // max_seq 0 meaning the config's length; the config's length is kept (extended if max_seq is longer).
-std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp,
-                                     int64_t max_batch, int64_t max_seq);
+// adjust, when given, changes the run-time choices of the config (activation recomputation)
+// before the model is planned.
+std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
+                                     int64_t max_seq, const std::function<void(ModelConfig&)>& adjust = {});
 
 struct HfExportOptions {
   DType dtype = DType::F32;                  // F32, BF16 (round to nearest even) or F16

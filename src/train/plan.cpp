@@ -142,6 +142,9 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const double residual = aligned(double((L + 1) * n * d) * 4);
   p.activations_no_recompute = residual + per_layer * double(L);
   p.activations_recompute = residual + per_layer;  // one set, rebuilt layer by layer in backward
+  // Model's sets: one shared by the recomputed layers (the first N with the block method), one per other layer.
+  const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? L : std::min(L, c.recompute_num_layers);
+  const int64_t saved_sets = L - recomputed + (recomputed > 0 ? 1 : 0);
   const double scratch = double(scratch_set.used()) + 2 * aligned(double(n * d) * 4);
   // logits, final norm, rstd, losses, lse, the loss sum (f64) and the ALiBi slopes
   const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 3 * aligned(double(n) * 4) +
@@ -156,9 +159,12 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
            ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
                          "while saving)", p.dp)
            : "Adam m, v (fp32); the parameters are the master weights"},
-      {"activations", c.recompute ? p.activations_recompute : p.activations_no_recompute,
+      {"activations", residual + per_layer * double(saved_sets),
        fmt::format("{} layers x mb {} x seq {}{}", L, l.micro_batch, c.max_seq_length,
-                   c.recompute ? ", full recompute: layer inputs + 1 layer set" : ", no recompute")},
+                   !c.recompute ? ", no recompute"
+                   : recomputed == L ? ", full recompute: layer inputs + 1 layer set"
+                                     : fmt::format(", the first {} layers recomputed: layer inputs + {} layer sets",
+                                                   recomputed, saved_sets))},
       {"backward scratch", scratch, "one layer's gradients of activations + residual grad"},
       {"logits + cross entropy", head, fmt::format("{} tokens x vocab {} fp32 (+ final norm)", n, c.vocab_size)},
       {"data", data, "token/target buffers, sample indices"},

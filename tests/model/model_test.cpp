@@ -96,6 +96,32 @@ TEST(Model, FullRecomputationGivesIdenticalGradients) {
   }
 }
 
+// Megatron's --recompute-method block / AscendSpeed's --checkpoint-policy block: only the first N
+// layers are recomputed; gradients are the same bits, memory between none and full.
+TEST(Model, RecomputingTheFirstLayersOnlyGivesIdenticalGradients) {
+  test::DeviceEnv env;
+  SingleGroup tp;
+  ModelConfig c = small_config(PositionType::Alibi, false);
+  c.num_layers = 4;
+  ModelConfig block = c, full = c;
+  block.recompute = full.recompute = true;
+  block.recompute_num_layers = 2;
+  Model none_m(c, *env, tp, 2, 9), block_m(block, *env, tp, 2, 9), full_m(full, *env, tp, 2, 9);
+  std::vector<int32_t> tok(18), tgt(18);
+  for (int i = 0; i < 18; ++i) { tok[size_t(i)] = (i * 29) % 101; tgt[size_t(i)] = (i * 13 + 5) % 101; }
+  std::vector<std::vector<float>> grads;
+  for (Model* m : {&none_m, &block_m, &full_m}) {
+    m->params().init(*env, 8);
+    m->forward(tok.data(), tgt.data(), 2, 9);
+    m->backward();
+    grads.push_back(read_f32(*env, m->params().flat_grads()));
+  }
+  EXPECT_EQ(grads[1], grads[0]);
+  EXPECT_EQ(grads[2], grads[0]);
+  EXPECT_LT(full_m.activation_bytes(), block_m.activation_bytes());
+  EXPECT_LT(block_m.activation_bytes(), none_m.activation_bytes());
+}
+
 TEST(Model, BatchRowsAreIndependentAndShorterSequencesReuseThePlan) {
   SingleGroup tp;
   test::DeviceEnv env;

@@ -3,6 +3,8 @@
 // against the Model's own allocation, the Megatron (GPU) model's parameter counts and scaling with
 // TP / PP / DP / ZeRO / SP, Korthikanti's formula, step time, and bad flags.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -125,9 +127,37 @@ ModelConfig small_cfg(bool recompute) {
   return c;
 }
 
+// One rank of a data-parallel CPU job: the same buffers, the micro-batches shared over the ranks,
+// and with the distributed optimizer a 1/DP shard of the Adam state (AdamW's shard of the padded
+// buffer); tensor or pipeline parallelism is refused on the CPU backend.
+TEST(Plan, CpuDataParallelRankAndItsOptimizerShard) {
+  const ModelConfig c = small_cfg(false);
+  PlanLayout l;
+  l.micro_batch = 2;
+  l.global_batch = 8;
+  l.seq_length = c.max_seq_length;
+  l.world = 4;
+  const Plan whole = make_plan(c, l, PlanBackend::Cpu);
+  EXPECT_EQ(whole.dp, 4);
+  EXPECT_EQ(whole.num_micro, 1);
+  l.distributed_optimizer = true;
+  const Plan sharded = make_plan(c, l, PlanBackend::Cpu);
+  auto optim = [](const Plan& p) {
+    for (const PlanItem& it : p.items)
+      if (it.name == "optimizer states") return it.bytes;
+    return -1.0;
+  };
+  const double np = double(c.num_params());
+  EXPECT_EQ(optim(whole), np * 8);
+  EXPECT_EQ(optim(sharded), std::ceil(np / 4) * 8);
+  l.tp = 2;
+  EXPECT_THROW(make_plan(c, l, PlanBackend::Cpu), UsageError);
+}
+
 TEST(Plan, CpuBuffersEqualTheModelsAllocation) {
-  for (bool recompute : {false, true}) {
-    const ModelConfig c = small_cfg(recompute);
+  for (int recompute : {0, 1, 2}) {  // none, every layer, the first 2 layers (block)
+    ModelConfig c = small_cfg(recompute > 0);
+    if (recompute == 2) c.recompute_num_layers = 2;
     SingleGroup tp("tp");
     Model m(c, test::cpu_ctx(), tp, 3, c.max_seq_length);
     PlanLayout l;

@@ -1,0 +1,44 @@
+// AscendSpeed's Baichuan-7B ZeRO-2 launch, ported (examples/baichuan/pretrain_baichuan_zero_7B.sh),
+// runs as written when scaled down to 2 ranks (pretrain_baichuan_zero_tiny.sh: the same script and
+// ds_config.json with smaller sizes): every flag of the seed is accepted, the run trains to the end
+// and saves its checkpoint.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/run_util.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+TEST(Examples, ZeroSevenBScriptScaledDownTrainsOnTwoRanks) {
+  if (std::system("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  const std::string dir = ::testing::TempDir() + "/cs_zero_tiny_" + std::to_string(getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/synth --vocab-size 1024 --num-docs 64 --seed 7")
+                   .status);
+  const std::string cmd = "cd " + std::string(CS_SOURCE_DIR) +
+                          " && env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+                          "CHUANSPEED=" + CS_BINARY + " DATA_PATH=" + dir + "/synth SAVE=" + dir +
+                          "/run bash examples/baichuan/pretrain_baichuan_zero_tiny.sh > " + dir + "/out.log 2> " +
+                          dir + "/err.log";
+  const int st = std::system(cmd.c_str());
+  std::ifstream err(dir + "/err.log");
+  const std::string errs((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << errs;
+  std::ifstream log(dir + "/run/train.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(test::count_matching_lines(text, " iteration       60/      60 |"), 1) << text;
+  EXPECT_TRUE(fs::exists(dir + "/run/iter_0000060/optim-tp00-pp000-dp000.safetensors"));
+  // ZeRO stage 2 from the ds_config, and its tuning keys named once as having no effect.
+  EXPECT_NE(errs.find("keys with no effect here"), std::string::npos) << errs;
+  EXPECT_EQ(errs.find("error"), std::string::npos) << errs;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cs
