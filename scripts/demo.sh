@@ -2,7 +2,7 @@
 # make demo: the whole pipeline on the bundled demo corpus (assets/demo, docs/data.md), one CPU
 # process: preprocess the alpaca-style parquet with the demo SentencePiece tokenizer, train a tiny
 # Baichuan (RoPE) on it with Megatron's flags and validation, stop half way and resume
-# bit-identically, run the seed's 13B launch script scaled down (ALiBi), evaluate on held-out
+# bit-identically, run AscendSpeed's 13B launch script scaled down (ALiBi), evaluate on held-out
 # questions before and after, and answer them with the trained model.
 set -euo pipefail
 BUILD=${1:-build}
@@ -31,7 +31,7 @@ echo "      --exit-interval 240 saves a native checkpoint at 240 and stops"
 echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 480"
 "$BIN" "${TRAIN[@]}" --load "$OUT/run"
 ls "$OUT/run"
-echo "== 4. the seed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
+echo "== 4. AscendSpeed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
 DATA_PATH="$OUT/data/alpaca_text_document" TOKENIZER_MODEL="$TOK/tokenizer.model" \
   bash examples/baichuan/pretrain_baichuan_tiny.sh 2>&1 | tail -n 3
 for m in init run/hf; do

@@ -7,14 +7,14 @@
 #
 # Port:    torchrun $DISTRIBUTED_ARGS pretrain_baichuan.py ...
 #     ->   mpirun -np $WORLD_SIZE --allow-run-as-root ${CHUANSPEED:-build/chuanspeed} train ...
-# Flags:   every flag and value is the seed's, in the seed's order. Dropped flags: none.
+# Flags:   every flag and value is AscendSpeed's, in AscendSpeed's order. Dropped flags: none.
 # Dropped: the torchrun rendezvous variables NODE_RANK, MASTER_ADDR, MASTER_PORT (mpirun does its
 #          own; for several nodes pass a hostfile through MPIRUN_ARGS, e.g. MPIRUN_ARGS="--hostfile hosts").
 # Paths:   CKPT_SAVE_DIR, DATA_PATH, TOKENIZER_MODEL, CKPT_LOAD_DIR can be set from the environment;
-#          the defaults are the ones the seed README tells you to fill in.
-# Fixed:   the seed's `--distributed-backend nccl \ ` has a space after the backslash, so the
+#          the defaults are the ones AscendSpeed's README tells you to fill in.
+# Fixed:   AscendSpeed's `--distributed-backend nccl \ ` has a space after the backslash, so the
 #          command ended there: `--save ${CKPT_SAVE_DIR}` never reached pretrain_baichuan.py (a
-#          stray " " argument did). Here --save is passed, as in the 7B seed.
+#          stray " " argument did). Here --save is passed, as in AscendSpeed's 7B script.
 # Extra arguments to this script are appended to `chuanspeed train`'s command line.
 set -euo pipefail
 

@@ -6,18 +6,18 @@
 #   make demo                                   # once: writes out/demo/data/synth_text_document.{bin,idx}
 #   bash examples/baichuan/pretrain_baichuan_tiny.sh
 #
-# Changed from the 13B script (everything else is the 13B seed's flag and value):
+# Changed from the 13B script (everything else is AscendSpeed's 13B flag and value):
 #   model     --num-layers 2 --hidden-size 64 --ffn-hidden-size 176 --num-attention-heads 4
 #             --seq-length 64 --max-position-embeddings 64
 #   batch     --micro-batch-size 4 --global-batch-size 8 (two accumulated micro-batches a step)
 #   parallel  --tensor-model-parallel-size 1 --pipeline-model-parallel-size 1 (one process;
 #             --sequence-parallel is kept and, as in Megatron, means nothing with TP = 1)
-#   schedule  --train-iters 60 --lr 1e-3 --min-lr 1e-4 (the seed's 10:1 ratio; 1e-5 would barely
+#   schedule  --train-iters 60 --lr 1e-3 --min-lr 1e-4 (AscendSpeed's 10:1 ratio; 1e-5 would barely
 #             move a freshly initialised model in 60 steps), --lr-warmup-fraction 0.1 (6 steps)
 #   output    --log-interval 5 --save-interval 30 --eval-interval 30 --save ${SAVE:-out/tiny-run}
 #   weights   no --load: random init (--no-load-optim/--no-load-rng are kept and do nothing)
 #   tokenizer the synthetic data has no tokenizer: --tokenizer-type NullTokenizer --vocab-size 1024
-#             (Megatron's id-only tokenizer); set TOKENIZER_MODEL to use Llama2Tokenizer as the seed does
+#             (Megatron's id-only tokenizer); set TOKENIZER_MODEL to use Llama2Tokenizer as AscendSpeed's script does
 # Environment: DATA_PATH, SAVE, TOKENIZER_MODEL, VOCAB_SIZE, CHUANSPEED. Extra arguments are
 # appended to `chuanspeed train`'s command line.
 set -euo pipefail

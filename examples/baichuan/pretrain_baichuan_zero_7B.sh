@@ -2,13 +2,13 @@
 # AscendSpeed's Baichuan-7B pretraining launch (examples/baichuan/pretrain_baichuan_zero_7B.sh, the
 # one its Baichuan README gives): DeepSpeed ZeRO-2 data parallelism over 8 devices, with
 # `deepspeed pretrain_baichuan.py` replaced by `mpirun -np 8 chuanspeed train`. The flags and the
-# ds_config.json it writes are the seed's; chuanspeed reads zero_optimization.stage (the optimizer
+# ds_config.json it writes are AscendSpeed's; chuanspeed reads zero_optimization.stage (the optimizer
 # state sharded over the 8 ranks), the optimizer's betas / eps / weight decay and the fp16 loss
 # scale from it (docs/training.md, "Data parallelism and the distributed optimizer").
 # Environment: DATA_PATH, CHECKPOINT_PATH, TOKENIZER_PATH, GPUS_PER_NODE, NNODES, CHUANSPEED,
 # MPIRUN_ARGS (e.g. --allow-run-as-root, --hostfile hosts), LOG_DIR; the model and run sizes
 # (NUM_LAYERS, HIDDEN_SIZE, FFN_HIDDEN_SIZE, NUM_HEADS, SEQ_LENGTH, MICRO_BATCH, GLOBAL_BATCH,
-# TRAIN_ITERS, RECOMPUTE_LAYERS, TOKENIZER_ARGS) default to the seed's values, so
+# TRAIN_ITERS, RECOMPUTE_LAYERS, TOKENIZER_ARGS) default to AscendSpeed's values, so
 # pretrain_baichuan_zero_tiny.sh runs the same script scaled down. Extra arguments are appended to
 # `chuanspeed train`'s command line.
 set -euo pipefail
@@ -82,7 +82,7 @@ ds_args=" --deepspeed_config=${DS_CONFIG} ${ds_args}"
 ds_args=" --zero-stage=${ZERO_STAGE} ${ds_args}"
 ds_args=" --deepspeed-activation-checkpointing ${ds_args}"
 
-# shellcheck disable=SC2086  # ds_args is a word list, as in the seed
+# shellcheck disable=SC2086  # ds_args is a word list, as in AscendSpeed's script
 mpirun -np "${WORLD_SIZE}" "${MPIRUN_EXTRA[@]}" "${CHUANSPEED}" train \
        --DDP-impl local \
        --tensor-model-parallel-size ${TP} \

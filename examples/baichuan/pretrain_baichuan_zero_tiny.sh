@@ -2,11 +2,11 @@
 # AscendSpeed's Baichuan-7B ZeRO-2 launch (pretrain_baichuan_zero_7B.sh) scaled down to 2 ranks on a
 # small CPU: the same script, flags and ds_config.json, with
 #   model     2 layers, hidden 64, FFN 176, 4 heads, seq 64; the first layer recomputed
-#             (--checkpoint_block_layer 1, the seed's block policy)
+#             (--checkpoint_block_layer 1, AscendSpeed's block policy)
 #   batch     micro-batch 2, global batch 8 (2 micro-batches per rank a step)
 #   run       60 iterations, 2 ranks (mpirun --oversubscribe when there are fewer cores)
 #   tokenizer the synthetic data has none: --tokenizer-type NullTokenizer --vocab-size 1024
-#   lr        the seed's --lr 1e-5 and --min-lr 1e-6 (as the seed: a slow start from random weights)
+#   lr        AscendSpeed's --lr 1e-5 and --min-lr 1e-6 (as AscendSpeed's: a slow start from random weights)
 #
 #   make demo                                   # once: writes out/demo/data/synth_text_document.{bin,idx}
 #   bash examples/baichuan/pretrain_baichuan_zero_tiny.sh

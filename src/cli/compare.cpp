@@ -1,5 +1,5 @@
 // chuanspeed compare RUN_A RUN_B [--plot FILE.svg] [--from-iter N] [--to-iter M] [--tolerance T]
-// The seed's "accuracy of the loss" check between two runs (A is the reference). Exit status:
+// AscendSpeed's Baichuan README "accuracy of the loss" check between two runs (A is the reference). Exit status:
 // 0 within tolerance, 3 beyond it, 1 bad input (including runs that log different iterations),
 // 2 usage.
 #include <fmt/core.h>

@@ -1,6 +1,6 @@
 // chuanspeed convert --input DIR --output DIR [--to native|hf] [--dtype fp32|bf16|fp16]
 //                    [--max-shard-size 10GB] [--tokenizer-name-or-path TOK]
-// Hugging Face directory <-> native checkpoint. Also takes the seed converter's flags
+// Hugging Face directory <-> native checkpoint. Also takes AscendSpeed's converter's flags
 // (--input-model-dir, --output-model-dir, --type 7B|13B, --tensor-model-parallel-size,
 // --pipeline-model-parallel-size, --pse, --merge-mlp).
 #include <fmt/core.h>
@@ -32,10 +32,10 @@ int convert_main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "Hugging Face output dtype: fp32, bf16 or fp16");
   app.add_option("--max-shard-size", shard, "largest Hugging Face shard, e.g. 10GB");
   app.add_option("--tokenizer-name-or-path", o.tokenizer_dir, "copy this tokenizer's files into a Hugging Face output");
-  app.add_option("--type", o.type, "the seed converter's model type (checked)")->check(CLI::IsMember({"7B", "13B"}));
+  app.add_option("--type", o.type, "AscendSpeed's converter's model type (checked)")->check(CLI::IsMember({"7B", "13B"}));
   app.add_option("--tensor-model-parallel-size", o.tp, "native output layout: TP size");
   app.add_option("--pipeline-model-parallel-size", o.pp, "native output layout: PP size");
-  app.add_flag("--pse,--merge-mlp")->description("the seed converter's layout flags: always so here");
+  app.add_flag("--pse,--merge-mlp")->description("AscendSpeed's converter's layout flags: always so here");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   o.dtype = parse_dtype(dtype);

@@ -1,6 +1,6 @@
 // chuanspeed init --model PRESET [Megatron flags] [--seed S] --save DIR
 // Writes a freshly initialised model (layout-invariant Philox init) as a Hugging Face directory:
-// the starting point of the demo until the trainer lands, and a fixture maker for tests.
+// a starting point for fine-tuning experiments, and a fixture maker for tests.
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/parse.h"

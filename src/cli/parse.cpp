@@ -2,7 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cctype>
+#include <vector>
 
 #include "core/error.h"
 
@@ -23,6 +25,45 @@ const CLI::Validator& positive() {
   return v;
 }
 
+namespace {
+// Edit distance (insertions, deletions, substitutions) between two flag names.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " Did you mean --x?" for the command's flag nearest to an unknown one (Megatron spells flags
+// with dashes: --data_path is --data-path), or "" when none is close.
+std::string suggestion(const CLI::App& app, const std::string& flag) {
+  std::string dashed = flag;
+  for (size_t i = 2; i < dashed.size(); ++i)
+    if (dashed[i] == '_') dashed[i] = '-';
+  std::string best;
+  size_t best_d = std::max<size_t>(2, flag.size() / 4) + 1;
+  for (const CLI::Option* o : app.get_options()) {
+    for (const std::string& name : o->get_lnames()) {
+      const std::string full = "--" + name;
+      const size_t d = full == dashed ? 0 : edit_distance(flag, full);
+      if (d < best_d) {
+        best_d = d;
+        best = full;
+      }
+    }
+  }
+  return best.empty() ? "" : fmt::format(" Did you mean {}?", best);
+}
+}  // namespace
+
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
   // Unknown flags first: CLI11 would report a missing required flag before an unexpected one,
   // and the flag the user mistyped is the more useful message.
@@ -33,9 +74,14 @@ bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     if (a == "-h" || a == "--help") continue;
     if (a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.')) continue;  // -1
     if (!app.get_option_no_throw(a))
-      throw UsageError(fmt::format("unknown flag {}. Hint: chuanspeed {} --help lists the flags", a,
-                                   app.get_name()));
+      throw UsageError(fmt::format("unknown flag {}.{} Hint: chuanspeed {} --help lists the flags", a,
+                                   suggestion(app, a), app.get_name()));
   }
+  // A flag given twice keeps its last value, as Megatron's argparse does: flags appended to a
+  // launch script override the script's own.
+  for (CLI::Option* o : app.get_options())
+    if (o->get_items_expected_max() <= 1 && o->get_multi_option_policy() == CLI::MultiOptionPolicy::Throw)
+      o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

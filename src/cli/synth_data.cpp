@@ -1,7 +1,7 @@
 // chuanspeed synth-data --output-prefix P --vocab-size V [--num-docs K] [--seed S]
 // Writes a synthetic Megatron dataset whose documents follow a learnable rule (each document is
 // an arithmetic progression of token ids modulo V with a random start and stride, lengths 8..96),
-// for tests and the demo until the real preprocessing lands.
+// for tests and for trying a launch script without a corpus.
 #include <fmt/core.h>
 
 #include <filesystem>

@@ -51,8 +51,8 @@ void TrainFlags::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"PretrainedFromHF", "SentencePiece", "Llama2Tokenizer",
                              "GPTSentencePieceTokenizer", "NullTokenizer"}));
   app.add_option("--normalization", normalization, "RMSNorm (Baichuan's; the only one)");
-  app.add_option("--attention-dropout", attention_dropout, "attention dropout (0 only, as the seed scripts use)");
-  app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as the seed scripts use)");
+  app.add_option("--attention-dropout", attention_dropout, "attention dropout (0 only, as AscendSpeed's Baichuan scripts use)");
+  app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as AscendSpeed's Baichuan scripts use)");
   // Flags that state what the Baichuan architecture already is, or select fusions that have no
   // meaning here: accepted silently.
   for (const char* flag : {"--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear", "--triangle-attn",

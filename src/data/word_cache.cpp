@@ -1,5 +1,7 @@
 #include "data/word_cache.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 #include <sentencepiece_processor.h>
 
@@ -52,8 +54,9 @@ void WordCachedEncoder::encode_part(std::string_view part, bool first, std::vect
     sp_->Encode(part, &scratch_);
     out.insert(out.end(), scratch_.begin(), scratch_.end());
   } else {
-    buf_.assign("a");
-    buf_.append(part);
+    buf_.resize(1 + part.size());  // "a" + part (written in place: GCC 12's -Wrestrict misreads append)
+    buf_[0] = 'a';
+    std::copy(part.begin(), part.end(), buf_.begin() + 1);
     sp_->Encode(buf_, &scratch_);
     if (scratch_.size() < prefix_ids_.size() || !std::equal(prefix_ids_.begin(), prefix_ids_.end(), scratch_.begin()))
       throw std::logic_error("prefix");  // caught by encode(): the text goes to SentencePiece whole

@@ -43,7 +43,7 @@ ModelConfig model_preset(const std::string& name) {
     c = {64000, 4096, 11008, 32, 32, 4096, 1e-6, PositionType::Rope};
   } else if (name == "baichuan-13b") {  // Baichuan-13B: 40 heads, ALiBi
     c = {64000, 5120, 13696, 40, 40, 4096, 1e-6, PositionType::Alibi};
-  } else if (name == "small") {  // the benchmark config of issue 2
+  } else if (name == "small") {  // the benchmark config (make bench)
     c = {32000, 512, 1376, 8, 8, 512, 1e-6, PositionType::Rope};
   } else if (name == "demo") {
     c = {1024, 128, 352, 4, 4, 128, 1e-6, PositionType::Rope};

@@ -170,7 +170,7 @@ void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, Plan& 
   rep.files = plan.files.size();
 }
 
-// The seed's --type must name the architecture the input actually has.
+// AscendSpeed's converter's --type must name the architecture the input actually has.
 void check_type(const std::string& type, const ModelConfig& c) {
   if (type.empty()) return;
   const ModelConfig want = model_preset(type == "7B" ? "baichuan-7b" : "baichuan-13b");

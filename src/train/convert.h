@@ -19,7 +19,7 @@ struct ConvertOptions {
   DType dtype = DType::F32;              // Hugging Face output: F32, BF16 or F16 (native is always F32)
   int64_t max_shard_bytes = 10LL << 30;  // largest Hugging Face shard
   std::string tokenizer_dir;             // tokenizer files copied into a Hugging Face output
-  std::string type;                      // the seed converter's --type 7B|13B: checked against the input
+  std::string type;                      // AscendSpeed's converter's --type 7B|13B: checked against the input
   int64_t tp = 1, pp = 1;                // native output layout
   // fp32 bytes read from the input per step: large enough for full-speed sequential I/O, small
   // enough that the resident set stays far below any real tensor (tests use tiny chunks).

@@ -3,7 +3,7 @@
 //  - Cpu: this repository's single-process fp32 trainer, byte for byte as Model, ParamStore and
 //    AdamW allocate (every buffer is planned once and zero-filled, so it is all resident), plus a
 //    measured baseline of the process itself;
-//  - Gpu: Megatron-LM / AscendSpeed (what the seed scripts run): Megatron's bytes per parameter for
+//  - Gpu: Megatron-LM / AscendSpeed (what AscendSpeed's Baichuan scripts run): Megatron's bytes per parameter for
 //    its mixed-precision optimizers (docs/distrib_optimizer.md), Korthikanti et al. 2022's
 //    activation accounting written for a SwiGLU MLP, 1F1B in-flight micro-batches.
 #pragma once

@@ -82,6 +82,42 @@ TEST_F(BadInput, DeviceNotInThisBuild) {
 #endif
   expect_error(eval_args(dir_ + "/model", dir_ + "/data") + " --device tpu", 2, "--device tpu: expected cpu or cuda");
 }
+// A misspelt flag names the nearest one; Megatron's underscore spelling names the dashed flag.
+TEST_F(BadInput, MisspeltFlagSuggestsTheNearest) {
+  expect_error("train --micro-batch-szie 2", 2, "unknown flag --micro-batch-szie. Did you mean --micro-batch-size?");
+  expect_error("train --data_path x", 2, "Did you mean --data-path?");
+  expect_error("eval --lod x", 2, "Did you mean --load?");
+  const auto r = run_binary("train --zzzzzzzzzzzz 1");
+  EXPECT_EQ(r.err.find("Did you mean"), std::string::npos) << r.err;  // nothing close: no guess
+}
+
+// A flag given twice keeps its last value (Megatron's argparse): flags appended to a launch
+// script override the script's own.
+TEST_F(BadInput, RepeatedFlagKeepsItsLastValue) {
+  const auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 8 --lr 1e-3 --log-interval 1 "
+                            "--train-iters 5 --data-path " + dir_ + "/data --train-iters 2 --eval-iters 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.out, " iteration        2/       2 |"), 1) << r.out;
+  EXPECT_EQ(test::count_matching_lines(r.out, "/       5 |"), 0) << r.out;
+}
+
+// stdout and stderr in one redirected file keep the order the lines were written in: the save
+// and validation lines come before the --exit-interval line that follows them.
+TEST_F(BadInput, RedirectedOutputKeepsItsOrder) {
+  const std::string log = dir_ + "/out.log";
+  const std::string cmd = std::string(CS_BINARY) + " train --model tiny --vocab-size 101 --seq-length 8 --lr 1e-3 "
+                          "--log-interval 1 --train-iters 6 --exit-interval 3 --eval-interval 3 --eval-iters 1 --split 50,50,0 "
+                          "--data-path " + dir_ + "/data --save " + dir_ + "/run > " + log + " 2>&1";
+  ASSERT_EQ(0, std::system(cmd.c_str()));
+  std::ifstream f(log);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t saved = text.find("saved checkpoint at iteration 3"), exit_line = text.find("--exit-interval 3");
+  ASSERT_NE(saved, std::string::npos) << text;
+  ASSERT_NE(exit_line, std::string::npos) << text;
+  EXPECT_LT(text.find("validation loss at iteration 3"), saved) << text;
+  EXPECT_LT(saved, exit_line) << text;
+}
+
 TEST_F(BadInput, UnknownCommand) { expect_error("frobnicate", 2, "frobnicate"); }
 TEST_F(BadInput, MissingRequiredFlag) { expect_error("eval --load x", 2, "--data-path"); }
 TEST_F(BadInput, BadFlagValue) {
