@@ -3,7 +3,7 @@
 # pretrain_baichuan_ptd_13B.sh, with the model, batch, schedule and parallelism scaled down.
 # Run it directly, no mpirun:
 #
-#   make demo                                   # once: writes out/demo/data/synth_text_document.{bin,idx}
+#   make demo                                   # once: writes out/demo/data/alpaca_text_document.{bin,idx}
 #   bash examples/baichuan/pretrain_baichuan_tiny.sh
 #
 # Changed from the 13B script (everything else is AscendSpeed's 13B flag and value):
@@ -16,14 +16,14 @@
 #             move a freshly initialised model in 60 steps), --lr-warmup-fraction 0.1 (6 steps)
 #   output    --log-interval 5 --save-interval 30 --eval-interval 30 --save ${SAVE:-out/tiny-run}
 #   weights   no --load: random init (--no-load-optim/--no-load-rng are kept and do nothing)
-#   tokenizer the synthetic data has no tokenizer: --tokenizer-type NullTokenizer --vocab-size 1024
+#   tokenizer ids only: --tokenizer-type NullTokenizer --vocab-size 1024 (the demo tokenizer's 1024 pieces)
 #             (Megatron's id-only tokenizer); set TOKENIZER_MODEL to use Llama2Tokenizer as AscendSpeed's script does
 # Environment: DATA_PATH, SAVE, TOKENIZER_MODEL, VOCAB_SIZE, CHUANSPEED. Extra arguments are
 # appended to `chuanspeed train`'s command line.
 set -euo pipefail
 
 CHUANSPEED=${CHUANSPEED:-build/chuanspeed}
-DATA_PATH=${DATA_PATH:-out/demo/data/synth_text_document}
+DATA_PATH=${DATA_PATH:-out/demo/data/alpaca_text_document}
 SAVE=${SAVE:-out/tiny-run}
 VOCAB_SIZE=${VOCAB_SIZE:-1024}
 

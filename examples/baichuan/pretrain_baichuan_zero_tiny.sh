@@ -5,15 +5,15 @@
 #             (--checkpoint_block_layer 1, AscendSpeed's block policy)
 #   batch     micro-batch 2, global batch 8 (2 micro-batches per rank a step)
 #   run       60 iterations, 2 ranks (mpirun --oversubscribe when there are fewer cores)
-#   tokenizer the synthetic data has none: --tokenizer-type NullTokenizer --vocab-size 1024
+#   tokenizer ids only: --tokenizer-type NullTokenizer --vocab-size 1024 (the demo tokenizer's pieces)
 #   lr        AscendSpeed's --lr 1e-5 and --min-lr 1e-6 (as AscendSpeed's: a slow start from random weights)
 #
-#   make demo                                   # once: writes out/demo/data/synth_text_document.{bin,idx}
+#   make demo                                   # once: writes out/demo/data/alpaca_text_document.{bin,idx}
 #   bash examples/baichuan/pretrain_baichuan_zero_tiny.sh
 # Environment: DATA_PATH, SAVE, CHUANSPEED, RANKS, MPIRUN_ARGS (as root: --allow-run-as-root).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-DATA_PATH=${DATA_PATH:-out/demo/data/synth_text_document}
+DATA_PATH=${DATA_PATH:-out/demo/data/alpaca_text_document}
 SAVE=${SAVE:-out/zero-tiny-run}
 if [ ! -f "${DATA_PATH}.idx" ] || [ ! -f "${DATA_PATH}.bin" ]; then
     echo "pretrain_baichuan_zero_tiny.sh: no dataset at ${DATA_PATH}.{bin,idx}; run 'make demo' or" >&2

@@ -40,5 +40,21 @@ TEST(Examples, ZeroSevenBScriptScaledDownTrainsOnTwoRanks) {
   fs::remove_all(dir);
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return {(std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()};
+}
+
+// The tiny scripts' default dataset is the one `make demo` writes (scripts/demo.sh preprocesses the
+// demo parquet into $OUT/data/alpaca with OUT=out/demo, and preprocess adds _text_document).
+TEST(Examples, TinyScriptsDefaultToTheDatasetMakeDemoWrites) {
+  const std::string root = CS_SOURCE_DIR, demo = read_text(root + "/scripts/demo.sh");
+  ASSERT_NE(demo.find("OUT=out/demo\n"), std::string::npos);
+  ASSERT_NE(demo.find("--output-prefix \"$OUT/data/alpaca\""), std::string::npos);
+  for (const char* script : {"pretrain_baichuan_tiny.sh", "pretrain_baichuan_zero_tiny.sh"})
+    EXPECT_NE(read_text(root + "/examples/baichuan/" + script).find("DATA_PATH=${DATA_PATH:-out/demo/data/alpaca_text_document}"),
+              std::string::npos) << script;
+}
+
 }  // namespace
 }  // namespace cs
