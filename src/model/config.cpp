@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include <fmt/core.h>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +25,13 @@ void ModelConfig::validate() const {
   need(position != PositionType::Rope || head_dim() % 2 == 0,
        fmt::format("RoPE needs an even head dim, got {} (hidden {} / heads {})", head_dim(), hidden_size, num_heads));
   need(max_seq_length > 0, fmt::format("sequence length must be positive, got {}", max_seq_length));
-  need(rms_norm_eps > 0, fmt::format("rms norm eps must be positive, got {}", rms_norm_eps));
+  need(rms_norm_eps > 0 && std::isfinite(rms_norm_eps),
+       fmt::format("rms norm eps must be a positive number, got {}", rms_norm_eps));
+  // rope_theta 0 (or inf, NaN) makes every rotation angle NaN: the run would train on NaN silently.
+  need(position != PositionType::Rope || (rope_base > 0 && std::isfinite(rope_base)),
+       fmt::format("rope_theta (the RoPE base) must be a positive number, got {}", rope_base));
+  need(init_std >= 0 && std::isfinite(init_std),
+       fmt::format("--init-method-std must be a number 0 or greater, got {}", init_std));
 }
 
 int64_t ModelConfig::num_params() const {
@@ -68,17 +76,26 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& path
                               "Hint: is this a Hugging Face Baichuan config.json?", path, key));
     return j[key].get<int64_t>();
   };
+  // A number, or a one-line error naming the file and the key (nlohmann's own is "type_error.302").
+  auto get_number = [&](const char* key) -> double {
+    if (!j[key].is_number())
+      throw Error(fmt::format("[config] {}: '{}' is {}, expected a number", path, key, j[key].dump()));
+    return j[key].get<double>();
+  };
   ModelConfig c;
   c.vocab_size = get_int("vocab_size");
   c.hidden_size = get_int("hidden_size");
   c.ffn_hidden_size = get_int("intermediate_size");
   c.num_heads = get_int("num_attention_heads");
   c.num_layers = get_int("num_hidden_layers");
-  if (j.contains("rms_norm_eps")) c.rms_norm_eps = j["rms_norm_eps"].get<double>();
-  if (j.contains("rope_theta")) c.rope_base = j["rope_theta"].get<double>();
-  if (j.contains("initializer_range")) c.init_std = j["initializer_range"].get<double>();
+  if (j.contains("rms_norm_eps")) c.rms_norm_eps = get_number("rms_norm_eps");
+  if (j.contains("rope_theta")) c.rope_base = get_number("rope_theta");
+  if (j.contains("initializer_range")) c.init_std = get_number("initializer_range");
   const bool has_mpe = j.contains("max_position_embeddings"), has_mml = j.contains("model_max_length");
   if (j.contains("position_embedding_type")) {
+    if (!j["position_embedding_type"].is_string())
+      throw Error(fmt::format("[config] {}: 'position_embedding_type' is {}, expected \"rope\" or \"alibi\"", path,
+                              j["position_embedding_type"].dump()));
     const std::string p = j["position_embedding_type"].get<std::string>();
     if (p == "rope" || p == "rotary") c.position = PositionType::Rope;
     else if (p == "alibi") c.position = PositionType::Alibi;
@@ -90,9 +107,16 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& path
   c.max_seq_length = has_mpe ? get_int("max_position_embeddings") : has_mml ? get_int("model_max_length") : 4096;
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     throw Error(fmt::format("[config] {}: hidden_act {}, expected \"silu\"", path, j["hidden_act"].dump()));
+  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_boolean())
+    throw Error(fmt::format("[config] {}: 'tie_word_embeddings' is {}, expected true or false", path,
+                            j["tie_word_embeddings"].dump()));
   if (j.value("tie_word_embeddings", false))
     throw Error(fmt::format("[config] {}: tie_word_embeddings true; Baichuan's lm_head is untied", path));
-  c.validate();
+  try {
+    c.validate();
+  } catch (const Error& e) {  // a bad file, not a bad flag: name the file, exit status 1
+    throw Error(fmt::format("[config] {}: {}", path, e.what()));
+  }
   return c;
 }
 

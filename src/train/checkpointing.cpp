@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "backend/host_copy.h"
@@ -24,6 +25,25 @@ std::vector<ShardTensor> whole(Ctx& ctx, const ParamStore& ps, const std::string
     out.push_back({prefix + s.name, host.slice_rows(s.offset, s.offset + s.shape.numel()).view(s.shape), s.shape,
                    std::vector<int64_t>(size_t(s.shape.ndim), 0)});
   return out;
+}
+
+// The stored training state must be one a run can have reached: a meta.json edited by hand or
+// damaged is refused here, not found out as a crash or silent NaN steps later.
+void check_state(const std::string& dir, int64_t folder_iteration, const TrainingState& st) {
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw Error(fmt::format("[checkpoint] {}/meta.json: {}", dir, what));
+  };
+  need(st.iteration == folder_iteration,
+       fmt::format("iteration {} but the folder is iteration {}; expected the same", st.iteration, folder_iteration));
+  need(st.consumed_samples >= 0 && st.consumed_valid_samples >= 0,
+       fmt::format("consumed samples {} / {}: expected counts of 0 or more", st.consumed_samples,
+                   st.consumed_valid_samples));
+  // Even a sample per iteration of a long run stays far below this; beyond it the sample
+  // arithmetic would overflow.
+  need(st.consumed_samples < (int64_t(1) << 52) && st.consumed_valid_samples < (int64_t(1) << 52),
+       fmt::format("consumed samples {}: expected fewer than 2^52", st.consumed_samples));
+  need(st.schedule_steps >= 0 && st.schedule_steps <= st.iteration,
+       fmt::format("scheduler num_steps {}: expected 0 to the iteration {}", st.schedule_steps, st.iteration));
 }
 
 // Reads every parameter-shaped tensor `prefix + name` of r into the flat f32 device buffer `flat`.
@@ -132,6 +152,11 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   const nlohmann::json& m = r.meta();
   try {
     if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
+      // A training checkpoint (meta.json names its optimizer) without the optimizer's tensors lost
+      // its shard; a weights-only one (convert's) has none by design.
+      if (m.contains("optimizer"))
+        throw Error(fmt::format("[checkpoint] {}: the optimizer state (optim-*.safetensors) is missing. Hint: "
+                                "--no-load-optim (or --finetune) starts Adam afresh from these weights", r.dir()));
       log_info("[checkpoint] {}: no optimizer state (a converted or weights-only checkpoint): Adam starts afresh", r.dir());
       adam->load_master(ps);
     } else if (adam) {
@@ -143,8 +168,14 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     }
     if (scaler && m.contains("loss_scaler")) {
       const auto& j = m.at("loss_scaler");
-      scaler->set_state({j.at("scale").get<double>(), j.at("growth_tracker").get<int64_t>(),
-                         j.at("hysteresis_tracker").get<int64_t>()});
+      const LossScaler::State sc{j.at("scale").get<double>(), j.at("growth_tracker").get<int64_t>(),
+                                 j.at("hysteresis_tracker").get<int64_t>()};
+      // A scale of 0 (or inf, NaN) would make every step's gradients NaN without a word.
+      if (!(sc.scale > 0) || !std::isfinite(sc.scale) || sc.growth_tracker < 0 || sc.hysteresis_tracker < 0)
+        throw Error(fmt::format("[checkpoint] {}/meta.json: loss_scaler {{scale {}, growth_tracker {}, "
+                                "hysteresis_tracker {}}}: expected a positive finite scale and trackers of 0 or more",
+                                r.dir(), sc.scale, sc.growth_tracker, sc.hysteresis_tracker));
+      scaler->set_state(sc);
     }
     TrainingState st;
     st.iteration = m.at("iteration").get<int64_t>();
@@ -153,6 +184,7 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     // Absent in checkpoints written before validation resumed its cursor: start it at 0.
     st.consumed_valid_samples = m.at("data").value("consumed_valid_samples", int64_t(0));
     st.seed = m.at("rng").at("seed").get<uint64_t>();
+    check_state(r.dir(), it, st);
     log_info("[checkpoint] loaded {} (iteration {}, {} consumed samples)", r.dir(), st.iteration,
              st.consumed_samples);
     return st;
