@@ -73,6 +73,54 @@ std::vector<T> attention(const std::vector<T>& q, const std::vector<T>& k, const
   return o;
 }
 
+// The VJP of attention() in double, written out (Vaswani et al.; the softmax Jacobian):
+// P = softmax(S) row by row, dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)),
+// dQ = dS K / sqrt(Hd), dK = dS^T Q / sqrt(Hd). Checked against complex-step derivatives at small
+// T (tests/backend/attention_test.cpp), then the reference for the kernels at any T.
+inline void attention_backward(const std::vector<double>& q, const std::vector<double>& k,
+                               const std::vector<double>& v, const std::vector<double>& slopes,
+                               const std::vector<double>& dout, int64_t b, int64_t h, int64_t t_len,
+                               int64_t hd, std::vector<double>& dq, std::vector<double>& dk,
+                               std::vector<double>& dv) {
+  dq.assign(q.size(), 0.0);
+  dk.assign(q.size(), 0.0);
+  dv.assign(q.size(), 0.0);
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<double> p(static_cast<size_t>(t_len)), dp(static_cast<size_t>(t_len));
+  for (int64_t bh = 0; bh < b * h; ++bh) {
+    const int64_t off = bh * t_len * hd;
+    const double slope = slopes.empty() ? 0.0 : slopes[size_t(bh % h)];
+    for (int64_t i = 0; i < t_len; ++i) {
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        double acc = 0;
+        for (int64_t d = 0; d < hd; ++d) acc += q[size_t(off + i * hd + d)] * k[size_t(off + j * hd + d)];
+        p[size_t(j)] = acc * scale + slope * double(j);
+        mx = std::max(mx, p[size_t(j)]);
+      }
+      for (int64_t j = 0; j <= i; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
+      double row = 0;
+      for (int64_t j = 0; j <= i; ++j) {
+        p[size_t(j)] /= sum;
+        double acc = 0;
+        for (int64_t d = 0; d < hd; ++d) {
+          acc += dout[size_t(off + i * hd + d)] * v[size_t(off + j * hd + d)];
+          dv[size_t(off + j * hd + d)] += p[size_t(j)] * dout[size_t(off + i * hd + d)];
+        }
+        dp[size_t(j)] = acc;
+        row += acc * p[size_t(j)];
+      }
+      for (int64_t j = 0; j <= i; ++j) {
+        const double ds = p[size_t(j)] * (dp[size_t(j)] - row) * scale;
+        for (int64_t d = 0; d < hd; ++d) {
+          dq[size_t(off + i * hd + d)] += ds * k[size_t(off + j * hd + d)];
+          dk[size_t(off + j * hd + d)] += ds * q[size_t(off + i * hd + d)];
+        }
+      }
+    }
+  }
+}
+
 // gu: (N, 2F) gate | up -> (N, F).
 template <typename T>
 std::vector<T> swiglu(const std::vector<T>& gu, int64_t n, int64_t f) {
