@@ -40,7 +40,11 @@ for m in init run/hf; do
     --micro-batch-size 16 --output "$OUT/eval-${m%%/*}.jsonl"
 done
 echo "== the untrained model scores about ln(1024) = 6.93 nats per token; the trained one far less"
-echo "== 5. generate (KV cache, greedy): the trained model answers the held-out questions -> $OUT/answers.txt"
+echo "== 5. generate (KV cache, greedy): the untrained model, then the trained one, answer the held-out questions"
+"$BIN" generate --load "$OUT/init" --tokenizer-name-or-path "$TOK" --prompt-file assets/demo/heldout.jsonl \
+  --max-new-tokens 12 > "$OUT/answers-init.txt"
+echo "untrained ($OUT/answers-init.txt): $(tail -n 1 "$OUT/answers-init.txt")"
+echo "trained ($OUT/answers.txt):"
 "$BIN" generate --load "$OUT/run" --tokenizer-name-or-path "$TOK" --prompt-file assets/demo/heldout.jsonl \
   --max-new-tokens 12 > "$OUT/answers.txt"
 head -n 6 "$OUT/answers.txt"
