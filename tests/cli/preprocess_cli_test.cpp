@@ -51,7 +51,7 @@ TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
     std::string args, needle;
     int status;
   } cases[] = {
-      {base + " --input " + d + "/none.jsonl", "--input " + d + "/none.jsonl: no such file or directory", 2},
+      {base + " --input " + d + "/none.jsonl", "--input " + d + "/none.jsonl: no such file or directory", 1},
       {base + " --input " + d + "/in.jsonl --tokenizer-type GPT2BPETokenizer", "--tokenizer-type GPT2BPETokenizer", 2},
       {base + " --input " + d + "/in.jsonl --split-sentences", "--split-sentences: not supported", 2},
       {base + " --input " + d + "/in.jsonl --workers 0", "--workers 0: expected 1 to 1024", 2},

@@ -27,15 +27,16 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
         if (e.is_regular_file() && (ext == ".parquet" || ext == ".json" || ext == ".jsonl"))
           found.push_back(e.path().string());
       }
-      if (ec) throw UsageError(fmt::format("--input {}: cannot list the directory: {}", in, ec.message()));
+      if (ec) throw Error(fmt::format("--input {}: cannot list the directory: {}", in, ec.message()));
       if (found.empty())
-        throw UsageError(fmt::format("--input {}: the directory holds no .parquet, .json or .jsonl file", in));
+        throw Error(fmt::format("--input {}: the directory holds no .parquet, .json or .jsonl file", in));
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::exists(in, ec)) {
       files.push_back(in);
     } else {
-      throw UsageError(fmt::format("--input {}: no such file or directory", in));
+      // A missing file is a data error (exit 1), as in every command; usage errors (2) are flags.
+      throw Error(fmt::format("--input {}: no such file or directory", in));
     }
   }
   if (files.empty()) throw UsageError("--input: no input given. Hint: --input FILE[,FILE...] or a directory");

@@ -1,0 +1,38 @@
+// One exit-status rule for every command (README "Exit status"): 2 for usage errors (a flag or a
+// flag's value), 1 for data and runtime errors (a file that is missing or wrong), each one line.
+#include <gtest/gtest.h>
+
+#include "cli/run_util.h"
+
+namespace cs {
+namespace {
+
+struct Case {
+  std::string command, usage, missing_file;
+};
+
+TEST(ExitStatus, UsageIsTwoAndAMissingFileIsOneForEveryCommand) {
+  const std::string tok = std::string(CS_SOURCE_DIR) + "/assets/demo/tokenizer";
+  const Case cases[] = {
+      {"preprocess", "preprocess --workers x", "preprocess --input /nope.jsonl --output-prefix /tmp/cs_exit_x "
+                                               "--tokenizer-name-or-path " + tok},
+      {"train", "train --train-iters 1 --lr 1e-3 --data-path x --micro-batch-size zero",
+       "train --model tiny --vocab-size 101 --train-iters 1 --lr 1e-3 --eval-iters 0 --data-path /nope"},
+      {"eval", "eval --load x --data-path x --seq-length -3", "eval --load /nope --data-path /nope --seq-length 8"},
+      {"generate", "generate --load x --prompt-ids 1 --top-p 7", "generate --load /nope --prompt-ids 1,2"},
+      {"convert", "convert --input x --output y --dtype f8", "convert --input /nope --output /tmp/cs_exit_out"},
+      {"compare", "compare a b --tolerance nan", "compare /nope/a.jsonl /nope/b.jsonl"},
+      {"pulse", "pulse --run-dir x --bogus", "pulse --run-dir /nope"},
+  };
+  for (const Case& c : cases) {
+    const auto u = test::run_binary(c.usage), m = test::run_binary(c.missing_file);
+    EXPECT_EQ(u.status, 2) << c.usage << "\n" << u.err;
+    EXPECT_EQ(test::count_matching_lines(u.err, "error"), 1) << u.err;
+    EXPECT_EQ(m.status, 1) << c.missing_file << "\n" << m.err;
+    EXPECT_EQ(test::count_matching_lines(m.err, "error:"), 1) << m.err;
+    EXPECT_NE(m.err.find("/nope"), std::string::npos) << m.err;
+  }
+}
+
+}  // namespace
+}  // namespace cs
