@@ -340,8 +340,19 @@ TEST(Preprocess, StopRequestLeavesNothing) {
 
 TEST(Preprocess, BadOptionsAreUsageErrors) {
   const std::string d = tmp_dir("opts");
-  EXPECT_THROW(run_preprocess(opts({d + "/missing.jsonl"}, d + "/o")), UsageError);
-  EXPECT_THROW(run_preprocess(opts({d}, d + "/o")), UsageError);  // a directory without inputs
+  // A missing input, or a directory without inputs, is a data error (exit 1), not a usage error.
+  try {
+    run_preprocess(opts({d + "/missing.jsonl"}, d + "/o"));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 1) << e.what();
+  }
+  try {
+    run_preprocess(opts({d}, d + "/o"));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 1) << e.what();
+  }
   std::ofstream(d + "/x.jsonl") << "{\"text\": \"a\"}\n";
   PreprocessOptions o = opts({d + "/x.jsonl"}, d + "/o");
   o.workers = 0;
