@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "checkpoint/native.h"
@@ -22,6 +23,7 @@
 #include "parallel/grid.h"
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 
 namespace cs::cli {
@@ -70,6 +72,23 @@ int train_main(int argc, char** argv) {
     throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
                                  "Hint: --resume continues a run from its own --save directory",
                                  f.load.value_or("(not given)")));
+  // One run, one folder: a new run never mixes with the run already in --save (every rank checks,
+  // so a refusal is the same usage error everywhere), and rank 0 holds the folder's lock.
+  std::unique_ptr<RunLock> run_lock;
+  if (f.save) {
+    std::error_code ec;
+    const bool resuming_save =
+        native && std::filesystem::weakly_canonical(*f.load, ec) == std::filesystem::weakly_canonical(*f.save, ec);
+    if (!resuming_save && !f.start_over) prepare_fresh_run_folder(*f.save, false);
+    if (rank0) {
+      run_lock = std::make_unique<RunLock>(*f.save);
+      if (!resuming_save && f.start_over) {
+        const std::string aside = prepare_fresh_run_folder(*f.save, true);
+        if (!aside.empty()) log_info("[train] --start-over: the previous run's files are now in {}", aside);
+      }
+    }
+    world->barrier(*ctx);
+  }
   if (native) {
     ModelConfig cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;

@@ -68,6 +68,9 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--resume", resume,
                "continue this run from --load's native checkpoint with its whole state, overriding --finetune, "
                "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
+  app.add_flag("--start-over", start_over,
+               "a new run into a --save folder that holds another run: move that run's files into "
+               "SAVE/previous-<time>/ first (without it such a start is refused)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
   app.add_flag("--use-distributed-optimizer", distributed_optimizer,

@@ -34,7 +34,7 @@ struct TrainFlags {
   std::optional<int> zero_stage;
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
-  bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false;
+  bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
 
   void add_to(CLI::App& app);
   // Parallel sizes other than 1, dropout and non-RMSNorm are errors (not built yet / not Baichuan).
