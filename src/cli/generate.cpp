@@ -262,7 +262,10 @@ int generate_main(int argc, char** argv) {
       std::printf("%s%s\n", texts[pi].c_str(), continuation(*tok, ids, out).c_str());
     } else {
       std::string s;
-      for (size_t i = 0; i < out.size(); ++i) s += (i ? "," : "") + std::to_string(out[i]);
+      for (size_t i = 0; i < out.size(); ++i) {  // two appends: GCC 12 misreads "," + string (-Wrestrict)
+        if (i) s += ',';
+        s += std::to_string(out[i]);
+      }
       std::printf("%s\n", s.c_str());
     }
     total_new += int64_t(out.size());

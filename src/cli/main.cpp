@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   // Line-buffered even when redirected: stdout's lines (log, validation, saves) stay in order with
   // stderr's (notes, the exit line) in one file.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::printf("chuanspeed %s\n", CS_VERSION);
+    return 0;
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

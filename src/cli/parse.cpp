@@ -65,6 +65,10 @@ std::string suggestion(const CLI::App& app, const std::string& flag) {
 }  // namespace
 
 bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
+  app.set_version_flag("--version", std::string("chuanspeed ") + CS_VERSION, "print the version and exit");
+  // --help shows each flag's default (the value its variable holds before parsing).
+  for (CLI::Option* o : app.get_options())
+    if (o->get_items_expected_max() >= 1) o->capture_default_str();
   // Unknown flags first: CLI11 would report a missing required flag before an unexpected one,
   // and the flag the user mistyped is the more useful message.
   for (int i = 1; i < argc; ++i) {
@@ -86,6 +90,10 @@ bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
+    exit_code = 0;
+    return false;
+  } catch (const CLI::CallForVersion& v) {
+    std::printf("%s\n", v.what());
     exit_code = 0;
     return false;
   } catch (const CLI::ParseError& e) {

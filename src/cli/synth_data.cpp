@@ -44,8 +44,10 @@ int synth_data_main(int argc, char** argv) {
   w.finalize();
   const PhiloxBlock r0 = philox4x32(key, 0);
   std::string first;
-  for (int64_t i = 0; i < 8; ++i)
-    first += (i ? "," : "") + std::to_string((r0[1] % vocab + i * (1 + r0[2] % 7)) % vocab);
+  for (int64_t i = 0; i < 8; ++i) {  // two appends: GCC 12 misreads "," + string (-Wrestrict)
+    if (i) first += ',';
+    first += std::to_string((r0[1] % vocab + i * (1 + r0[2] % 7)) % vocab);
+  }
   log_info("[synth-data] {} documents -> {}.bin/.idx; document 0 starts {}", docs, prefix, first);
   return 0;
 }

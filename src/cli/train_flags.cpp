@@ -33,8 +33,9 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--lr-decay-style", lr_decay_style, "constant, linear or cosine")
       ->check(CLI::IsMember({"constant", "linear", "cosine"}));
   app.add_option("--lr-decay-iters", lr_decay_iters, "decay length (default --train-iters)");
-  app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
-  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay iterations");
+  CLI::Option* warm_iters = app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
+  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay iterations")
+      ->excludes(warm_iters);
   app.add_option("--weight-decay", weight_decay, "decoupled weight decay (not on norms)");
   app.add_option("--clip-grad", clip_grad, "clip gradients to this global norm (0: off)");
   app.add_option("--adam-beta1", adam_beta1, "Adam beta1");

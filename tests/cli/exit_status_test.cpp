@@ -34,5 +34,19 @@ TEST(ExitStatus, UsageIsTwoAndAMissingFileIsOneForEveryCommand) {
   }
 }
 
+// --version answers at the top and in every command; --help shows defaults and required flags.
+TEST(ExitStatus, VersionAndHelpShowWhatAUserNeeds) {
+  for (const char* args : {"--version", "train --version", "eval --version"}) {
+    const auto r = test::run_binary(args);
+    EXPECT_EQ(r.status, 0) << args << "\n" << r.err;
+    EXPECT_EQ(r.out.rfind("chuanspeed ", 0), 0u) << r.out;
+  }
+  const auto h = test::run_binary("train --help");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("--micro-batch-size INT:POSITIVE=1"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--lr FLOAT REQUIRED"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("Excludes: --lr-warmup-fraction"), std::string::npos) << h.out;
+}
+
 }  // namespace
 }  // namespace cs

@@ -39,7 +39,10 @@ std::vector<int32_t> ids_of(const std::string& out) {
 
 std::string csv(const std::vector<int32_t>& ids) {
   std::string s;
-  for (int32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  for (int32_t id : ids) {  // two appends: GCC 12 misreads "," + string (-Wrestrict)
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
   return s;
 }
 
@@ -208,7 +211,10 @@ TEST(GenerateCli, BadInputIsOneLineWithTheRightStatus) {
   std::ofstream(d + "/empty.txt").flush();
   std::ofstream(d + "/blank.txt") << "  \n\n\t\n";
   std::string long_ids;
-  for (int i = 0; i < 70; ++i) long_ids += (i ? "," : "") + std::to_string(5 + i);
+  for (int i = 0; i < 70; ++i) {  // two appends: GCC 12 misreads "," + string (-Wrestrict)
+    if (i) long_ids += ',';
+    long_ids += std::to_string(5 + i);
+  }
   const std::string gen = "generate --load " + d + "/m ";
   const std::string text = gen + "--tokenizer-name-or-path " + kTok + " ";
   struct Case {
