@@ -93,7 +93,9 @@ void check_corpus(const Tokenizer& tok, const std::string& name, bool live) {
     std::vector<int> lib;
     sp.Encode(text, &lib);
     EXPECT_EQ(ours, std::vector<int32_t>(lib.begin(), lib.end())) << name << " library: " << text;
-    if (live) EXPECT_EQ(ours, spm_encode(tok.model_path(), text, newline_id)) << name << " live: " << text;
+    if (live) {
+      EXPECT_EQ(ours, spm_encode(tok.model_path(), text, newline_id)) << name << " live: " << text;
+    }
     EXPECT_EQ(tok.decode(ours), e.value(name + "_decoded", text)) << name << " round trip: " << text;
     ++checked;
   }

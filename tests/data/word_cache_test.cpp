@@ -71,7 +71,9 @@ void expect_same_ids(const std::string& tokenizer, bool expect_cutting) {
     }
   }
   EXPECT_EQ(differ, 0u);
-  if (expect_cutting) EXPECT_GT(enc.cached_words(), 1000u);
+  if (expect_cutting) {
+    EXPECT_GT(enc.cached_words(), 1000u);
+  }
 }
 
 TEST(WordCache, DemoTokenizerIdsEqualSentencePiece) { expect_same_ids(kSrc + "/assets/demo/tokenizer", true); }

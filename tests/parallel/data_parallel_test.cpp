@@ -73,8 +73,11 @@ class DataParallel : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(ma.train.count(it) && mb.train.count(it)) << "iteration " << it;
       EXPECT_NEAR(mb.train.at(it), ma.train.at(it), 1e-5 * std::fabs(ma.train.at(it))) << b << " iteration " << it;
     }
-    for (const auto& [it, loss] : ma.valid)
-      if (it >= from && it <= to) EXPECT_NEAR(mb.valid.at(it), loss, 1e-5 * std::fabs(loss)) << "validation " << it;
+    for (const auto& [it, loss] : ma.valid) {
+      if (it >= from && it <= to) {
+        EXPECT_NEAR(mb.valid.at(it), loss, 1e-5 * std::fabs(loss)) << "validation " << it;
+      }
+    }
   }
   std::string dir_, flags_;
 };

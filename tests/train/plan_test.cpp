@@ -258,7 +258,9 @@ TEST(Plan, GpuBytesScaleWithLayout) {
   // 1F1B: the first of 4 stages holds 4 micro-batches of its L/4 layers = L layers' worth of one.
   const Plan pp4 = make_plan(c, gpu_layout(1, 4, 1), PlanBackend::Gpu);
   const double per_layer = megatron_layer_activation_bytes(c, 4096, 1, 1, false, false, PlanPrecision::Fp16);
-  if (pp4.stage == 0) EXPECT_DOUBLE_EQ(pp4.activations_no_recompute, double(c.num_layers) * per_layer);
+  if (pp4.stage == 0) {
+    EXPECT_DOUBLE_EQ(pp4.activations_no_recompute, double(c.num_layers) * per_layer);
+  }
   EXPECT_DOUBLE_EQ(pp4.bubble, 3.0 / 8.0);
 }
 

@@ -97,8 +97,9 @@ TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
       g.f32()[17] = INFINITY;
       before.assign(m.params().flat_params().f32(), m.params().flat_params().f32() + 64);
     }
-    if (it == 4)  // the skipped step left the weights alone
+    if (it == 4) {  // the skipped step left the weights alone
       for (int i = 0; i < 64; ++i) ASSERT_EQ(m.params().flat_params().f32()[i], before[size_t(i)]);
+    }
   };
   TrainResult r = train(m, a, world);
   EXPECT_EQ(r.skipped, 1);
