@@ -256,9 +256,16 @@ def main():
         text = json.dumps(obj, separators=(",", ":")) + "\n"
         path = os.path.join(args.out, name)
         if args.check:
+            # The content decides; the generators' versions (megatron-core, numpy) are printed, not
+            # compared: numpy 2.x with megatron-core 0.16 makes the same indices as the fixtures'.
             with open(path) as f:
-                same = json.load(f) == json.loads(text)
-            print(f"{path}: {'same' if same else 'DIFFERS'}")
+                committed = json.load(f)
+            fresh = json.loads(text)
+            versions = {k: (committed.pop(k, None), fresh.pop(k, None))
+                        for k in ("megatron_core", "numpy", "numpy_version")}
+            same = committed == fresh
+            shown = ", ".join(f"{k} {a} (fixture) / {b} (now)" for k, (a, b) in versions.items() if a or b)
+            print(f"{path}: {'same' if same else 'DIFFERS'}" + (f" [{shown}]" if shown else ""))
             bad += not same
         else:
             os.makedirs(args.out, exist_ok=True)
