@@ -2,6 +2,8 @@
 // is a cs::Error naming the op, the argument and what was expected ("[matmul] b: expected f32 on
 // cpu, got bf16 on cpu"), so a wrong dtype reaching a kernel is a clear failure, never garbage.
 #pragma once
+#include <initializer_list>
+
 #include "core/tensor.h"
 
 namespace cs {
@@ -11,6 +13,14 @@ void check_arg(const char* op, const char* arg, const Tensor& t, DType dtype, De
 // check_arg for an f32 argument.
 inline void check_f32(const char* op, const char* arg, const Tensor& t, Device device) {
   check_arg(op, arg, t, DType::F32, device);
+}
+// check_f32 for each (name, tensor) of an op, in order: check_f32_args("matmul", d, {{"a", &a}, ...}).
+struct NamedArg {
+  const char* name;
+  const Tensor* tensor;
+};
+inline void check_f32_args(const char* op, Device device, std::initializer_list<NamedArg> args) {
+  for (const NamedArg& a : args) check_arg(op, a.name, *a.tensor, DType::F32, device);
 }
 // Throws cs::Error unless the two arguments have equal shapes.
 void check_same_shape(const char* op, const char* a_name, const Tensor& a, const char* b_name,

@@ -42,6 +42,15 @@ DeepSpeedConfig read_deepspeed_config(const std::string& path) {
   const json j = json::parse(ss.str(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     throw Error(fmt::format("[deepspeed] {}: not a JSON object (a DeepSpeed config is one)", path));
+  for (const char* key : {"optimizer", "fp16", "bf16", "zero_optimization"})
+    if (j.contains(key) && !j[key].is_object())
+      throw Error(fmt::format("[deepspeed] {}: {} is {}; expected an object", path, key, j[key].type_name()));
+  if (j.contains("optimizer") && j["optimizer"].contains("params") && !j["optimizer"]["params"].is_object())
+    throw Error(fmt::format("[deepspeed] {}: optimizer.params is {}; expected an object", path,
+                            j["optimizer"]["params"].type_name()));
+  if (j.contains("optimizer") && j["optimizer"].contains("type") && !j["optimizer"]["type"].is_string())
+    throw Error(fmt::format("[deepspeed] {}: optimizer.type is {}; expected a string", path,
+                            j["optimizer"]["type"].type_name()));
   DeepSpeedConfig c;
   // Keys that change nothing for chuanspeed: printing, DeepSpeed's own checks and bucket tuning.
   collect_unknown(j, "", {"train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",

@@ -8,6 +8,7 @@
 #include "backend/host_copy.h"
 #include "core/half.h"
 #include "core/philox.h"
+#include "parallel/grid.h"
 
 namespace cs {
 
@@ -25,12 +26,8 @@ void ModelShard::validate(const ModelConfig& cfg) const {
                                  cfg.num_layers));
   if (tp_size < 1 || tp_rank < 0 || tp_rank >= tp_size)
     throw UsageError(fmt::format("[model] tensor-parallel rank {} of {}: expected 0 <= rank < size", tp_rank, tp_size));
-  const std::pair<const char*, int64_t> divided[] = {
-      {"attention heads", cfg.num_heads}, {"FFN columns", cfg.ffn_hidden_size}, {"vocabulary entries", cfg.vocab_size}};
-  for (const auto& [what, n] : divided)
-    if (n % tp_size != 0)
-      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {}", tp_size, n,
-                                   what));
+  // A shard holds any layer range, so only the tensor-parallel split is checked here.
+  check_model_split(tp_size, 1, cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers);
 }
 
 Widths Widths::of(const ModelConfig& cfg, const ModelShard& shard) {
@@ -175,6 +172,16 @@ std::vector<const ParamSpec*> ParamStore::layer_specs(int layer) const {
   for (const auto& s : specs_)
     if (s.layer == layer) out.push_back(&s);
   return out;
+}
+
+std::pair<int64_t, int64_t> ParamStore::layer_range(int layer) const {
+  int64_t begin = -1, end = -1;
+  for (const auto& s : specs_)
+    if (s.layer == layer) {
+      if (begin < 0) begin = s.offset;
+      end = s.offset + s.shape.numel();
+    }
+  return begin < 0 ? std::pair<int64_t, int64_t>{0, 0} : std::pair<int64_t, int64_t>{begin, end};
 }
 
 void ParamStore::init(Ctx& ctx, uint64_t seed) {

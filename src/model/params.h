@@ -8,6 +8,7 @@
 // gate_proj, up_proj, down_proj (gate and up adjacent: one GEMM computes both); norm; lm_head.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/device_buffer.h"
@@ -120,6 +121,9 @@ class ParamStore {
   // The specs of one layer (kEmbedLayer, kHeadLayer or a decoder layer), in buffer order: a
   // contiguous range of the buffer [first offset, last offset + numel).
   std::vector<const ParamSpec*> layer_specs(int layer) const;
+  // The flat range [first, second) of one layer's parameters (empty when this shard does not hold
+  // the layer), found without allocating: what a per-layer gradient reduction slices.
+  std::pair<int64_t, int64_t> layer_range(int layer) const;
   // Layout-invariant init: element e of parameter p (global index) is N(0, std_p) from Philox
   // keyed by (seed, p.name) at counter e; norm weights are 1. Built on the host, then uploaded.
   void init(Ctx& ctx, uint64_t seed);

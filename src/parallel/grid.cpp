@@ -4,23 +4,29 @@
 
 namespace cs {
 
+void check_model_split(int64_t tp, int64_t pp, int64_t heads, int64_t ffn, int64_t vocab, int64_t layers) {
+  if (tp < 1 || pp < 1)
+    throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: "
+                                 "expected sizes of at least 1", tp, pp));
+  const std::pair<const char*, int64_t> divided[] = {
+      {"attention heads", heads}, {"vocabulary entries", vocab}, {"FFN columns", ffn}};
+  for (const auto& [what, n] : divided)
+    if (n % tp != 0)
+      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {} "
+                                   "(TP splits heads, vocabulary and FFN evenly). Hint: use a divisor of {}{}",
+                                   tp, n, what, n,
+                                   what[0] == 'v' ? ", or pad the vocabulary (--make-vocab-size-divisible-by)" : ""));
+  if (layers % pp != 0)
+    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: does not divide the model's {} layers "
+                                 "(stages hold equal layer ranges). Hint: use a divisor of {}", pp, layers, layers));
+}
+
 Grid Grid::make(int world, int rank, const GridSizes& s) {
-  if (s.tp < 1 || s.pp < 1)
-    throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: expected "
-                                 "sizes of at least 1", s.tp, s.pp));
+  check_model_split(s.tp, s.pp, s.heads, s.ffn, s.vocab, s.layers);
   if (world % (s.tp * s.pp) != 0)
     throw UsageError(fmt::format("--tensor-model-parallel-size {} x --pipeline-model-parallel-size {} = {} does not "
                                  "divide the {} ranks of this run (world = TP x PP x DP). Hint: launch a multiple of "
                                  "{} ranks", s.tp, s.pp, s.tp * s.pp, world, s.tp * s.pp));
-  const std::pair<const char*, int64_t> tp_divides[] = {
-      {"attention heads", s.heads}, {"FFN columns", s.ffn}, {"vocabulary entries", s.vocab}};
-  for (const auto& [what, n] : tp_divides)
-    if (n % s.tp != 0)
-      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {}{}", s.tp, n,
-                                   what, what[0] == 'v' ? ". Hint: --make-vocab-size-divisible-by pads it" : ""));
-  if (s.layers % s.pp != 0)
-    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: does not divide the model's {} layers", s.pp,
-                                 s.layers));
   Grid g;
   g.world = world;
   g.tp = s.tp;

@@ -19,6 +19,11 @@ struct GridSizes {
   int64_t heads = 1, ffn = 1, vocab = 1, layers = 1;
 };
 
+// Throws a UsageError naming the flag unless tp and pp are at least 1, tp divides the attention
+// heads, the vocabulary and the FFN size, and pp divides the layers: the one check of how a model
+// splits, used by the grid, by model shards and by convert.
+void check_model_split(int64_t tp, int64_t pp, int64_t heads, int64_t ffn, int64_t vocab, int64_t layers);
+
 struct Grid {
   int world = 1, tp = 1, pp = 1, dp = 1;
   int rank = 0, tp_rank = 0, pp_rank = 0, dp_rank = 0;

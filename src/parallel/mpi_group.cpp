@@ -310,7 +310,7 @@ void MpiGroup::all_reduce_sum(Ctx& c, const Tensor& t) {
   const MPI_Datatype type = sum_type(t.dtype);
   const int p = size_;
   std::vector<int> counts(p), displs(p), recv_counts(p), recv_displs(p);
-  std::vector<char> rows;
+  std::vector<char>& rows = rows_;
   // Pieces of at most max_piece_ elements; in each, chunk r (near-equal, the first n % p one
   // larger) is folded by rank r and then gathered by all.
   for (int64_t begin = 0; begin < t.numel(); begin += max_piece_) {
@@ -359,7 +359,8 @@ void MpiGroup::reduce_scatter_sum(Ctx& c, const Tensor& in, const Tensor& out) {
   // Pieces [a, a + len) of every rank's chunk: rank j's chunk starts j * m elements in, so the
   // send type is len elements with an extent of m (one per destination rank, no packing copy).
   const int64_t max_len = std::max<int64_t>(1, max_piece_ / p);
-  std::vector<char> rows(size_t(p) * size_t(std::min(max_len, m)) * es);
+  std::vector<char>& rows = rows_;
+  rows.resize(size_t(p) * size_t(std::min(max_len, m)) * es);
   for (int64_t a = 0; a < m; a += max_len) {
     const int len = int(std::min(max_len, m - a));
     OwnedType run, strided;

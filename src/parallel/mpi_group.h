@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "parallel/group.h"
 
@@ -106,6 +107,9 @@ class MpiGroup final : public Group {
   double timeout_s_;
   int rank_ = 0, size_ = 1, world_rank_ = 0;
   int64_t max_piece_ = int64_t(1) << 28;
+  // The received rows a sum folds, kept between calls: data parallelism sums every layer's
+  // gradients each step, and a buffer per call would be an allocation per layer per step.
+  std::vector<char> rows_;
 };
 
 }  // namespace cs

@@ -1,6 +1,5 @@
 #include "train/loss_slots.h"
 
-#include "backend/host_copy.h"
 
 namespace cs {
 
@@ -22,7 +21,8 @@ void LossSlots::reduce(Ctx& ctx, Group& dp) {
 }
 
 const std::vector<double>& LossSlots::read(Ctx& ctx) {
-  host_ = read_f64(ctx, all_);
+  host_.resize(size_t(all_.numel()));  // allocated at the first read only
+  ctx.backend.download(ctx, all_, host_.data());
   return host_;
 }
 

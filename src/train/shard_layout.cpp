@@ -3,25 +3,12 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "parallel/grid.h"
 
 namespace cs {
 
 void check_parallel_layout(const ModelConfig& cfg, int64_t tp, int64_t pp) {
-  if (tp < 1 || pp < 1)
-    throw UsageError(fmt::format("--tensor-model-parallel-size {} / --pipeline-model-parallel-size {}: "
-                                 "expected sizes of at least 1", tp, pp));
-  const std::pair<const char*, int64_t> divided[] = {
-      {"attention heads", cfg.num_heads}, {"vocabulary entries", cfg.vocab_size}, {"FFN columns", cfg.ffn_hidden_size}};
-  for (const auto& [what, n] : divided)
-    if (n % tp != 0)
-      throw UsageError(fmt::format("--tensor-model-parallel-size {}: does not divide the model's {} {} "
-                                   "(TP splits heads, vocabulary and FFN evenly). Hint: use a divisor of {}{}",
-                                   tp, n, what, n,
-                                   what[0] == 'v' ? ", or pad the vocabulary (--make-vocab-size-divisible-by)" : ""));
-  if (cfg.num_layers % pp != 0)
-    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: does not divide the model's {} layers "
-                                 "(stages hold equal layer ranges). Hint: use a divisor of {}",
-                                 pp, cfg.num_layers, cfg.num_layers));
+  check_model_split(tp, pp, cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers);
 }
 
 int64_t pipeline_stage(const ParamSpec& s, const ModelConfig& cfg, int64_t pp) {

@@ -20,10 +20,8 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
 }
 
 void TrainStep::reduce_layer(int layer) {
-  const std::vector<const ParamSpec*> specs = model_.params().layer_specs(layer);
-  if (specs.empty()) return;
-  const int64_t begin = specs.front()->offset, end = specs.back()->offset + specs.back()->shape.numel();
-  dp_.all_reduce_sum(model_.ctx(), model_.params().flat_grads().slice_rows(begin, end));
+  const auto [begin, end] = model_.params().layer_range(layer);
+  if (begin < end) dp_.all_reduce_sum(model_.ctx(), model_.params().flat_grads().slice_rows(begin, end));
 }
 
 StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill, MicroBatch& batch, double lr,
@@ -49,14 +47,13 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   // Sharded: this rank's shard of the summed gradients, reduce-scattered in place; the norm is
   // summed over the shards. Otherwise every data-parallel rank holds the same summed gradients:
   // the norm over the model-parallel ranks only (one of them here).
-  SingleGroup model_parallel("model-parallel");
   Tensor grads = all;
   if (adam_.sharded()) {
     grads = adam_.shard_grads(model_.params());
     dp_.reduce_scatter_sum(ctx, model_.params().padded_grads(), grads);
   }
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  grad_sq_norm(ctx, grads, adam_.sharded() ? dp_ : static_cast<Group&>(model_parallel), slots_.extra(0));
+  grad_sq_norm(ctx, grads, adam_.sharded() ? dp_ : static_cast<Group&>(model_parallel_), slots_.extra(0));
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

@@ -47,6 +47,7 @@ class TrainStep {
   double clip_grad_;
   bool fp16_, reduce_now_ = false;
   LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm
+  SingleGroup model_parallel_{"model-parallel"};  // the ranks holding other parts of the model: none here
 };
 
 }  // namespace cs

@@ -4,14 +4,6 @@
 
 namespace cs {
 namespace {
-using ref::cd;
-using test::all_close;
-using test::grad_close;
-using test::OnBackend;
-using test::OnDevice;
-using test::randn;
-using test::Scaled;
-using test::to_f32;
 
 // ---------------------------------------------------------------------------------------------
 // Argument checks: every op rejects a tensor of the wrong dtype or on another device with a

@@ -51,10 +51,11 @@ class Scaled : public ::testing::TestWithParam<std::tuple<std::string, double>> 
   const Ops& ops() { return dev.ops(); }
 };
 
-#define CS_BACKEND_SUITE(Suite)                                                         \
-  class Suite : public OnBackend {};                                                    \
-  INSTANTIATE_TEST_SUITE_P(Backends, Suite, ::testing::ValuesIn(test::test_backends()), \
-                           test::backend_param_name)
+#define CS_BACKEND_SUITE(Suite)                                          \
+  class Suite : public ::cs::test::OnBackend {};                          \
+  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                               \
+                           ::testing::ValuesIn(::cs::test::test_backends()), \
+                           ::cs::test::backend_param_name)
 
 
 }  // namespace cs::test

@@ -10,8 +10,6 @@ namespace {
 using ref::cd;
 using test::all_close;
 using test::grad_close;
-using test::OnBackend;
-using test::OnDevice;
 using test::randn;
 using test::Scaled;
 using test::to_f32;

@@ -11,6 +11,7 @@
 #include "backend/host_copy.h"
 #include "checkpoint/safetensors.h"
 #include "closeness.h"
+#include "device_env.h"
 #include "core/half.h"
 #include "model/params.h"
 #include "optim/adamw.h"
@@ -22,10 +23,7 @@ namespace cs {
 namespace {
 
 // These tests run on the CPU backend, whose memory is the host's: host vectors are its tensors.
-Ctx& cpu() {
-  static std::unique_ptr<Ctx> c = cpu_backend().make_context();
-  return *c;
-}
+Ctx& cpu() { return test::cpu_ctx(); }
 
 std::vector<float> read(const SafetensorsFile& f, const std::string& name) {
   std::vector<float> v(size_t(f.tensor(name).numel()));

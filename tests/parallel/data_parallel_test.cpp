@@ -95,7 +95,9 @@ TEST_P(DataParallel, TwoAndFourRanksTrainAsOneProcess) {
       std::vector<float> a(size_t(want.tensor(name).numel())), b(a.size());
       want.read_f32(name, a.data(), int64_t(a.size()));
       got.read_f32(name, b.data(), int64_t(b.size()));
-      EXPECT_TRUE(test::all_close(b.data(), a.data(), int64_t(a.size()), 1e-5, 1e-4, run + " " + name));
+      // Only the fp32 order of the gradient sums differs (micro-batches per rank, then ranks): after
+      // 10 AdamW steps the weights were measured within 1.6e-8 absolute (1.2e-7 on norm weights ~1).
+      EXPECT_TRUE(test::all_close(b.data(), a.data(), int64_t(a.size()), 1e-7, 1e-5, run + " " + name));
     }
   }
   // One log, one set of files: only rank 0 prints and writes.
@@ -152,7 +154,9 @@ TEST(DeepSpeedConfig, StageThreeAndOffloadAreOneLineErrors) {
            {R"({"zero_optimization": {"stage": 3}})", "zero_optimization.stage 3"},
            {R"({"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}})", "offloading is not supported"},
            {R"({"train_batch_size": 16})", "train_batch_size 16 disagrees with --global-batch-size 1"},
-           {R"({"optimizer": {"params": {"betas": "x"}}})", "optimizer.params.betas: expected two numbers"}}) {
+           {R"({"optimizer": {"params": {"betas": "x"}}})", "optimizer.params.betas: expected two numbers"},
+           {R"({"optimizer": 5})", "optimizer is number; expected an object"},
+           {R"({"zero_optimization": [2]})", "zero_optimization is array; expected an object"}}) {
     std::ofstream(dir + "/ds.json") << cfg;
     const auto r = test::run_binary(train);
     EXPECT_NE(r.status, 0) << cfg;

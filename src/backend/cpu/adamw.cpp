@@ -11,10 +11,7 @@ namespace cs::cpu {
 void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
                   int64_t step) {
-  check_f32("adamw_update", "p", p, Device::CPU);
-  check_f32("adamw_update", "g", g, Device::CPU);
-  check_f32("adamw_update", "m", m, Device::CPU);
-  check_f32("adamw_update", "v", v, Device::CPU);
+  check_f32_args("adamw_update", Device::CPU, {{"p", &p}, {"g", &g}, {"m", &m}, {"v", &v}});
   CS_CHECK(p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && step >= 1);
   const int64_t n = p.numel();
   // Scalars as PyTorch forms them: in double (Python floats), rounded to fp32 by the kernel.

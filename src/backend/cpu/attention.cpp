@@ -59,8 +59,7 @@ inline void block_scores(const float* qi, const float* kt, int64_t hd, int64_t n
 void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
                        const Tensor& slopes, const Tensor& o, const Tensor& lse) {
   check_attention_args("attention_forward", q, k, v, slopes);
-  check_f32("attention_forward", "o", o, Device::CPU);
-  check_f32("attention_forward", "lse", lse, Device::CPU);
+  check_f32_args("attention_forward", Device::CPU, {{"o", &o}, {"lse", &lse}});
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(o.shape == q.shape && lse.numel() == dm.b * dm.h * dm.t);
   const int64_t hd = dm.hd, t_len = dm.t, nqb = (t_len + kBq - 1) / kBq;
@@ -120,12 +119,8 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& slopes, const Tensor& o, const Tensor& lse,
                         const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   check_attention_args("attention_backward", q, k, v, slopes);
-  check_f32("attention_backward", "o", o, Device::CPU);
-  check_f32("attention_backward", "lse", lse, Device::CPU);
-  check_f32("attention_backward", "dout", dout, Device::CPU);
-  check_f32("attention_backward", "dq", dq, Device::CPU);
-  check_f32("attention_backward", "dk", dk, Device::CPU);
-  check_f32("attention_backward", "dv", dv, Device::CPU);
+  check_f32_args("attention_backward", Device::CPU,
+                 {{"o", &o}, {"lse", &lse}, {"dout", &dout}, {"dq", &dq}, {"dk", &dk}, {"dv", &dv}});
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(dout.shape == q.shape && dq.shape == q.shape && dk.shape == q.shape && dv.shape == q.shape);
   const int64_t hd = dm.hd, t_len = dm.t;

@@ -13,9 +13,7 @@ namespace cs::cpu {
 
 void attention_decode(Ctx&, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                       int64_t tk, const Tensor& slopes, const Tensor& o) {
-  check_f32("attention_decode", "q", q, Device::CPU);
-  check_f32("attention_decode", "k_cache", k_cache, Device::CPU);
-  check_f32("attention_decode", "v_cache", v_cache, Device::CPU);
+  check_f32_args("attention_decode", Device::CPU, {{"q", &q}, {"k_cache", &k_cache}, {"v_cache", &v_cache}});
   if (slopes.numel()) check_f32("attention_decode", "slopes", slopes, Device::CPU);
   check_f32("attention_decode", "o", o, Device::CPU);
   const int64_t b = q.size(0), h = q.size(1), tq = q.size(2), hd = q.size(3), cap = k_cache.size(2);
@@ -57,8 +55,7 @@ void attention_decode(Ctx&, const Tensor& q, const Tensor& k_cache, const Tensor
 }
 
 void kv_append(Ctx&, const Tensor& x, const Tensor& cache, int64_t pos) {
-  check_f32("kv_append", "x", x, Device::CPU);
-  check_f32("kv_append", "cache", cache, Device::CPU);
+  check_f32_args("kv_append", Device::CPU, {{"x", &x}, {"cache", &cache}});
   const int64_t b = x.size(0), h = x.size(1), t = x.size(2), hd = x.size(3), cap = cache.size(2);
   CS_CHECK(cache.size(0) == b && cache.size(1) == h && cache.size(3) == hd && pos + t <= cap)
       << x.shape.str() << cache.shape.str() << " pos " << pos;

@@ -13,8 +13,7 @@ void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets,
                            const Tensor& losses, const Tensor& lse) {
   check_f32("cross_entropy_forward", "logits", logits, Device::CPU);
   check_arg("cross_entropy_forward", "targets", targets, DType::I32, Device::CPU);
-  check_f32("cross_entropy_forward", "losses", losses, Device::CPU);
-  check_f32("cross_entropy_forward", "lse", lse, Device::CPU);
+  check_f32_args("cross_entropy_forward", Device::CPU, {{"losses", &losses}, {"lse", &lse}});
   const int64_t n = targets.numel(), v = logits.size(-1);
   CS_CHECK(logits.numel() == n * v && losses.numel() == n && lse.numel() == n);
 #pragma omp parallel for schedule(static)
@@ -34,8 +33,7 @@ void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets,
 
 void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse,
                             const Tensor& targets, float scale, const Tensor& dlogits) {
-  check_f32("cross_entropy_backward", "logits", logits, Device::CPU);
-  check_f32("cross_entropy_backward", "lse", lse, Device::CPU);
+  check_f32_args("cross_entropy_backward", Device::CPU, {{"logits", &logits}, {"lse", &lse}});
   check_arg("cross_entropy_backward", "targets", targets, DType::I32, Device::CPU);
   check_f32("cross_entropy_backward", "dlogits", dlogits, Device::CPU);
   const int64_t n = targets.numel(), v = logits.size(-1);

@@ -6,8 +6,7 @@
 namespace cs::cpu {
 
 void add_inplace(Ctx&, const Tensor& y, const Tensor& x) {
-  check_f32("add_inplace", "y", y, Device::CPU);
-  check_f32("add_inplace", "x", x, Device::CPU);
+  check_f32_args("add_inplace", Device::CPU, {{"y", &y}, {"x", &x}});
   CS_CHECK(y.numel() == x.numel()) << y.shape.str() << x.shape.str();
   const int64_t n = y.numel();
   float* yp = y.f32();

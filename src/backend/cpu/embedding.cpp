@@ -10,8 +10,7 @@ namespace cs::cpu {
 
 void embedding_forward(Ctx&, const Tensor& tokens, const Tensor& weight, const Tensor& out) {
   check_arg("embedding_forward", "tokens", tokens, DType::I32, Device::CPU);
-  check_f32("embedding_forward", "weight", weight, Device::CPU);
-  check_f32("embedding_forward", "out", out, Device::CPU);
+  check_f32_args("embedding_forward", Device::CPU, {{"weight", &weight}, {"out", &out}});
   const int64_t n = tokens.numel(), v = weight.size(0), d = weight.size(1);
   CS_CHECK(out.numel() == n * d) << out.shape.str();
   const int32_t* ids = tokens.i32();
@@ -24,8 +23,7 @@ void embedding_forward(Ctx&, const Tensor& tokens, const Tensor& weight, const T
 
 void embedding_backward(Ctx&, const Tensor& tokens, const Tensor& dout, const Tensor& dweight) {
   check_arg("embedding_backward", "tokens", tokens, DType::I32, Device::CPU);
-  check_f32("embedding_backward", "dout", dout, Device::CPU);
-  check_f32("embedding_backward", "dweight", dweight, Device::CPU);
+  check_f32_args("embedding_backward", Device::CPU, {{"dout", &dout}, {"dweight", &dweight}});
   const int64_t n = tokens.numel(), d = dweight.size(1);
   const int32_t* ids = tokens.i32();
   // Parallel over columns, so two rows with the same token never race and the summation order

@@ -30,14 +30,12 @@ void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
 }  // namespace
 
 void split_heads(Ctx&, const Tensor& x, int64_t col0, const Tensor& out) {
-  check_f32("split_heads", "x", x, Device::CPU);
-  check_f32("split_heads", "out", out, Device::CPU);
+  check_f32_args("split_heads", Device::CPU, {{"x", &x}, {"out", &out}});
   permute<true>(x, col0, out);
 }
 
 void merge_heads(Ctx&, const Tensor& in, const Tensor& x, int64_t col0) {
-  check_f32("merge_heads", "in", in, Device::CPU);
-  check_f32("merge_heads", "x", x, Device::CPU);
+  check_f32_args("merge_heads", Device::CPU, {{"in", &in}, {"x", &x}});
   permute<false>(x, col0, in);
 }
 

@@ -9,9 +9,7 @@ namespace cs::cpu {
 
 void matmul(Ctx&, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
             float alpha, float beta) {
-  check_f32("matmul", "a", a, Device::CPU);
-  check_f32("matmul", "b", b, Device::CPU);
-  check_f32("matmul", "out", out, Device::CPU);
+  check_f32_args("matmul", Device::CPU, {{"a", &a}, {"b", &b}, {"out", &out}});
   CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && out.ndim() == 2)
       << a.shape.str() << b.shape.str() << out.shape.str();
   const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);

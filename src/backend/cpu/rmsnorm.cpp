@@ -12,10 +12,7 @@ namespace cs::cpu {
 
 void rmsnorm_forward(Ctx&, const Tensor& x, const Tensor& w, float eps, const Tensor& y,
                      const Tensor& rstd) {
-  check_f32("rmsnorm_forward", "x", x, Device::CPU);
-  check_f32("rmsnorm_forward", "w", w, Device::CPU);
-  check_f32("rmsnorm_forward", "y", y, Device::CPU);
-  check_f32("rmsnorm_forward", "rstd", rstd, Device::CPU);
+  check_f32_args("rmsnorm_forward", Device::CPU, {{"x", &x}, {"w", &w}, {"y", &y}, {"rstd", &rstd}});
   const int64_t d = w.numel(), n = x.numel() / d;
   CS_CHECK(x.numel() == n * d && y.numel() == n * d && rstd.numel() == n);
 #pragma omp parallel for schedule(static)
@@ -34,12 +31,8 @@ void rmsnorm_forward(Ctx&, const Tensor& x, const Tensor& w, float eps, const Te
 
 void rmsnorm_backward(Ctx&, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
                       const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
-  check_f32("rmsnorm_backward", "x", x, Device::CPU);
-  check_f32("rmsnorm_backward", "w", w, Device::CPU);
-  check_f32("rmsnorm_backward", "rstd", rstd, Device::CPU);
-  check_f32("rmsnorm_backward", "dy", dy, Device::CPU);
-  check_f32("rmsnorm_backward", "dx", dx, Device::CPU);
-  check_f32("rmsnorm_backward", "dw", dw, Device::CPU);
+  check_f32_args("rmsnorm_backward", Device::CPU,
+                 {{"x", &x}, {"w", &w}, {"rstd", &rstd}, {"dy", &dy}, {"dx", &dx}, {"dw", &dw}});
   const int64_t d = w.numel(), n = x.numel() / d;
   CS_CHECK(dy.numel() == n * d && dx.numel() == n * d && dw.numel() == d);
   // dw: each thread sums a block of rows into its own partial, then partials are added in thread

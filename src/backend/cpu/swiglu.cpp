@@ -10,8 +10,7 @@
 namespace cs::cpu {
 
 void swiglu_forward(Ctx&, const Tensor& gu, const Tensor& out) {
-  check_f32("swiglu_forward", "gu", gu, Device::CPU);
-  check_f32("swiglu_forward", "out", out, Device::CPU);
+  check_f32_args("swiglu_forward", Device::CPU, {{"gu", &gu}, {"out", &out}});
   const int64_t f = out.size(-1), n = out.numel() / f;
   CS_CHECK(gu.numel() == 2 * n * f) << gu.shape.str() << out.shape.str();
 #pragma omp parallel for schedule(static)
@@ -25,9 +24,7 @@ void swiglu_forward(Ctx&, const Tensor& gu, const Tensor& out) {
 }
 
 void swiglu_backward(Ctx&, const Tensor& gu, const Tensor& dout, const Tensor& dgu) {
-  check_f32("swiglu_backward", "gu", gu, Device::CPU);
-  check_f32("swiglu_backward", "dout", dout, Device::CPU);
-  check_f32("swiglu_backward", "dgu", dgu, Device::CPU);
+  check_f32_args("swiglu_backward", Device::CPU, {{"gu", &gu}, {"dout", &dout}, {"dgu", &dgu}});
   const int64_t f = dout.size(-1), n = dout.numel() / f;
   CS_CHECK(gu.numel() == 2 * n * f && dgu.numel() == 2 * n * f);
 #pragma omp parallel for schedule(static)
