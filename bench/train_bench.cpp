@@ -53,11 +53,11 @@ Ops profiled_ops(const Ops& base) {
                               const Tensor& dk, const Tensor& dv) {
     timed<kAttention>(g_base->attention_backward, c, q, k, v, s, o, l, d, dq, dk, dv);
   };
-  ops.embedding_forward = [](Ctx& c, const Tensor& t, const Tensor& w, const Tensor& o) {
-    timed<kElementwise>(g_base->embedding_forward, c, t, w, o);
+  ops.embedding_forward = [](Ctx& c, const Tensor& t, const Tensor& w, int64_t off, const Tensor& o) {
+    timed<kElementwise>(g_base->embedding_forward, c, t, w, off, o);
   };
-  ops.embedding_backward = [](Ctx& c, const Tensor& t, const Tensor& d, const Tensor& w) {
-    timed<kElementwise>(g_base->embedding_backward, c, t, d, w);
+  ops.embedding_backward = [](Ctx& c, const Tensor& t, int64_t off, const Tensor& d, const Tensor& w) {
+    timed<kElementwise>(g_base->embedding_backward, c, t, off, d, w);
   };
   ops.rmsnorm_forward = [](Ctx& c, const Tensor& x, const Tensor& w, float e, const Tensor& y, const Tensor& r) {
     timed<kElementwise>(g_base->rmsnorm_forward, c, x, w, e, y, r);
@@ -81,12 +81,12 @@ Ops profiled_ops(const Ops& base) {
   };
   ops.add_inplace = [](Ctx& c, const Tensor& y, const Tensor& x) { timed<kElementwise>(g_base->add_inplace, c, y, x); };
   ops.cast = [](Ctx& c, const Tensor& x, const Tensor& y) { timed<kElementwise>(g_base->cast, c, x, y); };
-  ops.cross_entropy_forward = [](Ctx& c, const Tensor& z, const Tensor& t, const Tensor& l, const Tensor& s) {
-    timed<kLoss>(g_base->cross_entropy_forward, c, z, t, l, s);
-  };
-  ops.cross_entropy_backward = [](Ctx& c, const Tensor& z, const Tensor& s, const Tensor& t, float sc, const Tensor& d) {
-    timed<kLoss>(g_base->cross_entropy_backward, c, z, s, t, sc, d);
-  };
+  ops.cross_entropy_forward = [](Ctx& c, const Tensor& z, const Tensor& t, int64_t off, const Tensor& s,
+                                  const Tensor& tl) { timed<kLoss>(g_base->cross_entropy_forward, c, z, t, off, s, tl); };
+  ops.cross_entropy_combine = [](Ctx& c, const Tensor& p, const Tensor& tl, const Tensor& t, const Tensor& l,
+                                  const Tensor& s) { timed<kLoss>(g_base->cross_entropy_combine, c, p, tl, t, l, s); };
+  ops.cross_entropy_backward = [](Ctx& c, const Tensor& z, const Tensor& s, const Tensor& t, int64_t off, float sc,
+                                   const Tensor& d) { timed<kLoss>(g_base->cross_entropy_backward, c, z, s, t, off, sc, d); };
   ops.sum = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum, c, x, o); };
   ops.sum_squares = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum_squares, c, x, o); };
   ops.scale = [](Ctx& c, const Tensor& x, float a) { timed<kOptimizer>(g_base->scale, c, x, a); };

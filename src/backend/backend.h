@@ -83,11 +83,15 @@ struct Ops {
   void (*matmul)(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                  const Tensor& out, float alpha, float beta);
 
-  // out[n, :] = weight[tokens[n], :]. tokens: (N) i32; weight: (V, D); out: (N, D).
-  void (*embedding_forward)(Ctx& c, const Tensor& tokens, const Tensor& weight, const Tensor& out);
-  // dweight[tokens[n], :] += dout[n, :].
-  void (*embedding_backward)(Ctx& c, const Tensor& tokens, const Tensor& dout,
-                             const Tensor& dweight);
+  // Vocab-parallel lookup (Megatron's VocabParallelEmbedding): weight holds vocabulary rows
+  // [vocab_offset, vocab_offset + V); out[n, :] = weight[tokens[n] - vocab_offset, :] for a token
+  // in that range, zeros otherwise (the tensor-parallel sum of every rank's out is the lookup).
+  // tokens: (N) i32; weight: (V, D); out: (N, D). Without tensor parallelism vocab_offset is 0.
+  void (*embedding_forward)(Ctx& c, const Tensor& tokens, const Tensor& weight,
+                            int64_t vocab_offset, const Tensor& out);
+  // dweight[tokens[n] - vocab_offset, :] += dout[n, :] for the tokens in this rank's range.
+  void (*embedding_backward)(Ctx& c, const Tensor& tokens, int64_t vocab_offset,
+                             const Tensor& dout, const Tensor& dweight);
 
   // y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). x, y: (N, D); w: (D); rstd: (N) saved.
   void (*rmsnorm_forward)(Ctx& c, const Tensor& x, const Tensor& w, float eps, const Tensor& y,
@@ -130,13 +134,25 @@ struct Ops {
   // dgu: (N, 2F) overwrite.
   void (*swiglu_backward)(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor& dgu);
 
-  // losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]; lse saved; target -1 = ignored
-  // (loss 0). logits: (N, V); targets: (N) i32; losses, lse: (N).
+  // Vocab-parallel cross entropy (Megatron's), in two steps around the tensor-parallel exchange;
+  // logits (N, V) are this rank's vocabulary columns [vocab_offset, vocab_offset + V), so no rank
+  // holds the full logits. Step 1, this rank's part: lse[n] = logsumexp(logits[n]) over its columns;
+  // target_logit[n] = logits[n, targets[n] - vocab_offset] when the target is in its range, else 0.
+  // targets: (N) i32, -1 = ignored; lse, target_logit: (N).
   void (*cross_entropy_forward)(Ctx& c, const Tensor& logits, const Tensor& targets,
-                                const Tensor& losses, const Tensor& lse);
-  // dlogits = scale * (softmax(logits) - onehot(target)); ignored rows 0. dlogits may alias logits.
+                                int64_t vocab_offset, const Tensor& lse,
+                                const Tensor& target_logit);
+  // Step 2, after lse_parts (P, N) = every rank's lse (all-gathered, rank order) and target_logit
+  // summed over the ranks: lse[n] = logsumexp over p of lse_parts[p, n]; losses[n] = lse[n] -
+  // target_logit[n], 0 for an ignored target. With P = 1, lse_parts may alias lse (and the result
+  // is the single-rank cross entropy bit for bit).
+  void (*cross_entropy_combine)(Ctx& c, const Tensor& lse_parts, const Tensor& target_logit,
+                                const Tensor& targets, const Tensor& losses, const Tensor& lse);
+  // dlogits = scale * (softmax(logits) - onehot(target)) over this rank's columns, with lse the
+  // combined log-sum-exp; ignored rows 0. dlogits may alias logits.
   void (*cross_entropy_backward)(Ctx& c, const Tensor& logits, const Tensor& lse,
-                                 const Tensor& targets, float scale, const Tensor& dlogits);
+                                 const Tensor& targets, int64_t vocab_offset, float scale,
+                                 const Tensor& dlogits);
 
   // y += x (same shape).
   void (*add_inplace)(Ctx& c, const Tensor& y, const Tensor& x);

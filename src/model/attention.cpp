@@ -2,7 +2,8 @@
 // split, RoPE on q and k (7B) or ALiBi slopes in the scores (13B), causal softmax attention, heads
 // merged, o_proj. Training attends within the sequence; decoding (a KvCache) appends k and v to
 // the cache and attends over every cached position, with the same scores.
-// Legend: N = B*T rows; D hidden; H heads; Hd head dim; A = H*Hd. x, y, dy, dx: (N, D).
+// Legend: N = B*T rows; D hidden; H heads; Hd head dim; A = H*Hd. x, dx: (N, D); y, dy: (Ns, D)
+// (layer.h: tensor and sequence parallelism).
 #include "model/layer.h"
 
 namespace cs {
@@ -34,7 +35,9 @@ void attention_block_forward(const LayerCtx& c, const LayerWeights& w, const Ten
     c.ops.attention_forward(c.ex, s.q, s.k, s.v, c.slopes, s.att, s.lse);
   }
   c.ops.merge_heads(c.ex, s.att, btc(s.attm, d), 0);
-  c.ops.matmul(c.ex, s.attm, false, w.wo, true, y, 1.f, 0.f);
+  const Tensor partial = row_parallel_partial(c, y);
+  c.ops.matmul(c.ex, s.attm, false, w.wo, true, partial, 1.f, 0.f);
+  reduce_row_parallel(c, partial, y);
 }
 
 void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
@@ -43,8 +46,9 @@ void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const La
   const Dims& d = c.dims;
   const int64_t a = d.w.attention();
   // y = attm Wo^T: dWo += dy^T attm; dattm = dy Wo.
-  c.ops.matmul(c.ex, dy, true, s.attm, false, g.wo, 1.f, 1.f);
-  c.ops.matmul(c.ex, dy, false, w.wo, false, k.dattm, 1.f, 0.f);
+  const Tensor dyf = row_parallel_grad(c, dy);
+  c.ops.matmul(c.ex, dyf, true, s.attm, false, g.wo, 1.f, 1.f);
+  c.ops.matmul(c.ex, dyf, false, w.wo, false, k.dattm, 1.f, 0.f);
   c.ops.split_heads(c.ex, btc(k.dattm, d), 0, k.datt);
   c.ops.attention_backward(c.ex, s.q, s.k, s.v, c.slopes, s.att, s.lse, k.datt, k.dq, k.dk, k.dv);
   if (c.cfg.position == PositionType::Rope) {

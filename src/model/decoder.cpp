@@ -58,7 +58,7 @@ Tensor Decoder::step(const int32_t* tokens, int64_t t) {
   const LayerSaved s = saved_.at(dims);
   Tensor tok = prefix(tokens_, {n}), x = prefix(x_, {n, d}), y = prefix(y_, {n, d});
   ex.backend.upload(ex, tokens, tok);
-  ex.ops.embedding_forward(ex, tok, w.embed, x);
+  ex.ops.embedding_forward(ex, tok, w.embed, 0, x);
   for (size_t l = 0; l < caches_.size(); ++l) {
     decoder_layer_forward(lc, w.layers[l], x, y, s, &caches_[l]);
     caches_[l].len += t;

@@ -2,24 +2,34 @@
 // no tape; the model calls backwards in the exact reverse order of forwards. Training and
 // KV-cache decoding share these forwards: with a KvCache the attention block appends its keys and
 // values to the cache and attends over everything cached.
+// Tensor parallelism (Megatron's) lives in the blocks: a column-parallel input is every row of the
+// normed activations, a row-parallel output is this rank's partial sum, reduced over the
+// tensor-parallel group; under sequence parallelism the residual stream, the norms and their
+// statistics hold only this rank's slice of the rows (Ns = N / TP), gathered before the
+// column-parallel GEMMs and reduce-scattered after the row-parallel ones (tensor_parallel.cpp).
 // Legend: B batch, T sequence, D hidden, H heads (this rank's), Hd head dim, A = H*Hd attention
-// width (this rank's), F ffn (this rank's), N = B*T.
+// width (this rank's), F ffn (this rank's), N = B*T, Ns the rows of this rank's slice of the
+// residual stream (N / TP under sequence parallelism, else N).
 #pragma once
 #include "backend/backend.h"
 #include "backend/device_buffer.h"
 #include "model/config.h"
 #include "model/params.h"
+#include "parallel/group.h"
 
 namespace cs {
 
 struct Dims {
   int64_t b = 0, t = 0;
-  Widths w;  // D, H, Hd, F, V of this rank
+  Widths w;        // D, H, Hd, F, V of this rank
+  int64_t sp = 1;  // the residual stream's rows are split over this many ranks (sequence parallelism)
   int64_t n() const { return b * t; }
+  int64_t ns() const { return b * t / sp; }
 };
 
 // What a layer's backward needs. Carved once for the planned maximum B, T (planned dims); every
-// use views a prefix at the current dims (LayerSaved::at).
+// use views a prefix at the current dims (LayerSaved::at). ln1 and ln2 (the column-parallel
+// inputs) have N rows; rstd1, rstd2 and h (the residual stream's) have Ns.
 struct LayerSaved {
   Tensor ln1, rstd1, qkv, q, k, v, att, lse, attm, h, ln2, rstd2, gu, act;
   // Carves one set for dims d from c (a null buffer measures).
@@ -48,7 +58,29 @@ struct LayerCtx {
   const ModelConfig& cfg;
   Dims dims;
   Tensor slopes;    // (H) this rank's ALiBi slopes, or empty for RoPE
+  Group* tp = nullptr;  // the tensor-parallel group; null without tensor parallelism
+  bool sp = false;      // sequence parallelism (with tp)
+  Tensor comm;          // (N, D) scratch for the tensor-parallel exchanges (with tp)
 };
+
+// The tensor-parallel exchanges (Megatron's conjugate mappings, written out for the explicit
+// backward; every one is a no-op or a plain pass-through without tp).
+// The rmsnorm of x (Ns rows) as the N rows a column-parallel GEMM takes: under sequence
+// parallelism normed into comm and all-gathered into full; else normed into full directly.
+void norm_for_column_parallel(const LayerCtx& c, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                              const Tensor& full);
+// Where a row-parallel GEMM writes its partial output (N rows): comm under sequence parallelism,
+// y itself otherwise; reduce_row_parallel then makes y (Ns rows) the sum over the group (SP:
+// reduce-scatter; TP: all-reduce in place).
+Tensor row_parallel_partial(const LayerCtx& c, const Tensor& y);
+void reduce_row_parallel(const LayerCtx& c, const Tensor& partial, const Tensor& y);
+// Backward of reduce_row_parallel: the N rows of the output's gradient (SP: dres all-gathered
+// into comm; else dres itself).
+Tensor row_parallel_grad(const LayerCtx& c, const Tensor& dres);
+// Backward of norm_for_column_parallel's gather: the column-parallel input's gradient (N rows,
+// this rank's partial sum) summed over the group, as the Ns rows the norm backward takes (SP:
+// reduce-scattered into comm; else all-reduced in place and returned).
+Tensor column_parallel_input_grad(const LayerCtx& c, const Tensor& dfull);
 
 // Attention block. x: (N, D) normed input; y: (N, D) = o_proj(attention(W_pack x)). With a cache
 // the rows are positions [cache->len, cache->len + T) and the cache grows by T (the caller moves
@@ -75,7 +107,8 @@ void decoder_layer_backward(const LayerCtx& c, const LayerWeights& w, const Laye
                             const LayerSaved& s, const Tensor& x, const Tensor& dres,
                             const LayerScratch& k);
 
-// The model's end: y = rmsnorm(x) (saved in lnf, rstd), logits = y W_head^T. x: (N, D).
+// The model's end: y = rmsnorm(x) (saved in lnf, rstd), logits = y W_head^T (this rank's
+// vocabulary columns). x: (Ns, D); lnf: (N, D).
 void head_forward(const LayerCtx& c, const Tensor& norm_w, const Tensor& head_w, const Tensor& x,
                   const Tensor& lnf, const Tensor& rstd, const Tensor& logits);
 

@@ -15,14 +15,16 @@ namespace {
 // One description of each set's tensors, used both to carve (planned dims) and to view (current).
 template <typename F>
 LayerSaved saved_shapes(const Dims& d, F&& take) {
-  const int64_t n = d.n(), a = d.w.attention(), D = d.w.d, f = d.w.ffn;
+  const int64_t n = d.n(), ns = d.ns(), a = d.w.attention(), D = d.w.d, f = d.w.ffn;
   const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
   LayerSaved v;
-  // Norm statistics and the log-sum-exp stay f32 whatever the activations' dtype.
-  v.ln1 = take(Shape{n, D}, false); v.rstd1 = take(Shape{n}, true); v.qkv = take(Shape{n, 3 * a}, false);
+  // Norm statistics and the log-sum-exp stay f32 whatever the activations' dtype. The residual
+  // stream's tensors (h, the norms' statistics) have this rank's Ns rows; the norms' outputs, the
+  // column-parallel GEMMs' input, all N.
+  v.ln1 = take(Shape{n, D}, false); v.rstd1 = take(Shape{ns}, true); v.qkv = take(Shape{n, 3 * a}, false);
   v.q = take(heads, false); v.k = take(heads, false); v.v = take(heads, false);
   v.att = take(heads, false); v.lse = take(Shape{d.b, d.w.heads, d.t}, true); v.attm = take(Shape{n, a}, false);
-  v.h = take(Shape{n, D}, false); v.ln2 = take(Shape{n, D}, false); v.rstd2 = take(Shape{n}, true);
+  v.h = take(Shape{ns, D}, false); v.ln2 = take(Shape{n, D}, false); v.rstd2 = take(Shape{ns}, true);
   v.gu = take(Shape{n, 2 * f}, false); v.act = take(Shape{n, f}, false);
   return v;
 }

@@ -10,20 +10,19 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
              const ModelShard& shard, const Precision& precision)
     : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
       params_(cfg, shard, ctx.backend, precision.param, precision.grad), widths_(Widths::of(cfg, shard)),
-      n_layers_(shard.num_layers(cfg)) {
+      n_layers_(shard.num_layers(cfg)), sp_(shard.sequence_parallel && shard.tp_size > 1) {
   cfg_.validate();
-  CS_CHECK(tp_.size() == shard.tp_size) << "a shard of TP " << shard.tp_size << " in a group of " << tp_.size();
-  if (shard.tp_size > 1)
-    throw UsageError(fmt::format("--tensor-model-parallel-size {}: this build trains without tensor parallelism; "
-                                 "expected 1", shard.tp_size));
-  const Dims mx{max_batch, max_seq, widths_};
-  const int64_t n = mx.n(), d = cfg.hidden_size;
+  CS_CHECK(tp_.size() == shard.tp_size && tp_.rank() == shard.tp_rank)
+      << "a shard of TP rank " << shard.tp_rank << " of " << shard.tp_size << " in a group of " << tp_.size();
+  const int64_t tp = shard.tp_size;
+  const Dims mx{max_batch, max_seq, widths_, sp_ ? tp : 1};
+  const int64_t n = mx.n(), ns = mx.ns(), d = cfg.hidden_size;
   const DType act = precision.activation;
   // Measure with a null buffer, allocate once, carve again with the same calls.
   auto plan = [&](TensorCarver& c) {
     tokens_ = c.take({n}, DType::I32);
     targets_ = c.take({n}, DType::I32);
-    res_ = c.take({n_layers_ + 1, n, d}, act);
+    res_ = c.take({n_layers_ + 1, ns, d}, act);
     saved_sets_.clear();
     saved_index_.clear();
     int64_t shared = -1;  // the set every recomputed layer rebuilds in turn
@@ -37,14 +36,17 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
       saved_sets_.push_back(LayerSaved::carve(c, mx, act));
     }
     scratch_ = LayerScratch::carve(c, mx, act);
-    dres_ = c.take({n, d}, act);
-    recompute_out_ = c.take({n, d}, act);
+    dres_ = c.take({ns, d}, act);
+    recompute_out_ = c.take({ns, d}, act);
+    if (tp > 1) comm_ = c.take({n, d}, act);
     if (shard.has_head) {
       lnf_ = c.take({n, d}, act);
-      rstdf_ = c.take({n});
+      rstdf_ = c.take({ns});
       logits_ = c.take({n, widths_.vocab});
       losses_ = c.take({n});
       lse_ = c.take({n});
+      target_logit_ = c.take({n});
+      if (tp > 1) lse_parts_ = c.take({tp, n});
       loss_sum_ = c.take({1}, DType::F64);
     }
     slopes_ = c.take({cfg.position == PositionType::Alibi ? widths_.heads : 0});
@@ -63,7 +65,7 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
 
 Tensor Model::res(int64_t i, int64_t n) const {
   CS_CHECK(i >= 0 && i <= n_layers_) << "residual " << i;
-  if (n < 0) n = dims_.n();
+  if (n < 0) n = dims_.ns();
   const int64_t d = cfg_.hidden_size;
   // Streams packed at the current rows: stream i starts i * N * D elements in.
   return res_.view({res_.numel()}).slice_rows(i * n * d, (i + 1) * n * d).view({n, d});
@@ -71,10 +73,10 @@ Tensor Model::res(int64_t i, int64_t n) const {
 
 Tensor Model::input(int64_t b, int64_t t) const {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_) << "input " << b << "x" << t;
-  return res(0, b * t);
+  return res(0, Dims{b, t, widths_, sp_ ? tp_.size() : 1}.ns());
 }
 Tensor Model::output() const { return res(n_layers_); }
-Tensor Model::output_grad() const { return prefix(dres_, {dims_.n(), cfg_.hidden_size}); }
+Tensor Model::output_grad() const { return prefix(dres_, {dims_.ns(), cfg_.hidden_size}); }
 
 void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const {
   for (int64_t i = 0; i < n; ++i)
@@ -88,17 +90,23 @@ void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_
 void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_)
       << "batch " << b << "x" << t << " exceeds the plan " << max_batch_ << "x" << max_seq_;
-  dims_ = {b, t, widths_};
   const int64_t n = b * t;
+  if (sp_ && n % tp_.size() != 0)
+    throw Error(fmt::format("[model] sequence parallelism splits the {} x {} = {} rows of a micro-batch over {} "
+                            "tensor-parallel ranks: expected a multiple of {}. Hint: a --seq-length divisible by "
+                            "--tensor-model-parallel-size", b, t, n, tp_.size(), tp_.size()));
+  dims_ = {b, t, widths_, sp_ ? tp_.size() : 1};
   const ModelWeights& w = params_.weights();
   const ModelShard& sh = params_.shard();
-  if (sh.has_embedding) {
+  const LayerCtx c = layer_ctx(dims_);
+  if (sh.has_embedding) {  // vocab-parallel: each rank's rows of the lookup, summed over the group
     check_tokens(tokens, n, "token", 0);
     Tensor tok = prefix(tokens_, {n});
     ctx_.backend.upload(ctx_, tokens, tok);
-    ctx_.ops.embedding_forward(ctx_, tok, w.embed, res(0));
+    const Tensor partial = row_parallel_partial(c, res(0));
+    ctx_.ops.embedding_forward(ctx_, tok, w.embed, widths_.vocab_offset, partial);
+    reduce_row_parallel(c, partial, res(0));
   }
-  const LayerCtx c = layer_ctx(dims_);
   for (int64_t l = 0; l < n_layers_; ++l)
     decoder_layer_forward(c, w.layers[size_t(l)], res(l), res(l + 1), saved(l).at(dims_));
   count_ = 0;
@@ -107,9 +115,19 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
   for (int64_t i = 0; i < n; ++i) count_ += targets[i] >= 0;
   Tensor tgt = prefix(targets_, {n});
   ctx_.backend.upload(ctx_, targets, tgt);
-  head_forward(c, w.norm, w.head, res(n_layers_), prefix(lnf_, {n, cfg_.hidden_size}), prefix(rstdf_, {n}),
-               logits());
-  ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, losses(), prefix(lse_, {n}));
+  head_forward(c, w.norm, w.head, res(n_layers_), prefix(lnf_, {n, cfg_.hidden_size}),
+               prefix(rstdf_, {dims_.ns()}), logits());
+  // Vocab-parallel cross entropy: every rank's log-sum-exp over its columns, all-gathered, and the
+  // target's logit from the rank that holds it, summed; every rank then has every loss.
+  const Tensor lse = prefix(lse_, {n}), tl = prefix(target_logit_, {n});
+  ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, widths_.vocab_offset, lse, tl);
+  Tensor parts = lse.view({1, n});
+  if (tp_.size() > 1) {
+    parts = prefix(lse_parts_, {tp_.size(), n});
+    tp_.all_gather(ctx_, lse, parts);
+    tp_.all_reduce_sum(ctx_, tl);
+  }
+  ctx_.ops.cross_entropy_combine(ctx_, parts, tl, tgt, losses(), lse);
   ctx_.ops.sum(ctx_, losses(), loss_sum_);
 }
 
@@ -126,29 +144,38 @@ void Model::backward(float grad_scale) {
   const ModelWeights& g = params_.grads();
   const Tensor dres = output_grad();
   const LayerScratch k = scratch_.at(dims_);
+  const LayerCtx c = layer_ctx(dims_);
   if (sh.has_head) {
     if (grad_scale < 0) grad_scale = count_ ? 1.f / float(count_) : 0.f;
     const Tensor logits = this->logits(), lnf = prefix(lnf_, {n, d});
-    ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(lse_, {n}), prefix(targets_, {n}), grad_scale, logits);
+    ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(lse_, {n}), prefix(targets_, {n}), widths_.vocab_offset,
+                                    grad_scale, logits);
     ctx_.ops.matmul(ctx_, logits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
-    ctx_.ops.matmul(ctx_, logits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head
-    ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(rstdf_, {n}), k.dln, dres, g.norm, false);
+    ctx_.ops.matmul(ctx_, logits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head (partial)
+    ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(rstdf_, {dims_.ns()}),
+                              column_parallel_input_grad(c, k.dln), dres, g.norm, false);
     if (grads_ready_) grads_ready_(kHeadLayer);
   }
-  const LayerCtx c = layer_ctx(dims_);
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
     const LayerSaved s = saved(l).at(dims_);
     if (recomputed(l))  // rebuild this block's activations from its saved input
-      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {n, d}), s);
+      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {dims_.ns(), d}), s);
     decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
     if (grads_ready_) grads_ready_(sh.first_layer + int(l));
   }
   if (sh.has_embedding) {
-    ctx_.ops.embedding_backward(ctx_, prefix(tokens_, {n}), dres, g.embed);
+    ctx_.ops.embedding_backward(ctx_, prefix(tokens_, {n}), widths_.vocab_offset, row_parallel_grad(c, dres),
+                                g.embed);
     if (grads_ready_) grads_ready_(kEmbedLayer);
   }
 }
 
 void Model::zero_grad() { ctx_.backend.zero(ctx_, params_.flat_grads()); }
+
+void Model::reduce_sequence_parallel_grads() {
+  if (!sp_) return;
+  for (const ParamSpec& s : params_.specs())
+    if (s.split == TpSplit::None) tp_.all_reduce_sum(ctx_, params_.grad(s));
+}
 
 }  // namespace cs

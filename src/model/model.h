@@ -52,12 +52,19 @@ class Model {
   // Without the embedding it leaves the gradient of input() in input_grad().
   void backward(float grad_scale = -1.f);
   void zero_grad();
+  // Under sequence parallelism each tensor-parallel rank's norm-weight gradients cover its own
+  // rows only: sums them over the group (once, after the last micro-batch's backward, as
+  // Megatron's finalize_model_grads does). A no-op otherwise.
+  void reduce_sequence_parallel_grads();
+  bool sequence_parallel() const { return sp_; }
+  Group& tp_group() const { return tp_; }
   // Called during backward as soon as a layer's parameter gradients are complete (the layer
   // index: a decoder layer, kHeadLayer for the final norm and lm_head, kEmbedLayer): where data
   // parallelism starts reducing them while backward goes on.
   void on_grads_ready(std::function<void(int layer)> callback) { grads_ready_ = std::move(callback); }
 
-  // Activations at the last forward's dims. input/output: (N, D) stage boundary; output_grad and
+  // Activations at the last forward's dims. input/output: (Ns, D) stage boundary (Ns = N, or this
+  // rank's N / TP rows under sequence parallelism); output_grad and
   // input_grad are the same residual-gradient buffer before and after backward. input(b, t): the
   // input of the next forward of b x t, to fill before it (a stage without the embedding).
   Tensor input() const { return res(0); }
@@ -65,8 +72,9 @@ class Model {
   Tensor output() const;
   Tensor output_grad() const;
   Tensor input_grad() const { return output_grad(); }
-  // After forward (with the head): per-position losses (b*t), logits (b*t, Vl), the loss sum
-  // (F64 [1]); backward overwrites the logits.
+  // After forward (with the head): per-position losses (b*t, the same on every tensor-parallel
+  // rank), logits (b*t, Vl: this rank's vocabulary columns), the loss sum (F64 [1]); backward
+  // overwrites the logits.
   Tensor losses() const { return prefix(losses_, {dims_.n()}); }
   Tensor logits() const { return prefix(logits_, {dims_.n(), widths_.vocab}); }
   Tensor loss_sum() const { return loss_sum_; }
@@ -75,12 +83,14 @@ class Model {
   size_t activation_bytes() const { return act_.bytes(); }
 
   // What decoding needs: the layer context at dims d, and the ALiBi slopes.
-  LayerCtx layer_ctx(const Dims& d) const { return {ctx_, ctx_.ops, cfg_, d, slopes_}; }
+  LayerCtx layer_ctx(const Dims& d) const {
+    return {ctx_, ctx_.ops, cfg_, d, slopes_, tp_.size() > 1 ? &tp_ : nullptr, sp_, comm_};
+  }
 
  private:
   // Throws cs::Error naming the first id outside [lo, vocab).
   void check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const;
-  // Residual stream i (0: the input, L: the output) for n rows (default: the current dims).
+  // Residual stream i (0: the input, L: the output) of n rows (default: the current dims' Ns).
   Tensor res(int64_t i, int64_t n = -1) const;
   // Whether local layer l is recomputed in backward (all layers with full recomputation, the
   // stage's first recompute_num_layers with the block method).
@@ -96,6 +106,7 @@ class Model {
   ParamStore params_;
   Widths widths_;
   int64_t n_layers_;
+  bool sp_;
   Dims dims_{};
   int64_t count_ = 0;
   std::function<void(int)> grads_ready_;
@@ -107,6 +118,8 @@ class Model {
   std::vector<int64_t> saved_index_;    // local layer -> its set
   LayerScratch scratch_;
   Tensor dres_, recompute_out_, lnf_, rstdf_, logits_, losses_, lse_, loss_sum_, slopes_;
+  Tensor comm_;                      // (N, D) tensor-parallel exchanges (layer.h)
+  Tensor lse_parts_, target_logit_;  // vocab-parallel cross entropy: (TP, N) and (N)
 };
 
 }  // namespace cs

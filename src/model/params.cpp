@@ -77,8 +77,9 @@ std::vector<ParamSpec> make_specs(const ModelConfig& cfg, const ModelShard& shar
   return specs;
 }
 
-// This rank's elements of a global tensor g (row-major, global_shape) into out (shape).
-void take_local(const ParamSpec& s, const ModelShard& sh, int64_t d_model, const float* g, float* out) {
+}  // namespace
+
+void take_shard_slice(const ParamSpec& s, const ModelShard& sh, int64_t d_model, const float* g, float* out) {
   const int64_t rows = s.shape[0], cols = s.shape.ndim > 1 ? s.shape[1] : 1;
   const int64_t gcols = s.global_shape.ndim > 1 ? s.global_shape[1] : 1;
   auto copy_rows = [&](int64_t src_row, int64_t dst_row, int64_t n) {
@@ -99,7 +100,6 @@ void take_local(const ParamSpec& s, const ModelShard& sh, int64_t d_model, const
     }
   }
 }
-}  // namespace
 
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg) { return make_specs(cfg, ModelShard::whole()); }
 
@@ -201,7 +201,7 @@ void ParamStore::init(Ctx& ctx, uint64_t seed) {
     } else {
       philox_fill_normal(g, n, philox_key(seed, s.name), 0, 0.f, float(s.init_std));
     }
-    if (sliced) take_local(s, shard_, cfg_.hidden_size, g, out);
+    if (sliced) take_shard_slice(s, shard_, cfg_.hidden_size, g, out);
     if (!f32) {  // a bf16 / f16 compute copy: the f32 values rounded to nearest even
       uint16_t* half = static_cast<uint16_t*>(h.data());
       for (size_t i = 0; i < local.size(); ++i)

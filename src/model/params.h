@@ -46,11 +46,13 @@ struct ParamSpec {
 
 // Which part of the model one instance holds: decoder layers [first_layer, end_layer), the
 // embedding when has_embedding (the first pipeline stage), the final norm and lm_head when
-// has_head (the last), at tensor-parallel rank tp_rank of tp_size.
+// has_head (the last), at tensor-parallel rank tp_rank of tp_size; with sequence_parallel (and
+// tp_size > 1) its residual stream holds only its slice of the rows.
 struct ModelShard {
   int first_layer = 0, end_layer = -1;  // end_layer -1: the config's number of layers
   bool has_embedding = true, has_head = true;
   int tp_rank = 0, tp_size = 1;
+  bool sequence_parallel = false;
   // The whole model on one rank.
   static ModelShard whole() { return {}; }
   // Pipeline stage `stage` of `stages` (equal layer ranges), tensor-parallel rank r of tp.
@@ -87,6 +89,11 @@ struct ModelWeights {
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
 // The specs of one shard, at its local shapes, offsets into its own buffer.
 std::vector<ParamSpec> param_specs(const ModelConfig& cfg, const ModelShard& shard);
+
+// The elements of the whole tensor `global` (row-major, s.global_shape) that shard's parameter s
+// holds (s.shape), into out: its rows, columns or heads as s.split says. What layout-invariant init
+// and loading of whole tensors into a tensor-parallel shard use.
+void take_shard_slice(const ParamSpec& s, const ModelShard& shard, int64_t hidden, const float* global, float* out);
 
 class ParamStore {
  public:

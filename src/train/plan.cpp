@@ -146,8 +146,8 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? L : std::min(L, c.recompute_num_layers);
   const int64_t saved_sets = L - recomputed + (recomputed > 0 ? 1 : 0);
   const double scratch = double(scratch_set.used()) + 2 * aligned(double(n * d) * 4);
-  // logits, final norm, rstd, losses, lse, the loss sum (f64) and the ALiBi slopes
-  const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 3 * aligned(double(n) * 4) +
+  // logits, final norm, rstd, losses, lse, the target logits, the loss sum (f64) and the ALiBi slopes
+  const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 4 * aligned(double(n) * 4) +
                       64 + (c.position == PositionType::Alibi ? aligned(double(c.num_heads) * 4) : 0);
   const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
   const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;

@@ -22,9 +22,9 @@ TEST_P(ArgChecks, MatmulRejectsABf16Operand) {
 
 TEST_P(ArgChecks, EmbeddingRejectsF32Tokens) {
   Tensor tok = dev.alloc({2}), w = dev.alloc({5, 4}), out = dev.alloc({2, 4});
-  EXPECT_TRUE(test::throws_error_naming([&] { ops().embedding_forward(ctx(), tok, w, out); },
+  EXPECT_TRUE(test::throws_error_naming([&] { ops().embedding_forward(ctx(), tok, w, 0, out); },
                                         {"[embedding_forward]", " tokens:", "i32", "f32"}));
-  EXPECT_TRUE(test::throws_error_naming([&] { ops().embedding_backward(ctx(), tok, out, w); },
+  EXPECT_TRUE(test::throws_error_naming([&] { ops().embedding_backward(ctx(), tok, 0, out, w); },
                                         {"[embedding_backward]", " tokens:", "i32", "f32"}));
 }
 
@@ -60,11 +60,11 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
       {"embedding_forward",
        {"tokens", "weight", "out"},
        {tok, emb, x},
-       [&](const Args& a) { ops.embedding_forward(c, a[0], a[1], a[2]); }},
+       [&](const Args& a) { ops.embedding_forward(c, a[0], a[1], 0, a[2]); }},
       {"embedding_backward",
        {"tokens", "dout", "dweight"},
        {tok, x, emb},
-       [&](const Args& a) { ops.embedding_backward(c, a[0], a[1], a[2]); }},
+       [&](const Args& a) { ops.embedding_backward(c, a[0], 0, a[1], a[2]); }},
       {"rmsnorm_forward",
        {"x", "w", "y", "rstd"},
        {x, w, y, r},
@@ -109,13 +109,17 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
        {gu, x, gu},
        [&](const Args& a) { ops.swiglu_backward(c, a[0], a[1], a[2]); }},
       {"cross_entropy_forward",
-       {"logits", "targets", "losses", "lse"},
+       {"logits", "targets", "lse", "target_logit"},
        {z, tgt, r, r},
-       [&](const Args& a) { ops.cross_entropy_forward(c, a[0], a[1], a[2], a[3]); }},
+       [&](const Args& a) { ops.cross_entropy_forward(c, a[0], a[1], 0, a[2], a[3]); }},
+      {"cross_entropy_combine",
+       {"lse_parts", "target_logit", "targets", "losses", "lse"},
+       {r, r, tgt, r, r},
+       [&](const Args& a) { ops.cross_entropy_combine(c, a[0], a[1], a[2], a[3], a[4]); }},
       {"cross_entropy_backward",
        {"logits", "lse", "targets", "dlogits"},
        {z, r, tgt, z},
-       [&](const Args& a) { ops.cross_entropy_backward(c, a[0], a[1], a[2], 1.f, a[3]); }},
+       [&](const Args& a) { ops.cross_entropy_backward(c, a[0], a[1], a[2], 0, 1.f, a[3]); }},
       {"add_inplace", {"y", "x"}, {y, x}, [&](const Args& a) { ops.add_inplace(c, a[0], a[1]); }},
       {"scale", {"x"}, {x}, [&](const Args& a) { ops.scale(c, a[0], 2.f); }},
       {"cast", {"x", "y"}, {x, half}, [&](const Args& a) { ops.cast(c, a[0], a[1]); }},

@@ -139,18 +139,61 @@ TEST_P(Scaled, CrossEntropyForwardBackward) {
   auto z = randn(size_t(n * v), scale(), 41);
   std::vector<int32_t> tgt = {3, 0, 36, -1, 17, 5};
   Tensor zt = dev.upload(z, {n, v}), tt = dev.upload(tgt, {n}), lt = dev.alloc({n}),
-         st = dev.alloc({n});
-  ops().cross_entropy_forward(ctx(), zt, tt, lt, st);
+         st = dev.alloc({n}), zt_t = dev.alloc({n});
+  ops().cross_entropy_forward(ctx(), zt, tt, 0, st, zt_t);
+  ops().cross_entropy_combine(ctx(), st, zt_t, tt, lt, st);  // one part: lse in place
   const std::vector<float> loss = dev.download(lt);
   EXPECT_TRUE(
       all_close(loss, ref::cross_entropy(z, tgt, v), tol::kF32Atol, tol::kF32Rtol, "ce loss"));
   EXPECT_EQ(loss[3], 0.f);
   Tensor dzt = dev.alloc({n, v});
-  ops().cross_entropy_backward(ctx(), zt, st, tt, 0.2f, dzt);
+  ops().cross_entropy_backward(ctx(), zt, st, tt, 0, 0.2f, dzt);
   std::vector<double> dl(size_t(n), 0.2);
   auto g = ref::vjp_complex_step(
       [&](const std::vector<cd>& x) { return ref::cross_entropy(x, tgt, v); }, z, dl);
   EXPECT_TRUE(grad_close(dev.download(dzt), g, "ce dlogits"));
+}
+
+// The vocabulary split over three ranks' column slices (sizes 12, 12, 13 of 37): the combined
+// losses and every rank's dlogits equal the float64 reference of the whole row; targets land on
+// every rank, on slice edges, and one is ignored.
+TEST_P(Scaled, CrossEntropyVocabParallel) {
+  const int64_t n = 6, v = 37;
+  const std::vector<int64_t> lo = {0, 12, 24, 37};
+  auto z = randn(size_t(n * v), scale(), 43);
+  std::vector<int32_t> tgt = {11, 12, 36, -1, 24, 0};
+  const int64_t p = int64_t(lo.size()) - 1;
+  Tensor tt = dev.upload(tgt, {n}), parts = dev.alloc({p, n});
+  std::vector<Tensor> slices;
+  std::vector<float> tl_host(size_t(n), 0.f);
+  for (int64_t r = 0; r < p; ++r) {
+    const int64_t w = lo[size_t(r + 1)] - lo[size_t(r)];
+    std::vector<double> zr(size_t(n * w));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < w; ++j) zr[size_t(i * w + j)] = z[size_t(i * v + lo[size_t(r)] + j)];
+    slices.push_back(dev.upload(zr, {n, w}));
+    Tensor tl = dev.alloc({n});
+    ops().cross_entropy_forward(ctx(), slices.back(), tt, lo[size_t(r)],
+                                parts.slice_rows(r, r + 1).view({n}), tl);
+    const std::vector<float> t = dev.download(tl);
+    for (int64_t i = 0; i < n; ++i) tl_host[size_t(i)] += t[size_t(i)];  // the ranks' sum
+  }
+  Tensor tls = dev.upload(tl_host, {n}), lt = dev.alloc({n}), st = dev.alloc({n});
+  ops().cross_entropy_combine(ctx(), parts, tls, tt, lt, st);
+  EXPECT_TRUE(all_close(dev.download(lt), ref::cross_entropy(z, tgt, v), tol::kF32Atol, tol::kF32Rtol,
+                        "vocab-parallel ce loss"));
+  std::vector<double> dl(size_t(n), 0.5);
+  auto g = ref::vjp_complex_step(
+      [&](const std::vector<cd>& x) { return ref::cross_entropy(x, tgt, v); }, z, dl);
+  for (int64_t r = 0; r < p; ++r) {
+    const int64_t w = lo[size_t(r + 1)] - lo[size_t(r)];
+    ops().cross_entropy_backward(ctx(), slices[size_t(r)], st, tt, lo[size_t(r)], 0.5f, slices[size_t(r)]);
+    const std::vector<float> d = dev.download(slices[size_t(r)]);
+    std::vector<double> gr(size_t(n * w));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < w; ++j) gr[size_t(i * w + j)] = g[size_t(i * v + lo[size_t(r)] + j)];
+    EXPECT_TRUE(grad_close(d, gr, "vocab-parallel ce dlogits"));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Scales, Scaled,
@@ -166,16 +209,38 @@ TEST_P(Embedding, LookupAndScatterAdd) {
   std::vector<int32_t> ids = {3, 0, 3, 10, 3};
   Tensor it = dev.upload(ids, {5}), wt = dev.upload(w, {v, d}), ot = dev.alloc({5, d});
   Tensor dwt = dev.upload(std::vector<float>(size_t(v * d), 1.f), {v, d});
-  ops().embedding_forward(ctx(), it, wt, ot);
+  ops().embedding_forward(ctx(), it, wt, 0, ot);
   const std::vector<float> out = dev.download(ot);
   for (size_t i = 0; i < ids.size(); ++i)
     for (int64_t j = 0; j < d; ++j) EXPECT_EQ(out[i * d + j], w[ids[i] * d + j]);
-  ops().embedding_backward(ctx(), it, ot, dwt);
+  ops().embedding_backward(ctx(), it, 0, ot, dwt);
   const std::vector<float> dw = dev.download(dwt);
   for (int64_t j = 0; j < d; ++j) {
     EXPECT_FLOAT_EQ(dw[3 * d + j], 1.f + 3 * w[3 * d + j]);
     EXPECT_FLOAT_EQ(dw[1 * d + j], 1.f);
   }
+}
+
+// A rank holding vocabulary rows [4, 8) of 11: its tokens are looked up, the others are zero rows
+// (forward) and leave the gradient alone (backward).
+TEST_P(Embedding, VocabParallelSliceZeroesOtherTokens) {
+  const int64_t v = 4, d = 3, off = 4;
+  auto w = to_f32(randn(size_t(v * d), 1, 53));
+  std::vector<int32_t> ids = {3, 4, 7, 8, 5, 0};
+  Tensor it = dev.upload(ids, {6}), wt = dev.upload(w, {v, d}), ot = dev.alloc({6, d});
+  ops().embedding_forward(ctx(), it, wt, off, ot);
+  const std::vector<float> out = dev.download(ot);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const bool mine = ids[i] >= off && ids[i] < off + v;
+    for (int64_t j = 0; j < d; ++j)
+      EXPECT_EQ(out[i * d + j], mine ? w[(ids[i] - off) * d + j] : 0.f) << "token " << ids[i];
+  }
+  Tensor dwt = dev.alloc({v, d});
+  ops().embedding_backward(ctx(), it, off, dev.upload(std::vector<float>(size_t(6 * d), 1.f), {6, d}), dwt);
+  const std::vector<float> dw = dev.download(dwt);
+  for (int64_t r = 0; r < v; ++r)
+    for (int64_t j = 0; j < d; ++j)
+      EXPECT_EQ(dw[size_t(r * d + j)], (r == 0 || r == 1 || r == 3) ? 1.f : 0.f) << "row " << r + off;
 }
 
 CS_BACKEND_SUITE(Heads);

@@ -1,7 +1,10 @@
-// Cross entropy over the vocabulary, per row: loss = logsumexp(z) - z[target]; target -1 is
-// ignored (loss 0, gradient 0). The backward writes scale * (softmax(z) - onehot(target)) and may
+// Cross entropy over the vocabulary, per row, vocab-parallel (Megatron's
+// _VocabParallelCrossEntropy): each rank holds the logits of its vocabulary columns; step 1 gives
+// its log-sum-exp and the target's logit when the target is one of its columns, step 2 combines
+// every rank's parts (loss = logsumexp(z) - z[target]); target -1 is ignored (loss 0, gradient 0).
+// The backward writes scale * (softmax(z) - onehot(target)) over the rank's columns and may
 // overwrite the logits in place (llm.c does the same to avoid a second (N, V) buffer).
-// logits, dlogits: (N, V); targets: (N) i32; losses, lse: (N).
+// logits, dlogits: (N, V); targets: (N) i32; lse, target_logit, losses: (N); lse_parts: (P, N).
 #include <cmath>
 
 #include "backend/cpu/ops.h"
@@ -9,13 +12,21 @@
 
 namespace cs::cpu {
 
-void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets,
-                           const Tensor& losses, const Tensor& lse) {
+namespace {
+// The target's column in this rank's slice, or -1 when ignored or held by another rank.
+inline int64_t local_column(int32_t target, int64_t vocab_offset, int64_t v) {
+  const int64_t col = int64_t(target) - vocab_offset;
+  return target >= 0 && col >= 0 && col < v ? col : -1;
+}
+}  // namespace
+
+void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                           const Tensor& lse, const Tensor& target_logit) {
   check_f32("cross_entropy_forward", "logits", logits, Device::CPU);
   check_arg("cross_entropy_forward", "targets", targets, DType::I32, Device::CPU);
-  check_f32_args("cross_entropy_forward", Device::CPU, {{"losses", &losses}, {"lse", &lse}});
+  check_f32_args("cross_entropy_forward", Device::CPU, {{"lse", &lse}, {"target_logit", &target_logit}});
   const int64_t n = targets.numel(), v = logits.size(-1);
-  CS_CHECK(logits.numel() == n * v && losses.numel() == n && lse.numel() == n);
+  CS_CHECK(logits.numel() == n * v && lse.numel() == n && target_logit.numel() == n && vocab_offset >= 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* z = logits.f32() + i * v;
@@ -23,21 +34,44 @@ void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets,
     for (int64_t j = 0; j < v; ++j) mx = std::max(mx, z[j]);
     double s = 0.0;  // double: the sum runs over 64k terms for the real vocabulary
     for (int64_t j = 0; j < v; ++j) s += std::exp(double(z[j] - mx));
-    const float l = mx + float(std::log(s));
-    lse.f32()[i] = l;
-    const int32_t tgt = targets.i32()[i];
-    CS_CHECK(tgt >= -1 && tgt < v) << "target " << tgt << " outside vocab " << v;
-    losses.f32()[i] = tgt < 0 ? 0.f : l - z[tgt];
+    lse.f32()[i] = mx + float(std::log(s));
+    const int64_t col = local_column(targets.i32()[i], vocab_offset, v);
+    target_logit.f32()[i] = col < 0 ? 0.f : z[col];
   }
 }
 
-void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse,
-                            const Tensor& targets, float scale, const Tensor& dlogits) {
+void cross_entropy_combine(Ctx&, const Tensor& lse_parts, const Tensor& target_logit, const Tensor& targets,
+                           const Tensor& losses, const Tensor& lse) {
+  check_f32_args("cross_entropy_combine", Device::CPU,
+                 {{"lse_parts", &lse_parts}, {"target_logit", &target_logit}, {"losses", &losses}, {"lse", &lse}});
+  check_arg("cross_entropy_combine", "targets", targets, DType::I32, Device::CPU);
+  const int64_t n = targets.numel(), p = n ? lse_parts.numel() / n : 0;
+  CS_CHECK(p >= 1 && lse_parts.numel() == p * n && target_logit.numel() == n && losses.numel() == n &&
+           lse.numel() == n)
+      << lse_parts.shape.str() << " parts of " << n;
+  const float* parts = lse_parts.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float l = parts[i];
+    if (p > 1) {  // logsumexp of the parts; one part is kept as it is (bit-identical to one rank)
+      float mx = -INFINITY;
+      for (int64_t r = 0; r < p; ++r) mx = std::max(mx, parts[r * n + i]);
+      double s = 0.0;
+      for (int64_t r = 0; r < p; ++r) s += std::exp(double(parts[r * n + i] - mx));
+      l = mx + float(std::log(s));
+    }
+    lse.f32()[i] = l;
+    losses.f32()[i] = targets.i32()[i] < 0 ? 0.f : l - target_logit.f32()[i];
+  }
+}
+
+void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse, const Tensor& targets,
+                            int64_t vocab_offset, float scale, const Tensor& dlogits) {
   check_f32_args("cross_entropy_backward", Device::CPU, {{"logits", &logits}, {"lse", &lse}});
   check_arg("cross_entropy_backward", "targets", targets, DType::I32, Device::CPU);
   check_f32("cross_entropy_backward", "dlogits", dlogits, Device::CPU);
   const int64_t n = targets.numel(), v = logits.size(-1);
-  CS_CHECK(dlogits.numel() == n * v);
+  CS_CHECK(dlogits.numel() == n * v && vocab_offset >= 0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float* z = logits.f32() + i * v;
@@ -50,7 +84,8 @@ void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse,
     const float l = lse.f32()[i];
 #pragma omp simd
     for (int64_t j = 0; j < v; ++j) dz[j] = scale * std::exp(z[j] - l);
-    dz[tgt] -= scale;
+    const int64_t col = local_column(tgt, vocab_offset, v);
+    if (col >= 0) dz[col] -= scale;
   }
 }
 

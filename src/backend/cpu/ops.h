@@ -10,8 +10,10 @@ namespace cs::cpu {
 
 void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
             float alpha, float beta);
-void embedding_forward(Ctx& c, const Tensor& tokens, const Tensor& weight, const Tensor& out);
-void embedding_backward(Ctx& c, const Tensor& tokens, const Tensor& dout, const Tensor& dweight);
+void embedding_forward(Ctx& c, const Tensor& tokens, const Tensor& weight, int64_t vocab_offset,
+                       const Tensor& out);
+void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, const Tensor& dout,
+                        const Tensor& dweight);
 void rmsnorm_forward(Ctx& c, const Tensor& x, const Tensor& w, float eps, const Tensor& y,
                      const Tensor& rstd);
 void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rstd,
@@ -36,10 +38,12 @@ void attention_decode(Ctx& c, const Tensor& q, const Tensor& k_cache, const Tens
 void kv_append(Ctx& c, const Tensor& x, const Tensor& cache, int64_t pos);
 void swiglu_forward(Ctx& c, const Tensor& gu, const Tensor& out);
 void swiglu_backward(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor& dgu);
-void cross_entropy_forward(Ctx& c, const Tensor& logits, const Tensor& targets,
-                           const Tensor& losses, const Tensor& lse);
+void cross_entropy_forward(Ctx& c, const Tensor& logits, const Tensor& targets, int64_t vocab_offset,
+                           const Tensor& lse, const Tensor& target_logit);
+void cross_entropy_combine(Ctx& c, const Tensor& lse_parts, const Tensor& target_logit,
+                           const Tensor& targets, const Tensor& losses, const Tensor& lse);
 void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, const Tensor& targets,
-                            float scale, const Tensor& dlogits);
+                            int64_t vocab_offset, float scale, const Tensor& dlogits);
 void add_inplace(Ctx& c, const Tensor& y, const Tensor& x);
 void scale(Ctx& c, const Tensor& x, float alpha);
 void cast(Ctx& c, const Tensor& x, const Tensor& y);

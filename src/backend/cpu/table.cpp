@@ -23,6 +23,7 @@ const Ops& cpu_ops() {
       .swiglu_forward = cpu::swiglu_forward,
       .swiglu_backward = cpu::swiglu_backward,
       .cross_entropy_forward = cpu::cross_entropy_forward,
+      .cross_entropy_combine = cpu::cross_entropy_combine,
       .cross_entropy_backward = cpu::cross_entropy_backward,
       .add_inplace = cpu::add_inplace,
       .scale = cpu::scale,
