@@ -161,8 +161,9 @@ struct Ops {
   // y = x converted to y's dtype (f32 <-> bf16 / f16, round to nearest even; same dtype: a copy);
   // equal element counts; any other dtype pair is a cs::Error naming both.
   void (*cast)(Ctx& c, const Tensor& x, const Tensor& y);
-  // out (F64, one element) = sum of all elements of x, accumulated in double in a fixed order (blocks of a
-  // fixed size, their partial sums added in block order): the same bits for any thread count.
+  // out (F64, one element) = sum of all elements of x (f32, or f64: partial sums), accumulated in
+  // double in a fixed order (blocks of a fixed size, their partial sums added in block order): the
+  // same bits for any thread count.
   void (*sum)(Ctx& c, const Tensor& x, const Tensor& out);
   // out (F64 [1]) = sum of squares of x, same order rules (gradient norms; inf/nan propagate).
   void (*sum_squares)(Ctx& c, const Tensor& x, const Tensor& out);

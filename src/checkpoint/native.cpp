@@ -28,9 +28,21 @@ std::string native_slice_metadata(const Shape& global, const std::vector<int64_t
   return j.dump();
 }
 
-CheckpointWriter::CheckpointWriter(std::string root, int64_t iteration) : root_(std::move(root)) {
+CheckpointWriter::CheckpointWriter(std::string root, int64_t iteration) : CheckpointWriter(std::move(root), iteration, false) {}
+
+CheckpointWriter CheckpointWriter::join(std::string root, int64_t iteration) {
+  return CheckpointWriter(std::move(root), iteration, true);
+}
+
+CheckpointWriter::CheckpointWriter(std::string root, int64_t iteration, bool joining)
+    : root_(std::move(root)), joining_(joining) {
   final_ = root_ + "/" + iteration_dir_name(iteration);
   tmp_ = final_ + ".tmp";
+  if (joining_) {
+    if (!fs::is_directory(tmp_))
+      throw Error(fmt::format("[checkpoint] {} does not exist: rank 0 did not start this checkpoint", tmp_));
+    return;
+  }
   std::error_code ec;
   fs::remove_all(tmp_, ec);
   fs::create_directories(tmp_, ec);
@@ -38,7 +50,7 @@ CheckpointWriter::CheckpointWriter(std::string root, int64_t iteration) : root_(
 }
 
 CheckpointWriter::~CheckpointWriter() {
-  if (!committed_) {
+  if (!committed_ && !joining_) {
     std::error_code ec;
     fs::remove_all(tmp_, ec);
   }
@@ -56,6 +68,7 @@ void CheckpointWriter::add_shard(const std::string& file, const std::vector<Shar
 }
 
 void CheckpointWriter::commit(const nlohmann::json& meta, int keep_last) {
+  CS_CHECK(!joining_) << "a joining checkpoint writer commits nothing";
   write_file_atomic(tmp_ + "/meta.json", meta.dump(2) + "\n", "checkpoint");
   std::error_code ec;
   fs::remove_all(final_, ec);  // an older checkpoint of the same iteration is replaced

@@ -47,7 +47,10 @@ class CheckpointWriter {
  public:
   // Starts CKPT/iter_XXXXXXX.tmp/ (removing a stale one left by a crash).
   CheckpointWriter(std::string root, int64_t iteration);
-  ~CheckpointWriter();  // an uncommitted checkpoint's .tmp folder is removed
+  // Another rank's writer of the checkpoint that rank 0's writer started (after a barrier): it adds
+  // its own shards only; rank 0 commits (after the next barrier) and cleans up.
+  static CheckpointWriter join(std::string root, int64_t iteration);
+  ~CheckpointWriter();  // an uncommitted checkpoint's .tmp folder is removed (by the starting writer)
   // Writes one shard file (e.g. "model-tp00-pp000.safetensors") into the checkpoint.
   void add_shard(const std::string& file, const std::vector<ShardTensor>& tensors);
   // Where a shard file is written before commit, for writers that stream a shard themselves
@@ -58,8 +61,9 @@ class CheckpointWriter {
   void commit(const nlohmann::json& meta, int keep_last = 0);
 
  private:
+  CheckpointWriter(std::string root, int64_t iteration, bool joining);
   std::string root_, final_, tmp_;
-  bool committed_ = false;
+  bool committed_ = false, joining_ = false;
 };
 
 // The iteration named by CKPT/latest_checkpointed_iteration.txt ("release" reads as 0), or -1

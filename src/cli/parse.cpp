@@ -136,7 +136,7 @@ void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--init-method-std", init_std, "std of the normal init");
 }
 
-ModelConfig ModelFlags::resolve() const {
+ModelConfig ModelFlags::resolve(int64_t tp) const {
   ModelConfig c = model_preset(model);
   if (num_layers) c.num_layers = *num_layers;
   if (hidden_size) c.hidden_size = *hidden_size;
@@ -144,7 +144,7 @@ ModelConfig ModelFlags::resolve() const {
   if (num_heads) c.num_heads = *num_heads;
   if (seq_length) c.max_seq_length = *seq_length;
   if (max_position_embeddings) c.max_seq_length = std::max(c.max_seq_length, *max_position_embeddings);
-  if (vocab_size) c.vocab_size = padded_vocab_size(*vocab_size, divisible_by, 1);
+  if (vocab_size) c.vocab_size = padded_vocab_size(*vocab_size, divisible_by, tp);
   if (position) c.position = *position == "alibi" ? PositionType::Alibi : PositionType::Rope;
   apply_recompute(c);
   if (init_std) c.init_std = *init_std;

@@ -31,8 +31,9 @@ struct ModelFlags {
   std::optional<double> init_std;
 
   void add_to(CLI::App& app);
-  // The preset with overrides applied, vocab padded, validated.
-  ModelConfig resolve() const;
+  // The preset with overrides applied, vocab padded (Megatron: to a multiple of
+  // --make-vocab-size-divisible-by x the tensor-parallel size tp), validated.
+  ModelConfig resolve(int64_t tp = 1) const;
   // The run-time choices (activation recomputation) applied to a config read from a checkpoint.
   void apply_recompute(ModelConfig& c) const;
 };

@@ -64,8 +64,6 @@ int train_main(int argc, char** argv) {
   }
   auto backend = make_backend(f.device);
   auto ctx = backend->make_context();
-  SingleGroup tp("tp");
-  std::unique_ptr<Model> model;
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
   if (f.resume && !native)
@@ -89,34 +87,48 @@ int train_main(int argc, char** argv) {
     }
     world->barrier(*ctx);
   }
+  // The model's config (a checkpoint's, a Hugging Face directory's, or the flags'), then the grid
+  // over the world's ranks, validated before anything is allocated, then this rank's shard.
+  ModelConfig cfg;
+  int64_t max_seq = 0;
   if (native) {
-    ModelConfig cfg = checkpoint_model_config(*f.load);
+    cfg = checkpoint_model_config(*f.load);
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
     f.model.apply_recompute(cfg);  // a run-time choice: the checkpoint's config does not hold it
-    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
+    max_seq = seq > 0 ? seq : cfg.max_seq_length;
   } else if (f.load) {
-    model = load_hf_model(*f.load, *ctx, tp, f.micro_batch, std::max<int64_t>(seq, 0),
-                          [&](ModelConfig& c) { f.model.apply_recompute(c); });
-    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
+    cfg = hf_model_config(*f.load);
+    cfg.max_seq_length = std::max(cfg.max_seq_length, std::max<int64_t>(seq, 0));
+    f.model.apply_recompute(cfg);
+    max_seq = seq > 0 ? seq : cfg.max_seq_length;
+    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
       throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
                               "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,
-                              model->config().vocab_size));
+                              cfg.vocab_size));
   } else {
     ModelFlags mf = f.model;
     if (vocab) mf.vocab_size = vocab;
     if (!mf.vocab_size && mf.model == "tiny")
       throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
-    ModelConfig cfg = mf.resolve();
-    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, cfg.max_seq_length);
-    model->params().init(*ctx, f.seed);
+    cfg = mf.resolve(f.tp);
+    max_seq = cfg.max_seq_length;
   }
-  // The grid over the world's ranks (tensor and pipeline sizes 1: every rank a data-parallel
-  // replica), validated before training allocates anything more.
   const Grid grid = Grid::make(world->size(), world->rank(),
                                {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
-                                model->config().num_heads, model->config().ffn_hidden_size,
-                                model->config().vocab_size, model->config().num_layers});
+                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
   GridGroups groups = GridGroups::split(*world, grid);
+  ModelShard shard;
+  shard.tp_rank = grid.tp_rank;
+  shard.tp_size = grid.tp;
+  shard.sequence_parallel = f.sequence_parallel && grid.tp > 1;
+  if (shard.sequence_parallel && max_seq % grid.tp != 0)
+    throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
+                                 "--seq-length {} is not a multiple of {}", grid.tp, max_seq, grid.tp));
+  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, max_seq, shard);
+  if (!native && f.load)
+    load_hf_weights(*f.load, *model);
+  else if (!native)
+    model->params().init(*ctx, f.seed);
   TrainArgs a = f.train_args(model->config());
   if (f.deepspeed_config) {
     const std::vector<std::string> notes =
@@ -130,15 +142,22 @@ int train_main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   if (rank0) {
     log_info("[train] model: {}", model->config().summary());
-    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{})", a.train_iters,
+    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{}{})", a.train_iters,
              a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch,
-             grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "");
+             grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "",
+             grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
+                                       shard.sequence_parallel ? " with sequence parallelism" : "")
+                         : "");
   }
   TrainResult r = train(*model, a, *world, *groups.dp);
   if (r.stopped_on_nan) return 1;
   if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
-    save_hf_model(*model, *f.save + "/hf");
-    log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
+    if (grid.tp == 1) {
+      save_hf_model(*model, *f.save + "/hf");
+      log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
+    } else {  // the whole tensors are in no one rank: the checkpoint's shards make them
+      log_info("[train] Hugging Face weights: chuanspeed convert --input {} --output {}/hf --to hf", *f.save, *f.save);
+    }
   }
   return 0;
 }

@@ -74,6 +74,8 @@ void TrainFlags::add_to(CLI::App& app) {
                "SAVE/previous-<time>/ first (without it such a start is refused)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
+  app.add_flag("--sequence-parallel", sequence_parallel,
+               "with tensor parallelism: norms and the residual stream on a slice of the sequence per rank");
   app.add_flag("--use-distributed-optimizer", distributed_optimizer,
                "shard the fp32 master weights and Adam moments over the data-parallel ranks (Megatron's)");
   app.add_option("--zero-stage", zero_stage, "DeepSpeed ZeRO stage: 1 or 2 shard the optimizer state (as "
@@ -92,7 +94,6 @@ void TrainFlags::add_to(CLI::App& app) {
       {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
       {"--DDP-impl", true, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
       {"--distributed-backend", true, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
-      {"--sequence-parallel", false, "needs tensor parallelism, which this version does not have"},
       {"--no-pipeline-parallel", false, "DeepSpeed's pipeline engine: the pipeline size is --pipeline-model-parallel-size"},
       {"--deepspeed-activation-checkpointing", false, "activation recomputation is --recompute-granularity full"},
   };
@@ -111,9 +112,6 @@ void TrainFlags::check_supported() const {
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
     throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
                                  "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
-  if (tp != 1)
-    throw UsageError(fmt::format("--tensor-model-parallel-size {}: this version trains without tensor "
-                                 "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", tp));
   if (pp != 1)
     throw UsageError(fmt::format("--pipeline-model-parallel-size {}: this version trains without pipeline "
                                  "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", pp));

@@ -30,7 +30,7 @@ struct TrainFlags {
   bool fp16 = false, bf16 = false;
   int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
   double distributed_timeout_minutes = 10;  // Megatron's default
-  bool distributed_optimizer = false, deepspeed = false;
+  bool distributed_optimizer = false, deepspeed = false, sequence_parallel = false;
   std::optional<int> zero_stage;
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;

@@ -3,14 +3,31 @@
 // norm is reduced on the device and all-reduced over the group there; the trainer reads it once a
 // step (it decides on skipping, clipping and logging from it).
 #pragma once
+#include <utility>
+#include <vector>
+
 #include "backend/backend.h"
+#include "model/params.h"
 #include "parallel/group.h"
 
 namespace cs {
 
+// Flat ranges [first, second), relative to `begin`, of the window [begin, end) of ps's gradient
+// buffer that count towards the global norm on this rank: every element on tensor-parallel rank 0;
+// on the other ranks only the parameters split over tensor parallelism, so a replicated one (the
+// norm weights) counts once (Megatron's param_is_not_tensor_parallel_duplicate). Adjacent
+// parameters merge into one range.
+std::vector<std::pair<int64_t, int64_t>> norm_ranges(const ParamStore& ps, int64_t begin, int64_t end);
+
 // out (F64 [1]) = sum of squares of grads over every rank of `group` (inf or nan when any entry
 // is). Nothing is read back to the host.
 void grad_sq_norm(Ctx& ctx, const Tensor& grads, Group& group, const Tensor& out);
+
+// This rank's part of the squared norm, without a reduction: the sum of squares of grads over
+// `ranges` (norm_ranges), each range's sum into parts (F64, at least ranges.size() elements), then
+// summed in range order into out. One range covering grads writes out directly.
+void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pair<int64_t, int64_t>>& ranges,
+                        const Tensor& parts, const Tensor& out);
 
 // Scales grads so their norm is at most max_norm (no-op when max_norm <= 0, the norm is not
 // finite, or it is below max_norm).

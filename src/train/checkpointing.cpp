@@ -9,22 +9,40 @@
 #include "checkpoint/native.h"
 #include "core/log.h"
 #include "train/hf_model.h"
+#include "train/shard_layout.h"
 
 namespace cs {
 
 namespace {
-// The shard entries of one flat f32 device buffer laid out as ps (parameters, moments): host
-// copies of it (none on a host backend) kept alive in `hold` until the writer commits.
-std::vector<ShardTensor> whole(Ctx& ctx, const ParamStore& ps, const std::string& prefix, const Tensor& flat,
-                               std::vector<HostCopy>& hold) {
+// Where shard spec s of a model (config cfg) sits in the whole tensor: its tensor-parallel slice.
+TpSlice slice_of(const ParamSpec& s, const ModelConfig& cfg, const ModelShard& shard) {
+  ParamSpec whole = s;
+  whole.shape = s.global_shape;
+  return tp_slice(whole, cfg, shard.tp_size, shard.tp_rank);
+}
+
+// The shard entries of one flat f32 device buffer laid out as ps (parameters, moments), each with
+// its place in the whole tensor: host copies of it (none on a host backend) kept alive in `hold`
+// until the writer commits.
+std::vector<ShardTensor> entries(Ctx& ctx, const ModelConfig& cfg, const ParamStore& ps, const std::string& prefix,
+                                 const Tensor& flat, std::vector<HostCopy>& hold) {
   CS_CHECK(flat.dtype == DType::F32) << "checkpoints hold f32 tensors, got " << dtype_name(flat.dtype);
   hold.emplace_back(ctx, flat, HostCopy::kRead);
   const Tensor host = hold.back().host_tensor();
   std::vector<ShardTensor> out;
-  for (const ParamSpec& s : ps.specs())
-    out.push_back({prefix + s.name, host.slice_rows(s.offset, s.offset + s.shape.numel()).view(s.shape), s.shape,
-                   std::vector<int64_t>(size_t(s.shape.ndim), 0)});
+  for (const ParamSpec& s : ps.specs()) {
+    // A replicated tensor (the same on every tensor-parallel rank) is stored once, by rank 0.
+    if (s.split == TpSplit::None && ps.shard().tp_rank > 0) continue;
+    const TpSlice sl = slice_of(s, cfg, ps.shard());
+    CS_CHECK(sl.local == s.shape) << s.name << ": slice " << sl.local.str() << " of a shard holding " << s.shape.str();
+    out.push_back({prefix + s.name, host.slice_rows(s.offset, s.offset + s.shape.numel()).view(s.shape),
+                   s.global_shape, sl.offset, sl.row_blocks});
+  }
   return out;
+}
+
+std::string layout_suffix(const ModelShard& sh) {
+  return fmt::format("tp{:02d}-pp{:03d}", sh.tp_rank, 0);
 }
 
 // The stored training state must be one a run can have reached: a meta.json edited by hand or
@@ -46,16 +64,36 @@ void check_state(const std::string& dir, int64_t folder_iteration, const Trainin
        fmt::format("scheduler num_steps {}: expected 0 to the iteration {}", st.schedule_steps, st.iteration));
 }
 
-// Reads every parameter-shaped tensor `prefix + name` of r into the flat f32 device buffer `flat`.
-void read_flat(Ctx& ctx, const CheckpointReader& r, const ParamStore& ps, const std::string& prefix,
-               const Tensor& flat) {
+// Reads this shard's slice of every parameter-shaped tensor `prefix + name` of r into the flat f32
+// device buffer `flat`, whatever layout wrote the checkpoint (the reader assembles a slice from the
+// files that overlap it).
+void read_flat(Ctx& ctx, const CheckpointReader& r, const ModelConfig& cfg, const ParamStore& ps,
+               const std::string& prefix, const Tensor& flat) {
   HostCopy h(ctx, flat, HostCopy::kWrite);
   const Tensor host = h.host_tensor();
   for (const ParamSpec& s : ps.specs()) {
-    if (!r.has(prefix + s.name))
+    const std::string name = prefix + s.name;
+    if (!r.has(name))
       throw Error(fmt::format("[checkpoint] {}: missing tensor {}. Hint: a checkpoint of another model?", r.dir(),
-                              prefix + s.name));
-    r.read_all(prefix + s.name, s.shape, host.slice_rows(s.offset, s.offset + s.shape.numel()).f32());
+                              name));
+    float* dst = host.slice_rows(s.offset, s.offset + s.shape.numel()).f32();
+    if (s.shape == s.global_shape) {
+      r.read_all(name, s.shape, dst);
+      continue;
+    }
+    if (r.global_shape(name) != s.global_shape)
+      throw Error(fmt::format("[checkpoint] {}: tensor {} has shape {}, the model's is {}", r.dir(), name,
+                              r.global_shape(name).str(), s.global_shape.str()));
+    const TpSlice sl = slice_of(s, cfg, ps.shard());
+    if (sl.row_blocks.empty()) {
+      r.read(name, sl.offset, sl.local, dst);
+      continue;
+    }
+    const int64_t cols = sl.local.ndim > 1 ? sl.local[1] : 1;
+    for (const RowBlock& b : sl.row_blocks) {  // W_pack: the rank's q, k and v rows
+      r.read(name, {b.global_row, sl.offset.size() > 1 ? sl.offset[1] : 0}, Shape{b.rows, cols}, dst);
+      dst += b.rows * cols;
+    }
   }
   h.flush();
 }
@@ -77,31 +115,41 @@ void save_model_checkpoint(const std::string& root, const Model& model) {
   CheckpointWriter w(root, 0);
   const ParamStore& ps = model.params();
   std::vector<HostCopy> hold;
-  w.add_shard("model-tp00-pp000.safetensors", whole(model.ctx(), ps, "", ps.flat_params(), hold));
+  w.add_shard("model-tp00-pp000.safetensors", entries(model.ctx(), model.config(), ps, "", ps.flat_params(), hold));
   w.commit(checkpoint_meta(model.config(), TrainingState{}));
 }
 
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
-                              const LossScaler& scaler, int keep_last, bool write) {
+                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks) {
   const ParamStore& ps = model.params();
   Ctx& ctx = model.ctx();
-  // The whole optimizer state, whatever its sharding: a sharded optimizer all-gathers it here
-  // (every rank takes part), and the files are the same for every layout.
+  // This shard's whole optimizer state, whatever its data-parallel sharding: a sharded optimizer
+  // all-gathers it here (every rank takes part), so the files are the same for every DP layout.
   const AdamW::State full = adam.gather(ps);
-  if (!write) return;
-  CheckpointWriter w(root, st.iteration);
-  std::vector<HostCopy> hold;
-  // The model shard holds the fp32 master weights (the parameters themselves when they are f32).
-  w.add_shard("model-tp00-pp000.safetensors", whole(ctx, ps, "", full.master, hold));
-  std::vector<ShardTensor> optim = whole(ctx, ps, "exp_avg.", full.exp_avg, hold);
-  for (ShardTensor& t : whole(ctx, ps, "exp_avg_sq.", full.exp_avg_sq, hold)) optim.push_back(std::move(t));
-  w.add_shard("optim-tp00-pp000-dp000.safetensors", optim);
+  // Rank 0 starts the checkpoint folder, every tensor-parallel rank writes its own files into it
+  // (in parallel: one replica of each shard, data-parallel rank 0), rank 0 commits once all wrote.
+  std::unique_ptr<CheckpointWriter> w;
+  if (ranks.commit) w = std::make_unique<CheckpointWriter>(root, st.iteration);
+  if (ranks.world) ranks.world->barrier(ctx);
+  if (ranks.write_shard) {
+    if (!w) w = std::make_unique<CheckpointWriter>(CheckpointWriter::join(root, st.iteration));
+    std::vector<HostCopy> hold;
+    const std::string at = layout_suffix(ps.shard());
+    // The model shard holds the fp32 master weights (the parameters themselves when they are f32).
+    w->add_shard("model-" + at + ".safetensors", entries(ctx, model.config(), ps, "", full.master, hold));
+    std::vector<ShardTensor> optim = entries(ctx, model.config(), ps, "exp_avg.", full.exp_avg, hold);
+    for (ShardTensor& t : entries(ctx, model.config(), ps, "exp_avg_sq.", full.exp_avg_sq, hold))
+      optim.push_back(std::move(t));
+    w->add_shard("optim-" + at + "-dp000.safetensors", optim);
+  }
+  if (ranks.world) ranks.world->barrier(ctx);
+  if (!ranks.commit) return;
   const LossScaler::State sc = scaler.state();
-  nlohmann::json meta = checkpoint_meta(model.config(), st);
+  nlohmann::json meta = checkpoint_meta(model.config(), st, ps.shard().tp_size);
   meta["optimizer"] = {{"step", adam.steps()}};
   meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
                          {"hysteresis_tracker", sc.hysteresis_tracker}};
-  w.commit(meta, keep_last);
+  w->commit(meta, keep_last);
 }
 
 ModelConfig checkpoint_model_config(const std::string& root) {
@@ -135,8 +183,9 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   CheckpointReader r(root, it);
   ParamStore& ps = model.params();
   Ctx& ctx = model.ctx();
+  const ModelConfig& cfg = model.config();
   if (ps.param_dtype() == DType::F32) {
-    read_flat(ctx, r, ps, "", ps.flat_params());
+    read_flat(ctx, r, cfg, ps, "", ps.flat_params());
   } else {  // f32 in the file: into the master weights (or a staging buffer), cast into the parameters
     DeviceBuffer staging;
     Tensor master;
@@ -146,7 +195,7 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
       staging = DeviceBuffer(ctx.backend, size_t(ps.numel()) * sizeof(float));
       master = staging.tensor({ps.numel()});
     }
-    read_flat(ctx, r, ps, "", master);
+    read_flat(ctx, r, cfg, ps, "", master);
     ctx.ops.cast(ctx, master, ps.flat_params());
   }
   const nlohmann::json& m = r.meta();
@@ -161,8 +210,8 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
       adam->load_master(ps);
     } else if (adam) {
       const AdamW::State full = adam->full_for_loading(ps);
-      read_flat(ctx, r, ps, "exp_avg.", full.exp_avg);
-      read_flat(ctx, r, ps, "exp_avg_sq.", full.exp_avg_sq);
+      read_flat(ctx, r, cfg, ps, "exp_avg.", full.exp_avg);
+      read_flat(ctx, r, cfg, ps, "exp_avg_sq.", full.exp_avg_sq);
       adam->load_full(ps);  // this rank's shard of it, when sharded
       adam->set_steps(m.at("optimizer").at("step").get<int64_t>());
     }

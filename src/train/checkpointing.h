@@ -1,8 +1,8 @@
 // Training checkpoints: the model, the optimizer (fp32 master weights are the parameters on CPU;
 // Adam moments and step), the lr-schedule position, the loss scaler, the RNG seed and the data
 // cursor (consumed samples) in the native format (checkpoint/native.h), so that a resumed run
-// continues bit-identically. One process writes tp00-pp000(-dp000) shards; the names carry the
-// layout for the parallel issue.
+// continues bit-identically. Each tensor-parallel rank writes its own shard files; loading reads
+// the model's slices from whatever layout wrote them.
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -24,10 +24,20 @@ struct TrainingState {
 // layout, scheduler, RNG and data cursor (optimizer and loss scaler are added by their savers).
 nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, int64_t tp = 1, int64_t pp = 1);
 
-// Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all). Every
-// rank calls it (a sharded optimizer gathers its state); the ranks with write=false write nothing.
+// Which part of a checkpoint this rank writes: every rank calls save_training_checkpoint (a sharded
+// optimizer gathers its state); write_shard ranks (one replica of each tensor-parallel shard)
+// write their files, the commit rank (0) starts and commits the folder; the ranks meet at
+// barriers of world (none for one process).
+struct CheckpointRanks {
+  Group* world = nullptr;
+  bool write_shard = true, commit = true;
+};
+
+// Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all): per
+// tensor-parallel rank model-tpXX-pp000.safetensors and optim-tpXX-pp000-dp000.safetensors, each
+// tensor with its place in the whole tensor, so any layout can load it.
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
-                              const LossScaler& scaler, int keep_last, bool write = true);
+                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks = {});
 
 // A weights-only checkpoint at iteration 0 (what `chuanspeed convert --to native` writes): no
 // optimizer shard; a run that loads it starts Adam afresh.

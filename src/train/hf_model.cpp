@@ -16,24 +16,45 @@
 
 namespace cs {
 
+ModelConfig hf_model_config(const std::string& dir) {
+  HfWeights hf(dir);
+  return config_from_hf_json(hf.config(), dir + "/config.json");
+}
+
+void load_hf_weights(const std::string& dir, Model& model) {
+  HfWeights hf(dir);
+  const ParamStore& ps = model.params();
+  CS_CHECK(ps.param_dtype() == DType::F32) << "HF import into " << dtype_name(ps.param_dtype()) << " parameters";
+  // Every tensor checked against the whole model's names and shapes before anything is read.
+  std::vector<ParamRef> all;
+  for (const ParamSpec& s : param_specs(model.config())) all.push_back({s.name, s.shape, nullptr});
+  check_named(hf, all);
+  Ctx& ctx = model.ctx();
+  HostCopy h(ctx, ps.flat_params(), HostCopy::kWrite);
+  const Tensor host = h.host_tensor();
+  std::vector<float> whole;  // a tensor-parallel slice is cut from the whole tensor
+  for (const ParamSpec& s : ps.specs()) {
+    float* dst = host.slice_rows(s.offset, s.offset + s.shape.numel()).f32();
+    if (s.shape == s.global_shape) {
+      hf.read_f32(s.name, dst, s.shape.numel());
+      continue;
+    }
+    whole.resize(size_t(s.global_shape.numel()));
+    hf.read_f32(s.name, whole.data(), s.global_shape.numel());
+    take_shard_slice(s, ps.shard(), model.config().hidden_size, whole.data(), dst);
+  }
+  h.flush();
+}
+
 std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                      int64_t max_seq, const std::function<void(ModelConfig&)>& adjust) {
-  HfWeights hf(dir);
-  ModelConfig cfg = config_from_hf_json(hf.config(), dir + "/config.json");
+  ModelConfig cfg = hf_model_config(dir);
   // Activations are planned for max_seq; the config keeps its own length (extended only when a
   // longer sequence is asked for), so a model written back out has the positions it came with.
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
   if (adjust) adjust(cfg);
   auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
-  const ParamStore& ps = model->params();
-  CS_CHECK(ps.param_dtype() == DType::F32) << "HF import into " << dtype_name(ps.param_dtype()) << " parameters";
-  HostCopy h(ctx, ps.flat_params(), HostCopy::kWrite);
-  const Tensor host = h.host_tensor();
-  std::vector<ParamRef> wanted;
-  for (const ParamSpec& s : ps.specs())
-    wanted.push_back({s.name, s.shape, host.slice_rows(s.offset, s.offset + s.shape.numel()).f32()});
-  load_named(hf, wanted);
-  h.flush();
+  load_hf_weights(dir, *model);
   return model;
 }
 

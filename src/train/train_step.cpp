@@ -1,5 +1,6 @@
 #include "train/train_step.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "optim/grad_clip.h"
@@ -17,6 +18,10 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
     model_.on_grads_ready([this](int layer) {
       if (reduce_now_) reduce_layer(layer);
     });
+  const ParamStore& ps = model_.params();
+  norm_ranges_ = adam_.sharded() ? norm_ranges(ps, adam_.shard_begin(), adam_.shard_begin() + adam_.shard_size())
+                                 : norm_ranges(ps, 0, ps.numel());
+  norm_parts_ = DeviceBuffer(model_.ctx().backend, std::max<size_t>(norm_ranges_.size(), 1) * sizeof(double));
 }
 
 void TrainStep::reduce_layer(int layer) {
@@ -42,18 +47,23 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     reduce_now_ = false;
   }
   slots_.reduce(ctx, dp_);
+  model_.reduce_sequence_parallel_grads();
   Tensor all = model_.params().flat_grads();
   if (grad_hook) grad_hook(all);
   // Sharded: this rank's shard of the summed gradients, reduce-scattered in place; the norm is
-  // summed over the shards. Otherwise every data-parallel rank holds the same summed gradients:
-  // the norm over the model-parallel ranks only (one of them here).
+  // summed over the shards and the model-parallel ranks. Otherwise every data-parallel rank holds
+  // the same summed gradients: the norm over the model-parallel ranks only.
   Tensor grads = all;
   if (adam_.sharded()) {
     grads = adam_.shard_grads(model_.params());
     dp_.reduce_scatter_sum(ctx, model_.params().padded_grads(), grads);
   }
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  grad_sq_norm(ctx, grads, adam_.sharded() ? dp_ : static_cast<Group&>(model_parallel_), slots_.extra(0));
+  const Tensor sq = slots_.extra(0);
+  grad_sq_norm_local(ctx, grads, norm_ranges_, norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))},
+                                                                  DType::F64), sq);
+  if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
+  model_.tp_group().all_reduce_sum(ctx, sq);
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

@@ -6,7 +6,9 @@
 // scaler sees the outcome. Losses and the norm stay on the device until the one host read of the
 // step, which decides and logs.
 // Data parallelism (Megatron's sampler): global micro-batch g = mi x DP + dp_rank is samples
-// [first + g B, first + (g + 1) B) of the step; rank dp_rank runs mi = 0 .. G/DP - 1.
+// [first + g B, first + (g + 1) B) of the step; rank dp_rank runs mi = 0 .. G/DP - 1. Tensor
+// parallelism: the model's group (model.tp_group()); the norm sums every rank's own parameters
+// once over it (replicated ones from tensor-parallel rank 0 only).
 #pragma once
 #include <functional>
 
@@ -47,7 +49,10 @@ class TrainStep {
   double clip_grad_;
   bool fp16_, reduce_now_ = false;
   LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm
-  SingleGroup model_parallel_{"model-parallel"};  // the ranks holding other parts of the model: none here
+  // The gradient ranges this rank counts in the global norm (grad_clip.h's norm_ranges, relative to
+  // the gradients the norm is taken over), and F64 slots for their partial sums.
+  std::vector<std::pair<int64_t, int64_t>> norm_ranges_;
+  DeviceBuffer norm_parts_;
 };
 
 }  // namespace cs

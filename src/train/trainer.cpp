@@ -127,7 +127,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
     st.consumed_valid_samples = validator ? validator->consumed() : st.consumed_valid_samples;
-    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last, writer);
+    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last, {&world, dp.rank() == 0, writer});
     if (!writer) return;
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), a.save_dir + "/" + iteration_dir_name(it), true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());

@@ -16,71 +16,13 @@
 #include "checkpoint/safetensors.h"
 #include "cli/run_util.h"
 #include "closeness.h"
+#include "parallel_runs.h"
 
 namespace cs {
 namespace {
 namespace fs = std::filesystem;
 
-// mpirun as root needs these; --oversubscribe runs 4 ranks on 2 cores.
-const std::string kMpirun =
-    "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-    "OMP_NUM_THREADS=1 mpirun --oversubscribe -np ";
-
-struct Metrics {
-  std::map<int64_t, double> train, valid;
-};
-
-Metrics read_metrics(const std::string& path) {
-  Metrics m;
-  std::ifstream f(path);
-  for (std::string line; std::getline(f, line);) {
-    const auto j = nlohmann::json::parse(line);
-    if (j.contains("lm_loss")) m.train[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
-    if (j.contains("valid_lm_loss")) m.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
-  }
-  return m;
-}
-
-int run_shell(const std::string& cmd) {
-  const int st = std::system(cmd.c_str());
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-class DataParallel : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    if (run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
-    dir_ = ::testing::TempDir() + "/cs_dp_" + GetParam() + "_" + std::to_string(getpid());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 60").status);
-    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --position-embedding-type " +
-             GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
-             "--lr-warmup-iters 2 --lr-decay-style cosine --log-interval 1 --eval-interval 5 --eval-iters 1 "
-             "--data-path " + dir_ + "/data";
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  // Runs `ranks` ranks (0: one process without mpirun) training to `iters` into dir_/name.
-  int train(int ranks, const std::string& name, int iters, const std::string& extra = "") {
-    const std::string cmd = (ranks ? kMpirun + std::to_string(ranks) + " " : std::string("OMP_NUM_THREADS=1 ")) +
-                            CS_BINARY + " " + flags_ + " --train-iters " + std::to_string(iters) + " --save " + dir_ +
-                            "/" + name + " " + extra + " > " + dir_ + "/" + name + ".log 2>&1";
-    return run_shell(cmd);
-  }
-  void expect_same_losses(const std::string& a, const std::string& b, int64_t from, int64_t to) {
-    const Metrics ma = read_metrics(dir_ + "/" + a + "/metrics.jsonl"), mb = read_metrics(dir_ + "/" + b + "/metrics.jsonl");
-    for (int64_t it = from; it <= to; ++it) {
-      ASSERT_TRUE(ma.train.count(it) && mb.train.count(it)) << "iteration " << it;
-      EXPECT_NEAR(mb.train.at(it), ma.train.at(it), 1e-5 * std::fabs(ma.train.at(it))) << b << " iteration " << it;
-    }
-    for (const auto& [it, loss] : ma.valid) {
-      if (it >= from && it <= to) {
-        EXPECT_NEAR(mb.valid.at(it), loss, 1e-5 * std::fabs(loss)) << "validation " << it;
-      }
-    }
-  }
-  std::string dir_, flags_;
-};
+using DataParallel = test::ParallelRuns;
 
 TEST_P(DataParallel, TwoAndFourRanksTrainAsOneProcess) {
   ASSERT_EQ(0, train(0, "one", 10));
@@ -173,12 +115,12 @@ INSTANTIATE_TEST_SUITE_P(Positions, DataParallel, ::testing::Values("rope", "ali
                          [](const auto& info) { return info.param; });
 
 TEST(DataParallelFlags, GlobalBatchTheRanksCannotShareIsOneLine) {
-  if (run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  if (test::run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
   const std::string dir = ::testing::TempDir() + "/cs_dp_flags_" + std::to_string(getpid());
   fs::create_directories(dir);
   ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 20").status);
   const std::string log = dir + "/err.log";
-  const int rc = run_shell(kMpirun + "3 " + CS_BINARY +
+  const int rc = test::run_shell(test::kMpirun + "3 " + CS_BINARY +
                            " train --model tiny --vocab-size 101 --seq-length 8 --micro-batch-size 2 "
                            "--global-batch-size 8 --train-iters 1 --lr 1e-3 --data-path " + dir + "/data > " + log +
                            " 2>&1");

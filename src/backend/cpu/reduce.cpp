@@ -3,7 +3,7 @@
 // blocks of kBlock, one thread sums a block sequentially in double, and the block sums are added
 // in block order. (An OpenMP reduction clause combines its partials in an unspecified order: the
 // gradient norm's last bits changed with OMP_NUM_THREADS.) inf and nan propagate.
-// x: any shape, f32; out: F64 [1].
+// x: any shape, f32 (sum also f64: partial sums added up); out: F64 [1].
 #include <algorithm>
 #include <vector>
 
@@ -16,8 +16,8 @@ namespace {
 // Part of the result's definition (it fixes the order), not a tuning knob.
 constexpr int64_t kBlock = int64_t(1) << 14;
 
-template <bool kSquares>
-double block_sum(const float* p, int64_t n) {
+template <bool kSquares, typename T>
+double block_sum(const T* p, int64_t n) {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double v = p[i];
@@ -26,27 +26,36 @@ double block_sum(const float* p, int64_t n) {
   return s;
 }
 
-template <bool kSquares>
+template <bool kSquares, typename T>
 void reduce(const char* op, const Tensor& x, const Tensor& out) {
-  check_f32(op, "x", x, Device::CPU);
   check_arg(op, "out", out, DType::F64, Device::CPU);
   CS_CHECK(out.numel() == 1) << op << " out " << out.shape.str() << ": expected [1]";
   const int64_t n = x.numel(), nb = (n + kBlock - 1) / kBlock;
-  const float* p = x.f32();
+  const T* p = static_cast<const T*>(x.data);
   thread_local std::vector<double> partial;  // the calling thread's scratch, reused across calls
   partial.resize(size_t(nb));
   double* part = partial.data();
 #pragma omp parallel for schedule(static) if (nb > 1)
   for (int64_t b = 0; b < nb; ++b)
-    part[b] = block_sum<kSquares>(p + b * kBlock, std::min(kBlock, n - b * kBlock));
+    part[b] = block_sum<kSquares, T>(p + b * kBlock, std::min(kBlock, n - b * kBlock));
   double s = 0.0;
   for (int64_t b = 0; b < nb; ++b) s += part[b];
   *static_cast<double*>(out.data) = s;
 }
 }  // namespace
 
-void sum(Ctx&, const Tensor& x, const Tensor& out) { reduce<false>("sum", x, out); }
+void sum(Ctx&, const Tensor& x, const Tensor& out) {
+  if (x.dtype == DType::F64 && x.device == Device::CPU) {
+    reduce<false, double>("sum", x, out);
+    return;
+  }
+  check_f32("sum", "x", x, Device::CPU);
+  reduce<false, float>("sum", x, out);
+}
 
-void sum_squares(Ctx&, const Tensor& x, const Tensor& out) { reduce<true>("sum_squares", x, out); }
+void sum_squares(Ctx&, const Tensor& x, const Tensor& out) {
+  check_f32("sum_squares", "x", x, Device::CPU);
+  reduce<true, float>("sum_squares", x, out);
+}
 
 }  // namespace cs::cpu
