@@ -23,6 +23,7 @@
 #include "parallel/grid.h"
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
+#include "train/pipeline.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
 
@@ -117,14 +118,15 @@ int train_main(int argc, char** argv) {
                                {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
                                 cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
   GridGroups groups = GridGroups::split(*world, grid);
-  ModelShard shard;
-  shard.tp_rank = grid.tp_rank;
-  shard.tp_size = grid.tp;
+  ModelShard shard = ModelShard::stage(cfg, grid.pp_rank, grid.pp, grid.tp_rank, grid.tp);
   shard.sequence_parallel = f.sequence_parallel && grid.tp > 1;
+  // A stage keeps the activations of the micro-batches in flight in its 1F1B schedule.
+  const int64_t local_micro = f.global_batch.value_or(f.micro_batch) / (f.micro_batch * grid.dp);
+  const int64_t in_flight = one_f_one_b_slots(grid.pp_rank, grid.pp, local_micro);
   if (shard.sequence_parallel && max_seq % grid.tp != 0)
     throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
                                  "--seq-length {} is not a multiple of {}", grid.tp, max_seq, grid.tp));
-  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, max_seq, shard);
+  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, max_seq, shard, Precision{}, in_flight);
   if (!native && f.load)
     load_hf_weights(*f.load, *model);
   else if (!native)
@@ -142,17 +144,18 @@ int train_main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   if (rank0) {
     log_info("[train] model: {}", model->config().summary());
-    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{}{})", a.train_iters,
+    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{}{}{})", a.train_iters,
              a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch,
              grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "",
              grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
                                        shard.sequence_parallel ? " with sequence parallelism" : "")
-                         : "");
+                         : "",
+             grid.pp > 1 ? fmt::format(", {} pipeline stages (1F1B)", grid.pp) : "");
   }
-  TrainResult r = train(*model, a, *world, *groups.dp);
+  TrainResult r = train(*model, a, *world, *groups.dp, groups.pp.get());
   if (r.stopped_on_nan) return 1;
   if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
-    if (grid.tp == 1) {
+    if (grid.tp == 1 && grid.pp == 1) {
       save_hf_model(*model, *f.save + "/hf");
       log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);
     } else {  // the whole tensors are in no one rank: the checkpoint's shards make them

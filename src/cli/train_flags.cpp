@@ -74,6 +74,8 @@ void TrainFlags::add_to(CLI::App& app) {
                "SAVE/previous-<time>/ first (without it such a start is refused)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
+  app.add_option("--num-layers-per-virtual-pipeline-stage", virtual_pipeline_layers,
+                 "interleaved pipeline schedule (not available: stages run 1F1B)");
   app.add_flag("--sequence-parallel", sequence_parallel,
                "with tensor parallelism: norms and the residual stream on a slice of the sequence per rank");
   app.add_flag("--use-distributed-optimizer", distributed_optimizer,
@@ -112,9 +114,10 @@ void TrainFlags::check_supported() const {
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
     throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
                                  "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
-  if (pp != 1)
-    throw UsageError(fmt::format("--pipeline-model-parallel-size {}: this version trains without pipeline "
-                                 "parallelism; expected 1. Hint: more ranks under mpirun train data-parallel", pp));
+  if (virtual_pipeline_layers)
+    throw UsageError(fmt::format("--num-layers-per-virtual-pipeline-stage {}: the interleaved schedule is not "
+                                 "available; pipeline stages run Megatron's 1F1B schedule. Hint: drop the flag",
+                                 *virtual_pipeline_layers));
   if (zero_stage && *zero_stage == 3)
     throw UsageError("--zero-stage 3: ZeRO stage 3 also shards the parameters, which this program does not do; "
                      "expected 0, 1 or 2");

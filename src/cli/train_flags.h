@@ -32,6 +32,7 @@ struct TrainFlags {
   double distributed_timeout_minutes = 10;  // Megatron's default
   bool distributed_optimizer = false, deepspeed = false, sequence_parallel = false;
   std::optional<int> zero_stage;
+  std::optional<int64_t> virtual_pipeline_layers;
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;

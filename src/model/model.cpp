@@ -7,7 +7,7 @@
 namespace cs {
 
 Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
-             const ModelShard& shard, const Precision& precision)
+             const ModelShard& shard, const Precision& precision, int64_t in_flight)
     : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
       params_(cfg, shard, ctx.backend, precision.param, precision.grad), widths_(Widths::of(cfg, shard)),
       n_layers_(shard.num_layers(cfg)), sp_(shard.sequence_parallel && shard.tp_size > 1) {
@@ -18,33 +18,35 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
   const Dims mx{max_batch, max_seq, widths_, sp_ ? tp : 1};
   const int64_t n = mx.n(), ns = mx.ns(), d = cfg.hidden_size;
   const DType act = precision.activation;
+  CS_CHECK(in_flight >= 1) << in_flight << " micro-batches in flight";
+  // Saved sets: one per layer that is not recomputed (per slot), and one shared by every
+  // recomputed layer of every slot (backward rebuilds it from the layer's input, layer by layer).
+  saved_index_.assign(size_t(n_layers_), -1);
+  int64_t per_slot = 0;
+  for (int64_t l = 0; l < n_layers_; ++l)
+    if (!recomputed(l)) saved_index_[size_t(l)] = per_slot++;
   // Measure with a null buffer, allocate once, carve again with the same calls.
   auto plan = [&](TensorCarver& c) {
-    tokens_ = c.take({n}, DType::I32);
-    targets_ = c.take({n}, DType::I32);
-    res_ = c.take({n_layers_ + 1, ns, d}, act);
-    saved_sets_.clear();
-    saved_index_.clear();
-    int64_t shared = -1;  // the set every recomputed layer rebuilds in turn
-    for (int64_t l = 0; l < n_layers_; ++l) {
-      if (recomputed(l) && shared >= 0) {
-        saved_index_.push_back(shared);
-        continue;
+    slots_.assign(size_t(in_flight), Slot{});
+    for (Slot& sl : slots_) {
+      sl.tokens = c.take({n}, DType::I32);
+      sl.targets = c.take({n}, DType::I32);
+      sl.res = c.take({n_layers_ + 1, ns, d}, act);
+      for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act));
+      if (shard.has_head) {
+        sl.lnf = c.take({n, d}, act);
+        sl.rstdf = c.take({ns});
+        sl.logits = c.take({n, widths_.vocab});
+        sl.lse = c.take({n});
       }
-      if (recomputed(l)) shared = int64_t(saved_sets_.size());
-      saved_index_.push_back(int64_t(saved_sets_.size()));
-      saved_sets_.push_back(LayerSaved::carve(c, mx, act));
     }
+    if (per_slot < n_layers_) shared_set_ = LayerSaved::carve(c, mx, act);
     scratch_ = LayerScratch::carve(c, mx, act);
     dres_ = c.take({ns, d}, act);
     recompute_out_ = c.take({ns, d}, act);
     if (tp > 1) comm_ = c.take({n, d}, act);
     if (shard.has_head) {
-      lnf_ = c.take({n, d}, act);
-      rstdf_ = c.take({ns});
-      logits_ = c.take({n, widths_.vocab});
       losses_ = c.take({n});
-      lse_ = c.take({n});
       target_logit_ = c.take({n});
       if (tp > 1) lse_parts_ = c.take({tp, n});
       loss_sum_ = c.take({1}, DType::F64);
@@ -65,18 +67,26 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
 
 Tensor Model::res(int64_t i, int64_t n) const {
   CS_CHECK(i >= 0 && i <= n_layers_) << "residual " << i;
-  if (n < 0) n = dims_.ns();
+  if (n < 0) n = slot().dims.ns();
   const int64_t d = cfg_.hidden_size;
   // Streams packed at the current rows: stream i starts i * N * D elements in.
-  return res_.view({res_.numel()}).slice_rows(i * n * d, (i + 1) * n * d).view({n, d});
+  const Tensor& r = slot().res;
+  return r.view({r.numel()}).slice_rows(i * n * d, (i + 1) * n * d).view({n, d});
 }
 
-Tensor Model::input(int64_t b, int64_t t) const {
+Tensor Model::input(int64_t b, int64_t t, int64_t slot) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_) << "input " << b << "x" << t;
+  use_slot(slot);
   return res(0, Dims{b, t, widths_, sp_ ? tp_.size() : 1}.ns());
 }
 Tensor Model::output() const { return res(n_layers_); }
-Tensor Model::output_grad() const { return prefix(dres_, {dims_.ns(), cfg_.hidden_size}); }
+Tensor Model::output_grad() const { return prefix(dres_, {slot().dims.ns(), cfg_.hidden_size}); }
+Tensor Model::logits() const { return prefix(slot().logits, {slot().dims.n(), widths_.vocab}); }
+
+void Model::use_slot(int64_t s) {
+  CS_CHECK(s >= 0 && s < int64_t(slots_.size())) << "activation slot " << s << " of " << slots_.size();
+  cur_ = s;
+}
 
 void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const {
   for (int64_t i = 0; i < n; ++i)
@@ -87,7 +97,7 @@ void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_
                               what, ids[i], i, cfg_.vocab_size));
 }
 
-void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t) {
+void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_)
       << "batch " << b << "x" << t << " exceeds the plan " << max_batch_ << "x" << max_seq_;
   const int64_t n = b * t;
@@ -95,31 +105,33 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
     throw Error(fmt::format("[model] sequence parallelism splits the {} x {} = {} rows of a micro-batch over {} "
                             "tensor-parallel ranks: expected a multiple of {}. Hint: a --seq-length divisible by "
                             "--tensor-model-parallel-size", b, t, n, tp_.size(), tp_.size()));
-  dims_ = {b, t, widths_, sp_ ? tp_.size() : 1};
+  use_slot(slot);
+  Slot& sl = slots_[size_t(cur_)];
+  sl.dims = {b, t, widths_, sp_ ? tp_.size() : 1};
   const ModelWeights& w = params_.weights();
   const ModelShard& sh = params_.shard();
-  const LayerCtx c = layer_ctx(dims_);
+  const LayerCtx c = layer_ctx(sl.dims);
   if (sh.has_embedding) {  // vocab-parallel: each rank's rows of the lookup, summed over the group
     check_tokens(tokens, n, "token", 0);
-    Tensor tok = prefix(tokens_, {n});
+    Tensor tok = prefix(sl.tokens, {n});
     ctx_.backend.upload(ctx_, tokens, tok);
     const Tensor partial = row_parallel_partial(c, res(0));
     ctx_.ops.embedding_forward(ctx_, tok, w.embed, widths_.vocab_offset, partial);
     reduce_row_parallel(c, partial, res(0));
   }
   for (int64_t l = 0; l < n_layers_; ++l)
-    decoder_layer_forward(c, w.layers[size_t(l)], res(l), res(l + 1), saved(l).at(dims_));
-  count_ = 0;
+    decoder_layer_forward(c, w.layers[size_t(l)], res(l), res(l + 1), saved(l).at(sl.dims));
+  sl.count = 0;
   if (!sh.has_head) return;
   check_tokens(targets, n, "target", -1);  // -1: an ignored position
-  for (int64_t i = 0; i < n; ++i) count_ += targets[i] >= 0;
-  Tensor tgt = prefix(targets_, {n});
+  for (int64_t i = 0; i < n; ++i) sl.count += targets[i] >= 0;
+  Tensor tgt = prefix(sl.targets, {n});
   ctx_.backend.upload(ctx_, targets, tgt);
-  head_forward(c, w.norm, w.head, res(n_layers_), prefix(lnf_, {n, cfg_.hidden_size}),
-               prefix(rstdf_, {dims_.ns()}), logits());
+  head_forward(c, w.norm, w.head, res(n_layers_), prefix(sl.lnf, {n, cfg_.hidden_size}),
+               prefix(sl.rstdf, {sl.dims.ns()}), logits());
   // Vocab-parallel cross entropy: every rank's log-sum-exp over its columns, all-gathered, and the
   // target's logit from the rank that holds it, summed; every rank then has every loss.
-  const Tensor lse = prefix(lse_, {n}), tl = prefix(target_logit_, {n});
+  const Tensor lse = prefix(sl.lse, {n}), tl = prefix(target_logit_, {n});
   ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, widths_.vocab_offset, lse, tl);
   Tensor parts = lse.view({1, n});
   if (tp_.size() > 1) {
@@ -133,38 +145,40 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
 
 double Model::mean_loss() const {
   CS_CHECK(params_.shard().has_head) << "mean_loss on a stage without the head";
-  return count_ ? read_f64(ctx_, loss_sum_)[0] / double(count_) : 0.0;
+  return slot().count ? read_f64(ctx_, loss_sum_)[0] / double(slot().count) : 0.0;
 }
 
-void Model::backward(float grad_scale) {
-  const int64_t n = dims_.n(), d = cfg_.hidden_size;
+void Model::backward(float grad_scale, int64_t slot) {
+  use_slot(slot);
+  const Slot& sl = slots_[size_t(cur_)];
+  const int64_t n = sl.dims.n(), d = cfg_.hidden_size;
   CS_CHECK(n > 0) << "backward before forward";
   const ModelShard& sh = params_.shard();
   const ModelWeights& w = params_.weights();
   const ModelWeights& g = params_.grads();
   const Tensor dres = output_grad();
-  const LayerScratch k = scratch_.at(dims_);
-  const LayerCtx c = layer_ctx(dims_);
+  const LayerScratch k = scratch_.at(sl.dims);
+  const LayerCtx c = layer_ctx(sl.dims);
   if (sh.has_head) {
-    if (grad_scale < 0) grad_scale = count_ ? 1.f / float(count_) : 0.f;
-    const Tensor logits = this->logits(), lnf = prefix(lnf_, {n, d});
-    ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(lse_, {n}), prefix(targets_, {n}), widths_.vocab_offset,
+    if (grad_scale < 0) grad_scale = sl.count ? 1.f / float(sl.count) : 0.f;
+    const Tensor logits = this->logits(), lnf = prefix(sl.lnf, {n, d});
+    ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(sl.lse, {n}), prefix(sl.targets, {n}), widths_.vocab_offset,
                                     grad_scale, logits);
     ctx_.ops.matmul(ctx_, logits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
     ctx_.ops.matmul(ctx_, logits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head (partial)
-    ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(rstdf_, {dims_.ns()}),
+    ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(sl.rstdf, {sl.dims.ns()}),
                               column_parallel_input_grad(c, k.dln), dres, g.norm, false);
     if (grads_ready_) grads_ready_(kHeadLayer);
   }
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
-    const LayerSaved s = saved(l).at(dims_);
+    const LayerSaved s = saved(l).at(sl.dims);
     if (recomputed(l))  // rebuild this block's activations from its saved input
-      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {dims_.ns(), d}), s);
+      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {sl.dims.ns(), d}), s);
     decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
     if (grads_ready_) grads_ready_(sh.first_layer + int(l));
   }
   if (sh.has_embedding) {
-    ctx_.ops.embedding_backward(ctx_, prefix(tokens_, {n}), widths_.vocab_offset, row_parallel_grad(c, dres),
+    ctx_.ops.embedding_backward(ctx_, prefix(sl.tokens, {n}), widths_.vocab_offset, row_parallel_grad(c, dres),
                                 g.embed);
     if (grads_ready_) grads_ready_(kEmbedLayer);
   }

@@ -27,8 +27,10 @@ struct Precision {
 
 class Model {
  public:
+  // in_flight: activation slots, the micro-batches whose forward has run and whose backward has
+  // not (a pipeline stage's 1F1B schedule keeps up to its number of later stages in flight).
   Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
-        const ModelShard& shard = ModelShard::whole(), const Precision& precision = {});
+        const ModelShard& shard = ModelShard::whole(), const Precision& precision = {}, int64_t in_flight = 1);
 
   const ModelConfig& config() const { return cfg_; }
   const ModelShard& shard() const { return params_.shard(); }
@@ -42,7 +44,8 @@ class Model {
   // cs::Error); without it, input() must hold the previous stage's output. With the head, the
   // per-position losses are computed and their sum written to loss_sum() on the device;
   // without it, output() holds the last layer's output. Nothing is read back to the host.
-  void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t);
+  // slot: the activation slot this micro-batch's activations stay in until its backward.
+  void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot = 0);
   // The mean loss of the last forward over its counted targets (0 when none): reads loss_sum()
   // back to the host (a synchronisation: for evaluation and tests, not the training step).
   double mean_loss() const;
@@ -50,7 +53,8 @@ class Model {
   // grad_scale < 0 means 1 / count (the gradient of the mean loss). Uses the last forward. With
   // the head, it starts from the losses; without it, from output_grad() (set by the caller).
   // Without the embedding it leaves the gradient of input() in input_grad().
-  void backward(float grad_scale = -1.f);
+  // slot: the micro-batch (activation slot) of an earlier forward.
+  void backward(float grad_scale = -1.f, int64_t slot = 0);
   void zero_grad();
   // Under sequence parallelism each tensor-parallel rank's norm-weight gradients cover its own
   // rows only: sums them over the group (once, after the last micro-batch's backward, as
@@ -63,22 +67,29 @@ class Model {
   // parallelism starts reducing them while backward goes on.
   void on_grads_ready(std::function<void(int layer)> callback) { grads_ready_ = std::move(callback); }
 
-  // Activations at the last forward's dims. input/output: (Ns, D) stage boundary (Ns = N, or this
+  // Activations of the current slot (the last forward's or backward's, or input()'s) at its dims. input/output: (Ns, D) stage boundary (Ns = N, or this
   // rank's N / TP rows under sequence parallelism); output_grad and
   // input_grad are the same residual-gradient buffer before and after backward. input(b, t): the
   // input of the next forward of b x t, to fill before it (a stage without the embedding).
   Tensor input() const { return res(0); }
-  Tensor input(int64_t b, int64_t t) const;
+  Tensor input(int64_t b, int64_t t, int64_t slot = 0);
   Tensor output() const;
   Tensor output_grad() const;
+  // The output gradient of slot `slot`'s micro-batch, to fill before its backward (a stage
+  // without the head).
+  Tensor output_grad(int64_t slot) {
+    use_slot(slot);
+    return output_grad();
+  }
   Tensor input_grad() const { return output_grad(); }
   // After forward (with the head): per-position losses (b*t, the same on every tensor-parallel
   // rank), logits (b*t, Vl: this rank's vocabulary columns), the loss sum (F64 [1]); backward
   // overwrites the logits.
-  Tensor losses() const { return prefix(losses_, {dims_.n()}); }
-  Tensor logits() const { return prefix(logits_, {dims_.n(), widths_.vocab}); }
+  Tensor losses() const { return prefix(losses_, {slot().dims.n()}); }
+  Tensor logits() const;
   Tensor loss_sum() const { return loss_sum_; }
-  int64_t target_count() const { return count_; }
+  int64_t target_count() const { return slot().count; }
+  int64_t in_flight() const { return int64_t(slots_.size()); }
   // Bytes of planned activation memory.
   size_t activation_bytes() const { return act_.bytes(); }
 
@@ -97,7 +108,21 @@ class Model {
   bool recomputed(int64_t l) const {
     return cfg_.recompute && (cfg_.recompute_num_layers < 0 || l < cfg_.recompute_num_layers);
   }
-  const LayerSaved& saved(int64_t l) const { return saved_sets_[size_t(saved_index_[size_t(l)])]; }
+  // One micro-batch's activations, kept from its forward to its backward.
+  struct Slot {
+    Tensor tokens, targets;  // (N) i32 copies of the micro-batch
+    Tensor res;              // (L + 1) residual streams of (Ns, D): layer inputs + final output
+    std::vector<LayerSaved> saved;  // the sets of the layers that are not recomputed
+    Tensor lnf, rstdf, logits, lse;  // the head's (last stage)
+    Dims dims{};
+    int64_t count = 0;  // counted targets
+  };
+  const Slot& slot() const { return slots_[size_t(cur_)]; }
+  void use_slot(int64_t s);
+  const LayerSaved& saved(int64_t l) const {
+    const int64_t i = saved_index_[size_t(l)];
+    return i < 0 ? shared_set_ : slot().saved[size_t(i)];
+  }
 
   ModelConfig cfg_;
   Ctx& ctx_;
@@ -107,17 +132,15 @@ class Model {
   Widths widths_;
   int64_t n_layers_;
   bool sp_;
-  Dims dims_{};
-  int64_t count_ = 0;
   std::function<void(int)> grads_ready_;
   // Planned device buffers, carved from one block.
   DeviceBuffer act_;
-  Tensor tokens_, targets_;     // (B*T) i32 copies of the current micro-batch
-  Tensor res_;                  // (L + 1) residual streams of (N, D): layer inputs + final output
-  std::vector<LayerSaved> saved_sets_;  // one shared by the recomputed layers, one per other layer
-  std::vector<int64_t> saved_index_;    // local layer -> its set
+  std::vector<Slot> slots_;
+  int64_t cur_ = 0;
+  std::vector<int64_t> saved_index_;  // local layer -> its set in a slot, -1: the shared set
+  LayerSaved shared_set_;             // rebuilt by each recomputed layer in backward
   LayerScratch scratch_;
-  Tensor dres_, recompute_out_, lnf_, rstdf_, logits_, losses_, lse_, loss_sum_, slopes_;
+  Tensor dres_, recompute_out_, losses_, loss_sum_, slopes_;
   Tensor comm_;                      // (N, D) tensor-parallel exchanges (layer.h)
   Tensor lse_parts_, target_logit_;  // vocab-parallel cross entropy: (TP, N) and (N)
 };

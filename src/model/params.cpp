@@ -16,7 +16,7 @@ ModelShard ModelShard::stage(const ModelConfig& cfg, int stage, int stages, int 
   CS_CHECK(stages >= 1 && stage >= 0 && stage < stages && cfg.num_layers % stages == 0)
       << "stage " << stage << " of " << stages << " over " << cfg.num_layers << " layers";
   const int per = int(cfg.num_layers) / stages;
-  return {stage * per, (stage + 1) * per, stage == 0, stage == stages - 1, tp_rank, tp};
+  return {stage * per, (stage + 1) * per, stage == 0, stage == stages - 1, tp_rank, tp, false, stage, stages};
 }
 
 void ModelShard::validate(const ModelConfig& cfg) const {

@@ -53,6 +53,7 @@ struct ModelShard {
   bool has_embedding = true, has_head = true;
   int tp_rank = 0, tp_size = 1;
   bool sequence_parallel = false;
+  int pp_rank = 0, pp_size = 1;  // the pipeline stage (what checkpoint files are named after)
   // The whole model on one rank.
   static ModelShard whole() { return {}; }
   // Pipeline stage `stage` of `stages` (equal layer ranges), tensor-parallel rank r of tp.

@@ -50,6 +50,11 @@ void SingleGroup::recv(Ctx& c, const Tensor& t, int peer) {
   mailbox_.pop_front();
 }
 
+void SingleGroup::send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Tensor& to_recv, int recv_peer) {
+  send(c, to_send, send_peer);
+  recv(c, to_recv, recv_peer);
+}
+
 std::unique_ptr<Group> SingleGroup::split(int colour, int) {
   return std::make_unique<SingleGroup>(fmt::format("{}/{}", name_, colour));
 }

@@ -35,6 +35,10 @@ class Group {
   // a tensor of the same byte size with recv(..., src = this rank).
   virtual void send(Ctx& c, const Tensor& t, int peer) = 0;
   virtual void recv(Ctx& c, const Tensor& t, int peer) = 0;
+  // Sends to_send to send_peer while receiving to_recv from recv_peer (Megatron's
+  // send_forward_recv_backward and its kin): both progress together, so two ranks exchanging
+  // tensors never wait on each other's send.
+  virtual void send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Tensor& to_recv, int recv_peer) = 0;
   virtual void barrier(Ctx& c) = 0;
   // Megatron's / MPI_Comm_split's split: the ranks passing the same colour form a new group,
   // ordered by key (then by rank here). Every rank of this group must call it.
@@ -55,6 +59,7 @@ class SingleGroup final : public Group {
   void broadcast(Ctx& c, const Tensor& t, int root) override;
   void send(Ctx& c, const Tensor& t, int peer) override;
   void recv(Ctx& c, const Tensor& t, int peer) override;
+  void send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Tensor& to_recv, int recv_peer) override;
   void barrier(Ctx&) override {}
   std::unique_ptr<Group> split(int colour, int key) override;
 

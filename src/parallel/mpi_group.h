@@ -80,11 +80,8 @@ class MpiGroup final : public Group {
   // A recv whose tensor's byte size differs from the message's is a cs::Error.
   void send(Ctx& c, const Tensor& t, int peer) override;
   void recv(Ctx& c, const Tensor& t, int peer) override;
-  // Sends to_send to send_peer while receiving to_recv from recv_peer (Megatron's
-  // send_forward_recv_backward and its kin): both messages progress together, so two ranks that
-  // exchange tensors never wait on each other's send. send_peer and recv_peer may be equal. Not
-  // yet part of Group: NCCL's grouped send/recv gives the same.
-  void send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Tensor& to_recv, int recv_peer);
+  // Group::send_recv; send_peer and recv_peer may be equal.
+  void send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Tensor& to_recv, int recv_peer) override;
   void barrier(Ctx& c) override;
   // MPI_Comm_split: the ranks passing the same colour (>= 0) form a group ordered by (key, rank),
   // named "<this name>/<colour>", with this group's deadline. Every rank of this group must call it.

@@ -42,7 +42,7 @@ std::vector<ShardTensor> entries(Ctx& ctx, const ModelConfig& cfg, const ParamSt
 }
 
 std::string layout_suffix(const ModelShard& sh) {
-  return fmt::format("tp{:02d}-pp{:03d}", sh.tp_rank, 0);
+  return fmt::format("tp{:02d}-pp{:03d}", sh.tp_rank, sh.pp_rank);
 }
 
 // The stored training state must be one a run can have reached: a meta.json edited by hand or
@@ -145,7 +145,7 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
   if (ranks.world) ranks.world->barrier(ctx);
   if (!ranks.commit) return;
   const LossScaler::State sc = scaler.state();
-  nlohmann::json meta = checkpoint_meta(model.config(), st, ps.shard().tp_size);
+  nlohmann::json meta = checkpoint_meta(model.config(), st, ps.shard().tp_size, ps.shard().pp_size);
   meta["optimizer"] = {{"step", adam.steps()}};
   meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
                          {"hysteresis_tracker", sc.hysteresis_tracker}};

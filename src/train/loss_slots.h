@@ -19,7 +19,8 @@ class LossSlots {
   LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra = 0);
   // Zeroes every slot.
   void clear(Ctx& ctx);
-  // Records the model's last forward as global micro-batch g.
+  // Records the model's last forward as global micro-batch g (the last pipeline stage: the others
+  // have no loss, and their slots stay zero until the sum over the pipeline group).
   void record(Ctx& ctx, const Model& model, int64_t g);
   // Sums the 2 G loss slots over the group (a no-op for a group of one).
   void reduce(Ctx& ctx, Group& dp);

@@ -4,12 +4,13 @@
 #include <cmath>
 
 #include "optim/grad_clip.h"
+#include "train/pipeline.h"
 
 namespace cs {
 
 TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro,
-                     double clip_grad, bool fp16)
-    : model_(model), adam_(adam), scaler_(scaler), dp_(dp), global_micro_(global_micro),
+                     double clip_grad, bool fp16, Group* pp)
+    : model_(model), adam_(adam), scaler_(scaler), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
       local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16),
       slots_(model.ctx().backend, global_micro, 1) {
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
@@ -36,17 +37,24 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   out.loss_scale = scaler_.scale();
   model_.zero_grad();
   slots_.clear(ctx);
-  for (int64_t mi = 0; mi < local_micro_; ++mi) {
+  counts_.assign(size_t(local_micro_), 0);
+  auto forward = [&](int64_t mi, int64_t slot) {
     const int64_t g = mi * dp_.size() + dp_.rank();
     fill(g, batch);
-    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length());
+    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot);
     slots_.record(ctx, model_, g);
+    const int32_t* tgt = batch.targets();
+    for (int64_t i = 0; i < batch.batch() * batch.seq_length(); ++i) counts_[size_t(mi)] += tgt[i] >= 0;
+  };
+  auto backward = [&](int64_t mi, int64_t slot) {
     reduce_now_ = mi + 1 == local_micro_;  // the gradients are summed once, after the last micro-batch
     // d(loss_scale * mean over the global batch's micro-batches of each one's mean loss)
-    model_.backward(float(out.loss_scale / (double(model_.target_count()) * double(global_micro_))));
+    model_.backward(float(out.loss_scale / (double(counts_[size_t(mi)]) * double(global_micro_))), slot);
     reduce_now_ = false;
-  }
+  };
+  run_one_f_one_b(model_, pp_, local_micro_, batch.batch(), batch.seq_length(), forward, backward);
   slots_.reduce(ctx, dp_);
+  slots_.reduce(ctx, pp_);  // the losses live on the last stage
   model_.reduce_sequence_parallel_grads();
   Tensor all = model_.params().flat_grads();
   if (grad_hook) grad_hook(all);
@@ -64,6 +72,7 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
                                                                   DType::F64), sq);
   if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
   model_.tp_group().all_reduce_sum(ctx, sq);
+  pp_.all_reduce_sum(ctx, sq);
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

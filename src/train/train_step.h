@@ -8,7 +8,9 @@
 // Data parallelism (Megatron's sampler): global micro-batch g = mi x DP + dp_rank is samples
 // [first + g B, first + (g + 1) B) of the step; rank dp_rank runs mi = 0 .. G/DP - 1. Tensor
 // parallelism: the model's group (model.tp_group()); the norm sums every rank's own parameters
-// once over it (replicated ones from tensor-parallel rank 0 only).
+// once over it (replicated ones from tensor-parallel rank 0 only). Pipeline parallelism: the stages
+// run the micro-batches in Megatron's 1F1B schedule; the losses (last stage) and the norm are summed
+// over the pipeline group, so every rank logs and decides alike.
 #pragma once
 #include <functional>
 
@@ -31,8 +33,10 @@ class TrainStep {
  public:
   // global_micro: micro-batches in the global batch (over every data-parallel rank). fp16:
   // overflowing steps are skipped (and counted) instead of being NaN iterations.
+  // pp: the pipeline group (null: one stage); its micro-batches run in the 1F1B schedule
+  // (train/pipeline.h).
   TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro, double clip_grad,
-            bool fp16);
+            bool fp16, Group* pp = nullptr);
   // Runs the step; fill(g, batch) fills global micro-batch g; lr is the step's learning rate.
   // grad_hook (tests) sees the scaled flat gradients after backward and the data-parallel sum.
   StepOutcome run(const std::function<void(int64_t g, MicroBatch& batch)>& fill, MicroBatch& batch, double lr,
@@ -45,7 +49,10 @@ class TrainStep {
   AdamW& adam_;
   LossScaler& scaler_;
   Group& dp_;
+  SingleGroup one_stage_{"pp"};
+  Group& pp_;
   int64_t global_micro_, local_micro_;
+  std::vector<int64_t> counts_;  // each local micro-batch's counted targets
   double clip_grad_;
   bool fp16_, reduce_now_ = false;
   LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm

@@ -94,7 +94,7 @@ bool any_rank_stops(Ctx& ctx, Group& world, const Tensor& flag, bool here) {
 }
 }  // namespace
 
-TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
+TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Group* pp) {
   validate(a, model, dp.size());
   const bool writer = world.rank() == 0;
   // Rank 0 builds the sample index cache; the others wait for it, then load it.
@@ -111,14 +111,14 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
   TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
                 a.print_log, writer, a.metrics_dir, a.tensorboard_dir});
   MicroBatch batch(b, t);
-  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16);
+  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp);
 
   TrainResult r;
   TrainingState st = resume(a, model, adam, scaler, r);
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
   if (data.valid) validator = std::make_unique<Validator>(model, *data.valid, dp, a.eval_iters * n_micro,
-                                                          st.consumed_valid_samples);
+                                                          st.consumed_valid_samples, pp);
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
   heart.beat(st.iteration, 0, "", true);

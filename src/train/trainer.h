@@ -62,9 +62,9 @@ struct TrainResult {
 
 // Trains `model` in place on its execution context. world: every rank of the run (rank 0 prints
 // and writes; throughput is per rank); dp: the data-parallel replicas gradients and losses are
-// summed over (world itself when there is no model parallelism). Throws cs::Error on bad
-// configuration (batch sizes, data).
-TrainResult train(Model& model, const TrainArgs& args, Group& world, Group& dp);
+// summed over (world itself when there is no model parallelism); pp: the pipeline stages (null:
+// one). Throws cs::Error on bad configuration (batch sizes, data).
+TrainResult train(Model& model, const TrainArgs& args, Group& world, Group& dp, Group* pp = nullptr);
 // One process, or data parallelism alone: dp is world.
 inline TrainResult train(Model& model, const TrainArgs& args, Group& world) { return train(model, args, world, world); }
 

@@ -1,21 +1,27 @@
 #include "train/validation.h"
 
+#include "train/pipeline.h"
+
 namespace cs {
 
-Validator::Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed)
-    : model_(model), data_(data), dp_(dp), global_micro_(global_micro), consumed_(consumed),
-      slots_(model.ctx().backend, global_micro) {}
+Validator::Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed,
+                     Group* pp)
+    : model_(model), data_(data), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
+      consumed_(consumed), slots_(model.ctx().backend, global_micro) {}
 
 double Validator::evaluate(MicroBatch& batch) {
   Ctx& ctx = model_.ctx();
   slots_.clear(ctx);
-  for (int64_t g = dp_.rank(); g < global_micro_; g += dp_.size()) {
-    batch.fill(data_, consumed_ + g * batch.batch());
-    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length());
-    slots_.record(ctx, model_, g);
-  }
+  run_forward_only(model_, pp_, global_micro_ / dp_.size(), batch.batch(), batch.seq_length(),
+                   [&](int64_t mi, int64_t slot) {
+                     const int64_t g = mi * dp_.size() + dp_.rank();
+                     batch.fill(data_, consumed_ + g * batch.batch());
+                     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot);
+                     slots_.record(ctx, model_, g);
+                   });
   consumed_ += global_micro_ * batch.batch();
   slots_.reduce(ctx, dp_);
+  slots_.reduce(ctx, pp_);
   slots_.read(ctx);
   return slots_.mean_loss();
 }

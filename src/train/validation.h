@@ -2,8 +2,8 @@
 // continuing where the last evaluation stopped (Megatron's validation iterator is not reset, and
 // its cursor is checkpointed as consumed_valid_samples, so a resumed run validates on the same
 // samples). Data-parallel ranks split each global batch as in training (train_step.h); the loss
-// sums stay on the device, summed over the data-parallel group, until the evaluation's one host
-// read.
+// sums stay on the device, summed over the data-parallel and pipeline groups, until the
+// evaluation's one host read.
 #pragma once
 #include "model/model.h"
 #include "train/loss_slots.h"
@@ -14,7 +14,9 @@ namespace cs {
 class Validator {
  public:
   // global_micro: micro-batches of one evaluation over every data-parallel rank.
-  Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed);
+  // pp: the pipeline group (null: one stage); the micro-batches pass through the stages forward only.
+  Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed,
+            Group* pp = nullptr);
   // One evaluation: the mean over micro-batches of each one's mean loss.
   double evaluate(MicroBatch& batch);
   int64_t consumed() const { return consumed_; }
@@ -23,6 +25,8 @@ class Validator {
   Model& model_;
   const BlendedDataset& data_;
   Group& dp_;
+  SingleGroup one_stage_{"pp"};
+  Group& pp_;
   int64_t global_micro_, consumed_;
   LossSlots slots_;
 };

@@ -1,6 +1,5 @@
 // The fixture of the tests that train through the real binary under mpirun and compare runs:
-// a synthetic dataset, the tiny model's flags (4 heads and a vocabulary padded to a multiple of 4,
-// so every tensor-parallel size up to 4 splits the same model), a run of N ranks into a folder,
+// a synthetic dataset, the tiny model's flags (model_flags()), a run of N ranks into a folder,
 // and the losses of two runs compared iteration by iteration (DESIGN §4: 1e-5 relative).
 #pragma once
 #include <gtest/gtest.h>
@@ -51,13 +50,16 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 60").status);
-    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 4 --num-attention-heads 4 "
-             "--position-embedding-type " +
-             GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
+    flags_ = "train --model tiny " + model_flags() + " --position-embedding-type " + GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
              "--lr-warmup-iters 2 --lr-decay-style cosine --log-interval 1 --eval-interval 5 --eval-iters 1 "
              "--data-path " + dir_ + "/data";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // The model's size flags: by default 4 layers, 4 heads and a vocabulary padded to a multiple of
+  // 4, so every tensor- and pipeline-parallel size up to 4 splits the same model.
+  virtual std::string model_flags() const {
+    return "--num-layers 4 --num-attention-heads 4 --vocab-size 101 --make-vocab-size-divisible-by 4";
+  }
   // Runs `ranks` ranks (0: one process without mpirun) training to `iters` into dir_/name.
   int train(int ranks, const std::string& name, int iters, const std::string& extra = "") {
     const std::string cmd = (ranks ? kMpirun + std::to_string(ranks) + " " : std::string("OMP_NUM_THREADS=1 ")) +

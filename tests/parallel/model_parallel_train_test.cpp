@@ -1,13 +1,16 @@
-// Tensor and sequence parallelism through the real binary under mpirun: TP2, and TP2 with sequence
-// parallelism x DP2 with the distributed optimizer, train the same steps as one process (every
-// iteration's loss and the validation loss within 1e-5 relative); each tensor-parallel rank writes
-// its own checkpoint files, and a TP2 checkpoint resumes in one process and as TP2 x DP2 with the
-// losses of the uninterrupted run; a Hugging Face model loads into TP2 with one process's first
-// loss; the TP2 checkpoint converts to a Hugging Face model equal to the one process's weights.
+// Tensor, sequence and pipeline parallelism through the real binary under mpirun: TP2, TP2 with
+// sequence parallelism x DP2 with the distributed optimizer, PP2, PP4, PP2 x TP2 with sequence
+// parallelism and PP2 x DP2 train the same steps as one process (every iteration's loss and the
+// validation loss within 1e-5 relative); each model-parallel rank writes its own checkpoint files,
+// and a TP2 checkpoint resumes in one process and as TP2 x DP2, a TP2 x PP2 one as PP4 and in one
+// process, with the losses of the uninterrupted run; a Hugging Face model loads into TP2 and PP2
+// with one process's first loss; the TP2 checkpoint converts to a Hugging Face model equal to the
+// one process's weights. The model has 4 layers, so every pipeline size up to 4 splits it.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "checkpoint/safetensors.h"
@@ -18,9 +21,9 @@ namespace cs {
 namespace {
 namespace fs = std::filesystem;
 
-using TensorParallelTraining = test::ParallelRuns;
+using ModelParallelTraining = test::ParallelRuns;
 
-TEST_P(TensorParallelTraining, TpAndSequenceParallelTrainAsOneProcess) {
+TEST_P(ModelParallelTraining, TpAndSequenceParallelTrainAsOneProcess) {
   ASSERT_EQ(0, train(0, "one", 10));
   ASSERT_EQ(0, train(2, "tp2", 10, "--tensor-model-parallel-size 2")) << "see " << dir_ << "/tp2.log";
   ASSERT_EQ(0, train(4, "sp", 10, "--tensor-model-parallel-size 2 --sequence-parallel --use-distributed-optimizer"))
@@ -43,11 +46,14 @@ TEST_P(TensorParallelTraining, TpAndSequenceParallelTrainAsOneProcess) {
     std::vector<float> a(size_t(want.tensor(name).numel())), b(a.size());
     want.read_f32(name, a.data(), int64_t(a.size()));
     got.read_f32(name, b.data(), int64_t(b.size()));
-    EXPECT_TRUE(test::all_close(b.data(), a.data(), int64_t(a.size()), 1e-6, 1e-4, name));
+    // fp32 summation order differs (partial sums over ranks); AdamW divides by sqrt(v), which
+    // magnifies it in the rows of tokens that barely occur (gradients ~1e-9): measured up to 9e-6
+    // absolute there after 10 steps of lr 3e-3, 2e-7 elsewhere.
+    EXPECT_TRUE(test::all_close(b.data(), a.data(), int64_t(a.size()), 3e-5, 1e-4, name));
   }
 }
 
-TEST_P(TensorParallelTraining, CheckpointResumesInOtherLayouts) {
+TEST_P(ModelParallelTraining, CheckpointResumesInOtherLayouts) {
   ASSERT_EQ(0, train(2, "tp2", 10, "--tensor-model-parallel-size 2"));
   ASSERT_EQ(0, train(2, "half", 10, "--tensor-model-parallel-size 2 --exit-interval 5"));
   fs::copy(dir_ + "/half", dir_ + "/half_sp", fs::copy_options::recursive);
@@ -60,19 +66,48 @@ TEST_P(TensorParallelTraining, CheckpointResumesInOtherLayouts) {
   expect_same_losses("tp2", "half_sp", 6, 10);
 }
 
-TEST_P(TensorParallelTraining, HuggingFaceModelLoadsIntoTensorParallelRanks) {
+TEST_P(ModelParallelTraining, HuggingFaceModelLoadsIntoTensorAndPipelineParallelRanks) {
   ASSERT_EQ(0, train(0, "one", 2));
   const std::string hf = "--load " + dir_ + "/one/hf --finetune";
   ASSERT_EQ(0, train(0, "ft1", 2, hf));
   ASSERT_EQ(0, train(2, "ft2", 2, hf + " --tensor-model-parallel-size 2 --sequence-parallel"))
       << "see " << dir_ << "/ft2.log";
   expect_same_losses("ft1", "ft2", 1, 2);
+  ASSERT_EQ(0, train(2, "ft_pp", 2, hf + " --pipeline-model-parallel-size 2")) << "see " << dir_ << "/ft_pp.log";
+  expect_same_losses("ft1", "ft_pp", 1, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Positions, TensorParallelTraining, ::testing::Values("rope", "alibi"),
+TEST_P(ModelParallelTraining, PipelineStagesTrainAsOneProcess) {
+  ASSERT_EQ(0, train(0, "one", 10));
+  for (const auto& [ranks, name, flags] : std::vector<std::tuple<int, std::string, std::string>>{
+           {2, "pp2", "--pipeline-model-parallel-size 2"},
+           {4, "pp4", "--pipeline-model-parallel-size 4"},
+           {4, "pp2tp2", "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2 --sequence-parallel"},
+           {4, "pp2dp2", "--pipeline-model-parallel-size 2 --use-distributed-optimizer"}}) {
+    ASSERT_EQ(0, train(ranks, name, 10, flags)) << "see " << dir_ << "/" << name << ".log";
+    expect_same_losses("one", name, 1, 10);
+  }
+  const std::string it = dir_ + "/pp2tp2/iter_0000010/";
+  for (const char* f : {"model-tp00-pp000.safetensors", "model-tp01-pp000.safetensors", "model-tp00-pp001.safetensors",
+                        "model-tp01-pp001.safetensors", "optim-tp01-pp001-dp000.safetensors"})
+    EXPECT_TRUE(fs::exists(it + f)) << f;
+  const SafetensorsFile last = SafetensorsFile::open(it + "model-tp00-pp001.safetensors");
+  EXPECT_TRUE(last.has("lm_head.weight") && last.has("model.layers.3.mlp.down_proj.weight"));
+  EXPECT_FALSE(last.has("model.embed_tokens.weight") || last.has("model.layers.1.mlp.down_proj.weight"));
+  // Stopped at 5 as TP2 x PP2, resumed as PP4 and in one process.
+  ASSERT_EQ(0, train(4, "half", 10, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2 --exit-interval 5"));
+  fs::copy(dir_ + "/half", dir_ + "/half_one", fs::copy_options::recursive);
+  ASSERT_EQ(0, train(4, "half", 10, "--pipeline-model-parallel-size 4 --load " + dir_ + "/half"))
+      << "see " << dir_ << "/half.log";
+  expect_same_losses("one", "half", 6, 10);
+  ASSERT_EQ(0, train(0, "half_one", 10, "--load " + dir_ + "/half_one"));
+  expect_same_losses("one", "half_one", 6, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Positions, ModelParallelTraining, ::testing::Values("rope", "alibi"),
                          [](const auto& info) { return info.param; });
 
-TEST(TensorParallelFlags, SplitsTheModelCannotTakeAreOneLine) {
+TEST(ModelParallelFlags, SplitsTheModelCannotTakeAreOneLine) {
   if (test::run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
   const std::string dir = ::testing::TempDir() + "/cs_tp_flags_" + std::to_string(getpid());
   fs::create_directories(dir);
@@ -83,7 +118,12 @@ TEST(TensorParallelFlags, SplitsTheModelCannotTakeAreOneLine) {
   for (const auto& [flags, needle] : std::vector<std::pair<std::string, std::string>>{
            {"--seq-length 8", "does not divide the model's 3 attention heads"},
            {"--seq-length 9 --num-attention-heads 4 --sequence-parallel",
-            "--seq-length 9 is not a multiple of 2"}}) {
+            "--seq-length 9 is not a multiple of 2"},
+           {"--seq-length 8 --num-attention-heads 4 --num-layers 3 --tensor-model-parallel-size 1 "
+            "--pipeline-model-parallel-size 2",
+            "--pipeline-model-parallel-size 2: does not divide the model's 3 layers"},
+           {"--seq-length 8 --num-attention-heads 4 --num-layers-per-virtual-pipeline-stage 1",
+            "the interleaved schedule is not available"}}) {
     const std::string log = dir + "/err.log";
     EXPECT_NE(test::run_shell(base + flags + " > " + log + " 2>&1"), 0) << flags;
     std::ifstream f(log);
