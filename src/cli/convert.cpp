@@ -1,5 +1,7 @@
 // chuanspeed convert --input DIR --output DIR [--to native|hf] [--dtype fp32|bf16|fp16]
 //                    [--max-shard-size 10GB] [--tokenizer-name-or-path TOK]
+//                    [--tensor-model-parallel-size T --pipeline-model-parallel-size P]
+//                    [--make-vocab-size-divisible-by K]
 // Hugging Face directory <-> native checkpoint. Also takes AscendSpeed's converter's flags
 // (--input-model-dir, --output-model-dir, --type 7B|13B, --tensor-model-parallel-size,
 // --pipeline-model-parallel-size, --pse, --merge-mlp).
@@ -35,6 +37,9 @@ int convert_main(int argc, char** argv) {
   app.add_option("--type", o.type, "AscendSpeed's converter's model type (checked)")->check(CLI::IsMember({"7B", "13B"}));
   app.add_option("--tensor-model-parallel-size", o.tp, "native output layout: TP size");
   app.add_option("--pipeline-model-parallel-size", o.pp, "native output layout: PP size");
+  app.add_option("--make-vocab-size-divisible-by", o.divisible_by,
+                 "pad the vocabulary to a multiple of this x the TP size, as train and Megatron do")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--pse,--merge-mlp")->description("AscendSpeed's converter's layout flags: always so here");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;

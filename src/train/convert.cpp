@@ -141,20 +141,27 @@ std::string group_name(int layer, int64_t layers) {
   return fmt::format("layer {}/{}", layer + 1, layers);
 }
 
-// Streams every parameter from src into the plan's files, with a progress line per group.
-void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, Plan& plan, int64_t total_read,
-            int64_t chunk_bytes, ConvertReport& rep) {
+// Streams every parameter from src (specs: the input's shapes) into the plan's files (out_specs:
+// the output's; a padded vocabulary has more rows, each a copy of the input's last row), with a
+// progress line per group.
+void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, const std::vector<ParamSpec>& out_specs,
+            Plan& plan, int64_t total_read, int64_t chunk_bytes, ConvertReport& rep) {
   Timer t;
-  std::vector<float> in, cut;
+  std::vector<float> in, cut, last;
   std::vector<uint8_t> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     const ParamSpec& s = specs[i];
-    const int64_t w = width(s.shape), rows = s.shape[0];
+    const int64_t w = width(s.shape), have = s.shape[0], rows = out_specs[i].shape[0];
     const int64_t step = std::max<int64_t>(1, chunk_bytes / 4 / std::max<int64_t>(w, 1));
+    if (rows > have) {
+      last.resize(size_t(w));
+      src.read_rows(s, have - 1, have, last.data());
+    }
     for (int64_t r0 = 0; r0 < rows; r0 += step) {
-      const int64_t r1 = std::min(rows, r0 + step);
+      const int64_t r1 = std::min(rows, r0 + step), stored = std::clamp<int64_t>(have - r0, 0, r1 - r0);
       in.resize(size_t((r1 - r0) * w));
-      src.read_rows(s, r0, r1, in.data());
+      if (stored > 0) src.read_rows(s, r0, r0 + stored, in.data());
+      for (int64_t r = stored; r < r1 - r0; ++r) std::copy(last.begin(), last.end(), in.begin() + r * w);
       scatter(in.data(), r0, r1, w, plan.of_spec[i], plan, cut, out);
     }
     rep.bytes_read += src.stored_bytes(s);
@@ -220,9 +227,17 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     throw UsageError(fmt::format("--dtype {}: a native checkpoint is always fp32 (it is the training state). "
                                  "Hint: drop --dtype, or pass --to hf for a {} Hugging Face directory",
                                  dtype_name(o.dtype), dtype_name(o.dtype)));
-  check_parallel_layout(rep.config, o.tp, o.pp);
   const std::vector<ParamSpec> specs = param_specs(rep.config);
   src->check(specs);
+  if (o.divisible_by > 0) {
+    const int64_t padded = padded_vocab_size(rep.config.vocab_size, o.divisible_by, o.tp);
+    if (padded != rep.config.vocab_size)
+      log_info("[convert] vocabulary {} padded to {} (--make-vocab-size-divisible-by {} x TP {}): the new rows of the "
+               "embedding and lm_head copy the last row", rep.config.vocab_size, padded, o.divisible_by, o.tp);
+    rep.config.vocab_size = padded;
+  }
+  check_parallel_layout(rep.config, o.tp, o.pp);
+  const std::vector<ParamSpec> out_specs = param_specs(rep.config);
   rep.tensors = specs.size();
   int64_t total = 0;
   for (const ParamSpec& s : specs) total += src->stored_bytes(s);
@@ -236,19 +251,19 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
       throw UsageError(fmt::format("--output {}: already holds a native checkpoint. Hint: convert into a new "
                                    "directory (a training run's checkpoint folder is never overwritten)", o.output));
     CheckpointWriter w(o.output, 0);
-    Plan plan = plan_native(specs, rep.config, w, o.tp, o.pp);
-    stream(*src, specs, plan, total, o.chunk_bytes, rep);
+    Plan plan = plan_native(out_specs, rep.config, w, o.tp, o.pp);
+    stream(*src, specs, out_specs, plan, total, o.chunk_bytes, rep);
     w.commit(checkpoint_meta(rep.config, TrainingState{}, o.tp, o.pp));
   } else {
     std::error_code ec;
     std::filesystem::create_directories(o.output, ec);
     if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
     clear_previous_hf_output(o.input, o.output);
-    Plan plan = plan_hf(specs, o.output, o.dtype, o.max_shard_bytes);
+    Plan plan = plan_hf(out_specs, o.output, o.dtype, o.max_shard_bytes);
     try {
-      stream(*src, specs, plan, total, o.chunk_bytes, rep);
+      stream(*src, specs, out_specs, plan, total, o.chunk_bytes, rep);
       // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.
-      write_hf_index(o.output, specs, hf_shard_groups(specs, o.dtype, o.max_shard_bytes), o.dtype);
+      write_hf_index(o.output, out_specs, hf_shard_groups(out_specs, o.dtype, o.max_shard_bytes), o.dtype);
       copy_tokenizer_files(o.tokenizer_dir, o.output);
       write_hf_config(o.output, rep.config, o.dtype);
     } catch (...) {

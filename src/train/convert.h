@@ -21,6 +21,10 @@ struct ConvertOptions {
   std::string tokenizer_dir;             // tokenizer files copied into a Hugging Face output
   std::string type;                      // AscendSpeed's converter's --type 7B|13B: checked against the input
   int64_t tp = 1, pp = 1;                // native output layout
+  // Megatron's --make-vocab-size-divisible-by: the vocabulary is padded to a multiple of this x tp
+  // (the embedding's and lm_head's new rows copy the last row, as Megatron's checkpoint saver does);
+  // 0: kept as it is.
+  int64_t divisible_by = 0;
   // fp32 bytes read from the input per step: large enough for full-speed sequential I/O, small
   // enough that the resident set stays far below any real tensor (tests use tiny chunks).
   int64_t chunk_bytes = int64_t(64) << 20;

@@ -201,5 +201,38 @@ TEST_F(ConvertLayout, LayoutsThatDoNotDivideTheModelAreUsageErrors) {
   EXPECT_FALSE(fs::exists(dir_ + "/bad/latest_checkpointed_iteration.txt"));
 }
 
+// --make-vocab-size-divisible-by pads the vocabulary for TP as train and Megatron's converter do:
+// the 3-head fixture's 101 entries become 104 (divisible-by 8; the fixture's 3 heads and FFN 80
+// admit no TP > 1), the new rows of the embedding and of lm_head copies of the last one;
+// everything else bit for bit; the padded model loads, and converts back to a Hugging Face
+// directory of vocabulary 104.
+TEST_F(ConvertLayout, VocabularyPaddedForTensorParallelism) {
+  const std::string fixture = std::string(CS_SOURCE_DIR) + "/tests/fixtures/model/rope";
+  auto r = test::run_binary("convert --input " + fixture + " --output " + dir_ + "/pad3 --make-vocab-size-divisible-by 8");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("vocabulary 101 padded to 104"), std::string::npos) << r.err;
+  const ModelConfig padded = checkpoint_model_config(dir_ + "/pad3");
+  EXPECT_EQ(padded.vocab_size, 104);
+  SafetensorsFile hf(fixture + "/model.safetensors");
+  CheckpointReader ck(dir_ + "/pad3", 0);
+  for (const ParamSpec& s : param_specs(padded)) {
+    std::vector<float> got(static_cast<size_t>(s.shape.numel()));
+    ck.read_all(s.name, s.shape, got.data());
+    std::vector<float> want(static_cast<size_t>(hf.shape(s.name).numel()));
+    hf.read_f32(s.name, want.data(), int64_t(want.size()));
+    if (s.split == TpSplit::Vocab) {  // the padding rows repeat row 100
+      const int64_t d = s.shape[1];
+      const std::vector<float> last(want.end() - d, want.end());
+      for (int k = 0; k < 3; ++k) want.insert(want.end(), last.begin(), last.end());
+    }
+    EXPECT_TRUE(bits_equal(got, want)) << s.name;
+  }
+  SingleGroup tp("tp");
+  EXPECT_EQ(load_model_weights(dir_ + "/pad3", test::cpu_ctx(), tp, 1, 1)->config().vocab_size, 104);
+  r = test::run_binary("convert --input " + dir_ + "/pad3 --output " + dir_ + "/pad3_hf --to hf");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(SafetensorsFile(dir_ + "/pad3_hf/model.safetensors").shape("lm_head.weight"), (Shape{104, 48}));
+}
+
 }  // namespace
 }  // namespace cs

@@ -2,8 +2,8 @@
 // sequence parallelism x DP2 with the distributed optimizer, PP2, PP4, PP2 x TP2 with sequence
 // parallelism and PP2 x DP2 train the same steps as one process (every iteration's loss and the
 // validation loss within 1e-5 relative); each model-parallel rank writes its own checkpoint files,
-// and a TP2 checkpoint resumes in one process and as TP2 x DP2, a TP2 x PP2 one as PP4 and in one
-// process, with the losses of the uninterrupted run; a Hugging Face model loads into TP2 and PP2
+// and a TP2 checkpoint resumes in one process and as TP2 x DP2, a TP2 x PP2 one as PP4, as DP4 and
+// in one process, with the losses of the uninterrupted run; a Hugging Face model loads into TP2 and PP2
 // with one process's first loss; the TP2 checkpoint converts to a Hugging Face model equal to the
 // one process's weights. The model has 4 layers, so every pipeline size up to 4 splits it.
 #include <gtest/gtest.h>
@@ -94,14 +94,17 @@ TEST_P(ModelParallelTraining, PipelineStagesTrainAsOneProcess) {
   const SafetensorsFile last = SafetensorsFile::open(it + "model-tp00-pp001.safetensors");
   EXPECT_TRUE(last.has("lm_head.weight") && last.has("model.layers.3.mlp.down_proj.weight"));
   EXPECT_FALSE(last.has("model.embed_tokens.weight") || last.has("model.layers.1.mlp.down_proj.weight"));
-  // Stopped at 5 as TP2 x PP2, resumed as PP4 and in one process.
+  // Stopped at 5 as TP2 x PP2, resumed as PP4, as DP4 and in one process.
   ASSERT_EQ(0, train(4, "half", 10, "--pipeline-model-parallel-size 2 --tensor-model-parallel-size 2 --exit-interval 5"));
   fs::copy(dir_ + "/half", dir_ + "/half_one", fs::copy_options::recursive);
+  fs::copy(dir_ + "/half", dir_ + "/half_dp4", fs::copy_options::recursive);
   ASSERT_EQ(0, train(4, "half", 10, "--pipeline-model-parallel-size 4 --load " + dir_ + "/half"))
       << "see " << dir_ << "/half.log";
   expect_same_losses("one", "half", 6, 10);
   ASSERT_EQ(0, train(0, "half_one", 10, "--load " + dir_ + "/half_one"));
   expect_same_losses("one", "half_one", 6, 10);
+  ASSERT_EQ(0, train(4, "half_dp4", 10, "--load " + dir_ + "/half_dp4")) << "see " << dir_ << "/half_dp4.log";
+  expect_same_losses("one", "half_dp4", 6, 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Positions, ModelParallelTraining, ::testing::Values("rope", "alibi"),
