@@ -6,6 +6,53 @@
 
 namespace cs {
 
+void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx, DType act,
+                  int64_t in_flight, Activations& a) {
+  CS_CHECK(in_flight >= 1) << in_flight << " micro-batches in flight";
+  const int64_t tp = shard.tp_size, n = mx.n(), ns = mx.ns(), d = cfg.hidden_size, layers = shard.num_layers(cfg);
+  // Saved sets: one per layer that is not recomputed (per slot), and one shared by every
+  // recomputed layer of every slot (backward rebuilds it from the layer's input, layer by layer).
+  a.saved_index.assign(size_t(layers), -1);
+  int64_t per_slot = 0;
+  for (int64_t l = 0; l < layers; ++l)
+    if (!recomputed(cfg, l)) a.saved_index[size_t(l)] = per_slot++;
+  a.slots.assign(size_t(in_flight), Slot{});
+  for (Slot& sl : a.slots) {
+    sl.tokens = c.take({n}, DType::I32);
+    sl.targets = c.take({n}, DType::I32);
+    sl.res = c.take({layers + 1, ns, d}, act);
+    for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act));
+    if (shard.has_head) {
+      sl.lnf = c.take({n, d}, act);
+      sl.rstdf = c.take({ns});
+      sl.logits = c.take({n, mx.w.vocab});
+      sl.lse = c.take({n});
+    }
+  }
+  if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act);
+  a.scratch = LayerScratch::carve(c, mx, act);
+  a.dres = c.take({ns, d}, act);
+  a.recompute_out = c.take({ns, d}, act);
+  if (tp > 1) a.comm = c.take({n, d}, act);
+  if (shard.has_head) {
+    a.losses = c.take({n});
+    a.target_logit = c.take({n});
+    if (tp > 1) a.lse_parts = c.take({tp, n});
+    a.loss_sum = c.take({1}, DType::F64);
+  }
+  a.slopes = c.take({cfg.position == PositionType::Alibi ? mx.w.heads : 0});
+}
+
+size_t Model::planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
+                                       int64_t max_seq, DType activation, int64_t in_flight) {
+  const bool sp = shard.sequence_parallel && shard.tp_size > 1;
+  const Dims mx{max_batch, max_seq, Widths::of(cfg, shard), sp ? int64_t(shard.tp_size) : 1};
+  TensorCarver measure;
+  Activations a;
+  carve(measure, cfg, shard, mx, activation, in_flight, a);
+  return measure.used();
+}
+
 Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
              const ModelShard& shard, const Precision& precision, int64_t in_flight)
     : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
@@ -14,54 +61,17 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
   cfg_.validate();
   CS_CHECK(tp_.size() == shard.tp_size && tp_.rank() == shard.tp_rank)
       << "a shard of TP rank " << shard.tp_rank << " of " << shard.tp_size << " in a group of " << tp_.size();
-  const int64_t tp = shard.tp_size;
-  const Dims mx{max_batch, max_seq, widths_, sp_ ? tp : 1};
-  const int64_t n = mx.n(), ns = mx.ns(), d = cfg.hidden_size;
-  const DType act = precision.activation;
-  CS_CHECK(in_flight >= 1) << in_flight << " micro-batches in flight";
-  // Saved sets: one per layer that is not recomputed (per slot), and one shared by every
-  // recomputed layer of every slot (backward rebuilds it from the layer's input, layer by layer).
-  saved_index_.assign(size_t(n_layers_), -1);
-  int64_t per_slot = 0;
-  for (int64_t l = 0; l < n_layers_; ++l)
-    if (!recomputed(l)) saved_index_[size_t(l)] = per_slot++;
+  const Dims mx{max_batch, max_seq, widths_, sp_ ? int64_t(shard.tp_size) : 1};
   // Measure with a null buffer, allocate once, carve again with the same calls.
-  auto plan = [&](TensorCarver& c) {
-    slots_.assign(size_t(in_flight), Slot{});
-    for (Slot& sl : slots_) {
-      sl.tokens = c.take({n}, DType::I32);
-      sl.targets = c.take({n}, DType::I32);
-      sl.res = c.take({n_layers_ + 1, ns, d}, act);
-      for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act));
-      if (shard.has_head) {
-        sl.lnf = c.take({n, d}, act);
-        sl.rstdf = c.take({ns});
-        sl.logits = c.take({n, widths_.vocab});
-        sl.lse = c.take({n});
-      }
-    }
-    if (per_slot < n_layers_) shared_set_ = LayerSaved::carve(c, mx, act);
-    scratch_ = LayerScratch::carve(c, mx, act);
-    dres_ = c.take({ns, d}, act);
-    recompute_out_ = c.take({ns, d}, act);
-    if (tp > 1) comm_ = c.take({n, d}, act);
-    if (shard.has_head) {
-      losses_ = c.take({n});
-      target_logit_ = c.take({n});
-      if (tp > 1) lse_parts_ = c.take({tp, n});
-      loss_sum_ = c.take({1}, DType::F64);
-    }
-    slopes_ = c.take({cfg.position == PositionType::Alibi ? widths_.heads : 0});
-  };
   TensorCarver measure;
-  plan(measure);
+  carve(measure, cfg_, shard, mx, precision.activation, in_flight, a_);
   act_ = DeviceBuffer(ctx.backend, measure.used());
-  TensorCarver carve(&act_);
-  plan(carve);
+  TensorCarver carver(&act_);
+  carve(carver, cfg_, shard, mx, precision.activation, in_flight, a_);
   if (cfg.position == PositionType::Alibi) {  // this rank's heads' slopes
     std::vector<float> all(size_t(cfg.num_heads));
     alibi_slopes(cfg.num_heads, all.data());
-    ctx.backend.upload(ctx, all.data() + shard.tp_rank * widths_.heads, slopes_);
+    ctx.backend.upload(ctx, all.data() + shard.tp_rank * widths_.heads, a_.slopes);
   }
 }
 
@@ -80,11 +90,11 @@ Tensor Model::input(int64_t b, int64_t t, int64_t slot) {
   return res(0, Dims{b, t, widths_, sp_ ? tp_.size() : 1}.ns());
 }
 Tensor Model::output() const { return res(n_layers_); }
-Tensor Model::output_grad() const { return prefix(dres_, {slot().dims.ns(), cfg_.hidden_size}); }
+Tensor Model::output_grad() const { return prefix(a_.dres, {slot().dims.ns(), cfg_.hidden_size}); }
 Tensor Model::logits() const { return prefix(slot().logits, {slot().dims.n(), widths_.vocab}); }
 
 void Model::use_slot(int64_t s) {
-  CS_CHECK(s >= 0 && s < int64_t(slots_.size())) << "activation slot " << s << " of " << slots_.size();
+  CS_CHECK(s >= 0 && s < int64_t(a_.slots.size())) << "activation slot " << s << " of " << a_.slots.size();
   cur_ = s;
 }
 
@@ -106,7 +116,7 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
                             "tensor-parallel ranks: expected a multiple of {}. Hint: a --seq-length divisible by "
                             "--tensor-model-parallel-size", b, t, n, tp_.size(), tp_.size()));
   use_slot(slot);
-  Slot& sl = slots_[size_t(cur_)];
+  Slot& sl = a_.slots[size_t(cur_)];
   sl.dims = {b, t, widths_, sp_ ? tp_.size() : 1};
   const ModelWeights& w = params_.weights();
   const ModelShard& sh = params_.shard();
@@ -131,33 +141,33 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
                prefix(sl.rstdf, {sl.dims.ns()}), logits());
   // Vocab-parallel cross entropy: every rank's log-sum-exp over its columns, all-gathered, and the
   // target's logit from the rank that holds it, summed; every rank then has every loss.
-  const Tensor lse = prefix(sl.lse, {n}), tl = prefix(target_logit_, {n});
+  const Tensor lse = prefix(sl.lse, {n}), tl = prefix(a_.target_logit, {n});
   ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, widths_.vocab_offset, lse, tl);
   Tensor parts = lse.view({1, n});
   if (tp_.size() > 1) {
-    parts = prefix(lse_parts_, {tp_.size(), n});
+    parts = prefix(a_.lse_parts, {tp_.size(), n});
     tp_.all_gather(ctx_, lse, parts);
     tp_.all_reduce_sum(ctx_, tl);
   }
   ctx_.ops.cross_entropy_combine(ctx_, parts, tl, tgt, losses(), lse);
-  ctx_.ops.sum(ctx_, losses(), loss_sum_);
+  ctx_.ops.sum(ctx_, losses(), a_.loss_sum);
 }
 
 double Model::mean_loss() const {
   CS_CHECK(params_.shard().has_head) << "mean_loss on a stage without the head";
-  return slot().count ? read_f64(ctx_, loss_sum_)[0] / double(slot().count) : 0.0;
+  return slot().count ? read_f64(ctx_, a_.loss_sum)[0] / double(slot().count) : 0.0;
 }
 
 void Model::backward(float grad_scale, int64_t slot) {
   use_slot(slot);
-  const Slot& sl = slots_[size_t(cur_)];
+  const Slot& sl = a_.slots[size_t(cur_)];
   const int64_t n = sl.dims.n(), d = cfg_.hidden_size;
   CS_CHECK(n > 0) << "backward before forward";
   const ModelShard& sh = params_.shard();
   const ModelWeights& w = params_.weights();
   const ModelWeights& g = params_.grads();
   const Tensor dres = output_grad();
-  const LayerScratch k = scratch_.at(sl.dims);
+  const LayerScratch k = a_.scratch.at(sl.dims);
   const LayerCtx c = layer_ctx(sl.dims);
   if (sh.has_head) {
     if (grad_scale < 0) grad_scale = sl.count ? 1.f / float(sl.count) : 0.f;
@@ -173,7 +183,7 @@ void Model::backward(float grad_scale, int64_t slot) {
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
     const LayerSaved s = saved(l).at(sl.dims);
     if (recomputed(l))  // rebuild this block's activations from its saved input
-      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(recompute_out_, {sl.dims.ns(), d}), s);
+      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(a_.recompute_out, {sl.dims.ns(), d}), s);
     decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
     if (grads_ready_) grads_ready_(sh.first_layer + int(l));
   }

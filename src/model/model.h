@@ -85,17 +85,20 @@ class Model {
   // After forward (with the head): per-position losses (b*t, the same on every tensor-parallel
   // rank), logits (b*t, Vl: this rank's vocabulary columns), the loss sum (F64 [1]); backward
   // overwrites the logits.
-  Tensor losses() const { return prefix(losses_, {slot().dims.n()}); }
+  Tensor losses() const { return prefix(a_.losses, {slot().dims.n()}); }
   Tensor logits() const;
-  Tensor loss_sum() const { return loss_sum_; }
+  Tensor loss_sum() const { return a_.loss_sum; }
   int64_t target_count() const { return slot().count; }
-  int64_t in_flight() const { return int64_t(slots_.size()); }
+  int64_t in_flight() const { return int64_t(a_.slots.size()); }
   // Bytes of planned activation memory.
   size_t activation_bytes() const { return act_.bytes(); }
+  // The same, for a model not built: what `plan` reports (the constructor's own carving).
+  static size_t planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
+                                         int64_t max_seq, DType activation = DType::F32, int64_t in_flight = 1);
 
   // What decoding needs: the layer context at dims d, and the ALiBi slopes.
   LayerCtx layer_ctx(const Dims& d) const {
-    return {ctx_, ctx_.ops, cfg_, d, slopes_, tp_.size() > 1 ? &tp_ : nullptr, sp_, comm_};
+    return {ctx_, ctx_.ops, cfg_, d, a_.slopes, tp_.size() > 1 ? &tp_ : nullptr, sp_, a_.comm};
   }
 
  private:
@@ -103,11 +106,6 @@ class Model {
   void check_tokens(const int32_t* ids, int64_t n, const char* what, int32_t lo) const;
   // Residual stream i (0: the input, L: the output) of n rows (default: the current dims' Ns).
   Tensor res(int64_t i, int64_t n = -1) const;
-  // Whether local layer l is recomputed in backward (all layers with full recomputation, the
-  // stage's first recompute_num_layers with the block method).
-  bool recomputed(int64_t l) const {
-    return cfg_.recompute && (cfg_.recompute_num_layers < 0 || l < cfg_.recompute_num_layers);
-  }
   // One micro-batch's activations, kept from its forward to its backward.
   struct Slot {
     Tensor tokens, targets;  // (N) i32 copies of the micro-batch
@@ -117,11 +115,32 @@ class Model {
     Dims dims{};
     int64_t count = 0;  // counted targets
   };
-  const Slot& slot() const { return slots_[size_t(cur_)]; }
+  // Every planned activation buffer, carved from one block.
+  struct Activations {
+    std::vector<Slot> slots;
+    std::vector<int64_t> saved_index;  // local layer -> its set in a slot, -1: the shared set
+    LayerSaved shared_set;             // rebuilt by each recomputed layer in backward
+    LayerScratch scratch;
+    Tensor dres, recompute_out, losses, loss_sum, slopes;
+    Tensor comm;                       // (N, D) tensor-parallel exchanges (layer.h)
+    Tensor lse_parts, target_logit;    // vocab-parallel cross entropy: (TP, N) and (N)
+  };
+  // Carves a's buffers for shard of cfg at the planned maximum dims mx (a null carver measures):
+  // the one description of the activation memory, used by the constructor and by
+  // planned_activation_bytes.
+  static void carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx, DType act,
+                    int64_t in_flight, Activations& a);
+  // Whether local layer l is recomputed in backward (all layers with full recomputation, the
+  // stage's first recompute_num_layers with the block method).
+  static bool recomputed(const ModelConfig& cfg, int64_t l) {
+    return cfg.recompute && (cfg.recompute_num_layers < 0 || l < cfg.recompute_num_layers);
+  }
+  bool recomputed(int64_t l) const { return recomputed(cfg_, l); }
+  const Slot& slot() const { return a_.slots[size_t(cur_)]; }
   void use_slot(int64_t s);
   const LayerSaved& saved(int64_t l) const {
-    const int64_t i = saved_index_[size_t(l)];
-    return i < 0 ? shared_set_ : slot().saved[size_t(i)];
+    const int64_t i = a_.saved_index[size_t(l)];
+    return i < 0 ? a_.shared_set : slot().saved[size_t(i)];
   }
 
   ModelConfig cfg_;
@@ -135,14 +154,8 @@ class Model {
   std::function<void(int)> grads_ready_;
   // Planned device buffers, carved from one block.
   DeviceBuffer act_;
-  std::vector<Slot> slots_;
+  Activations a_;
   int64_t cur_ = 0;
-  std::vector<int64_t> saved_index_;  // local layer -> its set in a slot, -1: the shared set
-  LayerSaved shared_set_;             // rebuilt by each recomputed layer in backward
-  LayerScratch scratch_;
-  Tensor dres_, recompute_out_, losses_, loss_sum_, slopes_;
-  Tensor comm_;                      // (N, D) tensor-parallel exchanges (layer.h)
-  Tensor lse_parts_, target_logit_;  // vocab-parallel cross entropy: (TP, N) and (N)
 };
 
 }  // namespace cs

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "core/error.h"
 #include "model/flops.h"
 #include "model/layer.h"
+#include "model/model.h"
+#include "train/pipeline.h"
 
 namespace cs {
 
@@ -16,6 +19,7 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // Memory the GPU plan reserves outside the caching allocator's tensors: the CUDA/CANN context,
 // cuBLAS and NCCL/HCCL workspaces. An assumption (typically 0.5-1.5 GiB), not a measurement.
 constexpr double kGpuRuntimeReserve = 1.0 * kGiB;
+constexpr double kMpiBaselineMiB = 9.0;
 }  // namespace
 
 const char* precision_name(PlanPrecision p) {
@@ -28,6 +32,11 @@ const char* precision_name(PlanPrecision p) {
 double cpu_baseline_bytes(int threads) {
   return (9.6 + 0.4 * double(std::max(threads, 1))) * 1024 * 1024;
 }
+
+// Measured (peak RSS of a rank of `mpirun -np 2 chuanspeed train --tensor-model-parallel-size 2`,
+// and of PP2 and DP2, minus the same run's planned buffers and cpu_baseline_bytes; Debian's OpenMPI
+// 4.1): OpenMPI's libraries and its shared-memory transport's segments, 9 MiB in all three.
+double cpu_mpi_baseline_bytes() { return kMpiBaselineMiB * 1024 * 1024; }
 
 // Threaded OpenBLAS (more than one thread) packs, for a row-major C(m x n) = op(A) op(B) with
 // inner size k, a buffer of m x kc floats, kc the k-block: k up to GEMM_Q, half of k below 2 GEMM_Q,
@@ -95,6 +104,9 @@ void check_layout(const ModelConfig& c, const PlanLayout& l) {
        "--pipeline-model-parallel-size {} (Megatron's stages hold equal layer counts)", c.num_layers, l.pp));
   need(l.seq_length >= 1 && l.seq_length <= c.max_seq_length, fmt::format(
       "--seq-length {} must be in [1, {}] (the model's positions)", l.seq_length, c.max_seq_length));
+  need(!l.sequence_parallel || l.tp == 1 || l.seq_length % l.tp == 0, fmt::format(
+      "--sequence-parallel splits the sequence over the {} tensor-parallel ranks: --seq-length {} is not a "
+      "multiple of {}", l.tp, l.seq_length, l.tp));
   const int64_t dp = l.world / (l.tp * l.pp);
   // 0 is a multiple of anything, but gives no micro-batch to plan (and a bubble of 0/0).
   need(l.global_batch >= 1, fmt::format("--global-batch-size {} must be at least 1", l.global_batch));
@@ -116,66 +128,89 @@ void fill_flops(Plan& p, const ModelConfig& c, const PlanLayout& l) {
   p.bubble = double(l.pp - 1) / double(p.num_micro);
 }
 
-// The CPU trainer, one rank of it (data-parallel ranks are alike): Model's constructor,
-// ParamStore, AdamW (its state sharded over the ranks with the distributed optimizer), the batch.
+// The CPU trainer, one rank of each pipeline stage (tensor- and data-parallel ranks of a stage are
+// alike), the most loaded kept: ParamStore and AdamW (the Adam state sharded over the data-parallel
+// ranks with the distributed optimizer), and the activations exactly as Model's constructor carves
+// them (Model::planned_activation_bytes: the same code) for the stage's micro-batches in flight.
 Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
-  if (l.tp != 1 || l.pp != 1)
-    throw UsageError(fmt::format("[plan] --backend cpu: the CPU trainer has no tensor or pipeline parallelism "
-                                 "(tensor {}, pipeline {} given). Hint: drop those flags, or plan the layout with "
-                                 "--backend gpu", l.tp, l.pp));
-  Plan p;
-  p.backend = PlanBackend::Cpu;
-  p.dp = l.world;
-  p.num_micro = l.global_batch / (l.micro_batch * p.dp);
-  p.stage_layers = c.num_layers;
-  p.params_total = p.params_rank = c.num_params();
-  const double np = double(p.params_total);
+  const int64_t tp = l.tp, pp = l.pp, dp = l.world / (tp * pp), L = c.num_layers;
+  const int64_t m = l.global_batch / (l.micro_batch * dp);
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
-  const int64_t n = l.micro_batch * c.max_seq_length, d = c.hidden_size, L = c.num_layers;
-  const Dims mx{l.micro_batch, c.max_seq_length, Widths::of(c, ModelShard::whole())};
-  // The same carving as Model's constructor (every tensor 64-byte aligned).
-  auto aligned = [](double bytes) { return std::ceil(bytes / 64) * 64; };
-  TensorCarver saved_set, scratch_set;
-  LayerSaved::carve(saved_set, mx, DType::F32);
-  LayerScratch::carve(scratch_set, mx, DType::F32);
-  const double per_layer = double(saved_set.used());
-  const double residual = aligned(double((L + 1) * n * d) * 4);
-  p.activations_no_recompute = residual + per_layer * double(L);
-  p.activations_recompute = residual + per_layer;  // one set, rebuilt layer by layer in backward
-  // Model's sets: one shared by the recomputed layers (the first N with the block method), one per other layer.
-  const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? L : std::min(L, c.recompute_num_layers);
-  const int64_t saved_sets = L - recomputed + (recomputed > 0 ? 1 : 0);
-  const double scratch = double(scratch_set.used()) + 2 * aligned(double(n * d) * 4);
-  // logits, final norm, rstd, losses, lse, the target logits, the loss sum (f64) and the ALiBi slopes
-  const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 4 * aligned(double(n) * 4) +
-                      64 + (c.position == PositionType::Alibi ? aligned(double(c.num_heads) * 4) : 0);
+  const int64_t n = l.micro_batch * c.max_seq_length;
   const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
   const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;
-  p.items = {
-      {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32)", np / 1e6)},
-      {"gradients", np * 4, "fp32, one buffer"},
-      {"optimizer states", l.distributed_optimizer && p.dp > 1 ? std::ceil(np / double(p.dp)) * 8 : np * 8,
-       l.distributed_optimizer && p.dp > 1
-           ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
-                         "while saving)", p.dp)
-           : "Adam m, v (fp32); the parameters are the master weights"},
-      {"activations", residual + per_layer * double(saved_sets),
-       fmt::format("{} layers x mb {} x seq {}{}", L, l.micro_batch, c.max_seq_length,
-                   !c.recompute ? ", no recompute"
-                   : recomputed == L ? ", full recompute: layer inputs + 1 layer set"
-                                     : fmt::format(", the first {} layers recomputed: layer inputs + {} layer sets",
-                                                   recomputed, saved_sets))},
-      {"backward scratch", scratch, "one layer's gradients of activations + residual grad"},
-      {"logits + cross entropy", head, fmt::format("{} tokens x vocab {} fp32 (+ final norm)", n, c.vocab_size)},
-      {"data", data, "token/target buffers, sample indices"},
-      {"BLAS packing", cpu_blas_pack_bytes(c, n, l.cpu_threads),
-       l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},
-      {"process baseline", cpu_baseline_bytes(l.cpu_threads),
-       fmt::format("binary, libraries, {} OpenMP threads (measured)", l.cpu_threads)},
-  };
-  for (const PlanItem& it : p.items) p.peak_bytes += it.bytes;
-  fill_flops(p, c, l);
-  return p;
+  ModelConfig rank_widths = c;  // what one rank's GEMMs see (BLAS packing)
+  rank_widths.vocab_size = c.vocab_size / tp;
+  rank_widths.ffn_hidden_size = c.ffn_hidden_size / tp;
+  Plan best;
+  for (int st = 0; st < pp; ++st) {
+    ModelShard shard = ModelShard::stage(c, st, int(pp), 0, int(tp));
+    shard.sequence_parallel = l.sequence_parallel && tp > 1;
+    Plan p;
+    p.backend = PlanBackend::Cpu;
+    p.dp = dp;
+    p.num_micro = m;
+    p.stage = st;
+    p.stage_layers = L / pp;
+    p.params_total = c.num_params();
+    std::map<int, int64_t> layer_numel;  // what a data-parallel sum reduces at once
+    for (const ParamSpec& s : param_specs(c, shard)) {
+      p.params_rank += s.shape.numel();
+      layer_numel[s.layer] += s.shape.numel();
+    }
+    const double np = double(p.params_rank);
+    const int64_t in_flight = one_f_one_b_slots(st, int(pp), m);
+    ModelConfig with = c, without = c;
+    with.recompute = true;
+    with.recompute_num_layers = -1;
+    without.recompute = false;
+    p.activations_recompute = double(Model::planned_activation_bytes(with, shard, l.micro_batch, c.max_seq_length,
+                                                                     DType::F32, in_flight));
+    p.activations_no_recompute = double(Model::planned_activation_bytes(without, shard, l.micro_batch,
+                                                                        c.max_seq_length, DType::F32, in_flight));
+    const double acts =
+        double(Model::planned_activation_bytes(c, shard, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
+    const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? p.stage_layers
+                                                  : std::min(p.stage_layers, c.recompute_num_layers);
+    const bool sharded = l.distributed_optimizer && dp > 1;
+    // MpiGroup keeps the rows it folds between calls: the largest tensor summed at once (a layer's
+    // gradients, the whole gradient buffer reduce-scattered by the distributed optimizer, or the
+    // (N, D) activations of a tensor-parallel exchange).
+    double fold = 0;
+    if (dp > 1 && sharded) fold = std::ceil(np / double(dp)) * double(dp) * 4;
+    if (dp > 1 && !sharded)
+      for (const auto& [layer, numel] : layer_numel) fold = std::max(fold, double(numel) * 4);
+    if (tp > 1) fold = std::max(fold, double(n * c.hidden_size) * 4);
+    p.items = {
+        {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32){}", np / 1e6,
+                                           tp * pp > 1 ? fmt::format(", this rank's of {:.2f}M", double(p.params_total) / 1e6)
+                                                       : "")},
+        {"gradients", np * 4, "fp32, one buffer"},
+        {"optimizer states", sharded ? std::ceil(np / double(dp)) * 8 : np * 8,
+         sharded ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
+                               "while saving)", dp)
+                 : "Adam m, v (fp32); the parameters are the master weights"},
+        {"activations", acts,
+         fmt::format("{} layers x mb {} x seq {}{}{}{}; backward scratch{}", p.stage_layers, l.micro_batch,
+                     c.max_seq_length, in_flight > 1 ? fmt::format(" x {} micro-batches in flight", in_flight) : "",
+                     !c.recompute ? ", no recompute"
+                     : recomputed == p.stage_layers ? ", full recompute: layer inputs + 1 layer set"
+                                                    : fmt::format(", the first {} layers recomputed", recomputed),
+                     shard.sequence_parallel ? ", residual stream 1/TP (SP)" : "",
+                     shard.has_head ? fmt::format("; logits {} x vocab {}", n, c.vocab_size / tp) : "")},
+        {"data", data, "token/target buffers, sample indices"},
+        {"communication buffers", fold, l.world > 1 ? "the largest tensor summed at once (MPI fold rows)" : "none"},
+        {"BLAS packing", cpu_blas_pack_bytes(rank_widths, n, l.cpu_threads),
+         l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},
+        {"process baseline", cpu_baseline_bytes(l.cpu_threads) + (l.world > 1 ? cpu_mpi_baseline_bytes() : 0.0),
+         fmt::format("binary, libraries, {} OpenMP threads{} (measured)", l.cpu_threads,
+                     l.world > 1 ? ", OpenMPI" : "")},
+    };
+    for (const PlanItem& it : p.items) p.peak_bytes += it.bytes;
+    if (st == 0 || p.peak_bytes > best.peak_bytes) best = p;
+  }
+  fill_flops(best, c, l);
+  return best;
 }
 
 // Megatron-LM / AscendSpeed on accelerators: one rank of each pipeline stage, the most loaded kept.

@@ -55,6 +55,8 @@ struct Plan {
 // The resident size of a `chuanspeed train` process before any model memory: the binary, its
 // libraries, OpenMP / OpenBLAS thread stacks and buffers (measured: see plan.cpp).
 double cpu_baseline_bytes(int threads);
+// What an MPI rank adds to it (OpenMPI's libraries and shared-memory segments), measured.
+double cpu_mpi_baseline_bytes();
 // The largest transient packing buffer threaded OpenBLAS allocates for the model's GEMMs over n
 // tokens (0 on one thread).
 double cpu_blas_pack_bytes(const ModelConfig& c, int64_t n, int threads);

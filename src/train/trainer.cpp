@@ -134,6 +134,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     std::fflush(stdout);
   };
   int64_t consecutive_nan = 0;
+  bool memory_reported = false;
   const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
   const Tensor stop_flag = stop_mem.tensor({1}, DType::F64);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
@@ -153,7 +154,15 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     log.add(o, step_timer.seconds(), lr);
 
     const bool nan_stop = a.exit_on_nan > 0 && consecutive_nan >= a.exit_on_nan;
-    if (it % a.log_interval == 0 || it == a.train_iters || nan_stop) r.records.push_back(log.flush(it, r.consumed_samples));
+    if (it % a.log_interval == 0 || it == a.train_iters || nan_stop) {
+      r.records.push_back(log.flush(it, r.consumed_samples));
+      // Megatron's report_memory: once, after the first logged iteration, by data-parallel rank 0
+      // of every model-parallel rank (what `plan` predicts per rank).
+      if (!memory_reported && a.print_log && dp.rank() == 0)
+        std::printf("[Rank %d] (after %lld iterations) memory (MB) | max resident: %.1f\n", world.rank(),
+                    (long long)it, double(peak_rss_bytes()) / 1048576.0);
+      memory_reported = true;
+    }
     if (validator && it % a.eval_interval == 0) {
       const double loss = validator->evaluate(batch);
       r.valid_losses.push_back({it, loss});
