@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test demo bench bench-parallel bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -26,6 +26,10 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# Tokens/s at 1, 2 and 4 MPI ranks for DP, TP and PP, scaling efficiency, bytes sent vs the analytic count.
+bench-parallel: build
+	@scripts/bench_parallel.sh $(BUILD)
 
 # Checkpoint conversion throughput and peak RSS on a synthetic Baichuan-7B-shaped checkpoint
 # (needs Python torch + safetensors to make it, ~16 GB free under WORK=/tmp/cs_bench_convert).

@@ -300,6 +300,14 @@ void check_tensor(const char* op, const Where& w, Ctx& c, const Tensor& t, bool 
 }
 }  // namespace
 
+namespace {
+// Payload bytes this process has handed to MPI to send (each collective counted as its algorithm
+// sends: what `make bench-parallel` compares with the analytic count).
+int64_t g_bytes_sent = 0;
+}  // namespace
+
+int64_t mpi_bytes_sent() { return g_bytes_sent; }
+
 void MpiGroup::all_reduce_sum(Ctx& c, const Tensor& t) {
   const Where w{name_, rank_, size_};
   check_tensor("all_reduce_sum", w, c, t, true);
@@ -331,6 +339,7 @@ void MpiGroup::all_reduce_sum(Ctx& c, const Tensor& t) {
     CS_MPI_CHECK(MPI_Ialltoallv(piece, counts.data(), displs.data(), type, rows.data(), recv_counts.data(),
                                 recv_displs.data(), type, comm_->handle, &req), w);
     CS_MPI_WAIT(req, "all_reduce_sum", "MPI_Ialltoallv", w);
+    g_bytes_sent += (n - mine) * int64_t(es) + int64_t(mine) * int64_t(es) * (p - 1);  // + the gather below
     fold(t.dtype, rows.data(), p, mine, piece + size_t(displs[rank_]) * es);
     CS_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, piece, counts.data(), displs.data(), type,
                                  comm_->handle, &req), w);
@@ -371,6 +380,7 @@ void MpiGroup::reduce_scatter_sum(Ctx& c, const Tensor& in, const Tensor& out) {
     CS_MPI_CHECK(MPI_Ialltoall(static_cast<char*>(src.data()) + a * es, 1, strided.t, rows.data(), len, type,
                                comm_->handle, &req), w);
     CS_MPI_WAIT(req, "reduce_scatter_sum", "MPI_Ialltoall", w);
+    g_bytes_sent += int64_t(len) * int64_t(es) * (p - 1);
     fold(in.dtype, rows.data(), p, len, static_cast<char*>(dst.data()) + a * es);
   }
   dst.flush();
@@ -410,6 +420,7 @@ void MpiGroup::all_gather(Ctx& c, const Tensor& in, const Tensor& out) {
     const void* send = in_place ? MPI_IN_PLACE : static_cast<const void*>(src + a);
     CS_MPI_CHECK(MPI_Iallgather(send, len, MPI_BYTE, base + a, 1, strided.t, comm_->handle, &req), w);
     CS_MPI_WAIT(req, "all_gather", "MPI_Iallgather", w);
+    g_bytes_sent += int64_t(len) * (size_ - 1);
   }
   dst.flush();
 }
@@ -427,6 +438,7 @@ void MpiGroup::broadcast(Ctx& c, const Tensor& t, int root) {
     MPI_Request req;
     CS_MPI_CHECK(MPI_Ibcast(data + a, len, MPI_BYTE, root, comm_->handle, &req), w);
     CS_MPI_WAIT(req, "broadcast", "MPI_Ibcast", w);
+    if (rank_ == root) g_bytes_sent += int64_t(len) * (size_ - 1);
   }
   if (rank_ != root) host.flush();
 }
@@ -449,6 +461,7 @@ void MpiGroup::send(Ctx& c, const Tensor& t, int peer) {
                            comm_->handle, &req), w);
     CS_MPI_WAIT(req, "send", "MPI_Isend", w);
   }
+  g_bytes_sent += int64_t(t.nbytes());
 }
 
 void MpiGroup::recv(Ctx& c, const Tensor& t, int peer) {
@@ -494,6 +507,7 @@ void MpiGroup::send_recv(Ctx& c, const Tensor& to_send, int send_peer, const Ten
       check_received(rcs[0], statuses[0], recv_len, size_t(k * max_piece_), recv_peer, to_recv, "send_recv", w);
     check_mpi(rcs[1], "MPI_Isend", __FILE__, __LINE__, w);
   }
+  g_bytes_sent += int64_t(to_send.nbytes());
   dst.flush();
 }
 

@@ -28,6 +28,9 @@ void mpi_finalize();
 // it fails alone, since a rank that returns instead leaves the others waiting in a collective.
 // Exits the process with `code` when MPI is not active.
 [[noreturn]] void mpi_abort(int code);
+// Payload bytes this process has sent through MpiGroup so far (each collective as its algorithm
+// sends it; 0 without MPI).
+int64_t mpi_bytes_sent();
 
 // A Group over an MPI communicator (its own duplicate, so its traffic never meets another
 // group's). Tensors may be on any backend: host memory (Backend::is_host) is used in place, other

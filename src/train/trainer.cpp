@@ -9,6 +9,7 @@
 #include "checkpoint/native.h"
 #include "core/log.h"
 #include "core/timer.h"
+#include "parallel/mpi_group.h"
 #include "data/blended_dataset.h"
 #include "model/flops.h"
 #include "optim/loss_scaler.h"
@@ -133,17 +134,18 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
     std::fflush(stdout);
   };
-  int64_t consecutive_nan = 0;
+  int64_t consecutive_nan = 0, step_bytes = 0;
   bool memory_reported = false;
   const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
   const Tensor stop_flag = stop_mem.tensor({1}, DType::F64);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
-    const int64_t first = r.consumed_samples;
+    const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(*data.train, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
                                                    : std::function<void(Tensor&)>());
+    step_bytes += mpi_bytes_sent() - sent_before;
     r.consumed_samples += a.global_batch;
     r.skipped += o.skipped;
     r.nan += o.nan;
@@ -192,6 +194,10 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     }
   }
   if (!r.stopped_on_nan) heart.finish(r.iterations >= a.train_iters ? "finished" : "stopped");
+  const int64_t steps = r.iterations - r.start_iteration;
+  if (writer && world.size() > 1 && steps > 0)
+    log_info("[train] communication: rank 0 sent {:.3f} MB per iteration over MPI (training steps, payload)",
+             double(step_bytes) / double(steps) / 1e6);
   return r;
 }
 
