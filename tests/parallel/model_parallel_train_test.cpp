@@ -8,7 +8,9 @@
 // one process's weights. The model has 4 layers, so every pipeline size up to 4 splits it.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -109,6 +111,34 @@ TEST_P(ModelParallelTraining, PipelineStagesTrainAsOneProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Positions, ModelParallelTraining, ::testing::Values("rope", "alibi"),
                          [](const auto& info) { return info.param; });
+
+// A rank SIGKILLed in the middle of a TP2 run: the job ends, non-zero, well within the deadline
+// (the other rank would otherwise wait in a collective forever).
+TEST(ModelParallelFaults, KilledRankEndsTheJob) {
+  if (test::run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
+  const std::string dir = ::testing::TempDir() + "/cs_tp_kill_" + std::to_string(getpid());
+  fs::create_directories(dir);
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 60").status);
+  const std::string train = test::kMpirun + "2 " + CS_BINARY +
+                            " train --model tiny --num-attention-heads 4 --vocab-size 101 --make-vocab-size-divisible-by 2"
+                            " --seq-length 16 --micro-batch-size 2 --global-batch-size 4 --train-iters 1000000 --lr 1e-3"
+                            " --log-interval 1 --tensor-model-parallel-size 2 --distributed-timeout-minutes 1 --data-path " +
+                            dir + "/data --save " + dir + "/run";
+  // Rank 1 is the process whose environment says OMPI_COMM_WORLD_RANK=1; killed once training runs.
+  const std::string killer =
+      "for i in $(seq 200); do grep -q 'iteration' " + dir + "/out.log 2>/dev/null && break; sleep 0.05; done; "
+      "for p in $(pgrep -f -- '--save " + dir + "/run'); do "
+      "if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then kill -9 $p; fi; done";
+  const auto start = std::chrono::steady_clock::now();
+  const int rc = test::run_shell("(" + killer + ") & " + train + " > " + dir + "/out.log 2>&1; rc=$?; wait; exit $rc");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ifstream out(dir + "/out.log");
+  const std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(" iteration "), std::string::npos) << "training never started: " << text;
+  EXPECT_NE(rc, 0);
+  EXPECT_LT(seconds, 50) << "the job outlived its killed rank";
+  fs::remove_all(dir);
+}
 
 TEST(ModelParallelFlags, SplitsTheModelCannotTakeAreOneLine) {
   if (test::run_shell("mpirun --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun not installed";
