@@ -121,12 +121,13 @@ TEST(ModelParallelFaults, KilledRankEndsTheJob) {
   ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 60").status);
   const std::string train = test::kMpirun + "2 " + CS_BINARY +
                             " train --model tiny --num-attention-heads 4 --vocab-size 101 --make-vocab-size-divisible-by 2"
-                            " --seq-length 16 --micro-batch-size 2 --global-batch-size 4 --train-iters 1000000 --lr 1e-3"
+                            " --seq-length 16 --micro-batch-size 2 --global-batch-size 4 --train-iters 100000 --lr 1e-3"
                             " --log-interval 1 --tensor-model-parallel-size 2 --distributed-timeout-minutes 1 --data-path " +
                             dir + "/data --save " + dir + "/run";
-  // Rank 1 is the process whose environment says OMPI_COMM_WORLD_RANK=1; killed once training runs.
+  // Rank 1 is the process whose environment says OMPI_COMM_WORLD_RANK=1; killed once an iteration
+  // was logged.
   const std::string killer =
-      "for i in $(seq 200); do grep -q 'iteration' " + dir + "/out.log 2>/dev/null && break; sleep 0.05; done; "
+      "for i in $(seq 200); do grep -q ' iteration  *[0-9]*/' " + dir + "/out.log 2>/dev/null && break; sleep 0.05; done; "
       "for p in $(pgrep -f -- '--save " + dir + "/run'); do "
       "if tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then kill -9 $p; fi; done";
   const auto start = std::chrono::steady_clock::now();
