@@ -1,9 +1,18 @@
-// Causal attention, flash-style (Dao et al. 2022, FlashAttention-2 Alg. 1 and 2): keys are visited
-// in blocks of kBk with an online softmax, so memory is O(T * Hd) per head, never O(T^2).
+// Causal attention, flash-style (Dao et al. 2022; FlashAttention-2, Alg. 1 and 2): a block of kBq
+// queries visits the key blocks of kBk keys at or before it with an online softmax, so memory is
+// O(T * Hd) per head, never O(T^2). The block products (scores Q K^T, P V, and in the backward
+// dP = dO V^T, dV += P^T dO, dQ += dS K, dK += dS^T Q) are GEMMs through cblas_sgemm on the
+// calling thread (inside the OpenMP region OpenBLAS runs single-threaded), the softmax and the
+// masks between them are one pass over the kBq x kBk tile.
 // score(i, j) = q_i . k_j / sqrt(Hd) + slope * (j - i) for j <= i (ALiBi; HF adds slope * j,
 // which differs by a per-row constant that softmax removes). lse_i = log sum_j exp(score(i, j)).
 // q, k, v, o, dout, dq, dk, dv: (B, H, T, Hd); lse: (B, H, T); slopes: (H) or empty.
-// Backward recomputes p_ij = exp(score - lse_i) per key block; D_i = dout_i . o_i.
+// Backward recomputes p_ij = exp(score - lse_i) per tile; D_i = dout_i . o_i. Work is split over
+// (batch, head) pairs, each done by one thread in a fixed order: results are the same for any
+// thread count.
+#include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -13,7 +22,10 @@
 namespace cs::cpu {
 
 namespace {
-constexpr int64_t kBq = 32, kBk = 64;
+constexpr int64_t kBq = 64, kBk = 64;
+// Equal and aligned: every tile a query block visits holds at least one key at or before each of
+// its queries, so no row of a tile is all masked (its running max would be -inf).
+static_assert(kBq == kBk);
 
 struct Dims {
   int64_t b, h, t, hd;
@@ -36,23 +48,24 @@ void check_attention_args(const char* op, const Tensor& q, const Tensor& k, cons
   if (slopes.numel()) check_f32(op, "slopes", slopes, Device::CPU);
 }
 
-// Transposes rows [j0, j1) of a (T, Hd) head into kt (Hd, kBk).
-void transpose_block(const float* x, int64_t j0, int64_t j1, int64_t hd, float* xt) {
-  for (int64_t c = 0; c < j1 - j0; ++c)
-    for (int64_t d = 0; d < hd; ++d) xt[d * kBk + c] = x[(j0 + c) * hd + d];
+// c (m x n, row stride ldc) = alpha * op(a) op(b) + beta * c, row-major, on this thread.
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(k),
+              alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
 }
 
-// s[c] = scale * q . k_{j0+c} + slope * (j0 + c - i) for c < n.
-inline void block_scores(const float* qi, const float* kt, int64_t hd, int64_t n, float scale,
-                         float slope, int64_t i, int64_t j0, float* s) {
-  for (int64_t c = 0; c < kBk; ++c) s[c] = 0.f;
-  for (int64_t d = 0; d < hd; ++d) {
-    const float qd = qi[d];
-    const float* kr = kt + d * kBk;
+// The scores of a tile in place: s (rows x kBk, columns [0, cols)) = scale * q k^T (already in s
+// unscaled) + slope * (j - i); a key after its query (the diagonal tile) gets -inf.
+inline void finish_scores(float* s, int64_t rows, int64_t cols, int64_t i0, int64_t j0, float scale, float slope) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * kBk;
+    const int64_t i = i0 + r, last = std::min(cols, i - j0 + 1);  // keys j0 .. i are visible
+    const float bias0 = slope * float(j0 - i);
 #pragma omp simd
-    for (int64_t c = 0; c < kBk; ++c) s[c] += qd * kr[c];
+    for (int64_t c = 0; c < cols; ++c) sr[c] = sr[c] * scale + bias0 + slope * float(c);
+    for (int64_t c = std::max<int64_t>(last, 0); c < cols; ++c) sr[c] = -INFINITY;
   }
-  for (int64_t c = 0; c < n; ++c) s[c] = s[c] * scale + slope * float(j0 + c - i);
 }
 }  // namespace
 
@@ -66,10 +79,10 @@ void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
   const float scale = 1.f / std::sqrt(float(hd));
 #pragma omp parallel
   {
-    thread_local std::vector<float> kt, acc;
-    kt.assign(size_t(hd * kBk), 0.f);
+    thread_local std::vector<float> acc, tile;
     acc.resize(size_t(kBq * hd));
-    float s[kBk], m[kBq], l[kBq];
+    tile.resize(size_t(kBq * kBk));
+    float m[kBq], l[kBq];
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t bh = 0; bh < dm.b * dm.h; ++bh)
       for (int64_t qb = nqb - 1; qb >= 0; --qb) {  // long rows first: better balance
@@ -77,35 +90,36 @@ void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
         const float* qh = q.f32() + bh * t_len * hd;
         const float* kh = k.f32() + bh * t_len * hd;
         const float* vh = v.f32() + bh * t_len * hd;
-        const int64_t i0 = qb * kBq, i1 = std::min(i0 + kBq, t_len);
-        for (int64_t r = 0; r < i1 - i0; ++r) { m[r] = -INFINITY; l[r] = 0.f; }
-        std::fill(acc.begin(), acc.end(), 0.f);
+        const int64_t i0 = qb * kBq, i1 = std::min(i0 + kBq, t_len), rows = i1 - i0;
+        for (int64_t r = 0; r < rows; ++r) { m[r] = -INFINITY; l[r] = 0.f; }
+        float* s = tile.data();
         for (int64_t j0 = 0; j0 < i1; j0 += kBk) {
-          const int64_t j1 = std::min(j0 + kBk, i1);
-          transpose_block(kh, j0, j1, hd, kt.data());
-          for (int64_t r = 0; r < i1 - i0; ++r) {
-            const int64_t i = i0 + r, n = std::min(j1, i + 1) - j0;
-            if (n <= 0) continue;
-            block_scores(qh + i * hd, kt.data(), hd, n, scale, slope, i, j0, s);
+          const int64_t cols = std::min(j0 + kBk, i1) - j0;
+          gemm(false, true, rows, cols, hd, 1.f, qh + i0 * hd, hd, kh + j0 * hd, hd, 0.f, s, kBk);
+          finish_scores(s, rows, cols, i0, j0, scale, slope);
+          for (int64_t r = 0; r < rows; ++r) {
+            float* sr = s + r * kBk;
             float mx = m[r];
-            for (int64_t c = 0; c < n; ++c) mx = std::max(mx, s[c]);
-            const float corr = std::exp(m[r] - mx);
+            for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, sr[c]);
+            const float corr = std::exp(m[r] - mx);  // 0 on the first tile (m = -inf)
             float psum = 0.f;
-            for (int64_t c = 0; c < n; ++c) { s[c] = std::exp(s[c] - mx); psum += s[c]; }
+            for (int64_t c = 0; c < cols; ++c) {
+              sr[c] = std::exp(sr[c] - mx);  // masked keys: exp(-inf) = 0
+              psum += sr[c];
+            }
             l[r] = l[r] * corr + psum;
             m[r] = mx;
             float* a = acc.data() + r * hd;
+            if (j0 == 0) {
+              std::fill(a, a + hd, 0.f);
+            } else {
 #pragma omp simd
-            for (int64_t d = 0; d < hd; ++d) a[d] *= corr;
-            for (int64_t c = 0; c < n; ++c) {
-              const float p = s[c];
-              const float* vr = vh + (j0 + c) * hd;
-#pragma omp simd
-              for (int64_t d = 0; d < hd; ++d) a[d] += p * vr[d];
+              for (int64_t d = 0; d < hd; ++d) a[d] *= corr;
             }
           }
+          gemm(false, false, rows, hd, cols, 1.f, s, kBk, vh + j0 * hd, hd, 1.f, acc.data(), hd);  // acc += P V
         }
-        for (int64_t r = 0; r < i1 - i0; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           float* orow = o.f32() + (bh * t_len + i0 + r) * hd;
           const float inv = 1.f / l[r];
           for (int64_t d = 0; d < hd; ++d) orow[d] = acc[size_t(r * hd + d)] * inv;
@@ -127,11 +141,10 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
   const float scale = 1.f / std::sqrt(float(hd));
 #pragma omp parallel
   {
-    thread_local std::vector<float> kt, vt, dvec;
-    kt.assign(size_t(hd * kBk), 0.f);
-    vt.assign(size_t(hd * kBk), 0.f);
+    thread_local std::vector<float> dvec, p, dp;
     dvec.resize(size_t(t_len));
-    float s[kBk], dp[kBk];
+    p.resize(size_t(kBq * kBk));
+    dp.resize(size_t(kBq * kBk));
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < dm.b * dm.h; ++bh) {
       const float slope = slopes.numel() ? slopes.f32()[bh % dm.h] : 0.f;
@@ -147,37 +160,28 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
         for (int64_t d = 0; d < hd; ++d) acc += doh[i * hd + d] * oh[i * hd + d];
         dvec[size_t(i)] = acc;
       }
+      // Key blocks outer (their dK, dV finish in one pass), the query blocks at or after each inner.
       for (int64_t j0 = 0; j0 < t_len; j0 += kBk) {
-        const int64_t j1 = std::min(j0 + kBk, t_len);
-        transpose_block(kh, j0, j1, hd, kt.data());
-        transpose_block(vh, j0, j1, hd, vt.data());
-        for (int64_t i = j0; i < t_len; ++i) {
-          const int64_t n = std::min(j1, i + 1) - j0;
-          const float* qi = qh + i * hd;
-          const float* doi = doh + i * hd;
-          block_scores(qi, kt.data(), hd, n, scale, slope, i, j0, s);
-          // dp[c] = dout_i . v_c
-          for (int64_t c = 0; c < kBk; ++c) dp[c] = 0.f;
-          for (int64_t d = 0; d < hd; ++d) {
-            const float g = doi[d];
-            const float* vr = vt.data() + d * kBk;
+        const int64_t cols = std::min(kBk, t_len - j0);
+        for (int64_t i0 = j0 / kBq * kBq; i0 < t_len; i0 += kBq) {
+          const int64_t rows = std::min(kBq, t_len - i0);
+          float* s = p.data();
+          gemm(false, true, rows, cols, hd, 1.f, qh + i0 * hd, hd, kh + j0 * hd, hd, 0.f, s, kBk);
+          finish_scores(s, rows, cols, i0, j0, scale, slope);
+          gemm(false, true, rows, cols, hd, 1.f, doh + i0 * hd, hd, vh + j0 * hd, hd, 0.f, dp.data(), kBk);  // dO V^T
+          for (int64_t r = 0; r < rows; ++r) {
+            float* sr = s + r * kBk;
+            float* dpr = dp.data() + r * kBk;
+            const float li = lh[i0 + r], di = dvec[size_t(i0 + r)];
 #pragma omp simd
-            for (int64_t c = 0; c < kBk; ++c) dp[c] += g * vr[c];
-          }
-          float* dqi = dqh + i * hd;
-          for (int64_t c = 0; c < n; ++c) {
-            const float p = std::exp(s[c] - lh[i]);
-            const float ds = p * (dp[c] - dvec[size_t(i)]) * scale;
-            float* dvr = dvh + (j0 + c) * hd;
-            float* dkr = dkh + (j0 + c) * hd;
-            const float* kr = kh + (j0 + c) * hd;
-#pragma omp simd
-            for (int64_t d = 0; d < hd; ++d) {
-              dvr[d] += p * doi[d];
-              dkr[d] += ds * qi[d];
-              dqi[d] += ds * kr[d];
+            for (int64_t c = 0; c < cols; ++c) {
+              sr[c] = std::exp(sr[c] - li);             // P
+              dpr[c] = sr[c] * (dpr[c] - di) * scale;   // dS (the score's scale folded in)
             }
           }
+          gemm(true, false, cols, hd, rows, 1.f, s, kBk, doh + i0 * hd, hd, 1.f, dvh + j0 * hd, hd);         // dV += P^T dO
+          gemm(false, false, rows, hd, cols, 1.f, dp.data(), kBk, kh + j0 * hd, hd, 1.f, dqh + i0 * hd, hd);  // dQ += dS K
+          gemm(true, false, cols, hd, rows, 1.f, dp.data(), kBk, qh + i0 * hd, hd, 1.f, dkh + j0 * hd, hd);  // dK += dS^T Q
         }
       }
     }
