@@ -16,6 +16,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/fast_exp.h"
 #include "backend/cpu/ops.h"
 #include "backend/op_check.h"
 
@@ -101,10 +102,11 @@ void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
             float* sr = s + r * kBk;
             float mx = m[r];
             for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, sr[c]);
-            const float corr = std::exp(m[r] - mx);  // 0 on the first tile (m = -inf)
+            const float corr = fast_exp(m[r] - mx);  // 0 on the first tile (m = -inf)
             float psum = 0.f;
+#pragma omp simd reduction(+ : psum)
             for (int64_t c = 0; c < cols; ++c) {
-              sr[c] = std::exp(sr[c] - mx);  // masked keys: exp(-inf) = 0
+              sr[c] = fast_exp(sr[c] - mx);  // masked keys: exp(-inf) = 0
               psum += sr[c];
             }
             l[r] = l[r] * corr + psum;
@@ -175,7 +177,7 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
             const float li = lh[i0 + r], di = dvec[size_t(i0 + r)];
 #pragma omp simd
             for (int64_t c = 0; c < cols; ++c) {
-              sr[c] = std::exp(sr[c] - li);             // P
+              sr[c] = fast_exp(sr[c] - li);             // P
               dpr[c] = sr[c] * (dpr[c] - di) * scale;   // dS (the score's scale folded in)
             }
           }
