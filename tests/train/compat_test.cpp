@@ -1,6 +1,9 @@
 // A checkpoint written before the backend boundary (tests/fixtures/compat, made by commit 5f1e655)
-// loads and resumes bit-identically with today's binary: the same lm loss at every iteration
-// after the resume, the same validation losses, and the same final weights, bit for bit.
+// loads and resumes with today's binary on the old run's trajectory: its iteration, schedule,
+// loss scaler and data cursor carry on, so every lm loss after the resume and the validation
+// losses equal the old run's within 1e-6 relative, and the final weights within fp32 rounding.
+// (Bit for bit until the attention kernel's exp became a vectorised polynomial, within 2 ulp of
+// the C library's: the last bits moved, nothing else.)
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "cli/run_util.h"
+#include "closeness.h"
 
 namespace cs {
 namespace {
@@ -35,7 +39,7 @@ Losses read_metrics(const std::string& path) {
   return l;
 }
 
-TEST(Compat, CheckpointFromBeforeTheBackendBoundaryResumesBitIdentically) {
+TEST(Compat, CheckpointFromBeforeTheBackendBoundaryResumesOnItsTrajectory) {
   const std::string dir = ::testing::TempDir() + "/cs_compat_" + std::to_string(getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -51,10 +55,11 @@ TEST(Compat, CheckpointFromBeforeTheBackendBoundaryResumesBitIdentically) {
   int compared = 0;
   for (int64_t it = 11; it <= 20; ++it) {
     ASSERT_TRUE(now.train.count(it)) << "iteration " << it << " not logged";
-    EXPECT_EQ(now.train.at(it), old_run.train.at(it)) << "iteration " << it;
+    EXPECT_NEAR(now.train.at(it), old_run.train.at(it), 1e-6 * old_run.train.at(it)) << "iteration " << it;
     ++compared;
   }
-  for (int64_t it : {15, 20}) EXPECT_EQ(now.valid.at(it), old_run.valid.at(it)) << "validation at " << it;
+  for (int64_t it : {15, 20})
+    EXPECT_NEAR(now.valid.at(it), old_run.valid.at(it), 1e-6 * old_run.valid.at(it)) << "validation at " << it;
   EXPECT_EQ(compared, 10);
   const SafetensorsFile want = SafetensorsFile::open(kFix + "/final_model_iter20.safetensors");
   const SafetensorsFile got = SafetensorsFile::open(dir + "/run/iter_0000020/model-tp00-pp000.safetensors");
@@ -62,7 +67,10 @@ TEST(Compat, CheckpointFromBeforeTheBackendBoundaryResumesBitIdentically) {
   for (const std::string& name : want.names()) {
     const Tensor a = want.tensor(name), b = got.tensor(name);
     ASSERT_EQ(a.shape, b.shape) << name;
-    EXPECT_EQ(0, std::memcmp(a.data, b.data, a.nbytes())) << name << " differs from the old run's";
+    std::vector<float> x(size_t(a.numel())), y(x.size());
+    want.read_f32(name, x.data(), a.numel());
+    got.read_f32(name, y.data(), b.numel());
+    EXPECT_TRUE(test::all_close(y, x, 1e-6, 1e-5, name + " against the old run's"));
     ++tensors;
   }
   EXPECT_EQ(tensors, 3 + 7 * 2);
