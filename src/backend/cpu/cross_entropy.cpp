@@ -3,10 +3,12 @@
 // its log-sum-exp and the target's logit when the target is one of its columns, step 2 combines
 // every rank's parts (loss = logsumexp(z) - z[target]); target -1 is ignored (loss 0, gradient 0).
 // The backward writes scale * (softmax(z) - onehot(target)) over the rank's columns and may
-// overwrite the logits in place (llm.c does the same to avoid a second (N, V) buffer).
+// overwrite the logits in place (llm.c does the same to avoid a second (N, V) buffer). Both passes
+// over a row are vector code (fast_exp.h; the sum of exponentials is kept in double).
 // logits, dlogits: (N, V); targets: (N) i32; lse, target_logit, losses: (N); lse_parts: (P, N).
 #include <cmath>
 
+#include "backend/cpu/fast_exp.h"
 #include "backend/cpu/ops.h"
 #include "backend/op_check.h"
 
@@ -31,9 +33,11 @@ void cross_entropy_forward(Ctx&, const Tensor& logits, const Tensor& targets, in
   for (int64_t i = 0; i < n; ++i) {
     const float* z = logits.f32() + i * v;
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < v; ++j) mx = std::max(mx, z[j]);
     double s = 0.0;  // double: the sum runs over 64k terms for the real vocabulary
-    for (int64_t j = 0; j < v; ++j) s += std::exp(double(z[j] - mx));
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < v; ++j) s += double(fast_exp(z[j] - mx));
     lse.f32()[i] = mx + float(std::log(s));
     const int64_t col = local_column(targets.i32()[i], vocab_offset, v);
     target_logit.f32()[i] = col < 0 ? 0.f : z[col];
@@ -83,7 +87,7 @@ void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse, const
     }
     const float l = lse.f32()[i];
 #pragma omp simd
-    for (int64_t j = 0; j < v; ++j) dz[j] = scale * std::exp(z[j] - l);
+    for (int64_t j = 0; j < v; ++j) dz[j] = scale * fast_exp(z[j] - l);
     const int64_t col = local_column(tgt, vocab_offset, v);
     if (col >= 0) dz[col] -= scale;
   }
