@@ -63,7 +63,13 @@ TEST(IndexedDatasetErrors, EachBadFileNamesFileAndProblem) {
       {"negative_length", spec_idx(8, {4, -2}, {0, 1, 2}, 2), good_bin(), ".idx",
        {"sequence 1 has negative length -2"}},
       {"bin_truncated", good_idx(), resized(good_bin(), 10), ".bin",
-       {"sequence 1 (bytes [8, 12))", "beyond the end of the file (10 bytes)"}},
+       {"sequence 1 (4 bytes from byte 8)", "beyond the end of the file (10 bytes)"}},
+      // Pointers whose end (pointer + bytes) overflows int64: rejected without computing it
+      // (undefined behaviour that UBSan stops on); sequence 1's pointer is at 34 + 2 * 4 + 8.
+      {"pointer_end_overflows", patched(good_idx(), 50, hex("fe ff ff ff ff ff ff 7f")), good_bin(), ".bin",
+       {"sequence 1 (4 bytes from byte 9223372036854775806)", "beyond the end of the file (12 bytes)"}},
+      {"pointer_negative", patched(good_idx(), 50, hex("00 00 00 00 00 00 00 80")), good_bin(), ".bin",
+       {"sequence 1 (4 bytes from byte -9223372036854775808)"}},
       {"bin_of_other_dtype", spec_idx(4, {4, 2}, {0, 1, 2}, 4), good_bin(), ".bin",
        {"sequence 0", "not the .bin of this .idx"}},
   };
