@@ -113,6 +113,7 @@ bool is_native_checkpoint(const std::string& dir) {
 
 int64_t latest_iteration(const std::string& root) {
   const std::string path = root + "/latest_checkpointed_iteration.txt";
+  require_regular_file(path, "checkpoint", "the latest file is a small text file written by chuanspeed train");
   std::ifstream f(path);
   if (!f) return -1;
   std::string s;
@@ -135,6 +136,7 @@ int64_t latest_iteration(const std::string& root) {
 
 CheckpointReader::CheckpointReader(const std::string& root, int64_t iteration)
     : dir_(root + "/" + iteration_dir_name(iteration)) {
+  require_regular_file(dir_ + "/meta.json", "checkpoint", "meta.json is a file written by chuanspeed train");
   std::ifstream f(dir_ + "/meta.json");
   if (!f) throw Error(fmt::format("[checkpoint] {}/meta.json: cannot open", dir_));
   meta_ = nlohmann::json::parse(f, nullptr, false);

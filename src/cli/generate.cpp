@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/timer.h"
 #include "data/corpus/handlers.h"
 #include "data/tokenizer.h"
@@ -187,6 +188,7 @@ int generate_main(int argc, char** argv) {
       texts.push_back(prompt);
       where.push_back("the prompt");
     }
+    if (o_file->count()) require_regular_file(prompt_file, "generate", "--prompt-file takes a text or JSON Lines file");
     std::ifstream f(prompt_file);
     if (o_file->count() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
     int64_t lineno = 0;

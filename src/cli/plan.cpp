@@ -16,6 +16,7 @@
 #include "cli/parse.h"
 #include "cli/train_flags.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 #include "train/checkpointing.h"
@@ -52,6 +53,7 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
       c = checkpoint_model_config(*f.load);
     } else {
       const std::string path = *f.load + "/config.json";
+      require_regular_file(path, "plan", "a Hugging Face directory holds config.json as a file");
       std::ifstream in(path);
       if (!in) throw Error(fmt::format("[plan] --load {}: no config.json and not a native checkpoint. "
                                        "Hint: pass a Hugging Face model directory or a checkpoint root", *f.load));
