@@ -23,6 +23,7 @@
 #include "parallel/grid.h"
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
+#include "train/memory_budget.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
 
@@ -32,6 +33,7 @@ namespace {
 // Set by SIGTERM / SIGINT; the trainer finishes the step, saves and returns (exit 0).
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+
 }  // namespace
 
 int train_main(int argc, char** argv) {
@@ -72,6 +74,55 @@ int train_main(int argc, char** argv) {
     throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
                                  "Hint: --resume continues a run from its own --save directory",
                                  f.load.value_or("(not given)")));
+  // The model's config (--load's meta.json or config.json, else the flags), the grid, the run's
+  // arguments and the memory they take: all checked before anything is allocated or --save touched.
+  std::string config_file;  // empty: the flags
+  ModelConfig cfg;
+  if (native) {
+    cfg = checkpoint_model_config(*f.load, &config_file);
+    if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
+  } else if (f.load) {
+    config_file = *f.load + "/config.json";
+    cfg = hf_model_config(*f.load);
+    cfg.max_seq_length = std::max(cfg.max_seq_length, seq);  // as load_hf_model
+    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
+      throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
+                              "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load, cfg.vocab_size));
+  } else {
+    ModelFlags mf = f.model;
+    if (vocab) mf.vocab_size = vocab;
+    if (!mf.vocab_size && mf.model == "tiny")
+      throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
+    cfg = mf.resolve();
+  }
+  f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
+  // The grid over the world's ranks (tensor and pipeline sizes 1: every rank a data-parallel replica).
+  const Grid grid = Grid::make(world->size(), world->rank(),
+                               {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
+                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
+  TrainArgs a = f.train_args(cfg);
+  if (f.deepspeed_config) {
+    const std::vector<std::string> notes =
+        apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);
+    if (rank0)
+      for (const std::string& n : notes) log_info("[train] {}", n);
+  }
+  // Activations: planned for the config's length from the flags, for --seq-length over a loaded model.
+  const int64_t act_seq = f.load && seq > 0 ? seq : cfg.max_seq_length;
+  MemoryRequest need;
+  need.micro_batch = f.micro_batch;
+  need.act_seq = act_seq;
+  need.training = true;
+  need.global_batch = a.global_batch;
+  need.train_iters = a.train_iters;
+  need.dp = grid.dp;
+  need.distributed_optimizer = a.distributed_optimizer;
+  need.config_file = config_file;
+  need.batch_source = fmt::format("--micro-batch-size {} and --seq-length {} (--train-iters {}, --global-batch-size {})",
+                                  f.micro_batch, act_seq, a.train_iters, a.global_batch);
+  need.batch_hint = "a smaller --micro-batch-size (gradients accumulate up to --global-batch-size) or --seq-length, "
+                    "or --recompute-granularity full";
+  check_memory(cfg, need);
   // One run, one folder: a new run never mixes with the run already in --save (every rank checks,
   // so a refusal is the same usage error everywhere), and rank 0 holds the folder's lock.
   std::unique_ptr<RunLock> run_lock;
@@ -90,40 +141,15 @@ int train_main(int argc, char** argv) {
     world->barrier(*ctx);
   }
   if (native) {
-    ModelConfig cfg = checkpoint_model_config(*f.load);
-    if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
-    f.model.apply_recompute(cfg);  // a run-time choice: the checkpoint's config does not hold it
-    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, seq > 0 ? seq : cfg.max_seq_length);
+    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, act_seq);
   } else if (f.load) {
     model = load_hf_model(*f.load, *ctx, tp, f.micro_batch, std::max<int64_t>(seq, 0),
                           [&](ModelConfig& c) { f.model.apply_recompute(c); });
-    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > model->config().vocab_size)
-      throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
-                              "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,
-                              model->config().vocab_size));
   } else {
-    ModelFlags mf = f.model;
-    if (vocab) mf.vocab_size = vocab;
-    if (!mf.vocab_size && mf.model == "tiny")
-      throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
-    ModelConfig cfg = mf.resolve();
-    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, cfg.max_seq_length);
+    model = std::make_unique<Model>(cfg, *ctx, tp, f.micro_batch, act_seq);
     model->params().init(*ctx, f.seed);
   }
-  // The grid over the world's ranks (tensor and pipeline sizes 1: every rank a data-parallel
-  // replica), validated before training allocates anything more.
-  const Grid grid = Grid::make(world->size(), world->rank(),
-                               {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
-                                model->config().num_heads, model->config().ffn_hidden_size,
-                                model->config().vocab_size, model->config().num_layers});
   GridGroups groups = GridGroups::split(*world, grid);
-  TrainArgs a = f.train_args(model->config());
-  if (f.deepspeed_config) {
-    const std::vector<std::string> notes =
-        apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);
-    if (rank0)
-      for (const std::string& n : notes) log_info("[train] {}", n);
-  }
   if (native) a.resume_dir = *f.load;
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);

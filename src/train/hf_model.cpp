@@ -16,6 +16,11 @@
 
 namespace cs {
 
+ModelConfig hf_model_config(const std::string& dir) {
+  HfWeights hf(dir);
+  return config_from_hf_json(hf.config(), dir + "/config.json");
+}
+
 std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                      int64_t max_seq, const std::function<void(ModelConfig&)>& adjust) {
   HfWeights hf(dir);

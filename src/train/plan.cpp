@@ -34,15 +34,15 @@ double cpu_baseline_bytes(int threads) {
 // GEMM_Q above (GEMM_Q = 320 on the SkylakeX/Cooperlake kernels; measured: dW_head = dlogits^T x
 // with m = vocab grows RSS by vocab x min(tokens, 320) x 4 bytes). Freed after the call: the peak
 // is the largest GEMM's. One thread packs within its fixed buffer instead.
-double cpu_blas_pack_bytes(const ModelConfig& c, int64_t n, int threads) {
+double cpu_blas_pack_bytes(const ModelConfig& c, double n, int threads) {
   if (threads <= 1) return 0;
-  constexpr int64_t q = 320;
-  auto kc = [](int64_t k) { return k <= q ? k : k < 2 * q ? (k / 2 + 15) / 16 * 16 : q; };
-  const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size;
-  const int64_t widest = std::max({v, 3 * d, 2 * f});
+  constexpr double q = 320;
+  auto kc = [](double k) { return k <= q ? k : k < 2 * q ? std::floor((std::floor(k / 2) + 15) / 16) * 16 : q; };
+  const double d = double(c.hidden_size), f = double(c.ffn_hidden_size), v = double(c.vocab_size);
+  const double widest = std::max({v, 3 * d, 2 * f});
   // Weight gradients: m = output rows (vocab, 3D, 2F), k = tokens; data gradients and forwards:
   // m = tokens, k = the widest input (vocab for dx of the head).
-  return 4.0 * double(std::max(widest * kc(n), n * kc(widest)));
+  return 4.0 * std::max(widest * kc(n), n * kc(widest));
 }
 
 BytesPerParam megatron_bytes_per_param(PlanPrecision p, bool distributed_optimizer, int64_t dp) {
@@ -84,6 +84,12 @@ void check_layout(const ModelConfig& c, const PlanLayout& l) {
   };
   need(l.tp >= 1 && l.pp >= 1 && l.world >= 1, fmt::format(
       "parallel sizes must be >= 1, got tensor {} pipeline {} world {}", l.tp, l.pp, l.world));
+  // Products of flags are formed below: each must fit int64 first.
+  int64_t product;
+  need(!__builtin_mul_overflow(l.tp, l.pp, &product) && !__builtin_mul_overflow(l.micro_batch, l.world, &product),
+       fmt::format("--tensor-model-parallel-size {} x --pipeline-model-parallel-size {} or --micro-batch-size {} x "
+                   "world size {} is beyond any machine (it overflows a 64-bit count)", l.tp, l.pp, l.micro_batch,
+                   l.world));
   need(l.world % (l.tp * l.pp) == 0, fmt::format(
       "world size {} is not a multiple of tensor x pipeline = {} x {}. Hint: pass --world-size "
       "(or --nnodes x --nproc-per-node) as a multiple of {}", l.world, l.tp, l.pp, l.tp * l.pp));
@@ -131,34 +137,47 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   p.params_total = p.params_rank = c.num_params();
   const double np = double(p.params_total);
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
-  const int64_t n = l.micro_batch * c.max_seq_length, d = c.hidden_size, L = c.num_layers;
-  const Dims mx{l.micro_batch, c.max_seq_length, Widths::of(c, ModelShard::whole())};
-  // The same carving as Model's constructor (every tensor 64-byte aligned).
+  // Byte counts are doubles: the flags' and files' sizes may multiply past int64.
+  const double n = double(l.micro_batch) * double(c.max_seq_length), d = double(c.hidden_size);
+  const int64_t L = c.num_layers;
+  // The same carving as Model's constructor (every tensor 64-byte aligned), at the planned dims, or
+  // scaled from one token's tensors (an upper bound: each rounded up alone) where the planned dims'
+  // int64 sizes could overflow.
   auto aligned = [](double bytes) { return std::ceil(bytes / 64) * 64; };
-  TensorCarver saved_set, scratch_set;
-  LayerSaved::carve(saved_set, mx, DType::F32);
-  LayerScratch::carve(scratch_set, mx, DType::F32);
-  const double per_layer = double(saved_set.used());
-  const double residual = aligned(double((L + 1) * n * d) * 4);
+  const Widths w = Widths::of(c, ModelShard::whole());
+  TensorCarver saved_one, scratch_one;
+  LayerSaved::carve(saved_one, Dims{1, 1, w}, DType::F32);
+  LayerScratch::carve(scratch_one, Dims{1, 1, w}, DType::F32);
+  double per_layer = double(saved_one.used()) * n, scratch_sets = double(scratch_one.used()) * n;
+  if ((per_layer + scratch_sets) * double(L + 2) < 0x1p60) {
+    TensorCarver saved_set, scratch_set;
+    const Dims mx{l.micro_batch, c.max_seq_length, w};
+    LayerSaved::carve(saved_set, mx, DType::F32);
+    LayerScratch::carve(scratch_set, mx, DType::F32);
+    per_layer = double(saved_set.used());
+    scratch_sets = double(scratch_set.used());
+  }
+  const double residual = aligned(double(L + 1) * n * d * 4);
   p.activations_no_recompute = residual + per_layer * double(L);
   p.activations_recompute = residual + per_layer;  // one set, rebuilt layer by layer in backward
   // Model's sets: one shared by the recomputed layers (the first N with the block method), one per other layer.
   const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? L : std::min(L, c.recompute_num_layers);
   const int64_t saved_sets = L - recomputed + (recomputed > 0 ? 1 : 0);
-  const double scratch = double(scratch_set.used()) + 2 * aligned(double(n * d) * 4);
+  const double scratch = scratch_sets + 2 * aligned(n * d * 4);
   // logits, final norm, rstd, losses, lse, the loss sum (f64) and the ALiBi slopes
-  const double head = aligned(double(n * c.vocab_size) * 4) + aligned(double(n * d) * 4) + 3 * aligned(double(n) * 4) +
+  const double head = aligned(n * double(c.vocab_size) * 4) + aligned(n * d * 4) + 3 * aligned(n * 4) +
                       64 + (c.position == PositionType::Alibi ? aligned(double(c.num_heads) * 4) : 0);
-  const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
-  const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;
+  const double samples = double(std::max<int64_t>(l.train_iters, 1)) * double(l.global_batch);
+  const double data = 2 * n * 4 + 3 * double(l.micro_batch) * (double(l.seq_length) + 1) * 4 + 24.0 * samples;
+  const bool shard = l.distributed_optimizer && p.dp > 1;
   p.items = {
       {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32)", np / 1e6)},
       {"gradients", np * 4, "fp32, one buffer"},
-      {"optimizer states", l.distributed_optimizer && p.dp > 1 ? std::ceil(np / double(p.dp)) * 8 : np * 8,
-       l.distributed_optimizer && p.dp > 1
-           ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
-                         "while saving)", p.dp)
-           : "Adam m, v (fp32); the parameters are the master weights"},
+      {"optimizer states", !l.training ? 0.0 : shard ? std::ceil(np / double(p.dp)) * 8 : np * 8,
+       !l.training ? "none (not training)"
+       : shard ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
+                             "while saving)", p.dp)
+               : "Adam m, v (fp32); the parameters are the master weights"},
       {"activations", residual + per_layer * double(saved_sets),
        fmt::format("{} layers x mb {} x seq {}{}", L, l.micro_batch, c.max_seq_length,
                    !c.recompute ? ", no recompute"
@@ -167,7 +186,8 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
                                                    recomputed, saved_sets))},
       {"backward scratch", scratch, "one layer's gradients of activations + residual grad"},
       {"logits + cross entropy", head, fmt::format("{} tokens x vocab {} fp32 (+ final norm)", n, c.vocab_size)},
-      {"data", data, "token/target buffers, sample indices"},
+      {"data", l.training ? data : 2 * n * 4,
+       l.training ? "token/target buffers, sample indices" : "the model's token/target copies (not training)"},
       {"BLAS packing", cpu_blas_pack_bytes(c, n, l.cpu_threads),
        l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},
       {"process baseline", cpu_baseline_bytes(l.cpu_threads),
@@ -209,7 +229,7 @@ Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
     const double layers = double(p.stage_layers);
     p.activations_no_recompute = double(in_flight) * layers * act_layer;
     p.activations_recompute = double(in_flight) * layers * input_layer + act_layer;
-    const double head = last ? e * 2 * sbh / sp_div + (e + 4) * double(s * b) * double(v) / double(t) : 0;
+    const double head = last ? e * 2 * sbh / sp_div + (e + 4) * double(s) * double(b) * double(v) / double(t) : 0;
     const double comm = (t > 1 ? e * sbh : 0) + (pp > 1 ? 2 * e * sbh / sp_div : 0);
     const std::string prec = precision_name(l.precision);
     p.items = {
@@ -225,7 +245,7 @@ Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
                      in_flight > 1 ? "es" : "", c.recompute ? ", full recompute" : "",
                      l.sequence_parallel ? ", SP" : "", l.flash_attention ? ", flash" : ", s^2 scores")},
         {"logits + cross entropy", head, last ? fmt::format("{} x vocab {}/{} ({} logits + fp32 softmax)",
-                                                           s * b, v, t, prec) : "not on this stage"},
+                                                           double(s) * double(b), v, t, prec) : "not on this stage"},
         {"communication buffers", comm, "SP all-gather, pipeline send/recv"},
         {"runtime reserve", kGpuRuntimeReserve, "context, cuBLAS/NCCL workspaces (assumed)"},
     };
