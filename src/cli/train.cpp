@@ -4,11 +4,16 @@
 // unknown flags are errors.
 #include <fmt/core.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "checkpoint/native.h"
 #include "train/checkpointing.h"
@@ -18,6 +23,7 @@
 #include "cli/deepspeed_config.h"
 #include "cli/parse.h"
 #include "cli/train_flags.h"
+#include "core/file_io.h"
 #include "core/log.h"
 #include "data/tokenizer.h"
 #include "parallel/grid.h"
@@ -34,6 +40,26 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
+// A test hook, not a user feature (docs/development.md): CS_TEST_HOLD_AFTER_SAVE=N:FILE makes the
+// run, once iteration N's checkpoint is complete, create FILE and wait there for the test to kill
+// it -- a chosen moment between two saves instead of a race with a fast run. It waits at most 10
+// minutes, then goes on, so a test that died first leaves no process waiting for ever.
+std::function<void(int64_t)> hold_after_save(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  int64_t at = -1;
+  try {
+    at = std::stoll(spec.substr(0, colon));
+  } catch (const std::exception&) {
+  }
+  if (colon == std::string::npos || at < 0 || colon + 1 == spec.size())
+    throw UsageError(fmt::format("CS_TEST_HOLD_AFTER_SAVE={}: expected ITERATION:FILE", spec));
+  const std::string file = spec.substr(colon + 1);
+  return [at, file](int64_t it) {
+    if (it != at) return;
+    write_file_atomic(file, std::to_string(::getpid()) + "\n", "train");
+    for (int s = 0; s < 600; ++s) std::this_thread::sleep_for(std::chrono::seconds(1));
+  };
+}
 }  // namespace
 
 int train_main(int argc, char** argv) {
@@ -151,6 +177,7 @@ int train_main(int argc, char** argv) {
   }
   GridGroups groups = GridGroups::split(*world, grid);
   if (native) a.resume_dir = *f.load;
+  if (const char* hold = std::getenv("CS_TEST_HOLD_AFTER_SAVE")) a.after_save = hold_after_save(hold);
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);

@@ -136,6 +136,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp) {
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), a.save_dir + "/" + iteration_dir_name(it), true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
     std::fflush(stdout);
+    if (a.after_save) a.after_save(it);
   };
   int64_t consecutive_nan = 0;
   const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
