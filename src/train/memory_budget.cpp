@@ -34,12 +34,10 @@ int64_t read_number(const std::string& path) {
   return f >> v ? v : -1;
 }
 
-// The least headroom (limit - usage + inactive file cache, which the kernel reclaims before it
-// fails an allocation) under the memory cgroups of this process, from its own up to the root; -1
-// when none has a limit. In a cgroup namespace (a container) /proc/self/cgroup says "/" and
-// /sys/fs/cgroup is already the container's own: levels whose folder is missing are skipped.
-int64_t cgroup_headroom(std::string& where) {
-  std::ifstream f("/proc/self/cgroup");
+}  // namespace
+
+int64_t cgroup_headroom(const std::string& proc_cgroup, const std::string& cgroup_root, std::string& where) {
+  std::ifstream f(proc_cgroup);
   int64_t best = -1;
   for (std::string line; std::getline(f, line);) {
     const size_t a = line.find(':'), b = line.find(':', a + 1);
@@ -48,7 +46,7 @@ int64_t cgroup_headroom(std::string& where) {
     const bool v2 = line.compare(0, a, "0") == 0 && controllers.empty();
     const bool v1 = (',' + controllers + ',').find(",memory,") != std::string::npos;
     if (!v1 && !v2) continue;
-    const std::string base = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    const std::string base = v2 ? cgroup_root : cgroup_root + "/memory";
     for (std::string path = line.substr(b + 1);;) {  // "/a/b", then "/a", then "/"
       const std::string dir = base + (path == "/" ? "" : path);
       const int64_t limit = read_number(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
@@ -69,6 +67,8 @@ int64_t cgroup_headroom(std::string& where) {
   }
   return best;
 }
+
+namespace {
 
 // The sizes a config is made of, spelt as where they came from.
 std::string config_sizes(const ModelConfig& c, bool from_file) {
@@ -97,7 +97,7 @@ AvailableMemory available_memory() {
   m.bytes = kb * 1024;
   m.source = "MemAvailable in /proc/meminfo";
   std::string where;
-  const int64_t room = cgroup_headroom(where);
+  const int64_t room = cgroup_headroom("/proc/self/cgroup", "/sys/fs/cgroup", where);
   if (room >= 0 && room < m.bytes) {
     m.bytes = room;
     m.source = where;

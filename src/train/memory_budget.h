@@ -22,6 +22,14 @@ struct AvailableMemory {
 };
 AvailableMemory available_memory();
 
+// The least headroom (limit - usage + inactive file cache, which the kernel reclaims before it
+// fails an allocation) of the memory cgroups in PROC_CGROUP (/proc/self/cgroup: v2's "0::/path",
+// v1's "N:memory:/path") under CGROUP_ROOT (/sys/fs/cgroup), from the process's own up to the
+// root; -1 when none has a limit. WHERE receives the folder of the tightest. In a cgroup namespace
+// (a container) the path reads "/" and the root is already the container's own: levels whose
+// folder is missing are skipped.
+int64_t cgroup_headroom(const std::string& proc_cgroup, const std::string& cgroup_root, std::string& where);
+
 // What a command is about to allocate, and whom to name when it does not fit.
 struct MemoryRequest {
   int64_t micro_batch = 1;  // the Model's activations: micro_batch x act_seq tokens

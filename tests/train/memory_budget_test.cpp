@@ -5,6 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "core/checked.h"
@@ -60,6 +64,41 @@ TEST(MemoryBudget, AvailableMemoryIsKnownOnLinux) {
   const AvailableMemory m = available_memory();
   EXPECT_GT(m.bytes, 0);
   EXPECT_FALSE(m.source.empty());
+}
+
+// The cgroup's headroom on a made-up /sys/fs/cgroup: v2 and v1, the tightest level wins, "no
+// limit" levels and missing folders (a container's namespaced view) are skipped.
+TEST(MemoryBudget, CgroupHeadroomIsTheTightestLimitLessUsagePlusInactiveCache) {
+  namespace fs = std::filesystem;
+  const std::string root = testing::TempDir() + "/cs_cgroup_" + std::to_string(getpid());
+  fs::remove_all(root);
+  auto put = [&](const std::string& rel, const std::string& text) {
+    fs::create_directories(fs::path(root + rel).parent_path());
+    std::ofstream(root + rel) << text;
+  };
+  // v2: /a/b limited to 1000000 with 400000 used (100000 of it inactive cache); /a has no limit,
+  // the root a looser one; the process's own folder /a/b/c is missing from this view.
+  put("/proc_v2", "0::/a/b/c\n");
+  put("/fs/a/b/memory.max", "1000000\n");
+  put("/fs/a/b/memory.current", "400000\n");
+  put("/fs/a/b/memory.stat", "anon 300000\ninactive_file 100000\nactive_file 0\n");
+  put("/fs/a/memory.max", "max\n");
+  put("/fs/memory.max", "5000000\n");
+  put("/fs/memory.current", "1000000\n");
+  std::string where;
+  EXPECT_EQ(cgroup_headroom(root + "/proc_v2", root + "/fs", where), 700000);
+  EXPECT_EQ(where, "the memory cgroup limit of " + root + "/fs/a/b");
+  // v1: the memory controller's own line and hierarchy; "no limit" is a number near 2^63.
+  put("/proc_v1", "9:pids:/x\n4:cpu,memory:/x\n0::/\n");
+  put("/fs1/memory/x/memory.limit_in_bytes", "9223372036854771712\n");
+  put("/fs1/memory/memory.limit_in_bytes", "2000000\n");
+  put("/fs1/memory/memory.usage_in_bytes", "500000\n");
+  put("/fs1/memory/memory.stat", "cache 1\ntotal_inactive_file 50000\n");
+  EXPECT_EQ(cgroup_headroom(root + "/proc_v1", root + "/fs1", where), 1550000);
+  EXPECT_EQ(where, "the memory cgroup limit of " + root + "/fs1/memory");
+  // No limit anywhere: unknown.
+  put("/proc_none", "0::/\n");
+  EXPECT_EQ(cgroup_headroom(root + "/proc_none", root + "/empty", where), -1);
 }
 
 TEST(MemoryBudget, TheRefusalNamesWhatIsTooLarge) {
