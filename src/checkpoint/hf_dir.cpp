@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "checkpoint/torch_bin.h"
+#include "core/file_io.h"
 
 namespace cs {
 
@@ -49,6 +50,7 @@ std::string first_few(const std::vector<std::string>& v, const std::string& quot
 }
 
 std::string read_text(const std::string& path) {
+  require_regular_file(path, "load", "a Hugging Face directory holds config.json and the weights as files");
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -93,7 +95,7 @@ HfWeights::HfWeights(const std::string& dir) : dir_(dir) {
     fail(dir, "not a directory", "pass the model directory, not a file inside it");
 
   const std::string config = join(dir, "config.json");
-  if (!fs::is_regular_file(config, ec))
+  if (!fs::exists(config, ec))
     fail(dir, "no config.json", "a Hugging Face model directory needs its config.json");
   try {
     config_ = nlohmann::json::parse(read_text(config));

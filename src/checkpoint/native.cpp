@@ -126,6 +126,7 @@ bool is_native_checkpoint(const std::string& dir) {
 
 int64_t latest_iteration(const std::string& root) {
   const std::string path = root + "/latest_checkpointed_iteration.txt";
+  require_regular_file(path, "checkpoint", "the latest file is a small text file written by chuanspeed train");
   std::ifstream f(path);
   if (!f) return -1;
   std::string s;
@@ -148,6 +149,7 @@ int64_t latest_iteration(const std::string& root) {
 
 CheckpointReader::CheckpointReader(const std::string& root, int64_t iteration)
     : dir_(root + "/" + iteration_dir_name(iteration)) {
+  require_regular_file(dir_ + "/meta.json", "checkpoint", "meta.json is a file written by chuanspeed train");
   std::ifstream f(dir_ + "/meta.json");
   if (!f) throw Error(fmt::format("[checkpoint] {}/meta.json: cannot open", dir_));
   meta_ = nlohmann::json::parse(f, nullptr, false);
@@ -191,20 +193,27 @@ CheckpointReader::Piece CheckpointReader::parse_piece(size_t file, const std::st
     throw bad(fmt::format("slice of shape {} with global shape of {} dims and offset of {} (expected 1 or 2 "
                           "dims everywhere)", local.str(), g.size(), off.size()));
   pc.global = Shape();
-  for (int64_t x : g) pc.global.dims[size_t(pc.global.ndim++)] = x;
+  for (int64_t x : g) {
+    if (x < 0) throw bad(fmt::format("global shape {} has a negative size", nlohmann::json(g).dump()));
+    pc.global.dims[size_t(pc.global.ndim++)] = x;
+  }
   if (pc.blocks.empty()) pc.blocks.push_back({off[0], local[0]});
+  // Every bound below is compared without a sum that could overflow (the values are the file's):
+  // start <= size and count <= size - start, sizes and starts already known to be >= 0.
   int64_t rows = 0;
   for (const RowBlock& b : pc.blocks) {
-    if (b.rows < 0 || b.global_row < 0 || b.global_row + b.rows > pc.global[0])
-      throw bad(fmt::format("rows [{}, {}) lie outside the global shape {}", b.global_row, b.global_row + b.rows,
+    if (b.rows < 0 || b.global_row < 0 || b.global_row > pc.global[0] || b.rows > pc.global[0] - b.global_row)
+      throw bad(fmt::format("{} rows from row {} lie outside the global shape {}", b.rows, b.global_row,
                             pc.global.str()));
+    if (b.rows > local[0] - rows)
+      throw bad(fmt::format("row blocks hold more rows than the slice's {}", local[0]));
     rows += b.rows;
   }
   if (rows != local[0]) throw bad(fmt::format("row blocks hold {} rows, the slice {}", rows, local[0]));
   if (local.ndim == 2) {
     pc.col = off[1];
-    if (pc.col < 0 || pc.col + local[1] > pc.global[1])
-      throw bad(fmt::format("columns [{}, {}) lie outside the global shape {}", pc.col, pc.col + local[1],
+    if (pc.col < 0 || pc.col > pc.global[1] || local[1] > pc.global[1] - pc.col)
+      throw bad(fmt::format("{} columns from column {} lie outside the global shape {}", local[1], pc.col,
                             pc.global.str()));
   }
   return pc;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace cs::cli {
 
@@ -35,6 +36,7 @@ std::optional<T> get(const json& obj, const char* key, const std::string& where,
 }  // namespace
 
 DeepSpeedConfig read_deepspeed_config(const std::string& path) {
+  require_regular_file(path, "deepspeed", "--deepspeed_config takes a JSON file");
   std::ifstream f(path);
   if (!f) throw Error(fmt::format("[deepspeed] --deepspeed_config {}: cannot open", path));
   std::stringstream ss;

@@ -38,7 +38,10 @@ int eval_main(int argc, char** argv) {
   auto ctx = backend->make_context();
   IndexedDataset data(data_path);  // validate the dataset before loading a model
   SingleGroup tp("tp");
-  auto model = load_model_weights(load, *ctx, tp, micro_batch, seq_length);
+  MemoryRequest req;  // refused before anything is allocated when it cannot fit
+  req.batch_source = fmt::format("--micro-batch-size {} and --seq-length {}", micro_batch, seq_length);
+  req.batch_hint = "a smaller --micro-batch-size or --seq-length";
+  auto model = load_model_weights(load, *ctx, tp, micro_batch, seq_length, req);
   log_info("[eval] {}: {}", load, model->config().summary());
   log_info("[eval] {}: {} documents", data_path, data.num_docs());
 

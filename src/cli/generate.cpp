@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/timer.h"
 #include "data/corpus/handlers.h"
 #include "data/tokenizer.h"
@@ -187,6 +188,7 @@ int generate_main(int argc, char** argv) {
       texts.push_back(prompt);
       where.push_back("the prompt");
     }
+    if (o_file->count()) require_regular_file(prompt_file, "generate", "--prompt-file takes a text or JSON Lines file");
     std::ifstream f(prompt_file);
     if (o_file->count() && !f) throw Error(fmt::format("[generate] --prompt-file {}: cannot open", prompt_file));
     int64_t lineno = 0;
@@ -214,7 +216,9 @@ int generate_main(int argc, char** argv) {
   auto backend = make_backend(device);
   auto ctx = backend->make_context();
   SingleGroup tp("tp");
-  std::unique_ptr<Model> model = load_model_weights(load, *ctx, tp, 1, 0);
+  MemoryRequest req;  // one sequence of the model's positions, with its KV cache
+  req.kv_cache = true;
+  std::unique_ptr<Model> model = load_model_weights(load, *ctx, tp, 1, 0, req);
   const int64_t cap = model->config().max_seq_length;
   // Megatron pads the model's vocabulary (64000 -> 64512 at TP 8): the padded rows are no token
   // the tokenizer can decode, so sampling looks only at the tokenizer's ids, a prefix of the row.

@@ -6,6 +6,7 @@
 #include "cli/parse.h"
 #include "core/log.h"
 #include "train/hf_model.h"
+#include "train/memory_budget.h"
 
 namespace cs::cli {
 
@@ -20,6 +21,10 @@ int init_main(int argc, char** argv) {
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   const ModelConfig cfg = flags.resolve();
+  MemoryRequest req;  // the parameters (and ParamStore's gradients) of the flags' model, checked first
+  req.act_seq = 1;
+  req.batch_source = "--seq-length";
+  check_memory(cfg, req);
   SingleGroup tp("tp");
   auto backend = make_backend("cpu");
   auto ctx = backend->make_context();

@@ -1,23 +1,14 @@
-// chuanspeed: one binary, one subcommand per pipeline step (DESIGN.md §1). Every user-facing
-// failure ends here as one line on stderr and a non-zero exit (2 usage, 1 otherwise).
+// chuanspeed: one binary, one subcommand per pipeline step (DESIGN.md §1). Every failure ends
+// here as one line on stderr and a non-zero exit (2 usage, 1 otherwise, 70 an internal error:
+// run_reporting_errors in cli/report.cpp).
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "cli/commands.h"
-#include "core/error.h"
 #include "parallel/mpi_group.h"
 
 namespace {
-// This process's rank in a launched job (0 otherwise), from the launcher's environment: error
-// lines of a multi-rank job come from rank 0 alone when every rank fails alike.
-int launched_rank() {
-  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
-    if (const char* s = std::getenv(v)) return std::atoi(s);
-  return 0;
-}
-
 const char* kUsage =
     "usage: chuanspeed <command> [flags]   (chuanspeed <command> --help for its flags)\n"
     "commands:\n"
@@ -32,21 +23,6 @@ const char* kUsage =
     "  init         write a freshly initialised model as a Hugging Face directory\n"
     "  synth-data   write a synthetic Megatron .bin/.idx dataset (tests and the demo)\n";
 
-// Prints the one error line and returns the exit status. In a multi-rank job a usage error is the
-// same on every rank (the same flags): rank 0 says it and every rank finalises; any other error
-// may be this rank's alone, so it is said with the rank and the whole job is ended (the other
-// ranks would otherwise wait in their next collective).
-int fail(const std::string& cmd, const char* what, int code, bool mpi, bool usage) {
-  const int rank = launched_rank();
-  if (!mpi || usage) {
-    if (!mpi || rank == 0) std::fprintf(stderr, "chuanspeed %s: error: %s\n", cmd.c_str(), what);
-    if (mpi) cs::mpi_finalize();
-    return code;
-  }
-  std::fprintf(stderr, "chuanspeed %s: error (rank %d): %s\n", cmd.c_str(), rank, what);
-  std::fflush(stderr);
-  cs::mpi_abort(code);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,7 +39,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   bool mpi = false;
-  try {
+  return cs::cli::run_reporting_errors(cmd, mpi, [&]() -> int {
     // train runs as one rank of a job under mpirun / srun: MPI from here to the end of main.
     mpi = cmd == "train" && cs::mpi_init_if_launched(&argc, &argv);
     if (mpi) {
@@ -84,9 +60,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "chuanspeed: error: unknown command '%s'. Hint: chuanspeed --help lists them\n",
                  cmd.c_str());
     return 2;
-  } catch (const cs::Error& e) {
-    return fail(cmd, e.what(), e.exit_code(), mpi, dynamic_cast<const cs::UsageError*>(&e) != nullptr);
-  } catch (const std::exception& e) {
-    return fail(cmd, e.what(), 1, mpi, false);
-  }
+  });
 }

@@ -15,24 +15,19 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "cli/train_flags.h"
+#include "core/checked.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 #include "train/checkpointing.h"
 #include "train/hf_model.h"
+#include "train/memory_budget.h"
 #include "train/plan.h"
 
 namespace cs::cli {
 
 namespace {
-
-std::string human(double bytes) {
-  const double gib = 1024.0 * 1024 * 1024, mib = 1024.0 * 1024;
-  if (bytes >= gib) return fmt::format("{:.2f} GiB", bytes / gib);
-  if (bytes >= mib) return fmt::format("{:.1f} MiB", bytes / mib);
-  if (bytes == 0) return "0";
-  return fmt::format("{:.1f} KiB", bytes / 1024);
-}
 
 std::string human_flops(double f) {
   if (f >= 1e15) return fmt::format("{:.2f} PFLOP", f / 1e15);
@@ -43,15 +38,18 @@ std::string human_flops(double f) {
 // The model as train builds it: --load's config (HF or native), else the preset with the flags.
 // The vocabulary comes from the tokenizer, --vocab-size or the preset, padded as Megatron pads it
 // for this tensor-parallel size.
-ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string>& notes) {
+// CONFIG_FILE receives the file the config came from ("" for the flags).
+ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string>& notes, std::string& config_file) {
   namespace fs = std::filesystem;
   const int64_t seq = f.model.seq_length.value_or(0);
   if (f.load && fs::exists(*f.load)) {
     ModelConfig c;
     if (is_native_checkpoint(*f.load)) {
-      c = checkpoint_model_config(*f.load);
+      c = checkpoint_model_config(*f.load, &config_file);
     } else {
       const std::string path = *f.load + "/config.json";
+      config_file = path;
+      require_regular_file(path, "plan", "a Hugging Face directory holds config.json as a file");
       std::ifstream in(path);
       if (!in) throw Error(fmt::format("[plan] --load {}: no config.json and not a native checkpoint. "
                                        "Hint: pass a Hugging Face model directory or a checkpoint root", *f.load));
@@ -131,12 +129,15 @@ int plan_main(int argc, char** argv) {
   PlanLayout l;
   l.tp = f.tp;
   l.pp = f.pp;
-  l.world = world ? world : nproc ? nnodes * nproc : f.tp * f.pp;
-  if (world && nproc && world != nnodes * nproc)
+  const int64_t node_ranks = nproc ? checked_mul(nnodes, nproc, "--nnodes x --nproc-per-node", 2) : 0;
+  l.world = world ? world : nproc ? node_ranks
+                                  : checked_mul(f.tp, f.pp, "--tensor- x --pipeline-model-parallel-size", 2);
+  if (world && nproc && world != node_ranks)
     throw UsageError(fmt::format("[plan] --world-size {} disagrees with --nnodes {} x --nproc-per-node {}",
                                  world, nnodes, nproc));
   l.micro_batch = f.micro_batch;
-  l.global_batch = f.global_batch.value_or(f.micro_batch * (l.world / std::max<int64_t>(1, f.tp * f.pp)));
+  l.global_batch = f.global_batch.value_or(checked_mul(f.micro_batch, l.world / std::max<int64_t>(1, f.tp * f.pp),
+                                                       "--micro-batch-size x data-parallel size", 2));
   l.train_iters = f.train_iters;
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
   l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
@@ -146,9 +147,23 @@ int plan_main(int argc, char** argv) {
   const bool gpu = backend == "gpu" ||
                    (backend == "auto" && (f.fp16 || f.bf16 || l.tp > 1 || l.pp > 1 || l.world > 1));
   std::vector<std::string> notes;
-  const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes);
+  std::string config_file;
+  const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file);
   l.seq_length = f.model.seq_length.value_or(c.max_seq_length);
   const Plan p = make_plan(c, l, gpu ? PlanBackend::Gpu : PlanBackend::Cpu);
+  // The CPU plan against this machine: the refusal train would give here, in the same words.
+  const AvailableMemory avail = gpu ? AvailableMemory{} : available_memory();
+  MemoryRequest need;
+  need.micro_batch = l.micro_batch;
+  need.training = true;
+  need.global_batch = l.global_batch;
+  need.train_iters = l.train_iters;
+  need.dp = p.dp;
+  need.distributed_optimizer = l.distributed_optimizer;
+  need.config_file = config_file;
+  need.batch_source = fmt::format("--micro-batch-size {} and --seq-length {} (--train-iters {}, --global-batch-size {})",
+                                  l.micro_batch, c.max_seq_length, l.train_iters, l.global_batch);
+  const std::string refusal = memory_refusal(c, need, p, avail);
   const double step_s = gemm_tflops > 0 ? p.flops_rank / (gemm_tflops * 1e12) * (1 + p.bubble) : 0;
   const bool fits = device_bytes == 0 || p.peak_bytes <= double(device_bytes);
 
@@ -168,6 +183,7 @@ int plan_main(int argc, char** argv) {
     j["flops_iter"] = p.flops_iter, j["flops_rank"] = p.flops_rank, j["bubble"] = p.bubble;
     if (step_s > 0) j["step_s"] = step_s;
     if (device_bytes) j["device_memory_bytes"] = device_bytes, j["fits"] = fits;
+    if (avail.bytes >= 0) j["available_bytes"] = avail.bytes, j["fits_here"] = refusal.empty();
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
@@ -184,10 +200,10 @@ int plan_main(int argc, char** argv) {
     std::printf("\nper rank of pipeline stage %d of %lld (%lld layers, %.1fM of %.1fM parameters):\n", p.stage,
                 (long long)l.pp, (long long)p.stage_layers, double(p.params_rank) / 1e6, double(p.params_total) / 1e6);
     for (const PlanItem& it : p.items)
-      std::printf("  %-24s %12s   %s\n", it.name.c_str(), human(it.bytes).c_str(), it.note.c_str());
-    std::printf("  %-24s %12s\n", "peak", human(p.peak_bytes).c_str());
+      std::printf("  %-24s %12s   %s\n", it.name.c_str(), human_bytes(it.bytes).c_str(), it.note.c_str());
+    std::printf("  %-24s %12s\n", "peak", human_bytes(p.peak_bytes).c_str());
     std::printf("\nactivations: %s without recomputation, %s with --recompute-granularity full\n",
-                human(p.activations_no_recompute).c_str(), human(p.activations_recompute).c_str());
+                human_bytes(p.activations_no_recompute).c_str(), human_bytes(p.activations_recompute).c_str());
     std::printf("FLOPs per iteration: %s (model, all ranks); %s per rank%s\n", human_flops(p.flops_iter).c_str(),
                 human_flops(p.flops_rank).c_str(), c.recompute ? " (with the recomputed forward)" : "");
     if (step_s > 0)
@@ -195,17 +211,22 @@ int plan_main(int argc, char** argv) {
                   step_s, gemm_tflops, step_s / (1 + p.bubble), p.bubble);
     else
       std::printf("step time: pass --gemm-tflops R (a measured GEMM rate) to predict it\n");
+    if (avail.bytes >= 0)
+      std::printf("this machine: %s available (%s): %s\n", human_bytes(double(avail.bytes)).c_str(), avail.source.c_str(),
+                  refusal.empty() ? fmt::format("fits ({:.0f} % used)", 100 * p.peak_bytes / double(avail.bytes)).c_str()
+                                  : "DOES NOT FIT (train refuses it here)");
     if (device_bytes)
-      std::printf("device memory %s: %s\n", human(double(device_bytes)).c_str(),
+      std::printf("device memory %s: %s\n", human_bytes(double(device_bytes)).c_str(),
                   fits ? fmt::format("fits ({:.0f} % used)", 100 * p.peak_bytes / double(device_bytes)).c_str()
                        : "DOES NOT FIT");
   }
+  if (!refusal.empty()) std::fprintf(stderr, "note: train here would say: %s\n", refusal.c_str());
   if (!fits) {
     std::fprintf(stderr, "WARNING: [plan] this layout does not fit: peak %s per rank > --device-memory %s "
                  "(%s short). Hint: --recompute-granularity full, --use-distributed-optimizer, "
                  "--sequence-parallel, a larger --tensor/--pipeline-model-parallel-size or a smaller "
-                 "--micro-batch-size\n", human(p.peak_bytes).c_str(), human(double(device_bytes)).c_str(),
-                 human(p.peak_bytes - double(device_bytes)).c_str());
+                 "--micro-batch-size\n", human_bytes(p.peak_bytes).c_str(), human_bytes(double(device_bytes)).c_str(),
+                 human_bytes(p.peak_bytes - double(device_bytes)).c_str());
     return 3;
   }
   return 0;

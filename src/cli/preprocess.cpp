@@ -1,7 +1,7 @@
 // chuanspeed preprocess --input FILE[,FILE...]|DIR --output-prefix P --tokenizer-name-or-path TOK
 //                       [--tokenizer-type PretrainedFromHF|SentencePiece] [--workers N]
 //                       [--json-keys text ...] [--append-eod] [--handler-name plain|alpaca|conversation]
-//                       [--log-interval K]
+//                       [--log-interval K] [--max-record-bytes 8MiB]
 // Megatron-LM's / AscendSpeed's tools/preprocess_data.py: a corpus into PREFIX_<key>_document.{bin,idx}.
 #include <fmt/core.h>
 
@@ -11,6 +11,7 @@
 #include "cli/parse.h"
 #include "core/error.h"
 #include "data/corpus/preprocess.h"
+#include "train/hf_model.h"
 
 namespace cs::cli {
 
@@ -50,6 +51,10 @@ int preprocess_main(int argc, char** argv) {
   app.add_option("--json-keys", opt.json_keys, "fields to tokenize with --handler-name plain (default text)");
   app.add_flag("--append-eod", opt.append_eod)->description("end every document with the EOS token");
   app.add_option("--handler-name", opt.handler, "plain, alpaca or conversation (docs/data.md)");
+  std::string max_record = "8MiB";
+  app.add_option("--max-record-bytes", max_record, "longest record (its JSON text, or a Parquet row's strings), "
+                 "e.g. 8MiB or 64MB; a longer one is an error naming it (SentencePiece can need 200x a record's "
+                 "size in memory); 0: no limit");
   app.add_option("--dataset-impl", dataset_impl, "Megatron's flag: mmap only")->check(CLI::IsMember({"mmap"}));
   bool ignored = false, split_sentences = false;
   app.add_flag("--tokenizer-not-use-fast,--keep-newlines", ignored)
@@ -69,6 +74,7 @@ int preprocess_main(int argc, char** argv) {
   if (opt.tokenizer.empty())
     throw UsageError("--tokenizer-name-or-path: required (a Hugging Face tokenizer directory or a .model file)");
   opt.inputs = split_commas(inputs);
+  opt.max_record_bytes = max_record == "0" ? 0 : parse_byte_size(max_record, "--max-record-bytes");
 
   opt.stop = &g_stop;
   std::signal(SIGINT, on_signal);

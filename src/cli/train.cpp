@@ -4,11 +4,16 @@
 // unknown flags are errors.
 #include <fmt/core.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "checkpoint/native.h"
 #include "train/checkpointing.h"
@@ -18,11 +23,13 @@
 #include "cli/deepspeed_config.h"
 #include "cli/parse.h"
 #include "cli/train_flags.h"
+#include "core/file_io.h"
 #include "core/log.h"
 #include "data/tokenizer.h"
 #include "parallel/grid.h"
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
+#include "train/memory_budget.h"
 #include "train/pipeline.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
@@ -33,6 +40,27 @@ namespace {
 // Set by SIGTERM / SIGINT; the trainer finishes the step, saves and returns (exit 0).
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
+
+// A test hook, not a user feature (docs/development.md): CS_TEST_HOLD_AFTER_SAVE=N:FILE makes the
+// run, once iteration N's checkpoint is complete, create FILE and wait there for the test to kill
+// it -- a chosen moment between two saves instead of a race with a fast run. It waits at most 10
+// minutes, then goes on, so a test that died first leaves no process waiting for ever.
+std::function<void(int64_t)> hold_after_save(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  int64_t at = -1;
+  try {
+    at = std::stoll(spec.substr(0, colon));
+  } catch (const std::exception&) {
+  }
+  if (colon == std::string::npos || at < 0 || colon + 1 == spec.size())
+    throw UsageError(fmt::format("CS_TEST_HOLD_AFTER_SAVE={}: expected ITERATION:FILE", spec));
+  const std::string file = spec.substr(colon + 1);
+  return [at, file](int64_t it) {
+    if (it != at) return;
+    write_file_atomic(file, std::to_string(::getpid()) + "\n", "train");
+    for (int s = 0; s < 600; ++s) std::this_thread::sleep_for(std::chrono::seconds(1));
+  };
+}
 }  // namespace
 
 int train_main(int argc, char** argv) {
@@ -71,6 +99,66 @@ int train_main(int argc, char** argv) {
     throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
                                  "Hint: --resume continues a run from its own --save directory",
                                  f.load.value_or("(not given)")));
+  // The model's config (--load's meta.json or config.json, else the flags), the grid, the run's
+  // arguments and the memory they take: all checked before anything is allocated or --save touched.
+  std::string config_file;  // empty: the flags
+  ModelConfig cfg;
+  if (native) {
+    cfg = checkpoint_model_config(*f.load, &config_file);
+    if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
+  } else if (f.load) {
+    config_file = *f.load + "/config.json";
+    cfg = hf_model_config(*f.load);
+    cfg.max_seq_length = std::max(cfg.max_seq_length, seq);  // as load_hf_model
+    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
+      throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
+                              "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load, cfg.vocab_size));
+  } else {
+    ModelFlags mf = f.model;
+    if (vocab) mf.vocab_size = vocab;
+    if (!mf.vocab_size && mf.model == "tiny")
+      throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
+    cfg = mf.resolve(f.tp);  // padded to divisible-by x TP, as Megatron pads it
+  }
+  f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
+  // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
+  const Grid grid = Grid::make(world->size(), world->rank(),
+                               {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
+                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
+  TrainArgs a = f.train_args(cfg);
+  if (f.deepspeed_config) {
+    const std::vector<std::string> notes =
+        apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);
+    if (rank0)
+      for (const std::string& n : notes) log_info("[train] {}", n);
+  }
+  // Activations: planned for the config's length from the flags, for --seq-length over a loaded model.
+  const int64_t act_seq = f.load && seq > 0 ? seq : cfg.max_seq_length;
+  // This rank's part of the model: its pipeline stage's layers at its tensor-parallel rank; a stage
+  // keeps the activations of the micro-batches in flight in its 1F1B schedule.
+  ModelShard shard = ModelShard::stage(cfg, grid.pp_rank, grid.pp, grid.tp_rank, grid.tp);
+  shard.sequence_parallel = f.sequence_parallel && grid.tp > 1;
+  if (shard.sequence_parallel && act_seq % grid.tp != 0)
+    throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
+                                 "--seq-length {} is not a multiple of {}", grid.tp, act_seq, grid.tp));
+  const int64_t in_flight = one_f_one_b_slots(grid.pp_rank, grid.pp, a.global_batch / (a.micro_batch * grid.dp));
+  MemoryRequest need;
+  need.micro_batch = f.micro_batch;
+  need.act_seq = act_seq;
+  need.training = true;
+  need.global_batch = a.global_batch;
+  need.train_iters = a.train_iters;
+  need.dp = grid.dp;
+  need.tp = grid.tp;
+  need.pp = grid.pp;
+  need.sequence_parallel = shard.sequence_parallel;
+  need.distributed_optimizer = a.distributed_optimizer;
+  need.config_file = config_file;
+  need.batch_source = fmt::format("--micro-batch-size {} and --seq-length {} (--train-iters {}, --global-batch-size {})",
+                                  f.micro_batch, act_seq, a.train_iters, a.global_batch);
+  need.batch_hint = "a smaller --micro-batch-size (gradients accumulate up to --global-batch-size) or --seq-length, "
+                    "or --recompute-granularity full";
+  check_memory(cfg, need);
   // One run, one folder: a new run never mixes with the run already in --save (every rank checks,
   // so a refusal is the same usage error everywhere), and rank 0 holds the folder's lock.
   std::unique_ptr<RunLock> run_lock;
@@ -88,57 +176,14 @@ int train_main(int argc, char** argv) {
     }
     world->barrier(*ctx);
   }
-  // The model's config (a checkpoint's, a Hugging Face directory's, or the flags'), then the grid
-  // over the world's ranks, validated before anything is allocated, then this rank's shard.
-  ModelConfig cfg;
-  int64_t max_seq = 0;
-  if (native) {
-    cfg = checkpoint_model_config(*f.load);
-    if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
-    f.model.apply_recompute(cfg);  // a run-time choice: the checkpoint's config does not hold it
-    max_seq = seq > 0 ? seq : cfg.max_seq_length;
-  } else if (f.load) {
-    cfg = hf_model_config(*f.load);
-    cfg.max_seq_length = std::max(cfg.max_seq_length, std::max<int64_t>(seq, 0));
-    f.model.apply_recompute(cfg);
-    max_seq = seq > 0 ? seq : cfg.max_seq_length;
-    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
-      throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
-                              "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load,
-                              cfg.vocab_size));
-  } else {
-    ModelFlags mf = f.model;
-    if (vocab) mf.vocab_size = vocab;
-    if (!mf.vocab_size && mf.model == "tiny")
-      throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
-    cfg = mf.resolve(f.tp);
-    max_seq = cfg.max_seq_length;
-  }
-  const Grid grid = Grid::make(world->size(), world->rank(),
-                               {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
-                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
   GridGroups groups = GridGroups::split(*world, grid);
-  ModelShard shard = ModelShard::stage(cfg, grid.pp_rank, grid.pp, grid.tp_rank, grid.tp);
-  shard.sequence_parallel = f.sequence_parallel && grid.tp > 1;
-  // A stage keeps the activations of the micro-batches in flight in its 1F1B schedule.
-  const int64_t local_micro = f.global_batch.value_or(f.micro_batch) / (f.micro_batch * grid.dp);
-  const int64_t in_flight = one_f_one_b_slots(grid.pp_rank, grid.pp, local_micro);
-  if (shard.sequence_parallel && max_seq % grid.tp != 0)
-    throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
-                                 "--seq-length {} is not a multiple of {}", grid.tp, max_seq, grid.tp));
-  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, max_seq, shard, Precision{}, in_flight);
+  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, act_seq, shard, Precision{}, in_flight);
   if (!native && f.load)
     load_hf_weights(*f.load, *model);
   else if (!native)
     model->params().init(*ctx, f.seed);
-  TrainArgs a = f.train_args(model->config());
-  if (f.deepspeed_config) {
-    const std::vector<std::string> notes =
-        apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);
-    if (rank0)
-      for (const std::string& n : notes) log_info("[train] {}", n);
-  }
   if (native) a.resume_dir = *f.load;
+  if (const char* hold = std::getenv("CS_TEST_HOLD_AFTER_SAVE")) a.after_save = hold_after_save(hold);
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);

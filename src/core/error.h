@@ -1,5 +1,7 @@
 // Errors: cs::Error for user/config/IO failures (one line, caught in main, exit 1 or 2), and
-// CS_CHECK for bugs (abort with file:line, the expression and context). Never used for control flow.
+// CS_CHECK for bugs: it throws cs::InternalError with file:line, the expression and context, which
+// main reports as an internal error (exit 70) and a test reports as that one test's failure (an
+// abort would end the whole test binary). Never used for control flow.
 #pragma once
 #include <sstream>
 #include <stdexcept>
@@ -24,16 +26,25 @@ class UsageError : public Error {
   explicit UsageError(const std::string& msg) : Error(msg, 2) {}
 };
 
+// A failed CS_CHECK: a bug in ChuanSpeed, not bad input. Deliberately not a cs::Error, so that
+// code which turns a cs::Error into a message about a file or flag never mistakes a bug for one.
+class InternalError : public std::logic_error {
+ public:
+  explicit InternalError(const std::string& msg) : std::logic_error(msg) {}
+};
+
 namespace detail {
-// Collects the streamed context of a failed CS_CHECK, then aborts in its destructor.
+// Collects the streamed context of a failed CS_CHECK, then throws InternalError from its
+// destructor (aborts instead when another exception is already unwinding the stack).
 class CheckFailure {
  public:
   CheckFailure(const char* file, int line, const char* expr);
-  [[noreturn]] ~CheckFailure();
+  [[noreturn]] ~CheckFailure() noexcept(false);
   std::ostream& stream() { return os_; }
 
  private:
   std::ostringstream os_;
+  int uncaught_;
 };
 }  // namespace detail
 

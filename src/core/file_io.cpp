@@ -19,22 +19,45 @@ namespace {
 constexpr size_t kBufferBytes = size_t(1) << 20;
 
 std::string os_reason() { return std::strerror(errno); }
+
+// What a file that is not a regular one is, for the message.
+const char* file_kind(mode_t m) {
+  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a file";
+}
+
+// WHAT: "cannot open: " when an open was tried, else "".
+[[noreturn]] void not_regular(const std::string& path, const char* component, const char* what, mode_t mode,
+                              const char* hint) {
+  throw Error("[" + std::string(component) + "] " + path + ": " + what + "not a regular file (" + file_kind(mode) +
+              "). Hint: " + (hint ? hint : "pass the path of a file"));
+}
 }  // namespace
+
+void require_regular_file(const std::string& path, const char* component, const char* hint) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) not_regular(path, component, "", st.st_mode, hint);
+}
 
 MappedFile MappedFile::open(const std::string& path, const char* component, const char* hint) {
   MappedFile m;
   m.path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it changes nothing for
+  // the regular files this maps.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     throw Error("[" + std::string(component) + "] " + path + ": cannot open: " + os_reason() +
                 ". Hint: " + (hint ? hint : "check the path and its permissions"));
   struct stat st;
-  bool ok = ::fstat(fd, &st) == 0;
-  if (!ok || !S_ISREG(st.st_mode)) {
-    std::string why = !ok ? os_reason() : S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file";
+  if (::fstat(fd, &st) != 0) {
+    const std::string why = os_reason();
     ::close(fd);
     throw Error("[" + std::string(component) + "] " + path + ": cannot open: " + why +
-                ". Hint: " + (hint ? hint : "pass the path of a file"));
+                ". Hint: " + (hint ? hint : "check the path and its permissions"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    not_regular(path, component, "cannot open: ", st.st_mode, hint);
   }
   m.size_ = size_t(st.st_size);
   if (m.size_ > 0) {

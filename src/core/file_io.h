@@ -35,6 +35,13 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Throws cs::Error "[COMPONENT] PATH: not a regular file (a FIFO ...). Hint: HINT" when PATH exists
+// (after symbolic links) and is anything but a regular file; does nothing for a regular file or a
+// missing PATH (the caller's own message says it is missing). Every reader of a weight, dataset,
+// config or tokenizer file calls it first: opening a FIFO for reading blocks until a writer
+// comes, and a device may never end.
+void require_regular_file(const std::string& path, const char* component, const char* hint = nullptr);
+
 // Writes PATH.tmp through a buffer; commit() flushes, fsyncs, renames it to PATH and fsyncs the
 // directory. Destroyed without commit() (an exception on the way), it removes PATH.tmp.
 // sync() does the flush and fsync alone, so a writer of several files can make them all durable

@@ -35,7 +35,9 @@ Shape::Shape(std::initializer_list<int64_t> d) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < ndim; ++i) n *= dims[i];
+  // Sizes from files and flags are validated before any shape is made of them: an overflow here
+  // is a missed validation, a bug, and must not wrap into a small buffer.
+  for (int i = 0; i < ndim; ++i) CS_CHECK(!__builtin_mul_overflow(n, dims[i], &n)) << "numel of " << str() << " overflows";
   return n;
 }
 

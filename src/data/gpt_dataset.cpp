@@ -11,6 +11,7 @@
 #include <numeric>
 #include <utility>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -74,7 +75,8 @@ std::array<int64_t, 4> split_boundaries(const std::string& split, int64_t num_do
 int64_t gpt_num_epochs(int64_t tokens_per_epoch, int64_t seq_length, int64_t num_samples) {
   CS_CHECK(tokens_per_epoch > 0 && seq_length > 0 && num_samples >= 0);
   // Megatron adds epochs until epochs * tokens >= num_samples * seq_length + 1.
-  int64_t requested = num_samples * seq_length + 1;
+  const char* what = "[gpt_dataset] the tokens asked for, samples x --seq-length + 1";
+  const int64_t requested = checked_add(checked_mul(num_samples, seq_length, what, 2), 1, what, 2);
   return std::max<int64_t>(1, (requested + tokens_per_epoch - 1) / tokens_per_epoch);
 }
 

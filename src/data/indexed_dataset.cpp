@@ -118,10 +118,12 @@ void IndexedDataset::validate() {
   for (int64_t i = 0; i < count_; ++i) {
     int64_t len = length(i), ptr = pointer(i);
     if (len < 0) fail(idx, "sequence " + std::to_string(i) + " has negative length " + std::to_string(len));
+    // len * item < 2^34: no overflow; ptr + len * item could overflow for a ptr from the file, so
+    // the end is never computed.
     if (ptr < 0 || ptr > bin_size || len * item > bin_size - ptr)
-      fail(bin, "sequence " + std::to_string(i) + " (bytes [" + std::to_string(ptr) + ", " +
-                    std::to_string(ptr + len * item) + ")) lies beyond the end of the file (" +
-                    std::to_string(bin_size) + " bytes): truncated, or not the .bin of this .idx");
+      fail(bin, "sequence " + std::to_string(i) + " (" + std::to_string(len * item) + " bytes from byte " +
+                    std::to_string(ptr) + ") lies beyond the end of the file (" + std::to_string(bin_size) +
+                    " bytes): truncated, or not the .bin of this .idx");
   }
 }
 

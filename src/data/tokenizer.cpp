@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace cs {
 
@@ -21,6 +22,7 @@ Tokenizer::Tokenizer(const std::string& path) : sp_(std::make_unique<sentencepie
                               "Hugging Face tokenizer directory or a SentencePiece .model file", path));
     const std::string cfg = path + "/tokenizer_config.json";
     if (fs::exists(cfg)) {
+      require_regular_file(cfg, "tokenizer");
       std::ifstream f(cfg);
       const auto j = nlohmann::json::parse(f, nullptr, false);
       if (j.is_discarded())
@@ -34,6 +36,7 @@ Tokenizer::Tokenizer(const std::string& path) : sp_(std::make_unique<sentencepie
     throw Error(fmt::format("[tokenizer] {}: no such file or directory. Hint: --tokenizer-name-or-path "
                             "takes a Hugging Face tokenizer directory or a SentencePiece .model file", path));
   }
+  require_regular_file(model_path_, "tokenizer", "pass a SentencePiece .model file or a directory holding tokenizer.model");
   const auto status = sp_->Load(model_path_);
   if (!status.ok())
     throw Error(fmt::format("[tokenizer] {}: not a SentencePiece model ({})", model_path_, status.ToString()));

@@ -6,6 +6,7 @@
 #include <sentencepiece_processor.h>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace cs {
 
@@ -30,6 +31,7 @@ bool space_only_leading(const sentencepiece::SentencePieceProcessor& sp) {
 
 WordCachedEncoder::WordCachedEncoder(const std::string& model_path)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  require_regular_file(model_path, "tokenizer", "pass a SentencePiece .model file or a directory holding tokenizer.model");
   const auto status = sp_->Load(model_path);
   if (!status.ok())
     throw Error(fmt::format("[tokenizer] {}: not a SentencePiece model ({})", model_path, status.ToString()));

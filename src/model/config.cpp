@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <climits>
 #include <cmath>
 
 #include <fmt/core.h>
@@ -12,6 +13,25 @@ namespace cs {
 
 const char* position_name(PositionType p) { return p == PositionType::Rope ? "rope" : "alibi"; }
 
+namespace {
+// 2 V D + D + L (4 D^2 + 3 D F + 2 D), or false when it does not fit int64: the sizes come from
+// files and flags, and a wrapped count is worse than none.
+bool count_params(const ModelConfig& c, int64_t* out) {
+  const int64_t v = c.vocab_size, d = c.hidden_size, f = c.ffn_hidden_size, l = c.num_layers;
+  int64_t dd, df, layer, layers, vd, total;
+  return !__builtin_mul_overflow(d, d, &dd) && !__builtin_mul_overflow(dd, 4, &dd) &&
+         !__builtin_mul_overflow(d, f, &df) && !__builtin_mul_overflow(df, 3, &df) &&
+         !__builtin_add_overflow(dd, df, &layer) && !__builtin_add_overflow(layer, 2 * d, &layer) &&
+         !__builtin_mul_overflow(layer, l, &layers) && !__builtin_mul_overflow(v, d, &vd) &&
+         !__builtin_mul_overflow(vd, 2, &vd) && !__builtin_add_overflow(vd, d, &total) &&
+         !__builtin_add_overflow(total, layers, out);
+}
+// The most parameters a model may have: 16 bytes each (weights, gradients, Adam's m and v) must
+// still be a 64-bit byte count. No machine comes near it; it keeps every size derived from the
+// config (bytes, offsets, elements of one tensor) free of overflow.
+constexpr int64_t kMaxParams = INT64_MAX / 16;
+}  // namespace
+
 void ModelConfig::validate() const {
   auto need = [](bool ok, const std::string& msg) {
     if (!ok) throw UsageError("[model] " + msg);
@@ -20,6 +40,14 @@ void ModelConfig::validate() const {
   need(hidden_size > 0 && num_heads > 0 && num_layers > 0 && ffn_hidden_size > 0,
        fmt::format("hidden size, ffn hidden size, heads and layers must be positive, got {}, {}, {}, {}",
                    hidden_size, ffn_hidden_size, num_heads, num_layers));
+  // Sizes from a file or flags can be anything: first that they can be counted at all.
+  int64_t params = 0;
+  need(vocab_size <= INT32_MAX, fmt::format("vocab size {} is more than 2147483647: token ids are 32-bit (the model's "
+                                            "inputs and Megatron's datasets)", vocab_size));
+  need(count_params(*this, &params) && params <= kMaxParams,
+       fmt::format("vocab size {}, hidden size {}, ffn hidden size {} and {} layers make more than {:.3g} parameters, "
+                   "beyond any machine (their count overflows 64-bit sizes); expected a model's sizes",
+                   vocab_size, hidden_size, ffn_hidden_size, num_layers, double(kMaxParams)));
   need(hidden_size % num_heads == 0,
        fmt::format("--hidden-size {} is not divisible by --num-attention-heads {}", hidden_size, num_heads));
   need(position != PositionType::Rope || head_dim() % 2 == 0,
@@ -35,8 +63,10 @@ void ModelConfig::validate() const {
 }
 
 int64_t ModelConfig::num_params() const {
-  const int64_t d = hidden_size, f = ffn_hidden_size;
-  return 2 * vocab_size * d + d + num_layers * (4 * d * d + 3 * d * f + 2 * d);
+  int64_t n = 0;
+  CS_CHECK(count_params(*this, &n)) << "num_params of an unvalidated config: vocab " << vocab_size << ", hidden "
+                                     << hidden_size << ", ffn " << ffn_hidden_size << ", layers " << num_layers;
+  return n;
 }
 
 std::string ModelConfig::summary() const {
@@ -65,8 +95,13 @@ ModelConfig model_preset(const std::string& name) {
 }
 
 int64_t padded_vocab_size(int64_t vocab, int64_t divisible_by, int64_t tp) {
-  const int64_t m = std::max<int64_t>(1, divisible_by) * std::max<int64_t>(1, tp);
-  return (vocab + m - 1) / m * m;
+  int64_t m = 0, up = 0;
+  if (__builtin_mul_overflow(std::max<int64_t>(1, divisible_by), std::max<int64_t>(1, tp), &m) ||
+      __builtin_add_overflow(vocab, m - 1, &up))
+    throw UsageError(fmt::format("[model] vocab size {} padded to a multiple of --make-vocab-size-divisible-by {} x "
+                                 "tensor-parallel size {} overflows a 64-bit count; expected sizes of a real model",
+                                 vocab, divisible_by, tp));
+  return up / m * m;
 }
 
 ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& path) {

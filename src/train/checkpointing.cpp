@@ -152,23 +152,39 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
   w->commit(meta, keep_last);
 }
 
-ModelConfig checkpoint_model_config(const std::string& root) {
+ModelConfig checkpoint_model_config(const std::string& root, std::string* file) {
   const int64_t it = latest_iteration(root);
   if (it < 0) throw Error(fmt::format("[checkpoint] {}: no checkpoint (no latest_checkpointed_iteration.txt)", root));
   CheckpointReader r(root, it);
   if (!r.meta().contains("config"))
     throw Error(fmt::format("[checkpoint] {}/meta.json: no model config", r.dir()));
+  if (file) *file = r.dir() + "/meta.json";
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
 }
 
-std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp,
-                                          int64_t max_batch, int64_t max_seq) {
+std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
+                                          int64_t max_seq, MemoryRequest req) {
+  // The config is checked against the memory before the model is allocated.
+  auto check = [&](const ModelConfig& cfg, const std::string& file) {
+    req.micro_batch = max_batch;
+    req.act_seq = max_seq > 0 ? max_seq : cfg.max_seq_length;
+    req.config_file = file;
+    if (req.batch_source.empty()) {  // the activations' length is the config's
+      req.batch_source = fmt::format("{}: the model's {} positions", file, cfg.max_seq_length);
+      req.batch_exit = 1;
+      req.batch_hint = "check max_position_embeddings / model_max_length in " + file;
+    }
+    check_memory(cfg, req);
+  };
   if (!is_native_checkpoint(dir)) {
     check_not_an_iteration_folder(dir);
-    return load_hf_model(dir, ctx, tp, max_batch, max_seq);
+    return load_hf_model(dir, ctx, tp, max_batch, max_seq,
+                         [&](ModelConfig& c) { check(c, dir + "/config.json"); });
   }
-  ModelConfig cfg = checkpoint_model_config(dir);
+  std::string file;
+  ModelConfig cfg = checkpoint_model_config(dir, &file);
   cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);  // as load_hf_model
+  check(cfg, file);
   auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
   load_training_checkpoint(dir, *model, nullptr, nullptr);
   return model;

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "optim/adamw.h"
 #include "optim/loss_scaler.h"
+#include "train/memory_budget.h"
 
 namespace cs {
 
@@ -43,13 +44,16 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
 // optimizer shard; a run that loads it starts Adam afresh.
 void save_model_checkpoint(const std::string& root, const Model& model);
 
-// The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none).
-ModelConfig checkpoint_model_config(const std::string& root);
+// The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none); FILE, when
+// given, receives the path of the meta.json it came from.
+ModelConfig checkpoint_model_config(const std::string& root, std::string* file = nullptr);
 
 // The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned
-// for (max_batch, max_seq) activations (max_seq 0: the config's length).
-std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp,
-                                          int64_t max_batch, int64_t max_seq);
+// for (max_batch, max_seq) activations (max_seq 0: the config's length). Before anything is
+// allocated, check_memory refuses a model that does not fit (REQ: the command's other buffers and
+// how to name its flags; its batch, length and config file are filled in here).
+std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
+                                          int64_t max_seq, MemoryRequest req = {});
 
 // Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);
 // returns the stored training state. A model of another size is an error naming the tensor.

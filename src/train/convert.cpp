@@ -41,7 +41,7 @@ struct Placement {
   std::vector<RowBlock> blocks;
 };
 
-struct Plan {
+struct OutputPlan {
   DType dtype = DType::F32;
   std::vector<OutFile> files;
   std::vector<std::vector<Placement>> of_spec;  // per parameter, in spec order
@@ -50,8 +50,8 @@ struct Plan {
 int64_t width(const Shape& s) { return s.ndim == 2 ? s[1] : 1; }
 
 // Hugging Face output: parameters in order, whole, in shards of at most max_shard_bytes.
-Plan plan_hf(const std::vector<ParamSpec>& specs, const std::string& dir, DType dtype, int64_t max_bytes) {
-  Plan p;
+OutputPlan plan_hf(const std::vector<ParamSpec>& specs, const std::string& dir, DType dtype, int64_t max_bytes) {
+  OutputPlan p;
   p.dtype = dtype;
   p.of_spec.resize(specs.size());
   const auto groups = hf_shard_groups(specs, dtype, max_bytes);
@@ -70,9 +70,9 @@ Plan plan_hf(const std::vector<ParamSpec>& specs, const std::string& dir, DType 
 
 // Native output: one fp32 shard per (TP rank, PP stage); each holds its stage's parameters'
 // TP slices, replicated ones on TP rank 0 only (every element is stored once).
-Plan plan_native(const std::vector<ParamSpec>& specs, const ModelConfig& cfg, const CheckpointWriter& w,
+OutputPlan plan_native(const std::vector<ParamSpec>& specs, const ModelConfig& cfg, const CheckpointWriter& w,
                  int64_t tp, int64_t pp) {
-  Plan p;
+  OutputPlan p;
   p.of_spec.resize(specs.size());
   for (int64_t stage = 0; stage < pp; ++stage)
     for (int64_t rank = 0; rank < tp; ++rank) {
@@ -103,7 +103,7 @@ void convert_from_f32(const float* src, int64_t n, DType t, uint8_t* dst) {
 
 // Appends rows [r0, r1) of a parameter (full width `w`, fp32 at src) to each of its placements.
 void scatter(const float* src, int64_t r0, int64_t r1, int64_t w, const std::vector<Placement>& places,
-             Plan& plan, std::vector<float>& cut, std::vector<uint8_t>& out) {
+             OutputPlan& plan, std::vector<float>& cut, std::vector<uint8_t>& out) {
   for (const Placement& pl : places) {
     OutFile& f = plan.files[pl.file];
     for (const RowBlock& b : pl.blocks) {  // ascending global rows, so file order is kept
@@ -145,7 +145,7 @@ std::string group_name(int layer, int64_t layers) {
 // the output's; a padded vocabulary has more rows, each a copy of the input's last row), with a
 // progress line per group.
 void stream(const WeightSource& src, const std::vector<ParamSpec>& specs, const std::vector<ParamSpec>& out_specs,
-            Plan& plan, int64_t total_read, int64_t chunk_bytes, ConvertReport& rep) {
+            OutputPlan& plan, int64_t total_read, int64_t chunk_bytes, ConvertReport& rep) {
   Timer t;
   std::vector<float> in, cut, last;
   std::vector<uint8_t> out;
@@ -227,6 +227,16 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     throw UsageError(fmt::format("--dtype {}: a native checkpoint is always fp32 (it is the training state). "
                                  "Hint: drop --dtype, or pass --to hf for a {} Hugging Face directory",
                                  dtype_name(o.dtype), dtype_name(o.dtype)));
+  // Conversion streams, so the model's size needs no memory; but param_specs makes one spec per
+  // tensor, 7 per layer, before check() can name a missing one: a num_hidden_layers of 1e9 would
+  // take gigabytes of specs first. A config asking for far more tensors than the files hold (a
+  // thousand layers' worth) is refused by count; a nearer mismatch is left to check()'s message.
+  constexpr int64_t kSlack = 7 * 1000;
+  const int64_t wanted = 7 * rep.config.num_layers + 3;  // param_specs: 7 per layer, embedding, norm, head
+  if (wanted > src->stored_tensors() + kSlack)
+    throw Error(fmt::format("[convert] {}: num_hidden_layers {} means {} tensors, but the weights hold {}. Hint: the "
+                            "config does not describe these weights (a mistyped size?)", src->config_file(),
+                            rep.config.num_layers, wanted, src->stored_tensors()));
   const std::vector<ParamSpec> specs = param_specs(rep.config);
   src->check(specs);
   if (o.divisible_by > 0) {
@@ -251,7 +261,7 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
       throw UsageError(fmt::format("--output {}: already holds a native checkpoint. Hint: convert into a new "
                                    "directory (a training run's checkpoint folder is never overwritten)", o.output));
     CheckpointWriter w(o.output, 0);
-    Plan plan = plan_native(out_specs, rep.config, w, o.tp, o.pp);
+    OutputPlan plan = plan_native(out_specs, rep.config, w, o.tp, o.pp);
     stream(*src, specs, out_specs, plan, total, o.chunk_bytes, rep);
     w.commit(checkpoint_meta(rep.config, TrainingState{}, o.tp, o.pp));
   } else {
@@ -259,7 +269,7 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     std::filesystem::create_directories(o.output, ec);
     if (ec) throw Error(fmt::format("[convert] cannot create {}: {}. Hint: check --output", o.output, ec.message()));
     clear_previous_hf_output(o.input, o.output);
-    Plan plan = plan_hf(out_specs, o.output, o.dtype, o.max_shard_bytes);
+    OutputPlan plan = plan_hf(out_specs, o.output, o.dtype, o.max_shard_bytes);
     try {
       stream(*src, specs, out_specs, plan, total, o.chunk_bytes, rep);
       // config.json last: a conversion that failed half-way does not leave a loadable-looking directory.

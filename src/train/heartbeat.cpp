@@ -72,6 +72,7 @@ void write_heartbeat(const std::string& dir, const Heartbeat& hb) {
 
 std::optional<Heartbeat> read_heartbeat(const std::string& dir) {
   const std::string path = dir + "/heartbeat.json";
+  require_regular_file(path, "pulse", "heartbeat.json is a file written by chuanspeed train");
   std::ifstream f(path);
   if (!f) return std::nullopt;
   const auto j = nlohmann::json::parse(f, nullptr, false);

@@ -16,13 +16,17 @@ namespace cs {
 // F32, BF16 and F16 are converted to fp32. Activations are planned for (max_batch, max_seq),
 // max_seq 0 meaning the config's length; the config's length is kept (extended if max_seq is longer).
 // adjust, when given, changes the run-time choices of the config (activation recomputation)
-// before the model is planned.
+// before the model is planned, and may refuse it (the memory check): nothing is allocated yet.
 std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                      int64_t max_seq, const std::function<void(ModelConfig&)>& adjust = {});
 // The two halves of load_hf_model, for a caller that builds the model itself (a tensor-parallel
 // shard): DIR's config, and DIR's weights into model (its shard's slice of each whole tensor).
 ModelConfig hf_model_config(const std::string& dir);
 void load_hf_weights(const std::string& dir, Model& model);
+
+// DIR/config.json as load_hf_model reads it (the directory checked as there), without allocating
+// the model: what a command checks before it builds one.
+ModelConfig hf_model_config(const std::string& dir);
 
 struct HfExportOptions {
   DType dtype = DType::F32;                  // F32, BF16 (round to nearest even) or F16

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace cs {
 
@@ -132,6 +133,7 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 }  // namespace
 
 LossCurve read_loss_curve(const std::string& path) {
+  require_regular_file(path, "compare", "pass a metrics.jsonl, a run directory or a training log");
   std::ifstream f(path);
   if (!f) throw Error(fmt::format("[compare] {}: cannot open. Hint: pass a metrics.jsonl, a run directory or a training log", path));
   enum class Mode { kUnknown, kJson, kLog } mode = ends_with(path, ".jsonl") || ends_with(path, ".json") ? Mode::kJson : Mode::kUnknown;

@@ -43,15 +43,15 @@ double cpu_mpi_baseline_bytes() { return kMpiBaselineMiB * 1024 * 1024; }
 // GEMM_Q above (GEMM_Q = 320 on the SkylakeX/Cooperlake kernels; measured: dW_head = dlogits^T x
 // with m = vocab grows RSS by vocab x min(tokens, 320) x 4 bytes). Freed after the call: the peak
 // is the largest GEMM's. One thread packs within its fixed buffer instead.
-double cpu_blas_pack_bytes(const ModelConfig& c, int64_t n, int threads) {
+double cpu_blas_pack_bytes(const ModelConfig& c, double n, int threads) {
   if (threads <= 1) return 0;
-  constexpr int64_t q = 320;
-  auto kc = [](int64_t k) { return k <= q ? k : k < 2 * q ? (k / 2 + 15) / 16 * 16 : q; };
-  const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size;
-  const int64_t widest = std::max({v, 3 * d, 2 * f});
+  constexpr double q = 320;
+  auto kc = [](double k) { return k <= q ? k : k < 2 * q ? std::floor((std::floor(k / 2) + 15) / 16) * 16 : q; };
+  const double d = double(c.hidden_size), f = double(c.ffn_hidden_size), v = double(c.vocab_size);
+  const double widest = std::max({v, 3 * d, 2 * f});
   // Weight gradients: m = output rows (vocab, 3D, 2F), k = tokens; data gradients and forwards:
   // m = tokens, k = the widest input (vocab for dx of the head).
-  return 4.0 * double(std::max(widest * kc(n), n * kc(widest)));
+  return 4.0 * std::max(widest * kc(n), n * kc(widest));
 }
 
 BytesPerParam megatron_bytes_per_param(PlanPrecision p, bool distributed_optimizer, int64_t dp) {
@@ -93,6 +93,12 @@ void check_layout(const ModelConfig& c, const PlanLayout& l) {
   };
   need(l.tp >= 1 && l.pp >= 1 && l.world >= 1, fmt::format(
       "parallel sizes must be >= 1, got tensor {} pipeline {} world {}", l.tp, l.pp, l.world));
+  // Products of flags are formed below: each must fit int64 first.
+  int64_t product;
+  need(!__builtin_mul_overflow(l.tp, l.pp, &product) && !__builtin_mul_overflow(l.micro_batch, l.world, &product),
+       fmt::format("--tensor-model-parallel-size {} x --pipeline-model-parallel-size {} or --micro-batch-size {} x "
+                   "world size {} is beyond any machine (it overflows a 64-bit count)", l.tp, l.pp, l.micro_batch,
+                   l.world));
   need(l.world % (l.tp * l.pp) == 0, fmt::format(
       "world size {} is not a multiple of tensor x pipeline = {} x {}. Hint: pass --world-size "
       "(or --nnodes x --nproc-per-node) as a multiple of {}", l.world, l.tp, l.pp, l.tp * l.pp));
@@ -136,9 +142,11 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const int64_t tp = l.tp, pp = l.pp, dp = l.world / (tp * pp), L = c.num_layers;
   const int64_t m = l.global_batch / (l.micro_batch * dp);
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
-  const int64_t n = l.micro_batch * c.max_seq_length;
-  const double samples = double(std::max<int64_t>(l.train_iters, 1) * l.global_batch);
-  const double data = double(2 * n) * 4 + double(3 * l.micro_batch * (l.seq_length + 1)) * 4 + 24.0 * samples;
+  // Byte counts are doubles: the flags' and files' sizes may multiply past int64.
+  const double n = double(l.micro_batch) * double(c.max_seq_length);
+  const double samples = double(std::max<int64_t>(l.train_iters, 1)) * double(l.global_batch);
+  const double data = l.training ? 2 * n * 4 + 3 * double(l.micro_batch) * (double(l.seq_length) + 1) * 4 + 24.0 * samples
+                                 : 2 * n * 4;
   ModelConfig rank_widths = c;  // what one rank's GEMMs see (BLAS packing)
   rank_widths.vocab_size = c.vocab_size / tp;
   rank_widths.ffn_hidden_size = c.ffn_hidden_size / tp;
@@ -160,16 +168,22 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     }
     const double np = double(p.params_rank);
     const int64_t in_flight = one_f_one_b_slots(st, int(pp), m);
+    // Model's own carving at the planned dims; where those dims' int64 sizes could overflow, one
+    // token's carving scaled by the tokens (an upper bound: each tensor rounded up alone).
+    auto activations = [&](const ModelConfig& cfg) {
+      const double one = double(Model::planned_activation_bytes(cfg, shard, 1, int64_t(shard.sequence_parallel ? tp : 1),
+                                                                DType::F32, in_flight)) /
+                         double(shard.sequence_parallel ? tp : 1);
+      if (one * n >= 0x1p60) return one * n;
+      return double(Model::planned_activation_bytes(cfg, shard, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
+    };
     ModelConfig with = c, without = c;
     with.recompute = true;
     with.recompute_num_layers = -1;
     without.recompute = false;
-    p.activations_recompute = double(Model::planned_activation_bytes(with, shard, l.micro_batch, c.max_seq_length,
-                                                                     DType::F32, in_flight));
-    p.activations_no_recompute = double(Model::planned_activation_bytes(without, shard, l.micro_batch,
-                                                                        c.max_seq_length, DType::F32, in_flight));
-    const double acts =
-        double(Model::planned_activation_bytes(c, shard, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
+    p.activations_recompute = activations(with);
+    p.activations_no_recompute = activations(without);
+    const double acts = activations(c);
     const int64_t recomputed = !c.recompute ? 0 : c.recompute_num_layers < 0 ? p.stage_layers
                                                   : std::min(p.stage_layers, c.recompute_num_layers);
     const bool sharded = l.distributed_optimizer && dp > 1;
@@ -180,16 +194,17 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     if (dp > 1 && sharded) fold = std::ceil(np / double(dp)) * double(dp) * 4;
     if (dp > 1 && !sharded)
       for (const auto& [layer, numel] : layer_numel) fold = std::max(fold, double(numel) * 4);
-    if (tp > 1) fold = std::max(fold, double(n * c.hidden_size) * 4);
+    if (tp > 1) fold = std::max(fold, n * double(c.hidden_size) * 4);
     p.items = {
         {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32){}", np / 1e6,
                                            tp * pp > 1 ? fmt::format(", this rank's of {:.2f}M", double(p.params_total) / 1e6)
                                                        : "")},
         {"gradients", np * 4, "fp32, one buffer"},
-        {"optimizer states", sharded ? std::ceil(np / double(dp)) * 8 : np * 8,
-         sharded ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
-                               "while saving)", dp)
-                 : "Adam m, v (fp32); the parameters are the master weights"},
+        {"optimizer states", !l.training ? 0.0 : sharded ? std::ceil(np / double(dp)) * 8 : np * 8,
+         !l.training ? "none (not training)"
+         : sharded ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
+                                 "while saving)", dp)
+                   : "Adam m, v (fp32); the parameters are the master weights"},
         {"activations", acts,
          fmt::format("{} layers x mb {} x seq {}{}{}{}; backward scratch{}", p.stage_layers, l.micro_batch,
                      c.max_seq_length, in_flight > 1 ? fmt::format(" x {} micro-batches in flight", in_flight) : "",
@@ -198,7 +213,8 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
                                                     : fmt::format(", the first {} layers recomputed", recomputed),
                      shard.sequence_parallel ? ", residual stream 1/TP (SP)" : "",
                      shard.has_head ? fmt::format("; logits {} x vocab {}", n, c.vocab_size / tp) : "")},
-        {"data", data, "token/target buffers, sample indices"},
+        {"data", data,
+         l.training ? "token/target buffers, sample indices" : "the model's token/target copies (not training)"},
         {"communication buffers", fold, l.world > 1 ? "the largest tensor summed at once (MPI fold rows)" : "none"},
         {"BLAS packing", cpu_blas_pack_bytes(rank_widths, n, l.cpu_threads),
          l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},
@@ -244,7 +260,7 @@ Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
     const double layers = double(p.stage_layers);
     p.activations_no_recompute = double(in_flight) * layers * act_layer;
     p.activations_recompute = double(in_flight) * layers * input_layer + act_layer;
-    const double head = last ? e * 2 * sbh / sp_div + (e + 4) * double(s * b) * double(v) / double(t) : 0;
+    const double head = last ? e * 2 * sbh / sp_div + (e + 4) * double(s) * double(b) * double(v) / double(t) : 0;
     const double comm = (t > 1 ? e * sbh : 0) + (pp > 1 ? 2 * e * sbh / sp_div : 0);
     const std::string prec = precision_name(l.precision);
     p.items = {
@@ -260,7 +276,7 @@ Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
                      in_flight > 1 ? "es" : "", c.recompute ? ", full recompute" : "",
                      l.sequence_parallel ? ", SP" : "", l.flash_attention ? ", flash" : ", s^2 scores")},
         {"logits + cross entropy", head, last ? fmt::format("{} x vocab {}/{} ({} logits + fp32 softmax)",
-                                                           s * b, v, t, prec) : "not on this stage"},
+                                                           double(s) * double(b), v, t, prec) : "not on this stage"},
         {"communication buffers", comm, "SP all-gather, pipeline send/recv"},
         {"runtime reserve", kGpuRuntimeReserve, "context, cuBLAS/NCCL workspaces (assumed)"},
     };

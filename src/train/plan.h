@@ -26,6 +26,7 @@ struct PlanLayout {
   bool sequence_parallel = false, distributed_optimizer = false, flash_attention = false;
   PlanPrecision precision = PlanPrecision::Fp32;
   int cpu_threads = 1;                // OpenMP threads of the CPU trainer (OMP_NUM_THREADS)
+  bool training = true;               // false: a model for eval / generate (no optimizer, no data)
 };
 
 // One line of the table: bytes per rank of the most loaded stage.
@@ -59,9 +60,12 @@ double cpu_baseline_bytes(int threads);
 double cpu_mpi_baseline_bytes();
 // The largest transient packing buffer threaded OpenBLAS allocates for the model's GEMMs over n
 // tokens (0 on one thread).
-double cpu_blas_pack_bytes(const ModelConfig& c, int64_t n, int threads);
+double cpu_blas_pack_bytes(const ModelConfig& c, double n, int threads);
 
-// Throws UsageError on an inconsistent layout (sizes not dividing, batch not a multiple).
+// Throws UsageError on an inconsistent layout (sizes not dividing, batch not a multiple). Any
+// sizes that pass ModelConfig::validate and the layout checks are planned without overflow: byte
+// counts are doubles, and beyond 2^60 bytes (more than any machine holds) the CPU activations are
+// scaled from one token's instead of carved exactly.
 Plan make_plan(const ModelConfig& c, const PlanLayout& l, PlanBackend backend);
 
 // Megatron's bytes per parameter for (precision, distributed optimizer) over dp ranks: model

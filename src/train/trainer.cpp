@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "checkpoint/native.h"
+#include "core/checked.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "parallel/mpi_group.h"
@@ -46,10 +47,13 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const DataBlend blend = parse_data_path(a.data_path);
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
-  d.train = std::make_unique<BlendedDataset>(BlendedDataset::build_or_load(
-      blend, a.split, DataSplit::kTrain, a.train_iters * a.global_batch, dopt, may_build));
+  const int64_t n_train = checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
+  d.train = std::make_unique<BlendedDataset>(
+      BlendedDataset::build_or_load(blend, a.split, DataSplit::kTrain, n_train, dopt, may_build));
   if (a.eval_iters > 0 && a.eval_interval > 0) {
-    const int64_t n_valid = (a.train_iters / a.eval_interval + 1) * a.eval_iters * a.global_batch;
+    const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
+    const int64_t n_valid =
+        checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2);
     try {
       d.valid = std::make_unique<BlendedDataset>(
           BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, may_build));
@@ -133,6 +137,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), a.save_dir + "/" + iteration_dir_name(it), true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());
     std::fflush(stdout);
+    if (a.after_save) a.after_save(it);
   };
   int64_t consecutive_nan = 0, step_bytes = 0;
   bool memory_reported = false;

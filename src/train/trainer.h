@@ -50,6 +50,8 @@ struct TrainArgs {
   bool load_optim = true, finetune = false;
   // Test hook, called after each iteration's backward with the (scaled) flat gradients.
   std::function<void(int64_t iteration, Tensor& grads)> grad_hook;
+  // Test hook, called on rank 0 once a checkpoint is complete (the latest file names it).
+  std::function<void(int64_t iteration)> after_save;
 };
 
 struct TrainResult {

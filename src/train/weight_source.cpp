@@ -16,9 +16,11 @@ namespace {
 class HfSource : public WeightSource {
  public:
   explicit HfSource(const std::string& dir)
-      : hf_(dir), config_(config_from_hf_json(hf_.config(), dir + "/config.json")) {}
+      : dir_(dir), hf_(dir), config_(config_from_hf_json(hf_.config(), dir + "/config.json")) {}
   const char* kind() const override { return "hf"; }
   const ModelConfig& config() const override { return config_; }
+  std::string config_file() const override { return dir_ + "/config.json"; }
+  int64_t stored_tensors() const override { return int64_t(hf_.names().size()); }
   void check(const std::vector<ParamSpec>& specs) const override {
     std::vector<ParamRef> wanted;
     for (const ParamSpec& s : specs) wanted.push_back({s.name, s.shape, nullptr});
@@ -36,6 +38,7 @@ class HfSource : public WeightSource {
   }
 
  private:
+  std::string dir_;
   HfWeights hf_;
   ModelConfig config_;
 };
@@ -49,6 +52,8 @@ class NativeSource : public WeightSource {
   }
   const char* kind() const override { return "native"; }
   const ModelConfig& config() const override { return config_; }
+  std::string config_file() const override { return r_.dir() + "/meta.json"; }
+  int64_t stored_tensors() const override { return int64_t(r_.names().size()); }
   void check(const std::vector<ParamSpec>& specs) const override {
     std::unordered_set<std::string> want;
     for (const ParamSpec& s : specs) {

@@ -19,8 +19,11 @@ class WeightSource {
   static std::unique_ptr<WeightSource> open(const std::string& dir);
   // "native" or "hf".
   virtual const char* kind() const = 0;
-  // The architecture, from config.json or meta.json.
+  // The architecture, from config.json or meta.json, and that file's path.
   virtual const ModelConfig& config() const = 0;
+  virtual std::string config_file() const = 0;
+  // How many tensors the files hold (a native checkpoint's optimizer state included).
+  virtual int64_t stored_tensors() const = 0;
   // Throws cs::Error naming the tensor unless the checkpoint holds exactly SPECS (names and
   // global shapes; float dtypes), ignoring HF's rotary inv_freq buffers and native optimizer state.
   virtual void check(const std::vector<ParamSpec>& specs) const = 0;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "checkpoint/native.h"
 
@@ -52,6 +53,44 @@ TEST(NativeCheckpoint, OverlapHidingAGapIsAnError) {
   }
   std::vector<float> row(3);
   EXPECT_THROW(r.read("w", {1, 0}, Shape{1, 3}, row.data()), Error);
+}
+
+// Slice metadata whose start + count overflows int64 (a corrupt or foreign shard): each is one
+// error naming the tensor, decided without computing the overflowing sum (undefined behaviour,
+// which the sanitizer build stops on).
+TEST(NativeCheckpoint, SliceBoundsThatOverflowAreErrors) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  struct Case {
+    const char* tag;
+    Shape global;
+    std::vector<int64_t> offset;
+    std::vector<RowBlock> blocks;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"rows", Shape{4, 3}, {kMax - 1, 0}, {}, "2 rows from row 9223372036854775806 lie outside the global shape [4, 3]"},
+      {"row_block", Shape{4, 3}, {0, 0}, {{0, 1}, {kMax - 1, 1}}, "1 rows from row 9223372036854775806 lie outside"},
+      {"columns", Shape{2, 3}, {0, kMax - 1}, {}, "3 columns from column 9223372036854775806 lie outside"},
+      {"blocks_sum", Shape{kMax, 3}, {0, 0}, {{0, kMax}, {0, kMax}}, "row blocks hold more rows than the slice's 2"},
+      {"negative_global", Shape{-4, 3}, {0, 0}, {}, "global shape [-4,3] has a negative size"},
+  };
+  auto v = coords(0, 2, 0, 3);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.tag);
+    const std::string root = fresh_dir(std::string("overflow_") + c.tag);
+    {
+      CheckpointWriter w(root, 1);
+      w.add_shard("model-tp00-pp000.safetensors", {{"w", Tensor(v.data(), {2, 3}), c.global, c.offset, c.blocks}});
+      w.commit({{"iteration", 1}});
+    }
+    try {
+      CheckpointReader r(root, 1);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("tensor w: " + std::string(c.expect)), std::string::npos) << msg;
+    }
+  }
 }
 
 TEST(NativeCheckpoint, SavedAsRowShardsReadAsColumnShardsAndWhole) {

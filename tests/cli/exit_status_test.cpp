@@ -1,8 +1,12 @@
 // One exit-status rule for every command (README "Exit status"): 2 for usage errors (a flag or a
-// flag's value), 1 for data and runtime errors (a file that is missing or wrong), each one line.
+// flag's value), 1 for data and runtime errors (a file that is missing or wrong), 70 for an
+// internal error (a failed CS_CHECK: a bug), each one line.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cli/commands.h"
 #include "cli/run_util.h"
+#include "core/error.h"
 
 namespace cs {
 namespace {
@@ -46,6 +50,31 @@ TEST(ExitStatus, VersionAndHelpShowWhatAUserNeeds) {
   EXPECT_NE(h.out.find("--micro-batch-size INT:POSITIVE=1"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("--lr FLOAT REQUIRED"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("Excludes: --lr-warmup-fraction"), std::string::npos) << h.out;
+}
+
+// What main does with each kind of failure (every command runs inside run_reporting_errors).
+TEST(ExitStatus, AFailedCheckIsOneInternalErrorLineAndSeventy) {
+  const bool no_mpi = false;
+  auto status_and_line = [&](const std::function<int()>& body) {
+    testing::internal::CaptureStderr();
+    const int rc = cli::run_reporting_errors("eval", no_mpi, body);
+    return std::make_pair(rc, testing::internal::GetCapturedStderr());
+  };
+  const auto bug = status_and_line([]() -> int {
+    CS_CHECK(2 + 2 == 5) << "context";
+    return 0;
+  });
+  EXPECT_EQ(bug.first, cli::kInternalErrorExit);
+  EXPECT_EQ(test::count_matching_lines(bug.second, ""), 1) << bug.second;
+  EXPECT_THAT(bug.second, testing::StartsWith("chuanspeed eval: internal error: "));
+  EXPECT_THAT(bug.second, testing::HasSubstr("check failed: 2 + 2 == 5 context. Hint: this is a bug in chuanspeed"));
+  const auto usage = status_and_line([]() -> int { throw UsageError("--x 3: expected 4"); });
+  EXPECT_EQ(usage.first, 2);
+  EXPECT_EQ(usage.second, "chuanspeed eval: error: --x 3: expected 4\n");
+  const auto data = status_and_line([]() -> int { throw Error("[dataset] f.idx: truncated"); });
+  EXPECT_EQ(data.first, 1);
+  EXPECT_EQ(data.second, "chuanspeed eval: error: [dataset] f.idx: truncated\n");
+  EXPECT_EQ(status_and_line([] { return 3; }).first, 3);
 }
 
 }  // namespace

@@ -16,13 +16,16 @@ struct RunResult {
   std::string out;     // stdout
 };
 
-inline RunResult run_binary(const std::string& args) {
+// TIMEOUT_S > 0 runs it under coreutils' timeout, with SIGKILL (a command may catch SIGTERM):
+// a command that hangs ends with status 137.
+inline RunResult run_binary(const std::string& args, int timeout_s = 0) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = info ? info->name() : "none";
   for (char& ch : name)
     if (ch == '/') ch = '_';  // a parameterised test's name holds its instance: ".../rope"
   const std::string errf = ::testing::TempDir() + "/cs_stderr_" + std::to_string(getpid()) + "_" + name + ".txt";
-  const std::string cmd = std::string(CS_BINARY) + " " + args + " 2>" + errf;
+  const std::string limit = timeout_s > 0 ? "timeout -s KILL " + std::to_string(timeout_s) + " " : "";
+  const std::string cmd = limit + std::string(CS_BINARY) + " " + args + " 2>" + errf;
   RunResult r{-1, "", ""};
   FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;

@@ -1,8 +1,8 @@
 // Resume is bit-identical: train N then resume to N + M equals an uninterrupted N + M run (losses,
 // weights, optimizer state), in the library and through the binary, including a run killed with
-// SIGKILL between two saves (resume from the last complete checkpoint), a run killed while writing
-// a checkpoint (the partial one ignored with a message) and a run stopped with SIGTERM (finishes
-// the step, saves, exits 0).
+// SIGKILL between two saves (held there by a test hook; resume from the last complete checkpoint),
+// a run killed while writing a checkpoint (the partial one ignored with a message) and a run
+// stopped with SIGTERM (finishes the step, saves, exits 0).
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -140,12 +140,12 @@ class ResumeBinary : public ::testing::Test {
              "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --lr-warmup-iters 5 "
              "--lr-decay-style cosine --log-interval 1 --train-iters 300 --data-path " + data_;
   }
-  // Starts the binary in the background; returns its pid.
-  pid_t start(const std::string& extra, const std::string& log) {
+  // Starts the binary in the background (with ENV, "NAME=VALUE ..." or empty); returns its pid.
+  pid_t start(const std::string& extra, const std::string& log, const std::string& env = "") {
     // A shell in the background waits for the binary and records its exit status in LOG.rc.
     const std::string pidf = log + ".pid";
     fs::remove(log + ".rc");
-    const std::string cmd = "sh -c '" + std::string(CS_BINARY) + " " + flags_ + " " + extra + " > " +
+    const std::string cmd = "sh -c '" + env + " " + std::string(CS_BINARY) + " " + flags_ + " " + extra + " > " +
                             log + " 2>&1 & p=$!; echo $p > " + pidf + "; wait $p; echo $? > " + log +
                             ".rc' &";
     EXPECT_EQ(0, std::system(cmd.c_str()));
@@ -168,19 +168,19 @@ class ResumeBinary : public ::testing::Test {
   std::string data_, flags_;
 };
 
+// The kill lands between two saves by construction, not by racing a run of 300 iterations that
+// takes a fraction of a second: the test hook CS_TEST_HOLD_AFTER_SAVE holds the run once the
+// checkpoint of iteration 40 is complete (its latest file written) and says so in a file.
 TEST_F(ResumeBinary, KilledBetweenSavesResumesFromTheLastCompleteCheckpoint) {
-  const std::string straight = tmp("straight"), killed = tmp("killed");
+  const std::string straight = tmp("straight"), killed = tmp("killed"), held = killed + ".held";
   ASSERT_EQ(0, test::run_binary(flags_ + " --save " + straight + " > " + straight + ".log").status);
-  pid_t pid = start("--save " + killed + " --save-interval 20", killed + ".log");
-  // Until the latest file names iteration 40 or later (the folder is renamed before the latest
-  // file is replaced, so a kill between the two leaves 20 as the latest: a correct but other case).
-  for (int i = 0; i < 6000 && latest_iteration(killed) < 40; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_GE(latest_iteration(killed), 40) << "no checkpoint appeared";
+  pid_t pid = start("--save " + killed + " --save-interval 20", killed + ".log",
+                    "CS_TEST_HOLD_AFTER_SAVE=40:" + held);
+  ASSERT_TRUE(wait_for(held, 60)) << "the run never reached the checkpoint of iteration 40";
   kill(pid, SIGKILL);
   EXPECT_EQ(wait_exit(killed + ".log"), 128 + SIGKILL);
   const int64_t last = latest_iteration(killed);
-  ASSERT_GE(last, 40);
+  ASSERT_EQ(last, 40);
   auto r = test::run_binary(flags_ + " --save " + killed + " --load " + killed + " > " + killed + ".resumed.log");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto a = log_lines(straight + ".log"), b = log_lines(killed + ".resumed.log");

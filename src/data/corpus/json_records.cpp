@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "data/corpus/message_text.h"
+#include "data/corpus/record_source.h"
 
 namespace cs {
 
@@ -15,7 +17,9 @@ constexpr size_t kChunk = 1 << 20;
 bool blank(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 }  // namespace
 
-JsonRecordReader::JsonRecordReader(const std::string& path) : path_(path), buf_(kChunk, '\0') {
+JsonRecordReader::JsonRecordReader(const std::string& path, int64_t max_record_bytes)
+    : path_(path), buf_(kChunk, '\0'), max_record_bytes_(max_record_bytes) {
+  require_regular_file(path, "preprocess", "--input takes files and directories");
   f_ = std::fopen(path.c_str(), "rb");
   if (!f_)
     throw Error(fmt::format("[preprocess] {}: cannot open: {}. Hint: check --input", path, std::strerror(errno)));
@@ -47,6 +51,11 @@ void JsonRecordReader::fail(int64_t line, const std::string& what) const {
                           "or JSON Lines (one record per line)", path_, line, what));
 }
 
+void JsonRecordReader::check_size(const std::string& text, int64_t line) const {
+  if (max_record_bytes_ > 0 && int64_t(text.size()) > max_record_bytes_)
+    throw Error(record_too_large(fmt::format("{}:{} (record {})", path_, line, records_ + 1), max_record_bytes_));
+}
+
 int JsonRecordReader::peek() {
   if (pos_ == len_) {
     len_ = std::fread(buf_.data(), 1, buf_.size(), f_);
@@ -76,7 +85,9 @@ int JsonRecordReader::skip_blank() {
 
 bool JsonRecordReader::next(std::string& text, int64_t& line) {
   if (done_) return false;
-  return array_ ? next_element(text, line) : next_line(text, line);
+  const bool got = array_ ? next_element(text, line) : next_line(text, line);
+  records_ += got;
+  return got;
 }
 
 bool JsonRecordReader::next_line(std::string& text, int64_t& line) {
@@ -94,6 +105,7 @@ bool JsonRecordReader::next_line(std::string& text, int64_t& line) {
       pos_ += n;
       consumed_ += int64_t(n);
       any = true;
+      check_size(text, line);
       if (nl) {
         get();
         break;
@@ -125,6 +137,7 @@ bool JsonRecordReader::next_element(std::string& text, int64_t& line) {
   for (;;) {
     c = peek();
     if (c == EOF) fail(line, in_string ? "a string in this record is not terminated" : "this record is not closed");
+    if ((text.size() & 0xffff) == 0) check_size(text, line);  // now and then: a byte loop
     if (in_string) {
       text.push_back(char(get()));
       if (c == '\\') {
@@ -147,6 +160,7 @@ bool JsonRecordReader::next_element(std::string& text, int64_t& line) {
       if (depth == 0) break;
     }
   }
+  check_size(text, line);
   // The separator: ',' then another record, or ']' then only whitespace to the end.
   c = skip_blank();
   if (c == ',') {

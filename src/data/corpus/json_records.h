@@ -14,8 +14,10 @@ namespace cs {
 class JsonRecordReader {
  public:
   // Opens PATH and looks at its first non-blank byte: '[' means a JSON array, anything else JSON
-  // Lines. Throws cs::Error "[preprocess] PATH: ..." when it cannot be opened.
-  explicit JsonRecordReader(const std::string& path);
+  // Lines. Throws cs::Error "[preprocess] PATH: ..." when it cannot be opened. A record longer
+  // than MAX_RECORD_BYTES (0: no limit) is a cs::Error naming its line and number, thrown as soon
+  // as the reader has read that much of it.
+  explicit JsonRecordReader(const std::string& path, int64_t max_record_bytes = 0);
   ~JsonRecordReader();
   JsonRecordReader(const JsonRecordReader&) = delete;
   JsonRecordReader& operator=(const JsonRecordReader&) = delete;
@@ -35,6 +37,8 @@ class JsonRecordReader {
   int peek();
   int skip_blank();  // skips whitespace, returns the next byte without consuming it
   [[noreturn]] void fail(int64_t line, const std::string& what) const;
+  // Throws when TEXT has grown past the limit.
+  void check_size(const std::string& text, int64_t line) const;
   bool next_line(std::string& text, int64_t& line);
   bool next_element(std::string& text, int64_t& line);
 
@@ -42,7 +46,7 @@ class JsonRecordReader {
   std::FILE* f_ = nullptr;
   std::string buf_;
   size_t pos_ = 0, len_ = 0;
-  int64_t line_ = 1, consumed_ = 0;
+  int64_t line_ = 1, consumed_ = 0, records_ = 0, max_record_bytes_ = 0;
   bool array_ = false, done_ = false, first_ = true;
 };
 

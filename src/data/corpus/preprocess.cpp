@@ -159,7 +159,8 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
       batch = std::make_unique<Batch>();
     };
     try {
-      for_each_record(files, handler->parquet_columns(), handler->optional_columns(), bytes, [&](RawRecord&& r) {
+      for_each_record(files, handler->parquet_columns(), handler->optional_columns(), bytes, opt.max_record_bytes,
+                      [&](RawRecord&& r) {
         if (opt.stop && opt.stop->load())
           throw Error(fmt::format("[preprocess] interrupted at {}: stopped; no output written (the .tmp files are "
                                   "removed). Hint: run it again; it starts from the beginning",

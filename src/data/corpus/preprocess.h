@@ -14,6 +14,10 @@ namespace cs {
 
 // The most tokenizing threads --workers may ask for.
 inline constexpr int kMaxWorkers = 1024;
+// --max-record-bytes' default: 8 MiB, longer than any book of a pretraining corpus, and at most
+// about 1.7 GB of SentencePiece's memory for one record (200 bytes a byte for a text without
+// spaces, measured; far less for words, which the word cache encodes one by one).
+inline constexpr int64_t kDefaultMaxRecordBytes = int64_t(8) << 20;
 
 struct PreprocessOptions {
   std::vector<std::string> inputs;  // files or directories
@@ -25,6 +29,7 @@ struct PreprocessOptions {
   int workers = 1;
   int64_t log_interval = 100;  // documents between progress lines (0: none)
   int64_t batch_records = 64;  // records per batch handed to a worker
+  int64_t max_record_bytes = kDefaultMaxRecordBytes;  // a longer record is an error (0: no limit)
   // Set (by a signal handler) to stop: no more records are read, the run ends with an Error
   // (exit 130) and its .tmp outputs removed. Null: never stopped.
   const std::atomic<bool>* stop = nullptr;

@@ -29,11 +29,16 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 // "FILE:LINE" or "FILE row N" for error messages.
 std::string record_origin(const std::vector<std::string>& files, const RawRecord& r);
 
+// The message for a record at WHERE longer than MAX_BYTES (--max-record-bytes).
+std::string record_too_large(const std::string& where, int64_t max_bytes);
+
 // Streams every record of FILES in order to EMIT. PARQUET_COLUMNS are read from Parquet files
 // (OPTIONAL ones may be missing and then read as null). BYTES is advanced as input is consumed
-// (file bytes for JSON, string bytes for Parquet). Throws cs::Error naming the file.
+// (file bytes for JSON, string bytes for Parquet). A record longer than MAX_RECORD_BYTES (0: no
+// limit; JSON: its text, Parquet: its strings) is a cs::Error naming it. Throws cs::Error naming
+// the file.
 void for_each_record(const std::vector<std::string>& files, const std::vector<std::string>& parquet_columns,
-                     const std::vector<std::string>& optional_columns, int64_t& bytes,
+                     const std::vector<std::string>& optional_columns, int64_t& bytes, int64_t max_record_bytes,
                      const std::function<void(RawRecord&&)>& emit);
 
 // Parses a JSON record (RawRecord::json_text) into R.row, or throws cs::Error with the origin.
