@@ -20,13 +20,11 @@ namespace cs {
 std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                      int64_t max_seq, const std::function<void(ModelConfig&)>& adjust = {});
 // The two halves of load_hf_model, for a caller that builds the model itself (a tensor-parallel
-// shard): DIR's config, and DIR's weights into model (its shard's slice of each whole tensor).
+// shard, or a command that checks the memory first): DIR/config.json as load_hf_model reads it
+// (the directory checked as there), without allocating the model; and DIR's weights into model
+// (its shard's slice of each whole tensor).
 ModelConfig hf_model_config(const std::string& dir);
 void load_hf_weights(const std::string& dir, Model& model);
-
-// DIR/config.json as load_hf_model reads it (the directory checked as there), without allocating
-// the model: what a command checks before it builds one.
-ModelConfig hf_model_config(const std::string& dir);
 
 struct HfExportOptions {
   DType dtype = DType::F32;                  // F32, BF16 (round to nearest even) or F16

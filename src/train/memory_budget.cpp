@@ -109,7 +109,10 @@ Plan memory_plan(const ModelConfig& c, const MemoryRequest& req) {
   ModelConfig planned = c;
   if (req.act_seq > 0) planned.max_seq_length = req.act_seq;
   PlanLayout l;
-  l.world = req.dp;
+  l.tp = req.tp;
+  l.pp = req.pp;
+  l.world = req.dp * req.tp * req.pp;
+  l.sequence_parallel = req.sequence_parallel;
   l.micro_batch = req.micro_batch;
   // The batch's own checks are the trainer's (in its words): here only its bytes count.
   int64_t per_step = 0;

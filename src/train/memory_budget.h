@@ -38,6 +38,9 @@ struct MemoryRequest {
   // train_iters x global_batch samples.
   bool training = false;
   int64_t global_batch = 1, train_iters = 0, dp = 1;
+  // This rank's share under tensor and pipeline parallelism (the most loaded stage is planned).
+  int64_t tp = 1, pp = 1;
+  bool sequence_parallel = false;
   bool distributed_optimizer = false;
   bool kv_cache = false;        // generate's: K and V of every layer for micro_batch x act_seq tokens
   // Where the config came from: a file ("DIR/config.json", ".../meta.json"; exit status 1), or

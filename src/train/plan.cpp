@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "core/error.h"
@@ -161,22 +162,46 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     p.stage = st;
     p.stage_layers = L / pp;
     p.params_total = c.num_params();
-    std::map<int, int64_t> layer_numel;  // what a data-parallel sum reduces at once
-    for (const ParamSpec& s : param_specs(c, shard)) {
-      p.params_rank += s.shape.numel();
-      layer_numel[s.layer] += s.shape.numel();
-    }
-    const double np = double(p.params_rank);
+    // A stage of more layers than any model has (a mistyped size, which train refuses with this
+    // plan) is planned from stages of 1 and 2 layers, extrapolated: everything per layer is the
+    // same, and building a spec or a saved set per layer would itself exhaust memory.
+    const int64_t stage_layers = p.stage_layers, kExact = 1024;
+    auto with_layers = [&](ModelConfig cfg, int64_t per_stage) {
+      cfg.num_layers = per_stage * pp;
+      ModelShard sh = ModelShard::stage(cfg, st, int(pp), 0, int(tp));
+      sh.sequence_parallel = shard.sequence_parallel;
+      return std::pair<ModelConfig, ModelShard>(cfg, sh);
+    };
+    auto linear = [&](const std::function<double(const ModelConfig&, const ModelShard&)>& f, const ModelConfig& cfg) {
+      if (stage_layers <= kExact) return f(cfg, shard);
+      const auto [c1, s1] = with_layers(cfg, 1);
+      const auto [c2, s2] = with_layers(cfg, 2);
+      const double one = f(c1, s1);
+      return one + (f(c2, s2) - one) * double(stage_layers - 1);
+    };
+    double layer_max = 0;  // the largest layer's parameters: what a data-parallel sum reduces at once
+    auto count_params = [&](const ModelConfig& cfg, const ModelShard& sh) {
+      std::map<int, int64_t> per_layer;
+      double total = 0;
+      for (const ParamSpec& s : param_specs(cfg, sh)) {
+        total += double(s.shape.numel());
+        per_layer[s.layer] += s.shape.numel();
+      }
+      for (const auto& [layer, numel] : per_layer) layer_max = std::max(layer_max, double(numel));
+      return total;
+    };
+    const double np = linear(count_params, c);
+    p.params_rank = int64_t(np);
     const int64_t in_flight = one_f_one_b_slots(st, int(pp), m);
     // Model's own carving at the planned dims; where those dims' int64 sizes could overflow, one
     // token's carving scaled by the tokens (an upper bound: each tensor rounded up alone).
-    auto activations = [&](const ModelConfig& cfg) {
-      const double one = double(Model::planned_activation_bytes(cfg, shard, 1, int64_t(shard.sequence_parallel ? tp : 1),
-                                                                DType::F32, in_flight)) /
-                         double(shard.sequence_parallel ? tp : 1);
+    auto carved = [&](const ModelConfig& cfg, const ModelShard& sh) {
+      const int64_t rows = sh.sequence_parallel ? tp : 1;
+      const double one = double(Model::planned_activation_bytes(cfg, sh, 1, rows, DType::F32, in_flight)) / double(rows);
       if (one * n >= 0x1p60) return one * n;
-      return double(Model::planned_activation_bytes(cfg, shard, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
+      return double(Model::planned_activation_bytes(cfg, sh, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
     };
+    auto activations = [&](const ModelConfig& cfg) { return linear(carved, cfg); };
     ModelConfig with = c, without = c;
     with.recompute = true;
     with.recompute_num_layers = -1;
@@ -192,8 +217,7 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     // (N, D) activations of a tensor-parallel exchange).
     double fold = 0;
     if (dp > 1 && sharded) fold = std::ceil(np / double(dp)) * double(dp) * 4;
-    if (dp > 1 && !sharded)
-      for (const auto& [layer, numel] : layer_numel) fold = std::max(fold, double(numel) * 4);
+    if (dp > 1 && !sharded) fold = layer_max * 4;
     if (tp > 1) fold = std::max(fold, n * double(c.hidden_size) * 4);
     p.items = {
         {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32){}", np / 1e6,
