@@ -35,10 +35,19 @@ class StagedCpuBackend final : public Backend {
   std::unique_ptr<Ctx> make_context() override { return std::make_unique<Ctx>(*this, ops()); }
   void* allocate(size_t bytes) override { return cpu_backend().allocate(bytes); }
   void deallocate(void* p) noexcept override { cpu_backend().deallocate(p); }
-  void upload(Ctx&, const void* host, const Tensor& dst) override { std::memcpy(dst.data, host, dst.nbytes()); }
-  void download(Ctx&, const Tensor& src, void* host) override { std::memcpy(host, src.data, src.nbytes()); }
-  void copy(Ctx&, const Tensor& src, const Tensor& dst) override { std::memmove(dst.data, src.data, src.nbytes()); }
-  void zero(Ctx&, const Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
+  // An empty tensor's pointer (and the host side's) may be null: no call then, as the CPU backend.
+  void upload(Ctx&, const void* host, const Tensor& dst) override {
+    if (dst.nbytes()) std::memcpy(dst.data, host, dst.nbytes());
+  }
+  void download(Ctx&, const Tensor& src, void* host) override {
+    if (src.nbytes()) std::memcpy(host, src.data, src.nbytes());
+  }
+  void copy(Ctx&, const Tensor& src, const Tensor& dst) override {
+    if (src.nbytes()) std::memmove(dst.data, src.data, src.nbytes());
+  }
+  void zero(Ctx&, const Tensor& t) override {
+    if (t.nbytes()) std::memset(t.data, 0, t.nbytes());
+  }
   void synchronize(Ctx&) override {}
 };
 
