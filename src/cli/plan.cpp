@@ -159,6 +159,9 @@ int plan_main(int argc, char** argv) {
   need.global_batch = l.global_batch;
   need.train_iters = l.train_iters;
   need.dp = p.dp;
+  need.tp = l.tp;  // the same rank train would check: its tensor and pipeline share
+  need.pp = l.pp;
+  need.sequence_parallel = l.sequence_parallel;
   need.distributed_optimizer = l.distributed_optimizer;
   need.config_file = config_file;
   need.batch_source = fmt::format("--micro-batch-size {} and --seq-length {} (--train-iters {}, --global-batch-size {})",
