@@ -5,8 +5,10 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
+# ctest labels left out: cuda (no GPU in CI); test-sanitize adds no_sanitize.
+TEST_EXCLUDE ?= cuda
 
-.PHONY: all deps build test demo bench bench-parallel bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test test-sanitize demo bench bench-parallel bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -19,7 +21,14 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE cuda
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE '$(TEST_EXCLUDE)'
+
+# The test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (CS_SANITIZE: any finding
+# fails its test), in its own build folder, optimised (RelWithDebInfo) so that it fits CI's time;
+# tests labelled no_sanitize are left out (docs/development.md says which and why).
+test-sanitize:
+	@$(MAKE) --no-print-directory test BUILD=build-asan TEST_EXCLUDE='cuda|no_sanitize' \
+	  CMAKE_FLAGS="-DCS_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCS_BUILD_BENCH=OFF $(CMAKE_FLAGS)"
 
 demo: build
 	@scripts/demo.sh $(BUILD)
@@ -49,4 +58,4 @@ fixtures:
 	$(PYTHON) tools/reference/make_fixtures.py
 
 clean:
-	rm -rf $(BUILD) out
+	rm -rf $(BUILD) build-asan out

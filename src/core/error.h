@@ -55,7 +55,8 @@ class CheckFailure {
   } else               \
     ::cs::detail::CheckFailure(__FILE__, __LINE__, #cond).stream()
 
-#ifdef NDEBUG
+// On in debug builds and in the sanitizer build (CS_DCHECKS), whatever its optimisation level.
+#if defined(NDEBUG) && !defined(CS_DCHECKS)
 #define CS_DCHECK(cond) \
   if (true) {           \
   } else                \
