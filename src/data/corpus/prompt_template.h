@@ -40,8 +40,9 @@ inline constexpr int32_t kBaichuanAssistantToken = 196;
 extern const char* const kBaichuanUserPiece;       // "<reserved_102>"
 extern const char* const kBaichuanAssistantPiece;  // "<reserved_103>"
 
-// Checks that TOK has what TYPE writes: for baichuan the two role pieces at their ids, and an EOS
-// piece for vicuna and baichuan. Throws a one-line cs::UsageError naming --prompt-type.
+// Checks that TOK has the tokens TYPE writes as ids: for baichuan the two role pieces at their
+// ids. Throws a one-line cs::UsageError naming --prompt-type. (A missing EOS piece is reported
+// per record by preprocess, as before templates were selectable.)
 void check_prompt_tokenizer(PromptType type, const Tokenizer& tok);
 
 // One turn of a conversation.
