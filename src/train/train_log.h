@@ -17,8 +17,8 @@ struct TrainLogConfig {
   int64_t train_iters = 0, global_batch = 0, seq_length = 0, world_size = 1;
   double flops_per_iter = 0;
   bool print = true;    // print the log line on stdout
-  bool instruction = false;  // instruction data: the records count trained tokens
   bool writer = true;   // this rank prints and writes files
+  bool instruction = false;  // instruction data: the records count trained tokens
   std::string metrics_dir, tensorboard_dir;
 };
 
