@@ -6,7 +6,7 @@ JOBS    ?= $(shell nproc)
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench bench-parallel bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test demo bench bench-sft bench-parallel bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -28,6 +28,10 @@ bench: build
 	@scripts/bench.sh $(BUILD)
 
 # Tokens/s at 1, 2 and 4 MPI ranks for DP, TP and PP, scaling efficiency, bytes sent vs the analytic count.
+# Instruction fine-tuning (packed and padded) against pretraining, same model and length.
+bench-sft: build
+	@scripts/bench_sft.sh $(BUILD)
+
 bench-parallel: build
 	@scripts/bench_parallel.sh $(BUILD)
 

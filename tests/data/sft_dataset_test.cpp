@@ -11,6 +11,7 @@
 
 #include "data/sft_dataset.h"
 #include "mmidx_test_util.h"
+#include "data/sft_test_util.h"
 #include "train/micro_batch.h"
 
 namespace cs {
@@ -25,21 +26,14 @@ struct Corpus {
 Corpus make_corpus(const std::string& name, int64_t docs, int64_t max_len, uint32_t seed = 5) {
   Corpus c;
   c.text = test::fresh_prefix(name);  // .../corpus_text_document
-  IndexedDatasetWriter tw(c.text, DType::U16), mw(loss_mask_prefix(c.text), DType::U8);
   std::mt19937 rng(seed);
-  for (int64_t d = 0; d < docs; ++d) {
+  test::write_sft_dataset(c.text, int(docs), [&](int d, std::vector<int32_t>& ids, std::vector<int32_t>& mask) {
     const int64_t len = 2 + int64_t(rng() % uint32_t(max_len - 1));
-    std::vector<int32_t> ids(size_t(len), int32_t(1000 + d));
-    std::vector<int32_t> mask(size_t(len), 0);
+    ids.assign(size_t(len), int32_t(1000 + d));
+    mask.assign(size_t(len), 0);
     for (int64_t j = len / 2; j < len; ++j) mask[size_t(j)] = 1;
-    tw.add_item(ids.data(), len);
-    mw.add_item(mask.data(), len);
-    tw.end_document();
-    mw.end_document();
     c.lengths.push_back(len);
-  }
-  tw.finalize();
-  mw.finalize();
+  });
   return c;
 }
 

@@ -10,8 +10,7 @@
 #include <filesystem>
 #include <random>
 
-#include "data/indexed_dataset.h"
-#include "data/sft_dataset.h"
+#include "data/sft_test_util.h"
 #include "device_env.h"
 #include "train/trainer.h"
 
@@ -28,10 +27,8 @@ std::string sft_corpus(const std::string& name, bool all_trained) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string text = dir + "/qa_text_document";
-  IndexedDatasetWriter tw(text, DType::U16), mw(loss_mask_prefix(text), DType::U8);
   std::mt19937 rng(11);
-  for (int d = 0; d < 400; ++d) {
-    std::vector<int32_t> ids, mask;
+  test::write_sft_dataset(text, 400, [&](int, std::vector<int32_t>& ids, std::vector<int32_t>& mask) {
     for (int64_t i = 0; i < kPrompt; ++i) {
       ids.push_back(3 + int32_t(rng() % kPromptVocab));
       mask.push_back(all_trained ? 1 : 0);
@@ -40,13 +37,7 @@ std::string sft_corpus(const std::string& name, bool all_trained) {
       ids.push_back(a);
       mask.push_back(1);
     }
-    tw.add_item(ids.data(), int64_t(ids.size()));
-    mw.add_item(mask.data(), int64_t(mask.size()));
-    tw.end_document();
-    mw.end_document();
-  }
-  tw.finalize();
-  mw.finalize();
+  });
   return text;
 }
 
