@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ctest labels left out: cuda (no GPU in CI); test-sanitize adds no_sanitize.
 TEST_EXCLUDE ?= cuda
 
-.PHONY: all deps build test test-sanitize demo bench bench-parallel bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test test-sanitize demo bench bench-sft bench-parallel bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -37,6 +37,10 @@ bench: build
 	@scripts/bench.sh $(BUILD)
 
 # Tokens/s at 1, 2 and 4 MPI ranks for DP, TP and PP, scaling efficiency, bytes sent vs the analytic count.
+# Instruction fine-tuning (packed and padded) against pretraining, same model and length.
+bench-sft: build
+	@scripts/bench_sft.sh $(BUILD)
+
 bench-parallel: build
 	@scripts/bench_parallel.sh $(BUILD)
 

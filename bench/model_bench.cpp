@@ -87,8 +87,8 @@ int attention_child(bool naive, int64_t t_len) {
       cpu::attention_naive_forward(*ctx, qt, kt, vt, none, ot, lt);
       cpu::attention_naive_backward(*ctx, qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
     } else {
-      cpu::attention_forward(*ctx, qt, kt, vt, none, ot, lt);
-      cpu::attention_backward(*ctx, qt, kt, vt, none, ot, lt, dt, dqt, dkt, dvt);
+      cpu::attention_forward(*ctx, qt, kt, vt, none, none, ot, lt);
+      cpu::attention_backward(*ctx, qt, kt, vt, none, none, ot, lt, dt, dqt, dkt, dvt);
     }
     times.push_back(tm.seconds());
   }

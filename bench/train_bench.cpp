@@ -45,13 +45,13 @@ Ops profiled_ops(const Ops& base) {
     timed<kGemm>(g_base->matmul, c, a, ta, b, tb, o, al, be);
   };
   ops.attention_forward = [](Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s,
-                             const Tensor& o, const Tensor& l) {
-    timed<kAttention>(g_base->attention_forward, c, q, k, v, s, o, l);
+                             const Tensor& seg, const Tensor& o, const Tensor& l) {
+    timed<kAttention>(g_base->attention_forward, c, q, k, v, s, seg, o, l);
   };
   ops.attention_backward = [](Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& s,
-                              const Tensor& o, const Tensor& l, const Tensor& d, const Tensor& dq,
-                              const Tensor& dk, const Tensor& dv) {
-    timed<kAttention>(g_base->attention_backward, c, q, k, v, s, o, l, d, dq, dk, dv);
+                              const Tensor& seg, const Tensor& o, const Tensor& l, const Tensor& d,
+                              const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+    timed<kAttention>(g_base->attention_backward, c, q, k, v, s, seg, o, l, d, dq, dk, dv);
   };
   ops.embedding_forward = [](Ctx& c, const Tensor& t, const Tensor& w, int64_t off, const Tensor& o) {
     timed<kElementwise>(g_base->embedding_forward, c, t, w, off, o);
@@ -66,8 +66,8 @@ Ops profiled_ops(const Ops& base) {
                             const Tensor& dx, const Tensor& dw, bool acc) {
     timed<kElementwise>(g_base->rmsnorm_backward, c, x, w, r, dy, dx, dw, acc);
   };
-  ops.rope_apply = [](Ctx& c, const Tensor& x, float b, int64_t p, bool inv) {
-    timed<kElementwise>(g_base->rope_apply, c, x, b, p, inv);
+  ops.rope_apply = [](Ctx& c, const Tensor& x, float b, int64_t p, const Tensor& pos, bool inv) {
+    timed<kElementwise>(g_base->rope_apply, c, x, b, p, pos, inv);
   };
   ops.split_heads = [](Ctx& c, const Tensor& x, int64_t col, const Tensor& o) {
     timed<kElementwise>(g_base->split_heads, c, x, col, o);

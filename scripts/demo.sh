@@ -3,7 +3,8 @@
 # process: preprocess the alpaca-style parquet with the demo SentencePiece tokenizer, train a tiny
 # Baichuan (RoPE) on it with Megatron's flags and validation, stop half way and resume
 # bit-identically, run AscendSpeed's 13B launch script scaled down (ALiBi), evaluate on held-out
-# questions before and after, and answer them with the trained model.
+# questions before and after, and answer them with the trained model; then fine-tune it on the
+# instruction split with the loss on the answers only and samples packed, and answer again.
 set -euo pipefail
 BUILD=${1:-build}
 BIN=$BUILD/chuanspeed
@@ -51,4 +52,25 @@ head -n 6 "$OUT/answers.txt"
 tail -n 1 "$OUT/answers.txt"
 "$BIN" generate --load "$OUT/run" --tokenizer-name-or-path "$TOK" --max-new-tokens 12 --temperature 0.7 --top-k 8 \
   --seed 1 --prompt "$(printf 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nWhat is 12 + 30?\n\n### Response:\n')"
-echo "== metrics: $OUT/run/metrics.jsonl; TensorBoard: $OUT/tensorboard"
+echo "== 6. instruction fine-tuning: the same records with a loss mask (answers trained, prompts context),"
+echo "      packed 256-token sequences (--reset-attention-mask --reset-position-ids), from the trained model"
+"$BIN" preprocess --input assets/demo/alpaca_demo.parquet --output-prefix "$OUT/data/sft" \
+  --tokenizer-name-or-path "$TOK" --handler-name alpaca --is-instruction-dataset --append-eod \
+  --workers 2 --log-interval 0 | tail -n 1
+"$BIN" train --load "$OUT/run" --finetune --data-path "$OUT/data/sft_text_document" --is-instruction-dataset \
+  --reset-attention-mask --reset-position-ids --seq-length 256 --micro-batch-size 8 --global-batch-size 16 \
+  --train-iters 150 --lr 1e-3 --min-lr 1e-4 --lr-warmup-iters 5 --lr-decay-style cosine --weight-decay 0.1 \
+  --clip-grad 1.0 --adam-beta2 0.95 --log-interval 50 --split 98,2,0 --eval-interval 75 --eval-iters 4 \
+  --save "$OUT/sft" --save-interval 150
+echo "== 7. the held-out questions again, after instruction fine-tuning (answer tokens only: eval --is-instruction-dataset)"
+"$BIN" preprocess --input assets/demo/heldout.jsonl --output-prefix "$OUT/data/heldout-sft" \
+  --tokenizer-name-or-path "$TOK" --handler-name alpaca --is-instruction-dataset --append-eod --log-interval 0 | tail -n 1
+for m in run sft; do
+  "$BIN" eval --load "$OUT/$m" --data-path "$OUT/data/heldout-sft_text_document" --is-instruction-dataset \
+    --seq-length 128 --micro-batch-size 16 --output "$OUT/eval-answers-$m.jsonl" | sed "s/^/$m: /"
+done
+"$BIN" generate --load "$OUT/sft" --tokenizer-name-or-path "$TOK" --prompt-file assets/demo/heldout.jsonl \
+  --max-new-tokens 12 > "$OUT/answers-sft.txt"
+echo "exact match before fine-tuning ($OUT/answers.txt): $(tail -n 1 "$OUT/answers.txt")"
+echo "exact match after  fine-tuning ($OUT/answers-sft.txt): $(tail -n 1 "$OUT/answers-sft.txt")"
+echo "== metrics: $OUT/run/metrics.jsonl, $OUT/sft/metrics.jsonl; TensorBoard: $OUT/tensorboard"

@@ -101,9 +101,12 @@ struct Ops {
                            const Tensor& dy, const Tensor& dx, const Tensor& dw,
                            bool accumulate_dx);
 
-  // Rotary embedding, rotate-half form, in place on x: (B, H, T, Hd); position of row t is
-  // pos0 + t. inverse=true rotates by -angle: that is the backward (the rotation is orthogonal).
-  void (*rope_apply)(Ctx& c, const Tensor& x, float base, int64_t pos0, bool inverse);
+  // Rotary embedding, rotate-half form, in place on x: (B, H, T, Hd); the position of row (b, t)
+  // is pos0 + t, or pos0 + positions[b, t] when positions (B, T) i32 is given (packed sequences:
+  // each sample's positions start at 0; values in [0, T)). inverse=true rotates by -angle: that
+  // is the backward (the rotation is orthogonal).
+  void (*rope_apply)(Ctx& c, const Tensor& x, float base, int64_t pos0, const Tensor& positions,
+                     bool inverse);
 
   // out (B, H, T, Hd) = columns [col0, col0 + H*Hd) of x (B, T, C), heads split.
   void (*split_heads)(Ctx& c, const Tensor& x, int64_t col0, const Tensor& out);
@@ -113,13 +116,17 @@ struct Ops {
   // Causal softmax attention, tiled with an online softmax: no (T, T) matrix is formed.
   // q, k, v, o: (B, H, T, Hd); lse: (B, H, T) saved; slopes: (H) ALiBi slopes or an empty
   // tensor (no bias). score = q.k / sqrt(Hd) + slope * (j - i) for j <= i.
+  // segments: (B, T) i32 or an empty tensor (one segment). A run of equal ids along t is one
+  // segment (a packed sample, Megatron's --reset-attention-mask): query i attends only to the
+  // keys j <= i of its own run, and the tiles that lie wholly across a boundary are skipped.
   void (*attention_forward)(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,
-                            const Tensor& slopes, const Tensor& o, const Tensor& lse);
+                            const Tensor& slopes, const Tensor& segments, const Tensor& o,
+                            const Tensor& lse);
   // dq, dk, dv overwrite.
   void (*attention_backward)(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,
-                             const Tensor& slopes, const Tensor& o, const Tensor& lse,
-                             const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                             const Tensor& dv);
+                             const Tensor& slopes, const Tensor& segments, const Tensor& o,
+                             const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                             const Tensor& dk, const Tensor& dv);
 
   // Inference attention over a KV cache: q (B, H, Tq, Hd) are the positions [tk - Tq, tk);
   // k_cache, v_cache (B, H, Tcap, Hd) hold positions [0, tk) (tk <= Tcap); o (B, H, Tq, Hd).

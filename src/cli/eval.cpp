@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/log.h"
+#include "data/sft_dataset.h"
 #include "train/evaluate.h"
 #include "train/checkpointing.h"
 #include "train/hf_model.h"
@@ -29,6 +30,10 @@ int eval_main(int argc, char** argv) {
       ->check(positive());
   app.add_option("--micro-batch-size", micro_batch, "documents per forward pass")->check(positive());
   app.add_option("--output", output, "per-document JSON lines (default: stdout)");
+  bool instruction = false;
+  app.add_flag("--is-instruction-dataset", instruction,
+               "--data-path is PREFIX_text_document of an instruction dataset: score the response tokens only "
+               "(its loss mask)");
   std::string device = "cpu";
   add_device_option(app, device);
   int code = 0;
@@ -37,6 +42,8 @@ int eval_main(int argc, char** argv) {
   auto backend = make_backend(device);
   auto ctx = backend->make_context();
   IndexedDataset data(data_path);  // validate the dataset before loading a model
+  std::shared_ptr<const IndexedDataset> mask;  // --is-instruction-dataset: score what it marks trained
+  if (instruction) mask = open_loss_mask(data);
   SingleGroup tp("tp");
   MemoryRequest req;  // refused before anything is allocated when it cannot fit
   req.batch_source = fmt::format("--micro-batch-size {} and --seq-length {}", micro_batch, seq_length);
@@ -52,7 +59,7 @@ int eval_main(int argc, char** argv) {
   EvalSummary s = evaluate_documents(*model, data, seq_length, micro_batch, [&](const DocScore& d) {
     nlohmann::ordered_json j = {{"doc", d.doc}, {"tokens", d.tokens}, {"loss", d.loss}};
     std::fprintf(out, "%s\n", j.dump().c_str());
-  });
+  }, mask.get());
   if (out != stdout) {
     const bool ok = std::fflush(out) == 0 && std::fclose(out) == 0;
     if (!ok) throw Error(fmt::format("[eval] writing {} failed (disk full?)", tmp));

@@ -1,6 +1,7 @@
 // chuanspeed generate --load CKPT|HF_DIR (--tokenizer-name-or-path TOK --prompt TEXT |
 //                     --prompt-file F | --prompt-ids 1,2,3) [--max-new-tokens N]
 //                     [--temperature T] [--top-k K] [--top-p P] [--seed S]
+//                     [--prompt-type alpaca|vicuna|baichuan]
 // Prefills the prompt into the KV cache, then decodes one token at a time; prints the text (or the
 // ids without a tokenizer) and tokens/s. Chooses only among the tokenizer's ids (a padded model
 // vocabulary's extra rows are no tokens). Stops at the tokenizer's end-of-sequence id, at
@@ -22,7 +23,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/timer.h"
-#include "data/corpus/handlers.h"
+#include "data/corpus/prompt_template.h"
 #include "data/tokenizer.h"
 #include "model/decoder.h"
 #include "train/checkpointing.h"
@@ -75,11 +76,12 @@ std::string decode_checked(const Tokenizer& tok, const std::vector<int32_t>& ids
 
 // One line of a JSON --prompt-file: the prompt, and the expected answer when there is one.
 struct PromptRecord {
-  std::string prompt, output, task, shown;
+  Sequence prompt;  // the prompt's pieces: one text, or an Alpaca record in --prompt-type's template
+  std::string output, task, shown;
   bool has_output = false;
 };
 
-PromptRecord parse_prompt_record(const std::string& line, const std::string& where) {
+PromptRecord parse_prompt_record(const std::string& line, const std::string& where, PromptType type) {
   const auto j = nlohmann::json::parse(line, nullptr, false);
   auto str = [&](const char* k) {
     const auto it = j.find(k);
@@ -92,9 +94,11 @@ PromptRecord parse_prompt_record(const std::string& line, const std::string& whe
                             "Alpaca record {{\"instruction\", \"input\", \"output\"}}", where));
   PromptRecord r;
   if (j.contains("prompt")) {
-    r.prompt = r.shown = str("prompt");
+    r.shown = str("prompt");
+    r.prompt = {{r.shown}};
   } else if (j.contains("instruction")) {
-    r.prompt = alpaca_prompt(str("instruction"), str("input"));
+    // The template preprocess wrote the training documents with, up to where the response starts.
+    r.prompt = alpaca_pieces(type, str("instruction"), str("input"), nullptr);
     r.shown = str("instruction") + (str("input").empty() ? "" : " | " + str("input"));
   } else {
     throw Error(fmt::format("[generate] {}: no 'prompt' or 'instruction' field", where));
@@ -164,6 +168,9 @@ int generate_main(int argc, char** argv) {
   app.add_option("--top-k", sp.top_k, "sample from the k most likely tokens (0: all)")->check(non_negative());
   app.add_option("--top-p", sp.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", sp.seed, "sampling seed");
+  std::string prompt_type = "alpaca";
+  app.add_option("--prompt-type", prompt_type,
+                 "the template of --prompt-file's Alpaca records: alpaca, vicuna or baichuan (as preprocess's)");
   std::string device = "cpu";
   add_device_option(app, device);
   int code = 0;
@@ -176,7 +183,9 @@ int generate_main(int argc, char** argv) {
 
   std::unique_ptr<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
+  const PromptType type = parse_prompt_type(prompt_type);
   std::vector<std::string> texts, where;  // where: each prompt, for error messages
+  std::vector<Sequence> seqs;             // each prompt's pieces
   std::vector<PromptRecord> expected;
   Scores scores;
   if (o_ids->count()) {
@@ -184,8 +193,10 @@ int generate_main(int argc, char** argv) {
     where.push_back("the prompt");
   } else {
     tok = std::make_unique<Tokenizer>(tokenizer);
+    check_prompt_tokenizer(type, *tok);
     if (o_prompt->count()) {
       texts.push_back(prompt);
+      seqs.push_back({{prompt}});
       where.push_back("the prompt");
     }
     if (o_file->count()) require_regular_file(prompt_file, "generate", "--prompt-file takes a text or JSON Lines file");
@@ -199,10 +210,12 @@ int generate_main(int argc, char** argv) {
       where.push_back("the prompt at " + at);
       if (line[0] != '{') {
         texts.push_back(line);
+        seqs.push_back({{line}});
         continue;
       }
-      const PromptRecord r = parse_prompt_record(line, at);
-      texts.push_back(r.prompt);
+      const PromptRecord r = parse_prompt_record(line, at, type);
+      texts.push_back(r.shown);
+      seqs.push_back(r.prompt);
       expected.push_back(r);
     }
     if (texts.empty())
@@ -210,7 +223,14 @@ int generate_main(int argc, char** argv) {
                               "prompt a line, plain text or JSON", prompt_file));
     if (!expected.empty() && expected.size() != texts.size())
       throw UsageError(fmt::format("--prompt-file {}: mixes JSON records and plain lines; use one form", prompt_file));
-    for (const auto& t : texts) prompts.push_back(tok->encode(t));
+    // As Tokenizer::encode: bos / eos when the tokenizer config asks; role tokens as their ids.
+    const EncodeFn encode = [&](std::string_view t, std::vector<int32_t>& out) { tok->encode_raw(t, out); };
+    for (const Sequence& s : seqs) {
+      std::vector<int32_t>& ids = prompts.emplace_back();
+      if (tok->add_bos() && tok->bos_id() >= 0) ids.push_back(tok->bos_id());
+      encode_pieces(s, encode, tok->eos_id(), ids, nullptr);
+      if (tok->add_eos() && tok->eos_id() >= 0) ids.push_back(tok->eos_id());
+    }
   }
 
   auto backend = make_backend(device);

@@ -2,6 +2,7 @@
 //                       [--tokenizer-type PretrainedFromHF|SentencePiece] [--workers N]
 //                       [--json-keys text ...] [--append-eod] [--handler-name plain|alpaca|conversation]
 //                       [--log-interval K] [--max-record-bytes 8MiB]
+//                       [--is-instruction-dataset] [--prompt-type alpaca|vicuna|baichuan]
 // Megatron-LM's / AscendSpeed's tools/preprocess_data.py: a corpus into PREFIX_<key>_document.{bin,idx}.
 #include <fmt/core.h>
 
@@ -51,6 +52,11 @@ int preprocess_main(int argc, char** argv) {
   app.add_option("--json-keys", opt.json_keys, "fields to tokenize with --handler-name plain (default text)");
   app.add_flag("--append-eod", opt.append_eod)->description("end every document with the EOS token");
   app.add_option("--handler-name", opt.handler, "plain, alpaca or conversation (docs/data.md)");
+  app.add_flag("--is-instruction-dataset", opt.instruction)
+      ->description("also write PREFIX_loss_mask_document.bin/.idx: 1 for response tokens, 0 for the prompt "
+                    "(alpaca and conversation handlers)");
+  app.add_option("--prompt-type", opt.prompt_type,
+                 "alpaca, vicuna or baichuan (default: alpaca for --handler-name alpaca, vicuna for conversation)");
   std::string max_record = "8MiB";
   app.add_option("--max-record-bytes", max_record, "longest record (its JSON text, or a Parquet row's strings), "
                  "e.g. 8MiB or 64MB; a longer one is an error naming it (SentencePiece can need 200x a record's "

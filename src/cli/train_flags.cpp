@@ -14,6 +14,13 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--train-iters", train_iters, "optimizer steps")->required();
   app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending)")->required();
   app.add_option("--split", split, "train,valid,test document proportions (Megatron's default 969, 30, 1)");
+  app.add_flag("--is-instruction-dataset", instruction,
+               "--data-path is PREFIX_text_document of an instruction dataset (preprocess --is-instruction-dataset): "
+               "the loss counts the response tokens only, averaged over the global batch");
+  app.add_flag("--reset-attention-mask", reset_attention_mask,
+               "with --is-instruction-dataset: pack several samples into each sequence, each attending to itself only");
+  app.add_flag("--reset-position-ids", reset_position_ids,
+               "with --reset-attention-mask: each packed sample's positions start at 0");
   app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
@@ -118,6 +125,14 @@ void TrainFlags::check_supported() const {
     throw UsageError(fmt::format("--num-layers-per-virtual-pipeline-stage {}: the interleaved schedule is not "
                                  "available; pipeline stages run Megatron's 1F1B schedule. Hint: drop the flag",
                                  *virtual_pipeline_layers));
+  if ((reset_attention_mask || reset_position_ids) && !instruction)
+    throw UsageError("--reset-attention-mask / --reset-position-ids pack instruction samples: they need "
+                     "--is-instruction-dataset (pretraining samples span documents and are not packed)");
+  if (reset_attention_mask != reset_position_ids)
+    throw UsageError(fmt::format("{} without {}: packed samples restart both their attention and their positions. "
+                                 "Hint: pass both flags (packing) or neither",
+                                 reset_attention_mask ? "--reset-attention-mask" : "--reset-position-ids",
+                                 reset_attention_mask ? "--reset-position-ids" : "--reset-attention-mask"));
   if (zero_stage && *zero_stage == 3)
     throw UsageError("--zero-stage 3: ZeRO stage 3 also shards the parameters, which this program does not do; "
                      "expected 0, 1 or 2");
@@ -143,6 +158,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
   a.data_path = data_path;
   a.split = split;
+  a.instruction = instruction;
+  a.pack = reset_attention_mask && reset_position_ids;
   a.data_cache_path = data_cache_path;
   a.eval_interval = eval_interval;
   a.eval_iters = eval_iters;

@@ -69,6 +69,10 @@ void Tokenizer::encode_raw(std::string_view text, std::vector<int32_t>& out) con
   out.insert(out.end(), ids.begin(), ids.end());
 }
 
+std::string Tokenizer::piece(int32_t id) const {
+  return id >= 0 && id < vocab_size() ? sp_->IdToPiece(id) : std::string();
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string text;
   const auto st = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);

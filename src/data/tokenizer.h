@@ -35,6 +35,8 @@ class Tokenizer {
   // them once). Thread-safe: workers share one Tokenizer.
   void encode_raw(std::string_view text, std::vector<int32_t>& out) const;
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The piece of ID ("<reserved_102>", "▁the"); "" outside the vocabulary.
+  std::string piece(int32_t id) const;
   const std::string& model_path() const { return model_path_; }
 
  private:

@@ -1,6 +1,7 @@
 // Baichuan self-attention block: qkv = x W_pack^T (rows q | k | v, this rank's heads), heads
 // split, RoPE on q and k (7B) or ALiBi slopes in the scores (13B), causal softmax attention, heads
-// merged, o_proj. Training attends within the sequence; decoding (a KvCache) appends k and v to
+// merged, o_proj. Packed sequences (LayerCtx segments/positions) restart positions and attention
+// at every sample. Training attends within the sequence; decoding (a KvCache) appends k and v to
 // the cache and attends over every cached position, with the same scores.
 // Legend: N = B*T rows; D hidden; H heads; Hd head dim; A = H*Hd. x, dx: (N, D); y, dy: (Ns, D)
 // (layer.h: tensor and sequence parallelism).
@@ -24,15 +25,15 @@ void attention_block_forward(const LayerCtx& c, const LayerWeights& w, const Ten
   c.ops.split_heads(c.ex, qkv3, a, s.k);
   c.ops.split_heads(c.ex, qkv3, 2 * a, s.v);
   if (c.cfg.position == PositionType::Rope) {
-    c.ops.rope_apply(c.ex, s.q, float(c.cfg.rope_base), pos0, false);
-    c.ops.rope_apply(c.ex, s.k, float(c.cfg.rope_base), pos0, false);
+    c.ops.rope_apply(c.ex, s.q, float(c.cfg.rope_base), pos0, c.positions, false);
+    c.ops.rope_apply(c.ex, s.k, float(c.cfg.rope_base), pos0, c.positions, false);
   }
   if (cache) {
     c.ops.kv_append(c.ex, s.k, cache->k, pos0);
     c.ops.kv_append(c.ex, s.v, cache->v, pos0);
     c.ops.attention_decode(c.ex, s.q, cache->k, cache->v, pos0 + d.t, c.slopes, s.att);
   } else {
-    c.ops.attention_forward(c.ex, s.q, s.k, s.v, c.slopes, s.att, s.lse);
+    c.ops.attention_forward(c.ex, s.q, s.k, s.v, c.slopes, c.segments, s.att, s.lse);
   }
   c.ops.merge_heads(c.ex, s.att, btc(s.attm, d), 0);
   const Tensor partial = row_parallel_partial(c, y);
@@ -50,10 +51,10 @@ void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const La
   c.ops.matmul(c.ex, dyf, true, s.attm, false, g.wo, 1.f, 1.f);
   c.ops.matmul(c.ex, dyf, false, w.wo, false, k.dattm, 1.f, 0.f);
   c.ops.split_heads(c.ex, btc(k.dattm, d), 0, k.datt);
-  c.ops.attention_backward(c.ex, s.q, s.k, s.v, c.slopes, s.att, s.lse, k.datt, k.dq, k.dk, k.dv);
+  c.ops.attention_backward(c.ex, s.q, s.k, s.v, c.slopes, c.segments, s.att, s.lse, k.datt, k.dq, k.dk, k.dv);
   if (c.cfg.position == PositionType::Rope) {
-    c.ops.rope_apply(c.ex, k.dq, float(c.cfg.rope_base), 0, true);
-    c.ops.rope_apply(c.ex, k.dk, float(c.cfg.rope_base), 0, true);
+    c.ops.rope_apply(c.ex, k.dq, float(c.cfg.rope_base), 0, c.positions, true);
+    c.ops.rope_apply(c.ex, k.dk, float(c.cfg.rope_base), 0, c.positions, true);
   }
   const Tensor dqkv3 = btc(k.dqkv, d);
   c.ops.merge_heads(c.ex, k.dq, dqkv3, 0);

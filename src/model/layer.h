@@ -61,6 +61,10 @@ struct LayerCtx {
   Group* tp = nullptr;  // the tensor-parallel group; null without tensor parallelism
   bool sp = false;      // sequence parallelism (with tp)
   Tensor comm;          // (N, D) scratch for the tensor-parallel exchanges (with tp)
+  // Packed sequences (Megatron's --reset-attention-mask --reset-position-ids): (B, T) i32 sample
+  // ids (attention stays within a run of equal ids) and each token's position within its sample;
+  // both empty otherwise.
+  Tensor segments, positions;
 };
 
 // The tensor-parallel exchanges (Megatron's conjugate mappings, written out for the explicit

@@ -20,6 +20,8 @@ void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& sha
   for (Slot& sl : a.slots) {
     sl.tokens = c.take({n}, DType::I32);
     sl.targets = c.take({n}, DType::I32);
+    sl.segments = c.take({n}, DType::I32);
+    sl.positions = c.take({n}, DType::I32);
     sl.res = c.take({layers + 1, ns, d}, act);
     for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act));
     if (shard.has_head) {
@@ -107,7 +109,17 @@ void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_
                               what, ids[i], i, cfg_.vocab_size));
 }
 
-void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot) {
+LayerCtx Model::layer_ctx(const Slot& sl) const {
+  LayerCtx c = layer_ctx(sl.dims);
+  if (sl.packed) {
+    c.segments = prefix(sl.segments, {sl.dims.b, sl.dims.t});
+    c.positions = prefix(sl.positions, {sl.dims.b, sl.dims.t});
+  }
+  return c;
+}
+
+void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot,
+                    const int32_t* segments) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_)
       << "batch " << b << "x" << t << " exceeds the plan " << max_batch_ << "x" << max_seq_;
   const int64_t n = b * t;
@@ -118,9 +130,18 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
   use_slot(slot);
   Slot& sl = a_.slots[size_t(cur_)];
   sl.dims = {b, t, widths_, sp_ ? tp_.size() : 1};
+  sl.packed = segments != nullptr;
+  if (sl.packed) {  // each token's position within its run of equal sample ids
+    positions_host_.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i)
+      positions_host_[size_t(i)] =
+          i % t != 0 && segments[i] == segments[i - 1] ? positions_host_[size_t(i - 1)] + 1 : 0;
+    ctx_.backend.upload(ctx_, segments, prefix(sl.segments, {n}));
+    ctx_.backend.upload(ctx_, positions_host_.data(), prefix(sl.positions, {n}));
+  }
   const ModelWeights& w = params_.weights();
   const ModelShard& sh = params_.shard();
-  const LayerCtx c = layer_ctx(sl.dims);
+  const LayerCtx c = layer_ctx(sl);
   if (sh.has_embedding) {  // vocab-parallel: each rank's rows of the lookup, summed over the group
     check_tokens(tokens, n, "token", 0);
     Tensor tok = prefix(sl.tokens, {n});
@@ -168,7 +189,7 @@ void Model::backward(float grad_scale, int64_t slot) {
   const ModelWeights& g = params_.grads();
   const Tensor dres = output_grad();
   const LayerScratch k = a_.scratch.at(sl.dims);
-  const LayerCtx c = layer_ctx(sl.dims);
+  const LayerCtx c = layer_ctx(sl);
   if (sh.has_head) {
     if (grad_scale < 0) grad_scale = sl.count ? 1.f / float(sl.count) : 0.f;
     const Tensor logits = this->logits(), lnf = prefix(sl.lnf, {n, d});

@@ -45,7 +45,11 @@ class Model {
   // per-position losses are computed and their sum written to loss_sum() on the device;
   // without it, output() holds the last layer's output. Nothing is read back to the host.
   // slot: the activation slot this micro-batch's activations stay in until its backward.
-  void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot = 0);
+  // segments: null, or host (b, t) sample ids of packed sequences (Megatron's
+  // --reset-attention-mask --reset-position-ids): attention stays within each run of equal ids and
+  // RoPE positions restart at 0 with each run (ALiBi's distances are relative already).
+  void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot = 0,
+               const int32_t* segments = nullptr);
   // The mean loss of the last forward over its counted targets (0 when none): reads loss_sum()
   // back to the host (a synchronisation: for evaluation and tests, not the training step).
   double mean_loss() const;
@@ -96,9 +100,11 @@ class Model {
   static size_t planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
                                          int64_t max_seq, DType activation = DType::F32, int64_t in_flight = 1);
 
-  // What decoding needs: the layer context at dims d, and the ALiBi slopes.
+  // What decoding needs: the layer context at dims d, and the ALiBi slopes (no packing: the
+  // segments and positions are empty, shape {0}).
+  inline static const Tensor kNone{nullptr, {0}, DType::I32};
   LayerCtx layer_ctx(const Dims& d) const {
-    return {ctx_, ctx_.ops, cfg_, d, a_.slopes, tp_.size() > 1 ? &tp_ : nullptr, sp_, a_.comm};
+    return {ctx_, ctx_.ops, cfg_, d, a_.slopes, tp_.size() > 1 ? &tp_ : nullptr, sp_, a_.comm, kNone, kNone};
   }
 
  private:
@@ -109,6 +115,8 @@ class Model {
   // One micro-batch's activations, kept from its forward to its backward.
   struct Slot {
     Tensor tokens, targets;  // (N) i32 copies of the micro-batch
+    Tensor segments, positions;  // (N) i32: packed sequences' sample ids and positions
+    bool packed = false;
     Tensor res;              // (L + 1) residual streams of (Ns, D): layer inputs + final output
     std::vector<LayerSaved> saved;  // the sets of the layers that are not recomputed
     Tensor lnf, rstdf, logits, lse;  // the head's (last stage)
@@ -137,6 +145,8 @@ class Model {
   }
   bool recomputed(int64_t l) const { return recomputed(cfg_, l); }
   const Slot& slot() const { return a_.slots[size_t(cur_)]; }
+  // The layer context of a slot's micro-batch (with its packing, if any).
+  LayerCtx layer_ctx(const Slot& sl) const;
   void use_slot(int64_t s);
   const LayerSaved& saved(int64_t l) const {
     const int64_t i = a_.saved_index[size_t(l)];
@@ -155,6 +165,7 @@ class Model {
   // Planned device buffers, carved from one block.
   DeviceBuffer act_;
   Activations a_;
+  std::vector<int32_t> positions_host_;  // a packed micro-batch's positions, made on the host
   int64_t cur_ = 0;
 };
 

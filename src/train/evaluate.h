@@ -22,8 +22,10 @@ struct EvalSummary {
   double mean_loss() const { return tokens ? total_nll / double(tokens) : 0.0; }
 };
 
-// Calls on_doc for every document in order; returns the totals.
+// Calls on_doc for every document in order; returns the totals. mask (instruction data, the
+// document's loss mask, data/sft_dataset.h): only the targets it marks trained are scored.
 EvalSummary evaluate_documents(Model& model, const IndexedDataset& data, int64_t seq_length,
-                               int64_t micro_batch, const std::function<void(const DocScore&)>& on_doc);
+                               int64_t micro_batch, const std::function<void(const DocScore&)>& on_doc,
+                               const IndexedDataset* mask = nullptr);
 
 }  // namespace cs

@@ -3,8 +3,8 @@
 
 namespace cs {
 
-LossSlots::LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra)
-    : g_(global_micro_batches), extra_(extra), mem_(backend, size_t(2 * g_ + extra) * sizeof(double)),
+LossSlots::LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra, bool per_token)
+    : g_(global_micro_batches), extra_(extra), per_token_(per_token), mem_(backend, size_t(2 * g_ + extra) * sizeof(double)),
       all_(mem_.tensor({2 * g_ + extra}, DType::F64)) {}
 
 void LossSlots::clear(Ctx& ctx) { ctx.backend.zero(ctx, all_); }
@@ -27,7 +27,21 @@ const std::vector<double>& LossSlots::read(Ctx& ctx) {
   return host_;
 }
 
+int64_t LossSlots::count() const {
+  double n = 0;
+  for (int64_t g = 0; g < g_; ++g) n += host_[size_t(g_ + g)];
+  return int64_t(n);
+}
+
 double LossSlots::mean_loss() const {
+  if (per_token_) {  // added in global micro-batch order: the same arithmetic for any layout
+    double sum = 0, n = 0;
+    for (int64_t g = 0; g < g_; ++g) {
+      sum += host_[size_t(g)];
+      n += host_[size_t(g_ + g)];
+    }
+    return n > 0 ? sum / n : 0.0;
+  }
   double loss = 0;
   for (int64_t g = 0; g < g_; ++g) {
     const double count = host_[size_t(g_ + g)];

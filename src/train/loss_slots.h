@@ -16,7 +16,8 @@ namespace cs {
 class LossSlots {
  public:
   // extra: more F64 slots after the 2 G (e.g. the squared gradient norm), untouched here.
-  LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra = 0);
+  // per_token: mean_loss() is the sum of every loss over every counted target (instruction data).
+  LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra = 0, bool per_token = false);
   // Zeroes every slot.
   void clear(Ctx& ctx);
   // Records the model's last forward as global micro-batch g (the last pipeline stage: the others
@@ -28,11 +29,15 @@ class LossSlots {
   Tensor extra(int64_t i) const { return all_.slice_rows(2 * g_ + i, 2 * g_ + i + 1); }
   // Reads every slot back (the one host read); mean_loss() then works on the copy.
   const std::vector<double>& read(Ctx& ctx);
+  // The mean over micro-batches of each one's mean loss; per token, sum of losses / sum of counts.
   double mean_loss() const;
+  // Counted targets over every micro-batch (after read).
+  int64_t count() const;
   double extra_value(int64_t i) const { return host_[size_t(2 * g_ + i)]; }
 
  private:
   int64_t g_, extra_;
+  bool per_token_;
   DeviceBuffer mem_;
   Tensor all_;
   std::vector<double> host_;

@@ -18,7 +18,8 @@ std::string format_log_line(const LogRecord& r) {
       "samples/s/p: {:.3f} | tokens/s/p: {:.1f} | TFLOPs/p: {:.4f} |",
       r.iteration, r.train_iters, r.consumed_samples, r.elapsed_ms_per_iter, r.learning_rate,
       r.global_batch, r.lm_loss, r.loss_scale, r.grad_norm, r.skipped_iters, r.nan_iters,
-      r.samples_per_s_per_device, r.tokens_per_s_per_device, r.tflops_per_device);
+      r.samples_per_s_per_device, r.tokens_per_s_per_device, r.tflops_per_device) +
+      (r.trained_tokens >= 0 ? fmt::format(" trained tokens: {} |", r.trained_tokens) : std::string());
 }
 
 std::string format_jsonl(const LogRecord& r) {
@@ -31,6 +32,7 @@ std::string format_jsonl(const LogRecord& r) {
       {"samples_per_s_per_device", r.samples_per_s_per_device},
       {"tokens_per_s_per_device", r.tokens_per_s_per_device},
       {"tflops_per_device", r.tflops_per_device}};
+  if (r.trained_tokens >= 0) j["trained_tokens"] = r.trained_tokens;
   return j.dump();
 }
 

@@ -13,6 +13,7 @@ struct LogRecord {
   double elapsed_ms_per_iter = 0, learning_rate = 0, lm_loss = 0, loss_scale = 1, grad_norm = 0;
   int64_t skipped_iters = 0, nan_iters = 0;
   double samples_per_s_per_device = 0, tokens_per_s_per_device = 0, tflops_per_device = 0;
+  int64_t trained_tokens = -1;  // instruction data: trained tokens of the interval's batches (-1: not shown)
 };
 
 // " iteration 10/100 | consumed samples: 80 | elapsed time per iteration (ms): ... | ..."

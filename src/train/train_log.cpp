@@ -18,6 +18,7 @@ void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
   }
   skipped_ += o.skipped;
   nan_ += o.nan;
+  trained_ += o.trained_tokens;
   seconds_ += seconds;
   ++iters_;
   last_lr_ = lr;
@@ -38,6 +39,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
   rec.grad_norm = last_norm_;
   rec.skipped_iters = skipped_;
   rec.nan_iters = nan_;
+  if (cfg_.instruction) rec.trained_tokens = trained_;
   const double world = double(cfg_.world_size);
   rec.samples_per_s_per_device = double(cfg_.global_batch) / step_s / world;
   rec.tokens_per_s_per_device = rec.samples_per_s_per_device * double(cfg_.seq_length);
@@ -53,7 +55,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
                                {"tflops-per-device", rec.tflops_per_device}});
   }
   loss_ = seconds_ = 0;
-  clean_ = iters_ = skipped_ = nan_ = 0;
+  clean_ = iters_ = skipped_ = nan_ = trained_ = 0;
   return rec;
 }
 

@@ -18,6 +18,7 @@ struct TrainLogConfig {
   double flops_per_iter = 0;
   bool print = true;    // print the log line on stdout
   bool writer = true;   // this rank prints and writes files
+  bool instruction = false;  // instruction data: the records count trained tokens
   std::string metrics_dir, tensorboard_dir;
 };
 
@@ -37,7 +38,7 @@ class TrainLog {
   MetricsWriter metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;
   double loss_ = 0, seconds_ = 0, last_norm_ = 0, last_lr_ = 0, last_scale_ = 1;
-  int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0;
+  int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0, trained_ = 0;
 };
 
 }  // namespace cs

@@ -9,10 +9,10 @@
 namespace cs {
 
 TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro,
-                     double clip_grad, bool fp16, Group* pp)
+                     double clip_grad, bool fp16, Group* pp, bool per_token_loss)
     : model_(model), adam_(adam), scaler_(scaler), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
-      local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16),
-      slots_(model.ctx().backend, global_micro, 1) {
+      local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16), per_token_(per_token_loss),
+      slots_(model.ctx().backend, global_micro, 1, per_token_loss) {
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
   // A sharded optimizer reduce-scatters the whole gradient after backward instead.
   if (dp_.size() > 1 && !adam_.sharded())
@@ -38,18 +38,26 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   model_.zero_grad();
   slots_.clear(ctx);
   counts_.assign(size_t(local_micro_), 0);
+  // The global batch's counted targets, known before the first backward (the 1F1B schedule runs
+  // backwards before the last forward): every rank counts every micro-batch from the data itself,
+  // so no exchange is needed and every rank gets the same number.
+  for (int64_t g = 0; per_token_ && g < global_micro_; ++g) {
+    fill(g, batch);
+    out.trained_tokens += batch.target_count();
+  }
   auto forward = [&](int64_t mi, int64_t slot) {
     const int64_t g = mi * dp_.size() + dp_.rank();
     fill(g, batch);
-    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot);
+    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments());
     slots_.record(ctx, model_, g);
-    const int32_t* tgt = batch.targets();
-    for (int64_t i = 0; i < batch.batch() * batch.seq_length(); ++i) counts_[size_t(mi)] += tgt[i] >= 0;
+    counts_[size_t(mi)] = batch.target_count();
   };
   auto backward = [&](int64_t mi, int64_t slot) {
     reduce_now_ = mi + 1 == local_micro_;  // the gradients are summed once, after the last micro-batch
-    // d(loss_scale * mean over the global batch's micro-batches of each one's mean loss)
-    model_.backward(float(out.loss_scale / (double(counts_[size_t(mi)]) * double(global_micro_))), slot);
+    // d(loss_scale * mean over the global batch's micro-batches of each one's mean loss), or
+    // per token: d(loss_scale * sum of the global batch's token losses / its counted targets)
+    const double denom = per_token_ ? double(out.trained_tokens) : double(counts_[size_t(mi)]) * double(global_micro_);
+    model_.backward(denom > 0 ? float(out.loss_scale / denom) : 0.f, slot);
     reduce_now_ = false;
   };
   run_one_f_one_b(model_, pp_, local_micro_, batch.batch(), batch.seq_length(), forward, backward);

@@ -26,6 +26,7 @@ struct StepOutcome {
   double loss = 0;        // mean over micro-batches of each one's mean loss (NaN, inf as computed)
   double grad_norm = 0;   // global, after unscaling, before clipping
   double loss_scale = 1;  // the scale this step ran with
+  int64_t trained_tokens = 0;  // per-token loss: counted targets of the global batch (every rank's)
   bool found_inf = false, stepped = false, skipped = false, nan = false;
 };
 
@@ -35,8 +36,11 @@ class TrainStep {
   // overflowing steps are skipped (and counted) instead of being NaN iterations.
   // pp: the pipeline group (null: one stage); its micro-batches run in the 1F1B schedule
   // (train/pipeline.h).
+  // per_token_loss (instruction data): the loss is the sum of the global batch's token losses over
+  // its number of counted targets (Megatron's loss_mask average over the whole batch) instead of
+  // the mean of the micro-batches' means; micro-batches with few trained tokens weigh less.
   TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro, double clip_grad,
-            bool fp16, Group* pp = nullptr);
+            bool fp16, Group* pp = nullptr, bool per_token_loss = false);
   // Runs the step; fill(g, batch) fills global micro-batch g; lr is the step's learning rate.
   // grad_hook (tests) sees the scaled flat gradients after backward and the data-parallel sum.
   StepOutcome run(const std::function<void(int64_t g, MicroBatch& batch)>& fill, MicroBatch& batch, double lr,
@@ -54,7 +58,7 @@ class TrainStep {
   int64_t global_micro_, local_micro_;
   std::vector<int64_t> counts_;  // each local micro-batch's counted targets
   double clip_grad_;
-  bool fp16_, reduce_now_ = false;
+  bool fp16_, reduce_now_ = false, per_token_;
   LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm
   // The gradient ranges this rank counts in the global norm (grad_clip.h's norm_ranges, relative to
   // the gradients the norm is taken over), and F64 slots for their partial sums.

@@ -39,7 +39,21 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
 // sized for every evaluation (Megatron: (train_iters / eval_interval + 1) * eval_iters).
 struct Datasets {
   std::unique_ptr<BlendedDataset> train, valid;
+  std::unique_ptr<SftDataset> sft_train, sft_valid;  // --is-instruction-dataset
+  SampleSource train_src, valid_src;                 // whichever of the two is in use
+  bool has_valid() const { return valid_src.gpt || valid_src.sft; }
 };
+
+// One line on what the instruction samples became (rank 0).
+void describe(const SftDataset& d, const char* split) {
+  const SftStats& s = d.stats();
+  std::printf("[train] instruction data, %s split: %lld samples (%lld cut to %lld tokens), %lld epoch%s in %lld "
+              "sequences%s; trained tokens %.1f%% of the samples' tokens, padding %.2f%% of the sequences' tokens\n",
+              split, (long long)s.documents, (long long)s.cut, (long long)s.seq_length_plus_one, (long long)s.epochs,
+              s.epochs == 1 ? "" : "s", (long long)s.sequences, d.packed() ? " (packed)" : " (one sample each, padded)",
+              s.tokens ? 100.0 * double(s.trained) / double(s.tokens) : 0.0, 100.0 * s.padding_fraction());
+  std::fflush(stdout);
+}
 
 // may_build: whether this process may build the index cache (one rank of a job builds it, the
 // others load it afterwards, as in Megatron).
@@ -48,19 +62,43 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
   const int64_t n_train = checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
+  const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
+  const int64_t n_valid = a.eval_iters > 0 && a.eval_interval > 0
+      ? checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2)
+      : 0;
+  if (a.instruction) {
+    if (blend.prefixes.size() != 1 || blend.weighted)
+      throw UsageError("--data-path: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
+                       "preprocess the instruction corpora together into one dataset");
+    if (a.seed > 0xffffffffull) throw UsageError(fmt::format("--seed {}: expected 0 .. 2^32 - 1", a.seed));
+    const SftOptions so{a.seq_length, uint32_t(a.seed), a.pack, 0};
+    d.sft_train = std::make_unique<SftDataset>(SftDataset::build(blend.prefixes[0], a.split, DataSplit::kTrain, n_train, so));
+    d.train_src.sft = d.sft_train.get();
+    if (say) describe(*d.sft_train, "train");
+    if (n_valid > 0) {
+      try {
+        d.sft_valid = std::make_unique<SftDataset>(
+            SftDataset::build(blend.prefixes[0], a.split, DataSplit::kValid, n_valid, so));
+        d.valid_src.sft = d.sft_valid.get();
+        if (say) describe(*d.sft_valid, "valid");
+      } catch (const UsageError& e) {
+        if (say) std::fprintf(stderr, "[train] no validation: %s\n", e.what());
+      }
+    }
+    return d;
+  }
   d.train = std::make_unique<BlendedDataset>(
       BlendedDataset::build_or_load(blend, a.split, DataSplit::kTrain, n_train, dopt, may_build));
-  if (a.eval_iters > 0 && a.eval_interval > 0) {
-    const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
-    const int64_t n_valid =
-        checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2);
+  if (n_valid > 0) {
     try {
       d.valid = std::make_unique<BlendedDataset>(
           BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, may_build));
+      d.valid_src.gpt = d.valid.get();
     } catch (const Error& e) {
       if (say) std::fprintf(stderr, "[train] no validation: %s\n", e.what());
     }
   }
+  d.train_src.gpt = d.train.get();
   return d;
 }
 
@@ -114,16 +152,17 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                     a.min_loss_scale);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
   TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
-                a.print_log, writer, a.metrics_dir, a.tensorboard_dir});
+                a.print_log, writer, a.instruction, a.metrics_dir, a.tensorboard_dir});
   MicroBatch batch(b, t);
-  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp);
+  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
 
   TrainResult r;
   TrainingState st = resume(a, model, adam, scaler, r);
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
-  if (data.valid) validator = std::make_unique<Validator>(model, *data.valid, dp, a.eval_iters * n_micro,
-                                                          st.consumed_valid_samples, pp);
+  if (data.has_valid())
+    validator = std::make_unique<Validator>(model, data.valid_src, dp, a.eval_iters * n_micro,
+                                            st.consumed_valid_samples, pp, a.instruction);
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
   heart.beat(st.iteration, 0, "", true);
@@ -147,7 +186,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     Timer step_timer;
     const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
-    const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(*data.train, first + g * b); }, batch,
+    const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
                                                    : std::function<void(Tensor&)>());
     step_bytes += mpi_bytes_sent() - sent_before;

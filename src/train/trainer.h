@@ -21,6 +21,10 @@ struct TrainArgs {
   std::vector<std::string> data_path;  // Megatron's --data-path: PREFIX, or W1 PREFIX1 W2 PREFIX2 ...
   std::string split = "969, 30, 1";     // --split (Megatron's default)
   std::string data_cache_path;         // --data-cache-path: index cache ("" = beside the data)
+  // --is-instruction-dataset: data_path is one PREFIX_text_document with its loss mask beside it
+  // (data/sft_dataset.h); the loss counts trained tokens only, averaged over the global batch.
+  // pack: --reset-attention-mask --reset-position-ids (several samples per sequence).
+  bool instruction = false, pack = false;
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)

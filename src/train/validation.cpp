@@ -4,10 +4,10 @@
 
 namespace cs {
 
-Validator::Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed,
-                     Group* pp)
+Validator::Validator(Model& model, const SampleSource& data, Group& dp, int64_t global_micro, int64_t consumed,
+                     Group* pp, bool per_token)
     : model_(model), data_(data), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
-      consumed_(consumed), slots_(model.ctx().backend, global_micro) {}
+      consumed_(consumed), slots_(model.ctx().backend, global_micro, 0, per_token) {}
 
 double Validator::evaluate(MicroBatch& batch) {
   Ctx& ctx = model_.ctx();
@@ -16,7 +16,8 @@ double Validator::evaluate(MicroBatch& batch) {
                    [&](int64_t mi, int64_t slot) {
                      const int64_t g = mi * dp_.size() + dp_.rank();
                      batch.fill(data_, consumed_ + g * batch.batch());
-                     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot);
+                     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot,
+                                    batch.segments());
                      slots_.record(ctx, model_, g);
                    });
   consumed_ += global_micro_ * batch.batch();

@@ -15,15 +15,17 @@ class Validator {
  public:
   // global_micro: micro-batches of one evaluation over every data-parallel rank.
   // pp: the pipeline group (null: one stage); the micro-batches pass through the stages forward only.
-  Validator(Model& model, const BlendedDataset& data, Group& dp, int64_t global_micro, int64_t consumed,
-            Group* pp = nullptr);
-  // One evaluation: the mean over micro-batches of each one's mean loss.
+  // per_token: the loss averaged over every counted target (instruction data), as in training.
+  Validator(Model& model, const SampleSource& data, Group& dp, int64_t global_micro, int64_t consumed,
+            Group* pp = nullptr, bool per_token = false);
+  // One evaluation: the mean over micro-batches of each one's mean loss (per token: over every
+  // counted target).
   double evaluate(MicroBatch& batch);
   int64_t consumed() const { return consumed_; }
 
  private:
   Model& model_;
-  const BlendedDataset& data_;
+  SampleSource data_;
   Group& dp_;
   SingleGroup one_stage_{"pp"};
   Group& pp_;

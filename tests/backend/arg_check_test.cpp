@@ -73,7 +73,7 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
        {"x", "w", "rstd", "dy", "dx", "dw"},
        {x, w, r, y, x, w},
        [&](const Args& a) { ops.rmsnorm_backward(c, a[0], a[1], a[2], a[3], a[4], a[5], false); }},
-      {"rope_apply", {"x"}, {q}, [&](const Args& a) { ops.rope_apply(c, a[0], 1e4f, 0, false); }},
+      {"rope_apply", {"x"}, {q}, [&](const Args& a) { ops.rope_apply(c, a[0], 1e4f, 0, Tensor(nullptr, {0}), false); }},
       {"split_heads",
        {"x", "out"},
        {tok3, q},
@@ -85,12 +85,12 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
       {"attention_forward",
        {"q", "k", "v", "slopes", "o", "lse"},
        {q, k, vv, sl, o, lse},
-       [&](const Args& a) { ops.attention_forward(c, a[0], a[1], a[2], a[3], a[4], a[5]); }},
+       [&](const Args& a) { ops.attention_forward(c, a[0], a[1], a[2], a[3], Tensor(nullptr, {0}), a[4], a[5]); }},
       {"attention_backward",
        {"q", "k", "v", "slopes", "o", "lse", "dout", "dq", "dk", "dv"},
        {q, k, vv, sl, o, lse, o, dq, dk, dv},
        [&](const Args& a) {
-         ops.attention_backward(c, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+         ops.attention_backward(c, a[0], a[1], a[2], a[3], Tensor(nullptr, {0}), a[4], a[5], a[6], a[7], a[8], a[9]);
        }},
       {"attention_decode",
        {"q", "k_cache", "v_cache", "slopes", "o"},

@@ -62,11 +62,11 @@ TEST_P(Attention, FlashMatchesReferenceAndDerivatives) {
          lt = dev.alloc({c.b, c.h, c.t});
   Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
   Ctx& ctx = dev.ctx();
-  ctx.ops.attention_forward(ctx, qt, kt, vt, st, ot, lt);
+  ctx.ops.attention_forward(ctx, qt, kt, vt, st, Tensor(nullptr, {0}), ot, lt);
   const std::vector<float> o = dev.download(ot), lse = dev.download(lt);
   auto want = ref::attention(q, k, v, sl, c.b, c.h, c.t, c.hd);
   EXPECT_TRUE(all_close(o, want, tol::kF32Atol, tol::kF32Rtol, "flash o"));
-  ctx.ops.attention_backward(ctx, qt, kt, vt, st, ot, lt, dyt, dqt, dkt, dvt);
+  ctx.ops.attention_backward(ctx, qt, kt, vt, st, Tensor(nullptr, {0}), ot, lt, dyt, dqt, dkt, dvt);
   const std::vector<float> dq = dev.download(dqt), dk = dev.download(dkt), dv = dev.download(dvt);
 
   // The float64 reference backward, at every length (block-crossing ones included: the kernel's

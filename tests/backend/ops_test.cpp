@@ -110,10 +110,10 @@ TEST_P(Scaled, RopeForwardBackward) {
   for (int64_t pos0 : {0, 5}) {
     auto x = randn(size_t(b * h * t * hd), scale(), 21), dy = randn(x.size(), 1, 22);
     Tensor xt = dev.upload(x, {b, h, t, hd}), dyt = dev.upload(dy, {b, h, t, hd});
-    ops().rope_apply(ctx(), xt, 10000.f, pos0, false);
+    ops().rope_apply(ctx(), xt, 10000.f, pos0, Tensor(nullptr, {0}), false);
     EXPECT_TRUE(all_close(dev.download(xt), ref::rope(x, b * h, t, hd, 10000.0, pos0),
                           tol::kF32Atol, tol::kF32Rtol, "rope"));
-    ops().rope_apply(ctx(), dyt, 10000.f, pos0, true);
+    ops().rope_apply(ctx(), dyt, 10000.f, pos0, Tensor(nullptr, {0}), true);
     auto g = ref::vjp_complex_step(
         [&](const std::vector<cd>& v) { return ref::rope(v, b * h, t, hd, 10000.0, pos0); }, x, dy);
     EXPECT_TRUE(grad_close(dev.download(dyt), g, "rope dx"));

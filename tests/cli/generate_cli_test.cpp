@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/corpus/prompt_template.h"
 #include "data/tokenizer.h"
 #include "run_util.h"
 
@@ -202,6 +203,33 @@ TEST(GenerateCli, EmptyPromptStartsFromBos) {
   ASSERT_EQ(by_text.status, 0) << by_text.err;
   ASSERT_EQ(by_ids.status, 0) << by_ids.err;
   EXPECT_EQ(by_text.out, continuation(tok, {tok.bos_id()}, ids_of(by_ids.out)) + "\n");
+}
+
+// --prompt-type formats an Alpaca record with preprocess's template: the greedy answer is the one
+// the prompt's ids give, and a template the tokenizer cannot write is one line, exit 2.
+TEST(GenerateCli, PromptTypeFormatsAlpacaRecordsAsPreprocessDoes) {
+  const std::string d = tmp("prompt_type");
+  ASSERT_EQ(run_binary("init --model tiny --vocab-size 1024 --seq-length 160 --seed 4 --save " + d + "/m").status, 0);
+  std::ofstream(d + "/q.jsonl") << R"({"instruction": "Add the two numbers.", "input": "3 and 4", "output": "7"})" "\n";
+  const std::string gen = "generate --load " + d + "/m --max-new-tokens 5 ";
+  const auto by_record = run_binary(gen + "--tokenizer-name-or-path " + kTok + " --prompt-type vicuna --prompt-file " + d + "/q.jsonl");
+  ASSERT_EQ(by_record.status, 0) << by_record.err;
+  const Tokenizer tok(kTok);
+  const Sequence prompt = alpaca_pieces(PromptType::kVicuna, "Add the two numbers.", "3 and 4", nullptr);
+  ASSERT_EQ(prompt.size(), 1u);
+  EXPECT_EQ(prompt[0].text, std::string(kVicunaSystem) + " USER: Add the two numbers.\n3 and 4 ASSISTANT:");
+  const auto by_ids = run_binary(gen + "--prompt-ids " + csv(tok.encode(prompt[0].text)));
+  ASSERT_EQ(by_ids.status, 0) << by_ids.err;
+  std::vector<int32_t> out = ids_of(by_ids.out);
+  if (!out.empty() && out.back() == tok.eos_id()) out.pop_back();
+  std::string answer = tok.decode(out);
+  answer.erase(0, answer.find_first_not_of(" \t\n"));
+  answer.erase(answer.find_last_not_of(" \t\n") + 1);
+  EXPECT_NE(by_record.out.find("Add the two numbers. | 3 and 4 -> " + answer), std::string::npos) << by_record.out;
+  const auto bad = run_binary(gen + "--tokenizer-name-or-path " + kTok + " --prompt-type baichuan --prompt-file " + d + "/q.jsonl");
+  EXPECT_EQ(bad.status, 2) << bad.err;
+  EXPECT_EQ(count_matching_lines(bad.err, "error"), 1) << bad.err;
+  EXPECT_NE(bad.err.find("--prompt-type baichuan: the tokenizer"), std::string::npos) << bad.err;
 }
 
 TEST(GenerateCli, BadInputIsOneLineWithTheRightStatus) {

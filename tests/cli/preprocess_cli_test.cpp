@@ -43,6 +43,22 @@ TEST(PreprocessCli, ProgressSummaryAndMegatronNames) {
   EXPECT_EQ(e.status, 0) << e.err;
 }
 
+TEST(PreprocessCli, InstructionDatasetWritesTheLossMaskBesideTheText) {
+  const std::string d = tmp("sft");
+  const auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/conversations_demo.json --output-prefix " + d +
+                            "/sft --tokenizer-name-or-path " + kTok + " --handler-name conversation "
+                            "--is-instruction-dataset --prompt-type vicuna --log-interval 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote " + d + "/sft_loss_mask_document.bin and " + d + "/sft_loss_mask_document.idx"),
+            std::string::npos) << r.out;
+  for (const char* f : {"/sft_text_document.bin", "/sft_text_document.idx", "/sft_loss_mask_document.bin",
+                        "/sft_loss_mask_document.idx"})
+    EXPECT_TRUE(std::filesystem::exists(d + f)) << f;
+  // One byte a token: the mask's .bin is as many bytes as the (uint16) text's has tokens.
+  EXPECT_EQ(2 * std::filesystem::file_size(d + "/sft_loss_mask_document.bin"),
+            std::filesystem::file_size(d + "/sft_text_document.bin"));
+}
+
 TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
   const std::string d = tmp("bad");
   std::ofstream(d + "/in.jsonl") << "{\"text\": \"a\"}\n{\"text\": \"b\"\n";
@@ -57,6 +73,12 @@ TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
       {base + " --input " + d + "/in.jsonl --workers 0", "--workers 0: expected 1 to 1024", 2},
       {base + " --input " + d + "/in.jsonl --workers 100000", "--workers 100000: expected 1 to 1024", 2},
       {base + " --input " + d + "/in.jsonl --handler-name sharegpt", "--handler-name sharegpt", 2},
+      {base + " --input " + d + "/in.jsonl --is-instruction-dataset",
+       "--is-instruction-dataset: --handler-name plain has no prompt and response", 2},
+      {base + " --input " + d + "/in.jsonl --handler-name alpaca --prompt-type baichuan",
+       "--prompt-type baichuan: the tokenizer", 2},
+      {base + " --input " + d + "/in.jsonl --handler-name alpaca --prompt-type chatml",
+       "--prompt-type chatml: expected alpaca, vicuna or baichuan", 2},
       {base + " --input " + d + "/in.jsonl", "in.jsonl:2: not valid JSON", 1},
       {"preprocess --input " + d + "/in.jsonl --output-prefix " + d + "/o --tokenizer-name-or-path " + d + "/nothing",
        "no such file or directory", 1},

@@ -7,6 +7,12 @@
 // score(i, j) = q_i . k_j / sqrt(Hd) + slope * (j - i) for j <= i (ALiBi; HF adds slope * j,
 // which differs by a per-row constant that softmax removes). lse_i = log sum_j exp(score(i, j)).
 // q, k, v, o, dout, dq, dk, dv: (B, H, T, Hd); lse: (B, H, T); slopes: (H) or empty.
+// Packed sequences (segments): a run of equal ids is one sample; query i sees keys
+// [start(i), i], start(i) the first position of its run. Starts never decrease along a sequence,
+// so a query block's first key block is the one holding its first row's start, and in the
+// backward a key block's query blocks end at the first one whose first row starts after it: the
+// tiles across sample boundaries are never computed. A row can meet a tile wholly before its
+// start (its running max still -inf): its exponentials are taken against 0 instead, giving 0.
 // Backward recomputes p_ij = exp(score - lse_i) per tile; D_i = dout_i . o_i. Work is split over
 // (batch, head) pairs, each done by one thread in a fixed order: results are the same for any
 // thread count.
@@ -42,11 +48,30 @@ Dims check_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
 
 // The dtype and device checks the forward and the backward share.
 void check_attention_args(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
-                          const Tensor& slopes) {
+                          const Tensor& slopes, const Tensor& segments) {
   check_f32(op, "q", q, Device::CPU);
   check_f32(op, "k", k, Device::CPU);
   check_f32(op, "v", v, Device::CPU);
   if (slopes.numel()) check_f32(op, "slopes", slopes, Device::CPU);
+  if (segments.numel()) {
+    check_arg(op, "segments", segments, DType::I32, Device::CPU);
+    CS_CHECK(segments.numel() == q.size(0) * q.size(2)) << segments.shape.str() << q.shape.str();
+  }
+}
+
+// starts[b * T + t]: the first position of the segment (run of equal ids) holding position t of
+// sequence b; all 0 without segments. In reusable per-thread scratch.
+const int32_t* segment_starts(const Tensor& segments, int64_t b, int64_t t_len) {
+  thread_local std::vector<int32_t> starts;
+  starts.assign(size_t(b * t_len), 0);
+  if (segments.numel() == 0) return starts.data();
+  const int32_t* seg = segments.i32();
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t t = 1; t < t_len; ++t) {
+      const int64_t i = bi * t_len + t;
+      starts[size_t(i)] = seg[i] == seg[i - 1] ? starts[size_t(i - 1)] : int32_t(t);
+    }
+  return starts.data();
 }
 
 // c (m x n, row stride ldc) = alpha * op(a) op(b) + beta * c, row-major, on this thread.
@@ -57,27 +82,32 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 }
 
 // The scores of a tile in place: s (rows x kBk, columns [0, cols)) = scale * q k^T (already in s
-// unscaled) + slope * (j - i); a key after its query (the diagonal tile) gets -inf.
-inline void finish_scores(float* s, int64_t rows, int64_t cols, int64_t i0, int64_t j0, float scale, float slope) {
+// unscaled) + slope * (j - i); a key after its query (the diagonal tile) or before its segment's
+// start (starts: the tile's rows' starts) gets -inf.
+inline void finish_scores(float* s, int64_t rows, int64_t cols, int64_t i0, int64_t j0, float scale, float slope,
+                          const int32_t* starts) {
   for (int64_t r = 0; r < rows; ++r) {
     float* sr = s + r * kBk;
     const int64_t i = i0 + r, last = std::min(cols, i - j0 + 1);  // keys j0 .. i are visible
+    const int64_t first = std::min<int64_t>(std::max<int64_t>(starts[r] - j0, 0), cols);
     const float bias0 = slope * float(j0 - i);
 #pragma omp simd
     for (int64_t c = 0; c < cols; ++c) sr[c] = sr[c] * scale + bias0 + slope * float(c);
+    for (int64_t c = 0; c < first; ++c) sr[c] = -INFINITY;
     for (int64_t c = std::max<int64_t>(last, 0); c < cols; ++c) sr[c] = -INFINITY;
   }
 }
 }  // namespace
 
 void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const Tensor& slopes, const Tensor& o, const Tensor& lse) {
-  check_attention_args("attention_forward", q, k, v, slopes);
+                       const Tensor& slopes, const Tensor& segments, const Tensor& o, const Tensor& lse) {
+  check_attention_args("attention_forward", q, k, v, slopes, segments);
   check_f32_args("attention_forward", Device::CPU, {{"o", &o}, {"lse", &lse}});
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(o.shape == q.shape && lse.numel() == dm.b * dm.h * dm.t);
   const int64_t hd = dm.hd, t_len = dm.t, nqb = (t_len + kBq - 1) / kBq;
   const float scale = 1.f / std::sqrt(float(hd));
+  const int32_t* starts = segment_starts(segments, dm.b, t_len);
 #pragma omp parallel
   {
     thread_local std::vector<float> acc, tile;
@@ -92,27 +122,32 @@ void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
         const float* kh = k.f32() + bh * t_len * hd;
         const float* vh = v.f32() + bh * t_len * hd;
         const int64_t i0 = qb * kBq, i1 = std::min(i0 + kBq, t_len), rows = i1 - i0;
+        const int32_t* st = starts + (bh / dm.h) * t_len + i0;  // the block's rows' segment starts
         for (int64_t r = 0; r < rows; ++r) { m[r] = -INFINITY; l[r] = 0.f; }
         float* s = tile.data();
-        for (int64_t j0 = 0; j0 < i1; j0 += kBk) {
+        const int64_t jfirst = st[0] / kBk * kBk;  // key blocks before the first row's start: all masked
+        for (int64_t j0 = jfirst; j0 < i1; j0 += kBk) {
           const int64_t cols = std::min(j0 + kBk, i1) - j0;
           gemm(false, true, rows, cols, hd, 1.f, qh + i0 * hd, hd, kh + j0 * hd, hd, 0.f, s, kBk);
-          finish_scores(s, rows, cols, i0, j0, scale, slope);
+          finish_scores(s, rows, cols, i0, j0, scale, slope, st);
           for (int64_t r = 0; r < rows; ++r) {
             float* sr = s + r * kBk;
             float mx = m[r];
             for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, sr[c]);
-            const float corr = fast_exp(m[r] - mx);  // 0 on the first tile (m = -inf)
+            // A row with no visible key yet (packed: the tile is before its start) keeps m = -inf;
+            // exponentials against 0 then give 0 instead of NaN.
+            const float mref = mx == -INFINITY ? 0.f : mx;
+            const float corr = fast_exp(m[r] - mref);  // 0 on the first tile (m = -inf)
             float psum = 0.f;
 #pragma omp simd reduction(+ : psum)
             for (int64_t c = 0; c < cols; ++c) {
-              sr[c] = fast_exp(sr[c] - mx);  // masked keys: exp(-inf) = 0
+              sr[c] = fast_exp(sr[c] - mref);  // masked keys: exp(-inf) = 0
               psum += sr[c];
             }
             l[r] = l[r] * corr + psum;
             m[r] = mx;
             float* a = acc.data() + r * hd;
-            if (j0 == 0) {
+            if (j0 == jfirst) {
               std::fill(a, a + hd, 0.f);
             } else {
 #pragma omp simd
@@ -132,15 +167,16 @@ void attention_forward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
 }
 
 void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const Tensor& slopes, const Tensor& o, const Tensor& lse,
+                        const Tensor& slopes, const Tensor& segments, const Tensor& o, const Tensor& lse,
                         const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
-  check_attention_args("attention_backward", q, k, v, slopes);
+  check_attention_args("attention_backward", q, k, v, slopes, segments);
   check_f32_args("attention_backward", Device::CPU,
                  {{"o", &o}, {"lse", &lse}, {"dout", &dout}, {"dq", &dq}, {"dk", &dk}, {"dv", &dv}});
   const Dims dm = check_dims(q, k, v, slopes);
   CS_CHECK(dout.shape == q.shape && dq.shape == q.shape && dk.shape == q.shape && dv.shape == q.shape);
   const int64_t hd = dm.hd, t_len = dm.t;
   const float scale = 1.f / std::sqrt(float(hd));
+  const int32_t* starts = segment_starts(segments, dm.b, t_len);
 #pragma omp parallel
   {
     thread_local std::vector<float> dvec, p, dp;
@@ -153,6 +189,7 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
       const int64_t off = bh * t_len * hd;
       const float *qh = q.f32() + off, *kh = k.f32() + off, *vh = v.f32() + off;
       const float *oh = o.f32() + off, *doh = dout.f32() + off, *lh = lse.f32() + bh * t_len;
+      const int32_t* sth = starts + (bh / dm.h) * t_len;
       float *dqh = dq.f32() + off, *dkh = dk.f32() + off, *dvh = dv.f32() + off;
       std::fill(dqh, dqh + t_len * hd, 0.f);
       std::fill(dkh, dkh + t_len * hd, 0.f);
@@ -166,10 +203,11 @@ void attention_backward(Ctx&, const Tensor& q, const Tensor& k, const Tensor& v,
       for (int64_t j0 = 0; j0 < t_len; j0 += kBk) {
         const int64_t cols = std::min(kBk, t_len - j0);
         for (int64_t i0 = j0 / kBq * kBq; i0 < t_len; i0 += kBq) {
+          if (sth[i0] >= j0 + cols) break;  // this block's rows (and every later one's) start after the keys
           const int64_t rows = std::min(kBq, t_len - i0);
           float* s = p.data();
           gemm(false, true, rows, cols, hd, 1.f, qh + i0 * hd, hd, kh + j0 * hd, hd, 0.f, s, kBk);
-          finish_scores(s, rows, cols, i0, j0, scale, slope);
+          finish_scores(s, rows, cols, i0, j0, scale, slope, sth + i0);
           gemm(false, true, rows, cols, hd, 1.f, doh + i0 * hd, hd, vh + j0 * hd, hd, 0.f, dp.data(), kBk);  // dO V^T
           for (int64_t r = 0; r < rows; ++r) {
             float* sr = s + r * kBk;

@@ -18,13 +18,13 @@ void rmsnorm_forward(Ctx& c, const Tensor& x, const Tensor& w, float eps, const 
                      const Tensor& rstd);
 void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rstd,
                       const Tensor& dy, const Tensor& dx, const Tensor& dw, bool accumulate_dx);
-void rope_apply(Ctx& c, const Tensor& x, float base, int64_t pos0, bool inverse);
+void rope_apply(Ctx& c, const Tensor& x, float base, int64_t pos0, const Tensor& positions, bool inverse);
 void split_heads(Ctx& c, const Tensor& x, int64_t col0, const Tensor& out);
 void merge_heads(Ctx& c, const Tensor& in, const Tensor& x, int64_t col0);
 void attention_forward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const Tensor& slopes, const Tensor& o, const Tensor& lse);
+                       const Tensor& slopes, const Tensor& segments, const Tensor& o, const Tensor& lse);
 void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const Tensor& slopes, const Tensor& o, const Tensor& lse,
+                        const Tensor& slopes, const Tensor& segments, const Tensor& o, const Tensor& lse,
                         const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv);
 // The reference: materialises the (T, T) scores of one head at a time. Same contract as above.
 void attention_naive_forward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,

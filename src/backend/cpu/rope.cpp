@@ -1,7 +1,8 @@
 // Rotary position embedding, rotate-half form (Su et al. 2021; HF Baichuan-7B / LLaMA):
 // x' = x * cos + rotate_half(x) * sin with rotate_half(x) = (-x2, x1), angle(t, i) = t * base^(-2i/Hd)
 // for i < Hd/2, the same angle on both halves. The rotation is orthogonal, so the backward is
-// the same rotation by -angle. x: (B, H, T, Hd), in place.
+// the same rotation by -angle. x: (B, H, T, Hd), in place. Packed sequences give each row its
+// position (a sample's own, from 0): the table is indexed by it instead of by t.
 #include <cmath>
 #include <vector>
 
@@ -10,10 +11,17 @@
 
 namespace cs::cpu {
 
-void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, bool inverse) {
+void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, const Tensor& positions, bool inverse) {
   check_f32("rope_apply", "x", x, Device::CPU);
   CS_CHECK(x.ndim() == 4 && x.size(3) % 2 == 0) << x.shape.str();
-  const int64_t bh = x.size(0) * x.size(1), t_len = x.size(2), hd = x.size(3), half = hd / 2;
+  const int64_t heads = x.size(1), bh = x.size(0) * heads, t_len = x.size(2), hd = x.size(3), half = hd / 2;
+  const int32_t* pos = nullptr;  // packed: row (b, t) takes the table's row positions[b, t]
+  if (positions.numel()) {
+    check_arg("rope_apply", "positions", positions, DType::I32, Device::CPU);
+    CS_CHECK(positions.numel() == x.size(0) * t_len) << positions.shape.str() << x.shape.str();
+    pos = positions.i32();
+    for (int64_t i = 0; i < positions.numel(); ++i) CS_CHECK(pos[i] >= 0 && pos[i] < t_len) << "position " << pos[i];
+  }
   // Angles in fp32 as HF computes them (inv_freq and t * inv_freq are float32 tensors there);
   // cos/sin of the fp32 angle evaluated in double, then rounded.
   std::vector<float> cs_tab(size_t(t_len * hd));
@@ -28,7 +36,7 @@ void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, bool inverse) {
   for (int64_t r = 0; r < bh; ++r)
     for (int64_t t = 0; t < t_len; ++t) {
       float* row = x.f32() + (r * t_len + t) * hd;
-      const float* c = cs_tab.data() + t * hd;
+      const float* c = cs_tab.data() + (pos ? pos[r / heads * t_len + t] : t) * hd;
       const float* s = c + half;
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {

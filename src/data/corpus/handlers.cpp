@@ -9,20 +9,6 @@
 
 namespace cs {
 
-// Stanford Alpaca's PROMPT_DICT (train.py), with the response appended: the same text as the
-// `text` column of Hugging Face's tatsu-lab/alpaca.
-const char* const kAlpacaWithInput =
-    "Below is an instruction that describes a task, paired with an input that provides further "
-    "context. Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}";
-const char* const kAlpacaWithoutInput =
-    "Below is an instruction that describes a task. Write a response that appropriately completes "
-    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n{output}";
-// FastChat's vicuna_v1.1 conversation template: system, sep " ", sep2 "</s>", roles USER/ASSISTANT.
-const char* const kVicunaSystem =
-    "A chat between a curious user and an artificial intelligence assistant. The assistant gives "
-    "helpful, detailed, and polite answers to the user's questions.";
-
 namespace {
 
 [[noreturn]] void bad(const std::string& origin, const std::string& what, const std::string& hint) {
@@ -49,6 +35,23 @@ std::string field(const nlohmann::json& rec, const std::string& key, const std::
   if (it->is_null()) return {};
   if (!it->is_string()) bad(origin, fmt::format("field '{}' is a JSON {}, not a string", key, type_name(*it)), hint);
   return it->get<std::string>();
+}
+
+// A pretraining document's pieces: each run of text between EOS / role tokens as one text, so
+// that it is tokenized as one string (the bytes preprocess wrote before instruction datasets).
+Sequence joined(const Sequence& seq) {
+  Sequence out;
+  bool open = false;  // the last piece of OUT is text that later text continues
+  for (const TextPiece& p : seq) {
+    if (p.token < 0 && open) {
+      out.back().text += p.text;
+      out.back().eos_after = p.eos_after;
+    } else {
+      out.push_back({p.text, p.eos_after, false, p.token});
+    }
+    open = p.token < 0 && !p.eos_after;
+  }
+  return out;
 }
 
 class PlainHandler final : public RecordHandler {
@@ -81,6 +84,7 @@ class PlainHandler final : public RecordHandler {
 
 class AlpacaHandler final : public RecordHandler {
  public:
+  AlpacaHandler(PromptType type, bool instruction) : type_(type), instruction_(instruction) {}
   std::vector<std::string> output_keys() const override { return {"text"}; }
   std::vector<std::string> parquet_columns() const override { return {"instruction", "input", "output"}; }
   std::vector<std::string> optional_columns() const override { return {"input"}; }
@@ -90,13 +94,18 @@ class AlpacaHandler final : public RecordHandler {
     const std::string instruction = field(rec, "instruction", origin, false, hint);
     const std::string input = field(rec, "input", origin, true, hint);
     const std::string output = field(rec, "output", origin, false, hint);
-    std::string text = alpaca_prompt(instruction, input) + output;
-    out.assign(1, DocumentText{Sequence{{std::move(text), false}}});
+    Sequence seq = alpaca_pieces(type_, instruction, input, &output);
+    out.assign(1, DocumentText{instruction_ ? std::move(seq) : joined(seq)});
   }
+
+ private:
+  PromptType type_;
+  bool instruction_;
 };
 
 class ConversationHandler final : public RecordHandler {
  public:
+  ConversationHandler(PromptType type, bool instruction) : type_(type), instruction_(instruction) {}
   std::vector<std::string> output_keys() const override { return {"text"}; }
   std::vector<std::string> parquet_columns() const override { return {"conversations"}; }
   void handle(const nlohmann::json& rec, const std::string& origin, std::vector<DocumentText>& out) const override {
@@ -107,9 +116,7 @@ class ConversationHandler final : public RecordHandler {
     const auto it = rec.find("conversations");
     if (it == rec.end()) bad(origin, "the record has no field 'conversations'", hint);
     if (!it->is_array()) bad(origin, fmt::format("'conversations' is a JSON {}, not a list", type_name(*it)), hint);
-    Sequence seq;
-    std::string text = std::string(kVicunaSystem) + " ";
-    bool human_next = true, any = false;
+    std::vector<ChatTurn> turns;
     for (size_t t = 0; t < it->size(); ++t) {
       const auto& turn = (*it)[t];
       const std::string where = fmt::format("{} turn {}", origin, t);
@@ -119,50 +126,45 @@ class ConversationHandler final : public RecordHandler {
       if (!human && from != "gpt" && from != "assistant")
         bad(where, fmt::format("'from' is '{}'", message_excerpt(from)), "expected human or gpt (user / assistant also accepted)");
       // FastChat drops a leading assistant turn; after that the roles must alternate.
-      if (!any && !human) continue;
-      if (human != human_next)
+      if (turns.empty() && !human) continue;
+      if (!turns.empty() && human == turns.back().user)
         bad(where, fmt::format("two {} turns in a row", human ? "human" : "gpt"), "turns must alternate human, gpt");
-      any = true;
-      human_next = !human;
-      const std::string value = field(turn, "value", where, false, hint);
-      if (human) {
-        text += "USER: " + value + " ";
-      } else {
-        text += "ASSISTANT: " + value;
-        seq.push_back({std::move(text), true});  // FastChat's sep2 "</s>" is the EOS token here
-        text.clear();
-      }
+      turns.push_back({human, field(turn, "value", where, false, hint)});
     }
-    if (!text.empty() && any) seq.push_back({std::move(text), false});  // a transcript ending with the user
+    Sequence seq = chat_pieces(type_, turns, false);
     out.assign(1, DocumentText{});
-    if (!seq.empty()) out[0].push_back(std::move(seq));
+    if (!seq.empty()) out[0].push_back(instruction_ ? std::move(seq) : joined(seq));
   }
+
+ private:
+  PromptType type_;
+  bool instruction_;
 };
 
 }  // namespace
 
-std::string alpaca_prompt(const std::string& instruction, const std::string& input) {
-  // One pass over the template, so placeholder-like text inside a field is never substituted;
-  // {output} ends both templates, so the prompt is everything before it.
-  const std::string tmpl = input.empty() ? kAlpacaWithoutInput : kAlpacaWithInput;
-  std::string text;
-  for (size_t at = 0;;) {
-    const size_t open = tmpl.find('{', at);
-    const std::string name = tmpl.substr(open + 1, tmpl.find('}', open) - open - 1);
-    text += tmpl.substr(at, open - at);
-    if (name == "output") return text;
-    text += name == "instruction" ? instruction : input;
-    at = tmpl.find('}', open) + 1;
-  }
-}
-
-std::unique_ptr<RecordHandler> make_handler(const std::string& name, const std::vector<std::string>& json_keys) {
+std::unique_ptr<RecordHandler> make_handler(const std::string& name, const std::vector<std::string>& json_keys,
+                                            const std::string& prompt_type, bool instruction) {
   if (name == "plain" || name == "GeneralPretrainHandler") {
+    if (instruction)
+      throw UsageError(fmt::format("--is-instruction-dataset: --handler-name {} has no prompt and response to tell "
+                                   "apart. Hint: use --handler-name alpaca or conversation", name));
+    if (!prompt_type.empty())
+      throw UsageError(fmt::format("--prompt-type {}: --handler-name {} uses no template. Hint: use --handler-name "
+                                   "alpaca or conversation", prompt_type, name));
     if (json_keys.empty()) throw UsageError("--json-keys: give at least one key (default: text)");
     return std::make_unique<PlainHandler>(json_keys);
   }
-  if (name == "alpaca" || name == "AlpacaPretrainHandler") return std::make_unique<AlpacaHandler>();
-  if (name == "conversation") return std::make_unique<ConversationHandler>();
+  if (name == "alpaca" || name == "AlpacaPretrainHandler")
+    return std::make_unique<AlpacaHandler>(parse_prompt_type(prompt_type.empty() ? "alpaca" : prompt_type),
+                                           instruction);
+  if (name == "conversation") {
+    const PromptType type = parse_prompt_type(prompt_type.empty() ? "vicuna" : prompt_type);
+    if (type == PromptType::kAlpaca)
+      throw UsageError("--prompt-type alpaca: the Alpaca template holds one instruction and one response, not a "
+                       "conversation. Hint: use --prompt-type vicuna or baichuan with --handler-name conversation");
+    return std::make_unique<ConversationHandler>(type, instruction);
+  }
   throw UsageError(fmt::format("--handler-name {}: expected plain, alpaca or conversation", name));
 }
 

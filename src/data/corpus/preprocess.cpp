@@ -30,6 +30,7 @@ struct KeyTokens {
   std::vector<int32_t> ids;          // every sequence back to back
   std::vector<int64_t> seq_lengths;  // tokens per sequence
   std::vector<int32_t> doc_seqs;     // sequences per document (0 for an empty document)
+  std::vector<int32_t> mask;         // instruction datasets: 1 / 0 per id of `ids`
 };
 
 struct Batch {
@@ -44,38 +45,47 @@ struct Batch {
 // Tokenizes one batch: parse, handle, encode. Any error is kept for the writer, which reports
 // the batch's error only when it reaches it in order, so the first bad record is the one named.
 void process(Batch& b, const std::vector<std::string>& files, const RecordHandler& handler, const Tokenizer& tok,
-             WordCachedEncoder& enc, bool append_eod, size_t nkeys) {
+             WordCachedEncoder& enc, bool append_eod, bool instruction, size_t nkeys) {
   b.out.assign(nkeys, {});
   std::vector<DocumentText> docs;
+  // SentencePiece's ids, through this worker's word cache.
+  const EncodeFn encode = [&enc](std::string_view text, std::vector<int32_t>& out) { enc.encode(text, out); };
   try {
     for (auto& r : b.records) {
       parse_record(files, r);
       handler.handle(r.row, record_origin(files, r), docs);
       for (size_t k = 0; k < nkeys; ++k) {
         KeyTokens& kt = b.out[k];
+        std::vector<int32_t>* mask = instruction ? &kt.mask : nullptr;
         int32_t nseq = 0;
+        bool last_trained = false;  // the last piece written: an EOD after it is trained as it is
         for (const Sequence& s : docs[k]) {
           const size_t start = kt.ids.size();
           // A model without BOS / EOS pieces (id -1) skips them, as Tokenizer::encode does.
-          if (tok.add_bos() && tok.bos_id() >= 0) kt.ids.push_back(tok.bos_id());
-          for (const TextPiece& p : s) {
-            enc.encode(p.text, kt.ids);  // SentencePiece's ids, through this worker's word cache
-            if (p.eos_after) {
-              if (tok.eos_id() < 0)
-                throw Error(fmt::format("[preprocess] {}: the tokenizer {} has no EOS piece, which this handler "
-                                        "ends each answer with. Hint: use a tokenizer with </s>",
-                                        record_origin(files, r), tok.model_path()));
-              kt.ids.push_back(tok.eos_id());
-            }
+          if (tok.add_bos() && tok.bos_id() >= 0) {
+            kt.ids.push_back(tok.bos_id());
+            if (mask) mask->push_back(0);
           }
-          if (tok.add_eos() && tok.eos_id() >= 0) kt.ids.push_back(tok.eos_id());
+          for (const TextPiece& p : s)
+            if (p.eos_after && tok.eos_id() < 0)
+              throw Error(fmt::format("[preprocess] {}: the tokenizer {} has no EOS piece, which this handler "
+                                      "ends each answer with. Hint: use a tokenizer with </s>",
+                                      record_origin(files, r), tok.model_path()));
+          encode_pieces(s, encode, tok.eos_id(), kt.ids, mask);
+          const bool trained = !s.empty() && s.back().trained;
+          if (tok.add_eos() && tok.eos_id() >= 0) {
+            kt.ids.push_back(tok.eos_id());
+            if (mask) mask->push_back(trained);
+          }
           if (kt.ids.size() == start) continue;  // Megatron drops empty sentences
+          last_trained = trained;
           kt.seq_lengths.push_back(int64_t(kt.ids.size() - start));
           ++nseq;
         }
         // --append-eod: EOD ends the document's last sequence (Megatron), unless it already does.
         if (append_eod && nseq > 0 && kt.ids.back() != tok.eos_id()) {
           kt.ids.push_back(tok.eos_id());
+          if (mask) mask->push_back(last_trained);
           ++kt.seq_lengths.back();
         }
         kt.doc_seqs.push_back(nseq);
@@ -108,8 +118,9 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
                                  "the useful most)", opt.workers, kMaxWorkers));
   if (opt.output_prefix.empty()) throw UsageError("--output-prefix: required");
   const std::vector<std::string> files = expand_inputs(opt.inputs);
-  const auto handler = make_handler(opt.handler, opt.json_keys);
+  const auto handler = make_handler(opt.handler, opt.json_keys, opt.prompt_type, opt.instruction);
   const Tokenizer tok(opt.tokenizer);
+  if (!opt.prompt_type.empty()) check_prompt_tokenizer(parse_prompt_type(opt.prompt_type), tok);
   const std::vector<std::string> keys = handler->output_keys();
   const DType dtype = best_dtype(tok.vocab_size());
   if (opt.append_eod && tok.eos_id() < 0)
@@ -124,6 +135,13 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
   for (const auto& k : keys) {
     st.output_prefixes.push_back(opt.output_prefix + "_" + k + "_document");
     writers.push_back(std::make_unique<IndexedDatasetWriter>(st.output_prefixes.back(), dtype));
+  }
+  // The loss mask of the (one) text key: Megatron's uint8 dtype, the same sequences and documents.
+  std::unique_ptr<IndexedDatasetWriter> mask_writer;
+  if (opt.instruction) {
+    CS_CHECK(keys.size() == 1) << "an instruction handler writes one key";
+    st.output_prefixes.push_back(opt.output_prefix + "_loss_mask_document");
+    mask_writer = std::make_unique<IndexedDatasetWriter>(st.output_prefixes.back(), DType::U8);
   }
 
   Ring ring;
@@ -198,7 +216,7 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
           b = ring.todo.front();
           ring.todo.pop_front();
         }
-        process(*b, files, *handler, tok, enc, opt.append_eod, keys.size());
+        process(*b, files, *handler, tok, enc, opt.append_eod, opt.instruction, keys.size());
         {
           std::lock_guard<std::mutex> lk(ring.m);
           b->done = true;
@@ -233,12 +251,18 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
       const KeyTokens& kt = b->out[k];
       const int32_t* p = kt.ids.data();
       size_t s = 0;
+      const int32_t* m = kt.mask.data();
       for (int32_t nseq : kt.doc_seqs) {
         for (int32_t i = 0; i < nseq; ++i, ++s) {
           writers[k]->add_item(p, kt.seq_lengths[s]);
           p += kt.seq_lengths[s];
+          if (mask_writer) {
+            mask_writer->add_item(m, kt.seq_lengths[s]);
+            m += kt.seq_lengths[s];
+          }
         }
         writers[k]->end_document();
+        if (mask_writer) mask_writer->end_document();
       }
       st.tokens += int64_t(kt.ids.size());
     }
@@ -258,6 +282,7 @@ PreprocessStats run_preprocess(const PreprocessOptions& opt) {
   }
   st.input_bytes = bytes;
   for (auto& w : writers) w->finalize();
+  if (mask_writer) mask_writer->finalize();
   st.seconds = timer.seconds();
   return st;
 }

@@ -1,6 +1,7 @@
 // `chuanspeed preprocess`: records (Parquet / JSON / JSONL, record_source.h) -> documents
 // (handlers.h) -> SentencePiece ids -> Megatron MMIDIDX datasets PREFIX_<key>_document.{bin,idx},
-// what Megatron-LM's tools/preprocess_data.py writes. One reader thread, N tokenizing workers
+// what Megatron-LM's tools/preprocess_data.py writes (and, for an instruction dataset, the loss
+// mask PREFIX_loss_mask_document.{bin,idx} with the same sequence lengths and documents). One reader thread, N tokenizing workers
 // and the writer (the calling thread) pass batches of records through a bounded ring, and the
 // writer takes batches in input order: the output bytes are the same for any worker count, and
 // memory is bounded by the ring, never by the input size.
@@ -25,6 +26,11 @@ struct PreprocessOptions {
   std::string tokenizer;  // a Hugging Face tokenizer directory or a .model file
   std::vector<std::string> json_keys{"text"};
   std::string handler = "plain";
+  // --prompt-type: alpaca | vicuna | baichuan; empty: the handler's own (prompt_template.h).
+  std::string prompt_type;
+  // --is-instruction-dataset: also write PREFIX_loss_mask_document.{bin,idx}, uint8, one value
+  // per token of the text dataset: 1 for a response token (trained), 0 for context.
+  bool instruction = false;
   bool append_eod = false;
   int workers = 1;
   int64_t log_interval = 100;  // documents between progress lines (0: none)
