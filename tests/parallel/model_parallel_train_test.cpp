@@ -110,8 +110,8 @@ TEST_P(ModelParallelTraining, PipelineStagesTrainAsOneProcess) {
 }
 
 // Megatron's interleaved schedule (--num-layers-per-virtual-pipeline-stage 1: 2 chunks of 1 layer per
-// rank of PP2; rank 0 holds layers 0 and 2, rank 1 layers 1 and 3) trains as one process, alone
-// and with TP2, with the same final weights; its checkpoint names each tensor by its global layer,
+// rank of PP2; rank 0 holds layers 0 and 2, rank 1 layers 1 and 3) trains as one process, alone,
+// with TP2 and with DP2 and the distributed optimizer, with the same final weights; its checkpoint names each tensor by its global layer,
 // so it resumes as contiguous PP2 stages, and a contiguous PP2 checkpoint resumes interleaved.
 TEST_P(ModelParallelTraining, InterleavedPipelineTrainsAsOneProcess) {
   const std::string pp2 = "--pipeline-model-parallel-size 2", v = " --num-layers-per-virtual-pipeline-stage 1";
@@ -121,6 +121,9 @@ TEST_P(ModelParallelTraining, InterleavedPipelineTrainsAsOneProcess) {
   ASSERT_EQ(0, train(4, "pp2tp2v", 10, pp2 + v + " --tensor-model-parallel-size 2 --sequence-parallel"))
       << "see " << dir_ << "/pp2tp2v.log";
   expect_same_losses("one", "pp2tp2v", 1, 10);
+  // With data parallelism and the distributed optimizer (2 micro-batches per rank: every forward first).
+  ASSERT_EQ(0, train(4, "pp2dp2v", 10, pp2 + v + " --use-distributed-optimizer")) << "see " << dir_ << "/pp2dp2v.log";
+  expect_same_losses("one", "pp2dp2v", 1, 10);
   const SafetensorsFile first = SafetensorsFile::open(dir_ + "/pp2v/iter_0000010/model-tp00-pp000.safetensors");
   EXPECT_TRUE(first.has("model.embed_tokens.weight") && first.has("model.layers.0.mlp.down_proj.weight") &&
               first.has("model.layers.2.mlp.down_proj.weight"));
