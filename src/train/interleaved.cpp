@@ -18,15 +18,24 @@ int64_t interleaved_micro(int64_t k, int stages, int chunks) {
   return group * stages + k % stages;
 }
 
-std::vector<PipeStep> interleaved_order(int stage, int stages, int chunks, int64_t micro_batches, bool forward_only) {
+std::vector<PipeStep> interleaved_order(int stage, int stages, int chunks, int64_t micro_batches,
+                                        bool forward_only) {
   CS_CHECK(stages >= 1 && chunks >= 1 && micro_batches % stages == 0)
       << micro_batches << " micro-batches over " << stages << " stages";
   const int64_t total = micro_batches * chunks;
   int64_t warmup = total;
-  if (!forward_only && micro_batches != stages)  // M = P: every forward first (Megatron's all_warmup)
-    warmup = std::min<int64_t>(total, int64_t(stages - stage - 1) * 2 + int64_t(chunks - 1) * stages);
-  auto fwd = [&](int64_t k) { return PipeStep{interleaved_chunk(k, stages, chunks, true), interleaved_micro(k, stages, chunks), true}; };
-  auto bwd = [&](int64_t k) { return PipeStep{interleaved_chunk(k, stages, chunks, false), interleaved_micro(k, stages, chunks), false}; };
+  if (!forward_only &&
+      micro_batches != stages)  // M = P: every forward first (Megatron's all_warmup)
+    warmup =
+        std::min<int64_t>(total, int64_t(stages - stage - 1) * 2 + int64_t(chunks - 1) * stages);
+  auto fwd = [&](int64_t k) {
+    return PipeStep{interleaved_chunk(k, stages, chunks, true),
+                    interleaved_micro(k, stages, chunks), true};
+  };
+  auto bwd = [&](int64_t k) {
+    return PipeStep{interleaved_chunk(k, stages, chunks, false),
+                    interleaved_micro(k, stages, chunks), false};
+  };
   std::vector<PipeStep> out;
   for (int64_t k = 0; k < warmup; ++k) out.push_back(fwd(k));
   if (forward_only) return out;
@@ -50,15 +59,15 @@ struct Message {
 struct RankState {
   std::vector<PipeStep> ops;
   size_t pc = 0;
-  std::vector<std::vector<bool>> used;          // [chunk][slot]
+  std::vector<std::vector<bool>> used;              // [chunk][slot]
   std::map<std::pair<int, int64_t>, int64_t> slot;  // (chunk, micro) -> its slot
-  std::vector<int64_t> dres;                    // per chunk: -1 free, -2 holds an outgoing gradient, m: micro m's
+  std::vector<int64_t> dres;  // per chunk: -1 free, -2 holds an outgoing gradient, m: micro m's
   std::deque<Message> out;
 };
-}  // namespace
 
-std::vector<std::vector<PipeAction>> interleaved_actions(int stages, int chunks, int64_t micro_batches,
-                                                         bool forward_only, int64_t slots, int64_t* needed) {
+// The simulation; false when it stalls (too few slots for this order).
+bool simulate(int stages, int chunks, int64_t micro_batches, bool forward_only, int64_t slots,
+              int64_t* needed, std::vector<std::vector<PipeAction>>& acts_out) {
   const int P = stages, V = chunks;
   std::vector<RankState> rs(static_cast<size_t>(P));
   for (int p = 0; p < P; ++p) {
@@ -66,7 +75,8 @@ std::vector<std::vector<PipeAction>> interleaved_actions(int stages, int chunks,
     rs[size_t(p)].used.assign(size_t(V), {});
     rs[size_t(p)].dres.assign(size_t(V), -1);
   }
-  std::vector<std::vector<PipeAction>> acts(static_cast<size_t>(P));
+  std::vector<std::vector<PipeAction>>& acts = acts_out;
+  acts.assign(static_cast<size_t>(P), {});
   int64_t peak = 0;
   auto alloc = [&](RankState& r, int v, int64_t m) -> bool {
     std::vector<bool>& u = r.used[size_t(v)];
@@ -102,17 +112,27 @@ std::vector<std::vector<PipeAction>> interleaved_actions(int stages, int chunks,
         RankState &src = rs[size_t(msg.from)], &dst = rs[size_t(msg.to)];
         int64_t to_slot = -1;
         if (msg.activation) {
-          if (!alloc(dst, msg.to_chunk, msg.micro)) { ++it; continue; }
+          if (!alloc(dst, msg.to_chunk, msg.micro)) {
+            ++it;
+            continue;
+          }
           to_slot = dst.slot.at({msg.to_chunk, msg.micro});
           if (forward_only) release(src, msg.from_chunk, msg.micro);
         } else {
-          if (dst.dres[size_t(msg.to_chunk)] != -1) { ++it; continue; }
+          if (dst.dres[size_t(msg.to_chunk)] != -1) {
+            ++it;
+            continue;
+          }
           dst.dres[size_t(msg.to_chunk)] = msg.micro;
           src.dres[size_t(msg.from_chunk)] = -1;
           to_slot = dst.slot.at({msg.to_chunk, msg.micro});
         }
-        acts[size_t(msg.from)].push_back({PipeAction::kSend, {msg.from_chunk, msg.micro, msg.activation}, msg.from_slot, msg.to});
-        acts[size_t(msg.to)].push_back({PipeAction::kRecv, {msg.to_chunk, msg.micro, msg.activation}, to_slot, msg.from});
+        acts[size_t(msg.from)].push_back({PipeAction::kSend,
+                                          {msg.from_chunk, msg.micro, msg.activation},
+                                          msg.from_slot,
+                                          msg.to});
+        acts[size_t(msg.to)].push_back(
+            {PipeAction::kRecv, {msg.to_chunk, msg.micro, msg.activation}, to_slot, msg.from});
         it = q.erase(it);
         progressed = true;
       }
@@ -139,22 +159,36 @@ std::vector<std::vector<PipeAction>> interleaved_actions(int stages, int chunks,
         acts[size_t(p)].push_back({PipeAction::kCompute, s, sl, -1});
         release(r, v, s.micro);
         r.dres[size_t(v)] = first ? -1 : -2;
-        if (!first) r.out.push_back({p, v, p > 0 ? p - 1 : P - 1, p > 0 ? v : v - 1, s.micro, sl, false});
+        if (!first)
+          r.out.push_back({p, v, p > 0 ? p - 1 : P - 1, p > 0 ? v : v - 1, s.micro, sl, false});
       }
       ++r.pc;
       progressed = true;
     }
-    CS_CHECK(progressed) << "the interleaved schedule stalls: " << P << " stages, " << V << " chunks, "
-                         << micro_batches << " micro-batches, " << slots << " slots";
+    if (!progressed) return false;
   }
   if (needed) *needed = peak;
+  return true;
+}
+}  // namespace
+
+std::vector<std::vector<PipeAction>> interleaved_actions(int stages, int chunks,
+                                                         int64_t micro_batches, bool forward_only,
+                                                         int64_t slots, int64_t* needed) {
+  std::vector<std::vector<PipeAction>> acts;
+  CS_CHECK(simulate(stages, chunks, micro_batches, forward_only, slots, needed, acts))
+      << "the interleaved schedule stalls: " << stages << " stages, " << chunks << " chunks, "
+      << micro_batches << " micro-batches, " << slots << " slots";
   return acts;
 }
 
-int64_t interleaved_slots(int stages, int chunks, int64_t micro_batches) {
-  int64_t needed = 0;
-  interleaved_actions(stages, chunks, micro_batches, false, 0, &needed);
-  return needed;
+int64_t interleaved_slots(int stages, int chunks, int64_t micro_batches, bool forward_only) {
+  // The fewest slots the order completes with: messages then wait for room instead of piling up
+  // (unbounded, the eager exchange would hold more micro-batches than the order needs).
+  std::vector<std::vector<PipeAction>> acts;
+  for (int64_t cap = 1; cap < micro_batches; ++cap)
+    if (simulate(stages, chunks, micro_batches, forward_only, cap, nullptr, acts)) return cap;
+  return std::max<int64_t>(micro_batches, 1);  // one slot per micro-batch never waits
 }
 
 namespace {
@@ -180,17 +214,22 @@ void run_actions(Model& model, Group& pp, const std::vector<PipeAction>& acts, i
 }
 }  // namespace
 
-void run_interleaved(Model& model, Group& pp, int64_t micro_batches, int64_t b, int64_t t, const MicroStep& forward,
-                     const MicroStep& backward) {
-  int64_t needed = 0;
-  const auto acts = interleaved_actions(pp.size(), int(model.chunks()), micro_batches, false, 0, &needed);
-  CS_CHECK(model.in_flight() >= needed) << model.in_flight() << " activation slots, the schedule needs " << needed;
+void run_interleaved(Model& model, Group& pp, int64_t micro_batches, int64_t b, int64_t t,
+                     const MicroStep& forward, const MicroStep& backward) {
+  const int64_t slots = interleaved_slots(pp.size(), int(model.chunks()), micro_batches);
+  CS_CHECK(model.in_flight() >= slots)
+      << model.in_flight() << " activation slots, the schedule needs " << slots;
+  const auto acts =
+      interleaved_actions(pp.size(), int(model.chunks()), micro_batches, false, slots);
   run_actions(model, pp, acts[size_t(pp.rank())], b, t, forward, backward);
 }
 
-void run_interleaved_forward_only(Model& model, Group& pp, int64_t micro_batches, int64_t b, int64_t t,
-                                  const MicroStep& forward) {
-  const auto acts = interleaved_actions(pp.size(), int(model.chunks()), micro_batches, true, model.in_flight());
+void run_interleaved_forward_only(Model& model, Group& pp, int64_t micro_batches, int64_t b,
+                                  int64_t t, const MicroStep& forward) {
+  const int64_t slots = interleaved_slots(pp.size(), int(model.chunks()), micro_batches, true);
+  CS_CHECK(model.in_flight() >= slots)
+      << model.in_flight() << " activation slots, forward only needs " << slots;
+  const auto acts = interleaved_actions(pp.size(), int(model.chunks()), micro_batches, true, slots);
   run_actions(model, pp, acts[size_t(pp.rank())], b, t, forward, {});
 }
 

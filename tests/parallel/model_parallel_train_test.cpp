@@ -3,9 +3,10 @@
 // parallelism and PP2 x DP2 train the same steps as one process (every iteration's loss and the
 // validation loss within 1e-5 relative); each model-parallel rank writes its own checkpoint files,
 // and a TP2 checkpoint resumes in one process and as TP2 x DP2, a TP2 x PP2 one as PP4, as DP4 and
-// in one process, with the losses of the uninterrupted run; a Hugging Face model loads into TP2 and PP2
-// with one process's first loss; the TP2 checkpoint converts to a Hugging Face model equal to the
-// one process's weights. The model has 4 layers, so every pipeline size up to 4 splits it.
+// in one process, with the losses of the uninterrupted run; a Hugging Face model loads into TP2, PP2
+// and interleaved PP2 with one process's first loss; the TP2 checkpoint converts to a Hugging Face
+// model equal to the one process's weights; the interleaved schedule trains as one process and its
+// checkpoints cross layouts. The model has 4 layers, so every pipeline size up to 4 splits it.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -77,6 +78,9 @@ TEST_P(ModelParallelTraining, HuggingFaceModelLoadsIntoTensorAndPipelineParallel
   expect_same_losses("ft1", "ft2", 1, 2);
   ASSERT_EQ(0, train(2, "ft_pp", 2, hf + " --pipeline-model-parallel-size 2")) << "see " << dir_ << "/ft_pp.log";
   expect_same_losses("ft1", "ft_pp", 1, 2);
+  ASSERT_EQ(0, train(2, "ft_ppv", 2, hf + " --pipeline-model-parallel-size 2 --num-layers-per-virtual-pipeline-stage 1"))
+      << "see " << dir_ << "/ft_ppv.log";
+  expect_same_losses("ft1", "ft_ppv", 1, 2);
 }
 
 TEST_P(ModelParallelTraining, PipelineStagesTrainAsOneProcess) {
