@@ -129,6 +129,7 @@ int plan_main(int argc, char** argv) {
   PlanLayout l;
   l.tp = f.tp;
   l.pp = f.pp;
+  l.virtual_layers = f.virtual_pipeline_layers.value_or(0);
   const int64_t node_ranks = nproc ? checked_mul(nnodes, nproc, "--nnodes x --nproc-per-node", 2) : 0;
   l.world = world ? world : nproc ? node_ranks
                                   : checked_mul(f.tp, f.pp, "--tensor- x --pipeline-model-parallel-size", 2);
@@ -161,6 +162,7 @@ int plan_main(int argc, char** argv) {
   need.dp = p.dp;
   need.tp = l.tp;  // the same rank train would check: its tensor and pipeline share
   need.pp = l.pp;
+  need.virtual_layers = l.virtual_layers;
   need.sequence_parallel = l.sequence_parallel;
   need.distributed_optimizer = l.distributed_optimizer;
   need.config_file = config_file;

@@ -30,6 +30,7 @@
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
 #include "train/memory_budget.h"
+#include "train/interleaved.h"
 #include "train/pipeline.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
@@ -124,7 +125,8 @@ int train_main(int argc, char** argv) {
   // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
   const Grid grid = Grid::make(world->size(), world->rank(),
                                {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),
-                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers});
+                                cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers,
+                                f.virtual_pipeline_layers.value_or(0)});
   TrainArgs a = f.train_args(cfg);
   if (f.deepspeed_config) {
     const std::vector<std::string> notes =
@@ -136,12 +138,18 @@ int train_main(int argc, char** argv) {
   const int64_t act_seq = f.load && seq > 0 ? seq : cfg.max_seq_length;
   // This rank's part of the model: its pipeline stage's layers at its tensor-parallel rank; a stage
   // keeps the activations of the micro-batches in flight in its 1F1B schedule.
-  ModelShard shard = ModelShard::stage(cfg, grid.pp_rank, grid.pp, grid.tp_rank, grid.tp);
+  // Interleaved (--num-layers-per-virtual-pipeline-stage N): V = layers / (PP x N) model chunks, each
+  // planned for the interleaved schedule's slots.
+  const int chunks = f.virtual_pipeline_layers ? int(cfg.num_layers / (grid.pp * *f.virtual_pipeline_layers)) : 1;
+  ModelShard shard = ModelShard::stage(cfg, grid.pp_rank, grid.pp, grid.tp_rank, grid.tp, chunks);
   shard.sequence_parallel = f.sequence_parallel && grid.tp > 1;
   if (shard.sequence_parallel && act_seq % grid.tp != 0)
     throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
                                  "--seq-length {} is not a multiple of {}", grid.tp, act_seq, grid.tp));
-  const int64_t in_flight = one_f_one_b_slots(grid.pp_rank, grid.pp, a.global_batch / (a.micro_batch * grid.dp));
+  const int64_t micro_per_rank = a.global_batch / (a.micro_batch * grid.dp);
+  check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);  // ds_config's batch
+  const int64_t in_flight = chunks > 1 ? interleaved_slots(grid.pp, chunks, micro_per_rank)
+                                       : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank);
   MemoryRequest need;
   need.micro_batch = f.micro_batch;
   need.act_seq = act_seq;
@@ -151,6 +159,7 @@ int train_main(int argc, char** argv) {
   need.dp = grid.dp;
   need.tp = grid.tp;
   need.pp = grid.pp;
+  need.virtual_layers = f.virtual_pipeline_layers.value_or(0);
   need.sequence_parallel = shard.sequence_parallel;
   need.distributed_optimizer = a.distributed_optimizer;
   need.config_file = config_file;
@@ -195,7 +204,10 @@ int train_main(int argc, char** argv) {
              grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
                                        shard.sequence_parallel ? " with sequence parallelism" : "")
                          : "",
-             grid.pp > 1 ? fmt::format(", {} pipeline stages (1F1B)", grid.pp) : "");
+             grid.pp > 1 ? fmt::format(", {} pipeline stages ({})", grid.pp,
+                                       chunks > 1 ? fmt::format("interleaved 1F1B, {} model chunks each", chunks)
+                                                  : std::string("1F1B"))
+                         : "");
   }
   TrainResult r = train(*model, a, *world, *groups.dp, groups.pp.get());
   if (r.stopped_on_nan) return 1;

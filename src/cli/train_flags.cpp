@@ -82,7 +82,8 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
   app.add_option("--num-layers-per-virtual-pipeline-stage", virtual_pipeline_layers,
-                 "interleaved pipeline schedule (not available: stages run 1F1B)");
+                 "Megatron's interleaved 1F1B schedule: each pipeline rank holds num-layers / (PP x N) model chunks of N "
+                 "layers");
   app.add_flag("--sequence-parallel", sequence_parallel,
                "with tensor parallelism: norms and the residual stream on a slice of the sequence per rank");
   app.add_flag("--use-distributed-optimizer", distributed_optimizer,
@@ -121,10 +122,6 @@ void TrainFlags::check_supported() const {
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
     throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
                                  "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
-  if (virtual_pipeline_layers)
-    throw UsageError(fmt::format("--num-layers-per-virtual-pipeline-stage {}: the interleaved schedule is not "
-                                 "available; pipeline stages run Megatron's 1F1B schedule. Hint: drop the flag",
-                                 *virtual_pipeline_layers));
   if ((reset_attention_mask || reset_position_ids) && !instruction)
     throw UsageError("--reset-attention-mask / --reset-position-ids pack instruction samples: they need "
                      "--is-instruction-dataset (pretraining samples span documents and are not packed)");

@@ -50,8 +50,10 @@ size_t Model::planned_activation_bytes(const ModelConfig& cfg, const ModelShard&
   const bool sp = shard.sequence_parallel && shard.tp_size > 1;
   const Dims mx{max_batch, max_seq, Widths::of(cfg, shard), sp ? int64_t(shard.tp_size) : 1};
   TensorCarver measure;
-  Activations a;
-  carve(measure, cfg, shard, mx, activation, in_flight, a);
+  for (int v = 0; v < shard.chunks; ++v) {
+    Activations a;
+    carve(measure, cfg, shard.chunk(cfg, v), mx, activation, in_flight, a);
+  }
   return measure.used();
 }
 
@@ -59,21 +61,25 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
              const ModelShard& shard, const Precision& precision, int64_t in_flight)
     : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
       params_(cfg, shard, ctx.backend, precision.param, precision.grad), widths_(Widths::of(cfg, shard)),
-      n_layers_(shard.num_layers(cfg)), sp_(shard.sequence_parallel && shard.tp_size > 1) {
+      n_layers_(shard.chunk_layers(cfg)), sp_(shard.sequence_parallel && shard.tp_size > 1) {
   cfg_.validate();
   CS_CHECK(tp_.size() == shard.tp_size && tp_.rank() == shard.tp_rank)
       << "a shard of TP rank " << shard.tp_rank << " of " << shard.tp_size << " in a group of " << tp_.size();
   const Dims mx{max_batch, max_seq, widths_, sp_ ? int64_t(shard.tp_size) : 1};
   // Measure with a null buffer, allocate once, carve again with the same calls.
+  acts_.resize(size_t(shard.chunks));
   TensorCarver measure;
-  carve(measure, cfg_, shard, mx, precision.activation, in_flight, a_);
+  for (int v = 0; v < shard.chunks; ++v)
+    carve(measure, cfg_, shard.chunk(cfg_, v), mx, precision.activation, in_flight, acts_[size_t(v)]);
   act_ = DeviceBuffer(ctx.backend, measure.used());
   TensorCarver carver(&act_);
-  carve(carver, cfg_, shard, mx, precision.activation, in_flight, a_);
+  for (int v = 0; v < shard.chunks; ++v)
+    carve(carver, cfg_, shard.chunk(cfg_, v), mx, precision.activation, in_flight, acts_[size_t(v)]);
+  a_ = &acts_[0];
   if (cfg.position == PositionType::Alibi) {  // this rank's heads' slopes
     std::vector<float> all(size_t(cfg.num_heads));
     alibi_slopes(cfg.num_heads, all.data());
-    ctx.backend.upload(ctx, all.data() + shard.tp_rank * widths_.heads, a_.slopes);
+    for (Activations& a : acts_) ctx.backend.upload(ctx, all.data() + shard.tp_rank * widths_.heads, a.slopes);
   }
 }
 
@@ -92,11 +98,17 @@ Tensor Model::input(int64_t b, int64_t t, int64_t slot) {
   return res(0, Dims{b, t, widths_, sp_ ? tp_.size() : 1}.ns());
 }
 Tensor Model::output() const { return res(n_layers_); }
-Tensor Model::output_grad() const { return prefix(a_.dres, {slot().dims.ns(), cfg_.hidden_size}); }
+Tensor Model::output_grad() const { return prefix(a_->dres, {slot().dims.ns(), cfg_.hidden_size}); }
 Tensor Model::logits() const { return prefix(slot().logits, {slot().dims.n(), widths_.vocab}); }
 
+void Model::use_chunk(int64_t v) {
+  CS_CHECK(v >= 0 && v < chunks()) << "model chunk " << v << " of " << chunks();
+  chunk_ = v;
+  a_ = &acts_[size_t(v)];
+}
+
 void Model::use_slot(int64_t s) {
-  CS_CHECK(s >= 0 && s < int64_t(a_.slots.size())) << "activation slot " << s << " of " << a_.slots.size();
+  CS_CHECK(s >= 0 && s < int64_t(a_->slots.size())) << "activation slot " << s << " of " << a_->slots.size();
   cur_ = s;
 }
 
@@ -128,7 +140,7 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
                             "tensor-parallel ranks: expected a multiple of {}. Hint: a --seq-length divisible by "
                             "--tensor-model-parallel-size", b, t, n, tp_.size(), tp_.size()));
   use_slot(slot);
-  Slot& sl = a_.slots[size_t(cur_)];
+  Slot& sl = a_->slots[size_t(cur_)];
   sl.dims = {b, t, widths_, sp_ ? tp_.size() : 1};
   sl.packed = segments != nullptr;
   if (sl.packed) {  // each token's position within its run of equal sample ids
@@ -140,9 +152,9 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
     ctx_.backend.upload(ctx_, positions_host_.data(), prefix(sl.positions, {n}));
   }
   const ModelWeights& w = params_.weights();
-  const ModelShard& sh = params_.shard();
   const LayerCtx c = layer_ctx(sl);
-  if (sh.has_embedding) {  // vocab-parallel: each rank's rows of the lookup, summed over the group
+  const int64_t base = chunk_ * n_layers_;  // the chunk's first local layer
+  if (runs_embedding()) {  // vocab-parallel: each rank's rows of the lookup, summed over the group
     check_tokens(tokens, n, "token", 0);
     Tensor tok = prefix(sl.tokens, {n});
     ctx_.backend.upload(ctx_, tokens, tok);
@@ -151,9 +163,9 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
     reduce_row_parallel(c, partial, res(0));
   }
   for (int64_t l = 0; l < n_layers_; ++l)
-    decoder_layer_forward(c, w.layers[size_t(l)], res(l), res(l + 1), saved(l).at(sl.dims));
+    decoder_layer_forward(c, w.layers[size_t(base + l)], res(l), res(l + 1), saved(l).at(sl.dims));
   sl.count = 0;
-  if (!sh.has_head) return;
+  if (!runs_head()) return;
   check_tokens(targets, n, "target", -1);  // -1: an ignored position
   for (int64_t i = 0; i < n; ++i) sl.count += targets[i] >= 0;
   Tensor tgt = prefix(sl.targets, {n});
@@ -162,35 +174,36 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
                prefix(sl.rstdf, {sl.dims.ns()}), logits());
   // Vocab-parallel cross entropy: every rank's log-sum-exp over its columns, all-gathered, and the
   // target's logit from the rank that holds it, summed; every rank then has every loss.
-  const Tensor lse = prefix(sl.lse, {n}), tl = prefix(a_.target_logit, {n});
+  const Tensor lse = prefix(sl.lse, {n}), tl = prefix(a_->target_logit, {n});
   ctx_.ops.cross_entropy_forward(ctx_, logits(), tgt, widths_.vocab_offset, lse, tl);
   Tensor parts = lse.view({1, n});
   if (tp_.size() > 1) {
-    parts = prefix(a_.lse_parts, {tp_.size(), n});
+    parts = prefix(a_->lse_parts, {tp_.size(), n});
     tp_.all_gather(ctx_, lse, parts);
     tp_.all_reduce_sum(ctx_, tl);
   }
   ctx_.ops.cross_entropy_combine(ctx_, parts, tl, tgt, losses(), lse);
-  ctx_.ops.sum(ctx_, losses(), a_.loss_sum);
+  ctx_.ops.sum(ctx_, losses(), a_->loss_sum);
 }
 
 double Model::mean_loss() const {
-  CS_CHECK(params_.shard().has_head) << "mean_loss on a stage without the head";
-  return slot().count ? read_f64(ctx_, a_.loss_sum)[0] / double(slot().count) : 0.0;
+  CS_CHECK(runs_head()) << "mean_loss on a stage (or chunk) without the head";
+  return slot().count ? read_f64(ctx_, a_->loss_sum)[0] / double(slot().count) : 0.0;
 }
 
 void Model::backward(float grad_scale, int64_t slot) {
   use_slot(slot);
-  const Slot& sl = a_.slots[size_t(cur_)];
+  const Slot& sl = a_->slots[size_t(cur_)];
   const int64_t n = sl.dims.n(), d = cfg_.hidden_size;
   CS_CHECK(n > 0) << "backward before forward";
   const ModelShard& sh = params_.shard();
   const ModelWeights& w = params_.weights();
   const ModelWeights& g = params_.grads();
   const Tensor dres = output_grad();
-  const LayerScratch k = a_.scratch.at(sl.dims);
+  const LayerScratch k = a_->scratch.at(sl.dims);
   const LayerCtx c = layer_ctx(sl);
-  if (sh.has_head) {
+  const int64_t base = chunk_ * n_layers_;
+  if (runs_head()) {
     if (grad_scale < 0) grad_scale = sl.count ? 1.f / float(sl.count) : 0.f;
     const Tensor logits = this->logits(), lnf = prefix(sl.lnf, {n, d});
     ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(sl.lse, {n}), prefix(sl.targets, {n}), widths_.vocab_offset,
@@ -204,11 +217,11 @@ void Model::backward(float grad_scale, int64_t slot) {
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
     const LayerSaved s = saved(l).at(sl.dims);
     if (recomputed(l))  // rebuild this block's activations from its saved input
-      decoder_layer_forward(c, w.layers[size_t(l)], res(l), prefix(a_.recompute_out, {sl.dims.ns(), d}), s);
-    decoder_layer_backward(c, w.layers[size_t(l)], g.layers[size_t(l)], s, res(l), dres, k);
-    if (grads_ready_) grads_ready_(sh.first_layer + int(l));
+      decoder_layer_forward(c, w.layers[size_t(base + l)], res(l), prefix(a_->recompute_out, {sl.dims.ns(), d}), s);
+    decoder_layer_backward(c, w.layers[size_t(base + l)], g.layers[size_t(base + l)], s, res(l), dres, k);
+    if (grads_ready_) grads_ready_(sh.layer_at(cfg_, int(base + l)));
   }
-  if (sh.has_embedding) {
+  if (runs_embedding()) {
     ctx_.ops.embedding_backward(ctx_, prefix(sl.tokens, {n}), widths_.vocab_offset, row_parallel_grad(c, dres),
                                 g.embed);
     if (grads_ready_) grads_ready_(kEmbedLayer);

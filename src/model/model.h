@@ -4,6 +4,9 @@
 // context it is given; activation memory is planned once for (max_batch, max_seq), so a step
 // allocates nothing. The model knows no device beyond that context and no parallelism beyond the
 // Group it is given; it never reads device memory on the host except in mean_loss().
+// With an interleaved pipeline the shard holds several model chunks (ModelShard::chunks): each has
+// its own activations (slots, stage-boundary buffers), and use_chunk() picks the one that forward,
+// backward and the boundary tensors refer to; the parameters are one store over every chunk.
 #pragma once
 #include <functional>
 #include <memory>
@@ -27,8 +30,9 @@ struct Precision {
 
 class Model {
  public:
-  // in_flight: activation slots, the micro-batches whose forward has run and whose backward has
-  // not (a pipeline stage's 1F1B schedule keeps up to its number of later stages in flight).
+  // in_flight: activation slots (per chunk), the micro-batches whose forward has run and whose
+  // backward has not (a pipeline stage's 1F1B schedule keeps up to its number of later stages in
+  // flight).
   Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batch, int64_t max_seq,
         const ModelShard& shard = ModelShard::whole(), const Precision& precision = {}, int64_t in_flight = 1);
 
@@ -38,6 +42,15 @@ class Model {
   Ctx& ctx() const { return ctx_; }
   ParamStore& params() { return params_; }
   const ParamStore& params() const { return params_; }
+
+  // Model chunks (interleaved pipeline; 1 otherwise), and the chunk the calls below refer to.
+  int64_t chunks() const { return int64_t(acts_.size()); }
+  int64_t chunk() const { return chunk_; }
+  void use_chunk(int64_t v);
+  // Whether the current chunk embeds the tokens (chunk 0 of the first stage) or ends in the head
+  // and the loss (the last chunk of the last stage).
+  bool runs_embedding() const { return params_.shard().has_embedding && chunk_ == 0; }
+  bool runs_head() const { return params_.shard().has_head && chunk_ == chunks() - 1; }
 
   // One micro-batch. tokens, targets: host (b, t) row-major int32; target -1 is ignored. With the
   // embedding, tokens are embedded (and targets/tokens checked: an id outside [0, vocab) is a
@@ -78,6 +91,11 @@ class Model {
   Tensor input() const { return res(0); }
   Tensor input(int64_t b, int64_t t, int64_t slot = 0);
   Tensor output() const;
+  // The output of slot `slot`'s micro-batch (after its forward), to send on.
+  Tensor output(int64_t slot) {
+    use_slot(slot);
+    return output();
+  }
   Tensor output_grad() const;
   // The output gradient of slot `slot`'s micro-batch, to fill before its backward (a stage
   // without the head).
@@ -89,14 +107,15 @@ class Model {
   // After forward (with the head): per-position losses (b*t, the same on every tensor-parallel
   // rank), logits (b*t, Vl: this rank's vocabulary columns), the loss sum (F64 [1]); backward
   // overwrites the logits.
-  Tensor losses() const { return prefix(a_.losses, {slot().dims.n()}); }
+  Tensor losses() const { return prefix(a_->losses, {slot().dims.n()}); }
   Tensor logits() const;
-  Tensor loss_sum() const { return a_.loss_sum; }
+  Tensor loss_sum() const { return a_->loss_sum; }
   int64_t target_count() const { return slot().count; }
-  int64_t in_flight() const { return int64_t(a_.slots.size()); }
+  int64_t in_flight() const { return int64_t(a_->slots.size()); }
   // Bytes of planned activation memory.
   size_t activation_bytes() const { return act_.bytes(); }
-  // The same, for a model not built: what `plan` reports (the constructor's own carving).
+  // The same, for a model not built: what `plan` reports (the constructor's own carving, every
+  // chunk's).
   static size_t planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
                                          int64_t max_seq, DType activation = DType::F32, int64_t in_flight = 1);
 
@@ -104,7 +123,7 @@ class Model {
   // segments and positions are empty, shape {0}).
   inline static const Tensor kNone{nullptr, {0}, DType::I32};
   LayerCtx layer_ctx(const Dims& d) const {
-    return {ctx_, ctx_.ops, cfg_, d, a_.slopes, tp_.size() > 1 ? &tp_ : nullptr, sp_, a_.comm, kNone, kNone};
+    return {ctx_, ctx_.ops, cfg_, d, a_->slopes, tp_.size() > 1 ? &tp_ : nullptr, sp_, a_->comm, kNone, kNone};
   }
 
  private:
@@ -144,13 +163,13 @@ class Model {
     return cfg.recompute && (cfg.recompute_num_layers < 0 || l < cfg.recompute_num_layers);
   }
   bool recomputed(int64_t l) const { return recomputed(cfg_, l); }
-  const Slot& slot() const { return a_.slots[size_t(cur_)]; }
+  const Slot& slot() const { return a_->slots[size_t(cur_)]; }
   // The layer context of a slot's micro-batch (with its packing, if any).
   LayerCtx layer_ctx(const Slot& sl) const;
   void use_slot(int64_t s);
   const LayerSaved& saved(int64_t l) const {
-    const int64_t i = a_.saved_index[size_t(l)];
-    return i < 0 ? a_.shared_set : slot().saved[size_t(i)];
+    const int64_t i = a_->saved_index[size_t(l)];
+    return i < 0 ? a_->shared_set : slot().saved[size_t(i)];
   }
 
   ModelConfig cfg_;
@@ -159,12 +178,14 @@ class Model {
   int64_t max_batch_, max_seq_;
   ParamStore params_;
   Widths widths_;
-  int64_t n_layers_;
+  int64_t n_layers_;  // layers per chunk
   bool sp_;
   std::function<void(int)> grads_ready_;
   // Planned device buffers, carved from one block.
   DeviceBuffer act_;
-  Activations a_;
+  std::vector<Activations> acts_;  // per chunk
+  Activations* a_ = nullptr;       // the current chunk's
+  int64_t chunk_ = 0;
   std::vector<int32_t> positions_host_;  // a packed micro-batch's positions, made on the host
   int64_t cur_ = 0;
 };

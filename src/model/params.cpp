@@ -12,15 +12,31 @@
 
 namespace cs {
 
-ModelShard ModelShard::stage(const ModelConfig& cfg, int stage, int stages, int tp_rank, int tp) {
-  CS_CHECK(stages >= 1 && stage >= 0 && stage < stages && cfg.num_layers % stages == 0)
-      << "stage " << stage << " of " << stages << " over " << cfg.num_layers << " layers";
-  const int per = int(cfg.num_layers) / stages;
-  return {stage * per, (stage + 1) * per, stage == 0, stage == stages - 1, tp_rank, tp, false, stage, stages};
+ModelShard ModelShard::stage(const ModelConfig& cfg, int stage, int stages, int tp_rank, int tp, int chunks) {
+  CS_CHECK(stages >= 1 && chunks >= 1 && stage >= 0 && stage < stages && cfg.num_layers % (stages * chunks) == 0)
+      << "stage " << stage << " of " << stages << " x " << chunks << " chunks over " << cfg.num_layers << " layers";
+  const int per = int(cfg.num_layers) / (stages * chunks);
+  return {stage * per, (stage + 1) * per, stage == 0, stage == stages - 1, tp_rank, tp, false, stage, stages, chunks};
+}
+
+ModelShard ModelShard::chunk(const ModelConfig& cfg, int v) const {
+  CS_CHECK(v >= 0 && v < chunks) << "chunk " << v << " of " << chunks;
+  ModelShard c = *this;
+  const int shift = v * pp_size * chunk_layers(cfg);
+  c.first_layer = first_layer + shift;
+  c.end_layer = end(cfg) + shift;
+  c.has_embedding = has_embedding && v == 0;
+  c.has_head = has_head && v == chunks - 1;
+  c.chunks = 1;
+  return c;
 }
 
 void ModelShard::validate(const ModelConfig& cfg) const {
   const int e = end(cfg);
+  if (chunks < 1 || (chunks > 1 && e - first_layer < 1) ||
+      (chunks > 1 && layer_at(cfg, num_layers(cfg) - 1) >= cfg.num_layers))
+    throw UsageError(fmt::format("[model] {} chunks of layers [{}, {}) do not fit the model's {} layers", chunks,
+                                 first_layer, e, cfg.num_layers));
   if (first_layer < 0 || e > cfg.num_layers || first_layer > e)
     throw UsageError(fmt::format("[model] layers [{}, {}) are not a range of the model's {} layers", first_layer, e,
                                  cfg.num_layers));
@@ -59,7 +75,8 @@ std::vector<ParamSpec> make_specs(const ModelConfig& cfg, const ModelShard& shar
   };
   if (shard.has_embedding)
     add("model.embed_tokens.weight", ParamKind::Embed, {w.vocab, d}, {v, d}, TpSplit::Vocab, kEmbedLayer, false, std);
-  for (int i = shard.first_layer; i < shard.end(cfg); ++i) {
+  for (int l = 0; l < shard.num_layers(cfg); ++l) {
+    const int i = shard.layer_at(cfg, l);
     const std::string p = "model.layers." + std::to_string(i) + ".";
     add(p + "input_layernorm.weight", ParamKind::InputNorm, {d}, {d}, TpSplit::None, i, true, 0);
     add(p + "self_attn.W_pack.weight", ParamKind::Wpack, {3 * att, d}, {3 * d, d}, TpSplit::ColumnQkvHeads, i, false,
@@ -140,7 +157,8 @@ ModelWeights ParamStore::views(const DeviceBuffer& b, DType t) const {
   };
   ModelWeights m;
   m.embed = at(ParamKind::Embed, kEmbedLayer);
-  for (int l = shard_.first_layer; l < shard_.end(cfg_); ++l) {
+  for (int local = 0; local < shard_.num_layers(cfg_); ++local) {
+    const int l = shard_.layer_at(cfg_, local);
     LayerWeights lw{at(ParamKind::InputNorm, l), at(ParamKind::Wpack, l), at(ParamKind::Wo, l),
                     at(ParamKind::PostNorm, l), Tensor(), at(ParamKind::Down, l)};
     const ParamSpec* gate = find(ParamKind::Gate, l);

@@ -48,18 +48,34 @@ struct ParamSpec {
 // embedding when has_embedding (the first pipeline stage), the final norm and lm_head when
 // has_head (the last), at tensor-parallel rank tp_rank of tp_size; with sequence_parallel (and
 // tp_size > 1) its residual stream holds only its slice of the rows.
+// Interleaved pipeline (Megatron's virtual stages): with chunks = V > 1 the shard holds V model
+// chunks, chunk v being [first_layer, end_layer) shifted by v x pp_size x (end_layer - first_layer),
+// i.e. layers [(v P + p) N, (v P + p + 1) N); the embedding belongs to chunk 0, the head to chunk
+// V - 1. Local layers run chunk by chunk in ascending global order.
 struct ModelShard {
-  int first_layer = 0, end_layer = -1;  // end_layer -1: the config's number of layers
+  int first_layer = 0, end_layer = -1;  // end_layer -1: the config's number of layers (chunk 0's range)
   bool has_embedding = true, has_head = true;
   int tp_rank = 0, tp_size = 1;
   bool sequence_parallel = false;
   int pp_rank = 0, pp_size = 1;  // the pipeline stage (what checkpoint files are named after)
+  int chunks = 1;                // model chunks (virtual pipeline stages) on this rank
   // The whole model on one rank.
   static ModelShard whole() { return {}; }
-  // Pipeline stage `stage` of `stages` (equal layer ranges), tensor-parallel rank r of tp.
-  static ModelShard stage(const ModelConfig& cfg, int stage, int stages, int tp_rank = 0, int tp = 1);
+  // Pipeline stage `stage` of `stages`, tensor-parallel rank r of tp, with `chunks` model chunks
+  // of num_layers / (stages x chunks) layers each (1: a contiguous stage of equal layer ranges).
+  static ModelShard stage(const ModelConfig& cfg, int stage, int stages, int tp_rank = 0, int tp = 1,
+                          int chunks = 1);
   int end(const ModelConfig& cfg) const { return end_layer < 0 ? int(cfg.num_layers) : end_layer; }
-  int num_layers(const ModelConfig& cfg) const { return end(cfg) - first_layer; }
+  int chunk_layers(const ModelConfig& cfg) const { return end(cfg) - first_layer; }
+  int num_layers(const ModelConfig& cfg) const { return chunks * chunk_layers(cfg); }
+  // The global decoder layer of local layer l (0 .. num_layers - 1).
+  int layer_at(const ModelConfig& cfg, int l) const {
+    const int n = chunk_layers(cfg);
+    return first_layer + (l / n) * pp_size * n + l % n;
+  }
+  // Chunk v alone, as a one-chunk shard (its layers, the embedding only in chunk 0, the head only
+  // in the last): what the model plans each chunk's activations from.
+  ModelShard chunk(const ModelConfig& cfg, int v) const;
   // Throws a UsageError when the range is empty or outside the config, or TP does not divide the
   // heads, FFN or vocabulary.
   void validate(const ModelConfig& cfg) const;
@@ -79,7 +95,7 @@ struct LayerWeights {
 };
 
 // Views of one shard's parameters (or gradients): embed is empty without the embedding, norm and
-// head without the head; layers[i] is decoder layer first_layer + i.
+// head without the head; layers[i] is decoder layer shard.layer_at(cfg, i).
 struct ModelWeights {
   Tensor embed, norm, head;
   std::vector<LayerWeights> layers;

@@ -17,7 +17,13 @@ struct GridSizes {
   int tp = 1, pp = 1;
   int64_t micro_batch = 1, global_batch = 1;
   int64_t heads = 1, ffn = 1, vocab = 1, layers = 1;
+  int64_t virtual_layers = 0;  // --num-layers-per-virtual-pipeline-stage (0: no interleaving)
 };
+
+// Throws a UsageError naming the flag unless the interleaved schedule can run: pp >= 2, layers a
+// multiple of pp x virtual_layers, and the micro-batches of each rank a multiple of pp (Megatron's
+// checks). A no-op when virtual_layers is 0.
+void check_virtual_pipeline(int64_t virtual_layers, int64_t pp, int64_t layers, int64_t micro_per_rank);
 
 // Throws a UsageError naming the flag unless tp and pp are at least 1, tp divides the attention
 // heads, the vocabulary and the FFN size, and pp divides the layers: the one check of how a model

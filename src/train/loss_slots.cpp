@@ -11,7 +11,7 @@ void LossSlots::clear(Ctx& ctx) { ctx.backend.zero(ctx, all_); }
 
 void LossSlots::record(Ctx& ctx, const Model& model, int64_t g) {
   CS_CHECK(g >= 0 && g < g_) << "micro-batch " << g << " of " << g_;
-  if (!model.shard().has_head) return;  // a pipeline stage before the last: its slots stay zero
+  if (!model.runs_head()) return;  // a pipeline stage (or chunk) before the last: its slots stay zero
   ctx.backend.copy(ctx, model.loss_sum(), all_.slice_rows(g, g + 1));
   const double count = double(model.target_count());  // known on the host: the targets came from it
   ctx.backend.upload(ctx, &count, all_.slice_rows(g_ + g, g_ + g + 1));

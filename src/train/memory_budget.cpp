@@ -111,6 +111,7 @@ Plan memory_plan(const ModelConfig& c, const MemoryRequest& req) {
   PlanLayout l;
   l.tp = req.tp;
   l.pp = req.pp;
+  l.virtual_layers = req.virtual_layers;
   l.world = req.dp * req.tp * req.pp;
   l.sequence_parallel = req.sequence_parallel;
   l.micro_batch = req.micro_batch;

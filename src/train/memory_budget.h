@@ -40,6 +40,7 @@ struct MemoryRequest {
   int64_t global_batch = 1, train_iters = 0, dp = 1;
   // This rank's share under tensor and pipeline parallelism (the most loaded stage is planned).
   int64_t tp = 1, pp = 1;
+  int64_t virtual_layers = 0;  // --num-layers-per-virtual-pipeline-stage (0: contiguous stages)
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
   bool kv_cache = false;        // generate's: K and V of every layer for micro_batch x act_seq tokens

@@ -11,6 +11,8 @@
 #include "model/flops.h"
 #include "model/layer.h"
 #include "model/model.h"
+#include "parallel/grid.h"
+#include "train/interleaved.h"
 #include "train/pipeline.h"
 
 namespace cs {
@@ -132,7 +134,9 @@ void fill_flops(Plan& p, const ModelConfig& c, const PlanLayout& l) {
   p.flops_iter = model_flops(c, l.global_batch, l.seq_length);
   const double recompute = c.recompute ? layer_fwd_flops(c, l.global_batch, l.seq_length) : 0.0;
   p.flops_rank = (p.flops_iter + recompute) / double(l.world);
-  p.bubble = double(l.pp - 1) / double(p.num_micro);
+  // Interleaving divides the bubble by the chunks per rank (Narayanan et al. 2021 §2.2).
+  const double chunks = l.virtual_layers > 0 ? double(c.num_layers) / double(l.pp * l.virtual_layers) : 1.0;
+  p.bubble = double(l.pp - 1) / double(p.num_micro) / chunks;
 }
 
 // The CPU trainer, one rank of each pipeline stage (tensor- and data-parallel ranks of a stage are
@@ -142,6 +146,9 @@ void fill_flops(Plan& p, const ModelConfig& c, const PlanLayout& l) {
 Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const int64_t tp = l.tp, pp = l.pp, dp = l.world / (tp * pp), L = c.num_layers;
   const int64_t m = l.global_batch / (l.micro_batch * dp);
+  // Interleaved: each stage holds V chunks, each with the interleaved schedule's slots.
+  check_virtual_pipeline(l.virtual_layers, pp, L, m);
+  const int chunks = l.virtual_layers > 0 ? int(L / (pp * l.virtual_layers)) : 1;
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
   // Byte counts are doubles: the flags' and files' sizes may multiply past int64.
   const double n = double(l.micro_batch) * double(c.max_seq_length);
@@ -153,7 +160,7 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   rank_widths.ffn_hidden_size = c.ffn_hidden_size / tp;
   Plan best;
   for (int st = 0; st < pp; ++st) {
-    ModelShard shard = ModelShard::stage(c, st, int(pp), 0, int(tp));
+    ModelShard shard = ModelShard::stage(c, st, int(pp), 0, int(tp), chunks);
     shard.sequence_parallel = l.sequence_parallel && tp > 1;
     Plan p;
     p.backend = PlanBackend::Cpu;
@@ -168,6 +175,7 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     const int64_t stage_layers = p.stage_layers, kExact = 1024;
     auto with_layers = [&](ModelConfig cfg, int64_t per_stage) {
       cfg.num_layers = per_stage * pp;
+      // (one chunk of per_stage layers: the same bytes per layer; the extrapolation is linear)
       ModelShard sh = ModelShard::stage(cfg, st, int(pp), 0, int(tp));
       sh.sequence_parallel = shard.sequence_parallel;
       return std::pair<ModelConfig, ModelShard>(cfg, sh);
@@ -192,7 +200,7 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     };
     const double np = linear(count_params, c);
     p.params_rank = int64_t(np);
-    const int64_t in_flight = one_f_one_b_slots(st, int(pp), m);
+    const int64_t in_flight = chunks > 1 ? interleaved_slots(int(pp), chunks, m) : one_f_one_b_slots(st, int(pp), m);
     // Model's own carving at the planned dims; where those dims' int64 sizes could overflow, one
     // token's carving scaled by the tokens (an upper bound: each tensor rounded up alone).
     auto carved = [&](const ModelConfig& cfg, const ModelShard& sh) {
@@ -230,8 +238,9 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
                                  "while saving)", dp)
                    : "Adam m, v (fp32); the parameters are the master weights"},
         {"activations", acts,
-         fmt::format("{} layers x mb {} x seq {}{}{}{}; backward scratch{}", p.stage_layers, l.micro_batch,
-                     c.max_seq_length, in_flight > 1 ? fmt::format(" x {} micro-batches in flight", in_flight) : "",
+         fmt::format("{} layers{} x mb {} x seq {}{}{}{}; backward scratch{}", p.stage_layers,
+                     chunks > 1 ? fmt::format(" in {} interleaved chunks (each its own slots)", chunks) : "",
+                     l.micro_batch, c.max_seq_length, in_flight > 1 ? fmt::format(" x {} micro-batches in flight", in_flight) : "",
                      !c.recompute ? ", no recompute"
                      : recomputed == p.stage_layers ? ", full recompute: layer inputs + 1 layer set"
                                                     : fmt::format(", the first {} layers recomputed", recomputed),
@@ -259,6 +268,10 @@ Plan gpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const int64_t d = c.hidden_size, f = c.ffn_hidden_size, v = c.vocab_size, s = l.seq_length,
                 b = l.micro_batch;
   const int64_t m = l.global_batch / (b * dp);
+  if (l.virtual_layers > 0)
+    throw UsageError(fmt::format("[plan] --num-layers-per-virtual-pipeline-stage {}: the gpu plan models contiguous "
+                                 "1F1B stages only. Hint: --backend cpu plans this trainer's interleaved chunks",
+                                 l.virtual_layers));
   const double e = l.precision == PlanPrecision::Fp32 ? 4.0 : 2.0;
   const BytesPerParam bpp = megatron_bytes_per_param(l.precision, l.distributed_optimizer, dp);
   const double sp_div = l.sequence_parallel ? double(t) : 1.0;

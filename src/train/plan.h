@@ -20,6 +20,7 @@ enum class PlanPrecision { Fp32, Fp16, Bf16 };
 
 struct PlanLayout {
   int64_t tp = 1, pp = 1, world = 1;  // data-parallel size = world / (tp * pp)
+  int64_t virtual_layers = 0;         // --num-layers-per-virtual-pipeline-stage (0: contiguous stages)
   int64_t micro_batch = 1, global_batch = 1;
   int64_t seq_length = 0;             // tokens per sample (<= the config's max_seq_length)
   int64_t train_iters = 0;            // sizes the CPU trainer's data indices (0: not counted)
@@ -50,7 +51,7 @@ struct Plan {
   double activations_recompute = 0, activations_no_recompute = 0;
   double flops_iter = 0;       // model FLOPs of one iteration, all ranks (model/flops.h)
   double flops_rank = 0;       // hardware FLOPs one rank executes per iteration (recompute counted)
-  double bubble = 0;           // pipeline bubble fraction (p - 1) / m
+  double bubble = 0;           // pipeline bubble fraction (p - 1) / m, / V chunks when interleaved
 };
 
 // The resident size of a `chuanspeed train` process before any model memory: the binary, its

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "optim/grad_clip.h"
+#include "train/interleaved.h"
 #include "train/pipeline.h"
 
 namespace cs {
@@ -60,7 +61,10 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     model_.backward(denom > 0 ? float(out.loss_scale / denom) : 0.f, slot);
     reduce_now_ = false;
   };
-  run_one_f_one_b(model_, pp_, local_micro_, batch.batch(), batch.seq_length(), forward, backward);
+  if (model_.chunks() > 1)  // an interleaved pipeline: several model chunks per stage
+    run_interleaved(model_, pp_, local_micro_, batch.batch(), batch.seq_length(), forward, backward);
+  else
+    run_one_f_one_b(model_, pp_, local_micro_, batch.batch(), batch.seq_length(), forward, backward);
   slots_.reduce(ctx, dp_);
   slots_.reduce(ctx, pp_);  // the losses live on the last stage
   model_.reduce_sequence_parallel_grads();

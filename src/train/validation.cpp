@@ -1,5 +1,6 @@
 #include "train/validation.h"
 
+#include "train/interleaved.h"
 #include "train/pipeline.h"
 
 namespace cs {
@@ -12,14 +13,17 @@ Validator::Validator(Model& model, const SampleSource& data, Group& dp, int64_t 
 double Validator::evaluate(MicroBatch& batch) {
   Ctx& ctx = model_.ctx();
   slots_.clear(ctx);
-  run_forward_only(model_, pp_, global_micro_ / dp_.size(), batch.batch(), batch.seq_length(),
-                   [&](int64_t mi, int64_t slot) {
-                     const int64_t g = mi * dp_.size() + dp_.rank();
-                     batch.fill(data_, consumed_ + g * batch.batch());
-                     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot,
-                                    batch.segments());
-                     slots_.record(ctx, model_, g);
-                   });
+  const MicroStep forward = [&](int64_t mi, int64_t slot) {
+    const int64_t g = mi * dp_.size() + dp_.rank();
+    batch.fill(data_, consumed_ + g * batch.batch());
+    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments());
+    slots_.record(ctx, model_, g);
+  };
+  const int64_t local = global_micro_ / dp_.size();
+  if (model_.chunks() > 1)
+    run_interleaved_forward_only(model_, pp_, local, batch.batch(), batch.seq_length(), forward);
+  else
+    run_forward_only(model_, pp_, local, batch.batch(), batch.seq_length(), forward);
   consumed_ += global_micro_ * batch.batch();
   slots_.reduce(ctx, dp_);
   slots_.reduce(ctx, pp_);

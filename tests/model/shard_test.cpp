@@ -59,6 +59,31 @@ TEST(ParamStore, StageHoldsItsLayersOnlyAndFindsByKindAndLayer) {
   EXPECT_THROW(ParamStore(c, ModelShard{3, 2}, env.ctx->backend), UsageError);  // an empty range backwards
 }
 
+// Interleaved: PP2 with 2 chunks of 1 layer: rank 0 holds layers 0 and 2 (chunk 0 with the
+// embedding), rank 1 layers 1 and 3 (chunk 1 with the head); one flat store per rank, chunk by chunk.
+TEST(ParamStore, InterleavedStageHoldsItsChunksLayers) {
+  const ModelConfig c = four_layers(PositionType::Rope);
+  test::DeviceEnv env;
+  const ModelShard s0 = ModelShard::stage(c, 0, 2, 0, 1, 2), s1 = ModelShard::stage(c, 1, 2, 0, 1, 2);
+  EXPECT_EQ(s0.num_layers(c), 2);
+  EXPECT_EQ(s0.layer_at(c, 1), 2);
+  EXPECT_EQ(s1.layer_at(c, 0), 1);
+  EXPECT_EQ(s1.layer_at(c, 1), 3);
+  EXPECT_TRUE(s0.chunk(c, 0).has_embedding && !s0.chunk(c, 1).has_embedding);
+  EXPECT_TRUE(s1.chunk(c, 1).has_head && !s1.chunk(c, 0).has_head);
+  ParamStore first(c, s0, env.ctx->backend), last(c, s1, env.ctx->backend);
+  ASSERT_NE(first.find(ParamKind::Wpack, 2), nullptr);
+  EXPECT_EQ(first.find(ParamKind::Wpack, 1), nullptr);
+  EXPECT_NE(first.find(ParamKind::Embed), nullptr);
+  EXPECT_EQ(first.find(ParamKind::Head), nullptr);
+  ASSERT_NE(last.find(ParamKind::Wpack, 3), nullptr);
+  EXPECT_NE(last.find(ParamKind::Head), nullptr);
+  EXPECT_EQ(first.weights().layers.size(), 2u);
+  EXPECT_EQ(first.weights().layers[1].wpack.data, first.param(*first.find(ParamKind::Wpack, 2)).data);
+  EXPECT_EQ(first.numel() + last.numel(), int64_t(c.num_params()));
+  EXPECT_EQ(first.layer_range(2).second - first.layer_range(2).first, first.layer_range(0).second - first.layer_range(0).first);
+}
+
 TEST(ParamStore, TensorParallelWidthsAndSlices) {
   ModelConfig c = four_layers(PositionType::Alibi);
   c.num_heads = 4;

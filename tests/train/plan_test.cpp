@@ -14,6 +14,7 @@
 #include "model/flops.h"
 #include "model/model.h"
 #include "parallel/group.h"
+#include "train/interleaved.h"
 #include "train/plan.h"
 #include "device_env.h"
 
@@ -113,6 +114,39 @@ TEST(Plan, CpuPipelineStageHoldsItsMicroBatchesInFlight) {
       got += it.bytes;
   EXPECT_EQ(got, want);
   EXPECT_EQ(p.stage_layers, 2);
+}
+
+// Interleaved (--num-layers-per-virtual-pipeline-stage 1, PP2, 4 layers: 2 chunks of 1 layer per
+// rank): each chunk's activations with the interleaved schedule's slots, as the Model carves them;
+// the bubble divided by the chunks; the gpu plan, which does not model chunks, refuses in one line,
+// and so does a micro-batch count that is not a multiple of PP.
+TEST(Plan, CpuInterleavedStageHoldsEveryChunksSlots) {
+  ModelConfig c = small_cfg(false);
+  c.num_layers = 4;
+  PlanLayout l;
+  l.pp = 2;
+  l.world = 2;
+  l.micro_batch = 1;
+  l.global_batch = 4;
+  l.seq_length = c.max_seq_length;
+  l.virtual_layers = 1;
+  const Plan p = make_plan(c, l, PlanBackend::Cpu);
+  SingleGroup tp("tp");
+  const int64_t slots = interleaved_slots(2, 2, 4);
+  double want = 0;
+  for (int st = 0; st < 2; ++st) {
+    Model m(c, test::cpu_ctx(), tp, 1, c.max_seq_length, ModelShard::stage(c, st, 2, 0, 1, 2), Precision{}, slots);
+    want = std::max(want, double(m.activation_bytes() + size_t(m.params().numel()) * 16));
+  }
+  double got = 0;
+  for (const PlanItem& it : p.items)
+    if (it.name == "activations" || it.name == "parameters" || it.name == "gradients" || it.name == "optimizer states")
+      got += it.bytes;
+  EXPECT_EQ(got, want);
+  EXPECT_DOUBLE_EQ(p.bubble, 1.0 / 4 / 2);
+  EXPECT_THROW(make_plan(c, l, PlanBackend::Gpu), UsageError);
+  l.global_batch = 3;
+  EXPECT_THROW(make_plan(c, l, PlanBackend::Cpu), UsageError);
 }
 
 TEST(Plan, GlobalBatchBelowOneIsRefused) {
