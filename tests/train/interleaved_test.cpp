@@ -111,12 +111,19 @@ TEST(Interleaved, ActionsCompleteAndFollowTheDataFlow) {
                 const bool first = p == 0 && v == 0;
                 const int pp = p == 0 ? P - 1 : p - 1,
                           pv = p == 0 ? v - 1 : v;  // the stage feeding this one
-                if (!first) EXPECT_GT(when.at({p, v, m, true}), when.at({pp, pv, m, true}));
-                if (!first && !fwd_only)
+                if (!first) {
+                  EXPECT_GT(when.at({p, v, m, true}), when.at({pp, pv, m, true}));
+                }
+                if (!first && !fwd_only) {
                   EXPECT_LT(when.at({p, v, m, false}), when.at({pp, pv, m, false}));
-                if (!fwd_only) EXPECT_GT(when.at({p, v, m, false}), when.at({p, v, m, true}));
+                }
+                if (!fwd_only) {
+                  EXPECT_GT(when.at({p, v, m, false}), when.at({p, v, m, true}));
+                }
               }
-          if (!fwd_only) EXPECT_LE(slots, M) << "slots per chunk";
+          if (!fwd_only) {
+            EXPECT_LE(slots, M) << "slots per chunk";
+          }
         }
 }
 
