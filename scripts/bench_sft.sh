@@ -20,6 +20,9 @@ run() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@"; }
 "$BIN" preprocess --input assets/demo/alpaca_demo.parquet --output-prefix "$WORK/sft" --tokenizer-name-or-path "$TOK" \
   --handler-name alpaca --is-instruction-dataset --append-eod --workers 2 --log-interval 0 > /dev/null
 
+sgemm() { run "$BUILD/bench/model_bench" --sgemm-only | sed -n 's/^sgemm.*: \([0-9.]*\) GFLOP.*/\1/p'; }
+SGEMM_BEFORE=$(sgemm)
+
 median_tps() {  # metrics.jsonl: the median tokens/s/p after the first two iterations
   sed -n 's/.*"tokens_per_s_per_device":\([0-9.eE+-]*\).*/\1/p' "$1" | tail -n +3 | sort -g |
     awk '{ v[++k] = $1 } END { if (k == 0) print 0; else print (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }'
@@ -41,4 +44,7 @@ train() {  # name data flags...
 awk 'NR == 1 { base = $2 }
      { real = $2 * (1 - $3 / 100); printf "%-11s  tokens/s/p %8.1f  padding %6.2f%%  real tokens/s/p %8.1f  vs pretraining %.2fx\n", $1, $2, $3, real, real / base }' \
   "$WORK/results.txt"
+SGEMM_AFTER=$(sgemm)
+echo "sgemm 2048^3 before / after: $SGEMM_BEFORE / $SGEMM_AFTER GFLOP/s (about 450 on an idle 2-core machine here;"
+echo "  far below that, the machine was busy: compare the ratios, publish no absolute figures)"
 echo "(logs and metrics: $WORK)"
