@@ -2,7 +2,8 @@
 // through the real binary under mpirun: data parallelism (each rank counts the whole global
 // batch's trained tokens, so the per-token loss is the same), tensor parallelism with sequence
 // parallelism (segments and positions reach every rank's attention over the gathered sequence)
-// and pipeline parallelism (every stage gets the micro-batch's segments) train the same steps as
+// and pipeline parallelism, plain and interleaved (every stage and model chunk gets the
+// micro-batch's segments) train the same steps as
 // one process, every iteration's loss and the validation loss within 1e-5 relative.
 #include <gtest/gtest.h>
 
@@ -41,9 +42,12 @@ TEST_P(SftParallel, EveryLayoutTrainsAsOneProcess) {
   ASSERT_EQ(0, train(2, "dp2", 6)) << "see " << dir_ << "/dp2.log";
   ASSERT_EQ(0, train(2, "sp2", 6, "--tensor-model-parallel-size 2 --sequence-parallel")) << "see " << dir_ << "/sp2.log";
   ASSERT_EQ(0, train(2, "pp2", 6, "--pipeline-model-parallel-size 2")) << "see " << dir_ << "/pp2.log";
+  ASSERT_EQ(0, train(2, "vpp2", 6, "--pipeline-model-parallel-size 2 --num-layers-per-virtual-pipeline-stage 1"))
+      << "see " << dir_ << "/vpp2.log";
   expect_same_losses("one", "dp2", 1, 6);
   expect_same_losses("one", "sp2", 1, 6);
   expect_same_losses("one", "pp2", 1, 6);
+  expect_same_losses("one", "vpp2", 1, 6);
 }
 
 INSTANTIATE_TEST_SUITE_P(Positions, SftParallel, ::testing::Values("rope", "alibi"));
