@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/cpu/thread_count.h"
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/log.h"
@@ -36,8 +37,11 @@ int eval_main(int argc, char** argv) {
                "(its loss mask)");
   std::string device = "cpu";
   add_device_option(app, device);
+  std::optional<int> threads;
+  add_threads_option(app, threads);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
+  cpu::apply_threads(threads);
 
   auto backend = make_backend(device);
   auto ctx = backend->make_context();

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
+#include "backend/cpu/thread_count.h"
 #include "backend/host_copy.h"
 #include "checkpoint/native.h"
 #include "cli/commands.h"
@@ -173,8 +174,11 @@ int generate_main(int argc, char** argv) {
                  "the template of --prompt-file's Alpaca records: alpaca, vicuna or baichuan (as preprocess's)");
   std::string device = "cpu";
   add_device_option(app, device);
+  std::optional<int> threads;
+  add_threads_option(app, threads);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
+  cpu::apply_threads(threads);
   // Given, not non-empty: --prompt "" is a prompt (generation from BOS alone).
   if (int(o_prompt->count() > 0) + int(o_file->count() > 0) + int(o_ids->count() > 0) != 1)
     throw UsageError("give exactly one of --prompt, --prompt-file or --prompt-ids");

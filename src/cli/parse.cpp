@@ -166,6 +166,13 @@ void ModelFlags::apply_recompute(ModelConfig& c) const {
   }
 }
 
+void add_threads_option(CLI::App& app, std::optional<int>& threads) {
+  app.add_option("--threads", threads,
+                 "OpenMP threads of this process (default: OMP_NUM_THREADS when set, else the cores it may use "
+                 "divided by the ranks on its node)")
+      ->check(CLI::Range(1, 4096));
+}
+
 void add_device_option(CLI::App& app, std::string& device) {
   // Checked when the backend is made (backend/registry.cpp), so a build without CUDA can say so.
   app.add_option("--device", device, "where to compute: cpu (default) or cuda");

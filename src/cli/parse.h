@@ -15,6 +15,9 @@ bool parse(CLI::App& app, int argc, char** argv, int& exit_code);
 
 // --device cpu|cuda (default cpu): which backend the command computes on.
 void add_device_option(CLI::App& app, std::string& device);
+// --threads N: OpenMP threads for this process (backend/cpu/thread_count.h); apply it after parsing
+// with cpu::apply_threads.
+void add_threads_option(CLI::App& app, std::optional<int>& threads);
 
 // A number > 0, with a one-line message (CLI::PositiveNumber prints DBL_MAX's 300 digits).
 const CLI::Validator& positive();

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "data/tokenizer.h"
 #include "parallel/grid.h"
+#include "backend/cpu/thread_count.h"
 #include "parallel/mpi_group.h"
 #include "train/hf_model.h"
 #include "train/memory_budget.h"
@@ -81,6 +82,7 @@ int train_main(int argc, char** argv) {
   const bool rank0 = world->rank() == 0;
   if (rank0)
     for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
+  cpu::apply_threads(f.threads);  // per rank: the node's cores shared among its ranks
 
   // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it.
   std::optional<int64_t> vocab = f.model.vocab_size;

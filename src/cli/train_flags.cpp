@@ -9,6 +9,7 @@ namespace cs::cli {
 void TrainFlags::add_to(CLI::App& app) {
   model.add_to(app);
   add_device_option(app, device);
+  add_threads_option(app, threads);
   app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(positive());
   app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
   app.add_option("--train-iters", train_iters, "optimizer steps")->required();
