@@ -40,7 +40,7 @@ Error mask_mismatch(const std::string& mask_prefix, const std::string& what) {
 std::shared_ptr<const IndexedDataset> open_loss_mask(const IndexedDataset& text) {
   const std::string mask_prefix = loss_mask_prefix(text.prefix());
   if (!std::filesystem::exists(mask_prefix + ".idx"))
-    throw Error(fmt::format("[data] {}.idx: not found; --is-instruction-dataset trains on the tokens it marks. Hint: "
+    throw Error(fmt::format("[data] {}.idx: not found; --is-instruction-dataset reads which tokens are trained from it. Hint: "
                             "preprocess the corpus with --is-instruction-dataset (it writes {} beside {})",
                             mask_prefix, mask_prefix, text.prefix()));
   auto mask = std::make_shared<const IndexedDataset>(mask_prefix);
@@ -59,6 +59,7 @@ std::shared_ptr<const IndexedDataset> open_loss_mask(const IndexedDataset& text)
 SftDataset SftDataset::build(const std::string& text_prefix, const std::string& split, DataSplit which,
                              int64_t num_samples, const SftOptions& opt) {
   CS_CHECK(opt.seq_length >= 1 && num_samples >= 0) << opt.seq_length << " " << num_samples;
+  loss_mask_prefix(text_prefix);  // a prefix the mask cannot be found from: the usage error first
   SftDataset ds;
   ds.opt_ = opt;
   ds.text_ = std::make_shared<const IndexedDataset>(text_prefix);

@@ -176,5 +176,24 @@ TEST_F(BadInput, CorruptConfig) {
   expect_error(eval_args(dir_ + "/model", dir_ + "/data"), 1, "config.json");
 }
 
+TEST_F(BadInput, InstructionDatasetFlags) {
+  // synth-data writes PREFIX.bin/.idx: not an instruction dataset (no _text_document, no mask).
+  const std::string train = "train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 ";
+  expect_error(train + "--data-path " + dir_ + "/data --is-instruction-dataset", 2, "expected PREFIX_text_document");
+  fs::copy_file(dir_ + "/data.bin", dir_ + "/qa_text_document.bin");
+  fs::copy_file(dir_ + "/data.idx", dir_ + "/qa_text_document.idx");
+  expect_error(train + "--data-path " + dir_ + "/qa_text_document --is-instruction-dataset", 1,
+               "qa_loss_mask_document.idx: not found");
+  expect_error(eval_args(dir_ + "/model", dir_ + "/qa_text_document") + " --is-instruction-dataset", 1,
+               "qa_loss_mask_document.idx: not found");
+  expect_error(train + "--data-path 0.5 " + dir_ + "/qa_text_document 0.5 " + dir_ +
+                   "/qa_text_document --is-instruction-dataset", 2, "one PREFIX_text_document (no weights)");
+  expect_error(train + "--data-path " + dir_ + "/data --reset-attention-mask --reset-position-ids", 2,
+               "need --is-instruction-dataset");
+  expect_error(train + "--data-path " + dir_ + "/qa_text_document --is-instruction-dataset --reset-position-ids", 2,
+               "--reset-position-ids without --reset-attention-mask");
+  expect_error(train + "--data-path " + dir_ + "/data --threads 0", 2, "--threads");
+}
+
 }  // namespace
 }  // namespace cs
