@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -212,25 +213,42 @@ void run_actions(Model& model, Group& pp, const std::vector<PipeAction>& acts, i
   }
   model.use_chunk(0);
 }
+
+// Every rank's actions for (P, V, M, forward_only), computed once per process: the schedule is a
+// function of those four only, and a training step would otherwise run up to M simulations to find
+// the slot count and one more to place the messages, every step.
+struct Schedule {
+  int64_t slots = 0;
+  std::vector<std::vector<PipeAction>> acts;
+};
+const Schedule& schedule_for(int stages, int chunks, int64_t micro_batches, bool forward_only) {
+  static std::map<std::tuple<int, int, int64_t, bool>, Schedule> cache;
+  const auto key = std::make_tuple(stages, chunks, micro_batches, forward_only);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    Schedule s;
+    s.slots = interleaved_slots(stages, chunks, micro_batches, forward_only);
+    s.acts = interleaved_actions(stages, chunks, micro_batches, forward_only, s.slots);
+    it = cache.emplace(key, std::move(s)).first;
+  }
+  return it->second;
+}
 }  // namespace
 
 void run_interleaved(Model& model, Group& pp, int64_t micro_batches, int64_t b, int64_t t,
                      const MicroStep& forward, const MicroStep& backward) {
-  const int64_t slots = interleaved_slots(pp.size(), int(model.chunks()), micro_batches);
-  CS_CHECK(model.in_flight() >= slots)
-      << model.in_flight() << " activation slots, the schedule needs " << slots;
-  const auto acts =
-      interleaved_actions(pp.size(), int(model.chunks()), micro_batches, false, slots);
-  run_actions(model, pp, acts[size_t(pp.rank())], b, t, forward, backward);
+  const Schedule& s = schedule_for(pp.size(), int(model.chunks()), micro_batches, false);
+  CS_CHECK(model.in_flight() >= s.slots)
+      << model.in_flight() << " activation slots, the schedule needs " << s.slots;
+  run_actions(model, pp, s.acts[size_t(pp.rank())], b, t, forward, backward);
 }
 
 void run_interleaved_forward_only(Model& model, Group& pp, int64_t micro_batches, int64_t b,
                                   int64_t t, const MicroStep& forward) {
-  const int64_t slots = interleaved_slots(pp.size(), int(model.chunks()), micro_batches, true);
-  CS_CHECK(model.in_flight() >= slots)
-      << model.in_flight() << " activation slots, forward only needs " << slots;
-  const auto acts = interleaved_actions(pp.size(), int(model.chunks()), micro_batches, true, slots);
-  run_actions(model, pp, acts[size_t(pp.rank())], b, t, forward, {});
+  const Schedule& s = schedule_for(pp.size(), int(model.chunks()), micro_batches, true);
+  CS_CHECK(model.in_flight() >= s.slots)
+      << model.in_flight() << " activation slots, forward only needs " << s.slots;
+  run_actions(model, pp, s.acts[size_t(pp.rank())], b, t, forward, {});
 }
 
 }  // namespace cs
