@@ -27,12 +27,6 @@ const std::vector<double>& LossSlots::read(Ctx& ctx) {
   return host_;
 }
 
-int64_t LossSlots::count() const {
-  double n = 0;
-  for (int64_t g = 0; g < g_; ++g) n += host_[size_t(g_ + g)];
-  return int64_t(n);
-}
-
 double LossSlots::mean_loss() const {
   if (per_token_) {  // added in global micro-batch order: the same arithmetic for any layout
     double sum = 0, n = 0;

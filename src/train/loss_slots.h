@@ -31,8 +31,6 @@ class LossSlots {
   const std::vector<double>& read(Ctx& ctx);
   // The mean over micro-batches of each one's mean loss; per token, sum of losses / sum of counts.
   double mean_loss() const;
-  // Counted targets over every micro-batch (after read).
-  int64_t count() const;
   double extra_value(int64_t i) const { return host_[size_t(2 * g_ + i)]; }
 
  private:

@@ -91,17 +91,23 @@ TEST(Plan, CpuBuffersEqualTheModelsAllocation) {
   }
 }
 
-// A pipeline stage's activations: its layers, its micro-batches in flight under 1F1B (PP - stage),
-// the head on the last stage only; planned as the Model carves them for that shard.
-TEST(Plan, CpuPipelineStageHoldsItsMicroBatchesInFlight) {
-  ModelConfig c = small_cfg(false);
-  c.num_layers = 4;
+// Two pipeline stages of a 4-layer model, 4 micro-batches of 1.
+PlanLayout two_stages(const ModelConfig& c) {
   PlanLayout l;
   l.pp = 2;
   l.world = 2;
   l.micro_batch = 1;
   l.global_batch = 4;
   l.seq_length = c.max_seq_length;
+  return l;
+}
+
+// A pipeline stage's activations: its layers, its micro-batches in flight under 1F1B (PP - stage),
+// the head on the last stage only; planned as the Model carves them for that shard.
+TEST(Plan, CpuPipelineStageHoldsItsMicroBatchesInFlight) {
+  ModelConfig c = small_cfg(false);
+  c.num_layers = 4;
+  const PlanLayout l = two_stages(c);
   const Plan p = make_plan(c, l, PlanBackend::Cpu);
   SingleGroup tp("tp");
   Model first(c, test::cpu_ctx(), tp, 1, c.max_seq_length, ModelShard::stage(c, 0, 2), Precision{}, 2);
@@ -123,12 +129,7 @@ TEST(Plan, CpuPipelineStageHoldsItsMicroBatchesInFlight) {
 TEST(Plan, CpuInterleavedStageHoldsEveryChunksSlots) {
   ModelConfig c = small_cfg(false);
   c.num_layers = 4;
-  PlanLayout l;
-  l.pp = 2;
-  l.world = 2;
-  l.micro_batch = 1;
-  l.global_batch = 4;
-  l.seq_length = c.max_seq_length;
+  PlanLayout l = two_stages(c);
   l.virtual_layers = 1;
   const Plan p = make_plan(c, l, PlanBackend::Cpu);
   SingleGroup tp("tp");
