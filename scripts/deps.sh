@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh [--python]   (--python adds the optional tools/ stack: Debian's torch)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
-      libopenblas-openmp-dev libomp-dev
+      libopenblas-openmp-dev libomp-dev libdnnl-dev
       libopenmpi-dev openmpi-bin
       libsentencepiece-dev sentencepiece
       nlohmann-json3-dev libcli11-dev libfmt-dev

@@ -13,8 +13,9 @@
 // Legend: B batch, T sequence, D hidden, H heads, Hd head dim, F ffn, V vocab, N = B*T rows.
 // Gradient convention: parameter gradients accumulate (+=); activation gradients overwrite,
 // except where stated (rmsnorm_backward's dx can accumulate: that is where the residual joins).
-// dtypes: f32 everywhere unless stated; token ids i32; the CPU table computes in f32 only (the
-// other float dtypes are storage: cast converts), see src/backend/README.md.
+// dtypes: f32 everywhere unless stated; token ids i32. "f32|bf16" marks an argument that may be
+// either (--bf16: the parameters' compute copy, and the activations that only feed GEMMs); the
+// CPU table computes in f32 apart from bf16 GEMMs (see src/backend/README.md).
 #pragma once
 #include <memory>
 #include <string>
@@ -80,13 +81,15 @@ struct Ops {
   const char* name;
 
   // c = alpha * op(a) @ op(b) + beta * c; a, b, c 2-D; op(x) = x^T when the flag is set.
+  // a, b: f32|bf16; c: f32. When a or b is bf16 the products are of bf16 values (an f32 operand
+  // rounded to nearest even first), accumulated in f32.
   void (*matmul)(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                  const Tensor& out, float alpha, float beta);
 
   // Vocab-parallel lookup (Megatron's VocabParallelEmbedding): weight holds vocabulary rows
   // [vocab_offset, vocab_offset + V); out[n, :] = weight[tokens[n] - vocab_offset, :] for a token
   // in that range, zeros otherwise (the tensor-parallel sum of every rank's out is the lookup).
-  // tokens: (N) i32; weight: (V, D); out: (N, D). Without tensor parallelism vocab_offset is 0.
+  // tokens: (N) i32; weight: (V, D) f32|bf16; out: (N, D). Without tensor parallelism vocab_offset is 0.
   void (*embedding_forward)(Ctx& c, const Tensor& tokens, const Tensor& weight,
                             int64_t vocab_offset, const Tensor& out);
   // dweight[tokens[n] - vocab_offset, :] += dout[n, :] for the tokens in this rank's range.
@@ -94,9 +97,10 @@ struct Ops {
                              const Tensor& dout, const Tensor& dweight);
 
   // y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). x, y: (N, D); w: (D); rstd: (N) saved.
+  // w and y: f32|bf16 (y rounded from the f32 result).
   void (*rmsnorm_forward)(Ctx& c, const Tensor& x, const Tensor& w, float eps, const Tensor& y,
                           const Tensor& rstd);
-  // dx (= or += when accumulate), dw +=.
+  // dx (= or += when accumulate), dw +=. w: f32|bf16.
   void (*rmsnorm_backward)(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rstd,
                            const Tensor& dy, const Tensor& dx, const Tensor& dw,
                            bool accumulate_dx);
@@ -110,7 +114,8 @@ struct Ops {
 
   // out (B, H, T, Hd) = columns [col0, col0 + H*Hd) of x (B, T, C), heads split.
   void (*split_heads)(Ctx& c, const Tensor& x, int64_t col0, const Tensor& out);
-  // Columns [col0, col0 + H*Hd) of x (B, T, C) = in (B, H, T, Hd), heads merged (overwrite).
+  // Columns [col0, col0 + H*Hd) of x (B, T, C) = in (B, H, T, Hd), heads merged (overwrite);
+  // x: f32|bf16.
   void (*merge_heads)(Ctx& c, const Tensor& in, const Tensor& x, int64_t col0);
 
   // Causal softmax attention, tiled with an online softmax: no (T, T) matrix is formed.
@@ -136,7 +141,8 @@ struct Ops {
   // Writes x (B, H, T, Hd) into cache (B, H, Tcap, Hd) at positions [pos, pos + T).
   void (*kv_append)(Ctx& c, const Tensor& x, const Tensor& cache, int64_t pos);
 
-  // gu: (N, 2F) with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up: (N, F).
+  // gu: (N, 2F) with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up: (N, F),
+  // f32|bf16.
   void (*swiglu_forward)(Ctx& c, const Tensor& gu, const Tensor& out);
   // dgu: (N, 2F) overwrite.
   void (*swiglu_backward)(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor& dgu);

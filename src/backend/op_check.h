@@ -22,6 +22,9 @@ struct NamedArg {
 inline void check_f32_args(const char* op, Device device, std::initializer_list<NamedArg> args) {
   for (const NamedArg& a : args) check_arg(op, a.name, *a.tensor, DType::F32, device);
 }
+// Throws cs::Error unless t is f32 or bf16 on `device` (the arguments a kernel reads or writes in
+// either storage dtype, computing in f32).
+void check_f32_or_bf16(const char* op, const char* arg, const Tensor& t, Device device);
 // Throws cs::Error unless the two arguments have equal shapes.
 void check_same_shape(const char* op, const char* a_name, const Tensor& a, const char* b_name,
                       const Tensor& b);

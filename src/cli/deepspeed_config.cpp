@@ -127,6 +127,7 @@ std::vector<std::string> apply_deepspeed_config(const DeepSpeedConfig& c, const 
   if (c.eps) a.adam.eps = *c.eps;
   if (c.weight_decay) a.adam.weight_decay = *c.weight_decay;
   if (c.gradient_clipping) a.clip_grad = *c.gradient_clipping;
+  if (c.bf16) a.bf16 = true;
   if (c.fp16) {
     a.fp16 = true;
     if (c.initial_loss_scale) a.initial_loss_scale = *c.initial_loss_scale;

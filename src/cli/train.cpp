@@ -136,6 +136,8 @@ int train_main(int argc, char** argv) {
     if (rank0)
       for (const std::string& n : notes) log_info("[train] {}", n);
   }
+  if (a.fp16 && a.bf16)
+    throw UsageError("--fp16 and --bf16 (from the flags or --deepspeed_config) both given: expected at most one");
   // Activations: planned for the config's length from the flags, for --seq-length over a loaded model.
   const int64_t act_seq = f.load && seq > 0 ? seq : cfg.max_seq_length;
   // This rank's part of the model: its pipeline stage's layers at its tensor-parallel rank; a stage
@@ -188,7 +190,10 @@ int train_main(int argc, char** argv) {
     world->barrier(*ctx);
   }
   GridGroups groups = GridGroups::split(*world, grid);
-  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, act_seq, shard, Precision{}, in_flight);
+  // --bf16: Megatron's bf16 (a bf16 compute copy of the parameters, fp32 gradients and master
+  // weights, bf16 GEMMs); --fp16 keeps f32 compute with the dynamic loss scaler on the CPU.
+  const Precision precision = a.bf16 ? Precision::bf16() : Precision{};
+  auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, act_seq, shard, precision, in_flight);
   if (!native && f.load)
     load_hf_weights(*f.load, *model);
   else if (!native)

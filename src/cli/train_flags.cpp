@@ -54,7 +54,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--loss-scale-window", loss_scale_window, "clean steps before the scale doubles");
   app.add_option("--hysteresis", hysteresis, "overflows before the scale halves");
   app.add_flag("--fp16", fp16, "fp16 mixed precision (CPU: the fp32 path with dynamic loss scaling)");
-  app.add_flag("--bf16", bf16, "bf16 mixed precision (CPU: the fp32 path)");
+  app.add_flag("--bf16", bf16, "bf16 mixed precision: bf16 parameters and GEMMs, fp32 master weights and gradients");
   app.add_option("--tokenizer-model", tokenizer_model, "SentencePiece tokenizer.model (Megatron's Llama2Tokenizer)");
   app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF, SentencePiece, Llama2Tokenizer, GPTSentencePieceTokenizer or NullTokenizer")
       ->check(CLI::IsMember({"PretrainedFromHF", "SentencePiece", "Llama2Tokenizer",
@@ -142,9 +142,9 @@ std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
   std::vector<std::string> notes;
   for (const Ignored& ig : ignored_)
     if (app.count(ig.flag) > 0) notes.push_back(fmt::format("accepted but not used yet: {} ({})", ig.flag, ig.reason));
-  if (fp16 || bf16)
-    notes.push_back(fmt::format("{}: on CPU this selects the fp32 path{}", fp16 ? "--fp16" : "--bf16",
-                                fp16 ? " with dynamic loss scaling" : ""));
+  if (fp16)
+    notes.push_back("--fp16: on CPU this selects the fp32 path with dynamic loss scaling (use --bf16 for "
+                    "half-precision GEMMs on the CPU)");
   return notes;
 }
 
@@ -174,6 +174,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.adam = {adam_beta1, adam_beta2, adam_eps, weight_decay};
   a.clip_grad = clip_grad;
   a.fp16 = fp16;
+  a.bf16 = bf16;
   a.initial_loss_scale = initial_loss_scale;
   a.min_loss_scale = min_loss_scale;
   a.loss_scale_window = loss_scale_window;

@@ -13,6 +13,9 @@ Tensor prefix(const Tensor& t, Shape s) {
 
 namespace {
 // One description of each set's tensors, used both to carve (planned dims) and to view (current).
+// What a tensor holds, for its dtype: statistics (always f32), an activation, a GEMM-only input.
+enum Kind { kStat, kAct, kGemmIn };
+
 template <typename F>
 LayerSaved saved_shapes(const Dims& d, F&& take) {
   const int64_t n = d.n(), ns = d.ns(), a = d.w.attention(), D = d.w.d, f = d.w.ffn;
@@ -21,11 +24,11 @@ LayerSaved saved_shapes(const Dims& d, F&& take) {
   // Norm statistics and the log-sum-exp stay f32 whatever the activations' dtype. The residual
   // stream's tensors (h, the norms' statistics) have this rank's Ns rows; the norms' outputs, the
   // column-parallel GEMMs' input, all N.
-  v.ln1 = take(Shape{n, D}, false); v.rstd1 = take(Shape{ns}, true); v.qkv = take(Shape{n, 3 * a}, false);
-  v.q = take(heads, false); v.k = take(heads, false); v.v = take(heads, false);
-  v.att = take(heads, false); v.lse = take(Shape{d.b, d.w.heads, d.t}, true); v.attm = take(Shape{n, a}, false);
-  v.h = take(Shape{ns, D}, false); v.ln2 = take(Shape{n, D}, false); v.rstd2 = take(Shape{ns}, true);
-  v.gu = take(Shape{n, 2 * f}, false); v.act = take(Shape{n, f}, false);
+  v.ln1 = take(Shape{n, D}, kGemmIn); v.rstd1 = take(Shape{ns}, kStat); v.qkv = take(Shape{n, 3 * a}, kAct);
+  v.q = take(heads, kAct); v.k = take(heads, kAct); v.v = take(heads, kAct);
+  v.att = take(heads, kAct); v.lse = take(Shape{d.b, d.w.heads, d.t}, kStat); v.attm = take(Shape{n, a}, kGemmIn);
+  v.h = take(Shape{ns, D}, kAct); v.ln2 = take(Shape{n, D}, kGemmIn); v.rstd2 = take(Shape{ns}, kStat);
+  v.gu = take(Shape{n, 2 * f}, kAct); v.act = take(Shape{n, f}, kGemmIn);
   return v;
 }
 
@@ -34,10 +37,10 @@ LayerScratch scratch_shapes(const Dims& d, F&& take) {
   const int64_t n = d.n(), a = d.w.attention(), f = d.w.ffn;
   const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
   LayerScratch k;
-  k.dln = take(Shape{n, d.w.d}, false); k.dqkv = take(Shape{n, 3 * a}, false);
-  k.dq = take(heads, false); k.dk = take(heads, false); k.dv = take(heads, false);
-  k.datt = take(heads, false); k.dattm = take(Shape{n, a}, false); k.dgu = take(Shape{n, 2 * f}, false);
-  k.dact = take(Shape{n, f}, false);
+  k.dln = take(Shape{n, d.w.d}, kAct); k.dqkv = take(Shape{n, 3 * a}, kAct);
+  k.dq = take(heads, kAct); k.dk = take(heads, kAct); k.dv = take(heads, kAct);
+  k.datt = take(heads, kAct); k.dattm = take(Shape{n, a}, kAct); k.dgu = take(Shape{n, 2 * f}, kAct);
+  k.dact = take(Shape{n, f}, kAct);
   return k;
 }
 
@@ -45,12 +48,14 @@ LayerScratch scratch_shapes(const Dims& d, F&& take) {
 struct Viewer {
   std::initializer_list<const Tensor*> planned;
   size_t i = 0;
-  Tensor operator()(Shape s, bool) { return prefix(*planned.begin()[i++], s); }
+  Tensor operator()(Shape s, Kind) { return prefix(*planned.begin()[i++], s); }
 };
 }  // namespace
 
-LayerSaved LayerSaved::carve(TensorCarver& c, const Dims& d, DType act_dtype) {
-  return saved_shapes(d, [&](Shape s, bool stats) { return c.take(s, stats ? DType::F32 : act_dtype); });
+LayerSaved LayerSaved::carve(TensorCarver& c, const Dims& d, DType act_dtype, DType gemm_dtype) {
+  return saved_shapes(d, [&](Shape s, Kind k) {
+    return c.take(s, k == kStat ? DType::F32 : k == kGemmIn ? gemm_dtype : act_dtype);
+  });
 }
 
 LayerSaved LayerSaved::at(const Dims& d) const {
@@ -58,7 +63,7 @@ LayerSaved LayerSaved::at(const Dims& d) const {
 }
 
 LayerScratch LayerScratch::carve(TensorCarver& c, const Dims& d, DType act_dtype) {
-  return scratch_shapes(d, [&](Shape s, bool stats) { return c.take(s, stats ? DType::F32 : act_dtype); });
+  return scratch_shapes(d, [&](Shape s, Kind k) { return c.take(s, k == kStat ? DType::F32 : act_dtype); });
 }
 
 LayerScratch LayerScratch::at(const Dims& d) const {

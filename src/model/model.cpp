@@ -6,8 +6,9 @@
 
 namespace cs {
 
-void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx, DType act,
-                  int64_t in_flight, Activations& a) {
+void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx,
+                  const Precision& p, int64_t in_flight, Activations& a) {
+  const DType act = p.activation;
   CS_CHECK(in_flight >= 1) << in_flight << " micro-batches in flight";
   const int64_t tp = shard.tp_size, n = mx.n(), ns = mx.ns(), d = cfg.hidden_size, layers = shard.num_layers(cfg);
   // Saved sets: one per layer that is not recomputed (per slot), and one shared by every
@@ -23,15 +24,15 @@ void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& sha
     sl.segments = c.take({n}, DType::I32);
     sl.positions = c.take({n}, DType::I32);
     sl.res = c.take({layers + 1, ns, d}, act);
-    for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act));
+    for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act, p.gemm_input));
     if (shard.has_head) {
-      sl.lnf = c.take({n, d}, act);
+      sl.lnf = c.take({n, d}, p.gemm_input);
       sl.rstdf = c.take({ns});
       sl.logits = c.take({n, mx.w.vocab});
       sl.lse = c.take({n});
     }
   }
-  if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act);
+  if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act, p.gemm_input);
   a.scratch = LayerScratch::carve(c, mx, act);
   a.dres = c.take({ns, d}, act);
   a.recompute_out = c.take({ns, d}, act);
@@ -46,13 +47,13 @@ void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& sha
 }
 
 size_t Model::planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
-                                       int64_t max_seq, DType activation, int64_t in_flight) {
+                                       int64_t max_seq, const Precision& precision, int64_t in_flight) {
   const bool sp = shard.sequence_parallel && shard.tp_size > 1;
   const Dims mx{max_batch, max_seq, Widths::of(cfg, shard), sp ? int64_t(shard.tp_size) : 1};
   TensorCarver measure;
   for (int v = 0; v < shard.chunks; ++v) {
     Activations a;
-    carve(measure, cfg, shard.chunk(cfg, v), mx, activation, in_flight, a);
+    carve(measure, cfg, shard.chunk(cfg, v), mx, precision, in_flight, a);
   }
   return measure.used();
 }
@@ -70,11 +71,11 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
   acts_.resize(size_t(shard.chunks));
   TensorCarver measure;
   for (int v = 0; v < shard.chunks; ++v)
-    carve(measure, cfg_, shard.chunk(cfg_, v), mx, precision.activation, in_flight, acts_[size_t(v)]);
+    carve(measure, cfg_, shard.chunk(cfg_, v), mx, precision, in_flight, acts_[size_t(v)]);
   act_ = DeviceBuffer(ctx.backend, measure.used());
   TensorCarver carver(&act_);
   for (int v = 0; v < shard.chunks; ++v)
-    carve(carver, cfg_, shard.chunk(cfg_, v), mx, precision.activation, in_flight, acts_[size_t(v)]);
+    carve(carver, cfg_, shard.chunk(cfg_, v), mx, precision, in_flight, acts_[size_t(v)]);
   a_ = &acts_[0];
   if (cfg.position == PositionType::Alibi) {  // this rank's heads' slopes
     std::vector<float> all(size_t(cfg.num_heads));

@@ -21,11 +21,15 @@
 
 namespace cs {
 
-// Storage dtypes: parameters, their gradients, activations. fp32 master weights and Adam moments
-// belong to the optimizer (optim/adamw.h), which keeps them apart from the parameters when the
-// parameter dtype is not f32.
+// Storage dtypes: parameters, their gradients, activations, and the activations that only feed
+// GEMMs (the norms' outputs, the merged attention output, the SwiGLU output; saved for the weight
+// gradients). fp32 master weights and Adam moments belong to the optimizer (optim/adamw.h), which
+// keeps them apart from the parameters when the parameter dtype is not f32.
 struct Precision {
-  DType param = DType::F32, grad = DType::F32, activation = DType::F32;
+  DType param = DType::F32, grad = DType::F32, activation = DType::F32, gemm_input = DType::F32;
+  // Megatron's --bf16 on the CPU: bf16 compute copy of the parameters, f32 gradients (Megatron's
+  // fp32 main grads), f32 activations except the GEMM inputs, bf16.
+  static Precision bf16() { return {DType::BF16, DType::F32, DType::F32, DType::BF16}; }
 };
 
 class Model {
@@ -117,7 +121,7 @@ class Model {
   // The same, for a model not built: what `plan` reports (the constructor's own carving, every
   // chunk's).
   static size_t planned_activation_bytes(const ModelConfig& cfg, const ModelShard& shard, int64_t max_batch,
-                                         int64_t max_seq, DType activation = DType::F32, int64_t in_flight = 1);
+                                         int64_t max_seq, const Precision& precision = {}, int64_t in_flight = 1);
 
   // What decoding needs: the layer context at dims d, and the ALiBi slopes (no packing: the
   // segments and positions are empty, shape {0}).
@@ -155,8 +159,8 @@ class Model {
   // Carves a's buffers for shard of cfg at the planned maximum dims mx (a null carver measures):
   // the one description of the activation memory, used by the constructor and by
   // planned_activation_bytes.
-  static void carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx, DType act,
-                    int64_t in_flight, Activations& a);
+  static void carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& shard, const Dims& mx,
+                    const Precision& p, int64_t in_flight, Activations& a);
   // Whether local layer l is recomputed in backward (all layers with full recomputation, the
   // stage's first recompute_num_layers with the block method).
   static bool recomputed(const ModelConfig& cfg, int64_t l) {

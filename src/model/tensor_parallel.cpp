@@ -18,7 +18,8 @@ void norm_for_column_parallel(const LayerCtx& c, const Tensor& x, const Tensor& 
     c.ops.rmsnorm_forward(c.ex, x, w, eps, full, rstd);
     return;
   }
-  const Tensor slice = rows(c.comm, x.size(0), x.size(1));
+  // The slice is in full's dtype (bf16 under --bf16), so the gather moves what the GEMM reads.
+  const Tensor slice(c.comm.data, {x.size(0), x.size(1)}, full.dtype, c.comm.device);
   c.ops.rmsnorm_forward(c.ex, x, w, eps, slice, rstd);
   c.tp->all_gather(c.ex, slice, full);
 }

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -15,48 +16,6 @@
 #include "core/half.h"
 
 namespace cs {
-
-ModelConfig hf_model_config(const std::string& dir) {
-  HfWeights hf(dir);
-  return config_from_hf_json(hf.config(), dir + "/config.json");
-}
-
-void load_hf_weights(const std::string& dir, Model& model) {
-  HfWeights hf(dir);
-  const ParamStore& ps = model.params();
-  CS_CHECK(ps.param_dtype() == DType::F32) << "HF import into " << dtype_name(ps.param_dtype()) << " parameters";
-  // Every tensor checked against the whole model's names and shapes before anything is read.
-  std::vector<ParamRef> all;
-  for (const ParamSpec& s : param_specs(model.config())) all.push_back({s.name, s.shape, nullptr});
-  check_named(hf, all);
-  Ctx& ctx = model.ctx();
-  HostCopy h(ctx, ps.flat_params(), HostCopy::kWrite);
-  const Tensor host = h.host_tensor();
-  std::vector<float> whole;  // a tensor-parallel slice is cut from the whole tensor
-  for (const ParamSpec& s : ps.specs()) {
-    float* dst = host.slice_rows(s.offset, s.offset + s.shape.numel()).f32();
-    if (s.shape == s.global_shape) {
-      hf.read_f32(s.name, dst, s.shape.numel());
-      continue;
-    }
-    whole.resize(size_t(s.global_shape.numel()));
-    hf.read_f32(s.name, whole.data(), s.global_shape.numel());
-    take_shard_slice(s, ps.shard(), model.config().hidden_size, whole.data(), dst);
-  }
-  h.flush();
-}
-
-std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
-                                     int64_t max_seq, const std::function<void(ModelConfig&)>& adjust) {
-  ModelConfig cfg = hf_model_config(dir);
-  // Activations are planned for max_seq; the config keeps its own length (extended only when a
-  // longer sequence is asked for), so a model written back out has the positions it came with.
-  cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
-  if (adjust) adjust(cfg);
-  auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
-  load_hf_weights(dir, *model);
-  return model;
-}
 
 namespace {
 // The tensor's values in dtype t (conversion buffer kept in `store`).
@@ -72,6 +31,65 @@ const char* torch_dtype_name(DType t) {
   return t == DType::BF16 ? "bfloat16" : t == DType::F16 ? "float16" : "float32";
 }
 }  // namespace
+
+ModelConfig hf_model_config(const std::string& dir) {
+  HfWeights hf(dir);
+  return config_from_hf_json(hf.config(), dir + "/config.json");
+}
+
+void load_hf_weights(const std::string& dir, Model& model) {
+  HfWeights hf(dir);
+  const ParamStore& ps = model.params();
+  // Every tensor checked against the whole model's names and shapes before anything is read.
+  std::vector<ParamRef> all;
+  for (const ParamSpec& s : param_specs(model.config())) all.push_back({s.name, s.shape, nullptr});
+  check_named(hf, all);
+  Ctx& ctx = model.ctx();
+  // bf16 / f16 parameters (a compute copy) are filled from f32 values rounded once, as Megatron
+  // loads a half-precision model; the optimizer's master weights are then made from them.
+  const bool f32 = ps.param_dtype() == DType::F32;
+  std::optional<HostCopy> h;
+  std::vector<float> staged;
+  Tensor host;
+  if (f32) {
+    h.emplace(ctx, ps.flat_params(), HostCopy::kWrite);
+    host = h->host_tensor();
+  } else {
+    staged.resize(size_t(ps.numel()));
+    host = Tensor(staged.data(), {ps.numel()});
+  }
+  std::vector<float> whole;  // a tensor-parallel slice is cut from the whole tensor
+  for (const ParamSpec& s : ps.specs()) {
+    float* dst = host.slice_rows(s.offset, s.offset + s.shape.numel()).f32();
+    if (s.shape == s.global_shape) {
+      hf.read_f32(s.name, dst, s.shape.numel());
+      continue;
+    }
+    whole.resize(size_t(s.global_shape.numel()));
+    hf.read_f32(s.name, whole.data(), s.global_shape.numel());
+    take_shard_slice(s, ps.shard(), model.config().hidden_size, whole.data(), dst);
+  }
+  if (f32) {
+    h->flush();
+    return;
+  }
+  std::vector<uint16_t> half;
+  const Tensor rounded = converted(host, ps.param_dtype(), half);
+  ctx.backend.upload(ctx, rounded.data, ps.flat_params());
+}
+
+std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
+                                     int64_t max_seq, const std::function<void(ModelConfig&)>& adjust) {
+  ModelConfig cfg = hf_model_config(dir);
+  // Activations are planned for max_seq; the config keeps its own length (extended only when a
+  // longer sequence is asked for), so a model written back out has the positions it came with.
+  cfg.max_seq_length = std::max(cfg.max_seq_length, max_seq);
+  if (adjust) adjust(cfg);
+  auto model = std::make_unique<Model>(cfg, ctx, tp, max_batch, max_seq > 0 ? max_seq : cfg.max_seq_length);
+  load_hf_weights(dir, *model);
+  return model;
+}
+
 
 int64_t parse_byte_size(const std::string& s, const char* flag) {
   size_t used = 0;
@@ -152,9 +170,17 @@ void save_hf_model(const Model& model, const std::string& dir, const HfExportOpt
   const ParamStore& ps = model.params();
   const auto& specs = ps.specs();
   const auto shards = hf_shard_groups(specs, opt.dtype, opt.max_shard_bytes);
-  CS_CHECK(ps.param_dtype() == DType::F32) << "HF export of " << dtype_name(ps.param_dtype()) << " parameters";
+  // The parameters as f32 on the host (bf16 / f16 ones, the compute copy, widened exactly).
   HostCopy h(model.ctx(), ps.flat_params(), HostCopy::kRead);
-  const Tensor host = h.host_tensor();
+  std::vector<float> widened;
+  Tensor host = h.host_tensor();
+  if (ps.param_dtype() != DType::F32) {
+    widened.resize(size_t(ps.numel()));
+    const uint16_t* p = static_cast<const uint16_t*>(h.data());
+    for (int64_t i = 0; i < ps.numel(); ++i)
+      widened[size_t(i)] = ps.param_dtype() == DType::BF16 ? bf16_to_f32(p[i]) : f16_to_f32(p[i]);
+    host = Tensor(widened.data(), {ps.numel()});
+  }
   for (size_t k = 0; k < shards.size(); ++k) {
     std::vector<std::vector<uint16_t>> store(shards[k].size());
     std::vector<NamedTensor> tensors;

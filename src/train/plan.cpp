@@ -205,9 +205,9 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     // token's carving scaled by the tokens (an upper bound: each tensor rounded up alone).
     auto carved = [&](const ModelConfig& cfg, const ModelShard& sh) {
       const int64_t rows = sh.sequence_parallel ? tp : 1;
-      const double one = double(Model::planned_activation_bytes(cfg, sh, 1, rows, DType::F32, in_flight)) / double(rows);
+      const double one = double(Model::planned_activation_bytes(cfg, sh, 1, rows, Precision{}, in_flight)) / double(rows);
       if (one * n >= 0x1p60) return one * n;
-      return double(Model::planned_activation_bytes(cfg, sh, l.micro_batch, c.max_seq_length, DType::F32, in_flight));
+      return double(Model::planned_activation_bytes(cfg, sh, l.micro_batch, c.max_seq_length, Precision{}, in_flight));
     };
     auto activations = [&](const ModelConfig& cfg) { return linear(carved, cfg); };
     ModelConfig with = c, without = c;

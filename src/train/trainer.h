@@ -35,6 +35,7 @@ struct TrainArgs {
   // sharded over the data-parallel ranks (optim/adamw.h).
   bool distributed_optimizer = false;
   bool fp16 = false;
+  bool bf16 = false;  // the model was built with Precision::bf16() (the caller's choice; logged)
   double initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
   int64_t loss_scale_window = 1000, hysteresis = 2;
   int64_t log_interval = 100;

@@ -11,13 +11,17 @@ namespace {
 
 CS_BACKEND_SUITE(ArgChecks);
 
-TEST_P(ArgChecks, MatmulRejectsABf16Operand) {
+// Operands may be f32 or bf16 (bf16 GEMMs under --bf16); f16 is neither, and the output is f32.
+TEST_P(ArgChecks, MatmulRejectsAnF16OperandAndABf16Output) {
   Tensor a = dev.alloc({2, 4}), b = dev.alloc({4, 4}), c = dev.alloc({2, 4});
-  Tensor a16 = dev.alloc({2, 4}, DType::BF16), b16 = dev.alloc({4, 4}, DType::BF16);
+  Tensor a16 = dev.alloc({2, 4}, DType::F16), b16 = dev.alloc({4, 4}, DType::F16);
   EXPECT_TRUE(test::throws_error_naming([&] { ops().matmul(ctx(), a16, false, b, false, c, 1, 0); },
-                                        {"[matmul]", " a:", "bf16"}));
+                                        {"[matmul]", " a:", "f16", "f32 or bf16"}));
   EXPECT_TRUE(test::throws_error_naming([&] { ops().matmul(ctx(), a, false, b16, false, c, 1, 0); },
-                                        {"[matmul]", " b:", "bf16"}));
+                                        {"[matmul]", " b:", "f16"}));
+  Tensor c16 = dev.alloc({2, 4}, DType::BF16);
+  EXPECT_TRUE(test::throws_error_naming([&] { ops().matmul(ctx(), a, false, b, false, c16, 1, 0); },
+                                        {"[matmul]", " out:", "bf16"}));
 }
 
 TEST_P(ArgChecks, EmbeddingRejectsF32Tokens) {
@@ -142,10 +146,10 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
       SCOPED_TRACE(op + " " + row.names[i]);
       const std::string arg = std::string(" ") + row.names[i] + ":";
       Args bad = row.args;
-      // The wrong dtype: bf16 for f32, f32 for i32 ids and for the F64 output. cast takes any
-      // float dtype; its pairs are tested in Cast.
+      // The wrong dtype: f16 for f32 (some f32 arguments take bf16 too: none takes f16), f32 for
+      // i32 ids and for the F64 output. cast takes any float dtype; its pairs are tested in Cast.
       if (std::string(row.op) != "cast") {
-        bad[i].dtype = row.args[i].dtype == DType::F32 ? DType::BF16 : DType::F32;
+        bad[i].dtype = row.args[i].dtype == DType::F32 ? DType::F16 : DType::F32;
         EXPECT_TRUE(test::throws_error_naming([&] { row.call(bad); }, {op, arg}));
       }
       bad[i] = row.args[i];

@@ -195,5 +195,14 @@ TEST_F(BadInput, InstructionDatasetFlags) {
   expect_error(train + "--data-path " + dir_ + "/data --threads 0", 2, "--threads");
 }
 
+TEST_F(BadInput, Fp16AndBf16Together) {
+  const std::string train = "train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 ";
+  expect_error(train + "--data-path " + dir_ + "/data --fp16 --bf16", 2, "--fp16 and --bf16");
+  const std::string ds = dir_ + "/ds_bf16.json";
+  std::ofstream(ds) << R"({"train_micro_batch_size_per_gpu": 2, "bf16": {"enabled": true}})";
+  expect_error(train + "--data-path " + dir_ + "/data --fp16 --deepspeed --deepspeed_config " + ds, 2,
+               "--fp16 and --bf16");
+}
+
 }  // namespace
 }  // namespace cs

@@ -67,15 +67,15 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
                             "/" + name + " " + extra + " > " + dir_ + "/" + name + ".log 2>&1";
     return run_shell(cmd);
   }
-  void expect_same_losses(const std::string& a, const std::string& b, int64_t from, int64_t to) {
+  void expect_same_losses(const std::string& a, const std::string& b, int64_t from, int64_t to, double rtol = 1e-5) {
     const Metrics ma = read_metrics(dir_ + "/" + a + "/metrics.jsonl"), mb = read_metrics(dir_ + "/" + b + "/metrics.jsonl");
     for (int64_t it = from; it <= to; ++it) {
       ASSERT_TRUE(ma.train.count(it) && mb.train.count(it)) << "iteration " << it;
-      EXPECT_NEAR(mb.train.at(it), ma.train.at(it), 1e-5 * std::fabs(ma.train.at(it))) << b << " iteration " << it;
+      EXPECT_NEAR(mb.train.at(it), ma.train.at(it), rtol * std::fabs(ma.train.at(it))) << b << " iteration " << it;
     }
     for (const auto& [it, loss] : ma.valid) {
       if (it >= from && it <= to) {
-        EXPECT_NEAR(mb.valid.at(it), loss, 1e-5 * std::fabs(loss)) << "validation " << it;
+        EXPECT_NEAR(mb.valid.at(it), loss, rtol * std::fabs(loss)) << "validation " << it;
       }
     }
   }

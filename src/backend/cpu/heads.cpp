@@ -1,14 +1,17 @@
 // Head split / merge between the token-major projection output (B, T, C) and the head-major
-// layout (B, H, T, Hd) the attention kernel reads. Each is the other's backward.
+// layout (B, H, T, Hd) the attention kernel reads. Each is the other's backward. merge_heads may
+// write a bf16 x (under --bf16 the merged output only feeds o_proj's GEMM).
 #include <cstring>
+#include <type_traits>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/ops.h"
 #include "backend/op_check.h"
 
 namespace cs::cpu {
 
 namespace {
-template <bool kSplit>
+template <bool kSplit, typename TokT>
 void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
   CS_CHECK(tok.ndim() == 3 && head.ndim() == 4) << tok.shape.str() << head.shape.str();
   const int64_t b = head.size(0), h = head.size(1), t = head.size(2), hd = head.size(3);
@@ -19,24 +22,27 @@ void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
       for (int64_t ti = 0; ti < t; ++ti) {
-        float* tp = tok.f32() + (bi * t + ti) * c + col0 + hi * hd;
+        TokT* tp = data_as<TokT>(tok) + (bi * t + ti) * c + col0 + hi * hd;
         float* hp = head.f32() + ((bi * h + hi) * t + ti) * hd;
-        if (kSplit)
+        if constexpr (kSplit)
           std::memcpy(hp, tp, size_t(hd) * sizeof(float));
-        else
+        else if constexpr (std::is_same_v<TokT, float>)
           std::memcpy(tp, hp, size_t(hd) * sizeof(float));
+        else
+          to_bf16(hp, tp, hd);
       }
 }
 }  // namespace
 
 void split_heads(Ctx&, const Tensor& x, int64_t col0, const Tensor& out) {
   check_f32_args("split_heads", Device::CPU, {{"x", &x}, {"out", &out}});
-  permute<true>(x, col0, out);
+  permute<true, float>(x, col0, out);
 }
 
 void merge_heads(Ctx&, const Tensor& in, const Tensor& x, int64_t col0) {
-  check_f32_args("merge_heads", Device::CPU, {{"in", &in}, {"x", &x}});
-  permute<false>(x, col0, in);
+  check_f32("merge_heads", "in", in, Device::CPU);
+  check_f32_or_bf16("merge_heads", "x", x, Device::CPU);
+  with_f32_or_bf16(x, [&](auto t) { permute<false, decltype(t)>(x, col0, in); });
 }
 
 }  // namespace cs::cpu

@@ -1,0 +1,91 @@
+// matmul with bf16 operands through oneDNN's matmul primitive (Debian's libdnnl: AVX-512 BF16
+// brgemm kernels on CPUs that have them, about twice sgemm's rate): bf16 x bf16 products
+// accumulated in f32 into an f32 output, c = alpha * op(a) @ op(b) + beta * c. An f32 operand is
+// rounded to bf16 first (into per-thread scratch that only grows), which is what a bf16 compute
+// copy of it would hold; a transposed operand is described by its strides, never copied.
+// Primitives are made once per shape and kept: a training run has a handful of GEMM shapes.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "backend/cpu/bf16.h"
+#include "backend/cpu/matmul_bf16.h"
+#include "core/error.h"
+
+namespace cs::cpu {
+
+namespace {
+using dnnl::memory;
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// (m, n, k, trans_a, trans_b, alpha, beta): everything a primitive is specialised for (leading
+// dimensions follow from the shapes: operands are contiguous 2-D tensors).
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, float, float>;
+
+struct Prim {
+  memory::desc a, b, c;
+  dnnl::matmul mm;
+};
+
+const Prim& primitive(const Key& key) {
+  static std::mutex mu;
+  static std::map<Key, Prim> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const auto [m, n, k, ta, tb, alpha, beta] = key;
+  // Logical op(a) (m, k) and op(b) (k, n), row-major storage of a or a^T (b or b^T).
+  const memory::desc a({m, k}, memory::data_type::bf16, ta ? memory::dims{1, m} : memory::dims{k, 1});
+  const memory::desc b({k, n}, memory::data_type::bf16, tb ? memory::dims{1, k} : memory::dims{n, 1});
+  const memory::desc c({m, n}, memory::data_type::f32, memory::dims{n, 1});
+  dnnl::primitive_attr attr;
+  if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  if (beta != 0.f) {
+    dnnl::post_ops po;
+    po.append_sum(beta);
+    attr.set_post_ops(po);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  return cache.emplace(key, Prim{a, b, c, dnnl::matmul(pd)}).first->second;
+}
+
+// x's elements as bf16: x itself, or x rounded into scratch (resized, never shrunk).
+const Bf16* as_bf16(const Tensor& x, std::vector<Bf16>& scratch) {
+  if (x.dtype == DType::BF16) return data_as<const Bf16>(x);
+  const int64_t n = x.numel();
+  if (scratch.size() < size_t(n)) scratch.resize(size_t(n));
+  const float* src = x.f32();
+  Bf16* dst = scratch.data();
+  constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for schedule(static) if (n > 4 * kChunk)
+  for (int64_t c = 0; c < n; c += kChunk) to_bf16(src + c, dst + c, std::min(kChunk, n - c));
+  return dst;
+}
+}  // namespace
+
+void matmul_bf16(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
+                 int64_t m, int64_t n, int64_t k, float alpha, float beta) {
+  CS_CHECK(out.dtype == DType::F32) << "bf16 matmul into " << dtype_name(out.dtype);
+  if (k == 0) {  // no products: c = beta * c (oneDNN refuses empty reductions)
+    float* c = out.f32();
+    for (int64_t i = 0; i < m * n; ++i) c[i] = beta == 0.f ? 0.f : beta * c[i];
+    return;
+  }
+  thread_local std::vector<Bf16> scratch_a, scratch_b;
+  thread_local dnnl::stream stream(engine());
+  const Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta});
+  memory am(p.a, engine(), const_cast<Bf16*>(as_bf16(a, scratch_a)));
+  memory bm(p.b, engine(), const_cast<Bf16*>(as_bf16(b, scratch_b)));
+  memory cm(p.c, engine(), out.data);
+  p.mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  stream.wait();
+}
+
+}  // namespace cs::cpu
