@@ -115,15 +115,26 @@ std::string synthetic_data(int64_t vocab) {
 
 int main(int argc, char** argv) {
   using namespace cs;
+  // train_bench [ITERS [PEAK_GFLOPS [fp32|bf16 [small|medium]]]]: medium is the larger
+  // config (hidden 1024, 8 layers, 16 heads, ffn 2752, seq 1024, micro-batch 2).
   const int iters = argc > 1 ? std::atoi(argv[1]) : 5;
   const double peak = argc > 2 ? std::atof(argv[2]) : 0;
+  const bool bf16 = argc > 3 && std::string(argv[3]) == "bf16";
+  const bool medium = argc > 4 && std::string(argv[4]) == "medium";
   setvbuf(stdout, nullptr, _IOLBF, 0);
   ModelConfig cfg = model_preset("small");
-  const int64_t b = 4, t = 512;
+  int64_t b = 4, t = 512;
+  if (medium) {
+    cfg.hidden_size = 1024;
+    cfg.num_heads = 16;
+    cfg.ffn_hidden_size = 2752;
+    cfg.max_seq_length = t = 1024;
+    b = 2;
+  }
   const Ops ops = profiled_ops(cpu_ops());
   Ctx ctx(cpu_backend(), ops);  // the CPU backend's memory with the self-timing op table
   SingleGroup world, tp;
-  Model m(cfg, ctx, tp, b, t);
+  Model m(cfg, ctx, tp, b, t, ModelShard::whole(), bf16 ? Precision::bf16() : Precision{});
   m.params().init(ctx, 1);
   TrainArgs a;
   a.micro_batch = a.global_batch = b;
@@ -132,6 +143,7 @@ int main(int argc, char** argv) {
   a.data_path = {synthetic_data(cfg.vocab_size)};
   a.lr = {1e-4, 1e-5, 0, iters, LrDecay::Cosine};
   a.log_interval = 1;
+  a.bf16 = bf16;
   a.print_log = false;
   train(m, a, world);  // warm-up: one iteration, not counted
   g_seconds = {};
@@ -144,13 +156,16 @@ int main(int argc, char** argv) {
   std::sort(step_ms.begin(), step_ms.end());
   const double med_s = step_ms[step_ms.size() / 2] / 1e3;
   const double tokens = double(b * t) / med_s, tflops = model_flops(cfg, b, t) / med_s / 1e12;
-  std::printf("train end-to-end small (D=512 L=8 H=8 T=512 B=4 V=32000, AdamW, clip 1.0): %.1f tokens/s/p  %.4f TFLOPs/p",
-              tokens, tflops);
+  const char* precision = bf16 ? "bf16" : "fp32";
+  const char* size = medium ? "medium" : "small";
+  std::printf("train end-to-end %s %s (D=%lld L=%lld H=%lld T=%lld B=%lld V=%lld, AdamW, clip 1.0): %.1f tokens/s/p  %.4f TFLOPs/p",
+              size, precision, (long long)cfg.hidden_size, (long long)cfg.num_layers, (long long)cfg.num_heads,
+              (long long)t, (long long)b, (long long)cfg.vocab_size, tokens, tflops);
   if (peak > 0) std::printf("  MFU %.1f%%", 100 * tflops * 1e3 / peak);
   std::printf("  (median of %d, %.3f s/step, peak RSS %.0f MiB)\n", iters, med_s,
               double(peak_rss_bytes()) / 1048576.0);
-  std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"train\",\"position\":\"rope\",\"tokens_per_s\":%.2f,\"tflops_per_device\":%.5f,\"step_s_median\":%.5f,\"peak_rss_mib\":%.1f}\n",
-              tokens, tflops, med_s, double(peak_rss_bytes()) / 1048576.0);
+  std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"train\",\"position\":\"rope\",\"precision\":\"%s\",\"size\":\"%s\",\"tokens_per_s\":%.2f,\"tflops_per_device\":%.5f,\"step_s_median\":%.5f,\"peak_rss_mib\":%.1f}\n",
+              precision, size, tokens, tflops, med_s, double(peak_rss_bytes()) / 1048576.0);
   // Profile of the timed run by family; "other" is the rest of its wall time.
   double fam_total = 0;
   std::printf("where a step's time goes (%d steps after a warm-up step):\n", iters);

@@ -81,8 +81,8 @@ struct Ops {
   const char* name;
 
   // c = alpha * op(a) @ op(b) + beta * c; a, b, c 2-D; op(x) = x^T when the flag is set.
-  // a, b: f32|bf16; c: f32. When a or b is bf16 the products are of bf16 values (an f32 operand
-  // rounded to nearest even first), accumulated in f32.
+  // a, b, c: f32|bf16. When any is bf16 the products are of bf16 values (an f32 operand rounded
+  // to nearest even first), accumulated in f32 (a bf16 c rounded once).
   void (*matmul)(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                  const Tensor& out, float alpha, float beta);
 
@@ -112,7 +112,7 @@ struct Ops {
   void (*rope_apply)(Ctx& c, const Tensor& x, float base, int64_t pos0, const Tensor& positions,
                      bool inverse);
 
-  // out (B, H, T, Hd) = columns [col0, col0 + H*Hd) of x (B, T, C), heads split.
+  // out (B, H, T, Hd) = columns [col0, col0 + H*Hd) of x (B, T, C) f32|bf16, heads split.
   void (*split_heads)(Ctx& c, const Tensor& x, int64_t col0, const Tensor& out);
   // Columns [col0, col0 + H*Hd) of x (B, T, C) = in (B, H, T, Hd), heads merged (overwrite);
   // x: f32|bf16.
@@ -141,10 +141,10 @@ struct Ops {
   // Writes x (B, H, T, Hd) into cache (B, H, Tcap, Hd) at positions [pos, pos + T).
   void (*kv_append)(Ctx& c, const Tensor& x, const Tensor& cache, int64_t pos);
 
-  // gu: (N, 2F) with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up: (N, F),
-  // f32|bf16.
+  // gu: (N, 2F) f32|bf16 with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up:
+  // (N, F), f32|bf16.
   void (*swiglu_forward)(Ctx& c, const Tensor& gu, const Tensor& out);
-  // dgu: (N, 2F) overwrite.
+  // dgu: (N, 2F) f32, overwrite (gu: f32|bf16; an f32 gu may be dgu itself).
   void (*swiglu_backward)(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor& dgu);
 
   // Vocab-parallel cross entropy (Megatron's), in two steps around the tensor-parallel exchange;
@@ -162,7 +162,8 @@ struct Ops {
   void (*cross_entropy_combine)(Ctx& c, const Tensor& lse_parts, const Tensor& target_logit,
                                 const Tensor& targets, const Tensor& losses, const Tensor& lse);
   // dlogits = scale * (softmax(logits) - onehot(target)) over this rank's columns, with lse the
-  // combined log-sum-exp; ignored rows 0. dlogits may alias logits.
+  // combined log-sum-exp; ignored rows 0. dlogits: f32|bf16; it may alias logits (a bf16 dlogits
+  // starting at the logits' first byte: the f32 values rounded).
   void (*cross_entropy_backward)(Ctx& c, const Tensor& logits, const Tensor& lse,
                                  const Tensor& targets, int64_t vocab_offset, float scale,
                                  const Tensor& dlogits);

@@ -32,9 +32,9 @@ struct Dims {
 // inputs) have N rows; rstd1, rstd2 and h (the residual stream's) have Ns.
 struct LayerSaved {
   Tensor ln1, rstd1, qkv, q, k, v, att, lse, attm, h, ln2, rstd2, gu, act;
-  // Carves one set for dims d from c (a null buffer measures). The tensors that only feed GEMMs
-  // (ln1, attm, ln2, act) take gemm_dtype (bf16 under --bf16), the norm statistics and lse f32,
-  // the rest act_dtype.
+  // Carves one set for dims d from c (a null buffer measures). The GEMMs' inputs and outputs
+  // (ln1, qkv, attm, ln2, gu, act) take gemm_dtype (bf16 under --bf16), the norm statistics and
+  // lse f32, the rest act_dtype.
   static LayerSaved carve(TensorCarver& c, const Dims& d, DType act_dtype, DType gemm_dtype = DType::F32);
   // The same memory viewed at dims d (d.n() at most the planned rows).
   LayerSaved at(const Dims& d) const;

@@ -13,8 +13,9 @@ Tensor prefix(const Tensor& t, Shape s) {
 
 namespace {
 // One description of each set's tensors, used both to carve (planned dims) and to view (current).
-// What a tensor holds, for its dtype: statistics (always f32), an activation, a GEMM-only input.
-enum Kind { kStat, kAct, kGemmIn };
+// What a tensor holds, for its dtype: statistics (always f32), an activation, a GEMM's saved input
+// or output (Precision::gemm_io).
+enum Kind { kStat, kAct, kGemmIo };
 
 template <typename F>
 LayerSaved saved_shapes(const Dims& d, F&& take) {
@@ -24,11 +25,11 @@ LayerSaved saved_shapes(const Dims& d, F&& take) {
   // Norm statistics and the log-sum-exp stay f32 whatever the activations' dtype. The residual
   // stream's tensors (h, the norms' statistics) have this rank's Ns rows; the norms' outputs, the
   // column-parallel GEMMs' input, all N.
-  v.ln1 = take(Shape{n, D}, kGemmIn); v.rstd1 = take(Shape{ns}, kStat); v.qkv = take(Shape{n, 3 * a}, kAct);
+  v.ln1 = take(Shape{n, D}, kGemmIo); v.rstd1 = take(Shape{ns}, kStat); v.qkv = take(Shape{n, 3 * a}, kGemmIo);
   v.q = take(heads, kAct); v.k = take(heads, kAct); v.v = take(heads, kAct);
-  v.att = take(heads, kAct); v.lse = take(Shape{d.b, d.w.heads, d.t}, kStat); v.attm = take(Shape{n, a}, kGemmIn);
-  v.h = take(Shape{ns, D}, kAct); v.ln2 = take(Shape{n, D}, kGemmIn); v.rstd2 = take(Shape{ns}, kStat);
-  v.gu = take(Shape{n, 2 * f}, kAct); v.act = take(Shape{n, f}, kGemmIn);
+  v.att = take(heads, kAct); v.lse = take(Shape{d.b, d.w.heads, d.t}, kStat); v.attm = take(Shape{n, a}, kGemmIo);
+  v.h = take(Shape{ns, D}, kAct); v.ln2 = take(Shape{n, D}, kGemmIo); v.rstd2 = take(Shape{ns}, kStat);
+  v.gu = take(Shape{n, 2 * f}, kGemmIo); v.act = take(Shape{n, f}, kGemmIo);
   return v;
 }
 
@@ -54,7 +55,7 @@ struct Viewer {
 
 LayerSaved LayerSaved::carve(TensorCarver& c, const Dims& d, DType act_dtype, DType gemm_dtype) {
   return saved_shapes(d, [&](Shape s, Kind k) {
-    return c.take(s, k == kStat ? DType::F32 : k == kGemmIn ? gemm_dtype : act_dtype);
+    return c.take(s, k == kStat ? DType::F32 : k == kGemmIo ? gemm_dtype : act_dtype);
   });
 }
 

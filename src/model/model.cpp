@@ -24,15 +24,15 @@ void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& sha
     sl.segments = c.take({n}, DType::I32);
     sl.positions = c.take({n}, DType::I32);
     sl.res = c.take({layers + 1, ns, d}, act);
-    for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act, p.gemm_input));
+    for (int64_t i = 0; i < per_slot; ++i) sl.saved.push_back(LayerSaved::carve(c, mx, act, p.gemm_io));
     if (shard.has_head) {
-      sl.lnf = c.take({n, d}, p.gemm_input);
+      sl.lnf = c.take({n, d}, p.gemm_io);
       sl.rstdf = c.take({ns});
       sl.logits = c.take({n, mx.w.vocab});
       sl.lse = c.take({n});
     }
   }
-  if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act, p.gemm_input);
+  if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act, p.gemm_io);
   a.scratch = LayerScratch::carve(c, mx, act);
   a.dres = c.take({ns, d}, act);
   a.recompute_out = c.take({ns, d}, act);
@@ -62,7 +62,7 @@ Model::Model(const ModelConfig& cfg, Ctx& ctx, Group& tp_group, int64_t max_batc
              const ModelShard& shard, const Precision& precision, int64_t in_flight)
     : cfg_(cfg), ctx_(ctx), tp_(tp_group), max_batch_(max_batch), max_seq_(max_seq),
       params_(cfg, shard, ctx.backend, precision.param, precision.grad), widths_(Widths::of(cfg, shard)),
-      n_layers_(shard.chunk_layers(cfg)), sp_(shard.sequence_parallel && shard.tp_size > 1) {
+      n_layers_(shard.chunk_layers(cfg)), gemm_dtype_(precision.gemm_io), sp_(shard.sequence_parallel && shard.tp_size > 1) {
   cfg_.validate();
   CS_CHECK(tp_.size() == shard.tp_size && tp_.rank() == shard.tp_rank)
       << "a shard of TP rank " << shard.tp_rank << " of " << shard.tp_size << " in a group of " << tp_.size();
@@ -206,11 +206,13 @@ void Model::backward(float grad_scale, int64_t slot) {
   const int64_t base = chunk_ * n_layers_;
   if (runs_head()) {
     if (grad_scale < 0) grad_scale = sl.count ? 1.f / float(sl.count) : 0.f;
+    // The logits' gradient overwrites them (in the GEMM input dtype: bf16 under --bf16).
     const Tensor logits = this->logits(), lnf = prefix(sl.lnf, {n, d});
+    const Tensor dlogits(logits.data, logits.shape, gemm_dtype_, logits.device);
     ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(sl.lse, {n}), prefix(sl.targets, {n}), widths_.vocab_offset,
-                                    grad_scale, logits);
-    ctx_.ops.matmul(ctx_, logits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
-    ctx_.ops.matmul(ctx_, logits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head (partial)
+                                    grad_scale, dlogits);
+    ctx_.ops.matmul(ctx_, dlogits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
+    ctx_.ops.matmul(ctx_, dlogits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head (partial)
     ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(sl.rstdf, {sl.dims.ns()}),
                               column_parallel_input_grad(c, k.dln), dres, g.norm, false);
     if (grads_ready_) grads_ready_(kHeadLayer);

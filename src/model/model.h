@@ -21,14 +21,15 @@
 
 namespace cs {
 
-// Storage dtypes: parameters, their gradients, activations, and the activations that only feed
-// GEMMs (the norms' outputs, the merged attention output, the SwiGLU output; saved for the weight
-// gradients). fp32 master weights and Adam moments belong to the optimizer (optim/adamw.h), which
+// Storage dtypes: parameters, their gradients, activations, and the GEMMs' saved inputs and
+// outputs (the norms' outputs, qkv, the merged attention output, gate|up, the SwiGLU output; the
+// logits' gradient). fp32 master weights and Adam moments belong to the optimizer (optim/adamw.h), which
 // keeps them apart from the parameters when the parameter dtype is not f32.
 struct Precision {
-  DType param = DType::F32, grad = DType::F32, activation = DType::F32, gemm_input = DType::F32;
+  DType param = DType::F32, grad = DType::F32, activation = DType::F32, gemm_io = DType::F32;
   // Megatron's --bf16 on the CPU: bf16 compute copy of the parameters, f32 gradients (Megatron's
-  // fp32 main grads), f32 activations except the GEMM inputs, bf16.
+  // fp32 main grads), the GEMMs' saved inputs and outputs in bf16, the residual stream, the
+  // attention's q, k, v, output and the logits f32.
   static Precision bf16() { return {DType::BF16, DType::F32, DType::F32, DType::BF16}; }
 };
 
@@ -183,6 +184,7 @@ class Model {
   ParamStore params_;
   Widths widths_;
   int64_t n_layers_;  // layers per chunk
+  DType gemm_dtype_;  // Precision::gemm_io: the logits' gradient is written in it
   bool sp_;
   std::function<void(int)> grads_ready_;
   // Planned device buffers, carved from one block.

@@ -56,6 +56,19 @@ TEST_P(Bf16Ops, MatmulMatchesDoubleLoopsOverRoundedOperands) {
         }
 }
 
+// A bf16 output is the f32 output rounded once (f32 and bf16 operands alike).
+TEST_P(Bf16Ops, MatmulIntoBf16IsTheF32ResultRounded) {
+  const int64_t m = 70, n = 45, k = 33;
+  const auto a = randn(size_t(m * k), 1, 61), b = randn(size_t(n * k), 1, 62);
+  const Tensor at = dev.upload(a, {m, k}), bt = dev.upload(to_bf16(b), {n, k}, DType::BF16);
+  const Tensor c32 = dev.alloc({m, n}), c16 = dev.alloc({m, n}, DType::BF16);
+  ops().matmul(ctx(), at, false, bt, true, c32, 1.f, 0.f);
+  ops().matmul(ctx(), at, false, bt, true, c16, 1.f, 0.f);
+  const auto want = dev.download(c32);
+  const auto got = dev.download<uint16_t>(c16);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << i;
+}
+
 // Plain overwrite and accumulate (the weight-gradient form), and an empty reduction (k = 0).
 TEST_P(Bf16Ops, MatmulBetaZeroOneAndEmptyReduction) {
   const int64_t m = 64, n = 48, k = 32;
@@ -96,15 +109,23 @@ TEST_P(Bf16Ops, RmsnormBf16WeightAndOutputAreTheF32ResultRounded) {
   EXPECT_EQ(dev.download(dw32), dev.download(dwb));
 }
 
-TEST_P(Bf16Ops, SwigluMergeHeadsAndEmbeddingInBf16) {
+TEST_P(Bf16Ops, SwigluHeadsAndEmbeddingInBf16) {
   const int64_t n = 6, f = 37;
-  const Tensor gu = dev.upload(randn(size_t(n * 2 * f), 2, 41), {n, 2 * f});
-  const Tensor o32 = dev.alloc({n, f}), ob = dev.alloc({n, f}, DType::BF16);
+  const auto gu16 = to_bf16(randn(size_t(n * 2 * f), 2, 41));
+  const Tensor gu = dev.upload(widened(gu16), {n, 2 * f}), gub = dev.upload(gu16, {n, 2 * f}, DType::BF16);
+  const Tensor o32 = dev.alloc({n, f}), ob = dev.alloc({n, f}, DType::BF16), obb = dev.alloc({n, f}, DType::BF16);
   ops().swiglu_forward(ctx(), gu, o32);
   ops().swiglu_forward(ctx(), gu, ob);
+  ops().swiglu_forward(ctx(), gub, obb);
   auto want = dev.download(o32);
   auto got = dev.download<uint16_t>(ob);
   for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "swiglu " << i;
+  EXPECT_EQ(got, dev.download<uint16_t>(obb)) << "swiglu of a bf16 gu";
+  const Tensor dout = dev.upload(randn(size_t(n * f), 1, 44), {n, f});
+  const Tensor dg32 = dev.alloc({n, 2 * f}), dgb = dev.alloc({n, 2 * f});
+  ops().swiglu_backward(ctx(), gu, dout, dg32);
+  ops().swiglu_backward(ctx(), gub, dout, dgb);
+  EXPECT_EQ(dev.download(dg32), dev.download(dgb)) << "swiglu backward of a bf16 gu";
 
   const int64_t b = 2, h = 3, t = 5, hd = 8, c = 2 * h * hd;
   const Tensor heads = dev.upload(randn(size_t(b * h * t * hd), 1, 42), {b, h, t, hd});
@@ -114,6 +135,11 @@ TEST_P(Bf16Ops, SwigluMergeHeadsAndEmbeddingInBf16) {
   want = dev.download(m32);
   got = dev.download<uint16_t>(mb);
   for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "merge_heads " << i;
+  const Tensor s32 = dev.alloc({b, h, t, hd}), sb = dev.alloc({b, h, t, hd});
+  const Tensor widened_m = dev.upload(widened(got), {b, t, c});
+  ops().split_heads(ctx(), widened_m, h * hd, s32);
+  ops().split_heads(ctx(), mb, h * hd, sb);
+  EXPECT_EQ(dev.download(s32), dev.download(sb)) << "split_heads of a bf16 x";
 
   const int64_t v = 11, d = 16;
   const auto w16 = to_bf16(randn(size_t(v * d), 1, 43));
@@ -122,6 +148,28 @@ TEST_P(Bf16Ops, SwigluMergeHeadsAndEmbeddingInBf16) {
   ops().embedding_forward(ctx(), tok, dev.upload(widened(w16), {v, d}), 1, e32);
   ops().embedding_forward(ctx(), tok, dev.upload(w16, {v, d}, DType::BF16), 1, eb);
   EXPECT_EQ(dev.download(e32), dev.download(eb));
+}
+
+// The logits' gradient in bf16, into its own buffer and over the logits themselves (row blocks of
+// 64: 200 rows cross three block boundaries), with ignored rows and another rank's targets.
+TEST_P(Bf16Ops, CrossEntropyBackwardInBf16IsTheF32GradientRounded) {
+  const int64_t n = 200, v = 53, offset = 7;
+  const auto z = randn(size_t(n * v), 3, 51);
+  std::vector<int32_t> tgt(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) tgt[size_t(i)] = i % 9 == 0 ? -1 : int32_t((i * 13) % (v + 2 * offset));
+  const Tensor targets = dev.upload(tgt, {n});
+  const Tensor logits = dev.upload(z, {n, v}), lse = dev.alloc({n}), tl = dev.alloc({n});
+  ops().cross_entropy_forward(ctx(), logits, targets, offset, lse, tl);
+  const Tensor d32 = dev.alloc({n, v}), d16 = dev.alloc({n, v}, DType::BF16);
+  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d32);
+  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d16);
+  const auto want = dev.download(d32);
+  const auto got = dev.download<uint16_t>(d16);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "own buffer " << i;
+  const Tensor alias(logits.data, logits.shape, DType::BF16, logits.device);
+  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, alias);
+  const std::vector<uint16_t> all = dev.download<uint16_t>(logits);  // 2 n v halves: the first n v are the result
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(all[i], f32_to_bf16(want[i])) << "in place " << i;
 }
 
 }  // namespace

@@ -1,26 +1,54 @@
 #!/usr/bin/env python3
 """PyTorch throughput baseline for `make bench`: forward + backward of the mean cross-entropy loss
-of the reference Baichuan model (tools/reference/baichuan_ref.py) in float32 on the CPU.
+of the reference Baichuan model (tools/reference/baichuan_ref.py) on the CPU, set up as a PyTorch
+2.x user would: F.scaled_dot_product_attention (causal, or ALiBi's bias as the mask),
+F.cross_entropy, AdamW(fused=True), and with --bf16 torch.autocast("cpu", torch.bfloat16) over
+the forward and the loss (fp32 master weights: the parameters stay fp32, as in AMP).
 
-    /usr/bin/python3 tools/reference/bench_torch.py --hidden 512 --layers 8 --heads 8 --ffn 1376 \
-        --vocab 32000 --seq 512 --batch 4 --threads 2 --iters 5 --position rope|alibi
+    python tools/reference/bench_torch.py --hidden 512 --layers 8 --heads 8 --ffn 1376 \
+        --vocab 32000 --seq 512 --batch 4 --threads 2 --iters 5 --position rope|alibi \
+        [--train] [--bf16] [--compile]
 
-One warm-up step, then --iters timed steps (zero grads, forward, loss, backward); prints ONE JSON
-line: {"impl": "pytorch", "torch": ..., "threads": n, "tokens_per_s": median, "step_s_median": ...,
-"gflops_per_s": ...} plus the config. Attention is plain matmul + softmax (torch 1.13 has no
-scaled_dot_product_attention), exactly as the reference computes it.
+One warm-up step (two with --compile), then --iters timed steps (zero grads, forward, loss,
+backward; with --train also clipping and the optimizer step); prints ONE JSON line: {"impl":
+"pytorch", "torch": ..., "precision": ..., "threads": n, "tokens_per_s": median, "step_s_median":
+..., "gflops_per_s": ..., "peak_rss_mib": ...} plus the config. On a torch without
+scaled_dot_product_attention (Debian's 1.13) the attention is the reference's matmul + softmax and
+the optimizer the plain AdamW; the JSON says which ("attention", "fused_adamw").
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import baichuan_ref  # noqa: E402
 from baichuan_ref import BaichuanConfig, BaichuanForCausalLM  # noqa: E402
+
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+
+
+def sdpa_attention_forward(self, x, position_bias):
+    """The reference's attention with F.scaled_dot_product_attention (PyTorch 2.x): is_causal for
+    RoPE, the [H, T, T] ALiBi bias (with -inf above the diagonal) as a float mask."""
+    cfg = self.cfg
+    b, t, d = x.shape
+    h, hd = cfg.num_attention_heads, cfg.head_dim
+    q, k, v = self.W_pack(x).split(d, dim=-1)
+    q, k, v = (z.view(b, t, h, hd).transpose(1, 2) for z in (q, k, v))
+    if position_bias[0] == "rope":
+        _, cos, sin = position_bias
+        q, k = baichuan_ref.apply_rope(q, cos, sin), baichuan_ref.apply_rope(k, cos, sin)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=position_bias[1].to(q.dtype))
+    return self.o_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
 def model_flops(b, t, d, layers, f, v):
@@ -52,9 +80,13 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train", action="store_true",
                     help="time full training steps: also clip the grad norm to 1.0 and take an AdamW step")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast over the forward and the loss")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = ap.parse_args()
     if a.iters < 1:
         ap.error("--iters must be >= 1")
+    if HAS_SDPA:
+        baichuan_ref.Attention.forward = sdpa_attention_forward
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -72,12 +104,23 @@ def main():
 
     decay = [p for n, p in model.named_parameters() if not n.endswith("norm.weight")]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("norm.weight")]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.95))
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = True
+    try:
+        opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), fused=True)
+    except (TypeError, RuntimeError):  # torch < 2.4 on the CPU
+        fused = False
+        opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95))
+    forward = torch.compile(model) if a.compile else model
+
+    def loss_of():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            logits = forward(tokens)
+            return F.cross_entropy(logits.view(-1, a.vocab).float(), targets.reshape(-1))
 
     def step():
         model.zero_grad(set_to_none=False)
-        loss = model.loss(tokens, targets)
+        loss = loss_of()
         loss.backward()
         if a.train:  # what a Megatron training iteration adds: clipping and the optimizer
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -85,6 +128,8 @@ def main():
         return loss.item()
 
     loss = step()                                      # warm-up
+    if a.compile:
+        loss = step()
     times = []
     for _ in range(a.iters):
         t0 = time.perf_counter()
@@ -94,13 +139,16 @@ def main():
     flops = model_flops(a.batch, a.seq, a.hidden, a.layers, a.ffn, a.vocab)
     print(json.dumps({
         "impl": "pytorch", "bench": "train" if a.train else "model", "position": a.position,
+        "precision": "bf16" if a.bf16 else "fp32", "compile": a.compile,
+        "attention": "sdpa" if HAS_SDPA else "matmul+softmax", "fused_adamw": fused,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tokens_per_s": a.batch * a.seq / med, "step_s_median": med,
         "gflops_per_s": flops / med / 1e9,
         "model_gflops_per_step": flops / 1e9, "loss": loss,
         "config": {"hidden": a.hidden, "layers": a.layers, "heads": a.heads, "ffn": a.ffn,
                    "vocab": a.vocab, "seq": a.seq, "batch": a.batch, "position": a.position,
-                   "iters": a.iters, "dtype": "float32"},
+                   "iters": a.iters, "dtype": "bfloat16 autocast" if a.bf16 else "float32"},
     }))
 
 

@@ -4,10 +4,14 @@
 // every rank's parts (loss = logsumexp(z) - z[target]); target -1 is ignored (loss 0, gradient 0).
 // The backward writes scale * (softmax(z) - onehot(target)) over the rank's columns and may
 // overwrite the logits in place (llm.c does the same to avoid a second (N, V) buffer). Both passes
-// over a row are vector code (fast_exp.h; the sum of exponentials is kept in double).
+// over a row are vector code (fast_exp.h; the sum of exponentials is kept in double). Under --bf16
+// the gradient is written in bf16, over the logits' own memory too (see cross_entropy_backward).
 // logits, dlogits: (N, V); targets: (N) i32; lse, target_logit, losses: (N); lse_parts: (P, N).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/fast_exp.h"
 #include "backend/cpu/ops.h"
 #include "backend/op_check.h"
@@ -69,27 +73,52 @@ void cross_entropy_combine(Ctx&, const Tensor& lse_parts, const Tensor& target_l
   }
 }
 
+namespace {
+// Row i's gradient, scale * (softmax(z) - onehot(target)), into dz (f32); dz may be z.
+void grad_row(const Tensor& logits, const Tensor& lse, const Tensor& targets, int64_t vocab_offset, float scale,
+              int64_t i, float* dz) {
+  const int64_t v = logits.size(-1);
+  const float* z = logits.f32() + i * v;
+  const int32_t tgt = targets.i32()[i];
+  if (tgt < 0) {
+    for (int64_t j = 0; j < v; ++j) dz[j] = 0.f;
+    return;
+  }
+  const float l = lse.f32()[i];
+#pragma omp simd
+  for (int64_t j = 0; j < v; ++j) dz[j] = scale * fast_exp(z[j] - l);
+  const int64_t col = local_column(tgt, vocab_offset, v);
+  if (col >= 0) dz[col] -= scale;
+}
+}  // namespace
+
 void cross_entropy_backward(Ctx&, const Tensor& logits, const Tensor& lse, const Tensor& targets,
                             int64_t vocab_offset, float scale, const Tensor& dlogits) {
   check_f32_args("cross_entropy_backward", Device::CPU, {{"logits", &logits}, {"lse", &lse}});
   check_arg("cross_entropy_backward", "targets", targets, DType::I32, Device::CPU);
-  check_f32("cross_entropy_backward", "dlogits", dlogits, Device::CPU);
+  check_f32_or_bf16("cross_entropy_backward", "dlogits", dlogits, Device::CPU);
   const int64_t n = targets.numel(), v = logits.size(-1);
   CS_CHECK(dlogits.numel() == n * v && vocab_offset >= 0);
+  if (dlogits.dtype == DType::F32) {
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float* z = logits.f32() + i * v;
-    float* dz = dlogits.f32() + i * v;
-    const int32_t tgt = targets.i32()[i];
-    if (tgt < 0) {
-      for (int64_t j = 0; j < v; ++j) dz[j] = 0.f;
-      continue;
-    }
-    const float l = lse.f32()[i];
-#pragma omp simd
-    for (int64_t j = 0; j < v; ++j) dz[j] = scale * fast_exp(z[j] - l);
-    const int64_t col = local_column(tgt, vocab_offset, v);
-    if (col >= 0) dz[col] -= scale;
+    for (int64_t i = 0; i < n; ++i) grad_row(logits, lse, targets, vocab_offset, scale, i, dlogits.f32() + i * v);
+    return;
+  }
+  // bf16 (--bf16: the gradient only feeds the head's two GEMMs), possibly in the logits' own
+  // memory: blocks of rows go to f32 staging first, then to bf16 row i at bytes [2iV, 2(i+1)V),
+  // which lie within f32 rows <= i, all read by then (this block's or earlier ones); rows of later
+  // blocks are never touched. The values are the f32 path's, rounded to nearest even.
+  constexpr int64_t kBlock = 64;
+  thread_local std::vector<float> staging;
+  staging.resize(size_t(std::min(n, kBlock) * v));
+  Bf16* out = data_as<Bf16>(dlogits);
+  for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+    const int64_t r1 = std::min(n, r0 + kBlock);
+    float* st = staging.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = r0; i < r1; ++i) grad_row(logits, lse, targets, vocab_offset, scale, i, st + (i - r0) * v);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = r0; i < r1; ++i) to_bf16(st + (i - r0) * v, out + i * v, v);
   }
 }
 

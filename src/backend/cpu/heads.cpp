@@ -1,6 +1,6 @@
 // Head split / merge between the token-major projection output (B, T, C) and the head-major
-// layout (B, H, T, Hd) the attention kernel reads. Each is the other's backward. merge_heads may
-// write a bf16 x (under --bf16 the merged output only feeds o_proj's GEMM).
+// layout (B, H, T, Hd) the attention kernel reads. Each is the other's backward. The token-major
+// side may be bf16 (under --bf16: qkv, a GEMM's output, and the merged output, o_proj's input).
 #include <cstring>
 #include <type_traits>
 
@@ -24,19 +24,24 @@ void permute(const Tensor& tok, int64_t col0, const Tensor& head) {
       for (int64_t ti = 0; ti < t; ++ti) {
         TokT* tp = data_as<TokT>(tok) + (bi * t + ti) * c + col0 + hi * hd;
         float* hp = head.f32() + ((bi * h + hi) * t + ti) * hd;
-        if constexpr (kSplit)
-          std::memcpy(hp, tp, size_t(hd) * sizeof(float));
-        else if constexpr (std::is_same_v<TokT, float>)
-          std::memcpy(tp, hp, size_t(hd) * sizeof(float));
-        else
+        if constexpr (std::is_same_v<TokT, float>) {
+          if (kSplit)
+            std::memcpy(hp, tp, size_t(hd) * sizeof(float));
+          else
+            std::memcpy(tp, hp, size_t(hd) * sizeof(float));
+        } else if constexpr (kSplit) {
+          for (int64_t i = 0; i < hd; ++i) hp[i] = load(tp + i);
+        } else {
           to_bf16(hp, tp, hd);
+        }
       }
 }
 }  // namespace
 
 void split_heads(Ctx&, const Tensor& x, int64_t col0, const Tensor& out) {
-  check_f32_args("split_heads", Device::CPU, {{"x", &x}, {"out", &out}});
-  permute<true, float>(x, col0, out);
+  check_f32_or_bf16("split_heads", "x", x, Device::CPU);
+  check_f32("split_heads", "out", out, Device::CPU);
+  with_f32_or_bf16(x, [&](auto t) { permute<true, decltype(t)>(x, col0, out); });
 }
 
 void merge_heads(Ctx&, const Tensor& in, const Tensor& x, int64_t col0) {

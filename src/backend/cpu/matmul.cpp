@@ -1,7 +1,7 @@
 // matmul through cblas_sgemm (Debian's OpenMP OpenBLAS: BLAS threads come from the same libgomp
 // pool as our kernels, so the two never oversubscribe the cores). When either operand is bf16
 // (--bf16: the parameters' compute copy, the activations that feed GEMMs) the product runs in
-// bf16 with f32 accumulation through oneDNN (matmul_bf16.cpp); the output is f32 either way.
+// bf16 with f32 accumulation through oneDNN (matmul_bf16.cpp), as it does for a bf16 output.
 #include <cblas.h>
 
 #include "backend/cpu/matmul_bf16.h"
@@ -14,7 +14,7 @@ void matmul(Ctx&, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, 
             float alpha, float beta) {
   check_f32_or_bf16("matmul", "a", a, Device::CPU);
   check_f32_or_bf16("matmul", "b", b, Device::CPU);
-  check_f32("matmul", "out", out, Device::CPU);
+  check_f32_or_bf16("matmul", "out", out, Device::CPU);
   CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && out.ndim() == 2)
       << a.shape.str() << b.shape.str() << out.shape.str();
   const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
@@ -23,7 +23,7 @@ void matmul(Ctx&, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, 
       << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
       << (trans_b ? "^T" : "") << " out" << out.shape.str();
   if (m == 0 || n == 0) return;
-  if (a.dtype == DType::BF16 || b.dtype == DType::BF16) {
+  if (a.dtype == DType::BF16 || b.dtype == DType::BF16 || out.dtype == DType::BF16) {
     matmul_bf16(a, trans_a, b, trans_b, out, m, n, k, alpha, beta);
     return;
   }

@@ -1,6 +1,6 @@
 // matmul with bf16 operands through oneDNN's matmul primitive (Debian's libdnnl: AVX-512 BF16
 // brgemm kernels on CPUs that have them, about twice sgemm's rate): bf16 x bf16 products
-// accumulated in f32 into an f32 output, c = alpha * op(a) @ op(b) + beta * c. An f32 operand is
+// accumulated in f32 into an f32 or bf16 output, c = alpha * op(a) @ op(b) + beta * c. An f32 operand is
 // rounded to bf16 first (into per-thread scratch that only grows), which is what a bf16 compute
 // copy of it would hold; a transposed operand is described by its strides, never copied.
 // Primitives are made once per shape and kept: a training run has a handful of GEMM shapes.
@@ -25,9 +25,9 @@ dnnl::engine& engine() {
   return e;
 }
 
-// (m, n, k, trans_a, trans_b, alpha, beta): everything a primitive is specialised for (leading
-// dimensions follow from the shapes: operands are contiguous 2-D tensors).
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, float, float>;
+// (m, n, k, trans_a, trans_b, alpha, beta, bf16 output): everything a primitive is specialised
+// for (leading dimensions follow from the shapes: operands are contiguous 2-D tensors).
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, float, float, bool>;
 
 struct Prim {
   memory::desc a, b, c;
@@ -40,11 +40,11 @@ const Prim& primitive(const Key& key) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  const auto [m, n, k, ta, tb, alpha, beta] = key;
+  const auto [m, n, k, ta, tb, alpha, beta, out_bf16] = key;
   // Logical op(a) (m, k) and op(b) (k, n), row-major storage of a or a^T (b or b^T).
   const memory::desc a({m, k}, memory::data_type::bf16, ta ? memory::dims{1, m} : memory::dims{k, 1});
   const memory::desc b({k, n}, memory::data_type::bf16, tb ? memory::dims{1, k} : memory::dims{n, 1});
-  const memory::desc c({m, n}, memory::data_type::f32, memory::dims{n, 1});
+  const memory::desc c({m, n}, out_bf16 ? memory::data_type::bf16 : memory::data_type::f32, memory::dims{n, 1});
   dnnl::primitive_attr attr;
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
   if (beta != 0.f) {
@@ -72,15 +72,22 @@ const Bf16* as_bf16(const Tensor& x, std::vector<Bf16>& scratch) {
 
 void matmul_bf16(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
                  int64_t m, int64_t n, int64_t k, float alpha, float beta) {
-  CS_CHECK(out.dtype == DType::F32) << "bf16 matmul into " << dtype_name(out.dtype);
+  const bool out_bf16 = out.dtype == DType::BF16;
   if (k == 0) {  // no products: c = beta * c (oneDNN refuses empty reductions)
-    float* c = out.f32();
-    for (int64_t i = 0; i < m * n; ++i) c[i] = beta == 0.f ? 0.f : beta * c[i];
+    for (int64_t i = 0; i < m * n; ++i) {
+      if (out_bf16) {
+        Bf16* c = data_as<Bf16>(out) + i;
+        store(c, beta == 0.f ? 0.f : beta * load(c));
+      } else {
+        float* c = out.f32() + i;
+        *c = beta == 0.f ? 0.f : beta * *c;
+      }
+    }
     return;
   }
   thread_local std::vector<Bf16> scratch_a, scratch_b;
   thread_local dnnl::stream stream(engine());
-  const Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta});
+  const Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta, out_bf16});
   memory am(p.a, engine(), const_cast<Bf16*>(as_bf16(a, scratch_a)));
   memory bm(p.b, engine(), const_cast<Bf16*>(as_bf16(b, scratch_b)));
   memory cm(p.c, engine(), out.data);
