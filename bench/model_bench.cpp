@@ -25,13 +25,23 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-double sgemm_peak_gflops() {
+// The GEMM peak of 2048^3 through the op table: f32 operands (sgemm), or bf16 operands (oneDNN,
+// f32 accumulation: the --bf16 denominator).
+double gemm_peak_gflops(bool bf16 = false) {
   const int64_t n = 2048;
-  Buffer a(size_t(n * n) * 4), b(size_t(n * n) * 4), c(size_t(n * n) * 4);
+  Buffer a(size_t(n * n) * 4), b(size_t(n * n) * 4), c(size_t(n * n) * 4), a16(size_t(n * n) * 2),
+      b16(size_t(n * n) * 2);
   philox_fill_normal(a.f32(), n * n, 1, 0, 0, 1);
   philox_fill_normal(b.f32(), n * n, 2, 0, 0, 1);
   Tensor ta = a.tensor({n, n}), tb = b.tensor({n, n}), tc = c.tensor({n, n});
   auto ctx = cpu_backend().make_context();
+  if (bf16) {
+    const Tensor ha = a16.tensor({n, n}, DType::BF16), hb = b16.tensor({n, n}, DType::BF16);
+    cpu_ops().cast(*ctx, ta, ha);
+    cpu_ops().cast(*ctx, tb, hb);
+    ta = ha;
+    tb = hb;
+  }
   std::vector<double> t;
   for (int i = 0; i < 6; ++i) {
     Timer tm;
@@ -115,10 +125,13 @@ int main(int argc, char** argv) {
     return attention_child(std::string(argv[2]) == "naive", std::atoll(argv[3]));
   const int iters = argc > 1 ? std::atoi(argv[1]) : 5;
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures appear as they are measured
-  const double peak = sgemm_peak_gflops();
+  const double peak = gemm_peak_gflops();
   std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);
   std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"sgemm\",\"gflops_per_s\":%.2f}\n", peak);
   if (argc > 1 && std::string(argv[1]) == "--sgemm-only") return 0;  // other benches' busy-machine check
+  const double peak16 = gemm_peak_gflops(true);
+  std::printf("bf16 GEMM 2048^3 (oneDNN, f32 accumulation): %.1f GFLOP/s  <- --bf16 MFU denominator\n", peak16);
+  std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"bf16_gemm\",\"gflops_per_s\":%.2f}\n", peak16);
   model_bench(peak, "rope", iters);
   model_bench(peak, "alibi", iters);
   for (int64_t t : {512, 2048, 4096}) {

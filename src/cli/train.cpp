@@ -166,6 +166,7 @@ int train_main(int argc, char** argv) {
   need.virtual_layers = f.virtual_pipeline_layers.value_or(0);
   need.sequence_parallel = shard.sequence_parallel;
   need.distributed_optimizer = a.distributed_optimizer;
+  need.bf16 = a.bf16;
   need.config_file = config_file;
   need.batch_source = fmt::format("--micro-batch-size {} and --seq-length {} (--train-iters {}, --global-batch-size {})",
                                   f.micro_batch, act_seq, a.train_iters, a.global_batch);

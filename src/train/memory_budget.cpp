@@ -109,6 +109,7 @@ Plan memory_plan(const ModelConfig& c, const MemoryRequest& req) {
   ModelConfig planned = c;
   if (req.act_seq > 0) planned.max_seq_length = req.act_seq;
   PlanLayout l;
+  if (req.bf16) l.precision = PlanPrecision::Bf16;
   l.tp = req.tp;
   l.pp = req.pp;
   l.virtual_layers = req.virtual_layers;

@@ -43,6 +43,7 @@ struct MemoryRequest {
   int64_t virtual_layers = 0;  // --num-layers-per-virtual-pipeline-stage (0: contiguous stages)
   bool sequence_parallel = false;
   bool distributed_optimizer = false;
+  bool bf16 = false;            // --bf16: Precision::bf16()'s parameters, master weights and activations
   bool kv_cache = false;        // generate's: K and V of every layer for micro_batch x act_seq tokens
   // Where the config came from: a file ("DIR/config.json", ".../meta.json"; exit status 1), or
   // empty for the flags (exit status 2).

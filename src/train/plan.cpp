@@ -155,6 +155,11 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   const double samples = double(std::max<int64_t>(l.train_iters, 1)) * double(l.global_batch);
   const double data = l.training ? 2 * n * 4 + 3 * double(l.micro_batch) * (double(l.seq_length) + 1) * 4 + 24.0 * samples
                                  : 2 * n * 4;
+  // --bf16 on the CPU: a bf16 compute copy of the parameters, fp32 gradients, fp32 master weights
+  // beside Adam's moments, and the GEMMs' saved activations in bf16 (Precision::bf16()). --fp16
+  // keeps the fp32 path on the CPU.
+  const bool bf16 = l.precision == PlanPrecision::Bf16;
+  const Precision precision = bf16 ? Precision::bf16() : Precision{};
   ModelConfig rank_widths = c;  // what one rank's GEMMs see (BLAS packing)
   rank_widths.vocab_size = c.vocab_size / tp;
   rank_widths.ffn_hidden_size = c.ffn_hidden_size / tp;
@@ -205,9 +210,9 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     // token's carving scaled by the tokens (an upper bound: each tensor rounded up alone).
     auto carved = [&](const ModelConfig& cfg, const ModelShard& sh) {
       const int64_t rows = sh.sequence_parallel ? tp : 1;
-      const double one = double(Model::planned_activation_bytes(cfg, sh, 1, rows, Precision{}, in_flight)) / double(rows);
+      const double one = double(Model::planned_activation_bytes(cfg, sh, 1, rows, precision, in_flight)) / double(rows);
       if (one * n >= 0x1p60) return one * n;
-      return double(Model::planned_activation_bytes(cfg, sh, l.micro_batch, c.max_seq_length, Precision{}, in_flight));
+      return double(Model::planned_activation_bytes(cfg, sh, l.micro_batch, c.max_seq_length, precision, in_flight));
     };
     auto activations = [&](const ModelConfig& cfg) { return linear(carved, cfg); };
     ModelConfig with = c, without = c;
@@ -228,14 +233,15 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
     if (dp > 1 && !sharded) fold = layer_max * 4;
     if (tp > 1) fold = std::max(fold, n * double(c.hidden_size) * 4);
     p.items = {
-        {"parameters", np * 4, fmt::format("{:.2f}M x 4 B (fp32){}", np / 1e6,
+        {"parameters", np * (bf16 ? 2 : 4), fmt::format("{:.2f}M x {}{}", np / 1e6, bf16 ? "2 B (bf16 compute copy)" : "4 B (fp32)",
                                            tp * pp > 1 ? fmt::format(", this rank's of {:.2f}M", double(p.params_total) / 1e6)
                                                        : "")},
         {"gradients", np * 4, "fp32, one buffer"},
-        {"optimizer states", !l.training ? 0.0 : sharded ? std::ceil(np / double(dp)) * 8 : np * 8,
+        {"optimizer states", !l.training ? 0.0 : (sharded ? std::ceil(np / double(dp)) : np) * (bf16 ? 12 : 8),
          !l.training ? "none (not training)"
-         : sharded ? fmt::format("Adam m, v (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
-                                 "while saving)", dp)
+         : sharded ? fmt::format("{} (fp32), a 1/{} shard (distributed optimizer; + the whole state gathered "
+                                 "while saving)", bf16 ? "master weights, Adam m, v" : "Adam m, v", dp)
+         : bf16    ? "fp32 master weights, Adam m, v"
                    : "Adam m, v (fp32); the parameters are the master weights"},
         {"activations", acts,
          fmt::format("{} layers{} x mb {} x seq {}{}{}{}; backward scratch{}", p.stage_layers,

@@ -42,15 +42,7 @@ TEST_P(Bf16Ops, MatmulMatchesDoubleLoopsOverRoundedOperands) {
           const Tensor bt = dt == 1 ? dev.upload(b, bs) : dev.upload(b16, bs, DType::BF16);
           const Tensor ct = dev.upload(c0, {m, n});
           ops().matmul(ctx(), at, ta, bt, tb, ct, 0.5f, 2.0f);
-          const auto ar = widened(a16), br = widened(b16);
-          std::vector<double> want(size_t(m * n));
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j) {
-              double acc = 0;
-              for (int64_t p = 0; p < k; ++p)
-                acc += ar[size_t(ta ? p * m + i : i * k + p)] * br[size_t(tb ? j * k + p : p * n + j)];
-              want[size_t(i * n + j)] = 0.5 * acc + 2.0 * c0[size_t(i * n + j)];
-            }
+          const auto want = ref::matmul(widened(a16), ta, widened(b16), tb, m, n, k, 0.5, 2.0, c0);
           // f32 accumulation of k products: the fp32 GEMM's tolerance scaled by sqrt(k)'s growth.
           EXPECT_TRUE(test::all_close(dev.download(ct), want, 1e-5, 1e-5, "bf16 matmul"));
         }

@@ -29,14 +29,7 @@ TEST_P(Matmul, AllTransposesMatchDoubleLoops) {
              bt = dev.upload(b, tb ? Shape{n, k} : Shape{k, n});
       Tensor ct = dev.upload(c0, {m, n});
       ops().matmul(ctx(), at, ta, bt, tb, ct, 0.5f, 2.0f);
-      std::vector<double> want(size_t(m * n));
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) {
-          double acc = 0;
-          for (int64_t p = 0; p < k; ++p)
-            acc += a[size_t(ta ? p * m + i : i * k + p)] * b[size_t(tb ? j * k + p : p * n + j)];
-          want[size_t(i * n + j)] = 0.5 * acc + 2.0 * c0[size_t(i * n + j)];
-        }
+      const auto want = ref::matmul(a, ta, b, tb, m, n, k, 0.5, 2.0, c0);
       EXPECT_TRUE(all_close(dev.download(ct), want, tol::kF32Atol, tol::kF32Rtol, "matmul"));
     }
 }

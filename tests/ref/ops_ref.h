@@ -14,6 +14,20 @@ using cd = std::complex<double>;
 inline double re(double x) { return x; }
 inline double re(const cd& x) { return x.real(); }
 
+// alpha * op(a) @ op(b) + beta * c0, (m, n); a stored (m, k) or, transposed, (k, m); b (k, n) or (n, k).
+template <typename T>
+std::vector<T> matmul(const std::vector<T>& a, bool ta, const std::vector<T>& b, bool tb, int64_t m, int64_t n,
+                      int64_t k, double alpha, double beta, const std::vector<T>& c0) {
+  std::vector<T> c(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      T acc = 0;
+      for (int64_t p = 0; p < k; ++p) acc += a[size_t(ta ? p * m + i : i * k + p)] * b[size_t(tb ? j * k + p : p * n + j)];
+      c[size_t(i * n + j)] = alpha * acc + beta * c0[size_t(i * n + j)];
+    }
+  return c;
+}
+
 template <typename T>
 std::vector<T> rmsnorm(const std::vector<T>& x, const std::vector<T>& w, double eps, int64_t n, int64_t d) {
   std::vector<T> y(x.size());

@@ -105,6 +105,13 @@ TEST_F(PlanVsRss, LogitsAndActivationsDominate) {
         "--num-attention-heads 4 --seq-length 768 --micro-batch-size 2", "d32000");
 }
 
+// --bf16: bf16 parameters beside fp32 master weights, gradients and moments; the GEMMs' saved
+// activations and the logits' gradient in bf16.
+TEST_F(PlanVsRss, Bf16) {
+  check("--model small --vocab-size 32000 --num-layers 4 --hidden-size 256 --ffn-hidden-size 688 "
+        "--num-attention-heads 4 --seq-length 512 --micro-batch-size 2 --bf16", "d32000");
+}
+
 TEST_F(PlanVsRss, RecomputationKeepsOnlyLayerInputs) {
   const std::string m = "--model small --vocab-size 1000 --num-layers 12 --hidden-size 256 "
                         "--ffn-hidden-size 688 --num-attention-heads 4 --seq-length 256 --micro-batch-size 4";
