@@ -144,7 +144,7 @@ struct Ops {
   // gu: (N, 2F) f32|bf16 with gate in columns [0, F) and up in [F, 2F); out = silu(gate) * up:
   // (N, F), f32|bf16.
   void (*swiglu_forward)(Ctx& c, const Tensor& gu, const Tensor& out);
-  // dgu: (N, 2F) f32, overwrite (gu: f32|bf16; an f32 gu may be dgu itself).
+  // dgu: (N, 2F) f32|bf16, overwrite (gu: f32|bf16; dgu may be gu itself, in the same dtype).
   void (*swiglu_backward)(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor& dgu);
 
   // Vocab-parallel cross entropy (Megatron's), in two steps around the tensor-parallel exchange;

@@ -40,10 +40,11 @@ struct LayerSaved {
   LayerSaved at(const Dims& d) const;
 };
 
-// Backward work buffers, one set shared by all layers.
+// Backward work buffers, one set shared by all layers. dqkv and dgu, which only feed GEMMs, take
+// gemm_dtype (bf16 under --bf16).
 struct LayerScratch {
   Tensor dln, dqkv, dq, dk, dv, datt, dattm, dgu, dact;
-  static LayerScratch carve(TensorCarver& c, const Dims& d, DType act_dtype);
+  static LayerScratch carve(TensorCarver& c, const Dims& d, DType act_dtype, DType gemm_dtype = DType::F32);
   LayerScratch at(const Dims& d) const;
 };
 

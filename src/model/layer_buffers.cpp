@@ -38,9 +38,10 @@ LayerScratch scratch_shapes(const Dims& d, F&& take) {
   const int64_t n = d.n(), a = d.w.attention(), f = d.w.ffn;
   const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
   LayerScratch k;
-  k.dln = take(Shape{n, d.w.d}, kAct); k.dqkv = take(Shape{n, 3 * a}, kAct);
+  // dqkv and dgu only feed their GEMMs (weight gradient and input gradient): GEMM inputs.
+  k.dln = take(Shape{n, d.w.d}, kAct); k.dqkv = take(Shape{n, 3 * a}, kGemmIo);
   k.dq = take(heads, kAct); k.dk = take(heads, kAct); k.dv = take(heads, kAct);
-  k.datt = take(heads, kAct); k.dattm = take(Shape{n, a}, kAct); k.dgu = take(Shape{n, 2 * f}, kAct);
+  k.datt = take(heads, kAct); k.dattm = take(Shape{n, a}, kAct); k.dgu = take(Shape{n, 2 * f}, kGemmIo);
   k.dact = take(Shape{n, f}, kAct);
   return k;
 }
@@ -63,8 +64,10 @@ LayerSaved LayerSaved::at(const Dims& d) const {
   return saved_shapes(d, Viewer{{&ln1, &rstd1, &qkv, &q, &k, &v, &att, &lse, &attm, &h, &ln2, &rstd2, &gu, &act}});
 }
 
-LayerScratch LayerScratch::carve(TensorCarver& c, const Dims& d, DType act_dtype) {
-  return scratch_shapes(d, [&](Shape s, Kind k) { return c.take(s, k == kStat ? DType::F32 : act_dtype); });
+LayerScratch LayerScratch::carve(TensorCarver& c, const Dims& d, DType act_dtype, DType gemm_dtype) {
+  return scratch_shapes(d, [&](Shape s, Kind k) {
+    return c.take(s, k == kStat ? DType::F32 : k == kGemmIo ? gemm_dtype : act_dtype);
+  });
 }
 
 LayerScratch LayerScratch::at(const Dims& d) const {

@@ -33,7 +33,7 @@ void Model::carve(TensorCarver& c, const ModelConfig& cfg, const ModelShard& sha
     }
   }
   if (per_slot < layers) a.shared_set = LayerSaved::carve(c, mx, act, p.gemm_io);
-  a.scratch = LayerScratch::carve(c, mx, act);
+  a.scratch = LayerScratch::carve(c, mx, act, p.gemm_io);
   a.dres = c.take({ns, d}, act);
   a.recompute_out = c.take({ns, d}, act);
   if (tp > 1) a.comm = c.take({n, d}, act);

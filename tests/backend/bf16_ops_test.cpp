@@ -118,6 +118,11 @@ TEST_P(Bf16Ops, SwigluHeadsAndEmbeddingInBf16) {
   ops().swiglu_backward(ctx(), gu, dout, dg32);
   ops().swiglu_backward(ctx(), gub, dout, dgb);
   EXPECT_EQ(dev.download(dg32), dev.download(dgb)) << "swiglu backward of a bf16 gu";
+  const Tensor dgbb = dev.alloc({n, 2 * f}, DType::BF16);
+  ops().swiglu_backward(ctx(), gub, dout, dgbb);
+  const auto dg_want = dev.download(dg32);
+  const auto dg_got = dev.download<uint16_t>(dgbb);
+  for (size_t i = 0; i < dg_want.size(); ++i) ASSERT_EQ(dg_got[i], f32_to_bf16(dg_want[i])) << "bf16 dgu " << i;
 
   const int64_t b = 2, h = 3, t = 5, hd = 8, c = 2 * h * hd;
   const Tensor heads = dev.upload(randn(size_t(b * h * t * hd), 1, 42), {b, h, t, hd});

@@ -3,11 +3,11 @@
 // accumulated in f32 into an f32 or bf16 output, c = alpha * op(a) @ op(b) + beta * c. An f32 operand is
 // rounded to bf16 first (into per-thread scratch that only grows), which is what a bf16 compute
 // copy of it would hold; a transposed operand is described by its strides, never copied.
-// Primitives are made once per shape and kept: a training run has a handful of GEMM shapes.
+// Primitives are made once per shape and kept, per thread, each with its own scratchpad (oneDNN's
+// user scratchpad mode: no allocation per call): a training run has a handful of GEMM shapes.
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <map>
-#include <mutex>
 #include <tuple>
 #include <vector>
 
@@ -32,12 +32,11 @@ using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, float, float, bool
 struct Prim {
   memory::desc a, b, c;
   dnnl::matmul mm;
+  memory scratchpad;
 };
 
-const Prim& primitive(const Key& key) {
-  static std::mutex mu;
-  static std::map<Key, Prim> cache;
-  std::lock_guard<std::mutex> lock(mu);
+Prim& primitive(const Key& key) {
+  thread_local std::map<Key, Prim> cache;
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const auto [m, n, k, ta, tb, alpha, beta, out_bf16] = key;
@@ -46,6 +45,7 @@ const Prim& primitive(const Key& key) {
   const memory::desc b({k, n}, memory::data_type::bf16, tb ? memory::dims{1, k} : memory::dims{n, 1});
   const memory::desc c({m, n}, out_bf16 ? memory::data_type::bf16 : memory::data_type::f32, memory::dims{n, 1});
   dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
   if (beta != 0.f) {
     dnnl::post_ops po;
@@ -53,7 +53,7 @@ const Prim& primitive(const Key& key) {
     attr.set_post_ops(po);
   }
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
-  return cache.emplace(key, Prim{a, b, c, dnnl::matmul(pd)}).first->second;
+  return cache.emplace(key, Prim{a, b, c, dnnl::matmul(pd), memory(pd.scratchpad_desc(), engine())}).first->second;
 }
 
 // x's elements as bf16: x itself, or x rounded into scratch (resized, never shrunk).
@@ -87,11 +87,12 @@ void matmul_bf16(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, c
   }
   thread_local std::vector<Bf16> scratch_a, scratch_b;
   thread_local dnnl::stream stream(engine());
-  const Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta, out_bf16});
+  Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta, out_bf16});
   memory am(p.a, engine(), const_cast<Bf16*>(as_bf16(a, scratch_a)));
   memory bm(p.b, engine(), const_cast<Bf16*>(as_bf16(b, scratch_b)));
   memory cm(p.c, engine(), out.data);
-  p.mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  p.mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
+                        {DNNL_ARG_SCRATCHPAD, p.scratchpad}});
   stream.wait();
 }
 

@@ -1,7 +1,7 @@
 // SwiGLU (Shazeer 2020) as Baichuan's MLP uses it: out = silu(gate) * up, silu(g) = g * sigmoid(g).
 // gu: (N, 2F), gate columns [0, F), up columns [F, 2F) (gate_proj and up_proj are adjacent in the
 // parameter buffer, so one GEMM makes both); out, dout: (N, F); dgu: (N, 2F).
-// gu and out may be bf16 (under --bf16: a GEMM's output and the down projection's input).
+// gu, out and dgu may be bf16 (under --bf16: a GEMM's output and GEMM inputs).
 // d silu(g)/dg = s * (1 + g * (1 - s)), s = sigmoid(g).
 #include <cmath>
 
@@ -27,21 +27,21 @@ void swiglu_rows(const G* gu, O* out, int64_t n, int64_t f) {
   }
 }
 
-template <typename G>
-void swiglu_grad_rows(const G* gu, const Tensor& dout, const Tensor& dgu, int64_t n, int64_t f) {
+template <typename G, typename D>
+void swiglu_grad_rows(const G* gu, const Tensor& dout, D* dgu, int64_t n, int64_t f) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const G* g = gu + i * 2 * f;
     const G* u = g + f;
     const float* d = dout.f32() + i * f;
-    float* dg = dgu.f32() + i * 2 * f;
-    float* du = dg + f;
+    D* dg = dgu + i * 2 * f;
+    D* du = dg + f;
 #pragma omp simd
     for (int64_t j = 0; j < f; ++j) {
-      const float gj = load(g + j), uj = load(u + j), dj = d[j];  // dgu may alias an f32 gu
+      const float gj = load(g + j), uj = load(u + j), dj = d[j];  // dgu may alias gu (same dtype)
       const float s = 1.f / (1.f + std::exp(-gj));
-      dg[j] = dj * uj * s * (1.f + gj * (1.f - s));
-      du[j] = dj * gj * s;
+      store(dg + j, dj * uj * s * (1.f + gj * (1.f - s)));
+      store(du + j, dj * gj * s);
     }
   }
 }
@@ -59,10 +59,16 @@ void swiglu_forward(Ctx&, const Tensor& gu, const Tensor& out) {
 
 void swiglu_backward(Ctx&, const Tensor& gu, const Tensor& dout, const Tensor& dgu) {
   check_f32_or_bf16("swiglu_backward", "gu", gu, Device::CPU);
-  check_f32_args("swiglu_backward", Device::CPU, {{"dout", &dout}, {"dgu", &dgu}});
+  check_f32("swiglu_backward", "dout", dout, Device::CPU);
+  check_f32_or_bf16("swiglu_backward", "dgu", dgu, Device::CPU);
   const int64_t f = dout.size(-1), n = dout.numel() / f;
   CS_CHECK(gu.numel() == 2 * n * f && dgu.numel() == 2 * n * f);
-  with_f32_or_bf16(gu, [&](auto g) { swiglu_grad_rows(data_as<const decltype(g)>(gu), dout, dgu, n, f); });
+  CS_CHECK(gu.data != dgu.data || gu.dtype == dgu.dtype) << "swiglu_backward: dgu aliases gu in another dtype";
+  with_f32_or_bf16(gu, [&](auto g) {
+    with_f32_or_bf16(dgu, [&](auto o) {
+      swiglu_grad_rows(data_as<const decltype(g)>(gu), dout, data_as<decltype(o)>(dgu), n, f);
+    });
+  });
 }
 
 }  // namespace cs::cpu
