@@ -194,7 +194,8 @@ int plan_main(int argc, char** argv) {
     for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
     std::printf("model:   %s\n", c.summary().c_str());
     std::printf("backend: %s\n", gpu ? fmt::format("gpu (Megatron-LM / AscendSpeed, {})", precision_name(l.precision)).c_str()
-                                     : "cpu (chuanspeed train: fp32, one process per rank)");
+                                     : fmt::format("cpu (chuanspeed train: {}, one process per rank)",
+                                                   l.precision == PlanPrecision::Bf16 ? "bf16 GEMMs, fp32 master weights" : "fp32").c_str());
     std::printf("layout:  TP %lld x PP %lld x DP %lld = %lld ranks; micro-batch %lld, global batch %lld "
                 "(%lld micro-batch%s per rank), seq %lld%s%s%s\n",
                 (long long)l.tp, (long long)l.pp, (long long)p.dp, (long long)l.world,
