@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -193,6 +194,14 @@ TEST_F(BadInput, InstructionDatasetFlags) {
   expect_error(train + "--data-path " + dir_ + "/qa_text_document --is-instruction-dataset --reset-position-ids", 2,
                "--reset-position-ids without --reset-attention-mask");
   expect_error(train + "--data-path " + dir_ + "/data --threads 0", 2, "--threads");
+}
+
+// oneDNN limited to AVX2 (as on a CPU without AVX-512) has no bf16 GEMM: one line, exit 1.
+TEST_F(BadInput, Bf16WithoutABf16Gemm) {
+  ASSERT_EQ(0, setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1));
+  expect_error("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 "
+               "--data-path " + dir_ + "/data --bf16", 1, "no bf16 GEMM on this CPU");
+  unsetenv("ONEDNN_MAX_CPU_ISA");
 }
 
 TEST_F(BadInput, Fp16AndBf16Together) {

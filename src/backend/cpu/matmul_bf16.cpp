@@ -7,6 +7,8 @@
 // user scratchpad mode: no allocation per call): a training run has a handful of GEMM shapes.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <fmt/core.h>
+
 #include <map>
 #include <tuple>
 #include <vector>
@@ -52,7 +54,13 @@ Prim& primitive(const Key& key) {
     po.append_sum(beta);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  dnnl::matmul::primitive_desc pd;
+  try {
+    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, engine());
+  } catch (const dnnl::error& e) {  // oneDNN has no bf16 GEMM for this CPU (it needs AVX-512)
+    throw Error(fmt::format("[matmul] no bf16 GEMM on this CPU (oneDNN: {}). Hint: train without --bf16 "
+                            "(fp32), or on a CPU with AVX-512", e.what()));
+  }
   return cache.emplace(key, Prim{a, b, c, dnnl::matmul(pd), memory(pd.scratchpad_desc(), engine())}).first->second;
 }
 
