@@ -2,7 +2,8 @@
 # make demo: the whole pipeline on the bundled demo corpus (assets/demo, docs/data.md), one CPU
 # process: preprocess the alpaca-style parquet with the demo SentencePiece tokenizer, train a tiny
 # Baichuan (RoPE) on it with Megatron's flags and validation, stop half way and resume
-# bit-identically, run AscendSpeed's 13B launch script scaled down (ALiBi), evaluate on held-out
+# bit-identically, train the first 120 iterations again in bf16 and compare the loss curves, run
+# AscendSpeed's 13B launch script scaled down (ALiBi), evaluate on held-out
 # questions before and after, and answer them with the trained model; then fine-tune it on the
 # instruction split with the loss on the answers only and samples packed, and answer again.
 set -euo pipefail
@@ -21,17 +22,21 @@ echo "== 1. preprocess: assets/demo/alpaca_demo.parquet (20,000 instructions, Al
   --tokenizer-name-or-path "$TOK" --handler-name conversation --log-interval 0 | tail -n 1
 echo "== 2. a freshly initialised tiny Baichuan (RoPE, 4 layers, hidden 128, vocab 1024) -> $OUT/init"
 "$BIN" init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$OUT/init"
-TRAIN=(train --data-path "$OUT/data/alpaca_text_document" --seq-length 128
+BASE=(train --data-path "$OUT/data/alpaca_text_document" --seq-length 128
   --micro-batch-size 16 --global-batch-size 32 --train-iters 480 --lr 3e-3 --min-lr 3e-4
   --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1 --clip-grad 1.0
-  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 20 --save "$OUT/run" --save-interval 120
-  --split 98,2,0 --eval-interval 120 --eval-iters 4 --tensorboard-dir "$OUT/tensorboard")
+  --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 20 --split 98,2,0 --eval-interval 120 --eval-iters 4)
+TRAIN=("${BASE[@]}" --save "$OUT/run" --save-interval 120 --tensorboard-dir "$OUT/tensorboard")
 echo "== 3. train it: 480 iterations of 32 x 128 tokens (~2.5 minutes), cosine lr, validation every 120;"
 echo "      --exit-interval 240 saves a native checkpoint at 240 and stops"
 "$BIN" "${TRAIN[@]}" --load "$OUT/init" --exit-interval 240
 echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 480"
 "$BIN" "${TRAIN[@]}" --load "$OUT/run"
 ls "$OUT/run"
+echo "== 3c. the first 120 iterations again with --bf16 (bf16 parameters and GEMMs through oneDNN, fp32 master"
+echo "      weights and gradients), from the same weights and data; its loss curve against the fp32 run's"
+"$BIN" "${BASE[@]}" --load "$OUT/init" --bf16 --save "$OUT/bf16" --exit-interval 120 2>&1 | tail -n 2
+"$BIN" compare "$OUT/run" "$OUT/bf16" --to-iter 120 | tail -n 5
 echo "== 4. AscendSpeed's 13B launch script, scaled down (ALiBi, --fp16 loss scaling on the fp32 path)"
 DATA_PATH="$OUT/data/alpaca_text_document" TOKENIZER_MODEL="$TOK/tokenizer.model" \
   bash examples/baichuan/pretrain_baichuan_tiny.sh 2>&1 | tail -n 3
