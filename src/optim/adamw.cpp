@@ -46,17 +46,21 @@ void AdamW::step(ParamStore& params, double lr) {
   const Tensor master = master_shard(params), grads = shard_grads(params);
   const Tensor m = moment(m_), v = moment(v_);
   const int64_t end = begin_ + size_;
-  // Each parameter's part inside this rank's range, with its own weight decay.
+  const Tensor all = group_ ? params.padded_params() : params.flat_params();
+  // bf16 parameters are written by the update itself (one pass); other half dtypes are cast after.
+  const bool fused = separate_master_ && params.param_dtype() == DType::BF16;
+  const Tensor none{nullptr, {0}, DType::BF16};
+  // Each parameter's part inside this rank's range, with its own weight decay. (Padding past the
+  // last parameter stays zero in both copies.)
   for (const ParamSpec& s : params.specs()) {
     const int64_t lo = std::max(begin_, s.offset), hi = std::min(end, s.offset + s.shape.numel());
     if (lo >= hi) continue;
     const int64_t a = lo - begin_, b = hi - begin_;
     ctx_.ops.adamw_update(ctx_, master.slice_rows(a, b), grads.slice_rows(a, b), m.slice_rows(a, b),
                           v.slice_rows(a, b), lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                          s.is_norm ? 0.0 : cfg_.weight_decay, step_);
+                          s.is_norm ? 0.0 : cfg_.weight_decay, step_, fused ? all.slice_rows(lo, hi) : none);
   }
-  const Tensor all = group_ ? params.padded_params() : params.flat_params();
-  if (separate_master_) ctx_.ops.cast(ctx_, master, all.slice_rows(begin_, end));
+  if (separate_master_ && !fused) ctx_.ops.cast(ctx_, master, all.slice_rows(begin_, end));
   if (group_) group_->all_gather(ctx_, all.slice_rows(begin_, end), all);  // in place: every rank's shard
 }
 

@@ -4,6 +4,7 @@
 // backwards against complex-step derivatives of that reference. Small awkward shapes (odd T,
 // 3 heads, D = 96, vocab 37), inputs swept over scales 2^k.
 #include "backend_suite.h"
+#include "core/half.h"
 
 namespace cs {
 namespace {
@@ -325,11 +326,18 @@ TEST_P(AdamwUpdate, OneStepMatchesDoubleFormula) {
   for (auto& x : v) x = double(float(x * x));
   Tensor pt = dev.upload(p, {n}), gt = dev.upload(g, {n}), mt = dev.upload(m, {n}),
          vt = dev.upload(v, {n});
-  ops().adamw_update(ctx(), pt, gt, mt, vt, lr, b1, b2, eps, wd, step);
+  // The same step twice: plain, and writing the bf16 copy in the same pass (the f32 results equal).
+  Tensor p2 = dev.upload(p, {n}), m2 = dev.upload(m, {n}), v2 = dev.upload(v, {n}), half = dev.alloc({n}, DType::BF16);
+  ops().adamw_update(ctx(), pt, gt, mt, vt, lr, b1, b2, eps, wd, step, Tensor{nullptr, {0}, DType::BF16});
+  ops().adamw_update(ctx(), p2, gt, m2, v2, lr, b1, b2, eps, wd, step, half);
   ref::adamw(p, g, m, v, lr, b1, b2, eps, wd, step);
   EXPECT_TRUE(all_close(dev.download(pt), p, tol::kF32Atol, tol::kF32Rtol, "adamw p"));
   EXPECT_TRUE(all_close(dev.download(mt), m, tol::kF32Atol, tol::kF32Rtol, "adamw m"));
   EXPECT_TRUE(all_close(dev.download(vt), v, tol::kF32Atol, tol::kF32Rtol, "adamw v"));
+  const auto p32 = dev.download(pt);
+  EXPECT_EQ(dev.download(p2), p32);
+  const auto h = dev.download<uint16_t>(half);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(h[size_t(i)], f32_to_bf16(p32[size_t(i)])) << "bf16 copy " << i;
 }
 
 

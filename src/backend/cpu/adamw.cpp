@@ -1,8 +1,9 @@
 // AdamW on a flat fp32 range, operation for operation as torch.optim.AdamW (foreach=False):
 // decoupled weight decay first, then the moment updates, then the bias-corrected step.
-// p, g, m, v: same shape.
+// p, g, m, v: same shape; half (optional, bf16): the updated p rounded, in the same pass.
 #include <cmath>
 
+#include "backend/cpu/bf16.h"
 #include "backend/cpu/ops.h"
 #include "backend/op_check.h"
 
@@ -10,9 +11,11 @@ namespace cs::cpu {
 
 void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
-                  int64_t step) {
+                  int64_t step, const Tensor& half) {
   check_f32_args("adamw_update", Device::CPU, {{"p", &p}, {"g", &g}, {"m", &m}, {"v", &v}});
+  if (half.numel()) check_arg("adamw_update", "half", half, DType::BF16, Device::CPU);
   CS_CHECK(p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && step >= 1);
+  CS_CHECK(half.numel() == 0 || half.numel() == p.numel()) << half.shape.str() << " for " << p.shape.str();
   const int64_t n = p.numel();
   // Scalars as PyTorch forms them: in double (Python floats), rounded to fp32 by the kernel.
   const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
@@ -21,14 +24,30 @@ void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const
   const float omb1 = float(1.0 - beta1), omb2 = float(1.0 - beta2), epsf = float(eps);
   float *pp = p.f32(), *mp = m.f32(), *vp = v.f32();
   const float* gp = g.f32();
+  Bf16* hp = half.numel() ? data_as<Bf16>(half) : nullptr;
+  // Two copies of one loop body, so each vectorises on its own (no branch inside).
+  if (!hp) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = gp[i];
+      const float mi = mp[i] * b1 + gi * omb1, vi = vp[i] * b2 + omb2 * gi * gi;
+      const float denom = std::sqrt(vi) / bc2_sqrt + epsf;
+      mp[i] = mi;
+      vp[i] = vi;
+      pp[i] = pp[i] * decay + (-step_size) * (mi / denom);
+    }
+    return;
+  }
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = gp[i];
-    pp[i] *= decay;
-    mp[i] = mp[i] * b1 + gi * omb1;
-    vp[i] = vp[i] * b2 + omb2 * gi * gi;
-    const float denom = std::sqrt(vp[i]) / bc2_sqrt + epsf;
-    pp[i] = pp[i] + (-step_size) * (mp[i] / denom);
+    const float mi = mp[i] * b1 + gi * omb1, vi = vp[i] * b2 + omb2 * gi * gi;
+    const float denom = std::sqrt(vi) / bc2_sqrt + epsf;
+    mp[i] = mi;
+    vp[i] = vi;
+    const float pi = pp[i] * decay + (-step_size) * (mi / denom);
+    pp[i] = pi;
+    store(hp + i, pi);
   }
 }
 

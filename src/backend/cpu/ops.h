@@ -51,6 +51,6 @@ void sum(Ctx& c, const Tensor& x, const Tensor& out);
 void sum_squares(Ctx& c, const Tensor& x, const Tensor& out);
 void adamw_update(Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
-                  int64_t step);
+                  int64_t step, const Tensor& half);
 
 }  // namespace cs::cpu
