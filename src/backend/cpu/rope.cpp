@@ -23,15 +23,31 @@ void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, const Tensor& p
     for (int64_t i = 0; i < positions.numel(); ++i) CS_CHECK(pos[i] >= 0 && pos[i] < t_len) << "position " << pos[i];
   }
   // Angles in fp32 as HF computes them (inv_freq and t * inv_freq are float32 tensors there);
-  // cos/sin of the fp32 angle evaluated in double, then rounded.
-  std::vector<float> cs_tab(size_t(t_len * hd));
-  for (int64_t t = 0; t < t_len; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      const float inv_freq = float(1.0 / std::pow(double(base), double(2 * i) / double(hd)));
-      const float angle = float(pos0 + t) * inv_freq;
-      cs_tab[size_t(t * hd + i)] = float(std::cos(double(angle)));
-      cs_tab[size_t(t * hd + half + i)] = float(std::sin(double(angle))) * (inverse ? -1.f : 1.f);
-    }
+  // cos/sin of the fp32 angle evaluated in double, then rounded. The table is kept for the next
+  // call with the same base, positions and head dim (training calls it 4x per layer with the same
+  // one; building it costs about as much as the rotation).
+  struct Table {
+    float base = 0;
+    int64_t pos0 = -1, t_len = 0, hd = 0;
+    std::vector<float> cs;
+  };
+  thread_local Table tab;
+  if (tab.base != base || tab.pos0 != pos0 || tab.t_len != t_len || tab.hd != hd) {
+    tab.cs.resize(size_t(t_len * hd));
+    for (int64_t t = 0; t < t_len; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const float inv_freq = float(1.0 / std::pow(double(base), double(2 * i) / double(hd)));
+        const float angle = float(pos0 + t) * inv_freq;
+        tab.cs[size_t(t * hd + i)] = float(std::cos(double(angle)));
+        tab.cs[size_t(t * hd + half + i)] = float(std::sin(double(angle)));
+      }
+    tab.base = base;
+    tab.pos0 = pos0;
+    tab.t_len = t_len;
+    tab.hd = hd;
+  }
+  const std::vector<float>& cs_tab = tab.cs;
+  const float sign = inverse ? -1.f : 1.f;  // the backward's -angle: sin negated (exactly)
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t r = 0; r < bh; ++r)
     for (int64_t t = 0; t < t_len; ++t) {
@@ -40,9 +56,9 @@ void rope_apply(Ctx&, const Tensor& x, float base, int64_t pos0, const Tensor& p
       const float* s = c + half;
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
-        const float x1 = row[i], x2 = row[half + i];
-        row[i] = x1 * c[i] - x2 * s[i];
-        row[half + i] = x2 * c[i] + x1 * s[i];
+        const float x1 = row[i], x2 = row[half + i], si = sign * s[i];
+        row[i] = x1 * c[i] - x2 * si;
+        row[half + i] = x2 * c[i] + x1 * si;
       }
     }
 }
