@@ -25,30 +25,23 @@ void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const
   float *pp = p.f32(), *mp = m.f32(), *vp = v.f32();
   const float* gp = g.f32();
   Bf16* hp = half.numel() ? data_as<Bf16>(half) : nullptr;
-  // Two copies of one loop body, so each vectorises on its own (no branch inside).
-  if (!hp) {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const float gi = gp[i];
-      const float mi = mp[i] * b1 + gi * omb1, vi = vp[i] * b2 + omb2 * gi * gi;
-      const float denom = std::sqrt(vi) / bc2_sqrt + epsf;
-      mp[i] = mi;
-      vp[i] = vi;
-      pp[i] = pp[i] * decay + (-step_size) * (mi / denom);
-    }
-    return;
-  }
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  // One element's update; returns the new p. Inlined into two loops (with and without the bf16
+  // copy) so that each vectorises without a branch inside.
+  auto update = [=](int64_t i) {
     const float gi = gp[i];
     const float mi = mp[i] * b1 + gi * omb1, vi = vp[i] * b2 + omb2 * gi * gi;
     const float denom = std::sqrt(vi) / bc2_sqrt + epsf;
     mp[i] = mi;
     vp[i] = vi;
-    const float pi = pp[i] * decay + (-step_size) * (mi / denom);
-    pp[i] = pi;
-    store(hp + i, pi);
+    return pp[i] = pp[i] * decay + (-step_size) * (mi / denom);
+  };
+  if (!hp) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) update(i);
+    return;
   }
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) store(hp + i, update(i));
 }
 
 }  // namespace cs::cpu
