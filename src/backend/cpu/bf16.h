@@ -1,11 +1,11 @@
 // bf16 storage for the CPU kernels under --bf16: loads widen to f32 exactly, stores round to
-// nearest even (core/half.h's rule, written branch-free so the loops vectorise). Kernels that
+// nearest even (core/half.h's conversions, branch-free so the loops vectorise). Kernels that
 // accept either dtype for an argument are templates over the element type (float or Bf16) and
 // use load / store; every kernel still computes in f32.
 #pragma once
 #include <cstdint>
-#include <cstring>
 
+#include "core/half.h"
 #include "core/tensor.h"
 
 namespace cs::cpu {
@@ -17,20 +17,9 @@ struct Bf16 {
 static_assert(sizeof(Bf16) == 2);
 
 inline float load(const float* p) { return *p; }
-inline float load(const Bf16* p) {
-  const uint32_t u = uint32_t(p->bits) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline float load(const Bf16* p) { return bf16_to_f32(p->bits); }
 inline void store(float* p, float v) { *p = v; }
-inline void store(Bf16* p, float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  const uint32_t nan = (u >> 16) | 0x40u;  // a NaN stays a (quiet) NaN
-  p->bits = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
-}
+inline void store(Bf16* p, float v) { p->bits = f32_to_bf16(v); }
 
 // y[i] = round(x[i]) for n elements, on the calling thread (callers split work over threads).
 inline void to_bf16(const float* x, Bf16* y, int64_t n) {

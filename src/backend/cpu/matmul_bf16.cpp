@@ -9,6 +9,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -31,10 +32,10 @@ dnnl::engine& engine() {
 // for (leading dimensions follow from the shapes: operands are contiguous 2-D tensors).
 using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, float, float, bool>;
 
+// A primitive with its memory objects (their data handles set per call) and its scratchpad.
 struct Prim {
-  memory::desc a, b, c;
   dnnl::matmul mm;
-  memory scratchpad;
+  memory a, b, c, scratchpad;
 };
 
 Prim& primitive(const Key& key) {
@@ -61,7 +62,9 @@ Prim& primitive(const Key& key) {
     throw Error(fmt::format("[matmul] no bf16 GEMM on this CPU (oneDNN: {}). Hint: train without --bf16 "
                             "(fp32), or on a CPU with AVX-512", e.what()));
   }
-  return cache.emplace(key, Prim{a, b, c, dnnl::matmul(pd), memory(pd.scratchpad_desc(), engine())}).first->second;
+  Prim p{dnnl::matmul(pd), memory(a, engine(), DNNL_MEMORY_NONE), memory(b, engine(), DNNL_MEMORY_NONE),
+         memory(c, engine(), DNNL_MEMORY_NONE), memory(pd.scratchpad_desc(), engine())};
+  return cache.emplace(key, std::move(p)).first->second;
 }
 
 // x's elements as bf16: x itself, or x rounded into scratch (resized, never shrunk).
@@ -96,10 +99,10 @@ void matmul_bf16(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, c
   thread_local std::vector<Bf16> scratch_a, scratch_b;
   thread_local dnnl::stream stream(engine());
   Prim& p = primitive(Key{m, n, k, trans_a, trans_b, alpha, beta, out_bf16});
-  memory am(p.a, engine(), const_cast<Bf16*>(as_bf16(a, scratch_a)));
-  memory bm(p.b, engine(), const_cast<Bf16*>(as_bf16(b, scratch_b)));
-  memory cm(p.c, engine(), out.data);
-  p.mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
+  p.a.set_data_handle(const_cast<Bf16*>(as_bf16(a, scratch_a)));
+  p.b.set_data_handle(const_cast<Bf16*>(as_bf16(b, scratch_b)));
+  p.c.set_data_handle(out.data);
+  p.mm.execute(stream, {{DNNL_ARG_SRC, p.a}, {DNNL_ARG_WEIGHTS, p.b}, {DNNL_ARG_DST, p.c},
                         {DNNL_ARG_SCRATCHPAD, p.scratchpad}});
   stream.wait();
 }
