@@ -106,6 +106,34 @@ int attention_child(bool naive, int64_t t_len) {
   return 0;
 }
 
+// The flash kernel's rate on the small config's attention (B=4, H=8, T=512, Hd=64, causal), fwd +
+// bwd, f32 or bf16 q, k, v, o, dout: GFLOP/s over the causal FLOPs the tiles must do, 7 products
+// of T^2 Hd / 2 multiply-adds each (forward Q K^T, P V; backward the scores again, dO V^T,
+// P^T dO, dS K, dS^T Q): 7 B H T^2 Hd FLOPs.
+double attention_gflops(bool bf16, int iters) {
+  const int64_t b = 4, h = 8, t_len = 512, hd = 64, n = b * h * t_len * hd;
+  const DType io = bf16 ? DType::BF16 : DType::F32;
+  Buffer f(size_t(n) * 4 * 4 + size_t(b * h * t_len) * 4), x(size_t(n) * 5 * (bf16 ? 2 : 4));
+  float* p = f.f32();
+  for (int i = 0; i < 3; ++i) philox_fill_normal(p + i * n, n, uint64_t(i + 1), 0, 0, 1);
+  const Shape s{b, h, t_len, hd};
+  auto ctx = cpu_backend().make_context();
+  const size_t es = bf16 ? 2 : 4;
+  auto xt = [&](int i) { return Tensor(static_cast<char*>(x.data()) + size_t(i * n) * es, s, io); };
+  Tensor qt = xt(0), kt = xt(1), vt = xt(2), ot = xt(3), dt = xt(4), none(nullptr, {0});
+  for (int i : {0, 1, 2}) cpu::cast(*ctx, Tensor(p + i * n, s), xt(i));
+  cpu::cast(*ctx, Tensor(p + 2 * n, s), dt);  // dout: v's values
+  Tensor dqt(p, s), dkt(p + n, s), dvt(p + 2 * n, s), lt(p + 3 * n, {b, h, t_len});
+  std::vector<double> times;
+  for (int i = 0; i < iters + 1; ++i) {
+    Timer tm;
+    cpu::attention_forward(*ctx, qt, kt, vt, none, none, ot, lt);
+    cpu::attention_backward(*ctx, qt, kt, vt, none, none, ot, lt, dt, dqt, dkt, dvt);
+    if (i) times.push_back(tm.seconds());  // the first call warms the caches and packs
+  }
+  return 7.0 * double(b * h) * double(t_len * t_len) * double(hd) / median(times) / 1e9;
+}
+
 std::pair<double, double> attention_variant(const char* self, bool naive, int64_t t_len) {
   const std::string cmd = std::string(self) + " --attention-child " + (naive ? "naive " : "flash ") +
                           std::to_string(t_len);
@@ -123,7 +151,7 @@ int main(int argc, char** argv) {
   using namespace cs;
   if (argc == 4 && std::string(argv[1]) == "--attention-child")
     return attention_child(std::string(argv[2]) == "naive", std::atoll(argv[3]));
-  const int iters = argc > 1 ? std::atoi(argv[1]) : 5;
+  const int iters = argc > 1 && std::atoi(argv[1]) > 0 ? std::atoi(argv[1]) : 5;
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures appear as they are measured
   const double peak = gemm_peak_gflops();
   std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);
@@ -132,6 +160,14 @@ int main(int argc, char** argv) {
   const double peak16 = gemm_peak_gflops(true);
   std::printf("bf16 GEMM 2048^3 (oneDNN, f32 accumulation): %.1f GFLOP/s  <- --bf16 MFU denominator\n", peak16);
   std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"bf16_gemm\",\"gflops_per_s\":%.2f}\n", peak16);
+  for (bool bf16 : {false, true}) {
+    const double g = attention_gflops(bf16, iters), base = bf16 ? peak16 : peak;
+    std::printf("flash attention fwd+bwd %s (B=4 H=8 T=512 Hd=64, causal): %.1f GFLOP/s = %.0f%% of the %s GEMM rate\n",
+                bf16 ? "bf16" : "f32 ", g, 100 * g / base, bf16 ? "bf16" : "f32");
+    std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"attention_rate\",\"precision\":\"%s\",\"gflops_per_s\":%.2f,\"of_gemm\":%.4f}\n",
+                bf16 ? "bf16" : "fp32", g, g / base);
+  }
+  if (argc > 1 && std::string(argv[1]) == "--attention-only") return 0;
   model_bench(peak, "rope", iters);
   model_bench(peak, "alibi", iters);
   for (int64_t t : {512, 2048, 4096}) {

@@ -26,8 +26,9 @@ LayerSaved saved_shapes(const Dims& d, F&& take) {
   // stream's tensors (h, the norms' statistics) have this rank's Ns rows; the norms' outputs, the
   // column-parallel GEMMs' input, all N.
   v.ln1 = take(Shape{n, D}, kGemmIo); v.rstd1 = take(Shape{ns}, kStat); v.qkv = take(Shape{n, 3 * a}, kGemmIo);
-  v.q = take(heads, kAct); v.k = take(heads, kAct); v.v = take(heads, kAct);
-  v.att = take(heads, kAct); v.lse = take(Shape{d.b, d.w.heads, d.t}, kStat); v.attm = take(Shape{n, a}, kGemmIo);
+  // q, k, v and the attention output are its tile GEMMs' operands (bf16 attention under --bf16).
+  v.q = take(heads, kGemmIo); v.k = take(heads, kGemmIo); v.v = take(heads, kGemmIo);
+  v.att = take(heads, kGemmIo); v.lse = take(Shape{d.b, d.w.heads, d.t}, kStat); v.attm = take(Shape{n, a}, kGemmIo);
   v.h = take(Shape{ns, D}, kAct); v.ln2 = take(Shape{n, D}, kGemmIo); v.rstd2 = take(Shape{ns}, kStat);
   v.gu = take(Shape{n, 2 * f}, kGemmIo); v.act = take(Shape{n, f}, kGemmIo);
   return v;
@@ -38,10 +39,12 @@ LayerScratch scratch_shapes(const Dims& d, F&& take) {
   const int64_t n = d.n(), a = d.w.attention(), f = d.w.ffn;
   const Shape heads{d.b, d.w.heads, d.t, d.w.head_dim};
   LayerScratch k;
-  // dqkv and dgu only feed their GEMMs (weight gradient and input gradient): GEMM inputs.
+  // dqkv and dgu only feed their GEMMs (weight gradient and input gradient), the attention
+  // output's gradient the attention's tile GEMMs: GEMM inputs. dq, dk, dv are accumulated over
+  // key or query blocks: f32.
   k.dln = take(Shape{n, d.w.d}, kAct); k.dqkv = take(Shape{n, 3 * a}, kGemmIo);
   k.dq = take(heads, kAct); k.dk = take(heads, kAct); k.dv = take(heads, kAct);
-  k.datt = take(heads, kAct); k.dattm = take(Shape{n, a}, kAct); k.dgu = take(Shape{n, 2 * f}, kGemmIo);
+  k.datt = take(heads, kGemmIo); k.dattm = take(Shape{n, a}, kAct); k.dgu = take(Shape{n, 2 * f}, kGemmIo);
   k.dact = take(Shape{n, f}, kAct);
   return k;
 }

@@ -22,14 +22,15 @@
 namespace cs {
 
 // Storage dtypes: parameters, their gradients, activations, and the GEMMs' saved inputs and
-// outputs (the norms' outputs, qkv, the merged attention output, gate|up, the SwiGLU output; the
-// logits' gradient). fp32 master weights and Adam moments belong to the optimizer (optim/adamw.h), which
+// outputs (the norms' outputs, qkv, the attention's q, k, v, output and output gradient, the
+// merged attention output, gate|up, the SwiGLU output; the logits' gradient). fp32 master weights and Adam moments belong to the optimizer (optim/adamw.h), which
 // keeps them apart from the parameters when the parameter dtype is not f32.
 struct Precision {
   DType param = DType::F32, grad = DType::F32, activation = DType::F32, gemm_io = DType::F32;
   // Megatron's --bf16 on the CPU: bf16 compute copy of the parameters, f32 gradients (Megatron's
-  // fp32 main grads), the GEMMs' saved inputs and outputs in bf16, the residual stream, the
-  // attention's q, k, v, output and the logits f32.
+  // fp32 main grads), the GEMMs' saved inputs and outputs in bf16 (attention included: its tile
+  // products are bf16 GEMMs); the residual stream, the norm statistics, the softmax and its
+  // statistics, the gradients of q, k, v and the logits f32.
   static Precision bf16() { return {DType::BF16, DType::F32, DType::F32, DType::BF16}; }
 };
 

@@ -1,0 +1,333 @@
+// bf16 attention: the flash loops (attention_flash.h) with every tile product a bf16 x bf16 GEMM
+// accumulated in f32, as FlashAttention does in bf16 on a GPU: the scores S = Q K^T and dP = dO V^T
+// from bf16 q, k, v, dO; the probabilities P and dS rounded to bf16 for P V, P^T dO, dS K and
+// dS^T Q. The softmax, its statistics (max, sum, lse, D) and the accumulators stay f32.
+//
+// The products run on one pair-packed kernel (gemm_bf16_pairs): AVX-512 BF16's vdpbf16ps adds
+// a[2p] b[2p] + a[2p+1] b[2p+1] into 16 f32 lanes, so the right-hand operand is packed with the
+// pairs of its reduction index adjacent for each output column (b[p][j][e] = B(2p + e, j)) and the
+// left-hand one is read as 32-bit pairs straight from its rows. A register tile of 6 rows x 64
+// columns (24 accumulators) streams the packed operand once per 6 rows.
+// Packing: the forward packs every head's K (for Q K^T) and V (for P V) per key block once,
+// before its loop; the backward packs Q and dO per head (for dK and dV) and K, V per key block.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/attention_bf16.h"
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
+
+namespace cs::cpu {
+
+namespace {
+using flash::kBk;
+using flash::kBq;
+constexpr Bf16 kZero{0};
+
+int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+#ifdef __AVX512BF16__
+// c rows [0, MR) x vectors [0, NV) of 16 columns (the last one's lanes in `last`) (+)= a b.
+template <int MR, int NV>
+inline void micro(int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb, float* c, int64_t ldc,
+                  __mmask16 last, bool accumulate) {
+  __m512 r[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      r[i][v] = accumulate ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : __mmask16(0xFFFF), c + i * ldc + 16 * v)
+                           : _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; ++p) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + (p * ldb + 16 * v) * 2);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + i * lda + 2 * p, sizeof pair);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) r[i][v] = _mm512_dpbf16_ps(r[i][v], av, bv[v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      _mm512_mask_storeu_ps(c + i * ldc + 16 * v, v == NV - 1 ? last : __mmask16(0xFFFF), r[i][v]);
+}
+
+template <int MR>
+inline void micro_rows(int nv, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb, float* c,
+                       int64_t ldc, __mmask16 last, bool accumulate) {
+  switch (nv) {
+    case 4: return micro<MR, 4>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
+    case 3: return micro<MR, 3>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
+    case 2: return micro<MR, 2>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
+    default: return micro<MR, 1>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
+  }
+}
+#endif
+
+// dst[(p * ldb + j) * 2 + e] = src[j * lds + 2p + e]: the rows of src (n x k, k even) as the
+// columns of B = src^T; columns [n, ldb) zero.
+void pack_nk(const Bf16* src, int64_t lds, int64_t n, int64_t k, int64_t ldb, Bf16* dst) {
+  for (int64_t p = 0; p < k / 2; ++p) {
+    Bf16* d = dst + p * ldb * 2;
+    for (int64_t j = 0; j < n; ++j) {
+      d[2 * j] = src[j * lds + 2 * p];
+      d[2 * j + 1] = src[j * lds + 2 * p + 1];
+    }
+    std::fill(d + 2 * n, d + 2 * ldb, kZero);
+  }
+}
+
+// dst[(p * ldb + j) * 2 + e] = src[(2p + e) * lds + j]: src (k x n) as B; the odd row past k and
+// columns [n, ldb) zero. ceil(k / 2) pairs.
+void pack_kn(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_t ldb, Bf16* dst) {
+  for (int64_t p = 0; p < (k + 1) / 2; ++p) {
+    Bf16* d = dst + p * ldb * 2;
+    const Bf16* r0 = src + 2 * p * lds;
+    const bool has1 = 2 * p + 1 < k;
+    for (int64_t j = 0; j < n; ++j) {
+      d[2 * j] = r0[j];
+      d[2 * j + 1] = has1 ? r0[lds + j] : kZero;
+    }
+    std::fill(d + 2 * n, d + 2 * ldb, kZero);
+  }
+}
+
+// A tile of f32 probabilities (rows x cols, ld kBk) as a bf16 left operand: dst (rows x kBk)
+// rounded, or its transpose (cols x kBk); the reduction index padded with a zero to even.
+void tile_to_bf16(const float* p, int64_t rows, int64_t cols, Bf16* dst) {
+  const int64_t w = cols + (cols & 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    to_bf16(p + r * kBk, dst + r * kBk, cols);
+    if (w > cols) dst[r * kBk + cols] = kZero;
+  }
+}
+// A tile of f32 values (rows x cols, ld kBk) as a packed right-hand operand with its rows as the
+// reduction index: dst[(p * kBk + j) * 2 + e] = round(t[2p + e][j]); the odd row past `rows` and
+// columns [cols, kBk) zero.
+void tile_to_bf16_row_pairs(const float* t, int64_t rows, int64_t cols, Bf16* dst) {
+  for (int64_t p = 0; p < (rows + 1) / 2; ++p) {
+    const float* r0 = t + 2 * p * kBk;
+    const float* r1 = 2 * p + 1 < rows ? r0 + kBk : nullptr;
+    Bf16* d = dst + p * kBk * 2;
+#ifdef __AVX512BF16__
+    // 16 columns of both rows per step: converted as [row 2p | row 2p+1], then interleaved.
+    const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                           22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int64_t j = 0; j < kBk; j += 16) {
+      const __mmask16 mk = j + 16 <= cols ? __mmask16(0xFFFF) : j < cols ? __mmask16((1u << (cols - j)) - 1) : 0;
+      const __m512 a = _mm512_maskz_loadu_ps(mk, r0 + j), b = r1 ? _mm512_maskz_loadu_ps(mk, r1 + j) : _mm512_setzero_ps();
+      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+      _mm512_storeu_si512(d + 2 * j, _mm512_permutexvar_epi16(inter, both));
+    }
+#else
+    for (int64_t j = 0; j < cols; ++j) {
+      store(d + 2 * j, r0[j]);
+      store(d + 2 * j + 1, r1 ? r1[j] : 0.f);
+    }
+    std::fill(d + 2 * cols, d + 2 * kBk, kZero);
+#endif
+  }
+}
+
+// x (T x hd rows, bf16) transposed: dst (hd x tpad), tpad = T rounded up to even, the pad zero.
+void transpose_head(const Bf16* x, int64_t t_len, int64_t hd, int64_t tpad, Bf16* dst) {
+  for (int64_t d = 0; d < hd; ++d) {
+    Bf16* row = dst + d * tpad;
+    for (int64_t i = 0; i < t_len; ++i) row[i] = x[i * hd + d];
+    if (tpad > t_len) row[t_len] = kZero;
+  }
+}
+
+// The bf16 tile math of the flash loops. The backward keeps dK and dV of the current key block
+// transposed (hd x kBk, f32) so that all three gradient products take their left operand as
+// plain rows: dV^T += dO^T P and dK^T += Q^T dS (dO^T, Q^T: the head's rows transposed once, in
+// bf16), dQ += dS K; P and dS are packed with their rows paired, no tile is transposed.
+struct Bf16Math {
+  const Bf16 *q, *k, *v, *dout;
+  int64_t t_len, hd, hdn, nkb;
+  const Bf16 *kpack = nullptr, *vpack = nullptr;  // forward: [bh][key block] K as B^T and V as B
+
+  struct Local {
+    const Bf16Math& m;
+    const Bf16 *qh = nullptr, *kh = nullptr, *vh = nullptr, *doh = nullptr;
+    const Bf16 *kp = nullptr, *vp = nullptr;  // forward: this head's packs
+    bool backward = false;
+    int64_t tpad = 0;
+    std::vector<Bf16>& knk;  // backward: the key block's K and V as B^T (S, dP), K as B (dQ)
+    std::vector<Bf16>& vnk;
+    std::vector<Bf16>& kkn;
+    std::vector<Bf16>& qt;  // backward: the head's Q^T and dO^T (hd x tpad)
+    std::vector<Bf16>& dot;
+    std::vector<Bf16>& a1;  // bf16 tiles: P (forward, backward: rows paired), dS rows, dS rows paired
+    std::vector<Bf16>& a2;
+    std::vector<Bf16>& a3;
+    std::vector<float>& dkt;  // backward: the key block's dK^T and dV^T (hd x kBk)
+    std::vector<float>& dvt;
+
+    template <typename E>
+    static std::vector<E>& buf(int i) {
+      thread_local std::vector<E> bufs[8];
+      return bufs[i];
+    }
+    explicit Local(const Bf16Math& math)
+        : m(math), knk(buf<Bf16>(0)), vnk(buf<Bf16>(1)), kkn(buf<Bf16>(2)), qt(buf<Bf16>(3)), dot(buf<Bf16>(4)),
+          a1(buf<Bf16>(5)), a2(buf<Bf16>(6)), a3(buf<Bf16>(7)), dkt(buf<float>(0)), dvt(buf<float>(1)) {
+      for (std::vector<Bf16>* a : {&a1, &a2, &a3}) a->resize(size_t(kBq * kBk));
+    }
+    void head(int64_t bh, bool bwd) {
+      backward = bwd;
+      const int64_t off = bh * m.t_len * m.hd;
+      qh = m.q + off, kh = m.k + off, vh = m.v + off;
+      if (!backward) {
+        kp = m.kpack + bh * m.nkb * m.hd * kBk;
+        vp = m.vpack + bh * m.nkb * kBk * m.hdn;
+        return;
+      }
+      doh = m.dout + off;
+      tpad = m.t_len + (m.t_len & 1);
+      qt.resize(size_t(m.hd * tpad));
+      dot.resize(size_t(m.hd * tpad));
+      transpose_head(qh, m.t_len, m.hd, tpad, qt.data());
+      transpose_head(doh, m.t_len, m.hd, tpad, dot.data());
+      knk.resize(size_t(m.hd * kBk));
+      vnk.resize(size_t(m.hd * kBk));
+      kkn.resize(size_t(kBk * m.hdn));
+      dkt.resize(size_t(m.hd * kBk));
+      dvt.resize(size_t(m.hd * kBk));
+    }
+    void scores(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* s) const {
+      const Bf16* b = backward ? knk.data() : kp + (j0 / kBk) * m.hd * kBk;
+      gemm_bf16_pairs(rows, cols, m.hd / 2, qh + i0 * m.hd, m.hd, b, kBk, s, kBk, false);
+    }
+    void add_pv(const float* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
+      tile_to_bf16(p, rows, cols, a1.data());
+      gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, a1.data(), kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd,
+                      true);
+    }
+    void key_block(int64_t j0, int64_t cols) const {
+      pack_nk(kh + j0 * m.hd, m.hd, cols, m.hd, kBk, knk.data());
+      pack_nk(vh + j0 * m.hd, m.hd, cols, m.hd, kBk, vnk.data());
+      pack_kn(kh + j0 * m.hd, m.hd, cols, m.hd, m.hdn, kkn.data());
+      std::fill(dkt.begin(), dkt.end(), 0.f);
+      std::fill(dvt.begin(), dvt.end(), 0.f);
+    }
+    void dp(int64_t i0, int64_t rows, int64_t, int64_t cols, float* d) const {
+      gemm_bf16_pairs(rows, cols, m.hd / 2, doh + i0 * m.hd, m.hd, vnk.data(), kBk, d, kBk, false);
+    }
+    void add_grads(const float* p, const float* ds, int64_t i0, int64_t rows, int64_t, int64_t cols, float* dq,
+                   float*, float*) const {
+      const int64_t hd = m.hd, rp = (rows + 1) / 2;
+      tile_to_bf16_row_pairs(p, rows, cols, a1.data());
+      tile_to_bf16(ds, rows, cols, a2.data());
+      tile_to_bf16_row_pairs(ds, rows, cols, a3.data());
+      gemm_bf16_pairs(hd, cols, rp, dot.data() + i0, tpad, a1.data(), kBk, dvt.data(), kBk, true);  // dV^T += dO^T P
+      gemm_bf16_pairs(rows, hd, (cols + 1) / 2, a2.data(), kBk, kkn.data(), m.hdn, dq + i0 * hd, hd, true);  // dQ += dS K
+      gemm_bf16_pairs(hd, cols, rp, qt.data() + i0, tpad, a3.data(), kBk, dkt.data(), kBk, true);   // dK^T += Q^T dS
+    }
+    void end_key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t d = 0; d < m.hd; ++d) {
+          dk[(j0 + c) * m.hd + d] = dkt[size_t(d * kBk + c)];
+          dv[(j0 + c) * m.hd + d] = dvt[size_t(d * kBk + c)];
+        }
+    }
+  };
+};
+
+void check_head_dim(int64_t hd) {
+  if (hd % 2)
+    throw Error(fmt::format("[attention] bf16 attention multiplies pairs of head-dim elements: expected an even "
+                            "head dim, got {}. Hint: train this model without --bf16", hd));
+}
+}  // namespace
+
+bool has_bf16_dot() {
+#ifdef __AVX512BF16__
+  return true;
+#else
+  return false;
+#endif
+}
+
+void gemm_bf16_pairs_portable(int64_t m, int64_t n, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b,
+                              int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (!accumulate) std::fill(ci, ci + n, 0.f);
+    for (int64_t p = 0; p < kp; ++p) {
+      const float a0 = load(a + i * lda + 2 * p), a1 = load(a + i * lda + 2 * p + 1);
+      const Bf16* bp = b + p * ldb * 2;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] += a0 * load(bp + 2 * j) + a1 * load(bp + 2 * j + 1);
+    }
+  }
+}
+
+void gemm_bf16_pairs(int64_t m, int64_t n, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb,
+                     float* c, int64_t ldc, bool accumulate) {
+#ifdef __AVX512BF16__
+  for (int64_t j = 0; j < n; j += 64) {
+    const int64_t w = std::min<int64_t>(64, n - j);
+    const int nv = int((w + 15) / 16);
+    const __mmask16 last = w % 16 ? __mmask16((1u << (w % 16)) - 1) : __mmask16(0xFFFF);
+    const Bf16* bj = b + j * 2;
+    float* cj = c + j;
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6) micro_rows<6>(nv, kp, a + i * lda, lda, bj, ldb, cj + i * ldc, ldc, last, accumulate);
+    const Bf16* ai = a + i * lda;
+    float* ci = cj + i * ldc;
+    switch (m - i) {
+      case 5: micro_rows<5>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
+      case 4: micro_rows<4>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
+      case 3: micro_rows<3>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
+      case 2: micro_rows<2>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
+      case 1: micro_rows<1>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
+      default: break;
+    }
+  }
+#else
+  gemm_bf16_pairs_portable(m, n, kp, a, lda, b, ldb, c, ldc, accumulate);
+#endif
+}
+
+void attention_forward_bf16(const flash::Dims& dm, const Bf16* q, const Bf16* k, const Bf16* v, const float* slopes,
+                            const int32_t* starts, Bf16* o, float* lse) {
+  check_head_dim(dm.hd);
+  const int64_t hd = dm.hd, hdn = round16(hd), nkb = (dm.t + kBk - 1) / kBk, heads = dm.b * dm.h;
+  // Every head's K and V, packed per key block, in the calling thread's scratch.
+  thread_local std::vector<Bf16> kpack, vpack;
+  kpack.resize(size_t(heads * nkb * hd * kBk));
+  vpack.resize(size_t(heads * nkb * kBk * hdn));
+  Bf16 *kp = kpack.data(), *vp = vpack.data();  // (the workers' own thread_locals are other vectors)
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bh = 0; bh < heads; ++bh)
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t j0 = kb * kBk, cols = std::min(kBk, dm.t - j0), blk = bh * nkb + kb;
+      pack_nk(k + (bh * dm.t + j0) * hd, hd, cols, hd, kBk, kp + blk * hd * kBk);
+      pack_kn(v + (bh * dm.t + j0) * hd, hd, cols, hd, hdn, vp + blk * kBk * hdn);
+    }
+  const Bf16Math math{q, k, v, nullptr, dm.t, hd, hdn, nkb, kp, vp};
+  flash::forward(dm, math, slopes, starts, o, lse);
+}
+
+void attention_backward_bf16(const flash::Dims& dm, const Bf16* q, const Bf16* k, const Bf16* v,
+                             const float* slopes, const int32_t* starts, const Bf16* o, const float* lse,
+                             const Bf16* dout, float* dq, float* dk, float* dv) {
+  check_head_dim(dm.hd);
+  const Bf16Math math{q, k, v, dout, dm.t, dm.hd, round16(dm.hd), (dm.t + kBk - 1) / kBk};
+  flash::backward(dm, math, slopes, starts, o, lse, dout, dq, dk, dv);
+}
+
+}  // namespace cs::cpu

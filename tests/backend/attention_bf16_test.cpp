@@ -1,0 +1,187 @@
+// Attention with bf16 q, k, v (--bf16): tile products of bf16 values with f32 accumulation, P and dS
+// rounded to bf16 between them, as FlashAttention does in bf16.
+//  - The pair-packed tile GEMM (both its AVX-512 BF16 form, where this build has it, and the
+//    portable one) equals float64 loops over the same bf16 values to f32 accumulation error, at
+//    shapes with row and column remainders, strided operands, overwrite and accumulate.
+//  - The ops with bf16 q, k, v, dout against the float64 reference over the same rounded inputs,
+//    within bf16's precision (P, dS and o are rounded to 8 bits of mantissa), at one tile and across
+//    tiles, odd T, head dims 64, 16 and 6 (not a multiple of the 16-lane vector), ALiBi; lse
+//    (f32 statistics of f32 scores) to f32 precision. Packed samples against the f32 kernel (which
+//    attention_packed_test checks against the reference). An odd head dim is refused in one line.
+#include "backend/cpu/attention_bf16.h"
+#include "backend/cpu/ops.h"
+#include "backend_suite.h"
+#include "core/half.h"
+
+namespace cs {
+namespace {
+using test::all_close;
+using test::randn;
+
+std::vector<uint16_t> to_bf16(const std::vector<double>& v) {
+  std::vector<uint16_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(float(v[i]));
+  return r;
+}
+std::vector<double> widened(const std::vector<uint16_t>& v) {
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);
+  return r;
+}
+
+TEST(Bf16PairGemm, MatchesDoubleLoopsOverTheSameValues) {
+  struct Size {
+    int64_t m, n, kp;
+  };
+  for (const Size& sz : {Size{1, 1, 1}, Size{13, 37, 5}, Size{64, 64, 32}, Size{7, 130, 9}, Size{6, 16, 64}})
+    for (bool acc : {false, true})
+      for (bool portable : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << sz.m << "x" << sz.n << " kp " << sz.kp << " acc " << acc
+                                          << " portable " << portable);
+        const int64_t lda = 2 * sz.kp + 4, ldb = (sz.n + 15) / 16 * 16 + 16, ldc = sz.n + 3;
+        const auto a = to_bf16(randn(size_t(sz.m * lda), 1, 21));
+        auto b = to_bf16(randn(size_t(sz.kp * ldb * 2), 1, 22));
+        for (int64_t p = 0; p < sz.kp; ++p)  // the packing's padding columns are zero
+          for (int64_t j = sz.n; j < ldb; ++j) b[size_t((p * ldb + j) * 2)] = b[size_t((p * ldb + j) * 2 + 1)] = 0;
+        const auto c0 = randn(size_t(sz.m * ldc), 1, 23);
+        std::vector<float> c(c0.begin(), c0.end());
+        std::vector<double> want(c0.begin(), c0.end());
+        const auto aw = widened(a), bw = widened(b);
+        for (int64_t i = 0; i < sz.m; ++i)
+          for (int64_t j = 0; j < sz.n; ++j) {
+            double s = acc ? c0[size_t(i * ldc + j)] : 0.0;
+            for (int64_t k = 0; k < 2 * sz.kp; ++k) s += aw[size_t(i * lda + k)] * bw[size_t(((k / 2) * ldb + j) * 2 + k % 2)];
+            want[size_t(i * ldc + j)] = s;
+          }
+        auto* ap = reinterpret_cast<const cpu::Bf16*>(a.data());
+        auto* bp = reinterpret_cast<const cpu::Bf16*>(b.data());
+        (portable ? cpu::gemm_bf16_pairs_portable : cpu::gemm_bf16_pairs)(sz.m, sz.n, sz.kp, ap, lda, bp, ldb,
+                                                                          c.data(), ldc, acc);
+        // Columns past n (inside ldc) are untouched: they still hold c0.
+        EXPECT_TRUE(all_close(c, want, 1e-5, 1e-5, "pair gemm"));
+      }
+}
+
+struct Case {
+  int64_t b, h, t, hd;
+  bool alibi;
+};
+
+class Bf16Attention : public ::testing::TestWithParam<std::tuple<std::string, Case>> {
+ protected:
+  test::OnDevice dev{std::get<0>(GetParam())};
+};
+
+std::vector<double> slopes_for(int64_t h, bool alibi) {
+  if (!alibi) return {};
+  std::vector<float> s(static_cast<size_t>(h));
+  alibi_slopes(h, s.data());
+  return {s.begin(), s.end()};
+}
+
+TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
+  const Case c = std::get<1>(GetParam());
+  const size_t n = size_t(c.b * c.h * c.t * c.hd);
+  const auto q16 = to_bf16(randn(n, 1.5, 31)), k16 = to_bf16(randn(n, 1.5, 32)), v16 = to_bf16(randn(n, 1, 33)),
+             dy16 = to_bf16(randn(n, 1, 34));
+  const auto q = widened(q16), k = widened(k16), v = widened(v16), dy = widened(dy16);
+  const auto sl = slopes_for(c.h, c.alibi);
+  const Shape s{c.b, c.h, c.t, c.hd};
+  Tensor qt = dev.upload(q16, s, DType::BF16), kt = dev.upload(k16, s, DType::BF16),
+         vt = dev.upload(v16, s, DType::BF16), dyt = dev.upload(dy16, s, DType::BF16);
+  Tensor st = dev.upload(sl, {int64_t(sl.size())}), ot = dev.alloc(s, DType::BF16), lt = dev.alloc({c.b, c.h, c.t});
+  Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s), none(nullptr, {0});
+  Ctx& ctx = dev.ctx();
+  ctx.ops.attention_forward(ctx, qt, kt, vt, st, none, ot, lt);
+  ctx.ops.attention_backward(ctx, qt, kt, vt, st, none, ot, lt, dyt, dqt, dkt, dvt);
+
+  const auto want_o = ref::attention(q, k, v, sl, c.b, c.h, c.t, c.hd);
+  std::vector<double> rq, rk, rv;
+  ref::attention_backward(q, k, v, sl, dy, c.b, c.h, c.t, c.hd, rq, rk, rv);
+  // bf16 keeps 8 significant bits (relative rounding 2^-9): o is a rounded average of rounded
+  // probabilities; the gradients sum products of rounded P and dS. Errors of a few 2^-9 relative
+  // to the values' scale; a wrong mask, scale or tile is off by O(1).
+  auto scaled = [](const std::vector<double>& r, double f) { return f * std::max(1.0, test::max_abs(r)); };
+  EXPECT_TRUE(all_close(widened(dev.download<uint16_t>(ot)), want_o, scaled(want_o, 1e-2), 1e-2, "bf16 o", 0.9999));
+  // lse: f32 statistics of scores that are exact products of bf16 values summed in f32.
+  std::vector<double> want_lse(size_t(c.b * c.h * c.t));
+  {
+    std::vector<float> o32(n), l32(want_lse.size());
+    std::vector<float> qf(q.begin(), q.end()), kf(k.begin(), k.end()), vf(v.begin(), v.end()), sf(sl.begin(), sl.end());
+    auto cpu = cpu_backend().make_context();
+    cpu::attention_naive_forward(*cpu, Tensor(qf.data(), s), Tensor(kf.data(), s), Tensor(vf.data(), s),
+                                 Tensor(sf.data(), {int64_t(sf.size())}), Tensor(o32.data(), s),
+                                 Tensor(l32.data(), {c.b, c.h, c.t}));
+    want_lse.assign(l32.begin(), l32.end());
+  }
+  EXPECT_TRUE(all_close(dev.download(lt), want_lse, 1e-5, 1e-5, "bf16 lse"));
+  EXPECT_TRUE(all_close(dev.download(dqt), rq, scaled(rq, 2e-2), 2e-2, "bf16 dq", 0.9995));
+  EXPECT_TRUE(all_close(dev.download(dkt), rk, scaled(rk, 2e-2), 2e-2, "bf16 dk", 0.9995));
+  EXPECT_TRUE(all_close(dev.download(dvt), rv, scaled(rv, 2e-2), 2e-2, "bf16 dv", 0.9995));
+}
+
+// Packed samples (segment ids): the bf16 kernel against the f32 one on the same rounded inputs.
+TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
+  const Case c = std::get<1>(GetParam());
+  const size_t n = size_t(c.b * c.h * c.t * c.hd);
+  const auto q16 = to_bf16(randn(n, 1.5, 41)), k16 = to_bf16(randn(n, 1.5, 42)), v16 = to_bf16(randn(n, 1, 43)),
+             dy16 = to_bf16(randn(n, 1, 44));
+  std::vector<int32_t> seg(size_t(c.b * c.t));
+  for (int64_t bi = 0; bi < c.b; ++bi)  // samples of 1, t/3 and the rest tokens (then 5 more, ids repeating)
+    for (int64_t t = 0; t < c.t; ++t)
+      seg[size_t(bi * c.t + t)] = t < 1 ? 0 : t < 1 + c.t / 3 ? 1 : t < c.t - 5 ? 0 : 2;
+  const auto sl = slopes_for(c.h, c.alibi);
+  const Shape s{c.b, c.h, c.t, c.hd};
+  Ctx& ctx = dev.ctx();
+  Tensor segt = dev.upload(seg, {c.b, c.t}), st = dev.upload(sl, {int64_t(sl.size())});
+  std::vector<std::vector<float>> outs[2];
+  for (int bf16 = 0; bf16 < 2; ++bf16) {
+    auto up = [&](const std::vector<uint16_t>& x) {
+      return bf16 ? dev.upload(x, s, DType::BF16) : dev.upload(widened(x), s);
+    };
+    const DType io = bf16 ? DType::BF16 : DType::F32;
+    Tensor qt = up(q16), kt = up(k16), vt = up(v16), dyt = up(dy16), ot = dev.alloc(s, io), lt = dev.alloc({c.b, c.h, c.t});
+    Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
+    ctx.ops.attention_forward(ctx, qt, kt, vt, st, segt, ot, lt);
+    ctx.ops.attention_backward(ctx, qt, kt, vt, st, segt, ot, lt, dyt, dqt, dkt, dvt);
+    std::vector<float> o = bf16 ? test::to_f32(widened(dev.download<uint16_t>(ot))) : dev.download(ot);
+    outs[bf16] = {o, dev.download(lt), dev.download(dqt), dev.download(dkt), dev.download(dvt)};
+  }
+  const char* names[] = {"o", "lse", "dq", "dk", "dv"};
+  for (size_t i = 0; i < 5; ++i) {
+    const std::vector<double> want(outs[0][i].begin(), outs[0][i].end());
+    const double f = i == 1 ? 1e-5 : i == 0 ? 1e-2 : 2e-2;
+    EXPECT_TRUE(all_close(outs[1][i], want, f * std::max(1.0, test::max_abs(want)), f, names[i], 0.999));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Attention,
+                         ::testing::Combine(::testing::ValuesIn(test::test_backends()),
+                                            ::testing::Values(Case{2, 3, 17, 8, false}, Case{1, 2, 65, 6, true},
+                                                              Case{1, 2, 130, 16, true}, Case{2, 2, 200, 64, false},
+                                                              Case{1, 1, 64, 64, true})),
+                         [](const ::testing::TestParamInfo<std::tuple<std::string, Case>>& info) {
+                           const Case& c = std::get<1>(info.param);
+                           return std::get<0>(info.param) + "_b" + std::to_string(c.b) + "_h" + std::to_string(c.h) +
+                                  "_t" + std::to_string(c.t) + "_hd" + std::to_string(c.hd) +
+                                  (c.alibi ? "_alibi" : "_nobias");
+                         });
+
+class Bf16AttentionArgs : public test::OnBackend {};
+INSTANTIATE_TEST_SUITE_P(Backends, Bf16AttentionArgs, ::testing::ValuesIn(test::test_backends()),
+                         test::backend_param_name);
+
+TEST_P(Bf16AttentionArgs, OddHeadDimAndMixedDtypesAreRefused) {
+  const Shape s{1, 2, 9, 5};
+  Tensor q = dev.alloc(s, DType::BF16), k = dev.alloc(s, DType::BF16), v = dev.alloc(s, DType::BF16);
+  Tensor o = dev.alloc(s, DType::BF16), l = dev.alloc({1, 2, 9}), none(nullptr, {0});
+  Ctx& ctx = dev.ctx();
+  EXPECT_TRUE(test::throws_error_naming([&] { ctx.ops.attention_forward(ctx, q, k, v, none, none, o, l); },
+                                        {"even head dim", "got 5"}));
+  Tensor o32 = dev.alloc(s);
+  EXPECT_TRUE(test::throws_error_naming([&] { ctx.ops.attention_forward(ctx, q, k, v, none, none, o32, l); },
+                                        {"attention_forward", "argument o", "bf16"}));
+}
+
+}  // namespace
+}  // namespace cs
