@@ -1,7 +1,7 @@
 // Reductions of an f32 tensor to one float64, written into an F64 [1] tensor: sum and sum of
 // squares. The summation order is fixed, whatever the thread count: the elements are cut into
-// blocks of kBlock, one thread sums a block sequentially in double, and the block sums are added
-// in block order. (An OpenMP reduction clause combines its partials in an unspecified order: the
+// blocks of kBlock, one thread sums a block in double in a fixed order (block_sum), and the block
+// sums are added in block order. (An OpenMP reduction clause combines its partials in an unspecified order: the
 // gradient norm's last bits changed with OMP_NUM_THREADS.) inf and nan propagate.
 // x: any shape, f32 (sum also f64: partial sums added up); out: F64 [1].
 #include <algorithm>
@@ -16,10 +16,21 @@ namespace {
 // Part of the result's definition (it fixes the order), not a tuning knob.
 constexpr int64_t kBlock = int64_t(1) << 14;
 
+// A block's sum over 16 lanes (lane l takes the elements i = l mod 16), the lanes added in order,
+// then the tail: a fixed order that vectorises (one sequential sum would be a scalar chain).
+constexpr int kLanes = 16;
 template <bool kSquares, typename T>
 double block_sum(const T* p, int64_t n) {
+  double lane[kLanes] = {};
+  const int64_t nb = n / kLanes * kLanes;
+  for (int64_t i = 0; i < nb; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double v = p[i + l];
+      lane[l] += kSquares ? v * v : v;
+    }
   double s = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (int64_t i = nb; i < n; ++i) {
     const double v = p[i];
     s += kSquares ? v * v : v;
   }
