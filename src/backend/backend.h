@@ -105,17 +105,18 @@ struct Ops {
                            const Tensor& dy, const Tensor& dx, const Tensor& dw,
                            bool accumulate_dx);
 
-  // Rotary embedding, rotate-half form, in place on x: (B, H, T, Hd); the position of row (b, t)
+  // Rotary embedding, rotate-half form, in place on x: (B, H, T, Hd) f32|bf16 (computed in f32,
+  // a bf16 x rounded once); the position of row (b, t)
   // is pos0 + t, or pos0 + positions[b, t] when positions (B, T) i32 is given (packed sequences:
   // each sample's positions start at 0; values in [0, T)). inverse=true rotates by -angle: that
   // is the backward (the rotation is orthogonal).
   void (*rope_apply)(Ctx& c, const Tensor& x, float base, int64_t pos0, const Tensor& positions,
                      bool inverse);
 
-  // out (B, H, T, Hd) = columns [col0, col0 + H*Hd) of x (B, T, C) f32|bf16, heads split.
+  // out (B, H, T, Hd) f32|bf16 = columns [col0, col0 + H*Hd) of x (B, T, C) f32|bf16, heads split.
   void (*split_heads)(Ctx& c, const Tensor& x, int64_t col0, const Tensor& out);
   // Columns [col0, col0 + H*Hd) of x (B, T, C) = in (B, H, T, Hd), heads merged (overwrite);
-  // x: f32|bf16.
+  // in, x: f32|bf16.
   void (*merge_heads)(Ctx& c, const Tensor& in, const Tensor& x, int64_t col0);
 
   // Causal softmax attention, tiled with an online softmax: no (T, T) matrix is formed.
@@ -124,6 +125,8 @@ struct Ops {
   // segments: (B, T) i32 or an empty tensor (one segment). A run of equal ids along t is one
   // segment (a packed sample, Megatron's --reset-attention-mask): query i attends only to the
   // keys j <= i of its own run, and the tiles that lie wholly across a boundary are skipped.
+  // q, k, v, o (and dout): all f32, or all bf16 (the tile products in bf16 with f32
+  // accumulation; Hd even); lse, dq, dk, dv: f32.
   void (*attention_forward)(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v,
                             const Tensor& slopes, const Tensor& segments, const Tensor& o,
                             const Tensor& lse);

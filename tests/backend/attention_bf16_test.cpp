@@ -18,16 +18,8 @@ namespace {
 using test::all_close;
 using test::randn;
 
-std::vector<uint16_t> to_bf16(const std::vector<double>& v) {
-  std::vector<uint16_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(float(v[i]));
-  return r;
-}
-std::vector<double> widened(const std::vector<uint16_t>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);
-  return r;
-}
+using test::to_bf16;
+using test::widened;
 
 TEST(Bf16PairGemm, MatchesDoubleLoopsOverTheSameValues) {
   struct Size {

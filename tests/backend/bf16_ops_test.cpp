@@ -10,16 +10,8 @@ namespace cs {
 namespace {
 using test::randn;
 
-std::vector<uint16_t> to_bf16(const std::vector<double>& v) {
-  std::vector<uint16_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(float(v[i]));
-  return r;
-}
-std::vector<double> widened(const std::vector<uint16_t>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);
-  return r;
-}
+using test::to_bf16;
+using test::widened;
 
 CS_BACKEND_SUITE(Bf16Ops);
 
@@ -145,6 +137,44 @@ TEST_P(Bf16Ops, SwigluHeadsAndEmbeddingInBf16) {
   ops().embedding_forward(ctx(), tok, dev.upload(widened(w16), {v, d}), 1, e32);
   ops().embedding_forward(ctx(), tok, dev.upload(w16, {v, d}, DType::BF16), 1, eb);
   EXPECT_EQ(dev.download(e32), dev.download(eb));
+}
+
+// --bf16's attention operands: heads split into bf16 (q, k, v from a bf16 qkv: a copy; from f32:
+// rounded), merged from bf16 (the attention output), RoPE on bf16 q and k (the f32 rotation of the
+// widened values, rounded once), forward and inverse.
+TEST_P(Bf16Ops, HeadsAndRopeWithBf16Heads) {
+  const int64_t b = 2, h = 3, t = 7, hd = 8, c = 3 * h * hd;
+  const auto x16 = to_bf16(randn(size_t(b * t * c), 1, 71));
+  const Tensor xb = dev.upload(x16, {b, t, c}, DType::BF16), x32 = dev.upload(widened(x16), {b, t, c});
+  const Shape hs{b, h, t, hd};
+  const Tensor s32 = dev.alloc(hs), sbb = dev.alloc(hs, DType::BF16), sfb = dev.alloc(hs, DType::BF16);
+  ops().split_heads(ctx(), x32, h * hd, s32);
+  ops().split_heads(ctx(), xb, h * hd, sbb);
+  ops().split_heads(ctx(), x32, h * hd, sfb);
+  const auto heads32 = dev.download(s32);
+  const auto heads_bb = dev.download<uint16_t>(sbb);
+  for (size_t i = 0; i < heads32.size(); ++i) ASSERT_EQ(heads_bb[i], f32_to_bf16(heads32[i])) << "split " << i;
+  EXPECT_EQ(heads_bb, dev.download<uint16_t>(sfb)) << "split of f32 into bf16";
+  // Merged back from bf16 into either dtype: the columns it came from.
+  const Tensor mb = dev.alloc({b, t, c}, DType::BF16), m32 = dev.alloc({b, t, c});
+  ops().merge_heads(ctx(), sbb, mb, h * hd);
+  ops().merge_heads(ctx(), sbb, m32, h * hd);
+  const auto merged = dev.download<uint16_t>(mb);
+  const auto merged32 = dev.download(m32);
+  for (int64_t r = 0; r < b * t; ++r)
+    for (int64_t j = h * hd; j < 2 * h * hd; ++j) {
+      const size_t i = size_t(r * c + j);
+      ASSERT_EQ(merged[i], x16[i]) << "merge " << i;
+      ASSERT_EQ(merged32[i], bf16_to_f32(x16[i])) << "merge into f32 " << i;
+    }
+  for (bool inverse : {false, true}) {
+    const Tensor r32 = dev.upload(dev.download(s32), hs), rb = dev.upload(heads_bb, hs, DType::BF16);
+    ops().rope_apply(ctx(), r32, 10000.f, 3, Tensor(nullptr, {0}), inverse);
+    ops().rope_apply(ctx(), rb, 10000.f, 3, Tensor(nullptr, {0}), inverse);
+    const auto want = dev.download(r32);
+    const auto got = dev.download<uint16_t>(rb);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "rope " << inverse << " " << i;
+  }
 }
 
 // The logits' gradient in bf16, into its own buffer and over the logits themselves (row blocks of

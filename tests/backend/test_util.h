@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/device_buffer.h"
+#include "core/half.h"
 #include "core/tensor.h"
 
 namespace cs::test {
@@ -29,6 +30,17 @@ inline std::vector<double> randn(size_t n, double scale, uint32_t seed) {
 }
 
 inline std::vector<float> to_f32(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+// bf16 bits of v (rounded to nearest even), and bf16 bits widened back (exactly).
+inline std::vector<uint16_t> to_bf16(const std::vector<double>& v) {
+  std::vector<uint16_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(float(v[i]));
+  return r;
+}
+inline std::vector<double> widened(const std::vector<uint16_t>& v) {
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);
+  return r;
+}
 
 inline Tensor t(std::vector<float>& v, Shape s) { return Tensor(v.data(), s); }
 inline Tensor ti(std::vector<int32_t>& v, Shape s) { return Tensor(v.data(), s, DType::I32); }
