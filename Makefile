@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ctest labels left out: cuda (no GPU in CI); test-sanitize adds no_sanitize.
 TEST_EXCLUDE ?= cuda
 
-.PHONY: all deps build test test-sanitize demo bench bench-sft bench-parallel bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test test-sanitize demo bench bench-sft bench-parallel bench-threads bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -43,6 +43,11 @@ bench-sft: build
 
 bench-parallel: build
 	@scripts/bench_parallel.sh $(BUILD)
+
+# A training run on cores another process shares: --threads 2, --threads 1 and --adaptive-threads
+# beside LOAD busy loops (needs make demo's out/demo).
+bench-threads: build
+	@scripts/bench_threads.sh $(BUILD)
 
 # Checkpoint conversion throughput and peak RSS on a synthetic Baichuan-7B-shaped checkpoint
 # (needs Python torch + safetensors to make it, ~16 GB free under WORK=/tmp/cs_bench_convert).

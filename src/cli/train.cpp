@@ -130,6 +130,7 @@ int train_main(int argc, char** argv) {
                                 cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers,
                                 f.virtual_pipeline_layers.value_or(0)});
   TrainArgs a = f.train_args(cfg);
+  a.adapt_threads = f.adaptive_threads;
   if (f.deepspeed_config) {
     const std::vector<std::string> notes =
         apply_deepspeed_config(read_deepspeed_config(*f.deepspeed_config), *f.deepspeed_config, a);

@@ -10,6 +10,10 @@ void TrainFlags::add_to(CLI::App& app) {
   model.add_to(app);
   add_device_option(app, device);
   add_threads_option(app, threads);
+  app.add_flag("--adaptive-threads", adaptive_threads,
+               "adapt the OpenMP thread count to the cores this run gets: fewer while other processes share "
+               "them, back up when they leave (the last bits of the results then depend on the counts: "
+               "OpenBLAS splits long sums by thread count)");
   app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(positive());
   app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
   app.add_option("--train-iters", train_iters, "optimizer steps")->required();

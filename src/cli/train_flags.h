@@ -29,6 +29,7 @@ struct TrainFlags {
   int64_t eval_interval = 1000, eval_iters = 100;
   bool fp16 = false, bf16 = false;
   std::optional<int> threads;  // --threads
+  bool adaptive_threads = false;  // --adaptive-threads
   bool instruction = false, reset_attention_mask = false, reset_position_ids = false;
   int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
   double distributed_timeout_minutes = 10;  // Megatron's default

@@ -17,6 +17,7 @@
 #include "backend/host_copy.h"
 #include "train/checkpointing.h"
 #include "train/heartbeat.h"
+#include "train/thread_governor.h"
 #include "train/train_log.h"
 #include "train/train_step.h"
 #include "train/validation.h"
@@ -182,6 +183,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   bool memory_reported = false;
   const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
   const Tensor stop_flag = stop_mem.tensor({1}, DType::F64);
+  ThreadGovernor threads(a.adapt_threads);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
@@ -198,6 +200,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     r.losses.push_back(std::isfinite(o.loss) ? o.loss : NAN);
     r.iterations = it;
     log.add(o, step_timer.seconds(), lr);
+    if (const std::string note = threads.after_iteration(step_timer.seconds()); !note.empty() && a.print_log)
+      log_info("{}{} (iteration {})", world.size() > 1 ? fmt::format("[rank {}] ", world.rank()) : "", note, it);
 
     const bool nan_stop = a.exit_on_nan > 0 && consecutive_nan >= a.exit_on_nan;
     if (it % a.log_interval == 0 || it == a.train_iters || nan_stop) {

@@ -41,6 +41,9 @@ struct TrainArgs {
   int64_t log_interval = 100;
   int64_t exit_on_nan = 0;  // stop after this many non-finite iterations in a row (0: never)
   bool print_log = true;
+  // --adaptive-threads: adapt the OpenMP thread count to the cores the run gets
+  // (train/thread_governor.h).
+  bool adapt_threads = false;
   // Checkpoints (native format): every save_interval iterations (0: never), at the end and when
   // *stop is set (SIGTERM/SIGINT: finish the step, save, return); keep_last prunes old ones.
   std::string save_dir;

@@ -86,8 +86,7 @@ void forward(const Dims& dm, const M& math, const float* slopes, const int32_t* 
           finish_scores(s, rows, cols, i0, j0, scale, slope, st);
           for (int64_t r = 0; r < rows; ++r) {
             float* sr = s + r * kBk;
-            float mx = m[r];
-            for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, sr[c]);
+            const float mx = max_of(sr, cols, m[r]);
             // A row with no visible key yet (packed: the tile is before its start) keeps m = -inf;
             // exponentials against 0 then give 0 instead of NaN.
             const float mref = mx == -INFINITY ? 0.f : mx;
@@ -147,6 +146,7 @@ void backward(const Dims& dm, const M& math, const float* slopes, const int32_t*
       std::fill(dvh, dvh + t_len * hd, 0.f);
       for (int64_t i = 0; i < t_len; ++i) {
         float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
         for (int64_t d = 0; d < hd; ++d) acc += load(doh + i * hd + d) * load(oh + i * hd + d);
         dvec[size_t(i)] = acc;
       }

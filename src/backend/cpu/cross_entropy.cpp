@@ -31,13 +31,7 @@ inline int64_t local_column(int32_t target, int64_t vocab_offset, int64_t v) {
 constexpr int kLanes = 16;
 float row_lse(const float* z, int64_t v) {
   const int64_t vb = v / kLanes * kLanes;
-  float m[kLanes];
-  for (int l = 0; l < kLanes; ++l) m[l] = -INFINITY;
-  for (int64_t j = 0; j < vb; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) m[l] = z[j + l] > m[l] ? z[j + l] : m[l];
-  float mx = -INFINITY;
-  for (int l = 0; l < kLanes; ++l) mx = std::max(mx, m[l]);
-  for (int64_t j = vb; j < v; ++j) mx = std::max(mx, z[j]);
+  const float mx = max_of(z, v, -INFINITY);
   double s[kLanes] = {};  // double: the sum runs over 64k terms for the real vocabulary
   for (int64_t j = 0; j < vb; j += kLanes)
     for (int l = 0; l < kLanes; ++l) s[l] += double(fast_exp(z[j + l] - mx));

@@ -1,3 +1,4 @@
+// Straight-line float math for vector loops: fast_exp, and max_of (a lane-wise maximum).
 // exp(x) for float in straight-line arithmetic, so that a `#pragma omp simd` loop over it becomes
 // vector code (the C library's expf is a call per element: the softmax tiles of attention spent
 // most of their time there). exp(x) = 2^n p(r) with n = round(x / ln 2), r = x - n ln 2 in two
@@ -29,6 +30,21 @@ inline float fast_exp(float x) {
   std::memcpy(&scale, &bits, sizeof(scale));
   const float y = p * scale;
   return x < -87.3f ? 0.f : (x > 88.7f ? __builtin_inff() : y);
+}
+
+// max(init, x[0], ..., x[n-1]) over 16 explicit lanes combined in a fixed order: vector code (GCC
+// leaves a plain max loop scalar); the same result as the sequential loop (max is exact).
+inline float max_of(const float* x, int64_t n, float init) {
+  constexpr int kLanes = 16;
+  const int64_t nb = n / kLanes * kLanes;
+  float m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = init;
+  for (int64_t j = 0; j < nb; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  float mx = init;
+  for (int l = 0; l < kLanes; ++l) mx = m[l] > mx ? m[l] : mx;
+  for (int64_t j = nb; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
 }
 
 }  // namespace cs::cpu
