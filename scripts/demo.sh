@@ -33,7 +33,7 @@ echo "      --exit-interval 240 saves a native checkpoint at 240 and stops"
 echo "== 3b. resume from $OUT/run (weights, Adam state, schedule, data cursor) to 480"
 "$BIN" "${TRAIN[@]}" --load "$OUT/run"
 ls "$OUT/run"
-echo "== 3c. the first 120 iterations again with --bf16 (bf16 parameters and GEMMs through oneDNN, fp32 master"
+echo "== 3c. the first 120 iterations again with --bf16 (bf16 parameters, GEMMs and attention, fp32 master"
 echo "      weights and gradients), from the same weights and data; its loss curve against the fp32 run's"
 "$BIN" "${BASE[@]}" --load "$OUT/init" --bf16 --save "$OUT/bf16" --exit-interval 120 2>&1 | tail -n 2
 "$BIN" compare "$OUT/run" "$OUT/bf16" --to-iter 120 | tail -n 5
