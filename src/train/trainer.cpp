@@ -199,8 +199,9 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     consecutive_nan = (!std::isfinite(o.loss) || (o.found_inf && !a.fp16)) ? consecutive_nan + 1 : 0;
     r.losses.push_back(std::isfinite(o.loss) ? o.loss : NAN);
     r.iterations = it;
-    log.add(o, step_timer.seconds(), lr);
-    if (const std::string note = threads.after_iteration(step_timer.seconds()); !note.empty() && a.print_log)
+    const double step_s = step_timer.seconds();
+    log.add(o, step_s, lr);
+    if (const std::string note = threads.after_iteration(step_s); !note.empty() && a.print_log)
       log_info("{}{} (iteration {})", world.size() > 1 ? fmt::format("[rank {}] ", world.rank()) : "", note, it);
 
     const bool nan_stop = a.exit_on_nan > 0 && consecutive_nan >= a.exit_on_nan;

@@ -92,9 +92,11 @@ TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
   ref::attention_backward(q, k, v, sl, dy, c.b, c.h, c.t, c.hd, rq, rk, rv);
   // bf16 keeps 8 significant bits (relative rounding 2^-9): o is a rounded average of rounded
   // probabilities; the gradients sum products of rounded P and dS. Errors of a few 2^-9 relative
-  // to the values' scale; a wrong mask, scale or tile is off by O(1).
+  // to the values' scale; a wrong mask, scale or tile is off by O(1). Measured over these cases:
+  // o within 0.0084 absolute (values of scale 1-3), gradients within 0.015, cosines above
+  // 0.999998 (o) and 0.99999 (gradients); the floors below keep a 10x margin on 1 - cosine.
   auto scaled = [](const std::vector<double>& r, double f) { return f * std::max(1.0, test::max_abs(r)); };
-  EXPECT_TRUE(all_close(widened(dev.download<uint16_t>(ot)), want_o, scaled(want_o, 1e-2), 1e-2, "bf16 o", 0.9999));
+  EXPECT_TRUE(all_close(widened(dev.download<uint16_t>(ot)), want_o, scaled(want_o, 1e-2), 1e-2, "bf16 o", 0.99998));
   // lse: f32 statistics of scores that are exact products of bf16 values summed in f32.
   std::vector<double> want_lse(size_t(c.b * c.h * c.t));
   {
@@ -107,9 +109,9 @@ TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
     want_lse.assign(l32.begin(), l32.end());
   }
   EXPECT_TRUE(all_close(dev.download(lt), want_lse, 1e-5, 1e-5, "bf16 lse"));
-  EXPECT_TRUE(all_close(dev.download(dqt), rq, scaled(rq, 2e-2), 2e-2, "bf16 dq", 0.9995));
-  EXPECT_TRUE(all_close(dev.download(dkt), rk, scaled(rk, 2e-2), 2e-2, "bf16 dk", 0.9995));
-  EXPECT_TRUE(all_close(dev.download(dvt), rv, scaled(rv, 2e-2), 2e-2, "bf16 dv", 0.9995));
+  EXPECT_TRUE(all_close(dev.download(dqt), rq, scaled(rq, 2e-2), 2e-2, "bf16 dq", 0.9999));
+  EXPECT_TRUE(all_close(dev.download(dkt), rk, scaled(rk, 2e-2), 2e-2, "bf16 dk", 0.9999));
+  EXPECT_TRUE(all_close(dev.download(dvt), rv, scaled(rv, 2e-2), 2e-2, "bf16 dv", 0.9999));
 }
 
 // Packed samples (segment ids): the bf16 kernel against the f32 one on the same rounded inputs.
@@ -143,7 +145,7 @@ TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
   for (size_t i = 0; i < 5; ++i) {
     const std::vector<double> want(outs[0][i].begin(), outs[0][i].end());
     const double f = i == 1 ? 1e-5 : i == 0 ? 1e-2 : 2e-2;
-    EXPECT_TRUE(all_close(outs[1][i], want, f * std::max(1.0, test::max_abs(want)), f, names[i], 0.999));
+    EXPECT_TRUE(all_close(outs[1][i], want, f * std::max(1.0, test::max_abs(want)), f, names[i], 0.9999));
   }
 }
 

@@ -104,8 +104,8 @@ void pack_kn(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_t ldb, Bf
   }
 }
 
-// A tile of f32 probabilities (rows x cols, ld kBk) as a bf16 left operand: dst (rows x kBk)
-// rounded, or its transpose (cols x kBk); the reduction index padded with a zero to even.
+// A tile of f32 values (rows x cols, ld kBk) as a bf16 left operand: dst (rows x kBk) rounded,
+// the reduction index (the columns) padded with a zero to even.
 void tile_to_bf16(const float* p, int64_t rows, int64_t cols, Bf16* dst) {
   const int64_t w = cols + (cols & 1);
   for (int64_t r = 0; r < rows; ++r) {
@@ -252,14 +252,6 @@ void check_head_dim(int64_t hd) {
                             "head dim, got {}. Hint: train this model without --bf16", hd));
 }
 }  // namespace
-
-bool has_bf16_dot() {
-#ifdef __AVX512BF16__
-  return true;
-#else
-  return false;
-#endif
-}
 
 void gemm_bf16_pairs_portable(int64_t m, int64_t n, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b,
                               int64_t ldb, float* c, int64_t ldc, bool accumulate) {

@@ -25,9 +25,10 @@ inline int64_t local_column(int32_t target, int64_t vocab_offset, int64_t v) {
   return target >= 0 && col >= 0 && col < v ? col : -1;
 }
 
-// log sum_j exp(z[j]) of one row: its max, then the sum of exponentials in double. Written over
-// 16 explicit lanes (each lane a fixed set of columns, the lanes combined in order: the same bits
-// for any thread count), which GCC turns into vector code; its `omp simd` reductions stayed scalar.
+// log sum_j exp(z[j]) of one row: its max, then the sum of exponentials in double, over 16
+// explicit lanes (each lane a fixed set of columns, the lanes combined in order): a summation
+// order fixed by the code, not by the compiler's vector width, and vector code (with
+// -fno-trapping-math, src/backend/CMakeLists.txt, fast_exp's clamps become selects).
 constexpr int kLanes = 16;
 float row_lse(const float* z, int64_t v) {
   const int64_t vb = v / kLanes * kLanes;
