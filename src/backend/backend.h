@@ -37,6 +37,7 @@ struct Ctx {
   void* blas = nullptr;    // cublasLtHandle_t on CUDA; null on CPU
   Tensor workspace;        // scratch device memory (U8) an op may use for the length of its call
   Ctx(Backend& b, const Ops& o) : backend(b), ops(o) {}
+  virtual ~Ctx() = default;  // a backend's context may own its stream, handle and workspace
   Ctx(const Ctx&) = delete;
   Ctx& operator=(const Ctx&) = delete;
 };
@@ -74,6 +75,8 @@ class Backend {
 // The backend for --device NAME: "cpu" always; "cuda" when the build has it. Anything else, or
 // cuda in a build without it, is a UsageError in one line naming the flag.
 std::unique_ptr<Backend> make_backend(const std::string& name);
+// The CUDA devices this process sees: 0 in a build without CUDA, or without a GPU or driver.
+int cuda_device_count();
 // The process's CPU backend (stateless; shared).
 Backend& cpu_backend();
 

@@ -27,6 +27,12 @@ void check_f32_or_bf16(const char* op, const char* arg, const Tensor& t, Device 
                           device_name(device), lower(dtype_name(t.dtype)), device_name(t.device)));
 }
 
+void check_float(const char* op, const char* arg, const Tensor& t, Device device) {
+  if ((t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16) && t.device == device) return;
+  throw Error(fmt::format("[{}] argument {}: expected f32, bf16 or f16 on {}, got {} on {}", op, arg,
+                          device_name(device), lower(dtype_name(t.dtype)), device_name(t.device)));
+}
+
 void check_same_shape(const char* op, const char* a_name, const Tensor& a, const char* b_name,
                       const Tensor& b) {
   if (a.shape == b.shape) return;

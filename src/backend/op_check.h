@@ -25,6 +25,9 @@ inline void check_f32_args(const char* op, Device device, std::initializer_list<
 // Throws cs::Error unless t is f32 or bf16 on `device` (the arguments a kernel reads or writes in
 // either storage dtype, computing in f32).
 void check_f32_or_bf16(const char* op, const char* arg, const Tensor& t, Device device);
+// Throws cs::Error unless t is f32, bf16 or f16 on `device` (the CUDA table's storage dtypes:
+// --fp16 runs there with f16 compute copies and activations).
+void check_float(const char* op, const char* arg, const Tensor& t, Device device);
 // Throws cs::Error unless the two arguments have equal shapes.
 void check_same_shape(const char* op, const char* a_name, const Tensor& a, const char* b_name,
                       const Tensor& b);

@@ -193,8 +193,10 @@ int train_main(int argc, char** argv) {
   }
   GridGroups groups = GridGroups::split(*world, grid);
   // --bf16: Megatron's bf16 (a bf16 compute copy of the parameters, fp32 gradients and master
-  // weights, bf16 GEMMs); --fp16 keeps f32 compute with the dynamic loss scaler on the CPU.
-  const Precision precision = a.bf16 ? Precision::bf16() : Precision{};
+  // weights, bf16 GEMMs); --fp16: the same in f16 on a GPU, f32 compute on the CPU (both with the
+  // dynamic loss scaler).
+  const bool gpu = backend->device() == Device::CUDA;
+  const Precision precision = a.bf16 ? Precision::bf16() : a.fp16 && gpu ? Precision::fp16() : Precision{};
   auto model = std::make_unique<Model>(cfg, *ctx, *groups.tp, f.micro_batch, act_seq, shard, precision, in_flight);
   if (!native && f.load)
     load_hf_weights(*f.load, *model);

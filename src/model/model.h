@@ -32,6 +32,10 @@ struct Precision {
   // products are bf16 GEMMs); the residual stream, the norm statistics, the softmax and its
   // statistics, the gradients of q, k, v and the logits f32.
   static Precision bf16() { return {DType::BF16, DType::F32, DType::F32, DType::BF16}; }
+  // Megatron's --fp16 on a GPU: the same with f16 (the dynamic loss scaler keeps the f16
+  // activations' gradients in range). The CPU has no f16 arithmetic that pays: --fp16 there keeps
+  // f32 compute (Precision{}) with the loss scaler.
+  static Precision fp16() { return {DType::F16, DType::F32, DType::F32, DType::F16}; }
 };
 
 class Model {

@@ -62,6 +62,7 @@ struct Case {
 class Bf16Attention : public ::testing::TestWithParam<std::tuple<std::string, Case>> {
  protected:
   test::OnDevice dev{std::get<0>(GetParam())};
+  CS_SKIP_WITHOUT_DEVICE()
 };
 
 std::vector<double> slopes_for(int64_t h, bool alibi) {

@@ -55,6 +55,7 @@ void put(std::vector<double>& x, const std::vector<double>& part, const PackCase
 class PackedAttention : public ::testing::TestWithParam<std::tuple<std::string, PackCase>> {
  protected:
   test::OnDevice dev{std::get<0>(GetParam())};
+  CS_SKIP_WITHOUT_DEVICE()
 };
 
 TEST_P(PackedAttention, EachSampleAsIfAlone) {

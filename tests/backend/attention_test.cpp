@@ -41,6 +41,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
 class Attention : public ::testing::TestWithParam<std::tuple<std::string, Case>> {
  protected:
   test::OnDevice dev{std::get<0>(GetParam())};
+  CS_SKIP_WITHOUT_DEVICE()
 };
 
 std::vector<double> slopes_for(const Case& c) {

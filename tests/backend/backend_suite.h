@@ -38,6 +38,7 @@ inline ::testing::AssertionResult grad_close(const std::vector<float>& got,
 class OnBackend : public ::testing::TestWithParam<std::string> {
  protected:
   OnDevice dev{GetParam()};
+  CS_SKIP_WITHOUT_DEVICE()
   Ctx& ctx() { return dev.ctx(); }
   const Ops& ops() { return dev.ops(); }
 };
@@ -46,6 +47,7 @@ class OnBackend : public ::testing::TestWithParam<std::string> {
 class Scaled : public ::testing::TestWithParam<std::tuple<std::string, double>> {
  protected:
   OnDevice dev{std::get<0>(GetParam())};
+  CS_SKIP_WITHOUT_DEVICE()
   double scale() const { return std::get<1>(GetParam()); }
   Ctx& ctx() { return dev.ctx(); }
   const Ops& ops() { return dev.ops(); }

@@ -112,6 +112,11 @@ TEST(MakeBackend, CudaInABuildWithoutItIsAUsageErrorNamingTheFlag) {
     EXPECT_EQ(e.exit_code(), 2);
   }
 }
+#else
+TEST(MakeBackend, CudaWithoutAVisibleGpuIsOneLineNamingTheFlag) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a GPU is visible";
+  EXPECT_TRUE(test::throws_error_naming([] { make_backend("cuda"); }, {"--device cuda", "no CUDA device is visible"}));
+}
 #endif
 
 TEST(MakeBackend, UnknownNameIsAUsageErrorNamingTheFlag) {

@@ -80,8 +80,15 @@ inline std::string backend_scale_param_name(
 // with the harness, before the backend).
 class OnDevice {
  public:
-  explicit OnDevice(const std::string& name)
-      : backend_(make_backend(name)), ctx_(backend_->make_context()) {}
+  // A CUDA build without a visible GPU makes no backend: available() is false and the fixture's
+  // SetUp skips the test with skip_reason() (CS_SKIP_WITHOUT_DEVICE).
+  explicit OnDevice(const std::string& name) {
+    if (name == "cuda" && cuda_device_count() == 0) return;
+    backend_ = make_backend(name);
+    ctx_ = backend_->make_context();
+  }
+  bool available() const { return backend_ != nullptr; }
+  static const char* skip_reason() { return "no CUDA device is visible: the cuda instances of the op tests skip"; }
   Backend& backend() { return *backend_; }
   Ctx& ctx() { return *ctx_; }
   const Ops& ops() { return ctx_->ops; }
@@ -118,6 +125,12 @@ class OnDevice {
   std::unique_ptr<Ctx> ctx_;
   std::vector<DeviceBuffer> buffers_;
 };
+
+// In a fixture holding an OnDevice `dev`: skips the test when its backend has no device.
+#define CS_SKIP_WITHOUT_DEVICE()                                   \
+  void SetUp() override {                                          \
+    if (!dev.available()) GTEST_SKIP() << dev.skip_reason();       \
+  }
 
 // Whether fn throws a cs::Error (or a subclass) whose message contains every one of parts.
 template <typename Fn>

@@ -82,6 +82,8 @@ def main():
                     help="time full training steps: also clip the grad norm to 1.0 and take an AdamW step")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast over the forward and the loss")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: the GPU peer of bench/gpu_check.sh (SDPA picks its flash kernel for RoPE)")
     a = ap.parse_args()
     if a.iters < 1:
         ap.error("--iters must be >= 1")
@@ -92,14 +94,15 @@ def main():
     torch.manual_seed(a.seed)
     cfg = BaichuanConfig(a.vocab, a.hidden, a.ffn, a.heads, a.layers, position=a.position,
                          max_seq_length=a.seq)
-    model = BaichuanForCausalLM(cfg).float()
+    dev = torch.device(a.device)
+    model = BaichuanForCausalLM(cfg).float().to(dev)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.fill_(1.0)
             else:
                 p.normal_(0.0, 0.02)
-    seq = torch.randint(0, a.vocab, (a.batch, a.seq + 1))
+    seq = torch.randint(0, a.vocab, (a.batch, a.seq + 1), device=dev)
     tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
 
     decay = [p for n, p in model.named_parameters() if not n.endswith("norm.weight")]
@@ -114,7 +117,7 @@ def main():
     forward = torch.compile(model) if a.compile else model
 
     def loss_of():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.bf16):
             logits = forward(tokens)
             return F.cross_entropy(logits.view(-1, a.vocab).float(), targets.reshape(-1))
 
@@ -131,9 +134,14 @@ def main():
     if a.compile:
         loss = step()
     times = []
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(a.iters):
+        sync()
         t0 = time.perf_counter()
-        loss = step()
+        loss = step()  # .item() waits for the step's work too
+        sync()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     flops = model_flops(a.batch, a.seq, a.hidden, a.layers, a.ffn, a.vocab)
@@ -142,7 +150,9 @@ def main():
         "precision": "bf16" if a.bf16 else "fp32", "compile": a.compile,
         "attention": "sdpa" if HAS_SDPA else "matmul+softmax", "fused_adamw": fused,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "device": a.device,
+        "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else None,
         "tokens_per_s": a.batch * a.seq / med, "step_s_median": med,
         "gflops_per_s": flops / med / 1e9,
         "model_gflops_per_step": flops / 1e9, "loss": loss,

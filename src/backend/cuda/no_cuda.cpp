@@ -9,3 +9,7 @@ std::unique_ptr<Backend> make_cuda_backend() {
 }
 
 }  // namespace cs
+
+namespace cs {
+int cuda_device_count() { return 0; }
+}  // namespace cs

@@ -1,0 +1,48 @@
+// Dtype conversion on the GPU, the CPU's pairs (cpu/cast.cpp): f32 -> bf16 / f16 rounds to nearest
+// even (NaN stays NaN, f16 overflow gives inf), bf16 / f16 -> f32 exactly, the same dtype a copy;
+// any other pair is a cs::Error naming both.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/ops.h"
+
+namespace cs::cuda {
+
+namespace {
+template <typename From, typename To>
+__global__ void cast_kernel(const From* x, To* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(y + i, ld(x + i));
+}
+std::string lower_name(DType t) {
+  std::string s = dtype_name(t);
+  for (char& ch : s) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  return s;
+}
+}  // namespace
+
+void cast(Ctx& c, const Tensor& x, const Tensor& y) {
+  check_arg("cast", "x", x, x.dtype, Device::CUDA);
+  check_arg("cast", "y", y, y.dtype, Device::CUDA);
+  const DType from = x.dtype, to = y.dtype;
+  const bool f32_half = from == DType::F32 && (to == DType::BF16 || to == DType::F16);
+  const bool half_f32 = to == DType::F32 && (from == DType::BF16 || from == DType::F16);
+  if (from != to && !f32_half && !half_f32)
+    throw Error(str("[cast] x ", lower_name(from), " -> y ", lower_name(to),
+                    ": expected f32 <-> bf16, f32 <-> f16 or the same dtype"));
+  CS_CHECK(x.numel() == y.numel()) << "cast " << x.shape.str() << " -> " << y.shape.str();
+  const int64_t n = x.numel();
+  if (!n) return;
+  if (from == to) {
+    c.backend.copy(c, x, y);
+    return;
+  }
+  with_float(from, [&](auto fx) {
+    with_float(to, [&](auto fy) {
+      using X = decltype(fx);
+      using Y = decltype(fy);
+      cast_kernel<X, Y><<<blocks_for(n, 256, 8192), 256, 0, stream(c)>>>(ptr<X>(x), ptr<Y>(y), n);
+    });
+  });
+  check_launch("cast");
+}
+
+}  // namespace cs::cuda

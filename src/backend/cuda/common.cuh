@@ -1,0 +1,100 @@
+// What every CUDA kernel file shares: error checks that become one-line cs::Errors, the context's
+// stream, storage-dtype loads and stores (f32, bf16, f16; arithmetic always in f32) and the
+// dispatch from a tensor's dtype to a kernel template, launch-size helpers.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "backend/backend.h"
+#include "backend/op_check.h"
+
+namespace cs::cuda {
+
+// A message from its pieces (the .cu files do not use fmt: its compile-time format checks do not
+// compile under nvcc's host pass).
+template <typename... A>
+std::string str(const A&... a) {
+  std::ostringstream os;
+  (os << ... << a);
+  return os.str();
+}
+
+// A failed CUDA runtime call is a cs::Error naming the call and the runtime's reason (a sticky
+// device fault such as an illegal address surfaces at the next call that checks).
+void check(cudaError_t e, const char* what);
+// After a kernel launch: a launch failure (bad configuration, no kernel image for this GPU).
+void check_launch(const char* kernel);
+
+inline cudaStream_t stream(const Ctx& c) { return static_cast<cudaStream_t>(c.stream); }
+
+using bf16 = __nv_bfloat16;
+using f16 = __half;
+
+// Loads widen exactly; stores round to nearest even (as the CPU's bf16.h and core/half.h).
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ld(const f16* p) { return __half2float(*p); }
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st(bf16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void st(f16* p, float v) { *p = __float2half_rn(v); }
+
+template <typename T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.data);
+}
+
+// Calls fn(T{}) with T the C++ type of a floating tensor's dtype (f32, bf16 or f16). The caller
+// has checked the dtype (check_float).
+template <typename Fn>
+void with_float(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::BF16: fn(bf16{}); return;
+    case DType::F16: fn(f16{}); return;
+    default: fn(float{}); return;
+  }
+}
+
+// Blocks of `threads` covering n items, capped where a grid-stride loop takes the rest.
+inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
+  int64_t b = (n + threads - 1) / threads;
+  if (b < 1) b = 1;
+  return unsigned(b < cap ? b : cap);
+}
+
+// A warp's sum and maximum (all lanes get the result).
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// A block's sum (blockDim.x a multiple of 32, at most 1024), returned to every thread; scratch is
+// 32 floats of shared memory. The order is fixed by the launch shape: the same bits every run.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by an earlier call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.f;
+  return warp_sum(v);
+}
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+}  // namespace cs::cuda

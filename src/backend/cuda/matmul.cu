@@ -1,0 +1,163 @@
+// matmul through cuBLASLt (loaded at run time: cublaslt.cuh). Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, so
+// the operands go to cuBLASLt swapped, with no copy. All-f32 GEMMs use CUBLAS_COMPUTE_32F (true
+// fp32, never TF32: an fp32 run must match the CPU's to the last digits that matter). When any of
+// a, b, out is bf16 (or f16) the product is of bf16 (f16) values with f32 accumulation, as on the
+// CPU: an f32 operand is rounded into the context's workspace first. The algorithm cuBLASLt's
+// heuristic picks is cached per shape and dtype, per thread.
+#include <cublasLt.h>
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/cublaslt.cuh"
+#include "backend/cuda/ops.h"
+
+namespace cs::cuda {
+
+namespace {
+
+// The part of the context's workspace cuBLASLt may use; the rest holds rounded operands.
+constexpr size_t kLtWorkspace = size_t(32) << 20;
+
+cudaDataType_t cuda_type(DType t) {
+  return t == DType::BF16 ? CUDA_R_16BF : t == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+void lt_check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(str("[cuda] matmul: ", what, " failed (cuBLAS status ", int(s), ")"));
+}
+
+template <typename T>
+__global__ void round_kernel(const float* x, T* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(y + i, x[i]);
+}
+
+// The layouts and the algorithm of one GEMM shape.
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, int, int, uint32_t, cublasLtHandle_t>;
+
+// The alignment (1..16 bytes) cuBLASLt may assume of a pointer: views into a buffer (a row slice)
+// need not be 16-byte aligned, and an algorithm chosen for aligned data would then fault.
+uint32_t alignment(const void* p) {
+  const auto u = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 16;
+  while (a > 1 && u % a) a /= 2;
+  return a;
+}
+
+const Plan& plan_for(cublasLtHandle_t h, const Key& key, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                     int64_t lda, int64_t ldb, DType in, DType out, const uint32_t align[3]) {
+  thread_local std::map<Key, Plan> cache;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Plan p;
+  lt_check(lt().desc_create(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  lt_check(lt().desc_set(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "set TRANSA");
+  lt_check(lt().desc_set(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "set TRANSB");
+  // Column-major views: A is m x k (k x m stored when transposed), B is k x n (n x k), C is m x n.
+  lt_check(lt().layout_create(&p.a, cuda_type(in), ta ? k : m, ta ? m : k, lda), "layout A");
+  lt_check(lt().layout_create(&p.b, cuda_type(in), tb ? n : k, tb ? k : n, ldb), "layout B");
+  lt_check(lt().layout_create(&p.c, cuda_type(out), m, n, m), "layout C");
+  cublasLtMatmulPreference_t pref = nullptr;
+  lt_check(lt().pref_create(&pref), "preference");
+  const size_t ws = kLtWorkspace;
+  lt_check(lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+           "preference workspace");
+  const cublasLtMatmulPreferenceAttributes_t align_attr[3] = {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                              CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                              CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
+  for (int i = 0; i < 3; ++i)
+    lt_check(lt().pref_set(pref, align_attr[i], &align[i], sizeof align[i]), "preference alignment");
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t s = lt().heuristic(h, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  lt().pref_destroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS || found == 0)
+    throw Error(str("[cuda] matmul: cuBLASLt has no algorithm for m=", m, " n=", n, " k=", k, " (", dtype_name(in),
+                    " inputs, ", dtype_name(out), " output)"));
+  p.algo = result.algo;
+  return cache.emplace(key, p).first->second;
+}
+
+}  // namespace
+
+void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out,
+            float alpha, float beta) {
+  check_float("matmul", "a", a, Device::CUDA);
+  check_float("matmul", "b", b, Device::CUDA);
+  check_float("matmul", "out", out, Device::CUDA);
+  CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && out.ndim() == 2)
+      << a.shape.str() << b.shape.str() << out.shape.str();
+  const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
+  const int64_t kb = trans_b ? b.size(1) : b.size(0), n = trans_b ? b.size(0) : b.size(1);
+  CS_CHECK(k == kb && out.size(0) == m && out.size(1) == n)
+      << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
+      << (trans_b ? "^T" : "") << " out" << out.shape.str();
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: out = beta * out
+    if (beta == 0.f) c.backend.zero(c, out);
+    else c.ops.scale(c, out, beta);
+    return;
+  }
+  // The product's input dtype: the half dtype among the three, f32 when there is none.
+  DType in = DType::F32;
+  for (const Tensor* t : {&a, &b, &out}) {
+    if (t->dtype == DType::F32) continue;
+    if (in != DType::F32 && in != t->dtype)
+      throw Error("[matmul] arguments mix bf16 and f16: expected one half dtype");
+    in = t->dtype;
+  }
+  // Operands in the input dtype: f32 ones rounded into the workspace (or a stream-ordered
+  // allocation when they do not fit).
+  uint8_t* scratch = static_cast<uint8_t*>(c.workspace.data) + kLtWorkspace;
+  size_t scratch_left = c.workspace.nbytes() - kLtWorkspace;
+  void* extra[2] = {nullptr, nullptr};
+  int n_extra = 0;
+  auto as_input = [&](const Tensor& t) -> const void* {
+    if (t.dtype == in) return t.data;
+    const size_t bytes = size_t(t.numel()) * dtype_size(in);
+    void* dst = nullptr;
+    if (bytes <= scratch_left) {
+      dst = scratch;
+      const size_t used = (bytes + 255) / 256 * 256;
+      scratch += used;
+      scratch_left = used < scratch_left ? scratch_left - used : 0;
+    } else {
+      check(cudaMallocAsync(&dst, bytes, stream(c)), "cudaMallocAsync (matmul operand)");
+      extra[n_extra++] = dst;
+    }
+    with_float(in, [&](auto h) {
+      using H = decltype(h);
+      round_kernel<H><<<blocks_for(t.numel(), 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), static_cast<H*>(dst),
+                                                                              t.numel());
+    });
+    check_launch("matmul operand rounding");
+    return dst;
+  };
+  const void* pa = as_input(a);
+  const void* pb = as_input(b);
+  auto h = static_cast<cublasLtHandle_t>(c.blas);
+  // Swapped: cuBLASLt's A is our b, its B our a; its m our n, its n our m.
+  // An operand's alignment is its pointer's and its rows' (ld * element size).
+  auto align_of = [](const void* p, int64_t ld, DType t) {
+    return std::min(alignment(p), alignment(reinterpret_cast<const void*>(uintptr_t(ld) * dtype_size(t))));
+  };
+  const uint32_t align[3] = {align_of(pb, b.size(1), in), align_of(pa, a.size(1), in), align_of(out.data, n, out.dtype)};
+  const Key key{n, m, k, b.size(1), a.size(1), trans_b, trans_a, int(in), int(out.dtype),
+                align[0] | align[1] << 8 | align[2] << 16, h};
+  const Plan& p = plan_for(h, key, n, m, k, trans_b, trans_a, b.size(1), a.size(1), in, out.dtype, align);
+  lt_check(lt().matmul(h, p.op, &alpha, pb, p.a, pa, p.b, &beta, out.data, p.c, out.data, p.c, &p.algo,
+                          c.workspace.data, kLtWorkspace, stream(c)),
+           "cublasLtMatmul");
+  for (int i = 0; i < n_extra; ++i) check(cudaFreeAsync(extra[i], stream(c)), "cudaFreeAsync");
+}
+
+}  // namespace cs::cuda

@@ -1,0 +1,71 @@
+// sum and sum of squares of a tensor into an F64 [1] device tensor, accumulated in double in an
+// order fixed by the element count alone: kBlocks x kThreads threads each sum a grid-strided set,
+// each block adds its threads' partials in a fixed tree, one last block adds the block partials
+// (in the context's workspace) in a fixed tree. The same bits every run; no atomics. (The order
+// differs from the CPU's, so the last bits of the two backends' results may differ.) inf and nan
+// propagate. x: f32 (sum also f64: partial sums).
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/ops.h"
+
+namespace cs::cuda {
+
+namespace {
+constexpr int kThreads = 256, kBlocks = 1024;
+
+__device__ double block_sum_f64(double v, double* sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  return sh[0];
+}
+
+template <bool kSquares, typename T>
+__global__ void partial_kernel(const T* x, int64_t n, double* partial) {
+  __shared__ double sh[kThreads];
+  double acc = 0.0;
+  for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
+    const double v = double(x[i]);
+    acc += kSquares ? v * v : v;
+  }
+  const double s = block_sum_f64(acc, sh);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+__global__ void final_kernel(const double* partial, int n, double* out) {
+  __shared__ double sh[kBlocks];
+  const double s = block_sum_f64(threadIdx.x < n ? partial[threadIdx.x] : 0.0, sh);
+  if (threadIdx.x == 0) *out = s;
+}
+
+template <bool kSquares, typename T>
+void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
+  check_arg(op, "out", out, DType::F64, Device::CUDA);
+  CS_CHECK(out.numel() == 1) << op << " out " << out.shape.str() << ": expected [1]";
+  const int64_t n = x.numel();
+  const int blocks = int(blocks_for(n, kThreads, kBlocks));
+  double* partial = ptr<double>(c.workspace);
+  partial_kernel<kSquares, T><<<blocks, kThreads, 0, stream(c)>>>(ptr<T>(x), n, partial);
+  check_launch(op);
+  final_kernel<<<1, kBlocks, 0, stream(c)>>>(partial, blocks, ptr<double>(out));
+  check_launch(op);
+}
+}  // namespace
+
+void sum(Ctx& c, const Tensor& x, const Tensor& out) {
+  if (x.dtype == DType::F64 && x.device == Device::CUDA) {
+    reduce<false, double>(c, "sum", x, out);
+    return;
+  }
+  check_f32("sum", "x", x, Device::CUDA);
+  reduce<false, float>(c, "sum", x, out);
+}
+
+void sum_squares(Ctx& c, const Tensor& x, const Tensor& out) {
+  check_f32("sum_squares", "x", x, Device::CUDA);
+  reduce<true, float>(c, "sum_squares", x, out);
+}
+
+}  // namespace cs::cuda

@@ -1,0 +1,108 @@
+// RMSNorm on the GPU (the CPU's contract, cpu/rmsnorm.cpp): one block per row, statistics in fp32.
+// Backward: with g = w * dy, dx = rstd * g - x * rstd^3 * mean(g * x) (= or +=); dw += sum_n dy * x
+// * rstd in two fixed-order passes (row chunks' partial sums in the workspace, then the chunks in
+// order per column): the same bits every run, no atomics. w and y: f32|bf16|f16; the rest f32.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/ops.h"
+
+namespace cs::cuda {
+
+namespace {
+constexpr int kThreads = 256;
+
+template <typename W, typename Y>
+__global__ void rmsnorm_fwd_kernel(const float* x, const W* w, float eps, Y* y, float* rstd, int64_t d) {
+  __shared__ float scratch[32];
+  const int64_t i = blockIdx.x;
+  const float* xi = x + i * d;
+  float ss = 0.f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xi[j] * xi[j];
+  ss = block_sum(ss, scratch);
+  const float r = 1.f / sqrtf(ss / float(d) + eps);
+  if (threadIdx.x == 0) rstd[i] = r;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) st(y + i * d + j, ld(w + j) * (xi[j] * r));
+}
+
+template <typename W>
+__global__ void rmsnorm_dx_kernel(const float* x, const W* w, const float* rstd, const float* dy, float* dx,
+                                  int64_t d, bool accumulate) {
+  __shared__ float scratch[32];
+  const int64_t i = blockIdx.x;
+  const float *xi = x + i * d, *dyi = dy + i * d;
+  float* dxi = dx + i * d;
+  const float r = rstd[i];
+  float dot = 0.f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dot += ld(w + j) * dyi[j] * xi[j];
+  dot = block_sum(dot, scratch);
+  const float cc = dot * r * r * r / float(d);
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+    const float g = r * ld(w + j) * dyi[j] - cc * xi[j];
+    dxi[j] = accumulate ? dxi[j] + g : g;
+  }
+}
+
+// partial[chunk, j] = sum over the chunk's rows of dy * x * rstd.
+__global__ void rmsnorm_dw_partial(const float* x, const float* rstd, const float* dy, int64_t n, int64_t d,
+                                   int64_t rows, float* partial) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= d) return;
+  const int64_t r0 = blockIdx.y * rows, r1 = min(n, r0 + rows);
+  float acc = 0.f;
+  for (int64_t i = r0; i < r1; ++i) acc += dy[i * d + j] * x[i * d + j] * rstd[i];
+  partial[blockIdx.y * d + j] = acc;
+}
+__global__ void rmsnorm_dw_final(const float* partial, int64_t chunks, int64_t d, float* dw) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= d) return;
+  float acc = 0.f;
+  for (int64_t k = 0; k < chunks; ++k) acc += partial[k * d + j];
+  dw[j] += acc;
+}
+}  // namespace
+
+void rmsnorm_forward(Ctx& c, const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) {
+  check_f32_args("rmsnorm_forward", Device::CUDA, {{"x", &x}, {"rstd", &rstd}});
+  check_float("rmsnorm_forward", "w", w, Device::CUDA);
+  check_float("rmsnorm_forward", "y", y, Device::CUDA);
+  const int64_t d = w.numel(), n = d ? x.numel() / d : 0;
+  CS_CHECK(x.numel() == n * d && y.numel() == n * d && rstd.numel() == n);
+  if (!n) return;
+  with_float(w.dtype, [&](auto tw) {
+    with_float(y.dtype, [&](auto ty) {
+      using W = decltype(tw);
+      using Y = decltype(ty);
+      rmsnorm_fwd_kernel<W, Y><<<unsigned(n), kThreads, 0, stream(c)>>>(ptr<float>(x), ptr<W>(w), eps, ptr<Y>(y),
+                                                                        ptr<float>(rstd), d);
+    });
+  });
+  check_launch("rmsnorm_forward");
+}
+
+void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                      const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
+  check_f32_args("rmsnorm_backward", Device::CUDA,
+                 {{"x", &x}, {"rstd", &rstd}, {"dy", &dy}, {"dx", &dx}, {"dw", &dw}});
+  check_float("rmsnorm_backward", "w", w, Device::CUDA);
+  const int64_t d = w.numel(), n = d ? x.numel() / d : 0;
+  CS_CHECK(dy.numel() == n * d && dx.numel() == n * d && dw.numel() == d);
+  if (!n) return;
+  // dw's partials first: dx may alias dy (it does not in the model, but nothing here forbids it).
+  // Chunks of rows sized so the partials fit the workspace; the chunking depends on n and d only.
+  int64_t rows = 64;
+  while (((n + rows - 1) / rows) * d * int64_t(sizeof(float)) > int64_t(c.workspace.nbytes())) rows *= 2;
+  const int64_t chunks = (n + rows - 1) / rows;
+  float* partial = ptr<float>(c.workspace);
+  rmsnorm_dw_partial<<<dim3(blocks_for(d, 128), unsigned(chunks)), 128, 0, stream(c)>>>(
+      ptr<float>(x), ptr<float>(rstd), ptr<float>(dy), n, d, rows, partial);
+  check_launch("rmsnorm_backward (dw)");
+  rmsnorm_dw_final<<<blocks_for(d, 128), 128, 0, stream(c)>>>(partial, chunks, d, ptr<float>(dw));
+  check_launch("rmsnorm_backward (dw)");
+  with_float(w.dtype, [&](auto tw) {
+    using W = decltype(tw);
+    rmsnorm_dx_kernel<W><<<unsigned(n), kThreads, 0, stream(c)>>>(ptr<float>(x), ptr<W>(w), ptr<float>(rstd),
+                                                                  ptr<float>(dy), ptr<float>(dx), d, accumulate_dx);
+  });
+  check_launch("rmsnorm_backward");
+}
+
+}  // namespace cs::cuda
