@@ -29,6 +29,7 @@
 #include "parallel/grid.h"
 #include "backend/cpu/thread_count.h"
 #include "parallel/mpi_group.h"
+#include "parallel/nccl_group.h"
 #include "train/hf_model.h"
 #include "train/memory_budget.h"
 #include "train/interleaved.h"
@@ -96,6 +97,7 @@ int train_main(int argc, char** argv) {
   }
   auto backend = make_backend(f.device);
   auto ctx = backend->make_context();
+  world = group_for_device(std::move(world), *backend);  // NCCL between GPUs (a collective)
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
   if (f.resume && !native)
