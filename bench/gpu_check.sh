@@ -10,6 +10,7 @@
 #   3. the benchmark: Baichuan-7B-shaped (RoPE) and Baichuan-13B-shaped (ALiBi) models truncated to
 #      a few layers, bf16, ChuanSpeed and PyTorch (SDPA, fused AdamW, bf16 autocast; eager and
 #      torch.compile) on the same GPU.
+# gpu-bundle.tar.xz (what a device call can carry) is unpacked first when gpu-bundle/ is absent.
 # Figures go to RESULTS (default $OUT or out/gpu-check): gpu_check.jsonl and a table, summary.md.
 # Usage: bench/gpu_check.sh            (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 to vary)
 set -uo pipefail
@@ -20,10 +21,15 @@ STEPS=${STEPS:-200}
 LAYERS=${LAYERS:-4}
 mkdir -p "$RESULTS"
 J="$RESULTS/gpu_check.jsonl"; S="$RESULTS/summary.md"; : > "$J"; : > "$S"
+if [[ ! -x $B/bin/chuanspeed && -f $B.tar.xz ]]; then  # tar's -J needs xz; Python's tarfile does not
+  python3 -c "import tarfile; tarfile.open('$B.tar.xz').extractall('.')"
+fi
 [[ -x $B/bin/chuanspeed ]] || { echo "[gpu_check] $B/ is missing. Hint: run scripts/gpu_bundle.sh on the build machine and carry gpu-bundle" >&2; exit 1; }
 # The image's CUDA libraries (cudart, cuBLASLt): the toolkit's, else PyTorch's wheels'.
 CUDA_LIBS=""
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib $(python3 -c 'import nvidia,os;p=os.path.dirname(nvidia.__path__[0]);print(" ".join(os.path.join(p,"nvidia",x,"lib") for x in ("cublas","cuda_runtime","nccl")))' 2>/dev/null); do
+NV=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
+         $( [[ -n $NV ]] && find "$NV" \( -name 'libcublasLt.so*' -o -name 'libnccl.so*' \) -printf '%h\n' | sort -u); do
   [[ -d $d ]] && CUDA_LIBS="$CUDA_LIBS:$d"
 done
 export LD_LIBRARY_PATH="$PWD/$B/lib$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -39,8 +45,7 @@ for t in $B/tests/*_test; do
   log="$RESULTS/$name.log"
   timeout 300 "$t" --gtest_filter='*/cuda*:Cuda*' --gtest_brief=1 > "$log" 2>&1
   rc=$?
-  passed=$(grep -c '^\[       OK \]' "$log"); failed=$(grep -c '^\[  FAILED  \]' "$log")
-  note "- $name: rc $rc, $(grep -E '^\[  PASSED  \]|tests ran' "$log" | tail -n 1)"
+  note "- $name: rc $rc, $(grep -E '^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ tests?' "$log" | sed -E 's/, listed below.*//' | tr '\n' ' ')"
   if [[ $rc -ne 0 ]]; then fail=1; grep -E 'FAILED|Failure|error' "$log" | head -n 20 | tee -a "$S"; fi
   echo "{\"check\": \"tests\", \"binary\": \"$name\", \"rc\": $rc}" >> "$J"
 done
@@ -60,7 +65,8 @@ for v in "cpu fp32" "cuda fp32" "cuda bf16"; do
   flags=(); [[ $2 == bf16 ]] && flags=(--bf16)
   start=$SECONDS
   $B/bin/chuanspeed "${RUN[@]}" --device "$1" "${flags[@]}" --save "$D/$1-$2" > "$D/$1-$2.log" 2>&1 || { fail=1; tail -n 5 "$D/$1-$2.log" | tee -a "$S"; }
-  note "- $1 $2: $(tail -n 1 "$D/$1-$2.log" | cut -c1-160) ($((SECONDS - start)) s)"
+  last=$(grep -E '^ *iteration ' "$D/$1-$2.log" | tail -n 1 | grep -oE 'iteration +[0-9]+/ *[0-9]+|lm loss: [0-9.E+-]+' | tr '\n' ' ')
+  note "- $1 $2: ${last:-$(tail -n 1 "$D/$1-$2.log" | cut -c1-200)} ($((SECONDS - start)) s)"
 done
 for v in "cuda-fp32 1e-4 1e-3" "cuda-bf16 1e-2 1"; do
   set -- $v

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packs what bench/gpu_check.sh runs on a GPU machine into gpu-bundle/ (git-ignored): the CUDA
+# Packs what bench/gpu_check.sh runs on a GPU machine into gpu-bundle/ and gpu-bundle.tar.xz
+# (both git-ignored): the CUDA
 # build's chuanspeed, gpu_bench and the test binaries with cuda-labelled tests, and every shared
 # library they load from this machine's Debian packages (OpenBLAS, oneDNN, SentencePiece, fmt,
 # Open MPI, GoogleTest...), which a GPU image need not have. Not packed: glibc (the GPU image's is
@@ -26,4 +27,7 @@ for f in "$OUT"/bin/* "$OUT"/tests/*; do ldd "$f"; done | awk '/=> \//{print $3}
     *) cp -L "$lib" "$OUT/lib/" ;;
   esac
 done
-du -sh "$OUT" | awk '{print "[gpu_bundle] " $1 " in gpu-bundle/"}'
+strip "$OUT"/bin/* "$OUT"/tests/*
+# One xz archive to carry (a device call takes at most 64 MiB of files): bench/gpu_check.sh unpacks it.
+tar cJf gpu-bundle.tar.xz "$OUT"
+echo "[gpu_bundle] $(du -sh "$OUT" | cut -f1) in $OUT/, $(du -sh gpu-bundle.tar.xz | cut -f1) in gpu-bundle.tar.xz"
