@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ctest labels left out: cuda (no GPU in CI); test-sanitize adds no_sanitize.
 TEST_EXCLUDE ?= cuda
 
-.PHONY: all deps build test test-sanitize demo bench bench-sft bench-parallel bench-threads bench-convert bench-preprocess conformance fixtures clean
+.PHONY: all deps build test test-sanitize demo gpu-bundle bench bench-sft bench-parallel bench-threads bench-convert bench-preprocess conformance fixtures clean
 all: build
 
 deps:
@@ -36,6 +36,10 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# What bench/gpu_check.sh runs on a GPU machine (docs/gpu.md): gpu-bundle.tar.xz, from a CUDA build.
+gpu-bundle: build
+	@scripts/gpu_bundle.sh $(BUILD)
 
 # Tokens/s at 1, 2 and 4 MPI ranks for DP, TP and PP, scaling efficiency, bytes sent vs the analytic count.
 # Instruction fine-tuning (packed and padded) against pretraining, same model and length.
