@@ -3,12 +3,15 @@
 // matrix, lse saved for the backward, q, k, v, o in f32, bf16 or f16 with every product
 // accumulated in f32.
 //
-// This is the portable path (any sm_80+ GPU, any head dim up to 256): tiles of 32 queries x 32
+// This is the portable path (sm_80+; head dims up to 256 on A100 / H100, up to 128 on GPUs with
+// 99 KB of shared memory per block such as sm_86 / sm_89): tiles of 32 queries x 32
 // keys in shared memory, a warp per 4 query rows, lane j holding key j of the tile's scores and
 // head dims lane + 32k of the output. The backward is deterministic without atomics: one kernel
 // per key tile accumulates dK and dV over the query tiles, another per query tile accumulates dQ
 // over the key tiles (the scores are recomputed in both). The decode op (attention_decode.cu) runs
 // the same forward kernel on the KV cache.
+#include <cub/block/block_scan.cuh>
+
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/ops.h"
 
@@ -23,7 +26,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FlashArgs<T> a)
   float* sQ = sm;                      // 32 x hd
   float* sK = sQ + kTile * hd;         // 32 x (hd + 1)
   float* sV = sK + kTile * kpad;       // 32 x hd
-  const int64_t bh = blockIdx.y, b = bh / a.heads, q0 = int64_t(blockIdx.x) * kTile;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kTile;
   const T* qh = a.q + bh * a.q_head_stride;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
@@ -98,6 +101,35 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FlashArgs<T> a)
   }
 }
 
+// runs[b, t] = the index of the run of equal ids position t belongs to in its sequence: packed
+// samples are runs (backend.h), and a later run may repeat an earlier run's id, so the kernels
+// compare run indices, never the ids themselves. One block per sequence: each thread counts the
+// run boundaries of a chunk of positions, a block scan gives every chunk its first run index.
+__global__ void __launch_bounds__(1024) segment_runs_kernel(const int32_t* seg, int64_t t_len, int32_t* runs) {
+  using Scan = cub::BlockScan<int, 1024>;
+  __shared__ typename Scan::TempStorage tmp;
+  const int32_t* s = seg + int64_t(blockIdx.x) * t_len;
+  int32_t* r = runs + int64_t(blockIdx.x) * t_len;
+  const int64_t per = (t_len + 1023) / 1024, t0 = threadIdx.x * per, t1 = min(t_len, t0 + per);
+  int boundaries = 0;
+  for (int64_t t = t0; t < t1; ++t) boundaries += t > 0 && s[t] != s[t - 1];
+  int run = 0;
+  Scan(tmp).ExclusiveSum(boundaries, run);
+  for (int64_t t = t0; t < t1; ++t) {
+    run += t > 0 && s[t] != s[t - 1];
+    r[t] = run;
+  }
+}
+
+// The run indices of segments (B, T), in scratch; null when there are no segments.
+const int32_t* segment_runs(Ctx& c, const Tensor& segments, int64_t b, int64_t t, OpScratch& scratch) {
+  if (!segments.numel()) return nullptr;
+  int32_t* runs = scratch.take<int32_t>(b * t, "attention (segment runs)");
+  segment_runs_kernel<<<unsigned(b), 1024, 0, stream(c)>>>(ptr<int32_t>(segments), t, runs);
+  check_launch("attention (segment runs)");
+  return runs;
+}
+
 // D[i] = sum_d dO[i, d] * O[i, d], one warp per row.
 template <typename T>
 __global__ void attention_delta_kernel(const T* o, const T* dout, int64_t rows, int64_t hd, float* delta) {
@@ -135,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(FlashArgs<T> a
   float* sdS = sP + kTile * (kTile + 1);  // 32 x 33
   float* sL = sdS + kTile * (kTile + 1);  // 32: lse
   float* sD = sL + kTile;                 // 32: delta
-  const int64_t bh = blockIdx.y, b = bh / a.heads, k0 = int64_t(blockIdx.x) * kTile, t_len = a.tk;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, k0 = int64_t(blockIdx.y) * kTile, t_len = a.tk;
   const T* qh = a.q + bh * a.q_head_stride;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
@@ -209,7 +241,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(FlashArgs<T> a, 
   float* sdO = sQ + kTile * hd;    // 32 x hd
   float* sK = sdO + kTile * hd;    // 32 x (hd + 1)
   float* sV = sK + kTile * kpad;   // 32 x (hd + 1)
-  const int64_t bh = blockIdx.y, b = bh / a.heads, q0 = int64_t(blockIdx.x) * kTile, t_len = a.tk;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kTile, t_len = a.tk;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
@@ -219,6 +251,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(FlashArgs<T> a, 
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   float acc[kRowsPerWarp][KD] = {};
   float lse_r[kRowsPerWarp], delta_r[kRowsPerWarp];
+#pragma unroll
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int64_t i = q0 + warp * kRowsPerWarp + rr;
     lse_r[rr] = i < a.tq ? a.lse[bh * a.tq + i] : 0.f;
@@ -231,6 +264,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(FlashArgs<T> a, 
     load_tile(sV, kpad, vh, k0, t_len, hd);
     __syncthreads();
     const int64_t j = k0 + lane;
+#pragma unroll  // acc, lse_r and delta_r stay in registers only with constant indices
     for (int rr = 0; rr < kRowsPerWarp; ++rr) {
       const int r = warp * kRowsPerWarp + rr;
       const int64_t i = q0 + r;
@@ -256,6 +290,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(FlashArgs<T> a, 
       }
     }
   }
+#pragma unroll
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int64_t i = q0 + warp * kRowsPerWarp + rr;
     if (i >= a.tq) continue;
@@ -297,11 +332,12 @@ void attention_forward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v
   const int64_t b = q.size(0), h = q.size(1), t = q.size(2), hd = q.size(3);
   CS_CHECK(o.shape == q.shape && lse.numel() == b * h * t);
   if (!q.numel()) return;
+  OpScratch scratch(c);
+  const int32_t* runs = segment_runs(c, segments, b, t, scratch);
   with_float(q.dtype, [&](auto tt) {
     using T = decltype(tt);
     FlashArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(o), nullptr, ptr<float>(lse),
-                   slopes.numel() ? ptr<float>(slopes) : nullptr,
-                   segments.numel() ? ptr<int32_t>(segments) : nullptr,
+                   slopes.numel() ? ptr<float>(slopes) : nullptr, runs,
                    t, t, 0, t * hd, t * hd, int(hd), int(h), 1.f / sqrtf(float(hd))};
     flash_forward(c, a, b * h);
   });
@@ -317,23 +353,18 @@ void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& 
            dv.shape == q.shape && lse.numel() == b * h * t);
   if (!q.numel()) return;
   const int64_t rows = b * h * t;
-  // delta in the workspace, or a stream-ordered allocation when it does not fit.
-  float* delta = ptr<float>(c.workspace);
-  void* extra = nullptr;
-  if (size_t(rows) * sizeof(float) > c.workspace.nbytes()) {
-    check(cudaMallocAsync(&extra, size_t(rows) * sizeof(float), stream(c)), "cudaMallocAsync (attention delta)");
-    delta = static_cast<float*>(extra);
-  }
+  OpScratch scratch(c);
+  float* delta = scratch.take<float>(rows, "attention_backward (delta)");
+  const int32_t* runs = segment_runs(c, segments, b, t, scratch);
   with_float(q.dtype, [&](auto tt) {
     using T = decltype(tt);
     attention_delta_kernel<T><<<blocks_for(rows, 8, 1 << 30), 256, 0, stream(c)>>>(ptr<T>(o), ptr<T>(dout), rows, hd,
                                                                                    delta);
     check_launch("attention_backward (delta)");
     FlashArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), nullptr, ptr<T>(dout), ptr<float>(lse),
-                   slopes.numel() ? ptr<float>(slopes) : nullptr,
-                   segments.numel() ? ptr<int32_t>(segments) : nullptr,
+                   slopes.numel() ? ptr<float>(slopes) : nullptr, runs,
                    t, t, 0, t * hd, t * hd, int(hd), int(h), 1.f / sqrtf(float(hd))};
-    const dim3 grid(unsigned((t + kTile - 1) / kTile), unsigned(b * h));
+    const dim3 grid(unsigned(b * h), unsigned((t + kTile - 1) / kTile));  // bh on x: no 65535 limit
     const size_t kv_bytes = size_t(kTile) * (hd + 1) * sizeof(float), qd_bytes = size_t(kTile) * hd * sizeof(float);
     const size_t dkdv_smem = 2 * kv_bytes + 2 * qd_bytes + 2 * size_t(kTile) * (kTile + 1) * sizeof(float) +
                              2 * size_t(kTile) * sizeof(float);
@@ -352,12 +383,11 @@ void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& 
       check_launch("attention_backward (dq)");
     });
   });
-  if (extra) check(cudaFreeAsync(extra, stream(c)), "cudaFreeAsync");
 }
 
 template <typename T>
 void flash_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
-  const dim3 grid(unsigned((a.tq + kTile - 1) / kTile), unsigned(bh));
+  const dim3 grid(unsigned(bh), unsigned((a.tq + kTile - 1) / kTile));  // bh on x: no 65535 limit
   const size_t smem = size_t(kTile) * (3 * a.hd + 1) * sizeof(float);
   with_head_dim(a.hd, [&](auto kd) {
     constexpr int KD = decltype(kd)::value;

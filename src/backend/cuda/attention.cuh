@@ -23,7 +23,7 @@ struct FlashArgs {
   const T* dout;        // backward input (null in the forward)
   float* lse;           // (B*H, tq): written by the forward unless null; read by the backward
   const float* slopes;  // (H) ALiBi slopes or null
-  const int32_t* segments;  // (B, tk) packed-sample ids or null (training: tq == tk, q_pos0 == 0)
+  const int32_t* segments;  // (B, tk) packed samples' run indices (segment_runs) or null (training only)
   int64_t tq, tk, q_pos0;   // query rows, keys, the first query's position
   int64_t q_head_stride, kv_head_stride;  // elements between heads (the cache's is Tcap * Hd)
   int hd, heads;

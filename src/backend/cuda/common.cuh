@@ -59,6 +59,43 @@ void with_float(DType t, Fn&& fn) {
   }
 }
 
+// An op's device scratch: carved from the context's workspace (from byte `offset` on), or, for
+// what does not fit, stream-ordered allocations freed (in stream order) when the op's scratch goes.
+class OpScratch {
+ public:
+  explicit OpScratch(const Ctx& c, size_t offset = 0)
+      : c_(c), next_(static_cast<uint8_t*>(c.workspace.data) + offset),
+        left_(c.workspace.nbytes() > offset ? c.workspace.nbytes() - offset : 0) {}
+  ~OpScratch() {
+    for (int i = 0; i < n_extra_; ++i) cudaFreeAsync(extra_[i], stream(c_));
+  }
+  OpScratch(const OpScratch&) = delete;
+  OpScratch& operator=(const OpScratch&) = delete;
+  template <typename T>
+  T* take(int64_t count, const char* what) {
+    const size_t bytes = (size_t(count) * sizeof(T) + 255) / 256 * 256;
+    if (bytes <= left_) {
+      void* p = next_;
+      next_ += bytes;
+      left_ -= bytes;
+      return static_cast<T*>(p);
+    }
+    CS_CHECK(n_extra_ < kMaxExtra) << what;
+    void* p = nullptr;
+    check(cudaMallocAsync(&p, bytes, stream(c_)), what);
+    extra_[n_extra_++] = p;
+    return static_cast<T*>(p);
+  }
+
+ private:
+  static constexpr int kMaxExtra = 4;
+  const Ctx& c_;
+  uint8_t* next_;
+  size_t left_;
+  void* extra_[kMaxExtra] = {};
+  int n_extra_ = 0;
+};
+
 // Blocks of `threads` covering n items, capped where a grid-stride loop takes the rest.
 inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
   int64_t b = (n + threads - 1) / threads;

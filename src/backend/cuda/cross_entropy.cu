@@ -126,7 +126,8 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
     check_launch("cross_entropy_backward");
     return;
   }
-  const int64_t rows = std::max<int64_t>(1, int64_t(c.workspace.nbytes() / (size_t(v) * sizeof(float))));
+  const int64_t rows = int64_t(c.workspace.nbytes() / (size_t(v) * sizeof(float)));
+  CS_CHECK(rows >= 1) << "a vocabulary slice of " << v << " columns is over the workspace's f32 staging";
   float* staging = ptr<float>(c.workspace);
   with_float(dlogits.dtype, [&](auto td) {
     using D = decltype(td);

@@ -1,7 +1,7 @@
 // Loads cuBLASLt on first use (see cublaslt.cuh for why it is not linked).
 #include <dlfcn.h>
 
-#include <mutex>
+#include <string>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/cublaslt.cuh"
@@ -16,11 +16,13 @@ void bind(void* lib, const char* name, F& f) {
 }
 
 LtApi load() {
+  // The major version this build's headers describe first; the unversioned name last.
+  const std::string versioned = str("libcublasLt.so.", CUBLAS_VER_MAJOR);
   void* lib = nullptr;
-  for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"})
+  for (const char* name : {versioned.c_str(), "libcublasLt.so"})
     if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
   if (!lib)
-    throw Error(str("[cuda] cannot load cuBLASLt (libcublasLt.so.13): ", dlerror(),
+    throw Error(str("[cuda] cannot load cuBLASLt (", versioned, "): ", dlerror(),
                     ". Hint: add the CUDA toolkit's lib64 folder to LD_LIBRARY_PATH"));
   LtApi a{};
   bind(lib, "cublasLtCreate", a.create);

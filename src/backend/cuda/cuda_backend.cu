@@ -34,27 +34,43 @@ struct CudaCtx final : Ctx {
   int device;
   void* workspace_mem = nullptr;
   CudaCtx(Backend& b, int dev) : Ctx(b, cuda_ops()), device(dev) {
-    check(cudaSetDevice(dev), "cudaSetDevice");
-    cudaStream_t s = nullptr;
-    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
-    stream = s;
-    cublasLtHandle_t h = nullptr;
-    if (lt().create(&h) != CUBLAS_STATUS_SUCCESS) throw Error("[cuda] cublasLtCreate failed");
-    blas = h;
-    check(cudaMalloc(&workspace_mem, kWorkspaceBytes), "cudaMalloc (context workspace)");
-    workspace = Tensor(workspace_mem, {int64_t(kWorkspaceBytes)}, DType::U8, Device::CUDA);
+    try {
+      check(cudaSetDevice(dev), "cudaSetDevice");
+      cudaStream_t s = nullptr;
+      check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+      stream = s;
+      cublasLtHandle_t h = nullptr;
+      if (lt().create(&h) != CUBLAS_STATUS_SUCCESS) throw Error("[cuda] cublasLtCreate failed");
+      blas = h;
+      check(cudaMalloc(&workspace_mem, kWorkspaceBytes), "cudaMalloc (context workspace)");
+      workspace = Tensor(workspace_mem, {int64_t(kWorkspaceBytes)}, DType::U8, Device::CUDA);
+    } catch (...) {
+      release();  // a constructor that throws runs no destructor
+      throw;
+    }
   }
-  ~CudaCtx() override {
-    cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
-    cudaFree(workspace_mem);
-    lt().destroy(static_cast<cublasLtHandle_t>(blas));
-    cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+  ~CudaCtx() override { release(); }
+  void release() noexcept {
+    if (stream) cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
+    if (workspace_mem) cudaFree(workspace_mem);
+    if (blas) lt().destroy(static_cast<cublasLtHandle_t>(blas));
+    if (stream) cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+    workspace_mem = blas = stream = nullptr;
   }
 };
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int dev) : device_(dev) { check(cudaSetDevice(dev), "cudaSetDevice"); }
+  explicit CudaBackend(int dev) : device_(dev) {
+    check(cudaSetDevice(dev), "cudaSetDevice");
+    // Stream-ordered scratch (cudaMallocAsync: operands rounded for a GEMM, attention's scratch
+    // beyond the workspace) stays in the pool between steps instead of going back to the driver at
+    // every synchronisation.
+    cudaMemPool_t pool = nullptr;
+    check(cudaDeviceGetDefaultMemPool(&pool, dev), "cudaDeviceGetDefaultMemPool");
+    uint64_t keep = UINT64_MAX;
+    check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "cudaMemPoolSetAttribute");
+  }
   const char* name() const override { return "cuda"; }
   Device device() const override { return Device::CUDA; }
   bool is_host() const override { return false; }
@@ -74,7 +90,10 @@ class CudaBackend final : public Backend {
                       " MiB free). Hint: a smaller --micro-batch-size or --seq-length, --recompute-granularity "
                       "full, or more tensor/pipeline parallelism"));
     }
+    // Zeroed before any context's stream can use it: cudaMemset runs on the legacy stream, which
+    // the contexts' non-blocking streams do not wait for (an upload could land before the zeros).
     check(cudaMemset(p, 0, rounded), "cudaMemset");
+    check(cudaDeviceSynchronize(), "cudaMemset");
     return p;
   }
   void deallocate(void* p) noexcept override {

@@ -34,6 +34,11 @@ __global__ void round_kernel(const float* x, T* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     st(y + i, x[i]);
 }
+template <typename T>
+__global__ void scale_any_kernel(T* x, float beta, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(x + i, beta * ld(x + i));
+}
 
 // The layouts and the algorithm of one GEMM shape.
 struct Plan {
@@ -71,11 +76,12 @@ const Plan& plan_for(cublasLtHandle_t h, const Key& key, int64_t m, int64_t n, i
   const size_t ws = kLtWorkspace;
   lt_check(lt().pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
            "preference workspace");
-  const cublasLtMatmulPreferenceAttributes_t align_attr[3] = {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                              CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                              CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES};
-  for (int i = 0; i < 3; ++i)
-    lt_check(lt().pref_set(pref, align_attr[i], &align[i], sizeof align[i]), "preference alignment");
+  // D is C (in place): its alignment is C's (cuBLASLt's default assumption for D is 256 bytes).
+  const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i)
+    lt_check(lt().pref_set(pref, align_attr[i], &align[i < 3 ? i : 2], sizeof align[0]), "preference alignment");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t s = lt().heuristic(h, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
@@ -102,9 +108,16 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
       << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
       << (trans_b ? "^T" : "") << " out" << out.shape.str();
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // an empty sum: out = beta * out
-    if (beta == 0.f) c.backend.zero(c, out);
-    else c.ops.scale(c, out, beta);
+  if (k == 0) {  // an empty sum: out = beta * out, in out's dtype
+    if (beta == 0.f) {
+      c.backend.zero(c, out);
+    } else if (beta != 1.f) {
+      with_float(out.dtype, [&](auto t) {
+        using T = decltype(t);
+        scale_any_kernel<T><<<blocks_for(out.numel(), 256, 8192), 256, 0, stream(c)>>>(ptr<T>(out), beta, out.numel());
+      });
+      check_launch("matmul (empty sum)");
+    }
     return;
   }
   // The product's input dtype: the half dtype among the three, f32 when there is none.
@@ -115,29 +128,17 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
       throw Error("[matmul] arguments mix bf16 and f16: expected one half dtype");
     in = t->dtype;
   }
-  // Operands in the input dtype: f32 ones rounded into the workspace (or a stream-ordered
-  // allocation when they do not fit).
-  uint8_t* scratch = static_cast<uint8_t*>(c.workspace.data) + kLtWorkspace;
-  size_t scratch_left = c.workspace.nbytes() - kLtWorkspace;
-  void* extra[2] = {nullptr, nullptr};
-  int n_extra = 0;
+  // Operands in the input dtype: f32 ones rounded into the workspace past cuBLASLt's part (or a
+  // stream-ordered allocation when they do not fit).
+  OpScratch scratch(c, kLtWorkspace);
   auto as_input = [&](const Tensor& t) -> const void* {
     if (t.dtype == in) return t.data;
-    const size_t bytes = size_t(t.numel()) * dtype_size(in);
     void* dst = nullptr;
-    if (bytes <= scratch_left) {
-      dst = scratch;
-      const size_t used = (bytes + 255) / 256 * 256;
-      scratch += used;
-      scratch_left = used < scratch_left ? scratch_left - used : 0;
-    } else {
-      check(cudaMallocAsync(&dst, bytes, stream(c)), "cudaMallocAsync (matmul operand)");
-      extra[n_extra++] = dst;
-    }
     with_float(in, [&](auto h) {
       using H = decltype(h);
-      round_kernel<H><<<blocks_for(t.numel(), 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), static_cast<H*>(dst),
-                                                                              t.numel());
+      H* d = scratch.take<H>(t.numel(), "matmul (rounded operand)");
+      round_kernel<H><<<blocks_for(t.numel(), 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), d, t.numel());
+      dst = d;
     });
     check_launch("matmul operand rounding");
     return dst;
@@ -157,7 +158,6 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
   lt_check(lt().matmul(h, p.op, &alpha, pb, p.a, pa, p.b, &beta, out.data, p.c, out.data, p.c, &p.algo,
                           c.workspace.data, kLtWorkspace, stream(c)),
            "cublasLtMatmul");
-  for (int i = 0; i < n_extra; ++i) check(cudaFreeAsync(extra[i], stream(c)), "cudaFreeAsync");
 }
 
 }  // namespace cs::cuda

@@ -89,7 +89,9 @@ void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rs
   // dw's partials first: dx may alias dy (it does not in the model, but nothing here forbids it).
   // Chunks of rows sized so the partials fit the workspace; the chunking depends on n and d only.
   int64_t rows = 64;
-  while (((n + rows - 1) / rows) * d * int64_t(sizeof(float)) > int64_t(c.workspace.nbytes())) rows *= 2;
+  while (((n + rows - 1) / rows) * d * int64_t(sizeof(float)) > int64_t(c.workspace.nbytes()) ||
+         (n + rows - 1) / rows > 65535)  // the chunks are grid.y
+    rows *= 2;
   const int64_t chunks = (n + rows - 1) / rows;
   float* partial = ptr<float>(c.workspace);
   rmsnorm_dw_partial<<<dim3(blocks_for(d, 128), unsigned(chunks)), 128, 0, stream(c)>>>(
