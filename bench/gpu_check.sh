@@ -3,7 +3,8 @@
 # made beforehand by scripts/gpu_bundle.sh on the build machine (the GPU image has CUDA, CMake,
 # Python and PyTorch but none of the Debian libraries the CPU side links). In order:
 #   1. the cuda-labelled tests: every op's cuda instance against the float64 references, and the
-#      whole model on the GPU against the CPU backend (fp32, bf16, fp16);
+#      whole model on the GPU against the CPU backend (fp32, bf16, fp16); then the op tests again
+#      under compute-sanitizer's memcheck (SKIP_SANITIZER=1 leaves it out);
 #   2. 200 training steps of the demo model on the CPU and on the GPU from the same weights and
 #      data (fp32 both: mean relative loss difference <= 1e-4, max <= 1e-3; GPU bf16 against CPU
 #      fp32: mean <= 1e-2) through chuanspeed compare;
@@ -49,6 +50,20 @@ for t in $B/tests/*_test; do
   if [[ $rc -ne 0 ]]; then fail=1; grep -E 'FAILED|Failure|error' "$log" | head -n 20 | tee -a "$S"; fi
   echo "{\"check\": \"tests\", \"binary\": \"$name\", \"rc\": $rc}" >> "$J"
 done
+
+if command -v compute-sanitizer > /dev/null && [[ -z ${SKIP_SANITIZER:-} ]]; then
+  note "## 1b. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
+  for t in backend_attention_test backend_attention_packed_test backend_attention_bf16_test backend_ops_test \
+           backend_bf16_ops_test backend_reduce_cast_test; do
+    log="$RESULTS/memcheck-$t.log"
+    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/$t" --gtest_filter='*/cuda*' \
+      --gtest_brief=1 > "$log" 2>&1
+    rc=$?
+    note "- $t under memcheck: rc $rc, $(grep -E 'ERROR SUMMARY' "$log" | tail -n 1)"
+    [[ $rc -eq 0 ]] || { fail=1; grep -E -m 12 'Invalid|Error|FAILED|Address' "$log" | tee -a "$S"; }
+    echo "{\"check\": \"memcheck\", \"binary\": \"$t\", \"rc\": $rc}" >> "$J"
+  done
+fi
 
 note "## 2. loss curves: $STEPS steps of the demo model, CPU fp32 vs GPU fp32 / bf16"
 D="$RESULTS/demo"; rm -rf "$D"; mkdir -p "$D"

@@ -21,13 +21,25 @@ __global__ void embed_kernel(const int32_t* ids, const W* w, int64_t v, int64_t 
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = ld(src + j);
 }
 
-__global__ void embed_backward_kernel(const int32_t* ids, int64_t n, int64_t v, int64_t d, int64_t off,
-                                      const float* dout, float* dw) {
+__global__ void embed_backward_kernel(const int32_t* __restrict__ ids, int64_t n, int64_t v, int64_t d, int64_t off,
+                                      const float* __restrict__ dout, float* __restrict__ dw) {
   const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (j >= d) return;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t row = int64_t(ids[i]) - off;
-    if (row >= 0 && row < v) dw[row * d + j] += dout[i * d + j];
+  // kBatch rows' gradients loaded first (kBatch loads in flight), then added in row order: the
+  // read-modify-writes stay in order, so a token repeated within a batch is still summed right.
+  constexpr int kBatch = 8;
+  for (int64_t i0 = 0; i0 < n; i0 += kBatch) {
+    int64_t row[kBatch];
+    float g[kBatch];
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      const int64_t i = i0 + k;
+      row[k] = i < n ? int64_t(ids[i]) - off : -1;
+      g[k] = i < n ? dout[i * d + j] : 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k)
+      if (row[k] >= 0 && row[k] < v) dw[row[k] * d + j] += g[k];
   }
 }
 }  // namespace
