@@ -51,6 +51,17 @@ for t in $B/tests/*_test; do
   echo "{\"check\": \"tests\", \"binary\": \"$name\", \"rc\": $rc}" >> "$J"
 done
 
+# The attention tests again on the portable kernels (bf16 / f16 with head dim 32, 64, 128 run on
+# tensor cores by default).
+for t in backend_attention_test backend_attention_bf16_test backend_attention_packed_test; do
+  log="$RESULTS/$t-portable.log"
+  CS_CUDA_ATTENTION=portable timeout 300 "$B/tests/$t" --gtest_filter='*/cuda*' --gtest_brief=1 > "$log" 2>&1
+  rc=$?
+  note "- $t (CS_CUDA_ATTENTION=portable): rc $rc, $(grep -E '^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ tests?' "$log" | sed -E 's/, listed below.*//' | tr '\n' ' ')"
+  [[ $rc -eq 0 ]] || { fail=1; grep -E 'FAILED|Failure' "$log" | head -n 10 | tee -a "$S"; }
+  echo "{\"check\": \"tests\", \"binary\": \"$t\", \"attention\": \"portable\", \"rc\": $rc}" >> "$J"
+done
+
 if command -v compute-sanitizer > /dev/null && [[ -z ${SKIP_SANITIZER:-} ]]; then
   note "## 1b. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
   for t in backend_attention_test backend_attention_packed_test backend_attention_bf16_test backend_ops_test \

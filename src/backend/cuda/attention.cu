@@ -3,7 +3,8 @@
 // matrix, lse saved for the backward, q, k, v, o in f32, bf16 or f16 with every product
 // accumulated in f32.
 //
-// This is the portable path (sm_80+; head dims up to 256 on A100 / H100, up to 128 on GPUs with
+// bf16 / f16 with head dim 32, 64 or 128 runs on tensor cores (attention_tc.cu); this file holds
+// the portable path for the rest (sm_80+; head dims up to 256 on A100 / H100, up to 128 on GPUs with
 // 99 KB of shared memory per block such as sm_86 / sm_89): tiles of 32 queries x 32
 // keys in shared memory, a warp per 4 query rows, lane j holding key j of the tile's scores and
 // head dims lane + 32k of the output. The backward is deterministic without atomics: one kernel
@@ -12,7 +13,9 @@
 // the same forward kernel on the KV cache.
 #include <cub/block/block_scan.cuh>
 
-#include "backend/cuda/attention.cuh"
+#include <type_traits>
+
+#include "backend/cuda/attention_tc.cuh"
 #include "backend/cuda/ops.h"
 
 namespace cs::cuda {
@@ -339,6 +342,9 @@ void attention_forward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& v
     FlashArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(o), nullptr, ptr<float>(lse),
                    slopes.numel() ? ptr<float>(slopes) : nullptr, runs,
                    t, t, 0, t * hd, t * hd, int(hd), int(h), 1.f / sqrtf(float(hd))};
+    if constexpr (!std::is_same_v<T, float>) {
+      if (tensor_core_attention(q.dtype, hd)) return tc_forward(c, a, b * h);
+    }
     flash_forward(c, a, b * h);
   });
 }
@@ -364,6 +370,10 @@ void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& 
     FlashArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), nullptr, ptr<T>(dout), ptr<float>(lse),
                    slopes.numel() ? ptr<float>(slopes) : nullptr, runs,
                    t, t, 0, t * hd, t * hd, int(hd), int(h), 1.f / sqrtf(float(hd))};
+    if constexpr (!std::is_same_v<T, float>) {
+      if (tensor_core_attention(q.dtype, hd))
+        return tc_backward(c, a, b * h, delta, ptr<float>(dq), ptr<float>(dk), ptr<float>(dv));
+    }
     const dim3 grid(unsigned(b * h), unsigned((t + kTile - 1) / kTile));  // bh on x: no 65535 limit
     const size_t kv_bytes = size_t(kTile) * (hd + 1) * sizeof(float), qd_bytes = size_t(kTile) * hd * sizeof(float);
     const size_t dkdv_smem = 2 * kv_bytes + 2 * qd_bytes + 2 * size_t(kTile) * (kTile + 1) * sizeof(float) +

@@ -1,0 +1,19 @@
+// The tensor-core flash attention (attention_tc.cu): bf16 / f16, head dims 32, 64 and 128. The
+// portable kernels (attention.cu) take everything else (f32, other head dims, decoding), and all
+// of it when CS_CUDA_ATTENTION=portable is set (a switch for comparing the two on a GPU).
+#pragma once
+#include "backend/cuda/attention.cuh"
+
+namespace cs::cuda {
+
+// Whether attention on q of this dtype and head dim runs on tensor cores.
+bool tensor_core_attention(DType dtype, int64_t hd);
+
+// The forward over bh heads (training: q_pos0 0, lse written).
+template <typename T>
+void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh);
+// dq, dk, dv (f32, overwritten) from delta[i] = sum_d dO[i, d] O[i, d].
+template <typename T>
+void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv);
+
+}  // namespace cs::cuda
