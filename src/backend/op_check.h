@@ -34,4 +34,15 @@ void check_same_shape(const char* op, const char* a_name, const Tensor& a, const
 
 const char* device_name(Device d);
 
+// The sizes of c = op(a) @ op(b) (2-D a, b, out): m x k times k x n; a shape mismatch is a
+// CS_CHECK failure naming the three shapes. Shared by every backend's matmul.
+struct MatmulDims {
+  int64_t m, n, k;
+};
+MatmulDims matmul_dims(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& out);
+
+// cast's dtype rule on every backend: f32 <-> bf16, f32 <-> f16 or the same dtype; any other
+// pair is a cs::Error naming both. Equal element counts (CS_CHECK).
+void check_cast_pair(const Tensor& x, const Tensor& y);
+
 }  // namespace cs

@@ -15,12 +15,6 @@
 namespace cs::cpu {
 
 namespace {
-std::string lower_name(DType t) {
-  std::string s = dtype_name(t);
-  for (char& ch : s) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-  return s;
-}
-
 template <typename From, typename To, typename Fn>
 void convert(const void* x, void* y, int64_t n, Fn fn) {
   const From* xp = static_cast<const From*>(x);
@@ -33,14 +27,8 @@ void convert(const void* x, void* y, int64_t n, Fn fn) {
 void cast(Ctx&, const Tensor& x, const Tensor& y) {
   check_arg("cast", "x", x, x.dtype, Device::CPU);
   check_arg("cast", "y", y, y.dtype, Device::CPU);
+  check_cast_pair(x, y);
   const DType from = x.dtype, to = y.dtype;
-  const bool f32_half = from == DType::F32 && (to == DType::BF16 || to == DType::F16);
-  const bool half_f32 = to == DType::F32 && (from == DType::BF16 || from == DType::F16);
-  if (from != to && !f32_half && !half_f32)
-    throw Error(
-        fmt::format("[cast] x {} -> y {}: expected f32 <-> bf16, f32 <-> f16 or the same dtype",
-                    lower_name(from), lower_name(to)));
-  CS_CHECK(x.numel() == y.numel()) << "cast " << x.shape.str() << " -> " << y.shape.str();
   const int64_t n = x.numel();
   if (from == to) {
     if (x.data != y.data && n) std::memmove(y.data, x.data, x.nbytes());

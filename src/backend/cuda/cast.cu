@@ -12,23 +12,13 @@ __global__ void cast_kernel(const From* x, To* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     st(y + i, ld(x + i));
 }
-std::string lower_name(DType t) {
-  std::string s = dtype_name(t);
-  for (char& ch : s) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-  return s;
-}
 }  // namespace
 
 void cast(Ctx& c, const Tensor& x, const Tensor& y) {
   check_arg("cast", "x", x, x.dtype, Device::CUDA);
   check_arg("cast", "y", y, y.dtype, Device::CUDA);
+  check_cast_pair(x, y);
   const DType from = x.dtype, to = y.dtype;
-  const bool f32_half = from == DType::F32 && (to == DType::BF16 || to == DType::F16);
-  const bool half_f32 = to == DType::F32 && (from == DType::BF16 || from == DType::F16);
-  if (from != to && !f32_half && !half_f32)
-    throw Error(str("[cast] x ", lower_name(from), " -> y ", lower_name(to),
-                    ": expected f32 <-> bf16, f32 <-> f16 or the same dtype"));
-  CS_CHECK(x.numel() == y.numel()) << "cast " << x.shape.str() << " -> " << y.shape.str();
   const int64_t n = x.numel();
   if (!n) return;
   if (from == to) {

@@ -100,13 +100,7 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
   check_float("matmul", "a", a, Device::CUDA);
   check_float("matmul", "b", b, Device::CUDA);
   check_float("matmul", "out", out, Device::CUDA);
-  CS_CHECK(a.ndim() == 2 && b.ndim() == 2 && out.ndim() == 2)
-      << a.shape.str() << b.shape.str() << out.shape.str();
-  const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
-  const int64_t kb = trans_b ? b.size(1) : b.size(0), n = trans_b ? b.size(0) : b.size(1);
-  CS_CHECK(k == kb && out.size(0) == m && out.size(1) == n)
-      << "matmul a" << a.shape.str() << (trans_a ? "^T" : "") << " b" << b.shape.str()
-      << (trans_b ? "^T" : "") << " out" << out.shape.str();
+  const auto [m, n, k] = matmul_dims(a, trans_a, b, trans_b, out);
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum: out = beta * out, in out's dtype
     if (beta == 0.f) {
