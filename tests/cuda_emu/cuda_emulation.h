@@ -1,0 +1,193 @@
+// A host emulation of the CUDA primitives the tensor-core attention kernels use
+// (src/backend/cuda/attention_tc_kernels.cuh), so that CI runs their text on the CPU: one
+// std::thread per CUDA thread of a block, std::barrier for __syncthreads / __syncwarp, an exchange
+// through memory for __shfl_xor_sync, and nvcuda::wmma with the documented element -> address maps
+// of load_matrix_sync / store_matrix_sync (each lane holds a whole fragment; accumulator stores are
+// spread over the lanes, so a missing __syncwarp after a store is a race ThreadSanitizer sees, and
+// a wrong value here). Every wmma pointer is checked for 32-byte alignment, its ldm for the
+// multiple wmma requires, and its 16 x 16 extent for lying inside the block's shared memory.
+// bf16 rounds to nearest even as __float2bfloat16_rn; f16 is the compiler's _Float16.
+#pragma once
+#include <barrier>
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+#include <algorithm>
+#include <atomic>
+#include <string>
+
+#define CS_CUDA_EMULATION
+#define CS_TC_SHARED(name) unsigned char* name = emu::tl_smem
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __launch_bounds__(x)
+
+struct uint3e { unsigned x = 0, y = 0, z = 0; };
+thread_local uint3e threadIdx, blockIdx, blockDim;
+
+namespace emu {
+thread_local unsigned char* tl_smem;
+unsigned char* g_smem_lo;
+unsigned char* g_smem_hi;
+struct Block {
+  std::barrier<>* bar;
+  std::barrier<>* wbar[32];
+  float shfl[32][32];
+};
+thread_local Block* tl_block;
+std::atomic<long> bad_align{0}, bad_range{0};
+}  // namespace emu
+
+inline void __syncthreads() { emu::tl_block->bar->arrive_and_wait(); }
+inline void __syncwarp() { emu::tl_block->wbar[threadIdx.x / 32]->arrive_and_wait(); }
+inline float __shfl_xor_sync(unsigned mask, float v, int m) {
+  if (mask != 0xffffffffu) std::abort();
+  const int w = threadIdx.x / 32, l = threadIdx.x & 31;
+  emu::tl_block->shfl[w][l] = v;
+  __syncwarp();
+  const float r = emu::tl_block->shfl[w][l ^ m];
+  __syncwarp();
+  return r;
+}
+inline float __expf(float x) { return expf(x); }
+using std::min;
+
+struct bf16 {
+  uint16_t b;
+  bf16() = default;
+  bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { b = 0x7fc0; return; }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    b = uint16_t(u >> 16);
+  }
+  float f() const {
+    uint32_t u = uint32_t(b) << 16;
+    float r;
+    std::memcpy(&r, &u, 4);
+    return r;
+  }
+};
+struct f16 {
+  _Float16 h;
+  f16() = default;
+  f16(float f) : h(_Float16(f)) {}
+  float f() const { return float(h); }
+};
+inline float ld(const float* p) { return *p; }
+inline float ld(const bf16* p) { return p->f(); }
+inline float ld(const f16* p) { return p->f(); }
+inline void st(float* p, float v) { *p = v; }
+inline void st(bf16* p, float v) { *p = bf16(v); }
+inline void st(f16* p, float v) { *p = f16(v); }
+
+template <typename T>
+struct FlashArgs {
+  const T *q, *k, *v;
+  T* o;
+  const T* dout;
+  float* lse;
+  const float* slopes;
+  const int32_t* segments;
+  int64_t tq, tk, q_pos0;
+  int64_t q_head_stride, kv_head_stride;
+  int hd, heads;
+  float scale;
+};
+
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <class Use, int M, int N, int K, class T, class L = void>
+struct fragment {
+  static constexpr int num_elements = 256;
+  float x[256];
+};
+inline void check_ptr(const void* p, unsigned ldm, int esz, bool col_extent_rows) {
+  auto c = reinterpret_cast<const unsigned char*>(p);
+  if (reinterpret_cast<uintptr_t>(p) % 32) emu::bad_align++;
+  if (esz == 2 && ldm % 8) emu::bad_align++;
+  if (esz == 4 && ldm % 4) emu::bad_align++;
+  // the 16 x 16 extent: 15 strides + 16 elements
+  const unsigned char* last = c + (size_t(15) * ldm + 16) * esz;
+  if (c < emu::g_smem_lo || last > emu::g_smem_hi) emu::bad_range++;
+  (void)col_extent_rows;
+}
+template <class T>
+void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
+  check_ptr(p, ldm, 2, false);
+  for (int m = 0; m < 16; ++m)
+    for (int k = 0; k < 16; ++k) f.x[m * 16 + k] = ld(p + m * ldm + k);
+}
+template <class T>
+void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
+  check_ptr(p, ldm, 2, true);
+  for (int m = 0; m < 16; ++m)
+    for (int k = 0; k < 16; ++k) f.x[m * 16 + k] = ld(p + m + k * ldm);
+}
+template <class T>
+void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
+  check_ptr(p, ldm, 2, false);
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = ld(p + k * ldm + n);
+}
+template <class T>
+void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
+  check_ptr(p, ldm, 2, true);
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = ld(p + k + n * ldm);
+}
+// An accumulator fragment: lane L owns the elements e = L (mod 32), as store_matrix_sync writes them;
+// the lanes' parts are exchanged through emulator-private memory.
+inline float* acc_stage() {
+  static float st[32][256];
+  return st[threadIdx.x / 32];
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t l) {
+  check_ptr(p, ldm, 4, false);
+  if (l != mem_row_major) std::abort();
+  const int lane = threadIdx.x & 31;
+  float* s = acc_stage();
+  for (int e = lane; e < 256; e += 32) s[e] = p[(e / 16) * ldm + e % 16];
+  emu::tl_block->wbar[threadIdx.x / 32]->arrive_and_wait();
+  for (int e = 0; e < 256; ++e) f.x[e] = s[e];
+  emu::tl_block->wbar[threadIdx.x / 32]->arrive_and_wait();
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t l) {
+  check_ptr(p, ldm, 4, false);
+  if (l != mem_row_major) std::abort();
+  const int lane = threadIdx.x & 31;
+  for (int e = lane; e < 256; e += 32) p[(e / 16) * ldm + e % 16] = f.x[e];
+}
+inline void fill_fragment(fragment<accumulator, 16, 16, 16, float>& f, float v) {
+  for (auto& x : f.x) x = v;
+}
+template <class A, class B>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const A& a, const B& b,
+              const fragment<accumulator, 16, 16, 16, float>& c) {
+  float r[256];
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 16; ++n) {
+      float s = c.x[m * 16 + n];
+      for (int k = 0; k < 16; ++k) s += a.x[m * 16 + k] * b.x[k * 16 + n];
+      r[m * 16 + n] = s;
+    }
+  std::memcpy(d.x, r, sizeof r);
+}
+}  // namespace nvcuda::wmma
+
