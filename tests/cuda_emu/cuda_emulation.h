@@ -26,6 +26,7 @@
 
 #define CS_CUDA_EMULATION
 #define CS_TC_SHARED(name) unsigned char* name = emu::tl_smem
+#define CS_FLASH_SHARED(name) float* name = reinterpret_cast<float*>(emu::tl_smem)
 #define __device__
 #define __host__
 #define __global__
@@ -56,6 +57,15 @@ inline float __shfl_xor_sync(unsigned mask, float v, int m) {
   emu::tl_block->shfl[w][l] = v;
   __syncwarp();
   const float r = emu::tl_block->shfl[w][l ^ m];
+  __syncwarp();
+  return r;
+}
+inline float __shfl_sync(unsigned mask, float v, int src) {
+  if (mask != 0xffffffffu) std::abort();
+  const int w = threadIdx.x / 32, l = threadIdx.x & 31;
+  emu::tl_block->shfl[w][l] = v;
+  __syncwarp();
+  const float r = emu::tl_block->shfl[w][src & 31];
   __syncwarp();
   return r;
 }
@@ -91,20 +101,6 @@ inline float ld(const f16* p) { return p->f(); }
 inline void st(float* p, float v) { *p = v; }
 inline void st(bf16* p, float v) { *p = bf16(v); }
 inline void st(f16* p, float v) { *p = f16(v); }
-
-template <typename T>
-struct FlashArgs {
-  const T *q, *k, *v;
-  T* o;
-  const T* dout;
-  float* lse;
-  const float* slopes;
-  const int32_t* segments;
-  int64_t tq, tk, q_pos0;
-  int64_t q_head_stride, kv_head_stride;
-  int hd, heads;
-  float scale;
-};
 
 namespace nvcuda::wmma {
 struct matrix_a {};

@@ -7,8 +7,9 @@
 #ifndef CS_CUDA_EMULATION
 #include <mma.h>
 
-#include "backend/cuda/attention.cuh"
+#include "backend/cuda/common.cuh"
 #endif
+#include "backend/cuda/attention_args.cuh"
 
 // The dynamic shared memory of a block (the emulation gives each block its own buffer).
 #ifndef CS_TC_SHARED

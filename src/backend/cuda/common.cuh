@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/cuda/warp_reduce.cuh"
 #include "backend/op_check.h"
 
 namespace cs::cuda {
@@ -101,16 +102,6 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
   int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;
   return unsigned(b < cap ? b : cap);
-}
-
-// A warp's sum and maximum (all lanes get the result).
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
 }
 
 // A block's sum (blockDim.x a multiple of 32, at most 1024), returned to every thread; scratch is
