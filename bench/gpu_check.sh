@@ -3,17 +3,21 @@
 # made beforehand by scripts/gpu_bundle.sh on the build machine (the GPU image has CUDA, CMake,
 # Python and PyTorch but none of the Debian libraries the CPU side links). In order:
 #   1. the cuda-labelled tests: every op's cuda instance against the float64 references, and the
-#      whole model on the GPU against the CPU backend (fp32, bf16, fp16); then the op tests again
-#      under compute-sanitizer's memcheck (SKIP_SANITIZER=1 leaves it out);
+#      whole model on the GPU against the CPU backend (fp32, bf16, fp16), and the attention tests
+#      again on the portable kernels;
 #   2. 200 training steps of the demo model on the CPU and on the GPU from the same weights and
 #      data (fp32 both: mean relative loss difference <= 1e-4, max <= 1e-3; GPU bf16 against CPU
 #      fp32: mean <= 1e-2) through chuanspeed compare;
 #   3. the benchmark: Baichuan-7B-shaped (RoPE) and Baichuan-13B-shaped (ALiBi) models truncated to
 #      a few layers, bf16, ChuanSpeed and PyTorch (SDPA, fused AdamW, bf16 autocast; eager and
-#      torch.compile) on the same GPU.
+#      torch.compile) on the same GPU;
+#   4. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in,
+#      so that the default run stays within a device call's minutes).
 # gpu-bundle.tar.xz (what a device call can carry) is unpacked first when gpu-bundle/ is absent.
+# Every step has a time limit (a hung kernel must not eat a device lease), and summary.md grows as
+# the steps finish, so a run cut short still returns what it measured.
 # Figures go to RESULTS (default $OUT or out/gpu-check): gpu_check.jsonl and a table, summary.md.
-# Usage: bench/gpu_check.sh            (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 to vary)
+# Usage: bench/gpu_check.sh            (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 MEMCHECK=1 to vary)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=gpu-bundle
@@ -62,20 +66,6 @@ for t in backend_attention_test backend_attention_bf16_test backend_attention_pa
   echo "{\"check\": \"tests\", \"binary\": \"$t\", \"attention\": \"portable\", \"rc\": $rc}" >> "$J"
 done
 
-if command -v compute-sanitizer > /dev/null && [[ -z ${SKIP_SANITIZER:-} ]]; then
-  note "## 1b. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
-  for t in backend_attention_test backend_attention_packed_test backend_attention_bf16_test backend_ops_test \
-           backend_bf16_ops_test backend_reduce_cast_test; do
-    log="$RESULTS/memcheck-$t.log"
-    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/$t" --gtest_filter='*/cuda*' \
-      --gtest_brief=1 > "$log" 2>&1
-    rc=$?
-    note "- $t under memcheck: rc $rc, $(grep -E 'ERROR SUMMARY' "$log" | tail -n 1)"
-    [[ $rc -eq 0 ]] || { fail=1; grep -E -m 12 'Invalid|Error|FAILED|Address' "$log" | tee -a "$S"; }
-    echo "{\"check\": \"memcheck\", \"binary\": \"$t\", \"rc\": $rc}" >> "$J"
-  done
-fi
-
 note "## 2. loss curves: $STEPS steps of the demo model, CPU fp32 vs GPU fp32 / bf16"
 D="$RESULTS/demo"; rm -rf "$D"; mkdir -p "$D"
 TOK=assets/demo/tokenizer
@@ -90,7 +80,7 @@ for v in "cpu fp32" "cuda fp32" "cuda bf16"; do
   set -- $v
   flags=(); [[ $2 == bf16 ]] && flags=(--bf16)
   start=$SECONDS
-  $B/bin/chuanspeed "${RUN[@]}" --device "$1" "${flags[@]}" --save "$D/$1-$2" > "$D/$1-$2.log" 2>&1 || { fail=1; tail -n 5 "$D/$1-$2.log" | tee -a "$S"; }
+  timeout 240 $B/bin/chuanspeed "${RUN[@]}" --device "$1" "${flags[@]}" --save "$D/$1-$2" > "$D/$1-$2.log" 2>&1 || { fail=1; tail -n 5 "$D/$1-$2.log" | tee -a "$S"; }
   last=$(grep -E '^ *iteration ' "$D/$1-$2.log" | tail -n 1 | grep -oE 'iteration +[0-9]+/ *[0-9]+|lm loss: [0-9.E+-]+' | tr '\n' ' ')
   note "- $1 $2: ${last:-$(tail -n 1 "$D/$1-$2.log" | cut -c1-200)} ($((SECONDS - start)) s)"
 done
@@ -110,17 +100,30 @@ if [[ -z ${SKIP_BENCH:-} ]]; then
   SHAPES=("7b rope --hidden 4096 --heads 32 --ffn 11008 --vocab 64000" "13b alibi --hidden 5120 --heads 40 --ffn 13696 --vocab 64000")
   for sh in "${SHAPES[@]}"; do
     set -- $sh; name=$1; pos=$2; shift 2
-    $B/bin/gpu_bench --device cuda "$@" --layers "$LAYERS" --seq 4096 --micro-batch 1 --precision bf16 \
+    timeout 180 $B/bin/gpu_bench --device cuda "$@" --layers "$LAYERS" --seq 4096 --micro-batch 1 --precision bf16 \
       --position "$pos" --iters 5 --label "chuanspeed-$name" 2>&1 | tee -a "$J" "$S"
     if [[ -z ${SKIP_PEER:-} ]]; then
       args=$(echo "$@" | sed 's/--micro-batch/--batch/')
       for comp in "" "--compile"; do
-        timeout 300 python3 tools/reference/bench_torch.py --device cuda $args --layers "$LAYERS" --seq 4096 --batch 1 \
+        timeout 240 python3 tools/reference/bench_torch.py --device cuda $args --layers "$LAYERS" --seq 4096 --batch 1 \
           --position "$pos" --train --bf16 --iters 5 $comp 2>"$RESULTS/torch-$name${comp}.err" | tee -a "$J" "$S" ||
           tail -n 3 "$RESULTS/torch-$name${comp}.err" | tee -a "$S"
       done
     fi
   done
 fi
+if [[ -n ${MEMCHECK:-} ]] && command -v compute-sanitizer > /dev/null; then
+  note "## 4. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
+  for t in backend_attention_test backend_attention_packed_test backend_ops_test; do
+    log="$RESULTS/memcheck-$t.log"
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/$t" --gtest_filter='*/cuda*' \
+      --gtest_brief=1 > "$log" 2>&1
+    rc=$?
+    note "- $t under memcheck: rc $rc, $(grep -E 'ERROR SUMMARY' "$log" | tail -n 1)"
+    [[ $rc -eq 0 ]] || { fail=1; grep -E -m 12 'Invalid|Error|FAILED|Address' "$log" | tee -a "$S"; }
+    echo "{\"check\": \"memcheck\", \"binary\": \"$t\", \"rc\": $rc}" >> "$J"
+  done
+fi
+
 note "## result: $([[ $fail == 0 ]] && echo PASS || echo FAIL)"
 exit $fail
