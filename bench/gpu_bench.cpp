@@ -76,6 +76,8 @@ int run(int argc, char** argv) {
   app.add_option("--position", position)->check(CLI::IsMember({"rope", "alibi"}));
   app.add_option("--label", label, "the name printed with the figures");
   app.add_flag("--recompute", recompute, "--recompute-granularity full");
+  for (const char* name : {"--hidden", "--heads", "--ffn", "--vocab", "--layers", "--seq", "--micro-batch", "--iters"})
+    app.get_option(name)->check(CLI::PositiveNumber);  // a zero size or no timed step: one usage line
   CLI11_PARSE(app, argc, argv);
 
   CountingBackend backend(make_backend(device));

@@ -147,11 +147,18 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
       const std::string arg = std::string(" ") + row.names[i] + ":";
       Args bad = row.args;
       // The wrong dtype: i64 for f32 (some f32 arguments take bf16 too, and f16 on CUDA: none takes
-      // an integer), f32 for i32 ids, for the F64 output and for bf16. cast takes any float dtype;
-      // its pairs are tested in Cast.
+      // an integer) and, on the CPU, f16 (no CPU op takes it); f32 for i32 ids, for the F64 output
+      // and for bf16. cast takes any float dtype; its pairs are tested in Cast.
       if (std::string(row.op) != "cast") {
-        bad[i].dtype = row.args[i].dtype == DType::F32 ? DType::I64 : DType::F32;
-        EXPECT_TRUE(test::throws_error_naming([&] { row.call(bad); }, {op, arg}));
+        std::vector<DType> wrong = {DType::F32};
+        if (row.args[i].dtype == DType::F32) {
+          wrong = {DType::I64};
+          if (dev.backend().device() == Device::CPU) wrong.push_back(DType::F16);
+        }
+        for (DType w : wrong) {
+          bad[i].dtype = w;
+          EXPECT_TRUE(test::throws_error_naming([&] { row.call(bad); }, {op, arg})) << dtype_name(w);
+        }
       }
       bad[i] = row.args[i];
       bad[i].device = other;

@@ -82,16 +82,19 @@ TEST_P(CudaParity, ForwardBackwardAndAdamStepMatchTheCpu) {
     m->backward();
   }
   const double lr = ref.mean_loss(), lg = dut.mean_loss();
-  // fp32: both fp32 to the last few bits (different summation orders); half: as the CPU's bf16.
-  const double loss_tol = prec == Prec::F32 ? 1e-5 : 1e-3;
+  // fp32: both fp32 to the last few bits (different summation orders). Half: the limits of the
+  // CPU's bf16 model against its f32 model (tests/model/bf16_model_test.cpp, measured there: loss
+  // 3e-6 to 9e-6 relative, gradient cosines at least 0.999993, relative differences up to 1.3e-3);
+  // f16 carries 3 more mantissa bits than bf16.
+  const double loss_tol = prec == Prec::F32 ? 1e-5 : 1e-4;
   EXPECT_NEAR(lg, lr, loss_tol * lr);
   const std::vector<float> gr = read_f32(*cc, ref.params().flat_grads());
   const std::vector<float> gg = read_f32(*gc, dut.params().flat_grads());
   ASSERT_EQ(gr.size(), gg.size());
   for (const ParamSpec& s : ref.params().specs()) {
     const auto [cosine, rel] = compare(gr, gg, s.offset, s.offset + s.shape.numel());
-    EXPECT_GT(cosine, prec == Prec::F32 ? 0.999999 : 0.999) << s.name;
-    EXPECT_LT(rel, prec == Prec::F32 ? 1e-4 : 3e-2) << s.name;
+    EXPECT_GT(cosine, prec == Prec::F32 ? 0.999999 : 0.9999) << s.name;
+    EXPECT_LT(rel, prec == Prec::F32 ? 1e-4 : 1e-2) << s.name;
   }
   // One AdamW step on each: the updated fp32 (master) weights.
   AdamWConfig ac;

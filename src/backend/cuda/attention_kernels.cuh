@@ -23,6 +23,16 @@ inline size_t dkdv_smem_bytes(int hd) {
 }
 inline size_t dq_smem_bytes(int hd) { return (2 * size_t(kTile) * (hd + 1) + 2 * size_t(kTile) * hd) * sizeof(float); }
 
+// Loads rows [r0, r0 + 32) of a (rows, hd) head into shared memory with row stride `stride`, as f32;
+// rows past `rows` are zeros.
+template <typename T>
+__device__ void load_tile(float* dst, int stride, const T* src, int64_t r0, int64_t rows, int hd) {
+  for (int e = threadIdx.x; e < kTile * hd; e += blockDim.x) {
+    const int r = e / hd, d = e % hd;
+    dst[r * stride + d] = r0 + r < rows ? ld(src + (r0 + r) * hd + d) : 0.f;
+  }
+}
+
 template <typename T, int KD>
 __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FlashArgs<T> a) {
   CS_FLASH_SHARED(sm);
@@ -36,10 +46,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FlashArgs<T> a)
   const T* vh = a.v + bh * a.kv_head_stride;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
   const int32_t* seg = a.segments ? a.segments + b * a.tk : nullptr;
-  for (int e = threadIdx.x; e < kTile * hd; e += blockDim.x) {
-    const int r = e / hd, d = e % hd;
-    sQ[e] = q0 + r < a.tq ? ld(qh + (q0 + r) * hd + d) : 0.f;
-  }
+  load_tile(sQ, hd, qh, q0, a.tq, hd);
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][KD];
 #pragma unroll
@@ -53,12 +60,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FlashArgs<T> a)
   const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + kTile));
   for (int64_t k0 = 0; k0 < k_end; k0 += kTile) {
     __syncthreads();  // the previous tile is no longer read
-    for (int e = threadIdx.x; e < kTile * hd; e += blockDim.x) {
-      const int r = e / hd, d = e % hd;
-      const bool in = k0 + r < a.tk;
-      sK[r * kpad + d] = in ? ld(kh + (k0 + r) * hd + d) : 0.f;
-      sV[r * hd + d] = in ? ld(vh + (k0 + r) * hd + d) : 0.f;
-    }
+    load_tile(sK, kpad, kh, k0, a.tk, hd);
+    load_tile(sV, hd, vh, k0, a.tk, hd);
     __syncthreads();
     const int64_t j = k0 + lane;
 #pragma unroll
@@ -115,16 +118,6 @@ __global__ void attention_delta_kernel(const T* o, const T* dout, int64_t rows, 
   for (int64_t d = lane; d < hd; d += 32) s += ld(o + row * hd + d) * ld(dout + row * hd + d);
   s = warp_sum(s);
   if (lane == 0) delta[row] = s;
-}
-
-// Loads rows [r0, r0 + 32) of a (rows, hd) head into shared memory with row stride `stride`, as f32;
-// rows past `rows` are zeros.
-template <typename T>
-__device__ void load_tile(float* dst, int stride, const T* src, int64_t r0, int64_t rows, int hd) {
-  for (int e = threadIdx.x; e < kTile * hd; e += blockDim.x) {
-    const int r = e / hd, d = e % hd;
-    dst[r * stride + d] = r0 + r < rows ? ld(src + (r0 + r) * hd + d) : 0.f;
-  }
 }
 
 // dK, dV of one key tile, over every query tile at or after it. Thread t owns the elements
