@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <utility>
 #include <random>
 #include <vector>
 
@@ -76,9 +77,14 @@ int run(int argc, char** argv) {
   app.add_option("--position", position)->check(CLI::IsMember({"rope", "alibi"}));
   app.add_option("--label", label, "the name printed with the figures");
   app.add_flag("--recompute", recompute, "--recompute-granularity full");
-  for (const char* name : {"--hidden", "--heads", "--ffn", "--vocab", "--layers", "--seq", "--micro-batch", "--iters"})
-    app.get_option(name)->check(CLI::PositiveNumber);  // a zero size or no timed step: one usage line
   CLI11_PARSE(app, argc, argv);
+  // A zero size or no timed step: one usage line.
+  for (auto [name, v] : {std::pair{"--hidden", hidden}, {"--heads", heads}, {"--ffn", ffn}, {"--vocab", vocab},
+                         {"--layers", layers}, {"--seq", seq}, {"--micro-batch", mb}, {"--iters", iters}})
+    if (v < 1) {
+      fmt::print(stderr, "gpu_bench: {} {}: expected a positive number\n", name, v);
+      return 2;
+    }
 
   CountingBackend backend(make_backend(device));
   auto ctx = backend.make_context();
