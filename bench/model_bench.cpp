@@ -151,7 +151,11 @@ int main(int argc, char** argv) {
   using namespace cs;
   if (argc == 4 && std::string(argv[1]) == "--attention-child")
     return attention_child(std::string(argv[2]) == "naive", std::atoll(argv[3]));
-  const int iters = argc > 1 && std::atoi(argv[1]) > 0 ? std::atoi(argv[1]) : 5;
+  // model_bench [iters] | --sgemm-only | --attention-only [iters [fp32|bf16]] (the last: for profiling)
+  const bool att_only = argc > 1 && std::string(argv[1]) == "--attention-only";
+  const char* iters_arg = att_only ? (argc > 2 ? argv[2] : "") : (argc > 1 ? argv[1] : "");
+  const int iters = std::atoi(iters_arg) > 0 ? std::atoi(iters_arg) : 5;
+  const std::string att_precision = att_only && argc > 3 ? argv[3] : "";
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures appear as they are measured
   const double peak = gemm_peak_gflops();
   std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);
@@ -161,13 +165,14 @@ int main(int argc, char** argv) {
   std::printf("bf16 GEMM 2048^3 (oneDNN, f32 accumulation): %.1f GFLOP/s  <- --bf16 MFU denominator\n", peak16);
   std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"bf16_gemm\",\"gflops_per_s\":%.2f}\n", peak16);
   for (bool bf16 : {false, true}) {
+    if (att_precision == (bf16 ? "fp32" : "bf16")) continue;
     const double g = attention_gflops(bf16, iters), base = bf16 ? peak16 : peak;
     std::printf("flash attention fwd+bwd %s (B=4 H=8 T=512 Hd=64, causal): %.1f GFLOP/s = %.0f%% of the %s GEMM rate\n",
                 bf16 ? "bf16" : "f32 ", g, 100 * g / base, bf16 ? "bf16" : "f32");
     std::printf("{\"impl\":\"chuanspeed\",\"bench\":\"attention_rate\",\"precision\":\"%s\",\"gflops_per_s\":%.2f,\"of_gemm\":%.4f}\n",
                 bf16 ? "bf16" : "fp32", g, g / base);
   }
-  if (argc > 1 && std::string(argv[1]) == "--attention-only") return 0;
+  if (att_only) return 0;
   model_bench(peak, "rope", iters);
   model_bench(peak, "alibi", iters);
   for (int64_t t : {512, 2048, 4096}) {

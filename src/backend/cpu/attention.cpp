@@ -28,20 +28,6 @@ const int32_t* segment_starts(const Tensor& segments, int64_t b, int64_t t_len) 
   return starts.data();
 }
 
-void finish_scores(float* s, int64_t rows, int64_t cols, int64_t i0, int64_t j0, float scale, float slope,
-                   const int32_t* starts) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* sr = s + r * kBk;
-    const int64_t i = i0 + r, last = std::min(cols, i - j0 + 1);  // keys j0 .. i are visible
-    const int64_t first = std::min<int64_t>(std::max<int64_t>(starts[r] - j0, 0), cols);
-    const float bias0 = slope * float(j0 - i);
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) sr[c] = sr[c] * scale + bias0 + slope * float(c);
-    for (int64_t c = 0; c < first; ++c) sr[c] = -INFINITY;
-    for (int64_t c = std::max<int64_t>(last, 0); c < cols; ++c) sr[c] = -INFINITY;
-  }
-}
-
 }  // namespace flash
 
 namespace {
@@ -69,6 +55,10 @@ struct F32Math {
     void scores(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* s) const {
       gemm(false, true, rows, cols, m.hd, 1.f, qh + i0 * m.hd, m.hd, kh + j0 * m.hd, m.hd, 0.f, s, kBk);
     }
+    const float* softmax(float* s, const flash::TileArgs& t, float* mx, float* l, float* corr) const {
+      flash::softmax_tile(s, t, mx, l, corr, s);
+      return s;
+    }
     void add_pv(const float* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
       gemm(false, false, rows, m.hd, cols, 1.f, p, kBk, vh + j0 * m.hd, m.hd, 1.f, acc, m.hd);
     }
@@ -76,9 +66,10 @@ struct F32Math {
     void dp(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* d) const {
       gemm(false, true, rows, cols, m.hd, 1.f, doh + i0 * m.hd, m.hd, vh + j0 * m.hd, m.hd, 0.f, d, kBk);
     }
-    void add_grads(const float* p, const float* ds, int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* dq,
-                   float* dk, float* dv) const {
-      const int64_t hd = m.hd;
+    void grads(float* p, float* ds, const flash::TileArgs& t, const float* lse, const float* dvec, float* dq,
+               float* dk, float* dv) const {
+      flash::p_ds_tile(p, ds, t, lse, dvec);  // in place: P over the scores, dS over dP
+      const int64_t hd = m.hd, i0 = t.i0, j0 = t.j0, rows = t.rows, cols = t.cols;
       gemm(true, false, cols, hd, rows, 1.f, p, kBk, doh + i0 * hd, hd, 1.f, dv + j0 * hd, hd);   // dV += P^T dO
       gemm(false, false, rows, hd, cols, 1.f, ds, kBk, kh + j0 * hd, hd, 1.f, dq + i0 * hd, hd);  // dQ += dS K
       gemm(true, false, cols, hd, rows, 1.f, ds, kBk, qh + i0 * hd, hd, 1.f, dk + j0 * hd, hd);   // dK += dS^T Q

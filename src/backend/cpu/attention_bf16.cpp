@@ -104,43 +104,6 @@ void pack_kn(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_t ldb, Bf
   }
 }
 
-// A tile of f32 values (rows x cols, ld kBk) as a bf16 left operand: dst (rows x kBk) rounded,
-// the reduction index (the columns) padded with a zero to even.
-void tile_to_bf16(const float* p, int64_t rows, int64_t cols, Bf16* dst) {
-  const int64_t w = cols + (cols & 1);
-  for (int64_t r = 0; r < rows; ++r) {
-    to_bf16(p + r * kBk, dst + r * kBk, cols);
-    if (w > cols) dst[r * kBk + cols] = kZero;
-  }
-}
-// A tile of f32 values (rows x cols, ld kBk) as a packed right-hand operand with its rows as the
-// reduction index: dst[(p * kBk + j) * 2 + e] = round(t[2p + e][j]); the odd row past `rows` and
-// columns [cols, kBk) zero.
-void tile_to_bf16_row_pairs(const float* t, int64_t rows, int64_t cols, Bf16* dst) {
-  for (int64_t p = 0; p < (rows + 1) / 2; ++p) {
-    const float* r0 = t + 2 * p * kBk;
-    const float* r1 = 2 * p + 1 < rows ? r0 + kBk : nullptr;
-    Bf16* d = dst + p * kBk * 2;
-#ifdef __AVX512BF16__
-    // 16 columns of both rows per step: converted as [row 2p | row 2p+1], then interleaved.
-    const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                           22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    for (int64_t j = 0; j < kBk; j += 16) {
-      const __mmask16 mk = j + 16 <= cols ? __mmask16(0xFFFF) : j < cols ? __mmask16((1u << (cols - j)) - 1) : 0;
-      const __m512 a = _mm512_maskz_loadu_ps(mk, r0 + j), b = r1 ? _mm512_maskz_loadu_ps(mk, r1 + j) : _mm512_setzero_ps();
-      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);
-      _mm512_storeu_si512(d + 2 * j, _mm512_permutexvar_epi16(inter, both));
-    }
-#else
-    for (int64_t j = 0; j < cols; ++j) {
-      store(d + 2 * j, r0[j]);
-      store(d + 2 * j + 1, r1 ? r1[j] : 0.f);
-    }
-    std::fill(d + 2 * cols, d + 2 * kBk, kZero);
-#endif
-  }
-}
-
 // x (T x hd rows, bf16) transposed: dst (hd x tpad), tpad = T rounded up to even, the pad zero.
 void transpose_head(const Bf16* x, int64_t t_len, int64_t hd, int64_t tpad, Bf16* dst) {
   for (int64_t d = 0; d < hd; ++d) {
@@ -211,10 +174,12 @@ struct Bf16Math {
       const Bf16* b = backward ? knk.data() : kp + (j0 / kBk) * m.hd * kBk;
       gemm_bf16_pairs(rows, cols, m.hd / 2, qh + i0 * m.hd, m.hd, b, kBk, s, kBk, false);
     }
-    void add_pv(const float* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
-      tile_to_bf16(p, rows, cols, a1.data());
-      gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, a1.data(), kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd,
-                      true);
+    const Bf16* softmax(float* s, const flash::TileArgs& t, float* mx, float* l, float* corr) const {
+      flash::softmax_tile(s, t, mx, l, corr, a1.data());
+      return a1.data();
+    }
+    void add_pv(const Bf16* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
+      gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, p, kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd, true);
     }
     void key_block(int64_t j0, int64_t cols) const {
       pack_nk(kh + j0 * m.hd, m.hd, cols, m.hd, kBk, knk.data());
@@ -226,12 +191,10 @@ struct Bf16Math {
     void dp(int64_t i0, int64_t rows, int64_t, int64_t cols, float* d) const {
       gemm_bf16_pairs(rows, cols, m.hd / 2, doh + i0 * m.hd, m.hd, vnk.data(), kBk, d, kBk, false);
     }
-    void add_grads(const float* p, const float* ds, int64_t i0, int64_t rows, int64_t, int64_t cols, float* dq,
-                   float*, float*) const {
-      const int64_t hd = m.hd, rp = (rows + 1) / 2;
-      tile_to_bf16_row_pairs(p, rows, cols, a1.data());
-      tile_to_bf16(ds, rows, cols, a2.data());
-      tile_to_bf16_row_pairs(ds, rows, cols, a3.data());
+    void grads(float* s, float* dp, const flash::TileArgs& t, const float* lse, const float* dvec, float* dq,
+               float*, float*) const {
+      const int64_t hd = m.hd, i0 = t.i0, rows = t.rows, cols = t.cols, rp = (rows + 1) / 2;
+      flash::p_ds_tile(s, dp, t, lse, dvec, a1.data(), a2.data(), a3.data());  // P paired, dS, dS paired
       gemm_bf16_pairs(hd, cols, rp, dot.data() + i0, tpad, a1.data(), kBk, dvt.data(), kBk, true);  // dV^T += dO^T P
       gemm_bf16_pairs(rows, hd, (cols + 1) / 2, a2.data(), kBk, kkn.data(), m.hdn, dq + i0 * hd, hd, true);  // dQ += dS K
       gemm_bf16_pairs(hd, cols, rp, qt.data() + i0, tpad, a3.data(), kBk, dkt.data(), kBk, true);   // dK^T += Q^T dS

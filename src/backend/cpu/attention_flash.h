@@ -18,13 +18,17 @@
 // results are the same for any thread count.
 //
 // Tile math (class M, one M::Local per thread; tiles of scores are f32, ld kBk; acc, dq, dk, dv
-// rows are f32 with ld Hd):
+// rows are f32 with ld Hd; the element-wise work on a tile is attention_tile.h's):
 //   Local(const M&); head(bh, backward)          select a (batch, head) pair
 //   scores(i0, rows, j0, cols, s)                s = q k^T (unscaled)
+//   softmax(s, tile, m, l, corr) -> p            the online softmax's step; p: the tile's P in the
+//                                                form add_pv reads
 //   add_pv(p, rows, j0, cols, acc)               acc += P V
 //   key_block(j0, cols)                          backward: the next key block
 //   dp(i0, rows, j0, cols, dp)                   dp = dO V^T
-//   add_grads(p, ds, i0, rows, j0, cols, dq, dk, dv)   dV += P^T dO, dQ += dS K, dK += dS^T Q
+//   grads(s, dp, tile, lse, dvec, dq, dk, dv)    P and dS from the tile (attention_tile.h's
+//                                                p_ds_tile), then dV += P^T dO, dQ += dS K,
+//                                                dK += dS^T Q
 //   end_key_block(j0, cols, dk, dv)              the key block's dK, dV rows are final (a math
 //                                                that accumulates them elsewhere writes them here)
 #pragma once
@@ -33,14 +37,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/attention_tile.h"
 #include "backend/cpu/bf16.h"
-#include "backend/cpu/fast_exp.h"
 #include "core/tensor.h"
 
 namespace cs::cpu::flash {
 
-constexpr int64_t kBq = 64, kBk = 64;
-// Equal and aligned: every tile a query block visits holds at least one key at or before each of
+// kBq, kBk: attention_tile.h. Equal and aligned: every tile a query block visits holds at least one key at or before each of
 // its queries, so no row of a tile is all masked (its running max would be -inf).
 static_assert(kBq == kBk);
 
@@ -51,12 +54,6 @@ struct Dims {
 // starts[b * T + t]: the first position of the segment (run of equal ids) holding position t of
 // sequence b; all 0 without segments. In reusable per-thread scratch.
 const int32_t* segment_starts(const Tensor& segments, int64_t b, int64_t t_len);
-
-// The scores of a tile in place: s (rows x kBk, columns [0, cols)) = scale * q k^T (already in s
-// unscaled) + slope * (j - i); a key after its query (the diagonal tile) or before its segment's
-// start (starts: the tile's rows' starts) gets -inf.
-void finish_scores(float* s, int64_t rows, int64_t cols, int64_t i0, int64_t j0, float scale, float slope,
-                   const int32_t* starts);
 
 // q, k, v, o, dout: T (float or Bf16) with (B, H, T, Hd); lse: (B, H, T) f32; slopes: (H) or null.
 template <typename T, class M>
@@ -69,7 +66,7 @@ void forward(const Dims& dm, const M& math, const float* slopes, const int32_t* 
     acc.resize(size_t(kBq * hd));
     tile.resize(size_t(kBq * kBk));
     typename M::Local tm(math);
-    float m[kBq], l[kBq];
+    float m[kBq], l[kBq], corr[kBq];
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t bh = 0; bh < dm.b * dm.h; ++bh)
       for (int64_t qb = nqb - 1; qb >= 0; --qb) {  // long rows first: better balance
@@ -83,31 +80,17 @@ void forward(const Dims& dm, const M& math, const float* slopes, const int32_t* 
         for (int64_t j0 = jfirst; j0 < i1; j0 += kBk) {
           const int64_t cols = std::min(j0 + kBk, i1) - j0;
           tm.scores(i0, rows, j0, cols, s);
-          finish_scores(s, rows, cols, i0, j0, scale, slope, st);
+          const auto* p = tm.softmax(s, TileArgs{rows, cols, i0, j0, scale, slope, st}, m, l, corr);
           for (int64_t r = 0; r < rows; ++r) {
-            float* sr = s + r * kBk;
-            const float mx = max_of(sr, cols, m[r]);
-            // A row with no visible key yet (packed: the tile is before its start) keeps m = -inf;
-            // exponentials against 0 then give 0 instead of NaN.
-            const float mref = mx == -INFINITY ? 0.f : mx;
-            const float corr = fast_exp(m[r] - mref);  // 0 on the first tile (m = -inf)
-            float psum = 0.f;
-#pragma omp simd reduction(+ : psum)
-            for (int64_t c = 0; c < cols; ++c) {
-              sr[c] = fast_exp(sr[c] - mref);  // masked keys: exp(-inf) = 0
-              psum += sr[c];
-            }
-            l[r] = l[r] * corr + psum;
-            m[r] = mx;
             float* a = acc.data() + r * hd;
             if (j0 == jfirst) {
               std::fill(a, a + hd, 0.f);
             } else {
 #pragma omp simd
-              for (int64_t d = 0; d < hd; ++d) a[d] *= corr;
+              for (int64_t d = 0; d < hd; ++d) a[d] *= corr[r];
             }
           }
-          tm.add_pv(s, rows, j0, cols, acc.data());
+          tm.add_pv(p, rows, j0, cols, acc.data());
         }
         for (int64_t r = 0; r < rows; ++r) {
           T* orow = o + (bh * t_len + i0 + r) * hd;
@@ -157,21 +140,10 @@ void backward(const Dims& dm, const M& math, const float* slopes, const int32_t*
         for (int64_t i0 = j0 / kBq * kBq; i0 < t_len; i0 += kBq) {
           if (sth[i0] >= j0 + cols) break;  // this block's rows (and every later one's) start after the keys
           const int64_t rows = std::min(kBq, t_len - i0);
-          float* s = p.data();
-          tm.scores(i0, rows, j0, cols, s);
-          finish_scores(s, rows, cols, i0, j0, scale, slope, sth + i0);
+          tm.scores(i0, rows, j0, cols, p.data());
           tm.dp(i0, rows, j0, cols, dp.data());  // dO V^T
-          for (int64_t r = 0; r < rows; ++r) {
-            float* sr = s + r * kBk;
-            float* dpr = dp.data() + r * kBk;
-            const float li = lh[i0 + r], di = dvec[size_t(i0 + r)];
-#pragma omp simd
-            for (int64_t c = 0; c < cols; ++c) {
-              sr[c] = fast_exp(sr[c] - li);            // P
-              dpr[c] = sr[c] * (dpr[c] - di) * scale;  // dS (the score's scale folded in)
-            }
-          }
-          tm.add_grads(s, dp.data(), i0, rows, j0, cols, dqh, dkh, dvh);
+          tm.grads(p.data(), dp.data(), TileArgs{rows, cols, i0, j0, scale, slope, sth + i0}, lh + i0,
+                   dvec.data() + i0, dqh, dkh, dvh);
         }
         tm.end_key_block(j0, cols, dkh, dvh);
       }
