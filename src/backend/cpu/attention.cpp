@@ -62,7 +62,10 @@ struct F32Math {
     void add_pv(const float* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
       gemm(false, false, rows, m.hd, cols, 1.f, p, kBk, vh + j0 * m.hd, m.hd, 1.f, acc, m.hd);
     }
-    void key_block(int64_t, int64_t) const {}
+    void key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {  // the block's rows accumulate
+      std::fill(dk + j0 * m.hd, dk + (j0 + cols) * m.hd, 0.f);
+      std::fill(dv + j0 * m.hd, dv + (j0 + cols) * m.hd, 0.f);
+    }
     void dp(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* d) const {
       gemm(false, true, rows, cols, m.hd, 1.f, doh + i0 * m.hd, m.hd, vh + j0 * m.hd, m.hd, 0.f, d, kBk);
     }

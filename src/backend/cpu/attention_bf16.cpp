@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "backend/cpu/attention_bf16.h"
+#include "backend/cpu/attention_pack.h"
+#include "backend/cpu/transpose.h"
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -28,7 +30,6 @@ namespace cs::cpu {
 namespace {
 using flash::kBk;
 using flash::kBq;
-constexpr Bf16 kZero{0};
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -75,43 +76,6 @@ inline void micro_rows(int nv, int64_t kp, const Bf16* a, int64_t lda, const Bf1
   }
 }
 #endif
-
-// dst[(p * ldb + j) * 2 + e] = src[j * lds + 2p + e]: the rows of src (n x k, k even) as the
-// columns of B = src^T; columns [n, ldb) zero.
-void pack_nk(const Bf16* src, int64_t lds, int64_t n, int64_t k, int64_t ldb, Bf16* dst) {
-  for (int64_t p = 0; p < k / 2; ++p) {
-    Bf16* d = dst + p * ldb * 2;
-    for (int64_t j = 0; j < n; ++j) {
-      d[2 * j] = src[j * lds + 2 * p];
-      d[2 * j + 1] = src[j * lds + 2 * p + 1];
-    }
-    std::fill(d + 2 * n, d + 2 * ldb, kZero);
-  }
-}
-
-// dst[(p * ldb + j) * 2 + e] = src[(2p + e) * lds + j]: src (k x n) as B; the odd row past k and
-// columns [n, ldb) zero. ceil(k / 2) pairs.
-void pack_kn(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_t ldb, Bf16* dst) {
-  for (int64_t p = 0; p < (k + 1) / 2; ++p) {
-    Bf16* d = dst + p * ldb * 2;
-    const Bf16* r0 = src + 2 * p * lds;
-    const bool has1 = 2 * p + 1 < k;
-    for (int64_t j = 0; j < n; ++j) {
-      d[2 * j] = r0[j];
-      d[2 * j + 1] = has1 ? r0[lds + j] : kZero;
-    }
-    std::fill(d + 2 * n, d + 2 * ldb, kZero);
-  }
-}
-
-// x (T x hd rows, bf16) transposed: dst (hd x tpad), tpad = T rounded up to even, the pad zero.
-void transpose_head(const Bf16* x, int64_t t_len, int64_t hd, int64_t tpad, Bf16* dst) {
-  for (int64_t d = 0; d < hd; ++d) {
-    Bf16* row = dst + d * tpad;
-    for (int64_t i = 0; i < t_len; ++i) row[i] = x[i * hd + d];
-    if (tpad > t_len) row[t_len] = kZero;
-  }
-}
 
 // The bf16 tile math of the flash loops. The backward keeps dK and dV of the current key block
 // transposed (hd x kBk, f32) so that all three gradient products take their left operand as
@@ -181,7 +145,7 @@ struct Bf16Math {
     void add_pv(const Bf16* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
       gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, p, kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd, true);
     }
-    void key_block(int64_t j0, int64_t cols) const {
+    void key_block(int64_t j0, int64_t cols, float*, float*) const {
       pack_nk(kh + j0 * m.hd, m.hd, cols, m.hd, kBk, knk.data());
       pack_nk(vh + j0 * m.hd, m.hd, cols, m.hd, kBk, vnk.data());
       pack_kn(kh + j0 * m.hd, m.hd, cols, m.hd, m.hdn, kkn.data());
@@ -199,12 +163,9 @@ struct Bf16Math {
       gemm_bf16_pairs(rows, hd, (cols + 1) / 2, a2.data(), kBk, kkn.data(), m.hdn, dq + i0 * hd, hd, true);  // dQ += dS K
       gemm_bf16_pairs(hd, cols, rp, qt.data() + i0, tpad, a3.data(), kBk, dkt.data(), kBk, true);   // dK^T += Q^T dS
     }
-    void end_key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {
-      for (int64_t c = 0; c < cols; ++c)
-        for (int64_t d = 0; d < m.hd; ++d) {
-          dk[(j0 + c) * m.hd + d] = dkt[size_t(d * kBk + c)];
-          dv[(j0 + c) * m.hd + d] = dvt[size_t(d * kBk + c)];
-        }
+    void end_key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {  // every row of dk, dv
+      transpose32(dkt.data(), kBk, m.hd, cols, dk + j0 * m.hd, m.hd);
+      transpose32(dvt.data(), kBk, m.hd, cols, dv + j0 * m.hd, m.hd);
     }
   };
 };

@@ -24,7 +24,8 @@
 //   softmax(s, tile, m, l, corr) -> p            the online softmax's step; p: the tile's P in the
 //                                                form add_pv reads
 //   add_pv(p, rows, j0, cols, acc)               acc += P V
-//   key_block(j0, cols)                          backward: the next key block
+//   key_block(j0, cols, dk, dv)                  backward: the next key block (its dK, dV rows are
+//                                                zeroed here or written whole by end_key_block)
 //   dp(i0, rows, j0, cols, dp)                   dp = dO V^T
 //   grads(s, dp, tile, lse, dvec, dq, dk, dv)    P and dS from the tile (attention_tile.h's
 //                                                p_ds_tile), then dV += P^T dO, dQ += dS K,
@@ -124,9 +125,7 @@ void backward(const Dims& dm, const M& math, const float* slopes, const int32_t*
       const float* lh = lse + bh * t_len;
       const int32_t* sth = starts + (bh / dm.h) * t_len;
       float *dqh = dq + off, *dkh = dk + off, *dvh = dv + off;
-      std::fill(dqh, dqh + t_len * hd, 0.f);
-      std::fill(dkh, dkh + t_len * hd, 0.f);
-      std::fill(dvh, dvh + t_len * hd, 0.f);
+      std::fill(dqh, dqh + t_len * hd, 0.f);  // dK, dV: by the key blocks (key_block, end_key_block)
       for (int64_t i = 0; i < t_len; ++i) {
         float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
@@ -136,7 +135,7 @@ void backward(const Dims& dm, const M& math, const float* slopes, const int32_t*
       // Key blocks outer (their dK, dV finish in one pass), the query blocks at or after each inner.
       for (int64_t j0 = 0; j0 < t_len; j0 += kBk) {
         const int64_t cols = std::min(kBk, t_len - j0);
-        tm.key_block(j0, cols);
+        tm.key_block(j0, cols, dkh, dvh);
         for (int64_t i0 = j0 / kBq * kBq; i0 < t_len; i0 += kBq) {
           if (sth[i0] >= j0 + cols) break;  // this block's rows (and every later one's) start after the keys
           const int64_t rows = std::min(kBq, t_len - i0);
