@@ -47,11 +47,43 @@ TEST(Bf16PairGemm, MatchesDoubleLoopsOverTheSameValues) {
           }
         auto* ap = reinterpret_cast<const cpu::Bf16*>(a.data());
         auto* bp = reinterpret_cast<const cpu::Bf16*>(b.data());
-        (portable ? cpu::gemm_bf16_pairs_portable : cpu::gemm_bf16_pairs)(sz.m, sz.n, sz.kp, ap, lda, bp, ldb,
-                                                                          c.data(), ldc, acc);
+        if (portable)
+          cpu::gemm_bf16_pairs_portable(sz.m, sz.n, sz.kp, ap, lda, bp, ldb, c.data(), ldc, acc);
+        else
+          cpu::gemm_bf16_pairs(sz.m, sz.n, sz.kp, ap, lda, bp, ldb, c.data(), ldc, acc);
         // Columns past n (inside ldc) are untouched: they still hold c0.
         EXPECT_TRUE(all_close(c, want, 1e-5, 1e-5, "pair gemm"));
       }
+}
+
+// The diagonal tile's shortcuts: under Tri::Columns every c(i, j) with j <= i equals the full
+// product (the rest is unspecified); under Tri::Reduction, with a's row i zero past column i, all
+// of c does. Square tiles of the kernel's sizes and partial ones (row blocks of 6 across them).
+TEST(Bf16PairGemm, DiagonalTileShortcutsKeepWhatTheMaskLeaves) {
+  for (int64_t n : {64, 37, 6, 1})
+    for (cpu::Tri tri : {cpu::Tri::Columns, cpu::Tri::Reduction}) {
+      const bool cols = tri == cpu::Tri::Columns;
+      SCOPED_TRACE(::testing::Message() << "n " << n << (cols ? " columns" : " reduction"));
+      // Columns: c (n x n) = a (n x 64) b (64 x n). Reduction: c (n x 32) = a (n x n, lower) b.
+      const int64_t k = cols ? 64 : (n + 1) / 2 * 2, nc = cols ? n : 32, kp = k / 2, lda = k, ldb = 64, ldc = 64;
+      auto a = to_bf16(randn(size_t(n * lda), 1, 24));
+      if (!cols)
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = i + 1; j < k; ++j) a[size_t(i * lda + j)] = 0;
+      auto b = to_bf16(randn(size_t(kp * ldb * 2), 1, 25));
+      for (int64_t p = 0; p < kp; ++p)
+        for (int64_t j = nc; j < ldb; ++j) b[size_t((p * ldb + j) * 2)] = b[size_t((p * ldb + j) * 2 + 1)] = 0;
+      auto* ap = reinterpret_cast<const cpu::Bf16*>(a.data());
+      auto* bp = reinterpret_cast<const cpu::Bf16*>(b.data());
+      for (bool acc : {false, true}) {
+        std::vector<float> full(size_t(n * ldc), 0.5f), tri_c(full);
+        cpu::gemm_bf16_pairs(n, nc, kp, ap, lda, bp, ldb, full.data(), ldc, acc);
+        cpu::gemm_bf16_pairs(n, nc, kp, ap, lda, bp, ldb, tri_c.data(), ldc, acc, tri);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < (cols ? i + 1 : nc); ++j)
+            ASSERT_EQ(tri_c[size_t(i * ldc + j)], full[size_t(i * ldc + j)]) << i << "," << j << " acc " << acc;
+      }
+    }
 }
 
 struct Case {

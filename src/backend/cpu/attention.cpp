@@ -59,7 +59,7 @@ struct F32Math {
       flash::softmax_tile(s, t, mx, l, corr, s);
       return s;
     }
-    void add_pv(const float* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
+    void add_pv(const float* p, int64_t, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
       gemm(false, false, rows, m.hd, cols, 1.f, p, kBk, vh + j0 * m.hd, m.hd, 1.f, acc, m.hd);
     }
     void key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {  // the block's rows accumulate

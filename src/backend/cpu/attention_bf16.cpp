@@ -3,12 +3,8 @@
 // from bf16 q, k, v, dO; the probabilities P and dS rounded to bf16 for P V, P^T dO, dS K and
 // dS^T Q. The softmax, its statistics (max, sum, lse, D) and the accumulators stay f32.
 //
-// The products run on one pair-packed kernel (gemm_bf16_pairs): AVX-512 BF16's vdpbf16ps adds
-// a[2p] b[2p] + a[2p+1] b[2p+1] into 16 f32 lanes, so the right-hand operand is packed with the
-// pairs of its reduction index adjacent for each output column (b[p][j][e] = B(2p + e, j)) and the
-// left-hand one is read as 32-bit pairs straight from its rows. A register tile of 6 rows x 64
-// columns (24 accumulators) streams the packed operand once per 6 rows.
-// Packing: the forward packs every head's K (for Q K^T) and V (for P V) per key block once,
+// The products run on one pair-packed kernel (pair_gemm.h), the packing is attention_pack.h's:
+// the forward packs every head's K (for Q K^T) and V (for P V) per key block once,
 // before its loop; the backward packs Q and dO per head (for dK and dV) and K, V per key block.
 #include <algorithm>
 #include <cstring>
@@ -16,14 +12,12 @@
 
 #include "backend/cpu/attention_bf16.h"
 #include "backend/cpu/attention_pack.h"
+#include "backend/cpu/pair_gemm.h"
 #include "backend/cpu/transpose.h"
 #include <fmt/format.h>
 
 #include "core/error.h"
 
-#ifdef __AVX512BF16__
-#include <immintrin.h>
-#endif
 
 namespace cs::cpu {
 
@@ -33,49 +27,12 @@ using flash::kBq;
 
 int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
-#ifdef __AVX512BF16__
-// c rows [0, MR) x vectors [0, NV) of 16 columns (the last one's lanes in `last`) (+)= a b.
-template <int MR, int NV>
-inline void micro(int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb, float* c, int64_t ldc,
-                  __mmask16 last, bool accumulate) {
-  __m512 r[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      r[i][v] = accumulate ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : __mmask16(0xFFFF), c + i * ldc + 16 * v)
-                           : _mm512_setzero_ps();
-  for (int64_t p = 0; p < kp; ++p) {
-    __m512bh bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + (p * ldb + 16 * v) * 2);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      int32_t pair;
-      std::memcpy(&pair, a + i * lda + 2 * p, sizeof pair);
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) r[i][v] = _mm512_dpbf16_ps(r[i][v], av, bv[v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      _mm512_mask_storeu_ps(c + i * ldc + 16 * v, v == NV - 1 ? last : __mmask16(0xFFFF), r[i][v]);
-}
+// On a diagonal tile (its queries and keys the same positions) the causal mask zeroes the upper
+// triangle: the products skip what it makes unnecessary (the scores past the diagonal, the
+// reduction over P's or dS's zeros). dV^T and dK^T reduce over the query rows per key column and
+// take no shortcut.
+Tri diagonal(int64_t i0, int64_t j0, Tri what) { return i0 == j0 ? what : Tri::None; }
 
-template <int MR>
-inline void micro_rows(int nv, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb, float* c,
-                       int64_t ldc, __mmask16 last, bool accumulate) {
-  switch (nv) {
-    case 4: return micro<MR, 4>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
-    case 3: return micro<MR, 3>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
-    case 2: return micro<MR, 2>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
-    default: return micro<MR, 1>(kp, a, lda, b, ldb, c, ldc, last, accumulate);
-  }
-}
-#endif
 
 // The bf16 tile math of the flash loops. The backward keeps dK and dV of the current key block
 // transposed (hd x kBk, f32) so that all three gradient products take their left operand as
@@ -136,14 +93,15 @@ struct Bf16Math {
     }
     void scores(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* s) const {
       const Bf16* b = backward ? knk.data() : kp + (j0 / kBk) * m.hd * kBk;
-      gemm_bf16_pairs(rows, cols, m.hd / 2, qh + i0 * m.hd, m.hd, b, kBk, s, kBk, false);
+      gemm_bf16_pairs(rows, cols, m.hd / 2, qh + i0 * m.hd, m.hd, b, kBk, s, kBk, false, diagonal(i0, j0, Tri::Columns));
     }
     const Bf16* softmax(float* s, const flash::TileArgs& t, float* mx, float* l, float* corr) const {
       flash::softmax_tile(s, t, mx, l, corr, a1.data());
       return a1.data();
     }
-    void add_pv(const Bf16* p, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
-      gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, p, kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd, true);
+    void add_pv(const Bf16* p, int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* acc) const {
+      gemm_bf16_pairs(rows, m.hd, (cols + 1) / 2, p, kBk, vp + (j0 / kBk) * kBk * m.hdn, m.hdn, acc, m.hd, true,
+                      diagonal(i0, j0, Tri::Reduction));
     }
     void key_block(int64_t j0, int64_t cols, float*, float*) const {
       pack_nk(kh + j0 * m.hd, m.hd, cols, m.hd, kBk, knk.data());
@@ -152,15 +110,17 @@ struct Bf16Math {
       std::fill(dkt.begin(), dkt.end(), 0.f);
       std::fill(dvt.begin(), dvt.end(), 0.f);
     }
-    void dp(int64_t i0, int64_t rows, int64_t, int64_t cols, float* d) const {
-      gemm_bf16_pairs(rows, cols, m.hd / 2, doh + i0 * m.hd, m.hd, vnk.data(), kBk, d, kBk, false);
+    void dp(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* d) const {
+      gemm_bf16_pairs(rows, cols, m.hd / 2, doh + i0 * m.hd, m.hd, vnk.data(), kBk, d, kBk, false,
+                      diagonal(i0, j0, Tri::Columns));
     }
     void grads(float* s, float* dp, const flash::TileArgs& t, const float* lse, const float* dvec, float* dq,
                float*, float*) const {
       const int64_t hd = m.hd, i0 = t.i0, rows = t.rows, cols = t.cols, rp = (rows + 1) / 2;
       flash::p_ds_tile(s, dp, t, lse, dvec, a1.data(), a2.data(), a3.data());  // P paired, dS, dS paired
       gemm_bf16_pairs(hd, cols, rp, dot.data() + i0, tpad, a1.data(), kBk, dvt.data(), kBk, true);  // dV^T += dO^T P
-      gemm_bf16_pairs(rows, hd, (cols + 1) / 2, a2.data(), kBk, kkn.data(), m.hdn, dq + i0 * hd, hd, true);  // dQ += dS K
+      gemm_bf16_pairs(rows, hd, (cols + 1) / 2, a2.data(), kBk, kkn.data(), m.hdn, dq + i0 * hd, hd, true,
+                      diagonal(i0, t.j0, Tri::Reduction));  // dQ += dS K
       gemm_bf16_pairs(hd, cols, rp, qt.data() + i0, tpad, a3.data(), kBk, dkt.data(), kBk, true);   // dK^T += Q^T dS
     }
     void end_key_block(int64_t j0, int64_t cols, float* dk, float* dv) const {  // every row of dk, dv
@@ -176,47 +136,6 @@ void check_head_dim(int64_t hd) {
                             "head dim, got {}. Hint: train this model without --bf16", hd));
 }
 }  // namespace
-
-void gemm_bf16_pairs_portable(int64_t m, int64_t n, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b,
-                              int64_t ldb, float* c, int64_t ldc, bool accumulate) {
-  for (int64_t i = 0; i < m; ++i) {
-    float* ci = c + i * ldc;
-    if (!accumulate) std::fill(ci, ci + n, 0.f);
-    for (int64_t p = 0; p < kp; ++p) {
-      const float a0 = load(a + i * lda + 2 * p), a1 = load(a + i * lda + 2 * p + 1);
-      const Bf16* bp = b + p * ldb * 2;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) ci[j] += a0 * load(bp + 2 * j) + a1 * load(bp + 2 * j + 1);
-    }
-  }
-}
-
-void gemm_bf16_pairs(int64_t m, int64_t n, int64_t kp, const Bf16* a, int64_t lda, const Bf16* b, int64_t ldb,
-                     float* c, int64_t ldc, bool accumulate) {
-#ifdef __AVX512BF16__
-  for (int64_t j = 0; j < n; j += 64) {
-    const int64_t w = std::min<int64_t>(64, n - j);
-    const int nv = int((w + 15) / 16);
-    const __mmask16 last = w % 16 ? __mmask16((1u << (w % 16)) - 1) : __mmask16(0xFFFF);
-    const Bf16* bj = b + j * 2;
-    float* cj = c + j;
-    int64_t i = 0;
-    for (; i + 6 <= m; i += 6) micro_rows<6>(nv, kp, a + i * lda, lda, bj, ldb, cj + i * ldc, ldc, last, accumulate);
-    const Bf16* ai = a + i * lda;
-    float* ci = cj + i * ldc;
-    switch (m - i) {
-      case 5: micro_rows<5>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
-      case 4: micro_rows<4>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
-      case 3: micro_rows<3>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
-      case 2: micro_rows<2>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
-      case 1: micro_rows<1>(nv, kp, ai, lda, bj, ldb, ci, ldc, last, accumulate); break;
-      default: break;
-    }
-  }
-#else
-  gemm_bf16_pairs_portable(m, n, kp, a, lda, b, ldb, c, ldc, accumulate);
-#endif
-}
 
 void attention_forward_bf16(const flash::Dims& dm, const Bf16* q, const Bf16* k, const Bf16* v, const float* slopes,
                             const int32_t* starts, Bf16* o, float* lse) {

@@ -23,7 +23,7 @@
 //   scores(i0, rows, j0, cols, s)                s = q k^T (unscaled)
 //   softmax(s, tile, m, l, corr) -> p            the online softmax's step; p: the tile's P in the
 //                                                form add_pv reads
-//   add_pv(p, rows, j0, cols, acc)               acc += P V
+//   add_pv(p, i0, rows, j0, cols, acc)           acc += P V
 //   key_block(j0, cols, dk, dv)                  backward: the next key block (its dK, dV rows are
 //                                                zeroed here or written whole by end_key_block)
 //   dp(i0, rows, j0, cols, dp)                   dp = dO V^T
@@ -91,7 +91,7 @@ void forward(const Dims& dm, const M& math, const float* slopes, const int32_t* 
               for (int64_t d = 0; d < hd; ++d) a[d] *= corr[r];
             }
           }
-          tm.add_pv(p, rows, j0, cols, acc.data());
+          tm.add_pv(p, i0, rows, j0, cols, acc.data());
         }
         for (int64_t r = 0; r < rows; ++r) {
           T* orow = o + (bh * t_len + i0 + r) * hd;
