@@ -156,6 +156,11 @@ int main(int argc, char** argv) {
   const char* iters_arg = att_only ? (argc > 2 ? argv[2] : "") : (argc > 1 ? argv[1] : "");
   const int iters = std::atoi(iters_arg) > 0 ? std::atoi(iters_arg) : 5;
   const std::string att_precision = att_only && argc > 3 ? argv[3] : "";
+  if (!att_precision.empty() && att_precision != "fp32" && att_precision != "bf16") {
+    std::fprintf(stderr, "model_bench: --attention-only [iters [fp32|bf16]]: unknown precision '%s'\n",
+                 att_precision.c_str());
+    return 2;
+  }
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures appear as they are measured
   const double peak = gemm_peak_gflops();
   std::printf("sgemm 2048^3 (OpenBLAS, OpenMP build): %.1f GFLOP/s  <- MFU denominator\n", peak);

@@ -9,6 +9,12 @@
 //    (f32 statistics of f32 scores) to f32 precision. Packed samples against the f32 kernel (which
 //    attention_packed_test checks against the reference). An odd head dim is refused in one line.
 #include "backend/cpu/attention_bf16.h"
+
+#include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "backend/cpu/ops.h"
 #include "backend_suite.h"
 #include "core/half.h"
@@ -182,11 +188,55 @@ TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
   }
 }
 
+// Work is split over (batch, head) pairs and query blocks, each done by one thread in a fixed order:
+// the same bits for any thread count, f32 and bf16, with packed samples (rows whose tiles are all
+// masked) and ALiBi. Each count runs after another's call has left its scratch dirty.
+TEST_P(Bf16Attention, SameBitsForOneTwoAndThreeThreads) {
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP";
+#else
+  const Case c = std::get<1>(GetParam());
+  const size_t n = size_t(c.b * c.h * c.t * c.hd);
+  const auto q16 = to_bf16(randn(n, 1.5, 61)), k16 = to_bf16(randn(n, 1.5, 62)), v16 = to_bf16(randn(n, 1, 63)),
+             dy16 = to_bf16(randn(n, 1, 64));
+  std::vector<int32_t> seg(size_t(c.b * c.t));
+  for (int64_t bi = 0; bi < c.b; ++bi)
+    for (int64_t t = 0; t < c.t; ++t) seg[size_t(bi * c.t + t)] = t < c.t / 2 ? 3 : t < c.t - 3 ? 4 : 3;
+  const auto sl = slopes_for(c.h, true);
+  const Shape s{c.b, c.h, c.t, c.hd};
+  Ctx& ctx = dev.ctx();
+  Tensor segt = dev.upload(seg, {c.b, c.t}), st = dev.upload(sl, {int64_t(sl.size())});
+  const int saved = omp_get_max_threads();
+  for (int bf16 = 0; bf16 < 2; ++bf16) {
+    auto up = [&](const std::vector<uint16_t>& x) {
+      return bf16 ? dev.upload(x, s, DType::BF16) : dev.upload(widened(x), s);
+    };
+    const DType io = bf16 ? DType::BF16 : DType::F32;
+    Tensor qt = up(q16), kt = up(k16), vt = up(v16), dyt = up(dy16), ot = dev.alloc(s, io), lt = dev.alloc({c.b, c.h, c.t});
+    Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
+    std::vector<std::vector<float>> first;
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      ctx.ops.attention_forward(ctx, qt, kt, vt, st, segt, ot, lt);
+      ctx.ops.attention_backward(ctx, qt, kt, vt, st, segt, ot, lt, dyt, dqt, dkt, dvt);
+      std::vector<float> o = bf16 ? test::to_f32(widened(dev.download<uint16_t>(ot))) : dev.download(ot);
+      std::vector<std::vector<float>> got = {o, dev.download(lt), dev.download(dqt), dev.download(dkt),
+                                             dev.download(dvt)};
+      if (first.empty()) first = got;
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_EQ(0, std::memcmp(got[i].data(), first[i].data(), got[i].size() * sizeof(float)))
+            << "output " << i << (bf16 ? " bf16" : " f32") << " at " << threads << " threads";
+    }
+  }
+  omp_set_num_threads(saved);
+#endif
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Attention,
                          ::testing::Combine(::testing::ValuesIn(test::test_backends()),
                                             ::testing::Values(Case{2, 3, 17, 8, false}, Case{1, 2, 65, 6, true},
                                                               Case{1, 2, 130, 16, true}, Case{2, 2, 200, 64, false},
-                                                              Case{1, 1, 64, 64, true})),
+                                                              Case{1, 1, 64, 64, true}, Case{1, 2, 130, 128, true})),
                          [](const ::testing::TestParamInfo<std::tuple<std::string, Case>>& info) {
                            const Case& c = std::get<1>(info.param);
                            return std::get<0>(info.param) + "_b" + std::to_string(c.b) + "_h" + std::to_string(c.h) +

@@ -80,6 +80,9 @@ TEST(AttentionTile, SoftmaxAgainstFloat64) {
           m[size_t(r)] = r % 5 == 0 ? -INFINITY : float(md[size_t(r)]);
           l[size_t(r)] = r % 5 == 0 ? 0.f : 1.5f + float(r) / 64;
         }
+        for (int64_t r = 0; r < kBq; ++r)  // what the mask hides or the tile lacks is never read
+          for (int64_t col = 0; col < kBk; ++col)
+            if (r >= c.rows || !visible(c, r, col)) s[size_t(r * kBk + col)] = NAN;
         const auto s0 = s, m0 = m, l0 = l;
         std::vector<float> pf(size_t(kBq * kBk), 7.f);
         std::vector<Bf16> pb(size_t(kBq * kBk), Bf16{0x4000});
@@ -124,7 +127,16 @@ TEST(AttentionTile, PAndDsAgainstFloat64) {
       TileArgs t{c.rows, c.cols, c.i0, c.j0, scale, c.slope, c.starts.empty() ? zeros.data() : c.starts.data()};
       const auto sd = test::randn(size_t(kBq * kBk), 3.0, 41), dpd = test::randn(size_t(kBq * kBk), 1.0, 42);
       const auto dd = test::randn(kBq, 1.0, 43);
-      const std::vector<float> s0(sd.begin(), sd.end()), dp0(dpd.begin(), dpd.end()), dvec(dd.begin(), dd.end());
+      std::vector<float> s0(sd.begin(), sd.end()), dp0(dpd.begin(), dpd.end());
+      const std::vector<float> dvec(dd.begin(), dd.end());
+      // What the mask hides or the tile lacks is never read: NaN there (the scores always; dP only
+      // for the vector path, whose products may leave the masked triangle of dP uncomputed).
+      for (int64_t r = 0; r < kBq; ++r)
+        for (int64_t col = 0; col < kBk; ++col)
+          if (r >= c.rows || !visible(c, r, col)) {
+            s0[size_t(r * kBk + col)] = NAN;
+            if (!portable || col >= c.cols) dp0[size_t(r * kBk + col)] = NAN;
+          }
       // lse: each row's log-sum-exp over its visible keys here plus an earlier part.
       std::vector<float> lse(kBq);
       for (int64_t r = 0; r < kBq; ++r) {
@@ -134,13 +146,15 @@ TEST(AttentionTile, PAndDsAgainstFloat64) {
         lse[size_t(r)] = float(std::log(z));
       }
       auto rel = [&](int64_t r, int64_t col) {
-        return exp_rel(magnitude(c, s0, scale, r, col) + std::abs(lse[size_t(r)]));
+        return r < c.rows && visible(c, r, col) ? exp_rel(magnitude(c, s0, scale, r, col) + std::abs(lse[size_t(r)])) : 0.0;
       };
       auto p_want = [&](int64_t r, int64_t col) {
         return r < c.rows && visible(c, r, col) ? std::exp(score(c, s0, scale, r, col) - lse[size_t(r)]) : 0.0;
       };
       auto ds_want = [&](int64_t r, int64_t col) {
-        return p_want(r, col) * (double(dp0[size_t(r * kBk + col)]) - dvec[size_t(r)]) * scale;
+        return r < c.rows && visible(c, r, col)
+                   ? p_want(r, col) * (double(dp0[size_t(r * kBk + col)]) - dvec[size_t(r)]) * scale
+                   : 0.0;
       };
       // f32, in place.
       auto s = s0, dp = dp0;
@@ -149,7 +163,7 @@ TEST(AttentionTile, PAndDsAgainstFloat64) {
       else
         cpu::flash::p_ds_tile(s.data(), dp.data(), t, lse.data(), dvec.data());
       for (int64_t r = 0; r < c.rows; ++r)
-        for (int64_t col = 0; col < c.cols; ++col) {
+        for (int64_t col = 0; col < kBk; ++col) {
           expect_near_rel(s[size_t(r * kBk + col)], p_want(r, col), rel(r, col), 1e-30, "P", r, col);
           expect_near_rel(dp[size_t(r * kBk + col)], ds_want(r, col), rel(r, col) + 1e-5, 1e-7, "dS", r, col);
         }
@@ -176,5 +190,44 @@ TEST(AttentionTile, PAndDsAgainstFloat64) {
     }
 }
 
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+// A broken run (a NaN or an overflowing score) must surface as NaN in l and P, in the vector path
+// as in its portable twin, so that the trainer's non-finite check skips the step: a clamp that
+// turned NaN into exp(-87) once made such a row a finite average of V.
+TEST(AttentionTile, NonFiniteScoresComeThroughAsNan) {
+  std::vector<int32_t> zeros(kBq, 0);
+  const TileArgs t{8, 64, 64, 0, 0.125f, 0.f, zeros.data()};  // off the diagonal: all 64 columns visible
+  for (bool portable : {false, true}) {
+    SCOPED_TRACE(portable ? "portable" : "vector");
+    std::vector<float> s(size_t(kBq * kBk), 0.5f), m(kBq, -INFINITY), l(kBq, 0.f), corr(kBq);
+    s[size_t(1 * kBk + 7)] = NAN;       // row 1: one NaN score
+    s[size_t(2 * kBk + 9)] = INFINITY;  // row 2: one score overflowed
+    std::vector<float> p(size_t(kBq * kBk));
+    if (portable)
+      cpu::flash::softmax_tile_portable(s.data(), t, m.data(), l.data(), corr.data(), p.data());
+    else
+      cpu::flash::softmax_tile(s.data(), t, m.data(), l.data(), corr.data(), p.data());
+    EXPECT_TRUE(std::isfinite(l[0]));
+    EXPECT_TRUE(std::isnan(l[1]));
+    EXPECT_TRUE(std::isnan(l[2]));
+    EXPECT_TRUE(std::isnan(p[size_t(1 * kBk + 7)]));
+    EXPECT_TRUE(std::isnan(p[size_t(2 * kBk + 9)]));
+    // The backward: a NaN score or lse gives NaN in P and dS.
+    std::vector<float> sb(size_t(kBq * kBk), 0.5f), dp(size_t(kBq * kBk), 0.25f), lse(kBq, 4.f), dvec(kBq, 0.1f);
+    sb[size_t(1 * kBk + 3)] = NAN;
+    lse[2] = NAN;
+    if (portable)
+      cpu::flash::p_ds_tile_portable(sb.data(), dp.data(), t, lse.data(), dvec.data());
+    else
+      cpu::flash::p_ds_tile(sb.data(), dp.data(), t, lse.data(), dvec.data());
+    EXPECT_TRUE(std::isfinite(sb[0]) && std::isfinite(dp[0]));
+    EXPECT_TRUE(std::isnan(sb[size_t(1 * kBk + 3)]) && std::isnan(dp[size_t(1 * kBk + 3)]));
+    EXPECT_TRUE(std::isnan(sb[size_t(2 * kBk + 5)]) && std::isnan(dp[size_t(2 * kBk + 5)]));
+  }
+}
 }  // namespace
 }  // namespace cs

@@ -44,8 +44,10 @@
 
 namespace cs::cpu::flash {
 
-// kBq, kBk: attention_tile.h. Equal and aligned: every tile a query block visits holds at least one key at or before each of
-// its queries, so no row of a tile is all masked (its running max would be -inf).
+// kBq, kBk: attention_tile.h. Equal and aligned: without packed samples every tile a query block
+// visits holds at least one key at or before each of its queries (with them, a row may see none:
+// the softmax keeps its max at -inf, see above); and a tile is on the diagonal exactly when
+// i0 == j0, which the bf16 products use to skip the masked triangle.
 static_assert(kBq == kBk);
 
 struct Dims {

@@ -5,20 +5,12 @@
 #include <cstring>
 
 #include "backend/cpu/transpose.h"
+#include "core/error.h"
 
 namespace cs::cpu {
 
 namespace {
 constexpr Bf16 kZero{0};
-
-// Two adjacent bf16 values moved as one 32-bit element (accessed through memcpy and intrinsics
-// only).
-struct Bf16Pair {
-  Bf16 v[2];
-};
-static_assert(sizeof(Bf16Pair) == 4);
-const Bf16Pair* pairs(const Bf16* p) { return reinterpret_cast<const Bf16Pair*>(p); }
-Bf16Pair* pairs(Bf16* p) { return reinterpret_cast<Bf16Pair*>(p); }
 }  // namespace
 
 void pack_nk_portable(const Bf16* src, int64_t lds, int64_t n, int64_t k, int64_t ldb, Bf16* dst) {
@@ -33,8 +25,8 @@ void pack_nk_portable(const Bf16* src, int64_t lds, int64_t n, int64_t k, int64_
 }
 
 void pack_nk(const Bf16* src, int64_t lds, int64_t n, int64_t k, int64_t ldb, Bf16* dst) {
-  // As 32-bit pairs: dst (k/2 x ldb) = src (n x k/2)^T.
-  transpose32(pairs(src), lds / 2, n, k / 2, pairs(dst), ldb);
+  // As 32-bit pairs (a row's elements 2p, 2p + 1): dst (k/2 x ldb) = src (n x k/2)^T.
+  transpose32(src, lds / 2, n, k / 2, dst, ldb);
   for (int64_t p = 0; p < k / 2; ++p) std::fill(dst + (p * ldb + n) * 2, dst + (p + 1) * ldb * 2, kZero);
 }
 
@@ -52,6 +44,7 @@ void pack_kn_portable(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_
 }
 
 void pack_kn(const Bf16* src, int64_t lds, int64_t k, int64_t n, int64_t ldb, Bf16* dst) {
+  CS_DCHECK(ldb % 16 == 0 && ldb >= n) << ldb << " " << n;  // whole 16-column vectors are stored
 #ifdef __AVX512BW__
   // 32 columns of rows 2p and 2p + 1 interleaved by two 16-bit permutes: out[2j + e] = row e [j].
   alignas(64) static const uint16_t lo_idx[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,

@@ -80,7 +80,9 @@ constexpr int kVecs = int(kBk / 16);
 // fast_exp (fast_exp.h) on 16 lanes: the same steps.
 inline __m512 exp16(__m512 x) {
   const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.7f), magic = _mm512_set1_ps(12582912.f);
-  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+  // max/min return their second operand when one is NaN: x second, so NaN (a broken run) comes
+  // through as in fast_exp instead of being clamped into a tiny probability.
+  const __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
   const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic), magic);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -192,6 +194,8 @@ void p_ds_tile_portable(float* s, float* dp, const TileArgs& t, const float* lse
       sr[c] = fast_exp(sr[c] - li);
       dpr[c] = sr[c] * (dpr[c] - di) * t.scale;
     }
+    std::fill(sr + t.cols, sr + kBk, 0.f);
+    std::fill(dpr + t.cols, dpr + kBk, 0.f);
   }
 }
 void p_ds_tile_portable(float* s, float* dp, const TileArgs& t, const float* lse, const float* dvec,

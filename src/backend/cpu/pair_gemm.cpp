@@ -6,7 +6,10 @@
 #include <cstring>
 
 #ifdef __AVX512BF16__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics: see attention_tile.cpp
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #endif
 
 namespace cs::cpu {

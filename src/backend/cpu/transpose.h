@@ -47,28 +47,30 @@ inline void transpose16(__m512i r[16]) {
 }
 #endif
 
-// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 32-bit elements (any type of that
-// size, moved as raw bits: memcpy and vector loads, never an access of another type), strides in
-// elements.
-template <typename E>
-void transpose32(const E* src, int64_t lds, int64_t rows, int64_t cols, E* dst, int64_t ldd) {
-  static_assert(sizeof(E) == 4);
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols, of 32-bit elements (f32, or bf16
+// pairs) moved as raw bits through byte addresses (memcpy and vector loads: no element is read as
+// another type); strides in 4-byte elements.
+inline void transpose32(const void* src_v, int64_t lds, int64_t rows, int64_t cols, void* dst_v, int64_t ldd) {
+  const char* src = static_cast<const char*>(src_v);
+  char* dst = static_cast<char*>(dst_v);
+  auto s_at = [&](int64_t i, int64_t j) { return src + (i * lds + j) * 4; };
+  auto d_at = [&](int64_t j, int64_t i) { return dst + (j * ldd + i) * 4; };
   int64_t i0 = 0;
 #ifdef __AVX512F__
   for (; i0 + 16 <= rows; i0 += 16) {
     int64_t j0 = 0;
     for (; j0 + 16 <= cols; j0 += 16) {
       __m512i r[16];
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + (i0 + i) * lds + j0);
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(s_at(i0 + i, j0));
       transpose16(r);
-      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(dst + (j0 + j) * ldd + i0, r[j]);
+      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(d_at(j0 + j, i0), r[j]);
     }
     for (int64_t i = i0; i < i0 + 16; ++i)
-      for (int64_t j = j0; j < cols; ++j) std::memcpy(dst + j * ldd + i, src + i * lds + j, 4);
+      for (int64_t j = j0; j < cols; ++j) std::memcpy(d_at(j, i), s_at(i, j), 4);
   }
 #endif
   for (int64_t i = i0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) std::memcpy(dst + j * ldd + i, src + i * lds + j, 4);
+    for (int64_t j = 0; j < cols; ++j) std::memcpy(d_at(j, i), s_at(i, j), 4);
 }
 
 }  // namespace cs::cpu
