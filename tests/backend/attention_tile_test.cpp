@@ -129,14 +129,11 @@ TEST(AttentionTile, PAndDsAgainstFloat64) {
       const auto dd = test::randn(kBq, 1.0, 43);
       std::vector<float> s0(sd.begin(), sd.end()), dp0(dpd.begin(), dpd.end());
       const std::vector<float> dvec(dd.begin(), dd.end());
-      // What the mask hides or the tile lacks is never read: NaN there (the scores always; dP only
-      // for the vector path, whose products may leave the masked triangle of dP uncomputed).
+      // What the mask hides or the tile lacks is never read: NaN there (a product may leave the
+      // masked triangle of dP uncomputed).
       for (int64_t r = 0; r < kBq; ++r)
         for (int64_t col = 0; col < kBk; ++col)
-          if (r >= c.rows || !visible(c, r, col)) {
-            s0[size_t(r * kBk + col)] = NAN;
-            if (!portable || col >= c.cols) dp0[size_t(r * kBk + col)] = NAN;
-          }
+          if (r >= c.rows || !visible(c, r, col)) s0[size_t(r * kBk + col)] = dp0[size_t(r * kBk + col)] = NAN;
       // lse: each row's log-sum-exp over its visible keys here plus an earlier part.
       std::vector<float> lse(kBq);
       for (int64_t r = 0; r < kBq; ++r) {

@@ -189,10 +189,13 @@ void p_ds_tile_portable(float* s, float* dp, const TileArgs& t, const float* lse
   for (int64_t r = 0; r < t.rows; ++r) {
     float *sr = s + r * kBk, *dpr = dp + r * kBk;
     const float li = lse[r], di = dvec[r];
+    // A masked score (-inf) gives P = dS = 0 whatever dP holds there: a product may leave the
+    // masked triangle of dP uncomputed (pair_gemm.h's Tri), as the vector path's masked load does.
 #pragma omp simd
     for (int64_t c = 0; c < t.cols; ++c) {
+      const bool masked = sr[c] == -INFINITY;
       sr[c] = fast_exp(sr[c] - li);
-      dpr[c] = sr[c] * (dpr[c] - di) * t.scale;
+      dpr[c] = masked ? 0.f : sr[c] * (dpr[c] - di) * t.scale;
     }
     std::fill(sr + t.cols, sr + kBk, 0.f);
     std::fill(dpr + t.cols, dpr + kBk, 0.f);
