@@ -153,6 +153,24 @@ TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
   EXPECT_TRUE(all_close(dev.download(dvt), rv, scaled(rv, 2e-2), 2e-2, "bf16 dv", 0.9999));
 }
 
+// Forward and backward on q, k, v, dout (bf16 values), as bf16 or as their f32 widening, with the
+// given segment ids and slopes: o (widened), lse, dq, dk, dv.
+std::vector<std::vector<float>> run_attention(test::OnDevice& dev, const Shape& s, bool bf16,
+                                              const std::vector<std::vector<uint16_t>>& qkvd, const Tensor& slopes,
+                                              const Tensor& segments) {
+  Ctx& ctx = dev.ctx();
+  auto up = [&](const std::vector<uint16_t>& x) {
+    return bf16 ? dev.upload(x, s, DType::BF16) : dev.upload(widened(x), s);
+  };
+  const DType io = bf16 ? DType::BF16 : DType::F32;
+  Tensor qt = up(qkvd[0]), kt = up(qkvd[1]), vt = up(qkvd[2]), dyt = up(qkvd[3]), ot = dev.alloc(s, io);
+  Tensor lt = dev.alloc({s[0], s[1], s[2]}), dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
+  ctx.ops.attention_forward(ctx, qt, kt, vt, slopes, segments, ot, lt);
+  ctx.ops.attention_backward(ctx, qt, kt, vt, slopes, segments, ot, lt, dyt, dqt, dkt, dvt);
+  std::vector<float> o = bf16 ? test::to_f32(widened(dev.download<uint16_t>(ot))) : dev.download(ot);
+  return {o, dev.download(lt), dev.download(dqt), dev.download(dkt), dev.download(dvt)};
+}
+
 // Packed samples (segment ids): the bf16 kernel against the f32 one on the same rounded inputs.
 TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
   const Case c = std::get<1>(GetParam());
@@ -165,21 +183,9 @@ TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
       seg[size_t(bi * c.t + t)] = t < 1 ? 0 : t < 1 + c.t / 3 ? 1 : t < c.t - 5 ? 0 : 2;
   const auto sl = slopes_for(c.h, c.alibi);
   const Shape s{c.b, c.h, c.t, c.hd};
-  Ctx& ctx = dev.ctx();
   Tensor segt = dev.upload(seg, {c.b, c.t}), st = dev.upload(sl, {int64_t(sl.size())});
   std::vector<std::vector<float>> outs[2];
-  for (int bf16 = 0; bf16 < 2; ++bf16) {
-    auto up = [&](const std::vector<uint16_t>& x) {
-      return bf16 ? dev.upload(x, s, DType::BF16) : dev.upload(widened(x), s);
-    };
-    const DType io = bf16 ? DType::BF16 : DType::F32;
-    Tensor qt = up(q16), kt = up(k16), vt = up(v16), dyt = up(dy16), ot = dev.alloc(s, io), lt = dev.alloc({c.b, c.h, c.t});
-    Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
-    ctx.ops.attention_forward(ctx, qt, kt, vt, st, segt, ot, lt);
-    ctx.ops.attention_backward(ctx, qt, kt, vt, st, segt, ot, lt, dyt, dqt, dkt, dvt);
-    std::vector<float> o = bf16 ? test::to_f32(widened(dev.download<uint16_t>(ot))) : dev.download(ot);
-    outs[bf16] = {o, dev.download(lt), dev.download(dqt), dev.download(dkt), dev.download(dvt)};
-  }
+  for (int bf16 = 0; bf16 < 2; ++bf16) outs[bf16] = run_attention(dev, s, bf16, {q16, k16, v16, dy16}, st, segt);
   const char* names[] = {"o", "lse", "dq", "dk", "dv"};
   for (size_t i = 0; i < 5; ++i) {
     const std::vector<double> want(outs[0][i].begin(), outs[0][i].end());
@@ -204,24 +210,13 @@ TEST_P(Bf16Attention, SameBitsForOneTwoAndThreeThreads) {
     for (int64_t t = 0; t < c.t; ++t) seg[size_t(bi * c.t + t)] = t < c.t / 2 ? 3 : t < c.t - 3 ? 4 : 3;
   const auto sl = slopes_for(c.h, true);
   const Shape s{c.b, c.h, c.t, c.hd};
-  Ctx& ctx = dev.ctx();
   Tensor segt = dev.upload(seg, {c.b, c.t}), st = dev.upload(sl, {int64_t(sl.size())});
   const int saved = omp_get_max_threads();
   for (int bf16 = 0; bf16 < 2; ++bf16) {
-    auto up = [&](const std::vector<uint16_t>& x) {
-      return bf16 ? dev.upload(x, s, DType::BF16) : dev.upload(widened(x), s);
-    };
-    const DType io = bf16 ? DType::BF16 : DType::F32;
-    Tensor qt = up(q16), kt = up(k16), vt = up(v16), dyt = up(dy16), ot = dev.alloc(s, io), lt = dev.alloc({c.b, c.h, c.t});
-    Tensor dqt = dev.alloc(s), dkt = dev.alloc(s), dvt = dev.alloc(s);
     std::vector<std::vector<float>> first;
     for (int threads : {1, 2, 3}) {
       omp_set_num_threads(threads);
-      ctx.ops.attention_forward(ctx, qt, kt, vt, st, segt, ot, lt);
-      ctx.ops.attention_backward(ctx, qt, kt, vt, st, segt, ot, lt, dyt, dqt, dkt, dvt);
-      std::vector<float> o = bf16 ? test::to_f32(widened(dev.download<uint16_t>(ot))) : dev.download(ot);
-      std::vector<std::vector<float>> got = {o, dev.download(lt), dev.download(dqt), dev.download(dkt),
-                                             dev.download(dvt)};
+      const auto got = run_attention(dev, s, bf16, {q16, k16, v16, dy16}, st, segt);
       if (first.empty()) first = got;
       for (size_t i = 0; i < got.size(); ++i)
         EXPECT_EQ(0, std::memcmp(got[i].data(), first[i].data(), got[i].size() * sizeof(float)))

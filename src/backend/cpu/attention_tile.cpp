@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cpu/fast_exp.h"
 
@@ -209,24 +210,33 @@ void p_ds_tile_portable(float* s, float* dp, const TileArgs& t, const float* lse
   tile_to_bf16_row_pairs(dp, t.rows, t.cols, ds_pairs);
 }
 
-void softmax_tile(float* s, const TileArgs& t, float* m, float* l, float* corr, float* p) {
-#ifdef __AVX512F__
-  softmax_vec(s, t, m, l, corr, [&](int64_t r, const __m512* e) {
-    for (int v = 0; v < kVecs; ++v) store_row(p + r * kBk + 16 * v, e[v]);
-  });
-#else
-  softmax_portable(s, t, m, l, corr, p);
-#endif
-}
-
-void softmax_tile(float* s, const TileArgs& t, float* m, float* l, float* corr, Bf16* p) {
+namespace {
+// Whether this build stores P of element type P from vector registers: f32 with AVX-512, bf16 with
+// its BF16 conversions.
 #ifdef __AVX512BF16__
-  softmax_vec(s, t, m, l, corr, [&](int64_t r, const __m512* e) {
-    for (int v = 0; v < kVecs; ++v) store_row(p + r * kBk + 16 * v, e[v]);
-  });
+constexpr bool kVecBf16 = true;
 #else
-  softmax_portable(s, t, m, l, corr, p);
+constexpr bool kVecBf16 = false;
 #endif
+template <typename P>
+void softmax_into(float* s, const TileArgs& t, float* m, float* l, float* corr, P* p) {
+#ifdef __AVX512F__
+  if constexpr (std::is_same_v<P, float> || kVecBf16) {
+    softmax_vec(s, t, m, l, corr, [&](int64_t r, const __m512* e) {
+      for (int v = 0; v < kVecs; ++v) store_row(p + r * kBk + 16 * v, e[v]);
+    });
+    return;
+  }
+#endif
+  softmax_portable(s, t, m, l, corr, p);
+}
+}  // namespace
+
+void softmax_tile(float* s, const TileArgs& t, float* m, float* l, float* corr, float* p) {
+  softmax_into(s, t, m, l, corr, p);
+}
+void softmax_tile(float* s, const TileArgs& t, float* m, float* l, float* corr, Bf16* p) {
+  softmax_into(s, t, m, l, corr, p);
 }
 
 void p_ds_tile(float* s, float* dp, const TileArgs& t, const float* lse, const float* dvec) {
