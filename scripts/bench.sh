@@ -8,7 +8,7 @@
 #    medium" adds hidden 1024, 8 layers, seq 1024, micro-batch 2);
 #  - the peer: PyTorch 2.x from PyPI in a virtual environment (tools/bench/setup_peer.sh), with
 #    scaled_dot_product_attention, F.cross_entropy and fused AdamW, in fp32 and bf16 autocast,
-#    same shapes, same threads; the ratios are printed. Without the venv, Debian's torch (1.13) is
+#    same shapes, same threads; the ratios are printed (ROUNDS=N: N rounds, alternating, medians). Without the venv, Debian's torch (1.13) is
 #    used when present: a weaker peer, named as such.
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for these commands only (they pin old OpenBLAS
 # builds to the Haswell kernel, which halves sgemm on this CPU); tests keep them.
@@ -60,6 +60,23 @@ if "$PY" -c "import torch" 2>/dev/null && [ -f tools/reference/bench_torch.py ];
         "${shape[@]}" $p | sed "s/^{/{\"size\": \"$size\", /" | tee -a "$out"
     done
   done
+  # ROUNDS=N (N > 1): N more rounds of the training steps, ours and the peer's alternating for each
+  # size and precision, so that a load that comes and goes on a shared machine falls on both sides:
+  # the summary gives the median of the per-round ratios and their range.
+  for ((round = 2; round <= ${ROUNDS:-1}; ++round)); do
+    echo "== round $round of ${ROUNDS}: ours and the peer's training steps, alternating"
+    for size in $SIZES; do
+      shape=()
+      [[ $size == medium ]] && shape=(--hidden 1024 --heads 16 --ffn 2752 --seq 1024 --batch 2)
+      for prec in fp32 bf16; do
+        peak=$PEAK; flag=""
+        [[ $prec == bf16 ]] && peak=$PEAK16 && flag=--bf16
+        run "$BUILD/bench/train_bench" "$ITERS" "$peak" "$prec" "$size" | grep '^{' | sed "s/^{/{\"round\": $round, /" | tee -a "$out"
+        run "$PY" tools/reference/bench_torch.py --train --position rope --threads "$THREADS" --iters "$ITERS" \
+          "${shape[@]}" $flag | sed "s/^{/{\"round\": $round, \"size\": \"$size\", /" | tee -a "$out"
+      done
+    done
+  done
 else
   echo "== PyTorch not installed: tools/bench/setup_peer.sh installs the peer (PyTorch 2.x from PyPI)"
 fi
@@ -71,6 +88,16 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 before, after, idle = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 def key(r):
     return (r.get("bench", "model"), r.get("position", "rope"), r.get("precision", "fp32"), r.get("size", "small"))
+# ROUNDS=N: the median of the per-round ratios of the training steps.
+by_round = {}
+for r in rows:  # the main run's training steps are round 1
+    if key(r)[0] == "train" and "tokens_per_s" in r:
+        by_round.setdefault((key(r)[2:], r.get("round", 1)), {})[r.get("impl")] = r["tokens_per_s"]
+rounds = {}
+for (k, n), sides in sorted(by_round.items()):
+    if "chuanspeed" in sides and "pytorch" in sides:
+        rounds.setdefault(k, []).append(sides["chuanspeed"] / sides["pytorch"])
+rows = [r for r in rows if "round" not in r]
 ours = {key(r): r for r in rows if r.get("impl") == "chuanspeed" and "tokens_per_s" in r}
 def mib(r):
     return f"{r['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in r else "n/a"
@@ -96,6 +123,13 @@ for size, (o, r) in best.items():
     if o and r:
         print(f"ratio best / best, training step ({size}): chuanspeed {o['precision']} {o['tokens_per_s']:.0f} vs "
               f"pytorch {r['precision']} {r['tokens_per_s']:.0f} tokens/s: {o['tokens_per_s'] / r['tokens_per_s']:.2f}x")
+for (prec, size), rs in sorted(rounds.items()):
+    if len(rs) < 2:
+        continue
+    rs = sorted(rs)
+    med = rs[len(rs) // 2] if len(rs) % 2 else (rs[len(rs) // 2 - 1] + rs[len(rs) // 2]) / 2
+    print(f"ratio over {len(rs)} alternating rounds, training step {prec} ({size}): median {med:.2f}x "
+          f"(range {rs[0]:.2f}x .. {rs[-1]:.2f}x)")
 low = min(before, after)
 if low < 0.8 * idle:
     print(f"== BUSY MACHINE: sgemm {before:.0f} / {after:.0f} GFLOP/s against ~{idle:.0f} idle: another process "
