@@ -8,8 +8,8 @@
 #    medium" adds hidden 1024, 8 layers, seq 1024, micro-batch 2);
 #  - the peer: PyTorch 2.x from PyPI in a virtual environment (tools/bench/setup_peer.sh), with
 #    scaled_dot_product_attention, F.cross_entropy and fused AdamW, in fp32 and bf16 autocast,
-#    same shapes, same threads; the ratios are printed (ROUNDS=N: N rounds, alternating, medians). Without the venv, Debian's torch (1.13) is
-#    used when present: a weaker peer, named as such.
+#    same shapes, same threads; the ratios are printed (ROUNDS=N: N rounds, alternating, medians).
+#    Without the venv, Debian's torch (1.13) is used when present: a weaker peer, named as such.
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for these commands only (they pin old OpenBLAS
 # builds to the Haswell kernel, which halves sgemm on this CPU); tests keep them.
 set -euo pipefail
@@ -60,7 +60,7 @@ if "$PY" -c "import torch" 2>/dev/null && [ -f tools/reference/bench_torch.py ];
         "${shape[@]}" $p | sed "s/^{/{\"size\": \"$size\", /" | tee -a "$out"
     done
   done
-  # ROUNDS=N (N > 1): N more rounds of the training steps, ours and the peer's alternating for each
+  # ROUNDS=N (N > 1): rounds 2 .. N of the training steps, ours and the peer's alternating for each
   # size and precision, so that a load that comes and goes on a shared machine falls on both sides:
   # the summary gives the median of the per-round ratios and their range.
   for ((round = 2; round <= ${ROUNDS:-1}; ++round)); do
