@@ -9,7 +9,8 @@
 
 #ifdef __AVX512F__
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics: see attention_tile.cpp
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's intrinsics: see attention_tile.cpp
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif
