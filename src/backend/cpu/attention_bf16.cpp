@@ -6,18 +6,17 @@
 // The products run on one pair-packed kernel (pair_gemm.h), the packing is attention_pack.h's:
 // the forward packs every head's K (for Q K^T) and V (for P V) per key block once,
 // before its loop; the backward packs Q and dO per head (for dK and dV) and K, V per key block.
+#include "backend/cpu/attention_bf16.h"
+
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
-#include "backend/cpu/attention_bf16.h"
 #include "backend/cpu/attention_pack.h"
 #include "backend/cpu/pair_gemm.h"
 #include "backend/cpu/transpose.h"
-#include <fmt/format.h>
-
 #include "core/error.h"
-
 
 namespace cs::cpu {
 

@@ -2,7 +2,6 @@
 #include "backend/cpu/attention_pack.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "backend/cpu/transpose.h"
 #include "core/error.h"
