@@ -124,29 +124,21 @@ inline void check_ptr(const void* p, unsigned ldm, int esz, bool col_extent_rows
   if (c < emu::g_smem_lo || last > emu::g_smem_hi) emu::bad_range++;
   (void)col_extent_rows;
 }
-template <class T>
-void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
+// x[r * 16 + c] = p[r * rs + c * cs]: a 16 x 16 operand read with the layout's strides.
+template <class F, class T>
+void load16(F& f, const T* p, unsigned rs, unsigned cs) {
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = ld(p + r * rs + c * cs);
+}
+template <class Use, class T>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
   check_ptr(p, ldm, 2, false);
-  for (int m = 0; m < 16; ++m)
-    for (int k = 0; k < 16; ++k) f.x[m * 16 + k] = ld(p + m * ldm + k);
+  load16(f, p, ldm, 1);
 }
-template <class T>
-void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
+template <class Use, class T>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
   check_ptr(p, ldm, 2, true);
-  for (int m = 0; m < 16; ++m)
-    for (int k = 0; k < 16; ++k) f.x[m * 16 + k] = ld(p + m + k * ldm);
-}
-template <class T>
-void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major>& f, const T* p, unsigned ldm) {
-  check_ptr(p, ldm, 2, false);
-  for (int k = 0; k < 16; ++k)
-    for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = ld(p + k * ldm + n);
-}
-template <class T>
-void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major>& f, const T* p, unsigned ldm) {
-  check_ptr(p, ldm, 2, true);
-  for (int k = 0; k < 16; ++k)
-    for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = ld(p + k + n * ldm);
+  load16(f, p, 1, ldm);
 }
 // An accumulator fragment: lane L owns the elements e = L (mod 32), as store_matrix_sync writes them;
 // the lanes' parts are exchanged through emulator-private memory.

@@ -9,16 +9,7 @@
 
 #include "backend/cpu/fast_exp.h"
 
-#ifdef __AVX512F__
-// GCC 12's AVX-512 headers fill the unused source of unmasked intrinsics with a self-initialised
-// "undefined" vector, which -W(maybe-)uninitialized reports wherever they are inlined: a false
-// positive (the value is never read), silenced for this header's text.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "backend/cpu/intrinsics.h"
 
 namespace cs::cpu::flash {
 

@@ -5,13 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#ifdef __AVX512BF16__
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's intrinsics: see attention_tile.cpp
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "backend/cpu/intrinsics.h"
 
 namespace cs::cpu {
 

@@ -7,13 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#ifdef __AVX512F__
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's intrinsics: see attention_tile.cpp
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "backend/cpu/intrinsics.h"
 
 namespace cs::cpu {
 
