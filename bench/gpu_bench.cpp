@@ -1,7 +1,9 @@
 // The GPU training benchmark of bench/gpu_check.sh: full training steps (forward, backward,
 // AdamW on fp32 master weights) of a Baichuan-shaped model on one device, random tokens, timed
 // with the device synchronised; prints model TFLOP/s by Megatron's formula (model/flops.h),
-// tokens/s and the device memory the run allocated, as one JSON line and a table row.
+// tokens/s and the device memory the run allocated, as one JSON line and a table row. With
+// --profile N, N more steps run with every op timed (the device synchronised around each op) and
+// a second JSON line gives their time by op family (bench/op_profile.h).
 //   gpu_bench --device cuda --hidden 4096 --heads 32 --ffn 11008 --vocab 64000 --layers 4
 //             --seq 4096 --micro-batch 1 --precision bf16 --position rope --iters 10
 #include <CLI/CLI.hpp>
@@ -16,53 +18,17 @@
 #include "core/timer.h"
 #include "model/flops.h"
 #include "model/model.h"
+#include "op_profile.h"
 #include "optim/adamw.h"
 
 namespace cs {
 namespace {
 
-// The backend with its allocations counted (peak bytes held), forwarding everything else.
-class CountingBackend final : public Backend {
- public:
-  explicit CountingBackend(std::unique_ptr<Backend> b) : b_(std::move(b)) {}
-  const char* name() const override { return b_->name(); }
-  Device device() const override { return b_->device(); }
-  bool is_host() const override { return b_->is_host(); }
-  const Ops& ops() const override { return b_->ops(); }
-  std::unique_ptr<Ctx> make_context() override { return b_->make_context(); }
-  void* allocate(size_t bytes) override {
-    void* p = b_->allocate(bytes);
-    sizes_.push_back({p, bytes});
-    held_ += bytes;
-    peak_ = std::max(peak_, held_);
-    return p;
-  }
-  void deallocate(void* p) noexcept override {
-    for (auto& s : sizes_)
-      if (s.first == p && p) {
-        held_ -= s.second;
-        s.first = nullptr;
-        break;
-      }
-    b_->deallocate(p);
-  }
-  void upload(Ctx& c, const void* h, const Tensor& t) override { b_->upload(c, h, t); }
-  void download(Ctx& c, const Tensor& t, void* h) override { b_->download(c, t, h); }
-  void copy(Ctx& c, const Tensor& s, const Tensor& d) override { b_->copy(c, s, d); }
-  void zero(Ctx& c, const Tensor& t) override { b_->zero(c, t); }
-  void synchronize(Ctx& c) override { b_->synchronize(c); }
-  size_t peak() const { return peak_; }
-
- private:
-  std::unique_ptr<Backend> b_;
-  std::vector<std::pair<void*, size_t>> sizes_;
-  size_t held_ = 0, peak_ = 0;
-};
-
 int run(int argc, char** argv) {
   CLI::App app{"chuanspeed GPU training benchmark"};
   std::string device = "cuda", precision = "bf16", position = "rope", label = "chuanspeed";
   int64_t hidden = 4096, heads = 32, ffn = 11008, vocab = 64000, layers = 4, seq = 4096, mb = 1, iters = 10;
+  int64_t profile_steps = 0;
   bool recompute = false;
   app.add_option("--device", device);
   app.add_option("--hidden", hidden);
@@ -77,17 +43,25 @@ int run(int argc, char** argv) {
   app.add_option("--position", position)->check(CLI::IsMember({"rope", "alibi"}));
   app.add_option("--label", label, "the name printed with the figures");
   app.add_flag("--recompute", recompute, "--recompute-granularity full");
+  app.add_option("--profile", profile_steps, "steps after the timed ones with every op timed, by family");
   CLI11_PARSE(app, argc, argv);
   // A zero size or no timed step: one usage line.
   for (auto [name, v] : {std::pair{"--hidden", hidden}, {"--heads", heads}, {"--ffn", ffn}, {"--vocab", vocab},
                          {"--layers", layers}, {"--seq", seq}, {"--micro-batch", mb}, {"--iters", iters}})
-    if (v < 1) {
+    if (v < 1) {  // --profile may be 0 (it is not in this list)
       fmt::print(stderr, "gpu_bench: {} {}: expected a positive number\n", name, v);
       return 2;
     }
 
-  CountingBackend backend(make_backend(device));
-  auto ctx = backend.make_context();
+  if (profile_steps < 0) {
+    fmt::print(stderr, "gpu_bench: --profile {}: expected 0 or more steps\n", profile_steps);
+    return 2;
+  }
+
+  bench::CountingBackend backend(make_backend(device));
+  auto owner = backend.make_context();  // the stream, handle and workspace
+  const Ops ops = bench::profiled_ops(backend.ops());  // times nothing until enabled
+  auto ctx = bench::profiled_context(backend, *owner, ops);
   ModelConfig c = model_preset("tiny");
   c.hidden_size = hidden, c.num_heads = heads, c.ffn_hidden_size = ffn, c.vocab_size = vocab;
   c.num_layers = layers, c.max_seq_length = seq, c.recompute = recompute;
@@ -104,9 +78,7 @@ int run(int argc, char** argv) {
     tokens[i] = int32_t(rng() % uint32_t(vocab));
     targets[i] = int32_t(rng() % uint32_t(vocab));
   }
-  std::vector<double> secs;
-  double loss = 0;
-  for (int64_t it = 0; it <= iters; ++it) {
+  auto step = [&] {
     backend.synchronize(*ctx);
     Timer t;
     model.zero_grad();
@@ -114,7 +86,13 @@ int run(int argc, char** argv) {
     model.backward();
     opt.step(model.params(), 1e-5);
     backend.synchronize(*ctx);
-    if (it > 0) secs.push_back(t.seconds());
+    return t.seconds();
+  };
+  std::vector<double> secs;
+  double loss = 0;
+  for (int64_t it = 0; it <= iters; ++it) {
+    const double s = step();
+    if (it > 0) secs.push_back(s);
     if (it == iters) loss = model.mean_loss();
   }
   std::sort(secs.begin(), secs.end());
@@ -124,6 +102,13 @@ int run(int argc, char** argv) {
              "\"layers\": {}, \"seq\": {}, \"micro_batch\": {}, \"step_s\": {:.4f}, \"tokens_per_s\": {:.0f}, "
              "\"model_tflops\": {:.1f}, \"peak_mib\": {}, \"loss\": {:.4f}}}\n",
              label, precision, position, hidden, layers, seq, mb, med, tok, tflops, backend.peak() >> 20, loss);
+  if (profile_steps > 0) {
+    bench::op_profile().enabled = true;
+    double total = 0;
+    for (int64_t it = 0; it < profile_steps; ++it) total += step();
+    bench::print_profile_json(stdout, label.c_str(), int(profile_steps), total);
+    bench::print_profile(stderr, int(profile_steps), total);
+  }
   return 0;
 }
 

@@ -10,7 +10,8 @@
 #      fp32: mean <= 1e-2) through chuanspeed compare;
 #   3. the benchmark: Baichuan-7B-shaped (RoPE) and Baichuan-13B-shaped (ALiBi) models truncated to
 #      a few layers, bf16, ChuanSpeed and PyTorch (SDPA, fused AdamW, bf16 autocast; eager and
-#      torch.compile) on the same GPU;
+#      torch.compile) on the same GPU, and two more steps of ours with every op timed: the step's
+#      time by op family (GEMM, attention, elementwise, cross entropy, optimizer);
 #   4. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in,
 #      so that the default run stays within a device call's minutes).
 # gpu-bundle.tar.xz (what a device call can carry) is unpacked first when gpu-bundle/ is absent.
@@ -101,7 +102,8 @@ if [[ -z ${SKIP_BENCH:-} ]]; then
   for sh in "${SHAPES[@]}"; do
     set -- $sh; name=$1; pos=$2; shift 2
     timeout 180 $B/bin/gpu_bench --device cuda "$@" --layers "$LAYERS" --seq 4096 --micro-batch 1 --precision bf16 \
-      --position "$pos" --iters 5 --label "chuanspeed-$name" 2>&1 | tee -a "$J" "$S"
+      --position "$pos" --iters 5 --profile 2 --label "chuanspeed-$name" 2> "$RESULTS/bench-$name.err" | tee -a "$J" "$S"
+    cat "$RESULTS/bench-$name.err" >> "$S"  # the profile table (its JSON line went with the figures) or an error
     if [[ -z ${SKIP_PEER:-} ]]; then
       args=$(echo "$@" | sed 's/--micro-batch/--batch/')
       for comp in "" "--compile"; do
