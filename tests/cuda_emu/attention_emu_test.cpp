@@ -10,15 +10,20 @@
 
 #include "cuda_emu/cuda_emulation.h"
 #include "backend/cuda/attention_kernels.cuh"
+#include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
 
 namespace {
 using cs::cuda::FlashArgs;
 namespace tc = cs::cuda::tc;
 namespace portable = cs::cuda::portable;
+namespace fa2 = cs::cuda::fa2;
 
-// Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128) or the portable ones.
-enum class Kernels { kTensorCore, kPortable };
+// Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128: the forward on
+// mma.sync with registers (kMma) or on wmma (kTensorCore), the backward on wmma), or the portable ones.
+enum class Kernels { kTensorCore, kMma, kPortable };
+
+std::atomic<long> g_left_in_flight{0};  // cp.async copies a thread issued and never waited for
 
 // Runs fn over grid (gx, gy) blocks of nthreads threads with smem_bytes of fresh (NaN-filled) shared memory.
 void launch(unsigned gx, unsigned gy, int nthreads, size_t smem_bytes, const std::function<void()>& fn) {
@@ -48,6 +53,7 @@ void launch(unsigned gx, unsigned gy, int nthreads, size_t smem_bytes, const std
           blockIdx.x = x;
           blockIdx.y = y;
           fn();
+          g_left_in_flight += long(cs::cuda::ptx::pending_copies());
         }
     });
   for (auto& x : th) x.join();
@@ -103,9 +109,13 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
   FlashArgs<T> b = a;
   b.o = nullptr;
   b.dout = dout.data();
-  if constexpr (kKernels == Kernels::kTensorCore) {
+  if constexpr (kKernels != Kernels::kPortable) {
     const unsigned gx = unsigned(B * H), gy = unsigned((t + tc::kB - 1) / tc::kB);
-    launch(gx, gy, tc::kTcThreads, tc::forward_smem<HD>(), [&] { tc::tc_forward_kernel<T, HD>(a); });
+    if constexpr (kKernels == Kernels::kMma)
+      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::forward_smem<HD>(),
+             [&] { fa2::fa2_forward_kernel<T, HD>(a); });
+    else
+      launch(gx, gy, tc::kTcThreads, tc::forward_smem<HD>(), [&] { tc::tc_forward_kernel<T, HD>(a); });
     for (int64_t r = 0; r < int64_t(B) * H * t; ++r) {  // as attention_delta_kernel
       float s = 0.f;
       for (int d = 0; d < HD; ++d) s += ld(&o[r * HD + d]) * ld(&dout[r * HD + d]);
@@ -214,7 +224,8 @@ void expect_close(const Errors& e) {
   EXPECT_LT(e.dk, tol);
   EXPECT_LT(e.dv, tol);
   EXPECT_EQ(emu::bad_align.load(), 0) << "a wmma pointer or ldm without the alignment wmma requires";
-  EXPECT_EQ(emu::bad_range.load(), 0) << "a wmma access outside the block's shared memory";
+  EXPECT_EQ(emu::bad_range.load(), 0) << "a wmma, ldmatrix or cp.async access outside the block's shared memory";
+  EXPECT_EQ(g_left_in_flight.load(), 0) << "cp.async copies never waited for";
 }
 
 TEST(TensorCoreAttentionEmulated, HeadDims32And64AroundTheTiles) {
@@ -232,6 +243,21 @@ TEST(TensorCoreAttentionEmulated, HeadDim128) {
     SCOPED_TRACE("T " + std::to_string(t));
     expect_close<bf16>(run_case<bf16, 128>(1, 2, t, true, 2, 5 + t, 1.f));
     expect_close<f16>(run_case<f16, 128>(1, 1, t, false, 0, 6 + t, 3.f));
+  }
+}
+
+// The register-resident forward (attention_mma_kernels.cuh) with the wmma backward.
+TEST(MmaAttentionEmulated, ForwardAroundTheTilesAllHeadDims) {
+  for (int64_t t : {1, 15, 64, 65, 130, 200}) {
+    SCOPED_TRACE("T " + std::to_string(t));
+    expect_close<bf16>(run_case<bf16, 32, Kernels::kMma>(2, 2, t, true, 2, 41 + t, 1.f));
+    expect_close<f16>(run_case<f16, 64, Kernels::kMma>(1, 2, t, false, 1, 42 + t, 2.f));
+    expect_close<bf16>(run_case<bf16, 64, Kernels::kMma>(1, 2, t, true, 0, 43 + t, 2.f));
+  }
+  for (int64_t t : {17, 129}) {
+    SCOPED_TRACE("T " + std::to_string(t));
+    expect_close<bf16>(run_case<bf16, 128, Kernels::kMma>(1, 2, t, true, 2, 45 + t, 1.f));
+    expect_close<f16>(run_case<f16, 128, Kernels::kMma>(1, 1, t, false, 0, 46 + t, 3.f));
   }
 }
 

@@ -40,10 +40,19 @@ namespace emu {
 thread_local unsigned char* tl_smem;
 unsigned char* g_smem_lo;
 unsigned char* g_smem_hi;
+// A warp's exchange area for the warp-collective instructions (mma_emulation.h): each lane's
+// registers or address, read by every lane between two warp barriers.
+struct WarpStage {
+  uint32_t a[32][4];
+  uint32_t b[32][2];
+  float c[32][4];
+  const void* p[32];
+};
 struct Block {
   std::barrier<>* bar;
   std::barrier<>* wbar[32];
   float shfl[32][32];
+  WarpStage ws[32];
 };
 thread_local Block* tl_block;
 std::atomic<long> bad_align{0}, bad_range{0};
@@ -179,3 +188,4 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const A& a, const B& 
 }
 }  // namespace nvcuda::wmma
 
+#include "cuda_emu/mma_emulation.h"

@@ -1,21 +1,26 @@
 // Flash attention on tensor cores: bf16 / f16 q, k, v with head dim 32, 64 or 128 (Baichuan's is
-// 128), every tile product through nvcuda::wmma 16x16x16 fragments with f32 accumulation (mma.sync
-// on sm_80 and sm_90). The same loops and masks as the portable kernels (attention.cu), the same
-// results up to rounding: P and dS (scaled) are rounded to the storage dtype before their
-// products, as FlashAttention does (the CPU's bf16 kernel rounds the same two; it sums f32 P where
-// this sums the rounded P, a difference of order 2^-9).
+// 128), with f32 accumulation. Two forwards:
+//  - the register-resident one (attention_mma_kernels.cuh, FlashAttention-2's design: mma.sync
+//    m16n8k16 with known fragment layouts, so scores, P and the output stay in registers; K and V
+//    double-buffered through cp.async), taken by default when q, k and v are 16-byte aligned;
+//  - the wmma one (attention_tc_kernels.cuh: nvcuda::wmma 16x16x16, whose fragment layout is
+//    unspecified, so the softmax and the output's rescaling go through shared memory), taken
+//    otherwise or with CS_CUDA_ATTENTION=wmma.
+// The backward is the wmma one. The same loops and masks as the portable kernels (attention.cu),
+// the same results up to rounding: P and dS (scaled) are rounded to the storage dtype before
+// their products, as FlashAttention does (the CPU's bf16 kernel rounds the same two; it sums f32 P
+// where these sum the rounded P, a difference of order 2^-9).
 //
-// Tiles of 64 queries x 64 keys, 4 warps of 16 rows. The softmax, its statistics, masks and the
-// rescaling of the output run on f32 copies in shared memory (a wmma fragment's element-to-row map
-// is unspecified, so rows are only touched in memory). Forward: O kept in shared memory, rescaled
-// per row, P V accumulated into it. Backward, deterministic without atomics as the portable one:
-// per key tile, dV += P^T dO and dK += dS^T Q in fragments held across the query tiles; per query
-// tile, dQ += dS K in fragments across the key tiles.
+// wmma tiles: 64 queries x 64 keys, 4 warps of 16 rows. Backward, deterministic without atomics
+// as the portable one: per key tile, dV += P^T dO and dK += dS^T Q in fragments held across the
+// query tiles; per query tile, dQ += dS K in fragments across the key tiles.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
+#include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_tc.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
 
@@ -38,14 +43,28 @@ template <typename K>
 void set_smem(K kernel, size_t bytes, const char* op) {
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), op);
 }
+
+// CS_CUDA_ATTENTION: unset (the default choice), "wmma" or "portable".
+const std::string& attention_choice() {
+  static const std::string v = [] {
+    const char* e = std::getenv("CS_CUDA_ATTENTION");
+    return std::string(e ? e : "");
+  }();
+  return v;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The register-resident forward copies rows in 16-byte pieces: every head's rows must start on 16 bytes.
+template <typename T>
+bool mma_forward(const FlashArgs<T>& a) {
+  return attention_choice() != "wmma" && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) &&
+         a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
+}
 }  // namespace
 
 bool tensor_core_attention(DType dtype, int64_t hd) {
-  static const bool off = [] {
-    const char* v = std::getenv("CS_CUDA_ATTENTION");
-    return v && std::string(v) == "portable";
-  }();
-  if (off || (dtype != DType::BF16 && dtype != DType::F16)) return false;
+  if (attention_choice() == "portable" || (dtype != DType::BF16 && dtype != DType::F16)) return false;
   // The largest block of the three kernels must fit the GPU's shared memory per block (head dim
   // 128 needs 110 KB: A100 and H100 have it, sm_86 / sm_89 GPUs do not and take the portable path).
   static const int optin = [] {
@@ -57,7 +76,7 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
   size_t need = 0;
   if (!with_tc_head_dim(int(hd), [&](auto h) {
         constexpr int HD = decltype(h)::value;
-        need = std::max({forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>()});
+        need = std::max({forward_smem<HD>(), fa2::forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>()});
       }))
     return false;
   return need <= size_t(optin);
@@ -65,6 +84,17 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
 
 template <typename T>
 void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
+  if (mma_forward(a)) {
+    const dim3 grid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));
+    const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
+      constexpr int HD = decltype(hd)::value;
+      set_smem(fa2::fa2_forward_kernel<T, HD>, fa2::forward_smem<HD>(), "attention_forward (shared memory)");
+      fa2::fa2_forward_kernel<T, HD><<<grid, fa2::kFa2Threads, fa2::forward_smem<HD>(), stream(c)>>>(a);
+    });
+    CS_CHECK(ok) << "head dim " << a.hd;
+    check_launch("attention_forward (tensor cores, mma)");
+    return;
+  }
   const dim3 grid(unsigned(bh), unsigned((a.tq + kB - 1) / kB));
   const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
     constexpr int HD = decltype(hd)::value;

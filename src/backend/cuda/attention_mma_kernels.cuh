@@ -1,0 +1,179 @@
+// The register-resident flash-attention forward (FlashAttention-2's kernel design): bf16 / f16 q,
+// k, v, head dim 32, 64 or 128, on mma.sync m16n8k16 with the fragment layouts of mma_sync.cuh.
+// A block takes 64 queries (4 warps of 16 rows) and walks the key tiles of 64; each warp keeps
+// its Q fragments, its scores, its P and its output accumulators in registers (the D layout of
+// two 8-column products is the A layout of the next product, so P goes from the softmax into P V
+// without shared memory), and only K and V pass through shared memory: copied with cp.async into
+// two buffers, the next tile's copy in flight while this one is used. Per row the online softmax
+// (max, rescale, sum of the rounded P) runs on the 4 lanes that hold it (two shuffles).
+// The masks, the ALiBi bias, the rounding of P and lse are those of the other kernels
+// (attention_tc_kernels.cuh): the same results up to the order of the sums.
+// In a header so that tests/cuda_emu/ runs its text on the CPU against a float64 reference.
+#pragma once
+#ifndef CS_CUDA_EMULATION
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/mma_sync.cuh"
+#endif
+#include "backend/cuda/attention_args.cuh"
+
+#ifndef CS_TC_SHARED
+#define CS_TC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
+
+namespace cs::cuda::fa2 {
+
+constexpr int kBr = 64;  // queries per block, 16 per warp
+constexpr int kBc = 64;  // keys per tile
+constexpr int kWarps = 4;
+constexpr int kFa2Threads = kWarps * 32;
+
+// Shared-memory rows are padded by 16 bytes: the 8 rows an ldmatrix reads then fall on distinct banks.
+template <int HD>
+__host__ __device__ constexpr int ld_s() { return HD + 8; }
+// Q, and two buffers each of K and V.
+template <int HD>
+__host__ __device__ constexpr size_t forward_smem() { return size_t(5) * kBr * ld_s<HD>() * 2; }
+
+// Rows [r0, r0 + 64) of a (rows, HD) matrix into dst (row stride ld_s) through cp.async; rows
+// past `rows` are zeroed with plain stores. Every thread of the block takes part.
+template <typename T, int HD>
+__device__ __forceinline__ void load_tile_async(T* dst, const T* src, int64_t r0, int64_t rows) {
+  constexpr int kChunks = HD / 8;  // 16 bytes each
+  for (int e = threadIdx.x; e < kBr * kChunks; e += blockDim.x) {
+    const int r = e / kChunks, c = e % kChunks;
+    T* d = dst + r * ld_s<HD>() + c * 8;
+    if (r0 + r < rows) {
+      ptx::cp_async16(d, src + (r0 + r) * HD + c * 8);
+    } else {
+      uint32_t* z = reinterpret_cast<uint32_t*>(d);
+      z[0] = z[1] = z[2] = z[3] = 0u;
+    }
+  }
+}
+
+__device__ __forceinline__ bool fa2_visible(int64_t i, int64_t pos, int64_t j, int64_t tk, const int32_t* runs) {
+  return j < tk && j <= pos && (!runs || runs[j] == runs[i]);
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a) {
+  CS_TC_SHARED(smem);
+  constexpr int LD = ld_s<HD>(), KS = HD / 16, ND = HD / 8;
+  T* sQ = reinterpret_cast<T*>(smem);
+  T* sK = sQ + kBr * LD;       // 2 buffers
+  T* sV = sK + 2 * kBc * LD;   // 2 buffers
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr;
+  const T* kh = a.k + bh * a.kv_head_stride;
+  const T* vh = a.v + bh * a.kv_head_stride;
+  const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
+  const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
+  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + kBr));  // keys any row of the block sees
+  const int n_tiles = int((k_end + kBc - 1) / kBc);
+  load_tile_async<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  if (n_tiles > 0) {
+    load_tile_async<T, HD>(sK, kh, 0, a.tk);
+    load_tile_async<T, HD>(sV, vh, 0, a.tk);
+  }
+  ptx::cp_async_commit();
+
+  const int64_t w0 = q0 + warp * 16;                               // the warp's first row
+  const int64_t warp_last = a.q_pos0 + min(a.tq - 1, w0 + 15);     // its last row's position
+  int64_t row[2], pos[2];
+  for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
+  uint32_t qf[KS][4];
+  float o[ND][4];
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int it = 0; it < n_tiles; ++it) {
+    const int64_t k0 = int64_t(it) * kBc;
+    const int buf = it & 1;
+    if (it + 1 < n_tiles) {  // the next tile into the other buffer (freed by the last barrier)
+      load_tile_async<T, HD>(sK + (buf ^ 1) * kBc * LD, kh, k0 + kBc, a.tk);
+      load_tile_async<T, HD>(sV + (buf ^ 1) * kBc * LD, vh, k0 + kBc, a.tk);
+    }
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();  // everything but the newest group: Q and this tile have landed
+    __syncthreads();
+    if (it == 0)
+      for (int kk = 0; kk < KS; ++kk) ptx::ldsm_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+    if (k0 <= warp_last && w0 < a.tq) {  // (warp-uniform) some row of the warp sees a key of the tile
+      const T* sk = sK + buf * kBc * LD;
+      const T* sv = sV + buf * kBc * LD;
+      // S = Q K^T: 8 blocks of 8 keys; an ldmatrix gives the B fragments of two blocks.
+      float s[8][4];
+      for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      for (int kk = 0; kk < KS; ++kk)
+        for (int n2 = 0; n2 < 4; ++n2) {
+          uint32_t r[4];
+          ptx::ldsm_x4(r, sk + (n2 * 16 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+          ptx::mma16816<T>(s[2 * n2], qf[kk], r[0], r[1]);
+          ptx::mma16816<T>(s[2 * n2 + 1], qf[kk], r[2], r[3]);
+        }
+      // Scale, bias and masks; the rows' new maxima (a row's 64 scores are on 4 lanes).
+      float mx[2] = {-INFINITY, -INFINITY};
+      for (int n = 0; n < 8; ++n)
+        for (int e = 0; e < 4; ++e) {
+          const int h = e >> 1;
+          const int64_t j = k0 + n * 8 + 2 * t4 + (e & 1);
+          float v = -INFINITY;
+          if (row[h] < a.tq && fa2_visible(row[h], pos[h], j, a.tk, runs))
+            v = s[n][e] * a.scale + slope * float(j - pos[h]);
+          s[n][e] = v;
+          mx[h] = fmaxf(mx[h], v);
+        }
+      float corr[2];
+      for (int h = 0; h < 2; ++h) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        const float m_new = fmaxf(m[h], mx[h]);
+        corr[h] = m_new == -INFINITY ? 1.f : __expf(m[h] - m_new);
+        m[h] = m_new;
+        l[h] *= corr[h];
+      }
+      for (int n = 0; n < ND; ++n)
+        for (int e = 0; e < 4; ++e) o[n][e] *= corr[e >> 1];
+      // P, rounded to T (l sums what P V multiplies), packed as the A fragments of 4 16-key steps.
+      uint32_t pa[4][4];
+      for (int n = 0; n < 8; ++n) {
+        float p[4];
+        for (int e = 0; e < 4; ++e) {
+          const float x = s[n][e] == -INFINITY ? 0.f : __expf(s[n][e] - m[e >> 1]);
+          T pt;
+          st(&pt, x);
+          p[e] = ld(&pt);
+          l[e >> 1] += p[e];
+        }
+        pa[n >> 1][(n & 1) * 2] = ptx::pack2<T>(p[0], p[1]);      // row g
+        pa[n >> 1][(n & 1) * 2 + 1] = ptx::pack2<T>(p[2], p[3]);  // row g + 8
+      }
+      // O += P V: V's B fragments through ldmatrix.trans, two 8-dim blocks per load.
+      for (int kk = 0; kk < 4; ++kk)
+        for (int d2 = 0; d2 < ND / 2; ++d2) {
+          uint32_t r[4];
+          ptx::ldsm_x4_t(r, sv + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + d2 * 16 + (lane >> 4) * 8);
+          ptx::mma16816<T>(o[2 * d2], pa[kk], r[0], r[1]);
+          ptx::mma16816<T>(o[2 * d2 + 1], pa[kk], r[2], r[3]);
+        }
+    }
+    __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
+  }
+  ptx::cp_async_wait<0>();  // nothing left in flight at exit (the last commit was empty)
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  for (int h = 0; h < 2; ++h) {
+    if (row[h] >= a.tq) continue;
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    T* out = a.o + bh * a.q_head_stride + row[h] * HD;
+    for (int n = 0; n < ND; ++n) {
+      st(out + n * 8 + 2 * t4, o[n][2 * h] * inv);
+      st(out + n * 8 + 2 * t4 + 1, o[n][2 * h + 1] * inv);
+    }
+    if (a.lse && t4 == 0) a.lse[bh * a.tq + row[h]] = m[h] + logf(l[h]);
+  }
+}
+
+}  // namespace cs::cuda::fa2
