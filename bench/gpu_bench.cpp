@@ -1,5 +1,6 @@
-// The GPU training benchmark of bench/gpu_check.sh: full training steps (forward, backward,
-// AdamW on fp32 master weights) of a Baichuan-shaped model on one device, random tokens, timed
+// The GPU training benchmark of bench/gpu_check.sh: full training steps (forward, backward, the
+// global gradient norm and clipping at 1.0, AdamW on fp32 master weights: what a Megatron
+// iteration does, and what the PyTorch peer's step does) of a Baichuan-shaped model on one device, random tokens, timed
 // with the device synchronised; prints model TFLOP/s by Megatron's formula (model/flops.h),
 // tokens/s and the device memory the run allocated, as one JSON line and a table row. With
 // --profile N, N more steps run with every op timed (the device synchronised around each op) and
@@ -10,16 +11,19 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <random>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/device_buffer.h"
 #include "core/timer.h"
 #include "model/flops.h"
 #include "model/model.h"
 #include "op_profile.h"
 #include "optim/adamw.h"
+#include "optim/grad_clip.h"
 
 namespace cs {
 namespace {
@@ -78,12 +82,18 @@ int run(int argc, char** argv) {
     tokens[i] = int32_t(rng() % uint32_t(vocab));
     targets[i] = int32_t(rng() % uint32_t(vocab));
   }
+  DeviceBuffer sq_buf(backend, sizeof(double));
+  const Tensor sq = sq_buf.tensor({1}, DType::F64);
   auto step = [&] {
     backend.synchronize(*ctx);
     Timer t;
     model.zero_grad();
     model.forward(tokens.data(), targets.data(), mb, seq);
     model.backward();
+    grad_sq_norm(*ctx, model.params().flat_grads(), tp, sq);
+    double sq_host = 0;
+    backend.download(*ctx, sq, &sq_host);  // the trainer reads the norm once a step, as here
+    clip_grads(*ctx, model.params().flat_grads(), std::sqrt(sq_host), 1.0);
     opt.step(model.params(), 1e-5);
     backend.synchronize(*ctx);
     return t.seconds();

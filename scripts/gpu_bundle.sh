@@ -14,6 +14,11 @@ grep -q "CS_WITH_CUDA:BOOL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null ||
 cmake --build "$BUILD" -j "$(nproc)" --target chuanspeed gpu_bench backend_ops_test backend_attention_test \
   backend_attention_bf16_test backend_attention_packed_test backend_bf16_ops_test backend_reduce_cast_test \
   backend_memory_test backend_arg_check_test cuda_model_parity_test >/dev/null
+# A hash of the contents of src/, tests/ and bench/ as they travel: tracked and untracked files
+# that git does not ignore (gpu_check.sh has the same function over the files it finds).
+source_hash() {
+  git ls-files --cached --others --exclude-standard -- src tests bench | LC_ALL=C sort | xargs sha1sum | sha1sum | cut -c1-16
+}
 OUT=gpu-bundle
 rm -rf "$OUT"; mkdir -p "$OUT/bin" "$OUT/tests" "$OUT/lib"
 cp "$BUILD/chuanspeed" "$BUILD/bench/gpu_bench" "$OUT/bin/"
@@ -28,6 +33,11 @@ for f in "$OUT"/bin/* "$OUT"/tests/*; do ldd "$f"; done | awk '/=> \//{print $3}
   esac
 done
 strip "$OUT"/bin/* "$OUT"/tests/*
+# The sources this bundle was built from (what a device call carries of src/, tests/ and bench/),
+# which gpu_check.sh recomputes there: a bundle older than the checkout it runs beside is refused.
+source_hash > "$OUT/STAMP"
 # One xz archive to carry (a device call takes at most 64 MiB of files): bench/gpu_check.sh unpacks it.
-tar cJf gpu-bundle.tar.xz "$OUT"
+# xz -9: its 64 MiB window spans several binaries, whose CUDA kernels (the same fatbin, linked
+# into each) then compress to one copy: 26 MB where the default level gave 60.
+tar cf - "$OUT" | xz -9 -T2 > gpu-bundle.tar.xz
 echo "[gpu_bundle] $(du -sh "$OUT" | cut -f1) in $OUT/, $(du -sh gpu-bundle.tar.xz | cut -f1) in gpu-bundle.tar.xz"

@@ -140,10 +140,15 @@ int cuda_device_count() {
 }
 
 std::unique_ptr<Backend> make_cuda_backend() {
-  const int n = cuda_device_count();
-  if (n == 0)
-    throw Error("--device cuda: no CUDA device is visible to this process (cudaGetDeviceCount found none). "
-                "Hint: check nvidia-smi and CUDA_VISIBLE_DEVICES, or use --device cpu");
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    // The runtime's reason tells a missing GPU from a driver too old for this CUDA, or none at all.
+    throw Error(cuda::str("--device cuda: no CUDA device is visible to this process (cudaGetDeviceCount: ",
+                          e == cudaSuccess ? "no device" : cudaGetErrorString(e),
+                          "). Hint: check nvidia-smi and CUDA_VISIBLE_DEVICES, or use --device cpu"));
+  }
   return std::make_unique<cuda::CudaBackend>(cuda::local_rank() % n);
 }
 
