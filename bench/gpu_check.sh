@@ -6,14 +6,14 @@
 #      resolved, one tiny training step on the GPU;
 #   1. the cuda-labelled tests: every op's cuda instance against the float64 references, and the
 #      whole model on the GPU against the CPU backend (fp32, bf16, fp16); the attention tests again
-#      with the wmma forward and with the portable kernels; a test skipped while a GPU is visible
+#      with the wmma kernels and with the portable ones; a test skipped while a GPU is visible
 #      is a failure;
 #   2. 200 training steps of the demo model on the CPU and on the GPU from the same weights and
 #      data (fp32 both: mean relative loss difference <= 1e-4, max <= 1e-3; GPU bf16 against CPU
 #      fp32: mean <= 1e-2) through chuanspeed compare;
 #   3. the benchmark: Baichuan-7B-shaped (RoPE) and Baichuan-13B-shaped (ALiBi) models truncated to
 #      a few layers, bf16, ChuanSpeed (its step's time by op family too; the 7B shape again with
-#      the wmma attention forward) and PyTorch (SDPA, fused AdamW, bf16 autocast; eager, and
+#      the wmma attention kernels) and PyTorch (SDPA, fused AdamW, bf16 autocast; eager, and
 #      torch.compile on the 7B shape: COMPILE_13B=1 adds it on the 13B one) on the same GPU;
 #   4. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in).
 # The whole run keeps to BUDGET_S seconds (default 530, inside one 600-second device call): each
@@ -104,7 +104,7 @@ test_run() {
   echo "{\"check\": \"tests\", \"binary\": \"$name\", \"env\": \"$*\", \"rc\": $rc, \"passed\": ${passed:-0}, \"skipped\": ${skipped:-0}, \"failed\": $failed}" >> "$J"
 }
 for t in $B/tests/*_test; do test_run "$WORK/logs/$(basename "$t").log" "$t"; done
-# The attention tests with the wmma forward, and on the portable kernels (bf16 / f16 with head
+# The attention tests with the wmma kernels, and on the portable ones (bf16 / f16 with head
 # dim 32, 64, 128 run on tensor cores by default, the forward on mma.sync).
 for mode in wmma portable; do
   for t in backend_attention_test backend_attention_bf16_test backend_attention_packed_test; do

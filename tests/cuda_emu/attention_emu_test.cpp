@@ -10,6 +10,7 @@
 
 #include "cuda_emu/cuda_emulation.h"
 #include "backend/cuda/attention_kernels.cuh"
+#include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
 
@@ -19,8 +20,8 @@ namespace tc = cs::cuda::tc;
 namespace portable = cs::cuda::portable;
 namespace fa2 = cs::cuda::fa2;
 
-// Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128: the forward on
-// mma.sync with registers (kMma) or on wmma (kTensorCore), the backward on wmma), or the portable ones.
+// Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128), register-resident on
+// mma.sync (kMma) or on wmma (kTensorCore), or the portable ones.
 enum class Kernels { kTensorCore, kMma, kPortable };
 
 std::atomic<long> g_left_in_flight{0};  // cp.async copies a thread issued and never waited for
@@ -121,9 +122,15 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
       for (int d = 0; d < HD; ++d) s += ld(&o[r * HD + d]) * ld(&dout[r * HD + d]);
       delta[r] = s;
     }
-    launch(gx, gy, tc::kTcThreads, tc::dkdv_smem<HD>(),
-           [&] { tc::tc_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
-    launch(gx, gy, tc::kTcThreads, tc::dq_smem<HD>(), [&] { tc::tc_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
+    if constexpr (kKernels == Kernels::kMma) {
+      launch(gx, gy, fa2::kFa2Threads, fa2::dkdv_smem<HD>(),
+             [&] { fa2::fa2_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
+      launch(gx, gy, fa2::kFa2Threads, fa2::dq_smem<HD>(), [&] { fa2::fa2_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
+    } else {
+      launch(gx, gy, tc::kTcThreads, tc::dkdv_smem<HD>(),
+             [&] { tc::tc_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
+      launch(gx, gy, tc::kTcThreads, tc::dq_smem<HD>(), [&] { tc::tc_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
+    }
   } else {
     using cs::cuda::kTile;
     using cs::cuda::kThreads;
@@ -246,8 +253,8 @@ TEST(TensorCoreAttentionEmulated, HeadDim128) {
   }
 }
 
-// The register-resident forward (attention_mma_kernels.cuh) with the wmma backward.
-TEST(MmaAttentionEmulated, ForwardAroundTheTilesAllHeadDims) {
+// The register-resident kernels (attention_mma_kernels.cuh, attention_mma_backward.cuh).
+TEST(MmaAttentionEmulated, AroundTheTilesAllHeadDims) {
   for (int64_t t : {1, 15, 64, 65, 130, 200}) {
     SCOPED_TRACE("T " + std::to_string(t));
     expect_close<bf16>(run_case<bf16, 32, Kernels::kMma>(2, 2, t, true, 2, 41 + t, 1.f));
@@ -259,6 +266,8 @@ TEST(MmaAttentionEmulated, ForwardAroundTheTilesAllHeadDims) {
     expect_close<bf16>(run_case<bf16, 128, Kernels::kMma>(1, 2, t, true, 2, 45 + t, 1.f));
     expect_close<f16>(run_case<f16, 128, Kernels::kMma>(1, 1, t, false, 0, 46 + t, 3.f));
   }
+  // f16's range: dS scaled before it is rounded (as the wmma kernels).
+  expect_close<f16>(run_case<f16, 128, Kernels::kMma>(1, 1, 64, false, 0, 47, 1.f, 4.f, 4000.f));
 }
 
 // f16's range: gradients near its largest value stay finite because dS is scaled before it is

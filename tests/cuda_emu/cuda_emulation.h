@@ -41,7 +41,9 @@ thread_local unsigned char* tl_smem;
 unsigned char* g_smem_lo;
 unsigned char* g_smem_hi;
 // A warp's exchange area for the warp-collective instructions (mma_emulation.h): each lane's
-// registers or address, read by every lane between two warp barriers.
+// registers or address, written, then read by every lane after a warp barrier. A warp alternates
+// between two: a lane writes one again only after the barrier of the next exchange, which no lane
+// passes before every lane has finished reading this one.
 struct WarpStage {
   uint32_t a[32][4];
   uint32_t b[32][2];
@@ -52,7 +54,7 @@ struct Block {
   std::barrier<>* bar;
   std::barrier<>* wbar[32];
   float shfl[32][32];
-  WarpStage ws[32];
+  WarpStage ws[32][2];  // two per warp, used in turn: one barrier per exchange suffices
 };
 thread_local Block* tl_block;
 std::atomic<long> bad_align{0}, bad_range{0};

@@ -30,8 +30,14 @@ template <typename T>
 uint32_t pack2(float lo, float hi) {
   return uint32_t(bits16(T(lo))) | (uint32_t(bits16(T(hi))) << 16);
 }
+template <typename T>
+float unpack_lo(uint32_t r) { return half_lo<T>(r); }
+template <typename T>
+float unpack_hi(uint32_t r) { return half_hi<T>(r); }
 
-inline emu::WarpStage& stage() { return emu::tl_block->ws[threadIdx.x / 32]; }
+// The warp's stage for this lane's next exchange (every lane of a warp makes the same exchanges).
+inline thread_local unsigned tl_exchanges = 0;
+inline emu::WarpStage& stage() { return emu::tl_block->ws[threadIdx.x / 32][tl_exchanges++ & 1]; }
 
 template <typename T>
 void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -40,30 +46,23 @@ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   for (int i = 0; i < 4; ++i) w.a[lane][i] = a[i], w.c[lane][i] = d[i];
   w.b[lane][0] = b0, w.b[lane][1] = b1;
   __syncwarp();
-  // The whole A (16 x 16), B (16 x 8) from the lanes' fragments.
-  float A[16][16], B[16][8];
-  for (int l = 0; l < 32; ++l) {
-    const int g = l >> 2, t = l & 3;
-    for (int i = 0; i < 4; ++i) {
-      const int r = g + 8 * (i & 1), c = 2 * t + 8 * (i >> 1);
-      A[r][c] = half_lo<T>(w.a[l][i]);
-      A[r][c + 1] = half_hi<T>(w.a[l][i]);
-    }
-    for (int i = 0; i < 2; ++i) {
-      const int r = 2 * t + 8 * i;
-      B[r][g] = half_lo<T>(w.b[l][i]);
-      B[r + 1][g] = half_hi<T>(w.b[l][i]);
-    }
-  }
+  // A(r, k) and B(k, c) read from the lane and register the layouts put them in.
+  auto A = [&](int r, int k) {
+    const uint32_t v = w.a[(r & 7) * 4 + (k & 7) / 2][(r >> 3) + 2 * (k >> 3)];
+    return (k & 1) ? half_hi<T>(v) : half_lo<T>(v);
+  };
+  auto B = [&](int k, int c) {
+    const uint32_t v = w.b[c * 4 + (k & 7) / 2][k >> 3];
+    return (k & 1) ? half_hi<T>(v) : half_lo<T>(v);
+  };
   const int g = lane >> 2, t = lane & 3;
   float out[4];
   for (int i = 0; i < 4; ++i) {
     const int r = g + 8 * (i >> 1), c = 2 * t + (i & 1);
     float acc = w.c[lane][i];
-    for (int k = 0; k < 16; ++k) acc += A[r][k] * B[k][c];
+    for (int k = 0; k < 16; ++k) acc += A(r, k) * B(k, c);
     out[i] = acc;
   }
-  __syncwarp();
   for (int i = 0; i < 4; ++i) d[i] = out[i];
 }
 
@@ -95,7 +94,6 @@ inline void ldsm(uint32_t (&r)[4], const void* p, bool trans) {
     }
     r[i] = uint32_t(lo) | (uint32_t(hi) << 16);
   }
-  __syncwarp();
 }
 inline void ldsm_x4(uint32_t (&r)[4], const void* p) { ldsm(r, p, false); }
 inline void ldsm_x4_t(uint32_t (&r)[4], const void* p) { ldsm(r, p, true); }

@@ -51,6 +51,59 @@ __device__ __forceinline__ void load_tile_async(T* dst, const T* src, int64_t r0
   }
 }
 
+// A warp's A fragments of 16 rows x HD from shared memory (row stride ld_s), 16 columns per step.
+template <typename T, int HD>
+__device__ __forceinline__ void load_a_frags(const T* a, uint32_t (&af)[HD / 16][4]) {
+  const int lane = threadIdx.x & 31;
+  for (int kk = 0; kk < HD / 16; ++kk) ptx::ldsm_x4(af[kk], a + (lane & 15) * ld_s<HD>() + kk * 16 + (lane >> 4) * 8);
+}
+
+// acc (16 x 64) = A (16 x HD, fragments) B^T, B's 64 rows x HD in shared memory: 8 blocks of 8
+// columns, one ldmatrix giving the B fragments of two blocks.
+template <typename T, int HD>
+__device__ __forceinline__ void frags_times_rows_t(const uint32_t (&af)[HD / 16][4], const T* b, float (&acc)[8][4]) {
+  const int lane = threadIdx.x & 31;
+  for (int n = 0; n < 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  for (int kk = 0; kk < HD / 16; ++kk)
+    for (int n2 = 0; n2 < 4; ++n2) {
+      uint32_t r[4];
+      ptx::ldsm_x4(r, b + (n2 * 16 + (lane >> 4) * 8 + (lane & 7)) * ld_s<HD>() + kk * 16 + ((lane >> 3) & 1) * 8);
+      ptx::mma16816<T>(acc[2 * n2], af[kk], r[0], r[1]);
+      ptx::mma16816<T>(acc[2 * n2 + 1], af[kk], r[2], r[3]);
+    }
+}
+
+// acc (16 x HD) += P (16 x 64, packed A fragments of 4 16-column steps) M, M's 64 rows x HD in
+// shared memory, read through ldmatrix.trans: two 8-column blocks of the result per load.
+template <typename T, int HD>
+__device__ __forceinline__ void packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
+  const int lane = threadIdx.x & 31;
+  for (int kk = 0; kk < 4; ++kk)
+    for (int d2 = 0; d2 < HD / 16; ++d2) {
+      uint32_t r[4];
+      ptx::ldsm_x4_t(r, m + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * ld_s<HD>() + d2 * 16 + (lane >> 4) * 8);
+      ptx::mma16816<T>(acc[2 * d2], pa[kk], r[0], r[1]);
+      ptx::mma16816<T>(acc[2 * d2 + 1], pa[kk], r[2], r[3]);
+    }
+}
+
+// Rounds a 16 x 64 accumulator to T and packs it as the A fragments of the next product (the D
+// layout of 8-column blocks 2k, 2k+1 is the A layout of 16-column step k). `f` maps (block n,
+// element e, value) to the value to round.
+template <typename T, typename F>
+__device__ __forceinline__ void pack_a(const float (&acc)[8][4], uint32_t (&pa)[4][4], F&& f) {
+  for (int n = 0; n < 8; ++n) {
+    pa[n >> 1][(n & 1) * 2] = ptx::pack2<T>(f(n, 0, acc[n][0]), f(n, 1, acc[n][1]));      // row g
+    pa[n >> 1][(n & 1) * 2 + 1] = ptx::pack2<T>(f(n, 2, acc[n][2]), f(n, 3, acc[n][3]));  // row g + 8
+  }
+}
+// Element e of 8-column block n of packed fragments, as pack_a placed it.
+template <typename T>
+__device__ __forceinline__ float packed_at(const uint32_t (&pa)[4][4], int n, int e) {
+  const uint32_t r = pa[n >> 1][(n & 1) * 2 + (e >> 1)];
+  return (e & 1) ? ptx::unpack_hi<T>(r) : ptx::unpack_lo<T>(r);
+}
+
 __device__ __forceinline__ bool fa2_visible(int64_t i, int64_t pos, int64_t j, int64_t tk, const int32_t* runs) {
   return j < tk && j <= pos && (!runs || runs[j] == runs[i]);
 }
@@ -96,21 +149,12 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();  // everything but the newest group: Q and this tile have landed
     __syncthreads();
-    if (it == 0)
-      for (int kk = 0; kk < KS; ++kk) ptx::ldsm_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
+    if (it == 0) load_a_frags<T, HD>(sQ + warp * 16 * LD, qf);
     if (k0 <= warp_last && w0 < a.tq) {  // (warp-uniform) some row of the warp sees a key of the tile
       const T* sk = sK + buf * kBc * LD;
       const T* sv = sV + buf * kBc * LD;
-      // S = Q K^T: 8 blocks of 8 keys; an ldmatrix gives the B fragments of two blocks.
-      float s[8][4];
-      for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-      for (int kk = 0; kk < KS; ++kk)
-        for (int n2 = 0; n2 < 4; ++n2) {
-          uint32_t r[4];
-          ptx::ldsm_x4(r, sk + (n2 * 16 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
-          ptx::mma16816<T>(s[2 * n2], qf[kk], r[0], r[1]);
-          ptx::mma16816<T>(s[2 * n2 + 1], qf[kk], r[2], r[3]);
-        }
+      float s[8][4];  // S = Q K^T
+      frags_times_rows_t<T, HD>(qf, sk, s);
       // Scale, bias and masks; the rows' new maxima (a row's 64 scores are on 4 lanes).
       float mx[2] = {-INFINITY, -INFINITY};
       for (int n = 0; n < 8; ++n)
@@ -134,28 +178,16 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
       }
       for (int n = 0; n < ND; ++n)
         for (int e = 0; e < 4; ++e) o[n][e] *= corr[e >> 1];
-      // P, rounded to T (l sums what P V multiplies), packed as the A fragments of 4 16-key steps.
+      // P, rounded to T (l sums the rounded P that P V multiplies), as the A fragments of P V.
       uint32_t pa[4][4];
-      for (int n = 0; n < 8; ++n) {
-        float p[4];
-        for (int e = 0; e < 4; ++e) {
-          const float x = s[n][e] == -INFINITY ? 0.f : __expf(s[n][e] - m[e >> 1]);
-          T pt;
-          st(&pt, x);
-          p[e] = ld(&pt);
-          l[e >> 1] += p[e];
-        }
-        pa[n >> 1][(n & 1) * 2] = ptx::pack2<T>(p[0], p[1]);      // row g
-        pa[n >> 1][(n & 1) * 2 + 1] = ptx::pack2<T>(p[2], p[3]);  // row g + 8
-      }
-      // O += P V: V's B fragments through ldmatrix.trans, two 8-dim blocks per load.
-      for (int kk = 0; kk < 4; ++kk)
-        for (int d2 = 0; d2 < ND / 2; ++d2) {
-          uint32_t r[4];
-          ptx::ldsm_x4_t(r, sv + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + d2 * 16 + (lane >> 4) * 8);
-          ptx::mma16816<T>(o[2 * d2], pa[kk], r[0], r[1]);
-          ptx::mma16816<T>(o[2 * d2 + 1], pa[kk], r[2], r[3]);
-        }
+      pack_a<T>(s, pa, [&](int, int e, float x) {
+        const float p = x == -INFINITY ? 0.f : __expf(x - m[e >> 1]);
+        T pt;
+        st(&pt, p);
+        l[e >> 1] += ld(&pt);
+        return p;
+      });
+      packed_times_rows<T, HD>(pa, sv, o);  // O += P V
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
   }

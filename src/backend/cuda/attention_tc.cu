@@ -1,12 +1,13 @@
 // Flash attention on tensor cores: bf16 / f16 q, k, v with head dim 32, 64 or 128 (Baichuan's is
-// 128), with f32 accumulation. Two forwards:
-//  - the register-resident one (attention_mma_kernels.cuh, FlashAttention-2's design: mma.sync
-//    m16n8k16 with known fragment layouts, so scores, P and the output stay in registers; K and V
-//    double-buffered through cp.async), taken by default when q, k and v are 16-byte aligned;
-//  - the wmma one (attention_tc_kernels.cuh: nvcuda::wmma 16x16x16, whose fragment layout is
-//    unspecified, so the softmax and the output's rescaling go through shared memory), taken
-//    otherwise or with CS_CUDA_ATTENTION=wmma.
-// The backward is the wmma one. The same loops and masks as the portable kernels (attention.cu),
+// 128), with f32 accumulation. Two sets of kernels, forward and backward:
+//  - the register-resident ones (attention_mma_kernels.cuh, attention_mma_backward.cuh,
+//    FlashAttention-2's design: mma.sync m16n8k16 with known fragment layouts, so scores, P, dS
+//    and the accumulators stay in registers; the streamed tiles double-buffered through
+//    cp.async), taken by default when q, k, v (and o, dO) start on 16 bytes;
+//  - the wmma ones (attention_tc_kernels.cuh: nvcuda::wmma 16x16x16, whose fragment layout is
+//    unspecified, so the softmax and the rescaling go through shared memory), taken otherwise or
+//    with CS_CUDA_ATTENTION=wmma.
+// The same loops and masks as the portable kernels (attention.cu),
 // the same results up to rounding: P and dS (scaled) are rounded to the storage dtype before
 // their products, as FlashAttention does (the CPU's bf16 kernel rounds the same two; it sums f32 P
 // where these sum the rounded P, a difference of order 2^-9).
@@ -20,6 +21,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_tc.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
@@ -55,11 +57,11 @@ const std::string& attention_choice() {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// The register-resident forward copies rows in 16-byte pieces: every head's rows must start on 16 bytes.
+// The register-resident kernels copy rows in 16-byte pieces: every head's rows must start on 16 bytes.
 template <typename T>
-bool mma_forward(const FlashArgs<T>& a) {
+bool mma_kernels(const FlashArgs<T>& a) {
   return attention_choice() != "wmma" && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) &&
-         a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
+         (!a.dout || aligned16(a.dout)) && a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
 }
 }  // namespace
 
@@ -76,7 +78,8 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
   size_t need = 0;
   if (!with_tc_head_dim(int(hd), [&](auto h) {
         constexpr int HD = decltype(h)::value;
-        need = std::max({forward_smem<HD>(), fa2::forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>()});
+        need = std::max({forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>(), fa2::forward_smem<HD>(),
+                         fa2::dkdv_smem<HD>(), fa2::dq_smem<HD>()});
       }))
     return false;
   return need <= size_t(optin);
@@ -84,7 +87,7 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
 
 template <typename T>
 void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
-  if (mma_forward(a)) {
+  if (mma_kernels(a)) {
     const dim3 grid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));
     const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
       constexpr int HD = decltype(hd)::value;
@@ -107,6 +110,21 @@ void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
 
 template <typename T>
 void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv) {
+  if (mma_kernels(a)) {
+    const dim3 kgrid(unsigned(bh), unsigned((a.tk + fa2::kBc - 1) / fa2::kBc));  // key tiles
+    const dim3 qgrid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));  // query tiles
+    const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
+      constexpr int HD = decltype(hd)::value;
+      set_smem(fa2::fa2_dkdv_kernel<T, HD>, fa2::dkdv_smem<HD>(), "attention_backward (shared memory)");
+      set_smem(fa2::fa2_dq_kernel<T, HD>, fa2::dq_smem<HD>(), "attention_backward (shared memory)");
+      fa2::fa2_dkdv_kernel<T, HD><<<kgrid, fa2::kFa2Threads, fa2::dkdv_smem<HD>(), stream(c)>>>(a, delta, dk, dv);
+      check_launch("attention_backward (tensor cores, mma, dk, dv)");
+      fa2::fa2_dq_kernel<T, HD><<<qgrid, fa2::kFa2Threads, fa2::dq_smem<HD>(), stream(c)>>>(a, delta, dq);
+      check_launch("attention_backward (tensor cores, mma, dq)");
+    });
+    CS_CHECK(ok) << "head dim " << a.hd;
+    return;
+  }
   const dim3 grid(unsigned(bh), unsigned((a.tk + kB - 1) / kB));
   const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
     constexpr int HD = decltype(hd)::value;

@@ -44,6 +44,20 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// The two values of a pair (pack2's inverse, exact).
+template <typename T>
+__device__ __forceinline__ float unpack_lo(uint32_t r);
+template <typename T>
+__device__ __forceinline__ float unpack_hi(uint32_t r);
+template <>
+__device__ __forceinline__ float unpack_lo<__nv_bfloat16>(uint32_t r) { return __uint_as_float(r << 16); }
+template <>
+__device__ __forceinline__ float unpack_hi<__nv_bfloat16>(uint32_t r) { return __uint_as_float(r & 0xffff0000u); }
+template <>
+__device__ __forceinline__ float unpack_lo<__half>(uint32_t r) { return __half2float(__ushort_as_half((unsigned short)(r & 0xffffu))); }
+template <>
+__device__ __forceinline__ float unpack_hi<__half>(uint32_t r) { return __half2float(__ushort_as_half((unsigned short)(r >> 16))); }
+
 template <typename T>
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 template <>
