@@ -105,7 +105,7 @@ test_run() {
 }
 for t in $B/tests/*_test; do test_run "$WORK/logs/$(basename "$t").log" "$t"; done
 # The attention tests with the wmma kernels, and on the portable ones (bf16 / f16 with head
-# dim 32, 64, 128 run on tensor cores by default, the forward on mma.sync).
+# dim 32, 64, 128 run on tensor cores by default, on mma.sync).
 for mode in wmma portable; do
   for t in backend_attention_test backend_attention_bf16_test backend_attention_packed_test; do
     test_run "$WORK/logs/$t-$mode.log" "$B/tests/$t" CS_CUDA_ATTENTION=$mode
