@@ -4,6 +4,11 @@
 #pragma once
 #include <cstdint>
 
+// The dynamic shared memory of a tensor-core attention block (the emulation gives each block its own buffer).
+#ifndef CS_TC_SHARED
+#define CS_TC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
+
 namespace cs::cuda {
 
 constexpr int kTile = 32;         // queries and keys per tile (keys: one per lane)

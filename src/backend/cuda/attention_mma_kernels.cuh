@@ -1,4 +1,5 @@
-// The register-resident flash-attention forward (FlashAttention-2's kernel design): bf16 / f16 q,
+// The register-resident flash-attention forward (FlashAttention-2's kernel design) and the
+// fragment helpers the backward (attention_mma_backward.cuh) shares: bf16 / f16 q,
 // k, v, head dim 32, 64 or 128, on mma.sync m16n8k16 with the fragment layouts of mma_sync.cuh.
 // A block takes 64 queries (4 warps of 16 rows) and walks the key tiles of 64; each warp keeps
 // its Q fragments, its scores, its P and its output accumulators in registers (the D layout of
@@ -15,10 +16,6 @@
 #include "backend/cuda/mma_sync.cuh"
 #endif
 #include "backend/cuda/attention_args.cuh"
-
-#ifndef CS_TC_SHARED
-#define CS_TC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
-#endif
 
 namespace cs::cuda::fa2 {
 

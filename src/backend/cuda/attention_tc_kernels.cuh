@@ -11,11 +11,6 @@
 #endif
 #include "backend/cuda/attention_args.cuh"
 
-// The dynamic shared memory of a block (the emulation gives each block its own buffer).
-#ifndef CS_TC_SHARED
-#define CS_TC_SHARED(name) extern __shared__ __align__(128) unsigned char name[]
-#endif
-
 namespace cs::cuda::tc {
 
 using namespace nvcuda;
