@@ -118,6 +118,16 @@ int run(int argc, char** argv) {
     for (int64_t it = 0; it < profile_steps; ++it) total += step();
     bench::print_profile_json(stdout, label.c_str(), int(profile_steps), total);
     bench::print_profile(stderr, int(profile_steps), total);
+    // The families' own rates: attention's FLOPs as the formula counts them (q k^T and p v over
+    // the full T x T, forward and backward) and as a causal kernel does them (half); the rest of
+    // the model FLOPs are GEMMs.
+    const auto& sec = bench::op_profile().seconds;
+    const double att = 3.0 * 4.0 * double(layers) * double(mb) * double(seq) * double(seq) * double(hidden);
+    const double gemm = model_flops(c, mb, seq) - att, n = double(profile_steps);
+    fmt::print("{{\"bench\": \"profile_rates\", \"label\": \"{}\", \"gemm_tflops\": {:.1f}, "
+               "\"attention_tflops_counted\": {:.1f}, \"attention_tflops_causal\": {:.1f}}}\n",
+               label, gemm * n / sec[bench::kGemm] / 1e12, att * n / sec[bench::kAttention] / 1e12,
+               att / 2 * n / sec[bench::kAttention] / 1e12);
   }
   return 0;
 }
