@@ -46,8 +46,8 @@ void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const La
                               const LayerScratch& k) {
   const Dims& d = c.dims;
   const int64_t a = d.w.attention();
-  // y = attm Wo^T: dWo += dy^T attm; dattm = dy Wo.
-  const Tensor dyf = row_parallel_grad(c, dy);
+  // y = attm Wo^T: dWo += dy^T attm; dattm = dy Wo (dqkv is free until the heads merge into it).
+  const Tensor dyf = row_parallel_grad_for_gemms(c, dy, k.dqkv);
   c.ops.matmul(c.ex, dyf, true, s.attm, false, g.wo, 1.f, 1.f);
   c.ops.matmul(c.ex, dyf, false, w.wo, false, k.dattm, 1.f, 0.f);
   c.ops.split_heads(c.ex, btc(k.dattm, d), 0, k.datt);

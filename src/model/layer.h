@@ -84,6 +84,11 @@ void reduce_row_parallel(const LayerCtx& c, const Tensor& partial, const Tensor&
 // Backward of reduce_row_parallel: the N rows of the output's gradient (SP: dres all-gathered
 // into comm; else dres itself).
 Tensor row_parallel_grad(const LayerCtx& c, const Tensor& dres);
+// The same gradient as the two GEMMs of a row-parallel layer's backward read it: rounded once into
+// `scratch` (a GEMM-dtype buffer free until those GEMMs are done) when scratch's dtype is not the
+// gradient's and it has the room; else the gradient itself (the GEMMs would each round it the
+// same way: the same bits, one pass less).
+Tensor row_parallel_grad_for_gemms(const LayerCtx& c, const Tensor& dres, const Tensor& scratch);
 // Backward of norm_for_column_parallel's gather: the column-parallel input's gradient (N rows,
 // this rank's partial sum) summed over the group, as the Ns rows the norm backward takes (SP:
 // reduce-scattered into comm; else all-reduced in place and returned).

@@ -17,7 +17,7 @@ void mlp_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x
 void mlp_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
                         const LayerSaved& s, const Tensor& x, const Tensor& dy, const Tensor& dx,
                         const LayerScratch& k) {
-  const Tensor dyf = row_parallel_grad(c, dy);
+  const Tensor dyf = row_parallel_grad_for_gemms(c, dy, k.dgu);  // dgu is free until swiglu_backward
   c.ops.matmul(c.ex, dyf, true, s.act, false, g.wdown, 1.f, 1.f);  // dWdown += dy^T act
   c.ops.matmul(c.ex, dyf, false, w.wdown, false, k.dact, 1.f, 0.f);  // dact = dy Wdown
   c.ops.swiglu_backward(c.ex, s.gu, k.dact, k.dgu);

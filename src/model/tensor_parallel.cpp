@@ -43,6 +43,14 @@ Tensor row_parallel_grad(const LayerCtx& c, const Tensor& dres) {
   return full;
 }
 
+Tensor row_parallel_grad_for_gemms(const LayerCtx& c, const Tensor& dres, const Tensor& scratch) {
+  const Tensor g = row_parallel_grad(c, dres);
+  if (scratch.dtype == g.dtype || scratch.numel() < g.numel()) return g;
+  const Tensor r = prefix(scratch, g.shape);
+  c.ops.cast(c.ex, g, r);
+  return r;
+}
+
 Tensor column_parallel_input_grad(const LayerCtx& c, const Tensor& dfull) {
   if (!c.tp) return dfull;
   if (!c.sp) {
