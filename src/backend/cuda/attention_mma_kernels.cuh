@@ -27,9 +27,10 @@ constexpr int kFa2Threads = kWarps * 32;
 // Shared-memory rows are padded by 16 bytes: the 8 rows an ldmatrix reads then fall on distinct banks.
 template <int HD>
 __host__ __device__ constexpr int ld_s() { return HD + 8; }
-// Q, and two buffers each of K and V.
+// Two buffers each of K and V (Q passes through the second K buffer before the loop: 70 KB at head
+// dim 128, so two blocks fit an A100's SM).
 template <int HD>
-__host__ __device__ constexpr size_t forward_smem() { return size_t(5) * kBr * ld_s<HD>() * 2; }
+__host__ __device__ constexpr size_t forward_smem() { return size_t(4) * kBc * ld_s<HD>() * 2; }
 
 // Rows [r0, r0 + 64) of a (rows, HD) matrix into dst (row stride ld_s) through cp.async; rows
 // past `rows` are zeroed with plain stores. Every thread of the block takes part.
@@ -109,9 +110,9 @@ template <typename T, int HD>
 __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a) {
   CS_TC_SHARED(smem);
   constexpr int LD = ld_s<HD>(), KS = HD / 16, ND = HD / 8;
-  T* sQ = reinterpret_cast<T*>(smem);
-  T* sK = sQ + kBr * LD;       // 2 buffers
-  T* sV = sK + 2 * kBc * LD;   // 2 buffers
+  T* sK = reinterpret_cast<T*>(smem);  // 2 buffers
+  T* sV = sK + 2 * kBc * LD;            // 2 buffers
+  T* sQ = sK + kBc * LD;                // K's second buffer, until the Q fragments are in registers
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr;
   const T* kh = a.k + bh * a.kv_head_stride;
@@ -126,12 +127,16 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
     load_tile_async<T, HD>(sV, vh, 0, a.tk);
   }
   ptx::cp_async_commit();
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+  uint32_t qf[KS][4];
+  load_a_frags<T, HD>(sQ + warp * 16 * LD, qf);
+  __syncthreads();  // every warp has its Q fragments before the first prefetch overwrites them
 
   const int64_t w0 = q0 + warp * 16;                               // the warp's first row
   const int64_t warp_last = a.q_pos0 + min(a.tq - 1, w0 + 15);     // its last row's position
   int64_t row[2], pos[2];
   for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
-  uint32_t qf[KS][4];
   float o[ND][4];
   for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
@@ -144,9 +149,8 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
       load_tile_async<T, HD>(sV + (buf ^ 1) * kBc * LD, vh, k0 + kBc, a.tk);
     }
     ptx::cp_async_commit();
-    ptx::cp_async_wait<1>();  // everything but the newest group: Q and this tile have landed
+    ptx::cp_async_wait<1>();  // everything but the newest group: this tile has landed
     __syncthreads();
-    if (it == 0) load_a_frags<T, HD>(sQ + warp * 16 * LD, qf);
     if (k0 <= warp_last && w0 < a.tq) {  // (warp-uniform) some row of the warp sees a key of the tile
       const T* sk = sK + buf * kBc * LD;
       const T* sv = sV + buf * kBc * LD;

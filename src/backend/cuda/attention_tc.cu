@@ -110,6 +110,8 @@ void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
 
 template <typename T>
 void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv) {
+  // The backward kernels take the training layout: queries and keys the same positions from 0.
+  CS_CHECK(a.q_pos0 == 0 && a.tq == a.tk) << a.q_pos0 << " " << a.tq << " " << a.tk;
   if (mma_kernels(a)) {
     const dim3 kgrid(unsigned(bh), unsigned((a.tk + fa2::kBc - 1) / fa2::kBc));  // key tiles
     const dim3 qgrid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));  // query tiles
