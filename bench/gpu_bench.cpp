@@ -93,8 +93,7 @@ int run(int argc, char** argv) {
     grad_sq_norm(*ctx, model.params().flat_grads(), tp, sq);
     double sq_host = 0;
     backend.download(*ctx, sq, &sq_host);  // the trainer reads the norm once a step, as here
-    clip_grads(*ctx, model.params().flat_grads(), std::sqrt(sq_host), 1.0);
-    opt.step(model.params(), 1e-5);
+    opt.step(model.params(), 1e-5, clip_coefficient(std::sqrt(sq_host), 1.0));  // clipped in the update, as train's
     backend.synchronize(*ctx);
     return t.seconds();
   };

@@ -129,8 +129,8 @@ Ops profiled_ops(const Ops& base) {
   ops.sum_squares = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum_squares, c, x, o); };
   ops.scale = [](Ctx& c, const Tensor& x, float a) { timed<kOptimizer>(g_base->scale, c, x, a); };
   ops.adamw_update = [](Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, double lr,
-                        double b1, double b2, double e, double wd, int64_t s, const Tensor& h) {
-    timed<kOptimizer>(g_base->adamw_update, c, p, g, m, v, lr, b1, b2, e, wd, s, h);
+                        double b1, double b2, double e, double wd, int64_t s, float gs, const Tensor& h) {
+    timed<kOptimizer>(g_base->adamw_update, c, p, g, m, v, lr, b1, b2, e, wd, s, gs, h);
   };
   return ops;
 }

@@ -191,12 +191,14 @@ struct Ops {
   // One AdamW step (Loshchilov & Hutter 2019) on a flat range, exactly as torch.optim.AdamW:
   //   p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
   //   p -= (lr / (1 - b1^step)) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
-  // p, g, m, v: same shape, fp32; step >= 1. half: an empty tensor, or bf16 of p's size that
+  // p, g, m, v: same shape, fp32; step >= 1. g is read as the fp32 product g * grad_scale (the
+  // clipping coefficient, 1 without clipping): the value a separate scale pass over g would store,
+  // without that pass; g itself is not written. half: an empty tensor, or bf16 of p's size that
   // receives the updated p rounded to nearest even in the same pass (the compute copy of fp32
   // master weights under --bf16: no second pass to cast them).
   void (*adamw_update)(Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
                        double lr, double beta1, double beta2, double eps, double weight_decay,
-                       int64_t step, const Tensor& half);
+                       int64_t step, float grad_scale, const Tensor& half);
 };
 
 // The CPU backend's op table.

@@ -41,7 +41,7 @@ void AdamW::load_master(const ParamStore& params) {
   ctx_.ops.cast(ctx_, all.slice_rows(begin_, begin_ + size_), master_.tensor({size_}));
 }
 
-void AdamW::step(ParamStore& params, double lr) {
+void AdamW::step(ParamStore& params, double lr, float grad_scale) {
   ++step_;
   const Tensor master = master_shard(params), grads = shard_grads(params);
   const Tensor m = moment(m_), v = moment(v_);
@@ -58,7 +58,7 @@ void AdamW::step(ParamStore& params, double lr) {
     const int64_t a = lo - begin_, b = hi - begin_;
     ctx_.ops.adamw_update(ctx_, master.slice_rows(a, b), grads.slice_rows(a, b), m.slice_rows(a, b),
                           v.slice_rows(a, b), lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                          s.is_norm ? 0.0 : cfg_.weight_decay, step_, fused ? all.slice_rows(lo, hi) : none);
+                          s.is_norm ? 0.0 : cfg_.weight_decay, step_, grad_scale, fused ? all.slice_rows(lo, hi) : none);
   }
   if (separate_master_ && !fused) ctx_.ops.cast(ctx_, master, all.slice_rows(begin_, end));
   if (group_) group_->all_gather(ctx_, all.slice_rows(begin_, end), all);  // in place: every rank's shard

@@ -28,8 +28,9 @@ class AdamW {
   AdamW(const ParamStore& params, const AdamWConfig& cfg, Ctx& ctx, Group* shard_over = nullptr);
   // One step with learning rate lr. Unsharded: on params' gradients. Sharded: on this rank's shard
   // of the gradients (shard_grads(): the caller reduce-scatters into it), then the parameters are
-  // all-gathered.
-  void step(ParamStore& params, double lr);
+  // all-gathered. The gradients are read scaled by grad_scale (clip_coefficient's: clipping in the
+  // update's own pass, the gradients left as they are).
+  void step(ParamStore& params, double lr, float grad_scale = 1.f);
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }
   bool sharded() const { return group_ != nullptr; }

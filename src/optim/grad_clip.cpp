@@ -46,10 +46,15 @@ void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pa
   ctx.ops.sum(ctx, parts.slice_rows(0, int64_t(ranges.size())), out);
 }
 
-void clip_grads(Ctx& ctx, const Tensor& grads, double norm, double max_norm) {
-  if (max_norm <= 0 || !std::isfinite(norm)) return;
+float clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0 || !std::isfinite(norm)) return 1.f;
   const double coeff = max_norm / (norm + 1e-6);
-  if (coeff < 1.0) ctx.ops.scale(ctx, grads, float(coeff));
+  return coeff < 1.0 ? float(coeff) : 1.f;
+}
+
+void clip_grads(Ctx& ctx, const Tensor& grads, double norm, double max_norm) {
+  const float coeff = clip_coefficient(norm, max_norm);
+  if (coeff != 1.f) ctx.ops.scale(ctx, grads, coeff);
 }
 
 }  // namespace cs

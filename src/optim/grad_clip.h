@@ -29,8 +29,11 @@ void grad_sq_norm(Ctx& ctx, const Tensor& grads, Group& group, const Tensor& out
 void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pair<int64_t, int64_t>>& ranges,
                         const Tensor& parts, const Tensor& out);
 
-// Scales grads so their norm is at most max_norm (no-op when max_norm <= 0, the norm is not
-// finite, or it is below max_norm).
+// The factor that brings gradients of global norm `norm` to at most max_norm: max_norm / (norm +
+// 1e-6) as fp32 when that is below 1, else 1 (and 1 when max_norm <= 0 or the norm is not finite).
+// AdamW::step applies it in its own pass (the trainer's clipping).
+float clip_coefficient(double norm, double max_norm);
+// Scales grads by clip_coefficient (no pass when it is 1).
 void clip_grads(Ctx& ctx, const Tensor& grads, double norm, double max_norm);
 
 }  // namespace cs

@@ -94,8 +94,8 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   } else if (out.found_inf || !std::isfinite(out.loss)) {
     out.nan = true;
   } else {
-    clip_grads(ctx, grads, out.grad_norm, clip_grad_);
-    adam_.step(model_.params(), lr);
+    // Clipping in the update's pass (Megatron scales the gradients, then steps: the same values).
+    adam_.step(model_.params(), lr, clip_coefficient(out.grad_norm, clip_grad_));
     out.stepped = true;
   }
   scaler_.update(out.found_inf);

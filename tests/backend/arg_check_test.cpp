@@ -137,7 +137,7 @@ TEST_P(ArgChecks, EveryOpChecksEveryArgumentsDtypeAndDevice) {
       {"adamw_update",
        {"p", "g", "m", "v", "half"},
        {x, x, y, y, half},
-       [&](const Args& a) { ops.adamw_update(c, a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, a[4]); }},
+       [&](const Args& a) { ops.adamw_update(c, a[0], a[1], a[2], a[3], 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, 1.f, a[4]); }},
   };
   for (const Row& row : table) {
     ASSERT_EQ(row.names.size(), row.args.size()) << row.op;

@@ -328,8 +328,25 @@ TEST_P(AdamwUpdate, OneStepMatchesDoubleFormula) {
          vt = dev.upload(v, {n});
   // The same step twice: plain, and writing the bf16 copy in the same pass (the f32 results equal).
   Tensor p2 = dev.upload(p, {n}), m2 = dev.upload(m, {n}), v2 = dev.upload(v, {n}), half = dev.alloc({n}, DType::BF16);
-  ops().adamw_update(ctx(), pt, gt, mt, vt, lr, b1, b2, eps, wd, step, Tensor{nullptr, {0}, DType::BF16});
-  ops().adamw_update(ctx(), p2, gt, m2, v2, lr, b1, b2, eps, wd, step, half);
+  // And with clipping fused (grad_scale): the same bits as scaling g in a pass of its own, then
+  // stepping; g itself left as it was.
+  const float coeff = 0.37f;
+  Tensor p3 = dev.upload(p, {n}), m3 = dev.upload(m, {n}), v3 = dev.upload(v, {n});
+  Tensor p4 = dev.upload(p, {n}), m4 = dev.upload(m, {n}), v4 = dev.upload(v, {n}), g4 = dev.upload(g, {n});
+  ops().adamw_update(ctx(), pt, gt, mt, vt, lr, b1, b2, eps, wd, step, 1.f, Tensor{nullptr, {0}, DType::BF16});
+  ops().adamw_update(ctx(), p2, gt, m2, v2, lr, b1, b2, eps, wd, step, 1.f, half);
+  ops().adamw_update(ctx(), p3, gt, m3, v3, lr, b1, b2, eps, wd, step, coeff, Tensor{nullptr, {0}, DType::BF16});
+  ops().scale(ctx(), g4, coeff);
+  ops().adamw_update(ctx(), p4, g4, m4, v4, lr, b1, b2, eps, wd, step, 1.f, Tensor{nullptr, {0}, DType::BF16});
+  EXPECT_EQ(dev.download(p3), dev.download(p4));
+  EXPECT_EQ(dev.download(m3), dev.download(m4));
+  EXPECT_EQ(dev.download(v3), dev.download(v4));
+  EXPECT_EQ(dev.download(gt), to_f32(g)) << "the fused step must not write g";
+  std::vector<double> p5 = p, m5 = m, v5 = v, g5 = g;
+  for (auto& x : g5) x = double(float(x) * coeff);
+  ref::adamw(p5, g5, m5, v5, lr, b1, b2, eps, wd, step);
+  EXPECT_TRUE(all_close(dev.download(p3), p5, tol::kF32Atol, tol::kF32Rtol, "adamw p, clipped"));
+  EXPECT_FALSE(all_close(dev.download(p3), dev.download(pt), 0, 0, "")) << "grad_scale had no effect";
   ref::adamw(p, g, m, v, lr, b1, b2, eps, wd, step);
   EXPECT_TRUE(all_close(dev.download(pt), p, tol::kF32Atol, tol::kF32Rtol, "adamw p"));
   EXPECT_TRUE(all_close(dev.download(mt), m, tol::kF32Atol, tol::kF32Rtol, "adamw m"));

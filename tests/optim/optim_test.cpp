@@ -45,7 +45,7 @@ TEST(AdamW, EqualsTorchAdamWOverThreeSteps) {
     for (int s = 0; s < steps; ++s) {
       auto g = read(f, p + ".grad" + std::to_string(s));
       Tensor gt(g.data(), {n});
-      cpu_ops().adamw_update(cpu(), pt, gt, mt, vt, lr, b1, b2, eps, p == "w" ? wd : 0.0, s + 1, Tensor{nullptr, {0}, DType::BF16});
+      cpu_ops().adamw_update(cpu(), pt, gt, mt, vt, lr, b1, b2, eps, p == "w" ? wd : 0.0, s + 1, 1.f, Tensor{nullptr, {0}, DType::BF16});
     }
     // Same fp32 operations in the same order as PyTorch's kernel: equal to a few ulps.
     EXPECT_TRUE(test::all_close(param, read(f, p + ".final"), 1e-7, 1e-6, p + " after AdamW"));

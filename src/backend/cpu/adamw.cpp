@@ -1,6 +1,7 @@
 // AdamW on a flat fp32 range, operation for operation as torch.optim.AdamW (foreach=False):
 // decoupled weight decay first, then the moment updates, then the bias-corrected step.
-// p, g, m, v: same shape; half (optional, bf16): the updated p rounded, in the same pass.
+// p, g, m, v: same shape; g read scaled by grad_scale (clipping, fused); half (optional, bf16):
+// the updated p rounded, in the same pass.
 #include <cmath>
 
 #include "backend/cpu/bf16.h"
@@ -11,7 +12,7 @@ namespace cs::cpu {
 
 void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
                   double lr, double beta1, double beta2, double eps, double weight_decay,
-                  int64_t step, const Tensor& half) {
+                  int64_t step, float grad_scale, const Tensor& half) {
   check_f32_args("adamw_update", Device::CPU, {{"p", &p}, {"g", &g}, {"m", &m}, {"v", &v}});
   if (half.numel()) check_arg("adamw_update", "half", half, DType::BF16, Device::CPU);
   CS_CHECK(p.numel() == g.numel() && p.numel() == m.numel() && p.numel() == v.numel() && step >= 1);
@@ -28,7 +29,7 @@ void adamw_update(Ctx&, const Tensor& p, const Tensor& g, const Tensor& m, const
   // One element's update; returns the new p. Inlined into two loops (with and without the bf16
   // copy) so that each vectorises without a branch inside.
   auto update = [=](int64_t i) {
-    const float gi = gp[i];
+    const float gi = gp[i] * grad_scale;
     const float mi = mp[i] * b1 + gi * omb1, vi = vp[i] * b2 + omb2 * gi * gi;
     const float denom = std::sqrt(vi) / bc2_sqrt + epsf;
     mp[i] = mi;

@@ -1,7 +1,8 @@
 // AdamW over a flat fp32 range in one pass, operation for operation as torch.optim.AdamW and the
 // CPU kernel (cpu/adamw.cpp): decay, moments, bias-corrected step; the scalars formed in double on
-// the host as PyTorch forms them. half (optional, bf16 or f16): the updated p rounded, in the
-// same pass (the compute copy of the master weights under --bf16 / --fp16).
+// the host as PyTorch forms them; g read scaled by grad_scale (clipping, fused). half (optional,
+// bf16 or f16): the updated p rounded, in the same pass (the compute copy of the master weights
+// under --bf16 / --fp16).
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
@@ -11,13 +12,13 @@ namespace cs::cuda {
 
 namespace {
 struct AdamScalars {
-  float step_size, bc2_sqrt, decay, b1, b2, omb1, omb2, eps;
+  float step_size, bc2_sqrt, decay, b1, b2, omb1, omb2, eps, grad_scale;
 };
 
 template <typename H>
 __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, H* half, int64_t n, AdamScalars s) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float gi = g[i];
+    const float gi = g[i] * s.grad_scale;
     const float mi = m[i] * s.b1 + gi * s.omb1, vi = v[i] * s.b2 + s.omb2 * gi * gi;
     const float denom = sqrtf(vi) / s.bc2_sqrt + s.eps;
     m[i] = mi;
@@ -30,7 +31,8 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, H* ha
 }  // namespace
 
 void adamw_update(Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, double lr,
-                  double beta1, double beta2, double eps, double weight_decay, int64_t step, const Tensor& half) {
+                  double beta1, double beta2, double eps, double weight_decay, int64_t step, float grad_scale,
+                  const Tensor& half) {
   check_f32_args("adamw_update", Device::CUDA, {{"p", &p}, {"g", &g}, {"m", &m}, {"v", &v}});
   if (half.numel()) {
     check_float("adamw_update", "half", half, Device::CUDA);
@@ -42,7 +44,7 @@ void adamw_update(Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, con
   if (!n) return;
   const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
   const AdamScalars s{float(lr / bc1), float(std::sqrt(bc2)), float(1.0 - lr * weight_decay), float(beta1),
-                      float(beta2), float(1.0 - beta1), float(1.0 - beta2), float(eps)};
+                      float(beta2), float(1.0 - beta1), float(1.0 - beta2), float(eps), grad_scale};
   const unsigned blocks = blocks_for(n, 256, 8192);
   if (!half.numel())
     adamw_kernel<bf16><<<blocks, 256, 0, stream(c)>>>(ptr<float>(p), ptr<float>(g), ptr<float>(m), ptr<float>(v),
