@@ -1,10 +1,11 @@
 // The GPU training benchmark of bench/gpu_check.sh: full training steps (forward, backward, the
 // global gradient norm and clipping at 1.0, AdamW on fp32 master weights: what a Megatron
-// iteration does, and what the PyTorch peer's step does) of a Baichuan-shaped model on one device, random tokens, timed
-// with the device synchronised; prints model TFLOP/s by Megatron's formula (model/flops.h),
-// tokens/s and the device memory the run allocated, as one JSON line and a table row. With
-// --profile N, N more steps run with every op timed (the device synchronised around each op) and
-// a second JSON line gives their time by op family (bench/op_profile.h).
+// iteration does, and what the PyTorch peer's step does) of a Baichuan-shaped model on one device,
+// random tokens, timed with the device synchronised; prints model TFLOP/s by Megatron's formula
+// (model/flops.h), tokens/s and the device memory the run allocated, as one JSON line. With
+// --profile N, N more steps run with every op timed (the device synchronised around each op): a
+// second JSON line gives their time by op family (bench/op_profile.h), a third the GEMMs' and
+// attention's own TFLOP/s.
 //   gpu_bench --device cuda --hidden 4096 --heads 32 --ffn 11008 --vocab 64000 --layers 4
 //             --seq 4096 --micro-batch 1 --precision bf16 --position rope --iters 10
 #include <CLI/CLI.hpp>
@@ -117,11 +118,10 @@ int run(int argc, char** argv) {
     for (int64_t it = 0; it < profile_steps; ++it) total += step();
     bench::print_profile_json(stdout, label.c_str(), int(profile_steps), total);
     bench::print_profile(stderr, int(profile_steps), total);
-    // The families' own rates: attention's FLOPs as the formula counts them (q k^T and p v over
-    // the full T x T, forward and backward) and as a causal kernel does them (half); the rest of
-    // the model FLOPs are GEMMs.
+    // The families' own rates: attention's FLOPs as the formula counts them and as a causal kernel
+    // does them (half); the rest of the model FLOPs are GEMMs.
     const auto& sec = bench::op_profile().seconds;
-    const double att = 3.0 * 4.0 * double(layers) * double(mb) * double(seq) * double(seq) * double(hidden);
+    const double att = attention_flops(c, mb, seq);
     const double gemm = model_flops(c, mb, seq) - att, n = double(profile_steps);
     fmt::print("{{\"bench\": \"profile_rates\", \"label\": \"{}\", \"gemm_tflops\": {:.1f}, "
                "\"attention_tflops_counted\": {:.1f}, \"attention_tflops_causal\": {:.1f}}}\n",

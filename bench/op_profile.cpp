@@ -50,19 +50,17 @@ std::unique_ptr<Ctx> CountingBackend::make_context() {
 
 void* CountingBackend::allocate(size_t bytes) {
   void* p = b_->allocate(bytes);
-  sizes_.push_back({p, bytes});
+  if (p) sizes_[p] = bytes;
   held_ += bytes;
   peak_ = std::max(peak_, held_);
   return p;
 }
 
 void CountingBackend::deallocate(void* p) noexcept {
-  for (auto& s : sizes_)
-    if (s.first == p && p) {
-      held_ -= s.second;
-      s.first = nullptr;
-      break;
-    }
+  if (auto it = sizes_.find(p); it != sizes_.end()) {
+    held_ -= it->second;
+    sizes_.erase(it);
+  }
   b_->deallocate(p);
 }
 

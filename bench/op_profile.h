@@ -9,8 +9,8 @@
 #include <array>
 #include <cstdio>
 #include <memory>
+#include <unordered_map>
 #include <utility>
-#include <vector>
 
 #include "backend/backend.h"
 
@@ -41,7 +41,7 @@ class CountingBackend final : public Backend {
 
  private:
   std::unique_ptr<Backend> b_;
-  std::vector<std::pair<void*, size_t>> sizes_;
+  std::unordered_map<void*, size_t> sizes_;  // the live allocations
   size_t held_ = 0, peak_ = 0;
 };
 

@@ -51,29 +51,33 @@ TEST(OpProfile, CountsAllocationsAndTimesFamiliesOnlyWhenEnabled) {
   ModelConfig c = model_preset("tiny");
   SingleGroup tp;
   const int64_t mb = 2, seq = 16;
-  Model model(c, *ctx, tp, mb, seq, ModelShard::whole(), Precision{});
-  model.params().init(*ctx, 7);
-  AdamW opt(model.params(), AdamWConfig{}, *ctx);
-  EXPECT_GT(backend.held(), size_t(model.params().numel()) * 4) << "the parameters at least";
-  EXPECT_GE(backend.peak(), backend.held());
-  std::vector<int32_t> tokens(size_t(mb * seq)), targets(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    tokens[i] = int32_t(i * 7 % size_t(c.vocab_size));
-    targets[i] = int32_t(i * 13 % size_t(c.vocab_size));
+  {  // the model and its optimizer, freed at the end of the block
+    Model model(c, *ctx, tp, mb, seq, ModelShard::whole(), Precision{});
+    model.params().init(*ctx, 7);
+    AdamW opt(model.params(), AdamWConfig{}, *ctx);
+    EXPECT_GT(backend.held(), size_t(model.params().numel()) * 4) << "the parameters at least";
+    EXPECT_GE(backend.peak(), backend.held());
+    std::vector<int32_t> tokens(size_t(mb * seq)), targets(tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      tokens[i] = int32_t(i * 7 % size_t(c.vocab_size));
+      targets[i] = int32_t(i * 13 % size_t(c.vocab_size));
+    }
+    auto step = [&] {
+      model.zero_grad();
+      model.forward(tokens.data(), targets.data(), mb, seq);
+      model.backward();
+      opt.step(model.params(), 1e-3);
+    };
+    op_profile() = {};
+    step();
+    for (double s : op_profile().seconds) EXPECT_EQ(s, 0.0) << "timed while disabled";
+    op_profile().enabled = true;
+    step();
+    op_profile().enabled = false;
+    for (int f = 0; f < bench::kFamilies; ++f) EXPECT_GT(op_profile().seconds[f], 0.0) << "family " << f;
   }
-  auto step = [&] {
-    model.zero_grad();
-    model.forward(tokens.data(), targets.data(), mb, seq);
-    model.backward();
-    opt.step(model.params(), 1e-3);
-  };
-  op_profile() = {};
-  step();
-  for (double s : op_profile().seconds) EXPECT_EQ(s, 0.0) << "timed while disabled";
-  op_profile().enabled = true;
-  step();
-  op_profile().enabled = false;
-  for (int f = 0; f < bench::kFamilies; ++f) EXPECT_GT(op_profile().seconds[f], 0.0) << "family " << f;
+  EXPECT_EQ(backend.held(), 0u) << "the model's and the optimizer's buffers are freed";
+  EXPECT_GT(backend.peak(), 0u);
 }
 
 }  // namespace

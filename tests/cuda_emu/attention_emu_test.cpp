@@ -122,10 +122,11 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
       for (int d = 0; d < HD; ++d) s += ld(&o[r * HD + d]) * ld(&dout[r * HD + d]);
       delta[r] = s;
     }
-    if constexpr (kKernels == Kernels::kMma) {
-      launch(gx, gy, fa2::kFa2Threads, fa2::dkdv_smem<HD>(),
+    if constexpr (kKernels == Kernels::kMma) {  // key tiles for dK, dV; query tiles for dQ
+      launch(gx, unsigned((t + fa2::kBc - 1) / fa2::kBc), fa2::kFa2Threads, fa2::dkdv_smem<HD>(),
              [&] { fa2::fa2_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
-      launch(gx, gy, fa2::kFa2Threads, fa2::dq_smem<HD>(), [&] { fa2::fa2_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
+      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::dq_smem<HD>(),
+             [&] { fa2::fa2_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
     } else {
       launch(gx, gy, tc::kTcThreads, tc::dkdv_smem<HD>(),
              [&] { tc::tc_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });

@@ -185,6 +185,8 @@ TEST(Flops, EqualsMegatronsFormulaForAGptShapedConfig) {
   const double megatron = 72 * b * s * l * h * h * (1 + s / (6 * h) + v / (12 * h * l));
   const double swiglu_extra = 3 * 2 * b * s * l * (3 * h * f - 8 * h * h);
   EXPECT_NEAR(model_flops(c, 8, 2048), megatron + swiglu_extra, 1e-9 * megatron);
+  // Megatron's s / 6h term is attention's (q k^T and p v over the full s x s).
+  EXPECT_NEAR(attention_flops(c, 8, 2048), 72 * b * s * l * h * h * s / (6 * h), 1e-9 * megatron);
 }
 }  // namespace
 }  // namespace cs

@@ -98,8 +98,7 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
       uint32_t pa[4][4];  // P^T, rounded
       pack_a<T>(acc, pa, [&](int n, int e, float s) {
         const int c = n * 8 + 2 * t4 + (e & 1);
-        const int64_t i = q0 + c, j = key[e >> 1];
-        return i < a.tq && fa2_visible(i, i, j, t_len, runs) ? __expf(s * a.scale + slope * float(j - i) - L[c]) : 0.f;
+        return recompute_p(a, runs, slope, q0 + c, key[e >> 1], s, L[c]);
       });
       packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
       {  // dP^T = V dO^T
@@ -177,11 +176,7 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dq_kernel(FlashArgs<T> a, con
       }
       uint32_t pa[4][4];  // P, rounded
       pack_a<T>(acc, pa, [&](int n, int e, float s) {
-        const int h = e >> 1;
-        const int64_t j = k0 + n * 8 + 2 * t4 + (e & 1);
-        return row[h] < a.tq && fa2_visible(row[h], row[h], j, t_len, runs)
-                   ? __expf(s * a.scale + slope * float(j - row[h]) - lse[h])
-                   : 0.f;
+        return recompute_p(a, runs, slope, row[e >> 1], k0 + n * 8 + 2 * t4 + (e & 1), s, lse[e >> 1]);
       });
       {  // dP = dO V^T
         uint32_t of[HD / 16][4];

@@ -4,8 +4,9 @@
 // A block takes 64 queries (4 warps of 16 rows) and walks the key tiles of 64; each warp keeps
 // its Q fragments, its scores, its P and its output accumulators in registers (the D layout of
 // two 8-column products is the A layout of the next product, so P goes from the softmax into P V
-// without shared memory), and only K and V pass through shared memory: copied with cp.async into
-// two buffers, the next tile's copy in flight while this one is used. Per row the online softmax
+// without shared memory); Q passes through shared memory once, on its way into registers, and K
+// and V tile by tile: copied with cp.async into two buffers, the next tile's copy in flight while
+// this one is used. Per row the online softmax
 // (max, rescale, sum of the rounded P) runs on the 4 lanes that hold it (two shuffles).
 // The masks, the ALiBi bias, the rounding of P and lse are those of the other kernels
 // (attention_tc_kernels.cuh): the same results up to the order of the sums.
@@ -43,8 +44,7 @@ __device__ __forceinline__ void load_tile_async(T* dst, const T* src, int64_t r0
     if (r0 + r < rows) {
       ptx::cp_async16(d, src + (r0 + r) * HD + c * 8);
     } else {
-      uint32_t* z = reinterpret_cast<uint32_t*>(d);
-      z[0] = z[1] = z[2] = z[3] = 0u;
+      for (int i = 0; i < 8; ++i) d[i] = T(0.f);
     }
   }
 }
@@ -53,7 +53,8 @@ __device__ __forceinline__ void load_tile_async(T* dst, const T* src, int64_t r0
 template <typename T, int HD>
 __device__ __forceinline__ void load_a_frags(const T* a, uint32_t (&af)[HD / 16][4]) {
   const int lane = threadIdx.x & 31;
-  for (int kk = 0; kk < HD / 16; ++kk) ptx::ldsm_x4(af[kk], a + (lane & 15) * ld_s<HD>() + kk * 16 + (lane >> 4) * 8);
+  for (int kk = 0; kk < HD / 16; ++kk)
+    ptx::ldsm_x4(af[kk], a + (lane & 15) * ld_s<HD>() + kk * 16 + (lane >> 4) * 8);
 }
 
 // acc (16 x 64) = A (16 x HD, fragments) B^T, B's 64 rows x HD in shared memory: 8 blocks of 8
@@ -104,6 +105,14 @@ __device__ __forceinline__ float packed_at(const uint32_t (&pa)[4][4], int n, in
 
 __device__ __forceinline__ bool fa2_visible(int64_t i, int64_t pos, int64_t j, int64_t tk, const int32_t* runs) {
   return j < tk && j <= pos && (!runs || runs[j] == runs[i]);
+}
+
+// The backward's P of query i and key j from their score s (training's layout: positions are the
+// indices): exp(s scale + ALiBi - lse), 0 where masked.
+template <typename T>
+__device__ __forceinline__ float recompute_p(const FlashArgs<T>& a, const int32_t* runs, float slope, int64_t i,
+                                             int64_t j, float s, float lse) {
+  return i < a.tq && fa2_visible(i, i, j, a.tk, runs) ? __expf(s * a.scale + slope * float(j - i) - lse) : 0.f;
 }
 
 template <typename T, int HD>

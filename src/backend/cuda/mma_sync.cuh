@@ -30,22 +30,25 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// A 32-bit pair's bits (memcpy: no access through another type).
+template <typename V>
+__device__ __forceinline__ uint32_t bits32(const V& v) {
+  static_assert(sizeof(V) == 4);
+  uint32_t r;
+  memcpy(&r, &v, 4);
+  return r;
+}
+
 // Two values rounded to T (nearest even), lo in the low half.
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi);
 template <>
 __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  uint32_t r;
-  memcpy(&r, &v, 4);
-  return r;
+  return bits32(__floats2bfloat162_rn(lo, hi));
 }
 template <>
 __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  uint32_t r;
-  memcpy(&r, &v, 4);
-  return r;
+  return bits32(__floats2half2_rn(lo, hi));
 }
 
 // The two values of a pair (pack2's inverse, exact).
@@ -54,13 +57,21 @@ __device__ __forceinline__ float unpack_lo(uint32_t r);
 template <typename T>
 __device__ __forceinline__ float unpack_hi(uint32_t r);
 template <>
-__device__ __forceinline__ float unpack_lo<__nv_bfloat16>(uint32_t r) { return __uint_as_float(r << 16); }
+__device__ __forceinline__ float unpack_lo<__nv_bfloat16>(uint32_t r) {
+  return __uint_as_float(r << 16);
+}
 template <>
-__device__ __forceinline__ float unpack_hi<__nv_bfloat16>(uint32_t r) { return __uint_as_float(r & 0xffff0000u); }
+__device__ __forceinline__ float unpack_hi<__nv_bfloat16>(uint32_t r) {
+  return __uint_as_float(r & 0xffff0000u);
+}
 template <>
-__device__ __forceinline__ float unpack_lo<__half>(uint32_t r) { return __half2float(__ushort_as_half((unsigned short)(r & 0xffffu))); }
+__device__ __forceinline__ float unpack_lo<__half>(uint32_t r) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(r & 0xffffu)));
+}
 template <>
-__device__ __forceinline__ float unpack_hi<__half>(uint32_t r) { return __half2float(__ushort_as_half((unsigned short)(r >> 16))); }
+__device__ __forceinline__ float unpack_hi<__half>(uint32_t r) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(r >> 16)));
+}
 
 template <typename T>
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
