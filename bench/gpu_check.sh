@@ -15,14 +15,18 @@
 #      a few layers, bf16, ChuanSpeed (its step's time by op family too; the 7B shape again with
 #      the wmma attention kernels) and PyTorch (SDPA, fused AdamW, bf16 autocast; eager, and
 #      torch.compile on the 7B shape: COMPILE_13B=1 adds it on the 13B one) on the same GPU;
-#   4. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in).
+#   4. on an sm_90 GPU (H100, H200), the warpgroup-MMA attention kernels (CS_CUDA_ATTENTION=wgmma,
+#      not the default): the attention tests and the 7B-shaped benchmark with them. Their verdict
+#      is reported apart from the check's (which is of what runs by default), and this step runs
+#      last among those that count, so it cannot take their time (SKIP_WGMMA=1 leaves it out);
+#   5. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in).
 # The whole run keeps to BUDGET_S seconds (default 530, inside one 600-second device call): each
 # step's time limit is capped by what is left, and a step that no longer fits is skipped and
 # named. A device call returns at most 8 files, so everything is written under WORK
 # (/tmp/gpu-check) and after each step three files are published to RESULTS ($OUT, else
 # out/gpu-check): summary.md (also printed), gpu_check.jsonl, and logs.tar.gz (every log, the
 # comparisons and metrics, no checkpoints). A run cut short still returns what it measured.
-# Usage: bench/gpu_check.sh   (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 MEMCHECK=1 BUDGET_S=530 to vary)
+# Usage: bench/gpu_check.sh   (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 SKIP_WGMMA=1 MEMCHECK=1 BUDGET_S=530 to vary)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=gpu-bundle
@@ -63,7 +67,8 @@ BL="$PWD/$B/lib$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bx() { LD_LIBRARY_PATH="$BL" "$@"; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-note "[gpu_check] GPU: ${GPU:-none visible}"
+CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' ')
+note "[gpu_check] GPU: ${GPU:-none visible}${CC:+ (compute capability $CC)}"
 
 note "## 0. preflight"
 # The sources' hash, as scripts/gpu_bundle.sh computes it when it builds the bundle.
@@ -189,8 +194,21 @@ if [[ -z ${SKIP_BENCH:-} ]]; then
     [[ -n ${COMPILE_13B:-} ]] && { peer 13b alibi --compile -- "${S13[@]:0:8}"; publish; }
   fi
 fi
+wgmma=""
+if [[ $CC == 9.0 && -z ${SKIP_WGMMA:-} ]]; then
+  note "## 4. the warpgroup-MMA attention (CS_CUDA_ATTENTION=wgmma, opt-in: its verdict apart)"
+  counted=$fail; fail=0
+  for t in backend_attention_test backend_attention_bf16_test backend_attention_packed_test; do
+    test_run "$WORK/logs/$t-wgmma.log" "$B/tests/$t" CS_CUDA_ATTENTION=wgmma
+  done
+  [[ -z ${SKIP_BENCH:-} ]] && ours 7b chuanspeed-7b-wgmma CS_CUDA_ATTENTION=wgmma -- "${S7[@]}"
+  wgmma=$([[ $fail == 0 ]] && echo pass || echo FAIL); fail=$counted
+  note "- the wgmma kernels: $wgmma"
+  echo "{\"check\": \"wgmma\", \"pass\": $([[ $wgmma == pass ]] && echo 1 || echo 0)}" >> "$J"
+  publish
+fi
 if [[ -n ${MEMCHECK:-} ]] && command -v compute-sanitizer > /dev/null; then
-  note "## 4. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
+  note "## 5. compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors) on the op tests"
   for t in backend_attention_test backend_attention_packed_test backend_ops_test; do
     fits 60 "memcheck $t" || continue
     log="$WORK/logs/memcheck-$t.log"
@@ -203,6 +221,6 @@ if [[ -n ${MEMCHECK:-} ]] && command -v compute-sanitizer > /dev/null; then
   done
 fi
 
-note "## result: $([[ $fail == 0 ]] && echo PASS || echo FAIL) ($SECONDS s)"
+note "## result: $([[ $fail == 0 ]] && echo PASS || echo FAIL) ($SECONDS s)${wgmma:+; the opt-in wgmma kernels: $wgmma}"
 publish
 exit $fail

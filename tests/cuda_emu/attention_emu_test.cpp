@@ -13,6 +13,7 @@
 #include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
+#include "backend/cuda/attention_wgmma.cuh"
 
 namespace {
 using cs::cuda::FlashArgs;
@@ -21,8 +22,8 @@ namespace portable = cs::cuda::portable;
 namespace fa2 = cs::cuda::fa2;
 
 // Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128), register-resident on
-// mma.sync (kMma) or on wmma (kTensorCore), or the portable ones.
-enum class Kernels { kTensorCore, kMma, kPortable };
+// mma.sync (kMma) or on wgmma (kWgmma, HD 64 and 128), or on wmma (kTensorCore); or the portable ones.
+enum class Kernels { kTensorCore, kMma, kWgmma, kPortable };
 
 std::atomic<long> g_left_in_flight{0};  // cp.async copies a thread issued and never waited for
 
@@ -39,6 +40,10 @@ void launch(unsigned gx, unsigned gy, int nthreads, size_t smem_bytes, const std
     wb.emplace_back(new std::barrier<>(32));
     blk.wbar[w] = wb.back().get();
   }
+  for (int w = 0; w < nthreads / 128; ++w) {
+    wb.emplace_back(new std::barrier<>(128));
+    blk.gbar[w] = wb.back().get();
+  }
   std::vector<std::thread> th;
   for (int t = 0; t < nthreads; ++t)
     th.emplace_back([&, t] {
@@ -54,7 +59,7 @@ void launch(unsigned gx, unsigned gy, int nthreads, size_t smem_bytes, const std
           blockIdx.x = x;
           blockIdx.y = y;
           fn();
-          g_left_in_flight += long(cs::cuda::ptx::pending_copies());
+          g_left_in_flight += long(cs::cuda::ptx::pending_copies() + cs::cuda::ptx::pending_wgmma());
         }
     });
   for (auto& x : th) x.join();
@@ -112,21 +117,24 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
   b.dout = dout.data();
   if constexpr (kKernels != Kernels::kPortable) {
     const unsigned gx = unsigned(B * H), gy = unsigned((t + tc::kB - 1) / tc::kB);
-    if constexpr (kKernels == Kernels::kMma)
-      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::forward_smem<HD>(),
-             [&] { fa2::fa2_forward_kernel<T, HD>(a); });
-    else
+    if constexpr (kKernels == Kernels::kMma || kKernels == Kernels::kWgmma) {
+      using E = std::conditional_t<kKernels == Kernels::kMma, fa2::SyncMma, fa2::WgMma>;
+      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::forward_smem<HD, E>(),
+             [&] { fa2::fa2_forward_kernel<T, HD, E>(a); });
+    } else {
       launch(gx, gy, tc::kTcThreads, tc::forward_smem<HD>(), [&] { tc::tc_forward_kernel<T, HD>(a); });
+    }
     for (int64_t r = 0; r < int64_t(B) * H * t; ++r) {  // as attention_delta_kernel
       float s = 0.f;
       for (int d = 0; d < HD; ++d) s += ld(&o[r * HD + d]) * ld(&dout[r * HD + d]);
       delta[r] = s;
     }
-    if constexpr (kKernels == Kernels::kMma) {  // key tiles for dK, dV; query tiles for dQ
-      launch(gx, unsigned((t + fa2::kBc - 1) / fa2::kBc), fa2::kFa2Threads, fa2::dkdv_smem<HD>(),
-             [&] { fa2::fa2_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
-      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::dq_smem<HD>(),
-             [&] { fa2::fa2_dq_kernel<T, HD>(b, delta.data(), dq.data()); });
+    if constexpr (kKernels == Kernels::kMma || kKernels == Kernels::kWgmma) {  // key tiles for dK, dV; query tiles for dQ
+      using E = std::conditional_t<kKernels == Kernels::kMma, fa2::SyncMma, fa2::WgMma>;
+      launch(gx, unsigned((t + fa2::kBc - 1) / fa2::kBc), fa2::kFa2Threads, fa2::dkdv_smem<HD, E>(),
+             [&] { fa2::fa2_dkdv_kernel<T, HD, E>(b, delta.data(), dk.data(), dv.data()); });
+      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::dq_smem<HD, E>(),
+             [&] { fa2::fa2_dq_kernel<T, HD, E>(b, delta.data(), dq.data()); });
     } else {
       launch(gx, gy, tc::kTcThreads, tc::dkdv_smem<HD>(),
              [&] { tc::tc_dkdv_kernel<T, HD>(b, delta.data(), dk.data(), dv.data()); });
@@ -233,7 +241,8 @@ void expect_close(const Errors& e) {
   EXPECT_LT(e.dv, tol);
   EXPECT_EQ(emu::bad_align.load(), 0) << "a wmma pointer or ldm without the alignment wmma requires";
   EXPECT_EQ(emu::bad_range.load(), 0) << "a wmma, ldmatrix or cp.async access outside the block's shared memory";
-  EXPECT_EQ(g_left_in_flight.load(), 0) << "cp.async copies never waited for";
+  EXPECT_EQ(g_left_in_flight.load(), 0) << "cp.async copies or wgmma products never waited for";
+  EXPECT_EQ(emu::bad_desc.load(), 0) << "a wgmma descriptor unlike the kernels' layout, or differing across the warpgroup";
 }
 
 TEST(TensorCoreAttentionEmulated, HeadDims32And64AroundTheTiles) {
@@ -269,6 +278,22 @@ TEST(MmaAttentionEmulated, AroundTheTilesAllHeadDims) {
   }
   // f16's range: dS scaled before it is rounded (as the wmma kernels).
   expect_close<f16>(run_case<f16, 128, Kernels::kMma>(1, 1, 64, false, 0, 47, 1.f, 4.f, 4000.f));
+}
+
+// The same kernels on wgmma (attention_wgmma.cuh): the swizzled tiles, the descriptors, the
+// warpgroup-uniform skips.
+TEST(WgmmaAttentionEmulated, AroundTheTiles) {
+  for (int64_t t : {1, 15, 64, 65, 130, 200}) {
+    SCOPED_TRACE("T " + std::to_string(t));
+    expect_close<f16>(run_case<f16, 64, Kernels::kWgmma>(1, 2, t, false, 1, 52 + t, 2.f));
+    expect_close<bf16>(run_case<bf16, 64, Kernels::kWgmma>(1, 2, t, true, 2, 53 + t, 2.f));
+  }
+  for (int64_t t : {17, 129}) {
+    SCOPED_TRACE("T " + std::to_string(t));
+    expect_close<bf16>(run_case<bf16, 128, Kernels::kWgmma>(1, 2, t, true, 2, 55 + t, 1.f));
+    expect_close<f16>(run_case<f16, 128, Kernels::kWgmma>(1, 1, t, false, 0, 56 + t, 3.f));
+  }
+  expect_close<f16>(run_case<f16, 128, Kernels::kWgmma>(1, 1, 64, false, 0, 57, 1.f, 4.f, 4000.f));
 }
 
 // f16's range: gradients near its largest value stay finite because dS is scaled before it is

@@ -50,14 +50,21 @@ struct WarpStage {
   float c[32][4];
   const void* p[32];
 };
+// A warpgroup's exchange area for wgmma (wgmma_emulation.h): each thread's A registers and descriptors.
+struct WgStage {
+  uint32_t a[128][4];
+  uint64_t da[128], db[128];
+};
 struct Block {
   std::barrier<>* bar;
   std::barrier<>* wbar[32];
+  std::barrier<>* gbar[8];  // one per warpgroup (128 threads)
   float shfl[32][32];
   WarpStage ws[32][2];  // two per warp, used in turn: one barrier per exchange suffices
+  WgStage wg[8][2];
 };
 thread_local Block* tl_block;
-std::atomic<long> bad_align{0}, bad_range{0};
+std::atomic<long> bad_align{0}, bad_range{0}, bad_desc{0};
 }  // namespace emu
 
 inline void __syncthreads() { emu::tl_block->bar->arrive_and_wait(); }
@@ -191,3 +198,4 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const A& a, const B& 
 }  // namespace nvcuda::wmma
 
 #include "cuda_emu/mma_emulation.h"
+#include "cuda_emu/wgmma_emulation.h"

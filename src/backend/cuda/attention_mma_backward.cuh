@@ -15,10 +15,12 @@ namespace cs::cuda::fa2 {
 
 // Shared memory: the fixed tile pair and two buffers of the streamed pair (and, for dK / dV, two
 // buffers of the query tile's lse and D).
-template <int HD>
-__host__ __device__ constexpr size_t dkdv_smem() { return size_t(6) * kBr * ld_s<HD>() * 2 + 4 * size_t(kBr) * 4; }
-template <int HD>
-__host__ __device__ constexpr size_t dq_smem() { return size_t(6) * kBr * ld_s<HD>() * 2; }
+template <int HD, class E = SyncMma>
+__host__ __device__ constexpr size_t dkdv_smem() {
+  return size_t(6) * E::template tile_elems<HD>() * 2 + 4 * size_t(kBr) * 4 + E::kAlignPad;
+}
+template <int HD, class E = SyncMma>
+__host__ __device__ constexpr size_t dq_smem() { return size_t(6) * E::template tile_elems<HD>() * 2 + E::kAlignPad; }
 
 // Writes a warp's 16 x HD f32 accumulator (rows r0 + g, r0 + g + 8) into out (rows, HD); rows
 // past `rows` are not written.
@@ -36,15 +38,16 @@ __device__ __forceinline__ void store_acc(const float (&acc)[HD / 8][4], float* 
 }
 
 // dK, dV of one key tile (warp w: keys k0 + 16w .. + 15) over the query tiles at or after it.
-template <typename T, int HD>
+template <typename T, int HD, class E = SyncMma>
 __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, const float* delta, float* dk, float* dv) {
-  CS_TC_SHARED(smem);
-  constexpr int LD = ld_s<HD>(), ND = HD / 8;
+  CS_TC_SHARED(raw);
+  unsigned char* smem = E::align(raw);
+  constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
   T* sK = reinterpret_cast<T*>(smem);
-  T* sV = sK + kBc * LD;
-  T* sQ = sV + kBc * LD;        // 2 buffers
-  T* sdO = sQ + 2 * kBr * LD;   // 2 buffers
-  float* sL = reinterpret_cast<float*>(sdO + 2 * kBr * LD);  // 2 x 64 lse
+  T* sV = sK + TE;
+  T* sQ = sV + TE;         // 2 buffers
+  T* sdO = sQ + 2 * TE;    // 2 buffers
+  float* sL = reinterpret_cast<float*>(sdO + 2 * TE);  // 2 x 64 lse
   float* sD = sL + 2 * kBr;                                 // 2 x 64 D
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.x, b = bh / a.heads, k0 = int64_t(blockIdx.y) * kBc, t_len = a.tk;
@@ -59,16 +62,16 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
   const int n_tiles = q_first < a.tq ? int((a.tq - q_first + kBr - 1) / kBr) : 0;
   auto load_queries = [&](int it, int buf) {
     const int64_t q0 = q_first + int64_t(it) * kBr;
-    load_tile_async<T, HD>(sQ + buf * kBr * LD, qh, q0, a.tq);
-    load_tile_async<T, HD>(sdO + buf * kBr * LD, doh, q0, a.tq);
+    E::template load_tile<T, HD>(sQ + buf * TE, qh, q0, a.tq);
+    E::template load_tile<T, HD>(sdO + buf * TE, doh, q0, a.tq);
     if (threadIdx.x < kBr) {  // plain loads: visible after the barrier that precedes their use
       const int64_t i = q0 + threadIdx.x;
       sL[buf * kBr + threadIdx.x] = i < a.tq ? lse[i] : 0.f;
       sD[buf * kBr + threadIdx.x] = i < a.tq ? dl[i] : 0.f;
     }
   };
-  load_tile_async<T, HD>(sK, a.k + bh * a.kv_head_stride, k0, t_len);
-  load_tile_async<T, HD>(sV, a.v + bh * a.kv_head_stride, k0, t_len);
+  E::template load_tile<T, HD>(sK, a.k + bh * a.kv_head_stride, k0, t_len);
+  E::template load_tile<T, HD>(sV, a.v + bh * a.kv_head_stride, k0, t_len);
   if (n_tiles > 0) load_queries(0, 0);
   ptx::cp_async_commit();
 
@@ -76,41 +79,34 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
   for (int n = 0; n < ND; ++n)
     for (int e = 0; e < 4; ++e) dkacc[n][e] = dvacc[n][e] = 0.f;
   const int64_t key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
-  const bool warp_has_keys = k0 + warp * 16 < t_len;
+  const int64_t gk0 = k0 + warp * 16 / E::kGroupRows * E::kGroupRows;  // the warp's group's first key
   for (int it = 0; it < n_tiles; ++it) {
     const int buf = it & 1;
     const int64_t q0 = q_first + int64_t(it) * kBr;
     if (it + 1 < n_tiles) load_queries(it + 1, buf ^ 1);
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();
+    E::tiles_landed();
     __syncthreads();
-    if (warp_has_keys && q0 + kBr - 1 >= k0 + warp * 16) {  // (warp-uniform) a query of the tile sees a key of the warp
-      const T* q = sQ + buf * kBr * LD;
-      const T* dO = sdO + buf * kBr * LD;
+    if (gk0 < t_len && q0 + kBr - 1 >= gk0) {  // (group-uniform) a query of the tile sees a key of the group
+      const T* q = sQ + buf * TE;
+      const T* dO = sdO + buf * TE;
       const float* L = sL + buf * kBr;
       const float* D = sD + buf * kBr;
       float acc[8][4];
-      {  // S^T = K Q^T (rows: the warp's keys; columns: the tile's queries)
-        uint32_t kf[HD / 16][4];
-        load_a_frags<T, HD>(sK + warp * 16 * LD, kf);
-        frags_times_rows_t<T, HD>(kf, q, acc);
-      }
+      E::template rows_times_rows_t<T, HD>(sK, q, acc);  // S^T = K Q^T (rows: keys; columns: queries)
       uint32_t pa[4][4];  // P^T, rounded
       pack_a<T>(acc, pa, [&](int n, int e, float s) {
         const int c = n * 8 + 2 * t4 + (e & 1);
         return recompute_p(a, runs, slope, q0 + c, key[e >> 1], s, L[c]);
       });
-      packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
-      {  // dP^T = V dO^T
-        uint32_t vf[HD / 16][4];
-        load_a_frags<T, HD>(sV + warp * 16 * LD, vf);
-        frags_times_rows_t<T, HD>(vf, dO, acc);
-      }
+      E::template packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
+      E::template rows_times_rows_t<T, HD>(sV, dO, acc);      // dP^T = V dO^T
       uint32_t da[4][4];  // dS^T = P^T (dP^T - D) scale, rounded
       pack_a<T>(acc, da, [&](int n, int e, float dp) {
         return packed_at<T>(pa, n, e) * (dp - D[n * 8 + 2 * t4 + (e & 1)]) * a.scale;
       });
-      packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
+      E::template packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
   }
@@ -120,14 +116,15 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
 }
 
 // dQ of one query tile (warp w: queries q0 + 16w .. + 15) over the key tiles up to the causal limit.
-template <typename T, int HD>
+template <typename T, int HD, class E = SyncMma>
 __global__ void __launch_bounds__(kFa2Threads) fa2_dq_kernel(FlashArgs<T> a, const float* delta, float* dq) {
-  CS_TC_SHARED(smem);
-  constexpr int LD = ld_s<HD>(), ND = HD / 8;
+  CS_TC_SHARED(raw);
+  unsigned char* smem = E::align(raw);
+  constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
   T* sQ = reinterpret_cast<T*>(smem);
-  T* sdO = sQ + kBr * LD;
-  T* sK = sdO + kBr * LD;       // 2 buffers
-  T* sV = sK + 2 * kBc * LD;    // 2 buffers
+  T* sdO = sQ + TE;
+  T* sK = sdO + TE;       // 2 buffers
+  T* sV = sK + 2 * TE;    // 2 buffers
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr, t_len = a.tk;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
@@ -136,16 +133,17 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dq_kernel(FlashArgs<T> a, con
   const T* vh = a.v + bh * a.kv_head_stride;
   const int64_t k_end = min(t_len, min(a.tq, q0 + kBr));
   const int n_tiles = int((k_end + kBc - 1) / kBc);
-  load_tile_async<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
-  load_tile_async<T, HD>(sdO, a.dout + bh * a.q_head_stride, q0, a.tq);
+  E::template load_tile<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  E::template load_tile<T, HD>(sdO, a.dout + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) {
-    load_tile_async<T, HD>(sK, kh, 0, t_len);
-    load_tile_async<T, HD>(sV, vh, 0, t_len);
+    E::template load_tile<T, HD>(sK, kh, 0, t_len);
+    E::template load_tile<T, HD>(sV, vh, 0, t_len);
   }
   ptx::cp_async_commit();
 
   const int64_t w0 = q0 + warp * 16;
-  const int64_t warp_last = min(a.tq - 1, w0 + 15);
+  const int64_t g0 = q0 + warp * 16 / E::kGroupRows * E::kGroupRows;  // the warp's group's first row
+  const int64_t group_last = min(a.tq - 1, g0 + E::kGroupRows - 1);
   int64_t row[2];
   float lse[2], dd[2];
   for (int h = 0; h < 2; ++h) {
@@ -159,33 +157,26 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dq_kernel(FlashArgs<T> a, con
     const int64_t k0 = int64_t(it) * kBc;
     const int buf = it & 1;
     if (it + 1 < n_tiles) {
-      load_tile_async<T, HD>(sK + (buf ^ 1) * kBc * LD, kh, k0 + kBc, t_len);
-      load_tile_async<T, HD>(sV + (buf ^ 1) * kBc * LD, vh, k0 + kBc, t_len);
+      E::template load_tile<T, HD>(sK + (buf ^ 1) * TE, kh, k0 + kBc, t_len);
+      E::template load_tile<T, HD>(sV + (buf ^ 1) * TE, vh, k0 + kBc, t_len);
     }
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();
+    E::tiles_landed();
     __syncthreads();
-    if (k0 <= warp_last && w0 < a.tq) {  // (warp-uniform)
-      const T* k = sK + buf * kBc * LD;
-      const T* v = sV + buf * kBc * LD;
+    if (k0 <= group_last && g0 < a.tq) {  // (group-uniform)
+      const T* k = sK + buf * TE;
+      const T* v = sV + buf * TE;
       float acc[8][4];
-      {  // S = Q K^T
-        uint32_t qf[HD / 16][4];
-        load_a_frags<T, HD>(sQ + warp * 16 * LD, qf);
-        frags_times_rows_t<T, HD>(qf, k, acc);
-      }
+      E::template rows_times_rows_t<T, HD>(sQ, k, acc);  // S = Q K^T
       uint32_t pa[4][4];  // P, rounded
       pack_a<T>(acc, pa, [&](int n, int e, float s) {
         return recompute_p(a, runs, slope, row[e >> 1], k0 + n * 8 + 2 * t4 + (e & 1), s, lse[e >> 1]);
       });
-      {  // dP = dO V^T
-        uint32_t of[HD / 16][4];
-        load_a_frags<T, HD>(sdO + warp * 16 * LD, of);
-        frags_times_rows_t<T, HD>(of, v, acc);
-      }
+      E::template rows_times_rows_t<T, HD>(sdO, v, acc);  // dP = dO V^T
       uint32_t da[4][4];  // dS = P (dP - D) scale, rounded
       pack_a<T>(acc, da, [&](int n, int e, float dp) { return packed_at<T>(pa, n, e) * (dp - dd[e >> 1]) * a.scale; });
-      packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
+      E::template packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
     }
     __syncthreads();
   }

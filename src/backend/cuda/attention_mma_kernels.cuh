@@ -10,6 +10,8 @@
 // (max, rescale, sum of the rounded P) runs on the 4 lanes that hold it (two shuffles).
 // The masks, the ALiBi bias, the rounding of P and lse are those of the other kernels
 // (attention_tc_kernels.cuh): the same results up to the order of the sums.
+// The kernels take their products from an engine (SyncMma below; WgMma, the same on Hopper's
+// warpgroup MMA, in attention_wgmma.cuh): the loops, masks and softmax are one text for both.
 // In a header so that tests/cuda_emu/ runs its text on the CPU against a float64 reference.
 #pragma once
 #ifndef CS_CUDA_EMULATION
@@ -28,10 +30,6 @@ constexpr int kFa2Threads = kWarps * 32;
 // Shared-memory rows are padded by 16 bytes: the 8 rows an ldmatrix reads then fall on distinct banks.
 template <int HD>
 __host__ __device__ constexpr int ld_s() { return HD + 8; }
-// Two buffers each of K and V (Q passes through the second K buffer before the loop: 70 KB at head
-// dim 128, so two blocks fit an A100's SM).
-template <int HD>
-__host__ __device__ constexpr size_t forward_smem() { return size_t(4) * kBc * ld_s<HD>() * 2; }
 
 // Rows [r0, r0 + 64) of a (rows, HD) matrix into dst (row stride ld_s) through cp.async; rows
 // past `rows` are zeroed with plain stores. Every thread of the block takes part.
@@ -115,13 +113,67 @@ __device__ __forceinline__ float recompute_p(const FlashArgs<T>& a, const int32_
   return i < a.tq && fa2_visible(i, i, j, a.tk, runs) ? __expf(s * a.scale + slope * float(j - i) - lse) : 0.f;
 }
 
-template <typename T, int HD>
+// How a block's products are done: SyncMma, here, on mma.sync by warps (each warp's 16 rows),
+// tiles in rows padded to ld_s; WgMma (attention_wgmma.cuh) on wgmma by the block's warpgroup
+// (its 64 rows), tiles in the 128-byte swizzle. The kernels below are written against this:
+//   kGroupRows: the rows one product covers (what a skip condition must be uniform over);
+//   tile_elems<HD>(): the elements of a 64-row tile in shared memory; kAlignPad, align(): the
+//     bytes the tiles' base may need to start where the layout requires;
+//   load_tile: rows [r0, r0 + 64) of a (rows, HD) matrix into a tile by cp.async (zeros past rows);
+//   tiles_landed(): after a thread's cp.async wait, before the barrier that publishes the tiles;
+//   kQInRegisters, QOperand, hold_q, q_times_rows_t: the forward's Q, held across the key tiles;
+//   rows_times_rows_t: acc (the group's rows x 64) = A B^T, A the group's rows of a tile, B a tile;
+//   packed_times_rows: acc (the group's rows x HD) += P M, P packed A fragments, M a tile.
+struct SyncMma {
+  static constexpr int kGroupRows = 16;
+  static constexpr bool kQInRegisters = true;
+  static constexpr size_t kAlignPad = 0;
+  template <int HD>
+  __host__ __device__ static constexpr int tile_elems() { return kBr * ld_s<HD>(); }
+  __device__ static unsigned char* align(unsigned char* smem) { return smem; }
+  template <typename T, int HD>
+  __device__ static void load_tile(T* dst, const T* src, int64_t r0, int64_t rows) {
+    load_tile_async<T, HD>(dst, src, r0, rows);
+  }
+  __device__ static void tiles_landed() {}
+  template <typename T, int HD>
+  using QOperand = uint32_t[HD / 16][4];
+  template <typename T, int HD>
+  __device__ static void hold_q(const T* sq, uint32_t (&qf)[HD / 16][4]) {
+    load_a_frags<T, HD>(sq + (threadIdx.x / 32) * 16 * ld_s<HD>(), qf);
+  }
+  template <typename T, int HD>
+  __device__ static void q_times_rows_t(const uint32_t (&qf)[HD / 16][4], const T* b, float (&acc)[8][4]) {
+    frags_times_rows_t<T, HD>(qf, b, acc);
+  }
+  template <typename T, int HD>
+  __device__ static void rows_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
+    uint32_t af[HD / 16][4];
+    load_a_frags<T, HD>(a + (threadIdx.x / 32) * 16 * ld_s<HD>(), af);
+    frags_times_rows_t<T, HD>(af, b, acc);
+  }
+  template <typename T, int HD>
+  __device__ static void packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
+    fa2::packed_times_rows<T, HD>(pa, m, acc);
+  }
+};
+
+// The forward's shared memory: two buffers each of K and V, and Q's tile. With SyncMma, Q passes
+// through the second K buffer on its way into registers (70 KB at head dim 128, so two blocks fit
+// an A100's SM); with WgMma it stays in its own (81 KB).
+template <int HD, class E = SyncMma>
+__host__ __device__ constexpr size_t forward_smem() {
+  return size_t(E::kQInRegisters ? 4 : 5) * E::template tile_elems<HD>() * 2 + E::kAlignPad;
+}
+
+template <typename T, int HD, class E = SyncMma>
 __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a) {
-  CS_TC_SHARED(smem);
-  constexpr int LD = ld_s<HD>(), KS = HD / 16, ND = HD / 8;
-  T* sK = reinterpret_cast<T*>(smem);  // 2 buffers
-  T* sV = sK + 2 * kBc * LD;            // 2 buffers
-  T* sQ = sK + kBc * LD;                // K's second buffer, until the Q fragments are in registers
+  CS_TC_SHARED(raw);
+  unsigned char* smem = E::align(raw);
+  constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
+  T* sK = reinterpret_cast<T*>(smem);                      // 2 buffers
+  T* sV = sK + 2 * TE;                                     // 2 buffers
+  T* sQ = E::kQInRegisters ? sK + TE : sV + 2 * TE;  // K's second buffer until Q is in registers
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr;
   const T* kh = a.k + bh * a.kv_head_stride;
@@ -130,20 +182,22 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
   const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
   const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + kBr));  // keys any row of the block sees
   const int n_tiles = int((k_end + kBc - 1) / kBc);
-  load_tile_async<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  E::template load_tile<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) {
-    load_tile_async<T, HD>(sK, kh, 0, a.tk);
-    load_tile_async<T, HD>(sV, vh, 0, a.tk);
+    E::template load_tile<T, HD>(sK, kh, 0, a.tk);
+    E::template load_tile<T, HD>(sV, vh, 0, a.tk);
   }
   ptx::cp_async_commit();
   ptx::cp_async_wait<0>();
+  E::tiles_landed();
   __syncthreads();
-  uint32_t qf[KS][4];
-  load_a_frags<T, HD>(sQ + warp * 16 * LD, qf);
+  typename E::template QOperand<T, HD> qop;
+  E::template hold_q<T, HD>(sQ, qop);
   __syncthreads();  // every warp has its Q fragments before the first prefetch overwrites them
 
-  const int64_t w0 = q0 + warp * 16;                               // the warp's first row
-  const int64_t warp_last = a.q_pos0 + min(a.tq - 1, w0 + 15);     // its last row's position
+  const int64_t w0 = q0 + warp * 16;  // the warp's first row
+  const int64_t g0 = q0 + warp * 16 / E::kGroupRows * E::kGroupRows;        // its group's
+  const int64_t group_last = a.q_pos0 + min(a.tq - 1, g0 + E::kGroupRows - 1);  // the group's last position
   int64_t row[2], pos[2];
   for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
   float o[ND][4];
@@ -154,17 +208,18 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
     const int64_t k0 = int64_t(it) * kBc;
     const int buf = it & 1;
     if (it + 1 < n_tiles) {  // the next tile into the other buffer (freed by the last barrier)
-      load_tile_async<T, HD>(sK + (buf ^ 1) * kBc * LD, kh, k0 + kBc, a.tk);
-      load_tile_async<T, HD>(sV + (buf ^ 1) * kBc * LD, vh, k0 + kBc, a.tk);
+      E::template load_tile<T, HD>(sK + (buf ^ 1) * TE, kh, k0 + kBc, a.tk);
+      E::template load_tile<T, HD>(sV + (buf ^ 1) * TE, vh, k0 + kBc, a.tk);
     }
     ptx::cp_async_commit();
     ptx::cp_async_wait<1>();  // everything but the newest group: this tile has landed
+    E::tiles_landed();
     __syncthreads();
-    if (k0 <= warp_last && w0 < a.tq) {  // (warp-uniform) some row of the warp sees a key of the tile
-      const T* sk = sK + buf * kBc * LD;
-      const T* sv = sV + buf * kBc * LD;
+    if (k0 <= group_last && g0 < a.tq) {  // (group-uniform) some row of the group sees a key of the tile
+      const T* sk = sK + buf * TE;
+      const T* sv = sV + buf * TE;
       float s[8][4];  // S = Q K^T
-      frags_times_rows_t<T, HD>(qf, sk, s);
+      E::template q_times_rows_t<T, HD>(qop, sk, s);
       // Scale, bias and masks; the rows' new maxima (a row's 64 scores are on 4 lanes).
       float mx[2] = {-INFINITY, -INFINITY};
       for (int n = 0; n < 8; ++n)
@@ -197,7 +252,7 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
         l[e >> 1] += ld(&pt);
         return p;
       });
-      packed_times_rows<T, HD>(pa, sv, o);  // O += P V
+      E::template packed_times_rows<T, HD>(pa, sv, o);  // O += P V
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
   }

@@ -3,7 +3,8 @@
 //  - the register-resident ones (attention_mma_kernels.cuh, attention_mma_backward.cuh,
 //    FlashAttention-2's design: mma.sync m16n8k16 with known fragment layouts, so scores, P, dS
 //    and the accumulators stay in registers; the streamed tiles double-buffered through
-//    cp.async), taken by default when q, k, v (and o, dO) start on 16 bytes;
+//    cp.async), taken by default when q, k, v (and o, dO) start on 16 bytes; with
+//    CS_CUDA_ATTENTION=wgmma on an sm_90 GPU the same kernels on warpgroup MMA (attention_wgmma.cu);
 //  - the wmma ones (attention_tc_kernels.cuh: nvcuda::wmma 16x16x16, whose fragment layout is
 //    unspecified, so the softmax and the rescaling go through shared memory), taken otherwise or
 //    with CS_CUDA_ATTENTION=wmma.
@@ -21,8 +22,7 @@
 #include <string>
 #include <type_traits>
 
-#include "backend/cuda/attention_mma_backward.cuh"
-#include "backend/cuda/attention_mma_kernels.cuh"
+#include "backend/cuda/attention_fa2_launch.cuh"
 #include "backend/cuda/attention_tc.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
 
@@ -31,28 +31,24 @@ namespace cs::cuda {
 namespace {
 using namespace tc;
 
-template <typename Fn>
-bool with_tc_head_dim(int hd, Fn&& fn) {
-  switch (hd) {
-    case 32: fn(std::integral_constant<int, 32>{}); return true;
-    case 64: fn(std::integral_constant<int, 64>{}); return true;
-    case 128: fn(std::integral_constant<int, 128>{}); return true;
-    default: return false;
-  }
-}
-
-template <typename K>
-void set_smem(K kernel, size_t bytes, const char* op) {
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), op);
-}
-
-// CS_CUDA_ATTENTION: unset (the default choice), "wmma" or "portable".
+// CS_CUDA_ATTENTION: unset (the default choice), "wgmma", "wmma" or "portable".
 const std::string& attention_choice() {
   static const std::string v = [] {
     const char* e = std::getenv("CS_CUDA_ATTENTION");
-    return std::string(e ? e : "");
+    const std::string s = e ? e : "";
+    if (!s.empty() && s != "wgmma" && s != "wmma" && s != "portable")
+      throw UsageError("CS_CUDA_ATTENTION=" + s + ": expected wgmma, wmma or portable (or unset for the default kernels)");
+    return s;
   }();
   return v;
+}
+
+// CS_CUDA_ATTENTION=wgmma on head dims 64 and 128 (32 keeps mma.sync).
+bool wgmma_kernels(int64_t hd) {
+  if (attention_choice() != "wgmma" || (hd != 64 && hd != 128)) return false;
+  if (!wgmma_attention_available())
+    throw Error("CS_CUDA_ATTENTION=wgmma: the warpgroup-MMA attention needs an sm_90 GPU (H100, H200); unset it on this GPU");
+  return true;
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -79,7 +75,7 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
   if (!with_tc_head_dim(int(hd), [&](auto h) {
         constexpr int HD = decltype(h)::value;
         need = std::max({forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>(), fa2::forward_smem<HD>(),
-                         fa2::dkdv_smem<HD>(), fa2::dq_smem<HD>()});
+                         fa2::dkdv_smem<HD>(), fa2::dq_smem<HD>(), wgmma_attention_smem(HD)});
       }))
     return false;
   return need <= size_t(optin);
@@ -88,14 +84,11 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
 template <typename T>
 void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
   if (mma_kernels(a)) {
-    const dim3 grid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));
+    if (wgmma_kernels(a.hd)) return wgmma_forward(c, a, bh);
     const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
-      constexpr int HD = decltype(hd)::value;
-      set_smem(fa2::fa2_forward_kernel<T, HD>, fa2::forward_smem<HD>(), "attention_forward (shared memory)");
-      fa2::fa2_forward_kernel<T, HD><<<grid, fa2::kFa2Threads, fa2::forward_smem<HD>(), stream(c)>>>(a);
+      fa2_forward<fa2::SyncMma, decltype(hd)::value>(c, a, bh, "attention_forward (tensor cores, mma)");
     });
     CS_CHECK(ok) << "head dim " << a.hd;
-    check_launch("attention_forward (tensor cores, mma)");
     return;
   }
   const dim3 grid(unsigned(bh), unsigned((a.tq + kB - 1) / kB));
@@ -113,16 +106,11 @@ void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, 
   // The backward kernels take the training layout: queries and keys the same positions from 0.
   CS_CHECK(a.q_pos0 == 0 && a.tq == a.tk) << a.q_pos0 << " " << a.tq << " " << a.tk;
   if (mma_kernels(a)) {
-    const dim3 kgrid(unsigned(bh), unsigned((a.tk + fa2::kBc - 1) / fa2::kBc));  // key tiles
-    const dim3 qgrid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));  // query tiles
+    if (wgmma_kernels(a.hd)) return wgmma_backward(c, a, bh, delta, dq, dk, dv);
     const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
-      constexpr int HD = decltype(hd)::value;
-      set_smem(fa2::fa2_dkdv_kernel<T, HD>, fa2::dkdv_smem<HD>(), "attention_backward (shared memory)");
-      set_smem(fa2::fa2_dq_kernel<T, HD>, fa2::dq_smem<HD>(), "attention_backward (shared memory)");
-      fa2::fa2_dkdv_kernel<T, HD><<<kgrid, fa2::kFa2Threads, fa2::dkdv_smem<HD>(), stream(c)>>>(a, delta, dk, dv);
-      check_launch("attention_backward (tensor cores, mma, dk, dv)");
-      fa2::fa2_dq_kernel<T, HD><<<qgrid, fa2::kFa2Threads, fa2::dq_smem<HD>(), stream(c)>>>(a, delta, dq);
-      check_launch("attention_backward (tensor cores, mma, dq)");
+      fa2_backward<fa2::SyncMma, decltype(hd)::value>(c, a, bh, delta, dq, dk, dv,
+                                                      "attention_backward (tensor cores, mma, dk, dv)",
+                                                      "attention_backward (tensor cores, mma, dq)");
     });
     CS_CHECK(ok) << "head dim " << a.hd;
     return;

@@ -16,4 +16,14 @@ void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh);
 template <typename T>
 void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv);
 
+// The same kernels on Hopper's warpgroup MMA (attention_wgmma.cu, compiled for sm_90a), taken with
+// CS_CUDA_ATTENTION=wgmma: whether this GPU runs them (compute capability 9.0 and a build with
+// sm_90a), their largest shared memory at head dim hd (64 or 128; 0 for others), and the launches.
+bool wgmma_attention_available();
+size_t wgmma_attention_smem(int64_t hd);
+template <typename T>
+void wgmma_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh);
+template <typename T>
+void wgmma_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv);
+
 }  // namespace cs::cuda

@@ -1,0 +1,73 @@
+// The register-resident attention kernels on Hopper's warpgroup MMA (the WgMma engine of
+// attention_wgmma.cuh), taken with CS_CUDA_ATTENTION=wgmma on an sm_90 GPU for head dims 64 and
+// 128. This file alone is compiled for sm_90a (wgmma exists there only; src/backend/CMakeLists.txt)
+// and sm_80, where the kernels' bodies trap and are never launched.
+#include <algorithm>
+
+#include "backend/cuda/attention_fa2_launch.cuh"
+#include "backend/cuda/attention_tc.cuh"
+#include "backend/cuda/attention_wgmma.cuh"
+
+namespace cs::cuda {
+
+using fa2::WgMma;
+
+namespace {
+// Writes 1 when the image the GPU runs of this file has wgmma (sm_90a), 0 otherwise.
+__global__ void wgmma_probe_kernel(int* out) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+}  // namespace
+
+bool wgmma_attention_available() {
+  static const bool ok = [] {
+    int dev = 0, major = 0, minor = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "cudaDeviceGetAttribute");
+    if (major != 9 || minor != 0) return false;
+    int* d = nullptr;
+    int has = 0;
+    check(cudaMalloc(&d, sizeof(int)), "wgmma probe (cudaMalloc)");
+    wgmma_probe_kernel<<<1, 1>>>(d);
+    const cudaError_t e = cudaMemcpy(&has, d, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(d);
+    check(e, "wgmma probe");
+    return has == 1;
+  }();
+  return ok;
+}
+
+size_t wgmma_attention_smem(int64_t hd) {
+  if (hd == 64) return std::max({fa2::forward_smem<64, WgMma>(), fa2::dkdv_smem<64, WgMma>(), fa2::dq_smem<64, WgMma>()});
+  if (hd == 128)
+    return std::max({fa2::forward_smem<128, WgMma>(), fa2::dkdv_smem<128, WgMma>(), fa2::dq_smem<128, WgMma>()});
+  return 0;
+}
+
+template <typename T>
+void wgmma_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
+  if (a.hd == 64) return fa2_forward<WgMma, 64>(c, a, bh, "attention_forward (tensor cores, wgmma)");
+  CS_CHECK(a.hd == 128) << "head dim " << a.hd;
+  fa2_forward<WgMma, 128>(c, a, bh, "attention_forward (tensor cores, wgmma)");
+}
+
+template <typename T>
+void wgmma_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv) {
+  const char* kv = "attention_backward (tensor cores, wgmma, dk, dv)";
+  const char* q = "attention_backward (tensor cores, wgmma, dq)";
+  if (a.hd == 64) return fa2_backward<WgMma, 64>(c, a, bh, delta, dq, dk, dv, kv, q);
+  CS_CHECK(a.hd == 128) << "head dim " << a.hd;
+  fa2_backward<WgMma, 128>(c, a, bh, delta, dq, dk, dv, kv, q);
+}
+
+template void wgmma_forward<bf16>(Ctx&, const FlashArgs<bf16>&, int64_t);
+template void wgmma_forward<f16>(Ctx&, const FlashArgs<f16>&, int64_t);
+template void wgmma_backward<bf16>(Ctx&, const FlashArgs<bf16>&, int64_t, const float*, float*, float*, float*);
+template void wgmma_backward<f16>(Ctx&, const FlashArgs<f16>&, int64_t, const float*, float*, float*, float*);
+
+}  // namespace cs::cuda

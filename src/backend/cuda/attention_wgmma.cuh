@@ -1,0 +1,84 @@
+// The register-resident attention kernels (attention_mma_kernels.cuh, attention_mma_backward.cuh)
+// on Hopper's warpgroup MMA: the WgMma engine. A block is one warpgroup (4 warps, 128 threads:
+// the same block as SyncMma's), and each of a tile's products is one chain of wgmma.mma_async over
+// the block's 64 rows, where SyncMma has each warp do its 16 rows with mma.sync: the same
+// accumulator layout per warp (wgmma.cuh), so the kernels' softmax, masks, P and dS code and their
+// stores are unchanged. S-type products (Q K^T, K Q^T, V dO^T, dO V^T) take both operands from
+// shared memory (K-major descriptors); the P- and dS-products take P or dS from registers and the
+// other tile as an MN-major operand, so no tile is ever transposed. The tiles are unpadded 64 x HD
+// in the 128-byte swizzle (cp.async writes them conflict-free; wgmma reads them conflict-free), so
+// head dims 64 and 128 only. Each product waits for its own result (wgmma.wait_group 0): no
+// overlap of one product with the softmax of another yet (FlashAttention-3's ping-pong), and no
+// TMA: the tiles come through cp.async as on sm_80.
+#pragma once
+#include "backend/cuda/attention_mma_backward.cuh"
+#include "backend/cuda/wgmma.cuh"
+
+namespace cs::cuda::fa2 {
+
+struct WgMma {
+  static constexpr int kGroupRows = 64;
+  static constexpr bool kQInRegisters = false;
+  static constexpr size_t kAlignPad = 1024;  // the swizzle's atoms start on 1024 bytes
+  template <int HD>
+  __host__ __device__ static constexpr int tile_elems() { return kBr * HD; }
+  __device__ static unsigned char* align(unsigned char* smem) {
+    return smem + ((1024u - (ptx::smem_addr(smem) & 1023u)) & 1023u);
+  }
+  template <typename T, int HD>
+  __device__ static void load_tile(T* dst, const T* src, int64_t r0, int64_t rows) {
+    static_assert(HD == 64 || HD == 128, "the 128-byte swizzle takes rows of 64 or 128 16-bit elements");
+    constexpr int kChunks = HD / 8;  // 16 bytes each
+    for (int e = threadIdx.x; e < kBr * kChunks; e += blockDim.x) {
+      const int r = e / kChunks, c = e % kChunks;
+      T* d = reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(dst) + ptx::swizzled(r, c));
+      if (r0 + r < rows) {
+        ptx::cp_async16(d, src + (r0 + r) * HD + c * 8);
+      } else {
+        for (int i = 0; i < 8; ++i) d[i] = T(0.f);
+      }
+    }
+  }
+  __device__ static void tiles_landed() { ptx::fence_proxy_async(); }
+
+  // K-major: rows 0..63 of the tile, columns 16 kk .. 16 kk + 15.
+  __device__ static uint64_t k_major(const void* tile, int kk) {
+    return ptx::make_desc(ptx::smem_addr(tile) + uint32_t(kk >> 2) * 8192u + uint32_t(kk & 3) * 32u, 16, 1024);
+  }
+  // MN-major: rows 16 kk .. 16 kk + 15 of the tile as K, its columns as N.
+  __device__ static uint64_t mn_major(const void* tile, int kk) {
+    return ptx::make_desc(ptx::smem_addr(tile) + uint32_t(kk) * 2048u, 8192, 1024);
+  }
+
+  template <typename T, int HD>
+  struct QOperand {
+    const T* tile;
+  };
+  template <typename T, int HD>
+  __device__ static void hold_q(const T* sq, QOperand<T, HD>& q) { q.tile = sq; }
+  template <typename T, int HD>
+  __device__ static void q_times_rows_t(const QOperand<T, HD>& q, const T* b, float (&acc)[8][4]) {
+    rows_times_rows_t<T, HD>(q.tile, b, acc);
+  }
+  template <typename T, int HD>
+  __device__ static void rows_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
+    ptx::fence_regs(acc);
+    ptx::wgmma_fence();
+    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
+    ptx::wgmma_commit();
+    ptx::wgmma_wait0();
+    ptx::fence_regs(acc);
+  }
+  template <typename T, int HD>
+  __device__ static void packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
+    ptx::fence_regs(acc);
+    ptx::fence_regs(pa);
+    ptx::wgmma_fence();
+    for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
+    ptx::wgmma_commit();
+    ptx::wgmma_wait0();
+    ptx::fence_regs(acc);
+  }
+};
+
+}  // namespace cs::cuda::fa2
