@@ -34,10 +34,12 @@ bool wgmma_attention_available() {
     int has = 0;
     check(cudaMalloc(&d, sizeof(int)), "wgmma probe (cudaMalloc)");
     wgmma_probe_kernel<<<1, 1>>>(d);
-    const cudaError_t e = cudaMemcpy(&has, d, sizeof(int), cudaMemcpyDeviceToHost);
+    // A launch that fails (no image this GPU can load) means no wgmma, and must not be left
+    // pending for the next check to blame on another kernel.
+    const cudaError_t launched = cudaGetLastError();
+    const cudaError_t copied = launched == cudaSuccess ? cudaMemcpy(&has, d, sizeof(int), cudaMemcpyDeviceToHost) : launched;
     cudaFree(d);
-    check(e, "wgmma probe");
-    return has == 1;
+    return copied == cudaSuccess && has == 1;
   }();
   return ok;
 }

@@ -14,6 +14,14 @@
 #include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/wgmma.cuh"
 
+// The products' loops unrolled (their accumulators must stay in registers); the host compiler of
+// the emulation has no such pragma.
+#ifdef CS_CUDA_EMULATION
+#define CS_WG_UNROLL
+#else
+#define CS_WG_UNROLL _Pragma("unroll")
+#endif
+
 namespace cs::cuda::fa2 {
 
 struct WgMma {
@@ -64,6 +72,7 @@ struct WgMma {
   __device__ static void rows_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
     ptx::fence_regs(acc);
     ptx::wgmma_fence();
+    CS_WG_UNROLL
     for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
     ptx::wgmma_commit();
     ptx::wgmma_wait0();
@@ -74,6 +83,7 @@ struct WgMma {
     ptx::fence_regs(acc);
     ptx::fence_regs(pa);
     ptx::wgmma_fence();
+    CS_WG_UNROLL
     for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
     ptx::wgmma_commit();
     ptx::wgmma_wait0();

@@ -75,12 +75,14 @@ __device__ __forceinline__ void fence_proxy_async() {
 // uses across this point (before the fence, after the wait).
 template <int N>
 __device__ __forceinline__ void fence_regs(float (&d)[N][4]) {
+#pragma unroll
   for (int j = 0; j < N; ++j)
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
 // Registers the instructions only read (an A operand): computed before this point.
 template <int N>
 __device__ __forceinline__ void fence_regs(const uint32_t (&r)[N][4]) {
+#pragma unroll
   for (int j = 0; j < N; ++j)
     for (int e = 0; e < 4; ++e) asm volatile("" ::"r"(r[j][e]) : "memory");
 }
