@@ -28,6 +28,7 @@
 // fence.proxy.async makes shared memory written by ordinary stores (and cp.async) visible to them.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/mma_sync.cuh"
 
@@ -100,14 +101,6 @@ __device__ __forceinline__ void fence_regs(const uint32_t (&r)[N][4]) {
   "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
   "%56, %57, %58, %59, %60, %61, %62, %63}"
 
-// D (64 x 64) (+)= A B, A and B K-major in shared memory (descriptors); accumulate: D's old
-// value is added (scale-d), else overwritten.
-template <typename T>
-__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], uint64_t da, uint64_t db, bool accumulate);
-// D (64 x N) += A B, A in registers (a 64 x 16 step), B MN-major in shared memory; N = 64, 128.
-template <typename T, int N>
-__device__ __forceinline__ void wgmma_rs_t(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t db);
-
 // scale-d is a predicate; imm-scale-a, imm-scale-b 1 (no negation); imm-trans-a 0, imm-trans-b
 // 0 (K-major B) in the descriptor form, 1 (MN-major B) in the register form.
 #ifndef CS_WGMMA_UNAVAILABLE
@@ -135,29 +128,21 @@ __device__ __forceinline__ void wgmma_rs_t(float (&d)[N / 8][4], const uint32_t 
 #define CS_WG_RS128(TY) __trap()
 #endif
 
-template <>
-__device__ __forceinline__ void wgmma_ss_n64<__nv_bfloat16>(float (&d)[8][4], uint64_t da, uint64_t db, bool accumulate) {
-  CS_WG_SS("bf16");
+// D (64 x 64) (+)= A B, A and B K-major in shared memory (descriptors); accumulate: D's old
+// value is added (scale-d), else overwritten. T: __nv_bfloat16 or __half.
+template <typename T>
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], uint64_t da, uint64_t db, bool accumulate) {
+  if constexpr (std::is_same_v<T, __half>) CS_WG_SS("f16");
+  else CS_WG_SS("bf16");
 }
-template <>
-__device__ __forceinline__ void wgmma_ss_n64<__half>(float (&d)[8][4], uint64_t da, uint64_t db, bool accumulate) {
-  CS_WG_SS("f16");
-}
-template <>
-__device__ __forceinline__ void wgmma_rs_t<__nv_bfloat16, 64>(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
-  CS_WG_RS64("bf16");
-}
-template <>
-__device__ __forceinline__ void wgmma_rs_t<__half, 64>(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
-  CS_WG_RS64("f16");
-}
-template <>
-__device__ __forceinline__ void wgmma_rs_t<__nv_bfloat16, 128>(float (&d)[16][4], const uint32_t (&a)[4], uint64_t db) {
-  CS_WG_RS128("bf16");
-}
-template <>
-__device__ __forceinline__ void wgmma_rs_t<__half, 128>(float (&d)[16][4], const uint32_t (&a)[4], uint64_t db) {
-  CS_WG_RS128("f16");
+// D (64 x N) += A B, A in registers (a 64 x 16 step), B MN-major in shared memory; N = 64, 128.
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_rs_t(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t db) {
+  static_assert(N == 64 || N == 128);
+  if constexpr (N == 64 && std::is_same_v<T, __half>) CS_WG_RS64("f16");
+  else if constexpr (N == 64) CS_WG_RS64("bf16");
+  else if constexpr (std::is_same_v<T, __half>) CS_WG_RS128("f16");
+  else CS_WG_RS128("bf16");
 }
 #undef CS_WG_SS
 #undef CS_WG_RS64
