@@ -46,9 +46,9 @@ void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const La
                               const LayerScratch& k) {
   const Dims& d = c.dims;
   const int64_t a = d.w.attention();
-  // y = attm Wo^T: dWo += dy^T attm; dattm = dy Wo (dqkv is free until the heads merge into it).
+  // y = attm Wo^T: dWo (+)= dy^T attm; dattm = dy Wo (dqkv is free until the heads merge into it).
   const Tensor dyf = row_parallel_grad_for_gemms(c, dy, k.dqkv);
-  c.ops.matmul(c.ex, dyf, true, s.attm, false, g.wo, 1.f, 1.f);
+  c.ops.matmul(c.ex, dyf, true, s.attm, false, g.wo, 1.f, c.weight_grad_beta);
   c.ops.matmul(c.ex, dyf, false, w.wo, false, k.dattm, 1.f, 0.f);
   c.ops.split_heads(c.ex, btc(k.dattm, d), 0, k.datt);
   c.ops.attention_backward(c.ex, s.q, s.k, s.v, c.slopes, c.segments, s.att, s.lse, k.datt, k.dq, k.dk, k.dv);
@@ -60,8 +60,8 @@ void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const La
   c.ops.merge_heads(c.ex, k.dq, dqkv3, 0);
   c.ops.merge_heads(c.ex, k.dk, dqkv3, a);
   c.ops.merge_heads(c.ex, k.dv, dqkv3, 2 * a);
-  // qkv = x Wpack^T: dWpack += dqkv^T x; dx = dqkv Wpack.
-  c.ops.matmul(c.ex, k.dqkv, true, x, false, g.wpack, 1.f, 1.f);
+  // qkv = x Wpack^T: dWpack (+)= dqkv^T x; dx = dqkv Wpack.
+  c.ops.matmul(c.ex, k.dqkv, true, x, false, g.wpack, 1.f, c.weight_grad_beta);
   c.ops.matmul(c.ex, k.dqkv, false, w.wpack, false, dx, 1.f, 0.f);
 }
 

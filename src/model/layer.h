@@ -68,6 +68,10 @@ struct LayerCtx {
   // ids (attention stays within a run of equal ids) and each token's position within its sample;
   // both empty otherwise.
   Tensor segments, positions;
+  // beta of the weight-gradient GEMMs: 0 in a layer's first backward of a step (Model::zero_grad
+  // leaves the weight matrices' gradients to be overwritten rather than zeroing them first), 1
+  // after (gradient accumulation over micro-batches).
+  float weight_grad_beta = 1.f;
 };
 
 // The tensor-parallel exchanges (Megatron's conjugate mappings, written out for the explicit

@@ -18,10 +18,10 @@ void mlp_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWei
                         const LayerSaved& s, const Tensor& x, const Tensor& dy, const Tensor& dx,
                         const LayerScratch& k) {
   const Tensor dyf = row_parallel_grad_for_gemms(c, dy, k.dgu);  // dgu is free until swiglu_backward
-  c.ops.matmul(c.ex, dyf, true, s.act, false, g.wdown, 1.f, 1.f);  // dWdown += dy^T act
+  c.ops.matmul(c.ex, dyf, true, s.act, false, g.wdown, 1.f, c.weight_grad_beta);  // dWdown (+)= dy^T act
   c.ops.matmul(c.ex, dyf, false, w.wdown, false, k.dact, 1.f, 0.f);  // dact = dy Wdown
   c.ops.swiglu_backward(c.ex, s.gu, k.dact, k.dgu);
-  c.ops.matmul(c.ex, k.dgu, true, x, false, g.wgu, 1.f, 1.f);  // d[gate; up] += dgu^T x
+  c.ops.matmul(c.ex, k.dgu, true, x, false, g.wgu, 1.f, c.weight_grad_beta);  // d[gate; up] (+)= dgu^T x
   c.ops.matmul(c.ex, k.dgu, false, w.wgu, false, dx, 1.f, 0.f);  // dx = dgu [Wgate; Wup]
 }
 

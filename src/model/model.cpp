@@ -211,17 +211,22 @@ void Model::backward(float grad_scale, int64_t slot) {
     const Tensor dlogits(logits.data, logits.shape, gemm_dtype_, logits.device);
     ctx_.ops.cross_entropy_backward(ctx_, logits, prefix(sl.lse, {n}), prefix(sl.targets, {n}), widths_.vocab_offset,
                                     grad_scale, dlogits);
-    ctx_.ops.matmul(ctx_, dlogits, true, lnf, false, g.head, 1.f, 1.f);  // dW_head += dlogits^T lnf
+    ctx_.ops.matmul(ctx_, dlogits, true, lnf, false, g.head, 1.f, head_grads_written_ ? 1.f : 0.f);  // dW_head (+)= dlogits^T lnf
+    head_grads_written_ = true;
     ctx_.ops.matmul(ctx_, dlogits, false, w.head, false, k.dln, 1.f, 0.f);  // dlnf = dlogits W_head (partial)
     ctx_.ops.rmsnorm_backward(ctx_, res(n_layers_), w.norm, prefix(sl.rstdf, {sl.dims.ns()}),
                               column_parallel_input_grad(c, k.dln), dres, g.norm, false);
     if (grads_ready_) grads_ready_(kHeadLayer);
   }
+  layer_grads_written_.resize(g.layers.size(), 0);
   for (int64_t l = n_layers_ - 1; l >= 0; --l) {
     const LayerSaved s = saved(l).at(sl.dims);
     if (recomputed(l))  // rebuild this block's activations from its saved input
       decoder_layer_forward(c, w.layers[size_t(base + l)], res(l), prefix(a_->recompute_out, {sl.dims.ns(), d}), s);
-    decoder_layer_backward(c, w.layers[size_t(base + l)], g.layers[size_t(base + l)], s, res(l), dres, k);
+    LayerCtx cl = c;
+    cl.weight_grad_beta = layer_grads_written_[size_t(base + l)] ? 1.f : 0.f;
+    decoder_layer_backward(cl, w.layers[size_t(base + l)], g.layers[size_t(base + l)], s, res(l), dres, k);
+    layer_grads_written_[size_t(base + l)] = 1;
     if (grads_ready_) grads_ready_(sh.layer_at(cfg_, int(base + l)));
   }
   if (runs_embedding()) {
@@ -231,7 +236,17 @@ void Model::backward(float grad_scale, int64_t slot) {
   }
 }
 
-void Model::zero_grad() { ctx_.backend.zero(ctx_, params_.flat_grads()); }
+void Model::zero_grad() {
+  const ModelWeights& g = params_.grads();
+  for (const LayerWeights& l : g.layers) {
+    ctx_.backend.zero(ctx_, l.ln1);
+    ctx_.backend.zero(ctx_, l.ln2);
+  }
+  if (g.norm.data) ctx_.backend.zero(ctx_, g.norm);  // (the shard's head and embedding, whichever chunk has them)
+  if (g.embed.data) ctx_.backend.zero(ctx_, g.embed);
+  layer_grads_written_.assign(g.layers.size(), 0);
+  head_grads_written_ = false;
+}
 
 void Model::reduce_sequence_parallel_grads() {
   if (!sp_) return;

@@ -82,6 +82,10 @@ class Model {
   // Without the embedding it leaves the gradient of input() in input_grad().
   // slot: the micro-batch (activation slot) of an earlier forward.
   void backward(float grad_scale = -1.f, int64_t slot = 0);
+  // Starts a step's gradients at zero. The weight matrices' gradients (nearly all of them) are
+  // not cleared here: each layer's first backward after this overwrites them (its weight-gradient
+  // GEMMs run with beta 0, a pass over them saved) and later backwards add to them; the rest (norm
+  // weights, and the embedding's, a scatter-add) are zeroed.
   void zero_grad();
   // Under sequence parallelism each tensor-parallel rank's norm-weight gradients cover its own
   // rows only: sums them over the group (once, after the last micro-batch's backward, as
@@ -192,6 +196,10 @@ class Model {
   DType gemm_dtype_;  // Precision::gemm_io: the logits' gradient is written in it
   bool sp_;
   std::function<void(int)> grads_ready_;
+  // Whether this step's backward has written each local layer's weight-matrix gradients (over
+  // all chunks), and the head's (zero_grad clears them; a fresh model's are zero and unwritten).
+  std::vector<char> layer_grads_written_;
+  bool head_grads_written_ = false;
   // Planned device buffers, carved from one block.
   DeviceBuffer act_;
   std::vector<Activations> acts_;  // per chunk

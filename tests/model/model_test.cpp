@@ -96,6 +96,46 @@ TEST(Model, FullRecomputationGivesIdenticalGradients) {
   }
 }
 
+// zero_grad clears only what backward accumulates into (norm weights, the embedding); the weight
+// matrices' gradients are overwritten by each layer's first backward after it (GEMM beta 0). So
+// gradients poisoned with NaN before zero_grad must come out of one backward exactly as a fresh
+// model's, and a second backward must add to them: every parameter is covered either way.
+TEST(Model, ZeroGradThenBackwardOverwritesEveryGradient) {
+  for (PositionType pos : {PositionType::Rope, PositionType::Alibi}) {
+    SingleGroup tp;
+    test::DeviceEnv env;
+    Model a(small_config(pos, false), *env, tp, 2, 9), b(small_config(pos, false), *env, tp, 2, 9);
+    a.params().init(*env, 7);
+    b.params().init(*env, 7);
+    std::vector<int32_t> tok(18), tgt(18);
+    for (int i = 0; i < 18; ++i) { tok[size_t(i)] = (i * 29) % 101; tgt[size_t(i)] = (i * 13 + 5) % 101; }
+    const Tensor ga = a.params().flat_grads();
+    const std::vector<float> nan(size_t(ga.numel()), std::nanf(""));
+    a.forward(tok.data(), tgt.data(), 2, 9);
+    a.backward();  // this step's writes, then garbage
+    env.backend->upload(*env, nan.data(), ga);
+    a.zero_grad();
+    a.forward(tok.data(), tgt.data(), 2, 9);
+    a.backward();
+    b.zero_grad();
+    b.forward(tok.data(), tgt.data(), 2, 9);
+    b.backward();
+    const auto once = read_f32(*env, b.params().flat_grads());
+    EXPECT_EQ(read_f32(*env, ga), once);
+    // A second micro-batch accumulates (backward overwrites the logits with their gradient, so
+    // each backward needs its forward): the same bits as the clean model's, about twice the first.
+    for (Model* m : {&a, &b}) {
+      m->forward(tok.data(), tgt.data(), 2, 9);
+      m->backward();
+    }
+    const auto twice = read_f32(*env, b.params().flat_grads());
+    EXPECT_EQ(read_f32(*env, ga), twice);
+    std::vector<float> doubled(once);
+    for (float& x : doubled) x *= 2.f;
+    EXPECT_TRUE(all_close(twice, doubled, 1e-6 * test::max_abs(doubled), 1e-5, "twice the gradients"));
+  }
+}
+
 // Megatron's --recompute-method block / AscendSpeed's --checkpoint-policy block: only the first N
 // layers are recomputed; gradients are the same bits, memory between none and full.
 TEST(Model, RecomputingTheFirstLayersOnlyGivesIdenticalGradients) {
