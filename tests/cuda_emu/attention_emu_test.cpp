@@ -119,7 +119,7 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
     const unsigned gx = unsigned(B * H), gy = unsigned((t + tc::kB - 1) / tc::kB);
     if constexpr (kKernels == Kernels::kMma || kKernels == Kernels::kWgmma) {
       using E = std::conditional_t<kKernels == Kernels::kMma, fa2::SyncMma, fa2::WgMma>;
-      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::forward_smem<HD, E>(),
+      launch(gx, unsigned((t + E::kBlockRows - 1) / E::kBlockRows), E::kThreads, fa2::forward_smem<HD, E>(),
              [&] { fa2::fa2_forward_kernel<T, HD, E>(a); });
     } else {
       launch(gx, gy, tc::kTcThreads, tc::forward_smem<HD>(), [&] { tc::tc_forward_kernel<T, HD>(a); });
@@ -131,9 +131,9 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
     }
     if constexpr (kKernels == Kernels::kMma || kKernels == Kernels::kWgmma) {  // key tiles for dK, dV; query tiles for dQ
       using E = std::conditional_t<kKernels == Kernels::kMma, fa2::SyncMma, fa2::WgMma>;
-      launch(gx, unsigned((t + fa2::kBc - 1) / fa2::kBc), fa2::kFa2Threads, fa2::dkdv_smem<HD, E>(),
+      launch(gx, unsigned((t + E::kBlockRows - 1) / E::kBlockRows), E::kThreads, fa2::dkdv_smem<HD, E>(),
              [&] { fa2::fa2_dkdv_kernel<T, HD, E>(b, delta.data(), dk.data(), dv.data()); });
-      launch(gx, unsigned((t + fa2::kBr - 1) / fa2::kBr), fa2::kFa2Threads, fa2::dq_smem<HD, E>(),
+      launch(gx, unsigned((t + E::kBlockRows - 1) / E::kBlockRows), E::kThreads, fa2::dq_smem<HD, E>(),
              [&] { fa2::fa2_dq_kernel<T, HD, E>(b, delta.data(), dq.data()); });
     } else {
       launch(gx, gy, tc::kTcThreads, tc::dkdv_smem<HD>(),

@@ -29,10 +29,10 @@ void set_smem(K kernel, size_t bytes, const char* op) {
 // The forward over bh heads on engine E with head dim HD.
 template <class E, int HD, typename T>
 void fa2_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const char* what) {
-  const dim3 grid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));
+  const dim3 grid(unsigned(bh), unsigned((a.tq + E::kBlockRows - 1) / E::kBlockRows));
   constexpr size_t smem = fa2::forward_smem<HD, E>();
   set_smem(fa2::fa2_forward_kernel<T, HD, E>, smem, "attention_forward (shared memory)");
-  fa2::fa2_forward_kernel<T, HD, E><<<grid, fa2::kFa2Threads, smem, stream(c)>>>(a);
+  fa2::fa2_forward_kernel<T, HD, E><<<grid, E::kThreads, smem, stream(c)>>>(a);
   check_launch(what);
 }
 
@@ -40,14 +40,14 @@ void fa2_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const char* what) {
 template <class E, int HD, typename T>
 void fa2_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, float* dq, float* dk, float* dv,
                   const char* what_dkdv, const char* what_dq) {
-  const dim3 kgrid(unsigned(bh), unsigned((a.tk + fa2::kBc - 1) / fa2::kBc));  // key tiles
-  const dim3 qgrid(unsigned(bh), unsigned((a.tq + fa2::kBr - 1) / fa2::kBr));  // query tiles
+  const dim3 kgrid(unsigned(bh), unsigned((a.tk + E::kBlockRows - 1) / E::kBlockRows));  // key blocks
+  const dim3 qgrid(unsigned(bh), unsigned((a.tq + E::kBlockRows - 1) / E::kBlockRows));  // query blocks
   constexpr size_t kv_smem = fa2::dkdv_smem<HD, E>(), q_smem = fa2::dq_smem<HD, E>();
   set_smem(fa2::fa2_dkdv_kernel<T, HD, E>, kv_smem, "attention_backward (shared memory)");
   set_smem(fa2::fa2_dq_kernel<T, HD, E>, q_smem, "attention_backward (shared memory)");
-  fa2::fa2_dkdv_kernel<T, HD, E><<<kgrid, fa2::kFa2Threads, kv_smem, stream(c)>>>(a, delta, dk, dv);
+  fa2::fa2_dkdv_kernel<T, HD, E><<<kgrid, E::kThreads, kv_smem, stream(c)>>>(a, delta, dk, dv);
   check_launch(what_dkdv);
-  fa2::fa2_dq_kernel<T, HD, E><<<qgrid, fa2::kFa2Threads, q_smem, stream(c)>>>(a, delta, dq);
+  fa2::fa2_dq_kernel<T, HD, E><<<qgrid, E::kThreads, q_smem, stream(c)>>>(a, delta, dq);
   check_launch(what_dq);
 }
 

@@ -17,10 +17,13 @@ namespace cs::cuda::fa2 {
 // buffers of the query tile's lse and D).
 template <int HD, class E = SyncMma>
 __host__ __device__ constexpr size_t dkdv_smem() {
-  return size_t(6) * E::template tile_elems<HD>() * 2 + 4 * size_t(kBr) * 4 + E::kAlignPad;
+  return (size_t(2) * E::template fixed_elems<HD>() + 4 * E::template tile_elems<HD>()) * 2 + 4 * size_t(kBr) * 4 +
+         E::kAlignPad;
 }
 template <int HD, class E = SyncMma>
-__host__ __device__ constexpr size_t dq_smem() { return size_t(6) * E::template tile_elems<HD>() * 2 + E::kAlignPad; }
+__host__ __device__ constexpr size_t dq_smem() {
+  return (size_t(2) * E::template fixed_elems<HD>() + 4 * E::template tile_elems<HD>()) * 2 + E::kAlignPad;
+}
 
 // Writes a warp's 16 x HD f32 accumulator (rows r0 + g, r0 + g + 8) into out (rows, HD); rows
 // past `rows` are not written.
@@ -39,18 +42,18 @@ __device__ __forceinline__ void store_acc(const float (&acc)[HD / 8][4], float* 
 
 // dK, dV of one key tile (warp w: keys k0 + 16w .. + 15) over the query tiles at or after it.
 template <typename T, int HD, class E = SyncMma>
-__global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, const float* delta, float* dk, float* dv) {
+__global__ void __launch_bounds__(E::kThreads) fa2_dkdv_kernel(FlashArgs<T> a, const float* delta, float* dk, float* dv) {
   CS_TC_SHARED(raw);
   unsigned char* smem = E::align(raw);
-  constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
+  constexpr int TE = E::template tile_elems<HD>(), FE = E::template fixed_elems<HD>(), ND = HD / 8;
   T* sK = reinterpret_cast<T*>(smem);
-  T* sV = sK + TE;
-  T* sQ = sV + TE;         // 2 buffers
+  T* sV = sK + FE;
+  T* sQ = sV + FE;         // 2 buffers
   T* sdO = sQ + 2 * TE;    // 2 buffers
   float* sL = reinterpret_cast<float*>(sdO + 2 * TE);  // 2 x 64 lse
   float* sD = sL + 2 * kBr;                                 // 2 x 64 D
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, k0 = int64_t(blockIdx.y) * kBc, t_len = a.tk;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, k0 = int64_t(blockIdx.y) * E::kBlockRows, t_len = a.tk;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
   const int32_t* runs = a.segments ? a.segments + b * t_len : nullptr;
   const T* qh = a.q + bh * a.q_head_stride;
@@ -70,8 +73,8 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
       sD[buf * kBr + threadIdx.x] = i < a.tq ? dl[i] : 0.f;
     }
   };
-  E::template load_tile<T, HD>(sK, a.k + bh * a.kv_head_stride, k0, t_len);
-  E::template load_tile<T, HD>(sV, a.v + bh * a.kv_head_stride, k0, t_len);
+  E::template load_fixed<T, HD>(sK, a.k + bh * a.kv_head_stride, k0, t_len);
+  E::template load_fixed<T, HD>(sV, a.v + bh * a.kv_head_stride, k0, t_len);
   if (n_tiles > 0) load_queries(0, 0);
   ptx::cp_async_commit();
 
@@ -117,24 +120,24 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_dkdv_kernel(FlashArgs<T> a, c
 
 // dQ of one query tile (warp w: queries q0 + 16w .. + 15) over the key tiles up to the causal limit.
 template <typename T, int HD, class E = SyncMma>
-__global__ void __launch_bounds__(kFa2Threads) fa2_dq_kernel(FlashArgs<T> a, const float* delta, float* dq) {
+__global__ void __launch_bounds__(E::kThreads) fa2_dq_kernel(FlashArgs<T> a, const float* delta, float* dq) {
   CS_TC_SHARED(raw);
   unsigned char* smem = E::align(raw);
-  constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
+  constexpr int TE = E::template tile_elems<HD>(), FE = E::template fixed_elems<HD>(), ND = HD / 8;
   T* sQ = reinterpret_cast<T*>(smem);
-  T* sdO = sQ + TE;
-  T* sK = sdO + TE;       // 2 buffers
+  T* sdO = sQ + FE;
+  T* sK = sdO + FE;       // 2 buffers
   T* sV = sK + 2 * TE;    // 2 buffers
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr, t_len = a.tk;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows, t_len = a.tk;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
   const int32_t* runs = a.segments ? a.segments + b * t_len : nullptr;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
-  const int64_t k_end = min(t_len, min(a.tq, q0 + kBr));
+  const int64_t k_end = min(t_len, min(a.tq, q0 + E::kBlockRows));
   const int n_tiles = int((k_end + kBc - 1) / kBc);
-  E::template load_tile<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
-  E::template load_tile<T, HD>(sdO, a.dout + bh * a.q_head_stride, q0, a.tq);
+  E::template load_fixed<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  E::template load_fixed<T, HD>(sdO, a.dout + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) {
     E::template load_tile<T, HD>(sK, kh, 0, t_len);
     E::template load_tile<T, HD>(sV, vh, 0, t_len);

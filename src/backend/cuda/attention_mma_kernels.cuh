@@ -116,23 +116,36 @@ __device__ __forceinline__ float recompute_p(const FlashArgs<T>& a, const int32_
 // How a block's products are done: SyncMma, here, on mma.sync by warps (each warp's 16 rows),
 // tiles in rows padded to ld_s; WgMma (attention_wgmma.cuh) on wgmma by the block's warpgroup
 // (its 64 rows), tiles in the 128-byte swizzle. The kernels below are written against this:
+//   kBlockRows, kThreads: the rows of a block's fixed side (its queries in the forward and dQ,
+//     its keys in dK / dV), 16 per warp; the other side streams through in tiles of 64 rows;
 //   kGroupRows: the rows one product covers (what a skip condition must be uniform over);
-//   tile_elems<HD>(): the elements of a 64-row tile in shared memory; kAlignPad, align(): the
-//     bytes the tiles' base may need to start where the layout requires;
-//   load_tile: rows [r0, r0 + 64) of a (rows, HD) matrix into a tile by cp.async (zeros past rows);
+//   tile_elems<HD>(), fixed_elems<HD>(): the elements of a 64-row streamed tile and of the fixed
+//     one in shared memory; kAlignPad, align(): the bytes the tiles' base may need to start where
+//     the layout requires;
+//   load_tile, load_fixed: rows [r0, r0 + 64) (or kBlockRows) of a (rows, HD) matrix into a
+//     tile by cp.async (zeros past rows);
 //   tiles_landed(): after a thread's cp.async wait, before the barrier that publishes the tiles;
 //   kQInRegisters, QOperand, hold_q, q_times_rows_t: the forward's Q, held across the key tiles;
-//   rows_times_rows_t: acc (the group's rows x 64) = A B^T, A the group's rows of a tile, B a tile;
+//   rows_times_rows_t: acc (the group's rows x 64) = A B^T, A the group's rows of a fixed tile, B a
+//     streamed tile;
 //   packed_times_rows: acc (the group's rows x HD) += P M, P packed A fragments, M a tile.
 struct SyncMma {
+  static constexpr int kBlockRows = 64;
+  static constexpr int kThreads = kFa2Threads;
   static constexpr int kGroupRows = 16;
   static constexpr bool kQInRegisters = true;
   static constexpr size_t kAlignPad = 0;
   template <int HD>
   __host__ __device__ static constexpr int tile_elems() { return kBr * ld_s<HD>(); }
+  template <int HD>
+  __host__ __device__ static constexpr int fixed_elems() { return tile_elems<HD>(); }
   __device__ static unsigned char* align(unsigned char* smem) { return smem; }
   template <typename T, int HD>
   __device__ static void load_tile(T* dst, const T* src, int64_t r0, int64_t rows) {
+    load_tile_async<T, HD>(dst, src, r0, rows);
+  }
+  template <typename T, int HD>
+  __device__ static void load_fixed(T* dst, const T* src, int64_t r0, int64_t rows) {
     load_tile_async<T, HD>(dst, src, r0, rows);
   }
   __device__ static void tiles_landed() {}
@@ -160,14 +173,15 @@ struct SyncMma {
 
 // The forward's shared memory: two buffers each of K and V, and Q's tile. With SyncMma, Q passes
 // through the second K buffer on its way into registers (70 KB at head dim 128, so two blocks fit
-// an A100's SM); with WgMma it stays in its own (81 KB).
+// an A100's SM); with WgMma it stays in its own (97 KB: 128 queries).
 template <int HD, class E = SyncMma>
 __host__ __device__ constexpr size_t forward_smem() {
-  return size_t(E::kQInRegisters ? 4 : 5) * E::template tile_elems<HD>() * 2 + E::kAlignPad;
+  return (size_t(4) * E::template tile_elems<HD>() + (E::kQInRegisters ? 0 : E::template fixed_elems<HD>())) * 2 +
+         E::kAlignPad;
 }
 
 template <typename T, int HD, class E = SyncMma>
-__global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a) {
+__global__ void __launch_bounds__(E::kThreads) fa2_forward_kernel(FlashArgs<T> a) {
   CS_TC_SHARED(raw);
   unsigned char* smem = E::align(raw);
   constexpr int TE = E::template tile_elems<HD>(), ND = HD / 8;
@@ -175,14 +189,14 @@ __global__ void __launch_bounds__(kFa2Threads) fa2_forward_kernel(FlashArgs<T> a
   T* sV = sK + 2 * TE;                                     // 2 buffers
   T* sQ = E::kQInRegisters ? sK + TE : sV + 2 * TE;  // K's second buffer until Q is in registers
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * kBr;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
   const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
   const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
-  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + kBr));  // keys any row of the block sees
+  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + E::kBlockRows));  // keys any row of the block sees
   const int n_tiles = int((k_end + kBc - 1) / kBc);
-  E::template load_tile<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  E::template load_fixed<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) {
     E::template load_tile<T, HD>(sK, kh, 0, a.tk);
     E::template load_tile<T, HD>(sV, vh, 0, a.tk);
