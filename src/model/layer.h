@@ -103,7 +103,8 @@ Tensor column_parallel_input_grad(const LayerCtx& c, const Tensor& dfull);
 // len on); without one they are positions [0, T).
 void attention_block_forward(const LayerCtx& c, const LayerWeights& w, const Tensor& x, const Tensor& y,
                              const LayerSaved& s, KvCache* cache = nullptr);
-// dy: (N, D) in; dx: (N, D) overwritten; grads of W_pack and o_proj accumulate.
+// dy: (N, D) in; dx: (N, D) overwritten; grads of W_pack and o_proj accumulate (beta
+// c.weight_grad_beta: overwritten in a step's first backward).
 void attention_block_backward(const LayerCtx& c, const LayerWeights& w, const LayerWeights& g,
                               const LayerSaved& s, const Tensor& x, const Tensor& dy, const Tensor& dx,
                               const LayerScratch& k);

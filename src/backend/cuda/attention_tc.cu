@@ -75,7 +75,8 @@ bool tensor_core_attention(DType dtype, int64_t hd) {
   if (!with_tc_head_dim(int(hd), [&](auto h) {
         constexpr int HD = decltype(h)::value;
         need = std::max({forward_smem<HD>(), dkdv_smem<HD>(), dq_smem<HD>(), fa2::forward_smem<HD>(),
-                         fa2::dkdv_smem<HD>(), fa2::dq_smem<HD>(), wgmma_attention_smem(HD)});
+                         fa2::dkdv_smem<HD>(), fa2::dq_smem<HD>(),
+                         attention_choice() == "wgmma" ? wgmma_attention_smem(HD) : size_t(0)});
       }))
     return false;
   return need <= size_t(optin);
