@@ -19,7 +19,8 @@
 #      not the default): the attention tests and the 7B-shaped benchmark with them. Their verdict
 #      is reported apart from the check's (which is of what runs by default), and this step runs
 #      last among those that count, so it cannot take their time (SKIP_WGMMA=1 leaves it out);
-#   5. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in).
+#   5. with MEMCHECK=1, the op tests again under compute-sanitizer's memcheck (slow: last, opt-in);
+# then the benchmark as a Markdown table (bench/gpu_table.py) and the verdict.
 # The whole run keeps to BUDGET_S seconds (default 530, inside one 600-second device call): each
 # step's time limit is capped by what is left, and a step that no longer fits is skipped and
 # named. A device call returns at most 8 files, so everything is written under WORK
@@ -221,6 +222,10 @@ if [[ -n ${MEMCHECK:-} ]] && command -v compute-sanitizer > /dev/null; then
   done
 fi
 
+if grep -q '"gpu_train"' "$J"; then
+  note "## the benchmark table (bench/gpu_table.py, for docs/performance.md)"
+  python3 bench/gpu_table.py "$J" 2>&1 | tee -a "$S"
+fi
 note "## result: $([[ $fail == 0 ]] && echo PASS || echo FAIL) ($SECONDS s)${wgmma:+; the opt-in wgmma kernels: $wgmma}"
 publish
 exit $fail
