@@ -10,9 +10,10 @@
 //    ^= bits 7-9). The address is the shared-memory window's (smem_addr), which starts here at an
 //    offset that is not a multiple of 1024, so a kernel that does not align its tiles fails.
 // The warpgroup's 128 threads exchange their A registers and descriptors through a stage (every
-// thread must pass the same descriptors); the product is computed at issue and delivered at
-// wgmma_wait0: until then the accumulators hold NaN, so a read before the wait gives a wrong
-// result. Not checked: the fences (wgmma.fence, fence.proxy.async), which order the hardware's
+// thread must pass the same descriptors, and their A registers are taken then); the product is
+// computed when it completes, at the wait_group after its commit, from shared memory as it is then:
+// until then the accumulators hold NaN, so a read of them before the wait, a tile overwritten
+// before the wait, or an op never committed gives a wrong result or a leftover. Not checked: the fences (wgmma.fence, fence.proxy.async), which order the hardware's
 // asynchronous proxy and have no meaning for threads that compute at issue.
 #pragma once
 
@@ -24,7 +25,6 @@ inline uint32_t smem_addr(const void* p) {
 }
 
 inline void wgmma_fence() {}
-inline void wgmma_commit() {}
 inline void fence_proxy_async() {}
 template <int N>
 void fence_regs(float (&)[N][4]) {}
@@ -49,16 +49,56 @@ inline const uint16_t* desc_elem(uint64_t desc, bool mn_major, int mn, int k) {
   return reinterpret_cast<const uint16_t*>(p);
 }
 
-struct PendingAcc {
-  float* d;
-  std::vector<float> v;
+// One issued wgmma: every operand it reads from registers, taken at issue (the warpgroup's A
+// registers, the accumulator when it starts a chain); shared memory is read when it completes.
+struct WgOp {
+  float* d;                     // the issuing thread's accumulator registers
+  int n;                        // N
+  std::vector<uint32_t> a;      // the warpgroup's A registers (128 x 4), empty for a descriptor A
+  uint64_t da, db;
+  bool b_mn_major, accumulate, chained;  // chained: D's input is an earlier pending op's result
+  std::vector<float> d_in;      // D's registers at issue (unchained)
+  float (*half)(uint16_t);      // T's 16-bit decode
 };
-inline thread_local std::vector<PendingAcc> tl_wg_pending;  // issued, not yet waited for
+inline thread_local std::vector<WgOp> tl_wg_open;                  // issued, not yet committed
+inline thread_local std::vector<std::vector<WgOp>> tl_wg_groups;  // committed, oldest first
 inline thread_local unsigned tl_wg_exchanges = 0;
+
+template <typename T>
+float half16(uint16_t u) { return from_bits16<T>(u).f(); }
+
+// Computes an op now (at its completion): D = A B (+ D's input), from shared memory as it is now.
+inline void wg_complete(const WgOp& op, std::vector<std::pair<float*, std::vector<float>>>& results) {
+  const int tid = int(threadIdx.x % 128), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const std::vector<float>* prev = nullptr;
+  for (auto& r : results)
+    if (r.first == op.d) prev = &r.second;
+  auto A = [&](int row, int k) {
+    if (op.a.empty()) return op.half(*desc_elem(op.da, false, row, k));
+    const int r = row % 16, src = (row / 16) * 32 + (r % 8) * 4 + (k % 8) / 2;
+    const uint32_t v = op.a[size_t(src) * 4 + size_t((r / 8) + 2 * (k / 8))];
+    return op.half(uint16_t((k & 1) ? v >> 16 : v & 0xffffu));
+  };
+  std::vector<float> out(size_t(op.n / 2));
+  for (int j = 0; j < op.n / 8; ++j)
+    for (int e = 0; e < 4; ++e) {
+      const int row = 16 * warp + g + 8 * (e >> 1), col = 8 * j + 2 * t + (e & 1);
+      const size_t i = size_t(j * 4 + e);
+      float acc = !op.accumulate ? 0.f : op.chained ? (prev ? (*prev)[i] : NAN) : op.d_in[i];
+      for (int k = 0; k < 16; ++k) acc += A(row, k) * op.half(*desc_elem(op.db, op.b_mn_major, col, k));
+      out[i] = acc;
+    }
+  for (auto& r : results)
+    if (r.first == op.d) {
+      r.second = std::move(out);
+      return;
+    }
+  results.push_back({op.d, std::move(out)});
+}
 
 template <typename T, int N>
 void wgmma(float (&d)[N / 8][4], const uint32_t* a, uint64_t da, uint64_t db, bool b_mn_major, bool accumulate) {
-  const int tid = int(threadIdx.x % 128), warp = tid / 32, lane = tid % 32;
+  const int tid = int(threadIdx.x % 128);
   emu::WgStage& s = emu::tl_block->wg[threadIdx.x / 128][tl_wg_exchanges++ & 1];
   s.da[tid] = da;
   s.db[tid] = db;
@@ -67,28 +107,13 @@ void wgmma(float (&d)[N / 8][4], const uint32_t* a, uint64_t da, uint64_t db, bo
   if (tid == 0)
     for (int i = 1; i < 128; ++i)
       if (s.da[i] != da || s.db[i] != db) emu::bad_desc++;
-  auto half = [](uint16_t u) { return from_bits16<T>(u).f(); };
-  auto A = [&](int row, int k) {
-    if (!a) return half(*desc_elem(da, false, row, k));
-    const int r = row % 16, src = (row / 16) * 32 + (r % 8) * 4 + (k % 8) / 2;
-    const uint32_t v = s.a[src][(r / 8) + 2 * (k / 8)];
-    return (k & 1) ? half_hi<T>(v) : half_lo<T>(v);
-  };
-  // The accumulator's current value: a pending result for the same registers, else the registers.
-  PendingAcc* pend = nullptr;
-  for (auto& p : tl_wg_pending)
-    if (p.d == &d[0][0]) pend = &p;
-  std::vector<float> out(N / 2);
-  const int g = lane / 4, t = lane % 4;
-  for (int j = 0; j < N / 8; ++j)
-    for (int e = 0; e < 4; ++e) {
-      const int row = 16 * warp + g + 8 * (e >> 1), col = 8 * j + 2 * t + (e & 1);
-      float acc = accumulate ? (pend ? pend->v[j * 4 + e] : d[j][e]) : 0.f;
-      for (int k = 0; k < 16; ++k) acc += A(row, k) * half(*desc_elem(db, b_mn_major, col, k));
-      out[j * 4 + e] = acc;
-    }
-  if (pend) pend->v = out;
-  else tl_wg_pending.push_back({&d[0][0], out});
+  WgOp op{&d[0][0], N, {}, da, db, b_mn_major, accumulate, false, {}, &half16<T>};
+  if (a) op.a.assign(&s.a[0][0], &s.a[0][0] + 128 * 4);
+  for (const WgOp& o : tl_wg_open) op.chained |= o.d == op.d;
+  for (const auto& grp : tl_wg_groups)
+    for (const WgOp& o : grp) op.chained |= o.d == op.d;
+  if (!op.chained) op.d_in.assign(&d[0][0], &d[0][0] + N / 2);
+  tl_wg_open.push_back(std::move(op));
   for (int j = 0; j < N / 8; ++j)
     for (int e = 0; e < 4; ++e) d[j][e] = NAN;  // undefined until the wait
   emu::tl_block->gbar[threadIdx.x / 128]->arrive_and_wait();  // the stage is read before its reuse
@@ -102,10 +127,24 @@ template <typename T, int N>
 void wgmma_rs_t(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t db) {
   wgmma<T, N>(d, a, 0, db, true, true);
 }
-inline void wgmma_wait0() {
-  for (auto& p : tl_wg_pending) std::copy(p.v.begin(), p.v.end(), p.d);
-  tl_wg_pending.clear();
+inline void wgmma_commit() {
+  tl_wg_groups.push_back(std::move(tl_wg_open));
+  tl_wg_open.clear();
 }
-inline size_t pending_wgmma() { return tl_wg_pending.size(); }
+// wgmma.wait_group 0: every committed group completes, in order, reading shared memory now (a
+// tile overwritten before the wait gives a wrong result), and its results land in the registers.
+inline void wgmma_wait0() {
+  std::vector<std::pair<float*, std::vector<float>>> results;
+  for (const auto& grp : tl_wg_groups)
+    for (const WgOp& op : grp) wg_complete(op, results);
+  tl_wg_groups.clear();
+  for (auto& [d, v] : results) std::copy(v.begin(), v.end(), d);
+}
+// Ops issued and never waited for (or never committed): a kernel must leave none behind.
+inline size_t pending_wgmma() {
+  size_t n = tl_wg_open.size();
+  for (const auto& g : tl_wg_groups) n += g.size();
+  return n;
+}
 
 }  // namespace cs::cuda::ptx
