@@ -84,7 +84,8 @@ inline void wg_complete(const WgOp& op, std::vector<std::pair<float*, std::vecto
     for (int e = 0; e < 4; ++e) {
       const int row = 16 * warp + g + 8 * (e >> 1), col = 8 * j + 2 * t + (e & 1);
       const size_t i = size_t(j * 4 + e);
-      float acc = !op.accumulate ? 0.f : op.chained ? (prev ? (*prev)[i] : NAN) : op.d_in[i];
+      // chained: the earlier op's result, from this wait or (completed at an earlier wait) the registers
+      float acc = !op.accumulate ? 0.f : op.chained ? (prev ? (*prev)[i] : op.d[i]) : op.d_in[i];
       for (int k = 0; k < 16; ++k) acc += A(row, k) * op.half(*desc_elem(op.db, op.b_mn_major, col, k));
       out[i] = acc;
     }
@@ -131,13 +132,16 @@ inline void wgmma_commit() {
   tl_wg_groups.push_back(std::move(tl_wg_open));
   tl_wg_open.clear();
 }
-// wgmma.wait_group 0: every committed group completes, in order, reading shared memory now (a
-// tile overwritten before the wait gives a wrong result), and its results land in the registers.
-inline void wgmma_wait0() {
+// wgmma.wait_group N: the oldest committed groups complete, in order, until at most N are left,
+// reading shared memory now (a tile overwritten before the wait gives a wrong result); their
+// results land in the registers.
+template <int N>
+void wgmma_wait() {
   std::vector<std::pair<float*, std::vector<float>>> results;
-  for (const auto& grp : tl_wg_groups)
-    for (const WgOp& op : grp) wg_complete(op, results);
-  tl_wg_groups.clear();
+  while (tl_wg_groups.size() > size_t(N)) {
+    for (const WgOp& op : tl_wg_groups.front()) wg_complete(op, results);
+    tl_wg_groups.erase(tl_wg_groups.begin());
+  }
   for (auto& [d, v] : results) std::copy(v.begin(), v.end(), d);
 }
 // Ops issued and never waited for (or never committed): a kernel must leave none behind.

@@ -113,6 +113,66 @@ __device__ __forceinline__ float recompute_p(const FlashArgs<T>& a, const int32_
   return i < a.tq && fa2_visible(i, i, j, a.tk, runs) ? __expf(s * a.scale + slope * float(j - i) - lse) : 0.f;
 }
 
+// The forward's online softmax over one 64-key tile of a warp's scores s (its rows row[h] at
+// positions pos[h]): scale, ALiBi bias and masks; the rows' new maxima m (a row's 64 scores are
+// on 4 lanes: two shuffles); corr, the factor the output accumulated so far takes (l is rescaled
+// here); P, rounded to T, packed as the A fragments of P V, with l summing the rounded P that
+// P V multiplies.
+template <typename T>
+__device__ __forceinline__ void online_softmax(const FlashArgs<T>& a, const int32_t* runs, float slope,
+                                               const int64_t (&row)[2], const int64_t (&pos)[2], int64_t k0,
+                                               const float (&s)[8][4], float (&m)[2], float (&l)[2],
+                                               float (&corr)[2], uint32_t (&pa)[4][4]) {
+  const int t4 = threadIdx.x & 3;
+  float mx[2] = {-INFINITY, -INFINITY};
+  float x[8][4];  // (s itself is left as the product wrote it: a wgmma's registers, see attention_wgmma.cuh)
+  for (int n = 0; n < 8; ++n)
+    for (int e = 0; e < 4; ++e) {
+      const int h = e >> 1;
+      const int64_t j = k0 + n * 8 + 2 * t4 + (e & 1);
+      float v = -INFINITY;
+      if (row[h] < a.tq && fa2_visible(row[h], pos[h], j, a.tk, runs)) v = s[n][e] * a.scale + slope * float(j - pos[h]);
+      x[n][e] = v;
+      mx[h] = fmaxf(mx[h], v);
+    }
+  for (int h = 0; h < 2; ++h) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    const float m_new = fmaxf(m[h], mx[h]);
+    corr[h] = m_new == -INFINITY ? 1.f : __expf(m[h] - m_new);
+    m[h] = m_new;
+    l[h] *= corr[h];
+  }
+  pack_a<T>(x, pa, [&](int, int e, float v) {
+    const float p = v == -INFINITY ? 0.f : __expf(v - m[e >> 1]);
+    T pt;
+    st(&pt, p);
+    l[e >> 1] += ld(&pt);
+    return p;
+  });
+}
+
+// The forward's end for a warp's rows: O / l (rounded to T) and lse = m + log l.
+template <typename T, int HD>
+__device__ __forceinline__ void store_rows(const FlashArgs<T>& a, int64_t bh, const int64_t (&row)[2],
+                                           const float (&m)[2], float (&l)[2], const float (&o)[HD / 8][4]) {
+  const int t4 = threadIdx.x & 3;
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  for (int h = 0; h < 2; ++h) {
+    if (row[h] >= a.tq) continue;
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    T* out = a.o + bh * a.q_head_stride + row[h] * HD;
+    for (int n = 0; n < HD / 8; ++n) {
+      st(out + n * 8 + 2 * t4, o[n][2 * h] * inv);
+      st(out + n * 8 + 2 * t4 + 1, o[n][2 * h + 1] * inv);
+    }
+    if (a.lse && t4 == 0) a.lse[bh * a.tq + row[h]] = m[h] + logf(l[h]);
+  }
+}
+
 // How a block's products are done: SyncMma, here, on mma.sync by warps (each warp's 16 rows),
 // tiles in rows padded to ld_s; WgMma (attention_wgmma.cuh) on wgmma by the block's warpgroup
 // (its 64 rows), tiles in the 128-byte swizzle. The kernels below are written against this:
@@ -188,7 +248,7 @@ __global__ void __launch_bounds__(E::kThreads) fa2_forward_kernel(FlashArgs<T> a
   T* sK = reinterpret_cast<T*>(smem);                      // 2 buffers
   T* sV = sK + 2 * TE;                                     // 2 buffers
   T* sQ = E::kQInRegisters ? sK + TE : sV + 2 * TE;  // K's second buffer until Q is in registers
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2;
   const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows;
   const T* kh = a.k + bh * a.kv_head_stride;
   const T* vh = a.v + bh * a.kv_head_stride;
@@ -234,57 +294,17 @@ __global__ void __launch_bounds__(E::kThreads) fa2_forward_kernel(FlashArgs<T> a
       const T* sv = sV + buf * TE;
       float s[8][4];  // S = Q K^T
       E::template q_times_rows_t<T, HD>(qop, sk, s);
-      // Scale, bias and masks; the rows' new maxima (a row's 64 scores are on 4 lanes).
-      float mx[2] = {-INFINITY, -INFINITY};
-      for (int n = 0; n < 8; ++n)
-        for (int e = 0; e < 4; ++e) {
-          const int h = e >> 1;
-          const int64_t j = k0 + n * 8 + 2 * t4 + (e & 1);
-          float v = -INFINITY;
-          if (row[h] < a.tq && fa2_visible(row[h], pos[h], j, a.tk, runs))
-            v = s[n][e] * a.scale + slope * float(j - pos[h]);
-          s[n][e] = v;
-          mx[h] = fmaxf(mx[h], v);
-        }
       float corr[2];
-      for (int h = 0; h < 2; ++h) {
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        const float m_new = fmaxf(m[h], mx[h]);
-        corr[h] = m_new == -INFINITY ? 1.f : __expf(m[h] - m_new);
-        m[h] = m_new;
-        l[h] *= corr[h];
-      }
+      uint32_t pa[4][4];
+      online_softmax<T>(a, runs, slope, row, pos, k0, s, m, l, corr, pa);
       for (int n = 0; n < ND; ++n)
         for (int e = 0; e < 4; ++e) o[n][e] *= corr[e >> 1];
-      // P, rounded to T (l sums the rounded P that P V multiplies), as the A fragments of P V.
-      uint32_t pa[4][4];
-      pack_a<T>(s, pa, [&](int, int e, float x) {
-        const float p = x == -INFINITY ? 0.f : __expf(x - m[e >> 1]);
-        T pt;
-        st(&pt, p);
-        l[e >> 1] += ld(&pt);
-        return p;
-      });
       E::template packed_times_rows<T, HD>(pa, sv, o);  // O += P V
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
   }
   ptx::cp_async_wait<0>();  // nothing left in flight at exit (the last commit was empty)
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-  for (int h = 0; h < 2; ++h) {
-    if (row[h] >= a.tq) continue;
-    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    T* out = a.o + bh * a.q_head_stride + row[h] * HD;
-    for (int n = 0; n < ND; ++n) {
-      st(out + n * 8 + 2 * t4, o[n][2 * h] * inv);
-      st(out + n * 8 + 2 * t4 + 1, o[n][2 * h + 1] * inv);
-    }
-    if (a.lse && t4 == 0) a.lse[bh * a.tq + row[h]] = m[h] + logf(l[h]);
-  }
+  store_rows<T, HD>(a, bh, row, m, l, o);
 }
 
 }  // namespace cs::cuda::fa2

@@ -95,7 +95,7 @@ struct WgMma {
     CS_WG_UNROLL
     for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
     ptx::wgmma_commit();
-    ptx::wgmma_wait0();
+    ptx::wgmma_wait<0>();
     ptx::fence_regs(acc);
   }
   template <typename T, int HD>
@@ -106,7 +106,7 @@ struct WgMma {
     CS_WG_UNROLL
     for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
     ptx::wgmma_commit();
-    ptx::wgmma_wait0();
+    ptx::wgmma_wait<0>();
     ptx::fence_regs(acc);
   }
 };

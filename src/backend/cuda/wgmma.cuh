@@ -61,9 +61,11 @@ __device__ __forceinline__ void wgmma_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void wgmma_wait0() {
+// Waits until at most N committed groups are still running (they complete in order).
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
 #ifndef CS_WGMMA_UNAVAILABLE
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 #endif
 }
 // Shared memory written through the generic proxy (st.shared, cp.async) -> the async proxy (wgmma).
@@ -87,7 +89,6 @@ __device__ __forceinline__ void fence_regs(const uint32_t (&r)[N][4]) {
   for (int j = 0; j < N; ++j)
     for (int e = 0; e < 4; ++e) asm volatile("" ::"r"(r[j][e]) : "memory");
 }
-
 // Operand lists of the accumulators: 32 (n64) or 64 (n128) "+f" registers, d[j][e] in order.
 #define CS_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define CS_D32 CS_D4(0), CS_D4(1), CS_D4(2), CS_D4(3), CS_D4(4), CS_D4(5), CS_D4(6), CS_D4(7)
