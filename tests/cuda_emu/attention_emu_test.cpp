@@ -117,10 +117,14 @@ Errors run_case(int B, int H, int64_t t, bool use_slopes, int seg_mode, uint64_t
   b.dout = dout.data();
   if constexpr (kKernels != Kernels::kPortable) {
     const unsigned gx = unsigned(B * H), gy = unsigned((t + tc::kB - 1) / tc::kB);
-    if constexpr (kKernels == Kernels::kMma || kKernels == Kernels::kWgmma) {
-      using E = std::conditional_t<kKernels == Kernels::kMma, fa2::SyncMma, fa2::WgMma>;
+    if constexpr (kKernels == Kernels::kMma) {
+      using E = fa2::SyncMma;
       launch(gx, unsigned((t + E::kBlockRows - 1) / E::kBlockRows), E::kThreads, fa2::forward_smem<HD, E>(),
              [&] { fa2::fa2_forward_kernel<T, HD, E>(a); });
+    } else if constexpr (kKernels == Kernels::kWgmma) {  // the pipelined forward (attention_wgmma.cuh)
+      using E = fa2::WgMma;
+      launch(gx, unsigned((t + E::kBlockRows - 1) / E::kBlockRows), E::kThreads, fa2::forward_smem<HD, E>(),
+             [&] { fa2::wgmma_forward_kernel<T, HD>(a); });
     } else {
       launch(gx, gy, tc::kTcThreads, tc::forward_smem<HD>(), [&] { tc::tc_forward_kernel<T, HD>(a); });
     }

@@ -30,6 +30,8 @@ template <int N>
 void fence_regs(float (&)[N][4]) {}
 template <int N>
 void fence_regs(const uint32_t (&)[N][4]) {}
+template <int N>
+void keep_regs(uint32_t (&)[N][4]) {}
 
 // The 16-bit element (mn, k) of a descriptor's operand (mn: the M or N index).
 inline const uint16_t* desc_elem(uint64_t desc, bool mn_major, int mn, int k) {

@@ -90,25 +90,151 @@ struct WgMma {
   // acc = A B^T, A (64 rows) and B tiles.
   template <typename T, int HD>
   __device__ static void tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
-    ptx::fence_regs(acc);
-    ptx::wgmma_fence();
-    CS_WG_UNROLL
-    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
-    ptx::wgmma_commit();
+    issue_tile_times_rows_t<T, HD>(a, b, acc);
     ptx::wgmma_wait<0>();
     ptx::fence_regs(acc);
   }
   template <typename T, int HD>
   __device__ static void packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
+    issue_packed_times_rows<T, HD>(pa, m, acc);
+    ptx::wgmma_wait<0>();
+    ptx::fence_regs(acc);
+  }
+  // The same products issued as one committed group each, not waited for: acc is undefined, and
+  // pa and the tiles must stay as they are, until a wgmma_wait has seen the group complete.
+  template <typename T, int HD>
+  __device__ static void issue_tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
+    ptx::fence_regs(acc);
+    ptx::wgmma_fence();
+    CS_WG_UNROLL
+    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
+    ptx::wgmma_commit();
+  }
+  // S = A B^T and then acc += P M, two groups, with every register fence before the first
+  // product: a register fence between them would be an instruction defining a product's input
+  // while the other product runs, and ptxas serialises products for that.
+  template <typename T, int HD>
+  __device__ static void issue_both(const T* a, const T* b, float (&s)[8][4], const uint32_t (&pa)[4][4], const T* m,
+                                    float (&acc)[HD / 8][4]) {
+    ptx::fence_regs(s);
+    ptx::fence_regs(acc);
+    ptx::fence_regs(pa);
+    ptx::wgmma_fence();
+    CS_WG_UNROLL
+    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(s, k_major(a, kk), k_major(b, kk), kk > 0);
+    ptx::wgmma_commit();
+    CS_WG_UNROLL
+    for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
+    ptx::wgmma_commit();
+  }
+  template <typename T, int HD>
+  __device__ static void issue_packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
     ptx::fence_regs(acc);
     ptx::fence_regs(pa);
     ptx::wgmma_fence();
     CS_WG_UNROLL
     for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
     ptx::wgmma_commit();
-    ptx::wgmma_wait<0>();
-    ptx::fence_regs(acc);
   }
 };
+
+// The forward on WgMma with a product in flight during the softmax (FlashAttention-3's overlap
+// within a warpgroup): at key tile j a warpgroup issues S_j = Q K_j^T, then O += P_{j-1} V_{j-1},
+// waits for S_j alone, runs the softmax of S_j (P_j into registers of their own) while P_{j-1}
+// V_{j-1} is computed, then waits for it and rescales O. So V lags K by a tile: the group of copies
+// issued at step j holds K_{j+1} and V_j, each into the buffer freed two steps before (K_{j-1}'s,
+// V_{j-2}'s), and step j waits for the one before (K_j, V_{j-1}); one more step after the last
+// tile finishes its P V. Masks, softmax, rounding and stores are the other forward's
+// (online_softmax, store_rows): the same results.
+template <typename T, int HD>
+__global__ void __launch_bounds__(WgMma::kThreads) wgmma_forward_kernel(FlashArgs<T> a) {
+  using E = WgMma;
+  CS_TC_SHARED(raw);
+  unsigned char* smem = E::align(raw);
+  constexpr int TE = E::tile_elems<HD>(), ND = HD / 8;
+  T* sK = reinterpret_cast<T*>(smem);  // 2 buffers
+  T* sV = sK + 2 * TE;                 // 2 buffers
+  T* sQ = sV + 2 * TE;                 // the two warpgroups' query tiles
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2;
+  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows;
+  const T* kh = a.k + bh * a.kv_head_stride;
+  const T* vh = a.v + bh * a.kv_head_stride;
+  const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
+  const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
+  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + E::kBlockRows));  // keys any row of the block sees
+  const int n_tiles = int((k_end + kBc - 1) / kBc);
+  E::load_fixed<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
+  if (n_tiles > 0) E::load_tile<T, HD>(sK, kh, 0, a.tk);
+  ptx::cp_async_commit();
+  const T* qt = E::group_tile<T, HD>(sQ);
+  const int64_t w0 = q0 + warp * 16;
+  int64_t row[2], pos[2];
+  for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
+  float o[ND][4];
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  uint32_t pa[4][4];  // the P of the tile whose P V is in flight
+
+  // Step it's copies (K_{it+1}, V_it, into the buffers the last barrier freed), then the wait for
+  // the previous step's (K_it, V_{it-1}) and the barrier that publishes them.
+  auto tiles_for_step = [&](int it) {
+    const int64_t k0 = int64_t(it) * kBc;
+    if (it + 1 < n_tiles) E::load_tile<T, HD>(sK + ((it + 1) & 1) * TE, kh, k0 + kBc, a.tk);
+    if (it < n_tiles) E::load_tile<T, HD>(sV + (it & 1) * TE, vh, k0, a.tk);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();
+    E::tiles_landed();
+    __syncthreads();
+  };
+  // Every warpgroup takes every tile the block sees (a tile wholly past a warpgroup's rows gives
+  // P = 0 and changes nothing), and the steady state below has no condition around a product:
+  // ptxas serialises products issued or retired under conditions it cannot follow.
+  float s[8][4], corr[2];
+  if (n_tiles > 0) {  // step 0: S_0 and its softmax, no P V yet
+    tiles_for_step(0);
+    E::issue_tile_times_rows_t<T, HD>(qt, sK, s);
+    ptx::wgmma_wait<0>();
+    ptx::fence_regs(s);
+    online_softmax<T>(a, runs, slope, row, pos, 0, s, m, l, corr, pa);
+    __syncthreads();  // K_0 is free for step 1's copies
+  }
+  // One step from 1 on: P_{it-1} is in pc, P_it goes to pn. Two sets of P registers taken in turn
+  // (no copy from one to the other: ptxas serialises the products when registers a running one
+  // reads are written in its stage, which a copy at the loop's end looks like).
+  auto step = [&](int it, uint32_t (&pc)[4][4], uint32_t (&pn)[4][4]) {
+    tiles_for_step(it);
+    E::issue_both<T, HD>(qt, sK + (it & 1) * TE, s, pc, sV + ((it - 1) & 1) * TE, o);  // S_it; O += P_{it-1} V_{it-1}
+    ptx::wgmma_wait<1>();  // S_it is in s
+    ptx::fence_regs(s);
+    online_softmax<T>(a, runs, slope, row, pos, int64_t(it) * kBc, s, m, l, corr, pn);
+    ptx::wgmma_wait<0>();  // P_{it-1} V_{it-1} is in O
+    ptx::fence_regs(o);
+    ptx::keep_regs(pc);
+    for (int n = 0; n < ND; ++n)
+      for (int e = 0; e < 4; ++e) o[n][e] *= corr[e >> 1];
+    __syncthreads();  // K_it and V_{it-1} are free for the next step's copies
+  };
+  uint32_t pb[4][4];
+  int it = 1;
+  for (; it + 1 < n_tiles; it += 2) {
+    step(it, pa, pb);
+    step(it + 1, pb, pa);
+  }
+  const bool last_in_pb = it < n_tiles;  // (block-uniform) an odd step left: its P lands in pb
+  if (last_in_pb) step(it, pa, pb);
+  auto last_pv = [&](uint32_t (&pl)[4][4]) {
+    tiles_for_step(n_tiles);
+    E::issue_packed_times_rows<T, HD>(pl, sV + ((n_tiles - 1) & 1) * TE, o);
+    ptx::wgmma_wait<0>();
+    ptx::fence_regs(o);
+    ptx::keep_regs(pl);
+  };
+  if (n_tiles > 0) {  // the last P V (a branch, not a reference to either set: they stay registers)
+    if (last_in_pb) last_pv(pb);
+    else last_pv(pa);
+  }
+  ptx::cp_async_wait<0>();
+  store_rows<T, HD>(a, bh, row, m, l, o);
+}
 
 }  // namespace cs::cuda::fa2

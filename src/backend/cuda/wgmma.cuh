@@ -89,6 +89,15 @@ __device__ __forceinline__ void fence_regs(const uint32_t (&r)[N][4]) {
   for (int j = 0; j < N; ++j)
     for (int e = 0; e < 4; ++e) asm volatile("" ::"r"(r[j][e]) : "memory");
 }
+// An A operand still being read by a running product, kept in its registers until this point
+// (after the wait): without it the compiler may reuse them once the instruction has issued.
+template <int N>
+__device__ __forceinline__ void keep_regs(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[j][e])::"memory");
+}
+
 // Operand lists of the accumulators: 32 (n64) or 64 (n128) "+f" registers, d[j][e] in order.
 #define CS_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define CS_D32 CS_D4(0), CS_D4(1), CS_D4(2), CS_D4(3), CS_D4(4), CS_D4(5), CS_D4(6), CS_D4(7)
