@@ -26,13 +26,15 @@ void set_smem(K kernel, size_t bytes, const char* op) {
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), op);
 }
 
-// The forward over bh heads on engine E with head dim HD.
+// The forward over bh heads on engine E with head dim HD: fa2_forward_kernel, or another forward
+// kernel on E's blocks (WgMma's pipelined one).
 template <class E, int HD, typename T>
-void fa2_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const char* what) {
+void fa2_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const char* what,
+                 void (*kernel)(FlashArgs<T>) = fa2::fa2_forward_kernel<T, HD, E>) {
   const dim3 grid(unsigned(bh), unsigned((a.tq + E::kBlockRows - 1) / E::kBlockRows));
   constexpr size_t smem = fa2::forward_smem<HD, E>();
-  set_smem(fa2::fa2_forward_kernel<T, HD, E>, smem, "attention_forward (shared memory)");
-  fa2::fa2_forward_kernel<T, HD, E><<<grid, E::kThreads, smem, stream(c)>>>(a);
+  set_smem(kernel, smem, "attention_forward (shared memory)");
+  kernel<<<grid, E::kThreads, smem, stream(c)>>>(a);
   check_launch(what);
 }
 

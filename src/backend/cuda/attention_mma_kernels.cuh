@@ -113,6 +113,31 @@ __device__ __forceinline__ float recompute_p(const FlashArgs<T>& a, const int32_
   return i < a.tq && fa2_visible(i, i, j, a.tk, runs) ? __expf(s * a.scale + slope * float(j - i) - lse) : 0.f;
 }
 
+// What a forward block of `block_rows` queries (blockIdx.y) of head bh (blockIdx.x) works on: its
+// head's K and V, ALiBi slope and packed-sample runs, its first query, the key tiles any of its rows
+// sees; and the calling warp's two rows (row[h], at positions pos[h]).
+template <typename T>
+struct ForwardBlock {
+  int64_t bh, q0;
+  const T *kh, *vh;
+  float slope;
+  const int32_t* runs;
+  int n_tiles;
+  int64_t row[2], pos[2];
+  __device__ ForwardBlock(const FlashArgs<T>& a, int block_rows) {
+    bh = blockIdx.x;
+    q0 = int64_t(blockIdx.y) * block_rows;
+    kh = a.k + bh * a.kv_head_stride;
+    vh = a.v + bh * a.kv_head_stride;
+    slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
+    runs = a.segments ? a.segments + bh / a.heads * a.tk : nullptr;
+    const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + block_rows));  // keys any row of the block sees
+    n_tiles = int((k_end + kBc - 1) / kBc);
+    const int64_t w0 = q0 + (threadIdx.x / 32) * 16;  // the warp's first row
+    for (int h = 0; h < 2; ++h) row[h] = w0 + ((threadIdx.x & 31) >> 2) + 8 * h, pos[h] = a.q_pos0 + row[h];
+  }
+};
+
 // The forward's online softmax over one 64-key tile of a warp's scores s (its rows row[h] at
 // positions pos[h]): scale, ALiBi bias and masks; the rows' new maxima m (a row's 64 scores are
 // on 4 lanes: two shuffles); corr, the factor the output accumulated so far takes (l is rescaled
@@ -185,7 +210,8 @@ __device__ __forceinline__ void store_rows(const FlashArgs<T>& a, int64_t bh, co
 //   load_tile, load_fixed: rows [r0, r0 + 64) (or kBlockRows) of a (rows, HD) matrix into a
 //     tile by cp.async (zeros past rows);
 //   tiles_landed(): after a thread's cp.async wait, before the barrier that publishes the tiles;
-//   kQInRegisters, QOperand, hold_q, q_times_rows_t: the forward's Q, held across the key tiles;
+//   kQInRegisters, QOperand, hold_q, q_times_rows_t: the forward's Q, held across the key tiles
+//     (SyncMma only: the forward on WgMma is a kernel of its own, attention_wgmma.cuh);
 //   rows_times_rows_t: acc (the group's rows x 64) = A B^T, A the group's rows of a fixed tile, B a
 //     streamed tile;
 //   packed_times_rows: acc (the group's rows x HD) += P M, P packed A fragments, M a tile.
@@ -248,14 +274,8 @@ __global__ void __launch_bounds__(E::kThreads) fa2_forward_kernel(FlashArgs<T> a
   T* sK = reinterpret_cast<T*>(smem);                      // 2 buffers
   T* sV = sK + 2 * TE;                                     // 2 buffers
   T* sQ = E::kQInRegisters ? sK + TE : sV + 2 * TE;  // K's second buffer until Q is in registers
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows;
-  const T* kh = a.k + bh * a.kv_head_stride;
-  const T* vh = a.v + bh * a.kv_head_stride;
-  const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
-  const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
-  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + E::kBlockRows));  // keys any row of the block sees
-  const int n_tiles = int((k_end + kBc - 1) / kBc);
+  const ForwardBlock<T> fb(a, E::kBlockRows);
+  const auto [bh, q0, kh, vh, slope, runs, n_tiles, row, pos] = fb;
   E::template load_fixed<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) {
     E::template load_tile<T, HD>(sK, kh, 0, a.tk);
@@ -269,11 +289,8 @@ __global__ void __launch_bounds__(E::kThreads) fa2_forward_kernel(FlashArgs<T> a
   E::template hold_q<T, HD>(sQ, qop);
   __syncthreads();  // every warp has its Q fragments before the first prefetch overwrites them
 
-  const int64_t w0 = q0 + warp * 16;  // the warp's first row
-  const int64_t g0 = q0 + warp * 16 / E::kGroupRows * E::kGroupRows;        // its group's
-  const int64_t group_last = a.q_pos0 + min(a.tq - 1, g0 + E::kGroupRows - 1);  // the group's last position
-  int64_t row[2], pos[2];
-  for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
+  const int64_t g0 = q0 + (threadIdx.x / 32) * 16 / E::kGroupRows * E::kGroupRows;  // the warp's group's first row
+  const int64_t group_last = a.q_pos0 + min(a.tq - 1, g0 + E::kGroupRows - 1);     // the group's last position
   float o[ND][4];
   for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};

@@ -52,20 +52,12 @@ size_t wgmma_attention_smem(int64_t hd) {
 }
 
 // The forward: the pipelined kernel of attention_wgmma.cuh (a P V in flight during each softmax).
-template <int HD, typename T>
-void pipelined_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
-  const dim3 grid(unsigned(bh), unsigned((a.tq + WgMma::kBlockRows - 1) / WgMma::kBlockRows));
-  constexpr size_t smem = fa2::forward_smem<HD, WgMma>();
-  set_smem(fa2::wgmma_forward_kernel<T, HD>, smem, "attention_forward (shared memory)");
-  fa2::wgmma_forward_kernel<T, HD><<<grid, WgMma::kThreads, smem, stream(c)>>>(a);
-  check_launch("attention_forward (tensor cores, wgmma)");
-}
-
 template <typename T>
 void wgmma_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
-  if (a.hd == 64) return pipelined_forward<64>(c, a, bh);
+  const char* what = "attention_forward (tensor cores, wgmma)";
+  if (a.hd == 64) return fa2_forward<WgMma, 64>(c, a, bh, what, fa2::wgmma_forward_kernel<T, 64>);
   CS_CHECK(a.hd == 128) << "head dim " << a.hd;
-  pipelined_forward<128>(c, a, bh);
+  fa2_forward<WgMma, 128>(c, a, bh, what, fa2::wgmma_forward_kernel<T, 128>);
 }
 
 template <typename T>

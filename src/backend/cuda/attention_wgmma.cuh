@@ -8,9 +8,9 @@
 // shared memory (K-major descriptors); the P- and dS-products take P or dS from registers and the
 // other tile as an MN-major operand, so no tile is ever transposed. The tiles are unpadded 64 x HD
 // in the 128-byte swizzle (cp.async writes them conflict-free; wgmma reads them conflict-free), so
-// head dims 64 and 128 only. Each product waits for its own result (wgmma.wait_group 0): no
-// overlap of one product with the softmax of another yet (FlashAttention-3's ping-pong), and no
-// TMA: the tiles come through cp.async as on sm_80.
+// head dims 64 and 128 only. The backward kernels wait for each product (wgmma.wait_group 0); the
+// forward (wgmma_forward_kernel below) overlaps a product with the softmax. No ping-pong of the two
+// warpgroups (FlashAttention-3's) and no TMA: the tiles come through cp.async as on sm_80.
 #pragma once
 #include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/wgmma.cuh"
@@ -73,24 +73,10 @@ struct WgMma {
     return ptx::make_desc(ptx::smem_addr(tile) + uint32_t(kk) * 2048u, 8192, 1024);
   }
 
-  template <typename T, int HD>
-  struct QOperand {
-    const T* tile;
-  };
-  template <typename T, int HD>
-  __device__ static void hold_q(const T* sq, QOperand<T, HD>& q) { q.tile = group_tile<T, HD>(sq); }
-  template <typename T, int HD>
-  __device__ static void q_times_rows_t(const QOperand<T, HD>& q, const T* b, float (&acc)[8][4]) {
-    tile_times_rows_t<T, HD>(q.tile, b, acc);
-  }
+  // (No QOperand / hold_q / q_times_rows_t: the forward on WgMma is wgmma_forward_kernel below.)
   template <typename T, int HD>
   __device__ static void rows_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
-    tile_times_rows_t<T, HD>(group_tile<T, HD>(a), b, acc);
-  }
-  // acc = A B^T, A (64 rows) and B tiles.
-  template <typename T, int HD>
-  __device__ static void tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
-    issue_tile_times_rows_t<T, HD>(a, b, acc);
+    issue_tile_times_rows_t<T, HD>(group_tile<T, HD>(a), b, acc);
     ptx::wgmma_wait<0>();
     ptx::fence_regs(acc);
   }
@@ -106,9 +92,14 @@ struct WgMma {
   __device__ static void issue_tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
     ptx::fence_regs(acc);
     ptx::wgmma_fence();
-    CS_WG_UNROLL
-    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
-    ptx::wgmma_commit();
+    scores_group<T, HD>(a, b, acc);
+  }
+  template <typename T, int HD>
+  __device__ static void issue_packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
+    ptx::fence_regs(acc);
+    ptx::fence_regs(pa);
+    ptx::wgmma_fence();
+    packed_group<T, HD>(pa, m, acc);
   }
   // S = A B^T and then acc += P M, two groups, with every register fence before the first
   // product: a register fence between them would be an instruction defining a product's input
@@ -120,18 +111,20 @@ struct WgMma {
     ptx::fence_regs(acc);
     ptx::fence_regs(pa);
     ptx::wgmma_fence();
+    scores_group<T, HD>(a, b, s);
+    packed_group<T, HD>(pa, m, acc);
+  }
+
+ private:
+  // The products alone (after the fences), committed as one group.
+  template <typename T, int HD>
+  __device__ static void scores_group(const T* a, const T* b, float (&acc)[8][4]) {
     CS_WG_UNROLL
-    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(s, k_major(a, kk), k_major(b, kk), kk > 0);
-    ptx::wgmma_commit();
-    CS_WG_UNROLL
-    for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
+    for (int kk = 0; kk < HD / 16; ++kk) ptx::wgmma_ss_n64<T>(acc, k_major(a, kk), k_major(b, kk), kk > 0);
     ptx::wgmma_commit();
   }
   template <typename T, int HD>
-  __device__ static void issue_packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
-    ptx::fence_regs(acc);
-    ptx::fence_regs(pa);
-    ptx::wgmma_fence();
+  __device__ static void packed_group(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
     CS_WG_UNROLL
     for (int kk = 0; kk < 4; ++kk) ptx::wgmma_rs_t<T, HD>(acc, pa[kk], mn_major(m, kk));
     ptx::wgmma_commit();
@@ -155,21 +148,12 @@ __global__ void __launch_bounds__(WgMma::kThreads) wgmma_forward_kernel(FlashArg
   T* sK = reinterpret_cast<T*>(smem);  // 2 buffers
   T* sV = sK + 2 * TE;                 // 2 buffers
   T* sQ = sV + 2 * TE;                 // the two warpgroups' query tiles
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, g = lane >> 2;
-  const int64_t bh = blockIdx.x, b = bh / a.heads, q0 = int64_t(blockIdx.y) * E::kBlockRows;
-  const T* kh = a.k + bh * a.kv_head_stride;
-  const T* vh = a.v + bh * a.kv_head_stride;
-  const float slope = a.slopes ? a.slopes[bh % a.heads] : 0.f;
-  const int32_t* runs = a.segments ? a.segments + b * a.tk : nullptr;
-  const int64_t k_end = min(a.tk, a.q_pos0 + min(a.tq, q0 + E::kBlockRows));  // keys any row of the block sees
-  const int n_tiles = int((k_end + kBc - 1) / kBc);
+  const ForwardBlock<T> fb(a, E::kBlockRows);
+  const auto [bh, q0, kh, vh, slope, runs, n_tiles, row, pos] = fb;
   E::load_fixed<T, HD>(sQ, a.q + bh * a.q_head_stride, q0, a.tq);
   if (n_tiles > 0) E::load_tile<T, HD>(sK, kh, 0, a.tk);
   ptx::cp_async_commit();
   const T* qt = E::group_tile<T, HD>(sQ);
-  const int64_t w0 = q0 + warp * 16;
-  int64_t row[2], pos[2];
-  for (int h = 0; h < 2; ++h) row[h] = w0 + g + 8 * h, pos[h] = a.q_pos0 + row[h];
   float o[ND][4];
   for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
