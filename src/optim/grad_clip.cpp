@@ -52,9 +52,4 @@ float clip_coefficient(double norm, double max_norm) {
   return coeff < 1.0 ? float(coeff) : 1.f;
 }
 
-void clip_grads(Ctx& ctx, const Tensor& grads, double norm, double max_norm) {
-  const float coeff = clip_coefficient(norm, max_norm);
-  if (coeff != 1.f) ctx.ops.scale(ctx, grads, coeff);
-}
-
 }  // namespace cs

@@ -33,7 +33,5 @@ void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pa
 // 1e-6) as fp32 when that is below 1, else 1 (and 1 when max_norm <= 0 or the norm is not finite).
 // AdamW::step applies it in its own pass (the trainer's clipping).
 float clip_coefficient(double norm, double max_norm);
-// Scales grads by clip_coefficient (no pass when it is 1).
-void clip_grads(Ctx& ctx, const Tensor& grads, double norm, double max_norm);
 
 }  // namespace cs

@@ -137,15 +137,16 @@ TEST(GradClip, ScalesToExactlyTheBoundAndLeavesSmallerNormsAlone) {
   SingleGroup world;
   const double norm = norm_of(t, world);
   EXPECT_DOUBLE_EQ(norm, 13.0);
-  clip_grads(cpu(), t, norm, 1.0);
+  // The coefficient AdamW::step applies to the gradients it reads.
+  cpu_ops().scale(cpu(), t, clip_coefficient(norm, 1.0));
   EXPECT_NEAR(norm_of(t, world), 1.0, 1e-6);
   EXPECT_NEAR(g[3], 12.0 / 13.0, 1e-6);
-  std::vector<float> h = {0.3f, 0.4f};
-  Tensor th(h.data(), {2});
-  clip_grads(cpu(), th, 0.5, 1.0);
-  EXPECT_EQ(h[0], 0.3f);
+  EXPECT_EQ(clip_coefficient(0.5, 1.0), 1.f);  // a smaller norm is left alone
+  EXPECT_EQ(clip_coefficient(13.0, 0.0), 1.f);  // --clip-grad 0: no clipping
   std::vector<float> bad = {1, INFINITY};
-  EXPECT_FALSE(std::isfinite(norm_of(Tensor(bad.data(), {2}), world)));
+  const double bad_norm = norm_of(Tensor(bad.data(), {2}), world);
+  EXPECT_FALSE(std::isfinite(bad_norm));
+  EXPECT_EQ(clip_coefficient(bad_norm, 1.0), 1.f);  // a non-finite norm skips or stops the step instead
 }
 
 TEST(LossScaler, HalvesAfterHysteresisDoublesAfterWindowFloorsAtMin) {
