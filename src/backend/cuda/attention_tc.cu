@@ -18,6 +18,7 @@
 // query tiles; per query tile, dQ += dS K in fragments across the key tiles.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -56,8 +57,17 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 // The register-resident kernels copy rows in 16-byte pieces: every head's rows must start on 16 bytes.
 template <typename T>
 bool mma_kernels(const FlashArgs<T>& a) {
-  return attention_choice() != "wmma" && aligned16(a.q) && aligned16(a.k) && aligned16(a.v) &&
-         (!a.dout || aligned16(a.dout)) && a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
+  if (attention_choice() == "wmma") return false;
+  const bool ok = aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && (!a.dout || aligned16(a.dout)) &&
+                  a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
+  // A user who asked for the warpgroup-MMA kernels is told once when a call cannot take them.
+  static bool told = false;
+  if (!ok && !told && attention_choice() == "wgmma") {
+    told = true;
+    std::fputs("warning: CS_CUDA_ATTENTION=wgmma: q, k, v (or dO) of an attention call do not start every "
+               "head on 16 bytes; such calls take the wmma kernels\n", stderr);
+  }
+  return ok;
 }
 }  // namespace
 
