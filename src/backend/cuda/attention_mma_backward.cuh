@@ -97,19 +97,37 @@ __global__ void __launch_bounds__(E::kThreads) fa2_dkdv_kernel(FlashArgs<T> a, c
       const float* L = sL + buf * kBr;
       const float* D = sD + buf * kBr;
       float acc[8][4];
-      E::template rows_times_rows_t<T, HD>(sK, q, acc);  // S^T = K Q^T (rows: keys; columns: queries)
-      uint32_t pa[4][4];  // P^T, rounded
-      pack_a<T>(acc, pa, [&](int n, int e, float s) {
-        const int c = n * 8 + 2 * t4 + (e & 1);
-        return recompute_p(a, runs, slope, q0 + c, key[e >> 1], s, L[c]);
-      });
-      E::template packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
-      E::template rows_times_rows_t<T, HD>(sV, dO, acc);      // dP^T = V dO^T
-      uint32_t da[4][4];  // dS^T = P^T (dP^T - D) scale, rounded
-      pack_a<T>(acc, da, [&](int n, int e, float dp) {
-        return packed_at<T>(pa, n, e) * (dp - D[n * 8 + 2 * t4 + (e & 1)]) * a.scale;
-      });
-      E::template packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
+      uint32_t pa[4][4], da[4][4];  // P^T, and dS^T = P^T (dP^T - D) scale, rounded
+      auto make_p = [&] {
+        pack_a<T>(acc, pa, [&](int n, int e, float s) {
+          const int c = n * 8 + 2 * t4 + (e & 1);
+          return recompute_p(a, runs, slope, q0 + c, key[e >> 1], s, L[c]);
+        });
+      };
+      auto make_ds = [&](const float (&dpt)[8][4]) {
+        pack_a<T>(dpt, da, [&](int n, int e, float dp) {
+          return packed_at<T>(pa, n, e) * (dp - D[n * 8 + 2 * t4 + (e & 1)]) * a.scale;
+        });
+      };
+      if constexpr (E::kAsync) {  // P^T formed while dP^T is computed, dS^T while dV is
+        float dpt[8][4];
+        E::template issue_scores_pair<T, HD>(sK, q, acc, sV, dO, dpt);  // S^T = K Q^T; dP^T = V dO^T
+        E::template wait<1>(acc);
+        make_p();
+        E::template issue_packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
+        E::template wait<1>(dpt);
+        make_ds(dpt);
+        E::template issue_packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
+        E::template wait<0>(dvacc, dkacc);
+        E::keep(pa, da);
+      } else {
+        E::template rows_times_rows_t<T, HD>(sK, q, acc);  // S^T = K Q^T (rows: keys; columns: queries)
+        make_p();
+        E::template packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
+        E::template rows_times_rows_t<T, HD>(sV, dO, acc);      // dP^T = V dO^T
+        make_ds(acc);
+        E::template packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
+      }
     }
     __syncthreads();  // every warp is done with this buffer before the next prefetch overwrites it
   }
@@ -171,15 +189,32 @@ __global__ void __launch_bounds__(E::kThreads) fa2_dq_kernel(FlashArgs<T> a, con
       const T* k = sK + buf * TE;
       const T* v = sV + buf * TE;
       float acc[8][4];
-      E::template rows_times_rows_t<T, HD>(sQ, k, acc);  // S = Q K^T
-      uint32_t pa[4][4];  // P, rounded
-      pack_a<T>(acc, pa, [&](int n, int e, float s) {
-        return recompute_p(a, runs, slope, row[e >> 1], k0 + n * 8 + 2 * t4 + (e & 1), s, lse[e >> 1]);
-      });
-      E::template rows_times_rows_t<T, HD>(sdO, v, acc);  // dP = dO V^T
-      uint32_t da[4][4];  // dS = P (dP - D) scale, rounded
-      pack_a<T>(acc, da, [&](int n, int e, float dp) { return packed_at<T>(pa, n, e) * (dp - dd[e >> 1]) * a.scale; });
-      E::template packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
+      uint32_t pa[4][4], da[4][4];  // P, and dS = P (dP - D) scale, rounded
+      auto make_p = [&] {
+        pack_a<T>(acc, pa, [&](int n, int e, float s) {
+          return recompute_p(a, runs, slope, row[e >> 1], k0 + n * 8 + 2 * t4 + (e & 1), s, lse[e >> 1]);
+        });
+      };
+      auto make_ds = [&](const float (&dpm)[8][4]) {
+        pack_a<T>(dpm, da, [&](int n, int e, float dp) { return packed_at<T>(pa, n, e) * (dp - dd[e >> 1]) * a.scale; });
+      };
+      if constexpr (E::kAsync) {  // P formed while dP is computed
+        float dpm[8][4];
+        E::template issue_scores_pair<T, HD>(sQ, k, acc, sdO, v, dpm);  // S = Q K^T; dP = dO V^T
+        E::template wait<1>(acc);
+        make_p();
+        E::template wait<0>(dpm);
+        make_ds(dpm);
+        E::template issue_packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
+        E::template wait<0>(dqacc);
+        E::keep(pa, da);
+      } else {
+        E::template rows_times_rows_t<T, HD>(sQ, k, acc);  // S = Q K^T
+        make_p();
+        E::template rows_times_rows_t<T, HD>(sdO, v, acc);  // dP = dO V^T
+        make_ds(acc);
+        E::template packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
+      }
     }
     __syncthreads();
   }

@@ -214,12 +214,16 @@ __device__ __forceinline__ void store_rows(const FlashArgs<T>& a, int64_t bh, co
 //     (SyncMma only: the forward on WgMma is a kernel of its own, attention_wgmma.cuh);
 //   rows_times_rows_t: acc (the group's rows x 64) = A B^T, A the group's rows of a fixed tile, B a
 //     streamed tile;
-//   packed_times_rows: acc (the group's rows x HD) += P M, P packed A fragments, M a tile.
+//   packed_times_rows: acc (the group's rows x HD) += P M, P packed A fragments, M a tile;
+//   kAsync: the products run asynchronously (WgMma: issue_scores_pair, issue_packed_times_rows,
+//     wait, keep in place of the two above), and the backward kernels overlap them with the P and
+//     dS arithmetic.
 struct SyncMma {
   static constexpr int kBlockRows = 64;
   static constexpr int kThreads = kFa2Threads;
   static constexpr int kGroupRows = 16;
   static constexpr bool kQInRegisters = true;
+  static constexpr bool kAsync = false;
   static constexpr size_t kAlignPad = 0;
   template <int HD>
   __host__ __device__ static constexpr int tile_elems() { return kBr * ld_s<HD>(); }

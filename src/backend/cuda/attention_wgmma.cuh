@@ -8,8 +8,9 @@
 // shared memory (K-major descriptors); the P- and dS-products take P or dS from registers and the
 // other tile as an MN-major operand, so no tile is ever transposed. The tiles are unpadded 64 x HD
 // in the 128-byte swizzle (cp.async writes them conflict-free; wgmma reads them conflict-free), so
-// head dims 64 and 128 only. The backward kernels wait for each product (wgmma.wait_group 0); the
-// forward (wgmma_forward_kernel below) overlaps a product with the softmax. No ping-pong of the two
+// head dims 64 and 128 only. The backward kernels overlap a product with the P or dS arithmetic
+// (kAsync in attention_mma_backward.cuh); the forward (wgmma_forward_kernel below) a product
+// with the softmax. No ping-pong of the two
 // warpgroups (FlashAttention-3's) and no TMA: the tiles come through cp.async as on sm_80.
 #pragma once
 #include "backend/cuda/attention_mma_backward.cuh"
@@ -73,21 +74,11 @@ struct WgMma {
     return ptx::make_desc(ptx::smem_addr(tile) + uint32_t(kk) * 2048u, 8192, 1024);
   }
 
-  // (No QOperand / hold_q / q_times_rows_t: the forward on WgMma is wgmma_forward_kernel below.)
-  template <typename T, int HD>
-  __device__ static void rows_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
-    issue_tile_times_rows_t<T, HD>(group_tile<T, HD>(a), b, acc);
-    ptx::wgmma_wait<0>();
-    ptx::fence_regs(acc);
-  }
-  template <typename T, int HD>
-  __device__ static void packed_times_rows(const uint32_t (&pa)[4][4], const T* m, float (&acc)[HD / 8][4]) {
-    issue_packed_times_rows<T, HD>(pa, m, acc);
-    ptx::wgmma_wait<0>();
-    ptx::fence_regs(acc);
-  }
-  // The same products issued as one committed group each, not waited for: acc is undefined, and
-  // pa and the tiles must stay as they are, until a wgmma_wait has seen the group complete.
+  // (No QOperand / hold_q / q_times_rows_t: the forward on WgMma is wgmma_forward_kernel below;
+  // no synchronous rows_times_rows_t / packed_times_rows: kAsync.)
+  static constexpr bool kAsync = true;
+  // The products, issued as one committed group each and not waited for: acc is undefined, and
+  // pa and the tiles must stay as they are, until a wait has seen the group complete.
   template <typename T, int HD>
   __device__ static void issue_tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
     ptx::fence_regs(acc);
@@ -100,6 +91,28 @@ struct WgMma {
     ptx::fence_regs(pa);
     ptx::wgmma_fence();
     packed_group<T, HD>(pa, m, acc);
+  }
+  // The backward's two score products, S1 = A1 B1^T and S2 = A2 B2^T (A1, A2 fixed tiles, of
+  // which the warpgroup's own), two groups, every register fence before the first.
+  template <typename T, int HD>
+  __device__ static void issue_scores_pair(const T* a1, const T* b1, float (&s1)[8][4], const T* a2, const T* b2,
+                                           float (&s2)[8][4]) {
+    ptx::fence_regs(s1);
+    ptx::fence_regs(s2);
+    ptx::wgmma_fence();
+    scores_group<T, HD>(group_tile<T, HD>(a1), b1, s1);
+    scores_group<T, HD>(group_tile<T, HD>(a2), b2, s2);
+  }
+  // Waits until at most N groups run, then pins the accumulators the completed ones wrote.
+  template <int N, class... Acc>
+  __device__ static void wait(Acc&... acc) {
+    ptx::wgmma_wait<N>();
+    (ptx::fence_regs(acc), ...);
+  }
+  // After the wait for the products that read them: A registers kept where they were.
+  template <class... Regs>
+  __device__ static void keep(Regs&... regs) {
+    (ptx::keep_regs(regs), ...);
   }
   // S = A B^T and then acc += P M, two groups, with every register fence before the first
   // product: a register fence between them would be an instruction defining a product's input
