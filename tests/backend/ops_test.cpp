@@ -237,6 +237,27 @@ TEST_P(Embedding, VocabParallelSliceZeroesOtherTokens) {
       EXPECT_EQ(dw[size_t(r * d + j)], (r == 0 || r == 1 || r == 3) ? 1.f : 0.f) << "row " << r + off;
 }
 
+// Each row's gradient is the sum of its tokens' rows in token order, bit for bit (the CPU walks
+// the tokens; the GPU sorts them stably by row and sums each row's run): runs longer than the
+// GPU's staged chunk of 256, tokens outside the shard, a hidden size that is no multiple of anything.
+TEST_P(Embedding, BackwardSumsEachRowInTokenOrder) {
+  const int64_t n = 1500, v = 40, off = 10, d = 37;
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = i % 3 == 0 ? 17 : int32_t((i * 7919) % 60);
+  const auto g = to_f32(randn(size_t(n * d), 1, 55)), w0 = to_f32(randn(size_t(v * d), 1, 56));
+  std::vector<float> want = w0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = ids[size_t(i)] - off;
+    if (row < 0 || row >= v) continue;
+    for (int64_t j = 0; j < d; ++j) want[size_t(row * d + j)] += g[size_t(i * d + j)];
+  }
+  Tensor dwt = dev.upload(w0, {v, d});
+  ops().embedding_backward(ctx(), dev.upload(ids, {n}), off, dev.upload(g, {n, d}), dwt);
+  const std::vector<float> got = dev.download(dwt);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "row " << i / size_t(d) + off << " col " << i % size_t(d);
+}
+
 CS_BACKEND_SUITE(Heads);
 
 TEST_P(Heads, SplitThenMergeIsIdentity) {

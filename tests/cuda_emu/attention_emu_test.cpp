@@ -8,7 +8,7 @@
 // barriers. It cannot check speed or the hardware's own rounding.
 #include <gtest/gtest.h>
 
-#include "cuda_emu/cuda_emulation.h"
+#include "cuda_emu/launch.h"
 #include "backend/cuda/attention_kernels.cuh"
 #include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/attention_mma_kernels.cuh"
@@ -17,6 +17,7 @@
 
 namespace {
 using cs::cuda::FlashArgs;
+using emu::launch;
 namespace tc = cs::cuda::tc;
 namespace portable = cs::cuda::portable;
 namespace fa2 = cs::cuda::fa2;
@@ -24,47 +25,6 @@ namespace fa2 = cs::cuda::fa2;
 // Which kernels a case runs: the tensor-core ones (bf16 / f16, HD 32, 64, 128), register-resident on
 // mma.sync (kMma) or on wgmma (kWgmma, HD 64 and 128), or on wmma (kTensorCore); or the portable ones.
 enum class Kernels { kTensorCore, kMma, kWgmma, kPortable };
-
-std::atomic<long> g_left_in_flight{0};  // cp.async copies a thread issued and never waited for
-
-// Runs fn over grid (gx, gy) blocks of nthreads threads with smem_bytes of fresh (NaN-filled) shared memory.
-void launch(unsigned gx, unsigned gy, int nthreads, size_t smem_bytes, const std::function<void()>& fn) {
-  unsigned char* smem = static_cast<unsigned char*>(std::aligned_alloc(128, smem_bytes));
-  emu::g_smem_lo = smem;
-  emu::g_smem_hi = smem + smem_bytes;
-  std::barrier<> bar(nthreads);
-  emu::Block blk;
-  blk.bar = &bar;
-  std::vector<std::unique_ptr<std::barrier<>>> wb;
-  for (int w = 0; w < nthreads / 32; ++w) {
-    wb.emplace_back(new std::barrier<>(32));
-    blk.wbar[w] = wb.back().get();
-  }
-  for (int w = 0; w < nthreads / 128; ++w) {
-    wb.emplace_back(new std::barrier<>(128));
-    blk.gbar[w] = wb.back().get();
-  }
-  std::vector<std::thread> th;
-  for (int t = 0; t < nthreads; ++t)
-    th.emplace_back([&, t] {
-      threadIdx.x = t;
-      blockDim.x = nthreads;
-      emu::tl_block = &blk;
-      emu::tl_smem = smem;
-      for (unsigned y = 0; y < gy; ++y)
-        for (unsigned x = 0; x < gx; ++x) {
-          bar.arrive_and_wait();
-          if (t == 0) std::memset(smem, 0xff, smem_bytes);  // NaN in f32, bf16 and f16
-          bar.arrive_and_wait();
-          blockIdx.x = x;
-          blockIdx.y = y;
-          fn();
-          g_left_in_flight += long(cs::cuda::ptx::pending_copies() + cs::cuda::ptx::pending_wgmma());
-        }
-    });
-  for (auto& x : th) x.join();
-  std::free(smem);
-}
 
 // Errors of one case against the float64 reference, relative to the reference's largest value
 // (lse: absolute), and whether any output was not finite.
@@ -245,7 +205,7 @@ void expect_close(const Errors& e) {
   EXPECT_LT(e.dv, tol);
   EXPECT_EQ(emu::bad_align.load(), 0) << "a wmma pointer or ldm without the alignment wmma requires";
   EXPECT_EQ(emu::bad_range.load(), 0) << "a wmma, ldmatrix or cp.async access outside the block's shared memory";
-  EXPECT_EQ(g_left_in_flight.load(), 0) << "cp.async copies or wgmma products never waited for";
+  EXPECT_EQ(emu::left_in_flight.load(), 0) << "cp.async copies or wgmma products never waited for";
   EXPECT_EQ(emu::bad_desc.load(), 0) << "a wgmma descriptor unlike the kernels' layout, or differing across the warpgroup";
 }
 

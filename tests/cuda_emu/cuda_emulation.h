@@ -31,10 +31,13 @@
 #define __host__
 #define __global__
 #define __forceinline__ inline
+#define __restrict__
 #define __launch_bounds__(x)
 
 struct uint3e { unsigned x = 0, y = 0, z = 0; };
-thread_local uint3e threadIdx, blockIdx, blockDim;
+thread_local uint3e threadIdx, blockIdx, blockDim, gridDim;
+// A kernel's static shared memory: one object for all the threads (blocks run one at a time).
+#define __shared__ static
 
 namespace emu {
 thread_local unsigned char* tl_smem;

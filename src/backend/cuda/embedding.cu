@@ -1,8 +1,13 @@
 // Vocab-parallel token embedding and its scatter-add backward on the GPU (the CPU's contract,
 // cpu/embedding.cpp): tokens outside [vocab_offset, vocab_offset + V) give zero rows and no
-// gradient. The backward gives each thread one column and walks the rows in order, so repeated
-// tokens never race and the sums are the same every run (no atomics). weight: f32|bf16|f16.
+// gradient. The backward sorts the tokens by row and sums each row's gradients in token order
+// (embedding_kernels.cuh): no atomics, the same bits every run. weight: f32|bf16|f16.
+#include <cub/device/device_radix_sort.cuh>
+
+#include <limits>
+
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/embedding_kernels.cuh"
 #include "backend/cuda/ops.h"
 
 namespace cs::cuda {
@@ -21,27 +26,6 @@ __global__ void embed_kernel(const int32_t* ids, const W* w, int64_t v, int64_t 
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = ld(src + j);
 }
 
-__global__ void embed_backward_kernel(const int32_t* __restrict__ ids, int64_t n, int64_t v, int64_t d, int64_t off,
-                                      const float* __restrict__ dout, float* __restrict__ dw) {
-  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (j >= d) return;
-  // kBatch rows' gradients loaded first (kBatch loads in flight), then added in row order: the
-  // read-modify-writes stay in order, so a token repeated within a batch is still summed right.
-  constexpr int kBatch = 8;
-  for (int64_t i0 = 0; i0 < n; i0 += kBatch) {
-    int64_t row[kBatch];
-    float g[kBatch];
-#pragma unroll
-    for (int k = 0; k < kBatch; ++k) {
-      const int64_t i = i0 + k;
-      row[k] = i < n ? int64_t(ids[i]) - off : -1;
-      g[k] = i < n ? dout[i * d + j] : 0.f;
-    }
-#pragma unroll
-    for (int k = 0; k < kBatch; ++k)
-      if (row[k] >= 0 && row[k] < v) dw[row[k] * d + j] += g[k];
-  }
-}
 }  // namespace
 
 void embedding_forward(Ctx& c, const Tensor& tokens, const Tensor& weight, int64_t vocab_offset, const Tensor& out) {
@@ -65,8 +49,27 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
   const int64_t n = tokens.numel(), v = dweight.size(0), d = dweight.size(1);
   CS_CHECK(dout.numel() == n * d && vocab_offset >= 0) << dout.shape.str();
   if (!n || !d) return;
-  embed_backward_kernel<<<blocks_for(d, 128), 128, 0, stream(c)>>>(ptr<int32_t>(tokens), n, v, d, vocab_offset,
-                                                                   ptr<float>(dout), ptr<float>(dweight));
+  if (n > std::numeric_limits<int32_t>::max() || v >= std::numeric_limits<int32_t>::max())
+    throw Error("embedding_backward: " + std::to_string(n) + " tokens, " + std::to_string(v) +
+                " rows: the GPU backward takes fewer than 2^31 of each; use smaller micro-batches");
+  OpScratch scratch(c);
+  int32_t* keys = scratch.take<int32_t>(n, "embedding_backward (keys)");
+  int32_t* pos = scratch.take<int32_t>(n, "embedding_backward (positions)");
+  int32_t* sorted_keys = scratch.take<int32_t>(n, "embedding_backward (sorted keys)");
+  int32_t* sorted_pos = scratch.take<int32_t>(n, "embedding_backward (sorted positions)");
+  embed::keys_kernel<<<blocks_for(n, 256, 4096), 256, 0, stream(c)>>>(ptr<int32_t>(tokens), n, v, vocab_offset, keys, pos);
+  check_launch("embedding_backward (keys)");
+  // A stable sort (cub's radix sort is): within a row, the tokens stay in order.
+  const int bits = embed::key_bits(v);
+  size_t temp_bytes = 0;
+  check(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, sorted_keys, pos, sorted_pos, int(n), 0, bits,
+                                        stream(c)),
+        "embedding_backward (sort size)");
+  void* temp = scratch.take<uint8_t>(int64_t(temp_bytes), "embedding_backward (sort scratch)");
+  check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, sorted_keys, pos, sorted_pos, int(n), 0, bits, stream(c)),
+        "embedding_backward (sort)");
+  embed::runs_kernel<<<blocks_for(n, 1, 1 << 20), embed::kThreads, 0, stream(c)>>>(
+      sorted_keys, sorted_pos, n, v, d, ptr<float>(dout), ptr<float>(dweight));
   check_launch("embedding_backward");
 }
 
