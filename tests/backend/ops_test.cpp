@@ -239,23 +239,28 @@ TEST_P(Embedding, VocabParallelSliceZeroesOtherTokens) {
 
 // Each row's gradient is the sum of its tokens' rows in token order, bit for bit (the CPU walks
 // the tokens; the GPU sorts them stably by row and sums each row's run): runs longer than the
-// GPU's staged chunk of 256, tokens outside the shard, a hidden size that is no multiple of anything.
+// GPU's staged chunk of 256, tokens outside the shard, a hidden size past one pass of the GPU's
+// columns (2048), more tokens than its grid has blocks (65535).
 TEST_P(Embedding, BackwardSumsEachRowInTokenOrder) {
-  const int64_t n = 1500, v = 40, off = 10, d = 37;
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = i % 3 == 0 ? 17 : int32_t((i * 7919) % 60);
-  const auto g = to_f32(randn(size_t(n * d), 1, 55)), w0 = to_f32(randn(size_t(v * d), 1, 56));
-  std::vector<float> want = w0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t row = ids[size_t(i)] - off;
-    if (row < 0 || row >= v) continue;
-    for (int64_t j = 0; j < d; ++j) want[size_t(row * d + j)] += g[size_t(i * d + j)];
+  const int64_t v = 40, off = 10;
+  for (const auto& [n, d] : {std::pair<int64_t, int64_t>{1500, 37}, {600, 2100}, {70000, 5}}) {
+    SCOPED_TRACE("tokens " + std::to_string(n) + ", hidden " + std::to_string(d));
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = i % 3 == 0 ? 17 : int32_t((i * 7919) % 60);
+    const auto g = to_f32(randn(size_t(n * d), 1, 55)), w0 = to_f32(randn(size_t(v * d), 1, 56));
+    std::vector<float> want = w0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = ids[size_t(i)] - off;
+      if (row < 0 || row >= v) continue;
+      for (int64_t j = 0; j < d; ++j) want[size_t(row * d + j)] += g[size_t(i * d + j)];
+    }
+    Tensor dwt = dev.upload(w0, {v, d});
+    ops().embedding_backward(ctx(), dev.upload(ids, {n}), off, dev.upload(g, {n, d}), dwt);
+    const std::vector<float> got = dev.download(dwt);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << "row " << i / size_t(d) + off << " col " << i % size_t(d);
   }
-  Tensor dwt = dev.upload(w0, {v, d});
-  ops().embedding_backward(ctx(), dev.upload(ids, {n}), off, dev.upload(g, {n, d}), dwt);
-  const std::vector<float> got = dev.download(dwt);
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "row " << i / size_t(d) + off << " col " << i % size_t(d);
 }
 
 CS_BACKEND_SUITE(Heads);

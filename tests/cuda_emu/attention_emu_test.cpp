@@ -207,6 +207,7 @@ void expect_close(const Errors& e) {
   EXPECT_EQ(emu::bad_range.load(), 0) << "a wmma, ldmatrix or cp.async access outside the block's shared memory";
   EXPECT_EQ(emu::left_in_flight.load(), 0) << "cp.async copies or wgmma products never waited for";
   EXPECT_EQ(emu::bad_desc.load(), 0) << "a wgmma descriptor unlike the kernels' layout, or differing across the warpgroup";
+  EXPECT_EQ(emu::bad_areg.load(), 0) << "a running wgmma's A registers written before its wait";
 }
 
 TEST(TensorCoreAttentionEmulated, HeadDims32And64AroundTheTiles) {

@@ -67,7 +67,7 @@ struct Block {
   WgStage wg[8][2];
 };
 thread_local Block* tl_block;
-std::atomic<long> bad_align{0}, bad_range{0}, bad_desc{0};
+std::atomic<long> bad_align{0}, bad_range{0}, bad_desc{0}, bad_areg{0};
 }  // namespace emu
 
 inline void __syncthreads() { emu::tl_block->bar->arrive_and_wait(); }

@@ -13,7 +13,9 @@
 // thread must pass the same descriptors, and their A registers are taken then); the product is
 // computed when it completes, at the wait_group after its commit, from shared memory as it is then:
 // until then the accumulators hold NaN, so a read of them before the wait, a tile overwritten
-// before the wait, or an op never committed gives a wrong result or a leftover. Not checked: the fences (wgmma.fence, fence.proxy.async), which order the hardware's
+// before the wait, or an op never committed gives a wrong result or a leftover; an op's A
+// registers written before it completes are counted (a read of them, also undefined, is not seen).
+// Not checked: the fences (wgmma.fence, fence.proxy.async), which order the hardware's
 // asynchronous proxy and have no meaning for threads that compute at issue.
 #pragma once
 
@@ -61,6 +63,8 @@ struct WgOp {
   bool b_mn_major, accumulate, chained;  // chained: D's input is an earlier pending op's result
   std::vector<float> d_in;      // D's registers at issue (unchained)
   float (*half)(uint16_t);      // T's 16-bit decode
+  const uint32_t* a_regs;       // the issuing thread's A registers (register A), and their value at issue:
+  uint32_t a_at_issue[4];       // a write to them before the op completes is counted (bad_areg)
 };
 inline thread_local std::vector<WgOp> tl_wg_open;                  // issued, not yet committed
 inline thread_local std::vector<std::vector<WgOp>> tl_wg_groups;  // committed, oldest first
@@ -71,6 +75,7 @@ float half16(uint16_t u) { return from_bits16<T>(u).f(); }
 
 // Computes an op now (at its completion): D = A B (+ D's input), from shared memory as it is now.
 inline void wg_complete(const WgOp& op, std::vector<std::pair<float*, std::vector<float>>>& results) {
+  if (op.a_regs && !std::equal(op.a_at_issue, op.a_at_issue + 4, op.a_regs)) emu::bad_areg++;
   const int tid = int(threadIdx.x % 128), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const std::vector<float>* prev = nullptr;
   for (auto& r : results)
@@ -110,7 +115,8 @@ void wgmma(float (&d)[N / 8][4], const uint32_t* a, uint64_t da, uint64_t db, bo
   if (tid == 0)
     for (int i = 1; i < 128; ++i)
       if (s.da[i] != da || s.db[i] != db) emu::bad_desc++;
-  WgOp op{&d[0][0], N, {}, da, db, b_mn_major, accumulate, false, {}, &half16<T>};
+  WgOp op{&d[0][0], N, {}, da, db, b_mn_major, accumulate, false, {}, &half16<T>, a, {}};
+  if (a) std::copy(a, a + 4, op.a_at_issue);
   if (a) op.a.assign(&s.a[0][0], &s.a[0][0] + 128 * 4);
   for (const WgOp& o : tl_wg_open) op.chained |= o.d == op.d;
   for (const auto& grp : tl_wg_groups)

@@ -114,12 +114,18 @@ __global__ void __launch_bounds__(E::kThreads) fa2_dkdv_kernel(FlashArgs<T> a, c
         E::template issue_scores_pair<T, HD>(sK, q, acc, sV, dO, dpt);  // S^T = K Q^T; dP^T = V dO^T
         E::template wait<1>(acc);
         make_p();
-        E::template issue_packed_times_rows<T, HD>(pa, dO, dvacc);  // dV += P^T dO
+        // dV's product reads a copy of P^T: dS^T reads pa meanwhile, and the PTX ISA leaves any
+        // access (reads too) to a running product's A registers undefined.
+        uint32_t pv[4][4];
+        for (int i = 0; i < 4; ++i)
+          for (int r = 0; r < 4; ++r) pv[i][r] = pa[i][r];
+        E::keep(pv);  // its own registers, not pa's
+        E::template issue_packed_times_rows<T, HD>(pv, dO, dvacc);  // dV += P^T dO
         E::template wait<1>(dpt);
         make_ds(dpt);
         E::template issue_packed_times_rows<T, HD>(da, q, dkacc);  // dK += dS^T Q
         E::template wait<0>(dvacc, dkacc);
-        E::keep(pa, da);
+        E::keep(pv, da);
       } else {
         E::template rows_times_rows_t<T, HD>(sK, q, acc);  // S^T = K Q^T (rows: keys; columns: queries)
         make_p();
@@ -207,7 +213,7 @@ __global__ void __launch_bounds__(E::kThreads) fa2_dq_kernel(FlashArgs<T> a, con
         make_ds(dpm);
         E::template issue_packed_times_rows<T, HD>(da, k, dqacc);  // dQ += dS K
         E::template wait<0>(dqacc);
-        E::keep(pa, da);
+        E::keep(da);
       } else {
         E::template rows_times_rows_t<T, HD>(sQ, k, acc);  // S = Q K^T
         make_p();

@@ -53,10 +53,12 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
     throw Error("embedding_backward: " + std::to_string(n) + " tokens, " + std::to_string(v) +
                 " rows: the GPU backward takes fewer than 2^31 of each; use smaller micro-batches");
   OpScratch scratch(c);
-  int32_t* keys = scratch.take<int32_t>(n, "embedding_backward (keys)");
-  int32_t* pos = scratch.take<int32_t>(n, "embedding_backward (positions)");
-  int32_t* sorted_keys = scratch.take<int32_t>(n, "embedding_backward (sorted keys)");
-  int32_t* sorted_pos = scratch.take<int32_t>(n, "embedding_backward (sorted positions)");
+  // Keys and positions, before and after the sort: one piece of scratch (a token count past the
+  // workspace takes one allocation here and one for the sort's own scratch).
+  int32_t* keys = scratch.take<int32_t>(4 * n, "embedding_backward (keys)");
+  int32_t* pos = keys + n;
+  int32_t* sorted_keys = pos + n;
+  int32_t* sorted_pos = sorted_keys + n;
   embed::keys_kernel<<<blocks_for(n, 256, 4096), 256, 0, stream(c)>>>(ptr<int32_t>(tokens), n, v, vocab_offset, keys, pos);
   check_launch("embedding_backward (keys)");
   // A stable sort (cub's radix sort is): within a row, the tokens stay in order.
@@ -68,7 +70,7 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
   void* temp = scratch.take<uint8_t>(int64_t(temp_bytes), "embedding_backward (sort scratch)");
   check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, sorted_keys, pos, sorted_pos, int(n), 0, bits, stream(c)),
         "embedding_backward (sort)");
-  embed::runs_kernel<<<blocks_for(n, 1, 1 << 20), embed::kThreads, 0, stream(c)>>>(
+  embed::runs_kernel<<<blocks_for(n, 1), embed::kThreads, 0, stream(c)>>>(
       sorted_keys, sorted_pos, n, v, d, ptr<float>(dout), ptr<float>(dweight));
   check_launch("embedding_backward");
 }
