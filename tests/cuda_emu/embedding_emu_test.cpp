@@ -2,7 +2,8 @@
 // run on the CPU under the emulation: keys, then a stable sort by key (std::stable_sort standing
 // in for cub::DeviceRadixSort, which is stable), then one block per run of equal keys. The result
 // must have the bits of the plain walk over the tokens (the CPU backend's order): runs longer than
-// a staged chunk, tokens outside the shard, a hidden size past one pass of columns.
+// a staged chunk, tokens outside the shard, a row in several column slices, fewer blocks than
+// runs or slices (the grid-stride loops).
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -27,8 +28,10 @@ std::vector<float> kernels(const std::vector<int32_t>& ids, int64_t v, int64_t o
     sk[i] = keys[size_t(order[i])];
     sp[i] = pos[size_t(order[i])];
   }
-  // Fewer blocks than sorted indices: the grid-stride loop takes the rest.
-  emu::launch(unsigned(std::min<int64_t>(n, 97)), 1, embed::kThreads, 0,
+  // Fewer blocks than sorted indices: the grid-stride loop takes the rest; a column slice per
+  // block row, and a second block row when the row has slices to spare (then one takes two).
+  const unsigned slices = unsigned((d + embed::kColsPerBlock - 1) / embed::kColsPerBlock);
+  emu::launch(unsigned(std::min<int64_t>(n, 97)), slices > 2 ? slices - 1 : slices, embed::kThreads, 0,
               [&] { embed::runs_kernel(sk.data(), sp.data(), n, v, d, dout.data(), dw.data()); });
   return dw;
 }
@@ -67,6 +70,10 @@ TEST(EmbeddingBackwardEmulated, SameBitsAsTheWalkOverTokens) {
   for (size_t i = 0; i < ids.size(); i += 5)
     for (size_t k = i; k < i + 3 && k < ids.size(); ++k) ids[k] = 33;
   check(ids, 50, 20, 2100, 1);
+  // Three column slices over two block rows (one block row takes two), a run past one chunk.
+  std::vector<int32_t> wide(300);
+  for (size_t i = 0; i < wide.size(); ++i) wide[i] = i % 7 != 3 ? 4 : int32_t(i % 9);
+  check(wide, 9, 0, 4500, 5);
   // A run of exactly one chunk, ending the sort; a run of one token; nothing in the shard.
   std::vector<int32_t> one_chunk(size_t(embed::kChunk), 7);
   one_chunk.push_back(3);

@@ -70,7 +70,8 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
   void* temp = scratch.take<uint8_t>(int64_t(temp_bytes), "embedding_backward (sort scratch)");
   check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, sorted_keys, pos, sorted_pos, int(n), 0, bits, stream(c)),
         "embedding_backward (sort)");
-  embed::runs_kernel<<<blocks_for(n, 1), embed::kThreads, 0, stream(c)>>>(
+  const dim3 grid(blocks_for(n, 1), blocks_for(d, int(embed::kColsPerBlock)));
+  embed::runs_kernel<<<grid, embed::kThreads, 0, stream(c)>>>(
       sorted_keys, sorted_pos, n, v, d, ptr<float>(dout), ptr<float>(dweight));
   check_launch("embedding_backward");
 }

@@ -15,6 +15,7 @@ namespace cs::cuda::embed {
 constexpr int kThreads = 256;  // a run block's threads (one column each, kCols passes)
 constexpr int kChunk = 256;    // run positions staged per pass
 constexpr int kCols = 8;       // columns per thread held at once (8 gradient rows' loads in flight)
+constexpr int64_t kColsPerBlock = int64_t(kThreads) * kCols;  // a block's slice of the row (blockIdx.y)
 
 // keys[i]: token i's row in the shard [off, off + v), or v (sorted last, skipped); pos[i] = i.
 __global__ void keys_kernel(const int32_t* ids, int64_t n, int64_t v, int64_t off, int32_t* keys, int32_t* pos) {
@@ -25,8 +26,10 @@ __global__ void keys_kernel(const int32_t* ids, int64_t n, int64_t v, int64_t of
   }
 }
 
-// keys, pos: sorted by key, positions ascending within a key. Block s (grid-stride) takes the run
-// starting at sorted index s, if one does: dw[key] += dout[pos] over the run, in order.
+// keys, pos: sorted by key, positions ascending within a key. Block (s, y) (grid-stride in both)
+// takes the run starting at sorted index s, if one does, over column slice y of the row:
+// dw[key] += dout[pos] over the run, in order. The slices of a long run (a frequent token) go to
+// blocks of their own.
 __global__ void __launch_bounds__(kThreads) runs_kernel(const int32_t* keys, const int32_t* pos, int64_t n, int64_t v,
                                                         int64_t d, const float* dout, float* dw) {
   static_assert(kChunk <= kThreads);
@@ -36,7 +39,7 @@ __global__ void __launch_bounds__(kThreads) runs_kernel(const int32_t* keys, con
     const int32_t key = keys[s];
     if ((s > 0 && keys[s - 1] == key) || key >= v) continue;  // (block-uniform) not a run's start, or not ours
     float* row = dw + int64_t(key) * d;
-    for (int64_t j0 = 0; j0 < d; j0 += int64_t(kThreads) * kCols) {
+    for (int64_t j0 = int64_t(blockIdx.y) * kColsPerBlock; j0 < d; j0 += int64_t(gridDim.y) * kColsPerBlock) {
       float acc[kCols];
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
