@@ -10,8 +10,8 @@
 // in the 128-byte swizzle (cp.async writes them conflict-free; wgmma reads them conflict-free), so
 // head dims 64 and 128 only. The backward kernels overlap a product with the P or dS arithmetic
 // (kAsync in attention_mma_backward.cuh); the forward (wgmma_forward_kernel below) a product
-// with the softmax. No ping-pong of the two
-// warpgroups (FlashAttention-3's) and no TMA: the tiles come through cp.async as on sm_80.
+// with the softmax. No ping-pong of the two warpgroups (FlashAttention-3's) and no TMA: the
+// tiles come through cp.async as on sm_80.
 #pragma once
 #include "backend/cuda/attention_mma_backward.cuh"
 #include "backend/cuda/wgmma.cuh"
@@ -77,8 +77,9 @@ struct WgMma {
   // (No QOperand / hold_q / q_times_rows_t: the forward on WgMma is wgmma_forward_kernel below;
   // no synchronous rows_times_rows_t / packed_times_rows: kAsync.)
   static constexpr bool kAsync = true;
-  // The products, issued as one committed group each and not waited for: acc is undefined, and
-  // pa and the tiles must stay as they are, until a wait has seen the group complete.
+  // The products, issued as one committed group each and not waited for: acc and pa (the A
+  // registers) may not be accessed at all, reads included, and the tiles not changed, until a
+  // wait has seen the group complete (the PTX ISA leaves it undefined otherwise).
   template <typename T, int HD>
   __device__ static void issue_tile_times_rows_t(const T* a, const T* b, float (&acc)[8][4]) {
     ptx::fence_regs(acc);
@@ -190,8 +191,7 @@ __global__ void __launch_bounds__(WgMma::kThreads) wgmma_forward_kernel(FlashArg
   if (n_tiles > 0) {  // step 0: S_0 and its softmax, no P V yet
     tiles_for_step(0);
     E::issue_tile_times_rows_t<T, HD>(qt, sK, s);
-    ptx::wgmma_wait<0>();
-    ptx::fence_regs(s);
+    E::wait<0>(s);
     online_softmax<T>(a, runs, slope, row, pos, 0, s, m, l, corr, pa);
     __syncthreads();  // K_0 is free for step 1's copies
   }
@@ -201,12 +201,10 @@ __global__ void __launch_bounds__(WgMma::kThreads) wgmma_forward_kernel(FlashArg
   auto step = [&](int it, uint32_t (&pc)[4][4], uint32_t (&pn)[4][4]) {
     tiles_for_step(it);
     E::issue_both<T, HD>(qt, sK + (it & 1) * TE, s, pc, sV + ((it - 1) & 1) * TE, o);  // S_it; O += P_{it-1} V_{it-1}
-    ptx::wgmma_wait<1>();  // S_it is in s
-    ptx::fence_regs(s);
+    E::wait<1>(s);  // S_it is in s
     online_softmax<T>(a, runs, slope, row, pos, int64_t(it) * kBc, s, m, l, corr, pn);
-    ptx::wgmma_wait<0>();  // P_{it-1} V_{it-1} is in O
-    ptx::fence_regs(o);
-    ptx::keep_regs(pc);
+    E::wait<0>(o);  // P_{it-1} V_{it-1} is in O
+    E::keep(pc);
     for (int n = 0; n < ND; ++n)
       for (int e = 0; e < 4; ++e) o[n][e] *= corr[e >> 1];
     __syncthreads();  // K_it and V_{it-1} are free for the next step's copies
@@ -222,9 +220,8 @@ __global__ void __launch_bounds__(WgMma::kThreads) wgmma_forward_kernel(FlashArg
   auto last_pv = [&](uint32_t (&pl)[4][4]) {
     tiles_for_step(n_tiles);
     E::issue_packed_times_rows<T, HD>(pl, sV + ((n_tiles - 1) & 1) * TE, o);
-    ptx::wgmma_wait<0>();
-    ptx::fence_regs(o);
-    ptx::keep_regs(pl);
+    E::wait<0>(o);
+    E::keep(pl);
   };
   if (n_tiles > 0) {  // the last P V (a branch, not a reference to either set: they stay registers)
     if (last_in_pb) last_pv(pb);

@@ -12,7 +12,7 @@
 
 namespace cs::cuda::embed {
 
-constexpr int kThreads = 256;  // a run block's threads (one column each, kCols passes)
+constexpr int kThreads = 256;  // a run block's threads (kCols columns each)
 constexpr int kChunk = 256;    // run positions staged per pass
 constexpr int kCols = 8;       // columns per thread held at once (8 gradient rows' loads in flight)
 constexpr int64_t kColsPerBlock = int64_t(kThreads) * kCols;  // a block's slice of the row (blockIdx.y)
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) runs_kernel(const int32_t* keys, con
         if (j < d) row[j] = acc[c];
       }
     }
-    __syncthreads();  // staged is rewritten by the next run
+    // (No barrier before the next run: its first chunk starts with one.)
   }
 }
 
