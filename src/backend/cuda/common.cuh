@@ -104,6 +104,18 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535) {
   return unsigned(b < cap ? b : cap);
 }
 
+// A launch over rows x chunks (elementwise_kernels.cuh's rows_cols): chunks on the threads of
+// the grid's x (256 a block, fewer for short rows), rows on its y; both grid-stride past the caps.
+struct RowsLaunch {
+  dim3 grid;
+  unsigned threads;
+};
+inline RowsLaunch rows_launch(int64_t rows, int64_t chunks) {
+  const int threads = chunks >= 256 ? 256 : chunks > 32 ? int((chunks + 31) / 32 * 32) : 32;
+  return {dim3(blocks_for(chunks, threads, 1024), unsigned(rows < 65535 ? (rows > 0 ? rows : 1) : 65535)),
+          unsigned(threads)};
+}
+
 // A block's sum (blockDim.x a multiple of 32, at most 1024), returned to every thread; scratch is
 // 32 floats of shared memory. The order is fixed by the launch shape: the same bits every run.
 __device__ __forceinline__ float block_sum(float v, float* scratch) {
