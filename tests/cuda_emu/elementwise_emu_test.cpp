@@ -112,6 +112,45 @@ TEST(ElementwiseEmulated, HeadSplitAndMergeBothWidths) {
   permute_case<1, false, f16, f16>(1, 7, 2, 5, 10, 0);
 }
 
+// RoPE through the table, against the angle of every element formed on its own (the earlier
+// per-element text, cpu/rope.cpp's angles): positions by t, or each (b, t) its own; the inverse.
+template <int N, typename T>
+void rope_case(int64_t b, int64_t h, int64_t t, int64_t hd, int64_t pos0, bool packed, bool inverse) {
+  auto x = randn<T>(size_t(b * h * t * hd), 10);
+  std::vector<int32_t> positions;
+  for (int64_t i = 0; i < b * t; ++i) positions.push_back(int32_t((i * 7 + i / t * 2) % t));  // samples differ
+  const int32_t* pos = packed ? positions.data() : nullptr;
+  auto want = x;
+  const int64_t half = hd / 2, rows = b * h * t;
+  const float base = 10000.f, sign = inverse ? -1.f : 1.f;
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t ti = row % t, bi = row / t / h, p = pos ? pos[bi * t + ti] : ti;
+      const float inv_freq = float(1.0 / std::pow(double(base), double(2 * i) / double(hd)));
+      const float angle = float(pos0 + p) * inv_freq;
+      const float cs = float(std::cos(double(angle))), sn = sign * float(std::sin(double(angle)));
+      T* r = want.data() + row * hd;
+      const float x1 = ld(r + i), x2 = ld(r + half + i);
+      st(r + i, x1 * cs - x2 * sn);
+      st(r + half + i, x2 * cs + x1 * sn);
+    }
+  const int64_t table_rows = packed ? b * t : t;
+  std::vector<float> cos_t(size_t(table_rows * half), NAN), sin_t(size_t(table_rows * half), NAN);
+  emu::launch(2, 1, 64, 0, [&] { ew::rope_table(table_rows, half, base, pos0, pos, cos_t.data(), sin_t.data()); });
+  emu::launch(3, 1, 32, 0, [&] {
+    ew::rope_rotate<N, T>(x.data(), rows, h, t, half, cos_t.data(), sin_t.data(), packed, sign);
+  });
+  EXPECT_EQ(differ(x, want), 0u) << "rope, width " << N << (packed ? ", packed" : "") << (inverse ? ", inverse" : "");
+}
+
+TEST(ElementwiseEmulated, RopeThroughTheTableBothWidths) {
+  rope_case<4, bf16>(2, 3, 5, 128, 0, false, false);
+  rope_case<4, bf16>(2, 3, 5, 128, 0, true, true);
+  rope_case<4, float>(1, 2, 9, 16, 7, false, true);
+  rope_case<1, f16>(2, 2, 6, 12, 0, true, false);
+  rope_case<1, float>(1, 3, 4, 6, 3, false, false);
+}
+
 template <int N, typename H>
 void adamw_case(int64_t n, bool with_half) {
   auto p = randn<float>(size_t(n), 6), g = randn<float>(size_t(n), 7), m = randn<float>(size_t(n), 8),

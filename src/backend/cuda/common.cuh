@@ -116,25 +116,4 @@ inline RowsLaunch rows_launch(int64_t rows, int64_t chunks) {
           unsigned(threads)};
 }
 
-// A block's sum (blockDim.x a multiple of 32, at most 1024), returned to every thread; scratch is
-// 32 floats of shared memory. The order is fixed by the launch shape: the same bits every run.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();  // scratch may still be read by an earlier call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : 0.f;
-  return warp_sum(v);
-}
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  return warp_max(v);
-}
-
 }  // namespace cs::cuda

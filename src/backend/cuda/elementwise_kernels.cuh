@@ -1,5 +1,5 @@
 // The element-wise, memory-bound kernels of the CUDA backend (SwiGLU, dtype casts, the head split
-// and merge, AdamW): each thread moves N consecutive elements per access through vec.cuh (16
+// and merge, RoPE, AdamW): each thread moves N consecutive elements per access through vec.cuh (16
 // bytes at a time where the host found the sizes and pointers aligned, else N = 1), and the
 // arithmetic of each element is the scalar formula, so both paths give the same bits. Row-shaped
 // ones take rows on the grid's y (grid-stride) and columns on x, so no 64-bit division per element.
@@ -91,6 +91,52 @@ __global__ void cast(const X* x, Y* y, int64_t n) {
     vec::load(x + e, v);
     vec::store(y + e, v);
   });
+}
+
+// Rotary embedding, rotate-half form (cpu/rope.cpp's angles): the cos / sin table first, one entry
+// per (position row p < rows, i < half): inv_freq = 1 / base^(2i/hd) formed in double and rounded
+// to f32, the f32 angle (pos0 + pos) * inv_freq as Hugging Face forms it, cos and sin of it in
+// double, rounded. Position row p is position p (positions null) or positions[p] (a sample's own).
+// (A template, as every kernel in this header, so that each .cu including it may instantiate it.)
+template <typename Pos>
+__global__ void rope_table(int64_t rows, int64_t half, float base, int64_t pos0, const Pos* positions,
+                           float* cos_t, float* sin_t) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < rows * half; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = e / half, i = e - p * half;
+    const int64_t pos = positions ? int64_t(positions[p]) : p;
+    const float inv_freq = float(1.0 / pow(double(base), double(2 * i) / double(2 * half)));
+    const float angle = float(pos0 + pos) * inv_freq;
+    cos_t[e] = float(cos(double(angle)));
+    sin_t[e] = float(sin(double(angle)));
+  }
+}
+
+// Then x (B, H, T, 2 * half) in place, N pairs (i, half + i) a thread: x1' = x1 cos - x2 sin, x2' =
+// x2 cos + x1 sin (sin negated for the inverse: sign -1), the table row of (b, t) being b * T + t
+// with per-sample positions, else t; half % N == 0.
+template <int N, typename T>
+__global__ void rope_rotate(T* x, int64_t rows, int64_t heads, int64_t t_len, int64_t half, const float* cos_t,
+                            const float* sin_t, bool per_sample, float sign) {
+  const int64_t per_row = half / N;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < rows * per_row; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = e / per_row, i = (e - row * per_row) * N;
+    const int64_t t = row % t_len, b = row / t_len / heads;
+    const int64_t p = (per_sample ? b * t_len + t : t) * half + i;
+    T* r = x + row * 2 * half;
+    float x1[N], x2[N], cs[N], sn[N];
+    vec::load(r + i, x1);
+    vec::load(r + half + i, x2);
+    vec::load(cos_t + p, cs);
+    vec::load(sin_t + p, sn);
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      const float a = x1[k], b2 = x2[k], s = sign * sn[k];
+      x1[k] = a * cs[k] - b2 * s;
+      x2[k] = b2 * cs[k] + a * s;
+    }
+    vec::store(r + i, x1);
+    vec::store(r + half + i, x2);
+  }
 }
 
 // AdamW's scalars, formed in double on the host as PyTorch forms them.

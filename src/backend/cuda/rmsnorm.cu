@@ -2,7 +2,10 @@
 // Backward: with g = w * dy, dx = rstd * g - x * rstd^3 * mean(g * x) (= or +=); dw += sum_n dy * x
 // * rstd in two fixed-order passes (row chunks' partial sums in the workspace, then the chunks in
 // order per column): the same bits every run, no atomics. w and y: f32|bf16|f16; the rest f32.
+// The kernels are row_kernels.cuh's, 4 columns a thread (16-byte accesses of f32) when the width
+// and the pointers allow.
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/row_kernels.cuh"
 #include "backend/cuda/ops.h"
 
 namespace cs::cuda {
@@ -10,47 +13,6 @@ namespace cs::cuda {
 namespace {
 constexpr int kThreads = 256;
 
-template <typename W, typename Y>
-__global__ void rmsnorm_fwd_kernel(const float* x, const W* w, float eps, Y* y, float* rstd, int64_t d) {
-  __shared__ float scratch[32];
-  const int64_t i = blockIdx.x;
-  const float* xi = x + i * d;
-  float ss = 0.f;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) ss += xi[j] * xi[j];
-  ss = block_sum(ss, scratch);
-  const float r = 1.f / sqrtf(ss / float(d) + eps);
-  if (threadIdx.x == 0) rstd[i] = r;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) st(y + i * d + j, ld(w + j) * (xi[j] * r));
-}
-
-template <typename W>
-__global__ void rmsnorm_dx_kernel(const float* x, const W* w, const float* rstd, const float* dy, float* dx,
-                                  int64_t d, bool accumulate) {
-  __shared__ float scratch[32];
-  const int64_t i = blockIdx.x;
-  const float *xi = x + i * d, *dyi = dy + i * d;
-  float* dxi = dx + i * d;
-  const float r = rstd[i];
-  float dot = 0.f;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dot += ld(w + j) * dyi[j] * xi[j];
-  dot = block_sum(dot, scratch);
-  const float cc = dot * r * r * r / float(d);
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-    const float g = r * ld(w + j) * dyi[j] - cc * xi[j];
-    dxi[j] = accumulate ? dxi[j] + g : g;
-  }
-}
-
-// partial[chunk, j] = sum over the chunk's rows of dy * x * rstd.
-__global__ void rmsnorm_dw_partial(const float* x, const float* rstd, const float* dy, int64_t n, int64_t d,
-                                   int64_t rows, float* partial) {
-  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (j >= d) return;
-  const int64_t r0 = blockIdx.y * rows, r1 = min(n, r0 + rows);
-  float acc = 0.f;
-  for (int64_t i = r0; i < r1; ++i) acc += dy[i * d + j] * x[i * d + j] * rstd[i];
-  partial[blockIdx.y * d + j] = acc;
-}
 __global__ void rmsnorm_dw_final(const float* partial, int64_t chunks, int64_t d, float* dw) {
   const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (j >= d) return;
@@ -71,8 +33,10 @@ void rmsnorm_forward(Ctx& c, const Tensor& x, const Tensor& w, float eps, const 
     with_float(y.dtype, [&](auto ty) {
       using W = decltype(tw);
       using Y = decltype(ty);
-      rmsnorm_fwd_kernel<W, Y><<<unsigned(n), kThreads, 0, stream(c)>>>(ptr<float>(x), ptr<W>(w), eps, ptr<Y>(y),
-                                                                        ptr<float>(rstd), d);
+      vec::with_width<4>(d % 4 == 0 && vec::aligned16(x.data, w.data, y.data), [&](auto k) {
+        per_row::rmsnorm_forward<decltype(k)::value, W, Y><<<unsigned(n), kThreads, 0, stream(c)>>>(
+            ptr<float>(x), ptr<W>(w), eps, ptr<Y>(y), ptr<float>(rstd), d);
+      });
     });
   });
   check_launch("rmsnorm_forward");
@@ -94,15 +58,21 @@ void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rs
     rows *= 2;
   const int64_t chunks = (n + rows - 1) / rows;
   float* partial = ptr<float>(c.workspace);
-  rmsnorm_dw_partial<<<dim3(blocks_for(d, 128), unsigned(chunks)), 128, 0, stream(c)>>>(
-      ptr<float>(x), ptr<float>(rstd), ptr<float>(dy), n, d, rows, partial);
+  const bool wide = d % 4 == 0 && vec::aligned16(x.data, w.data, dy.data, dx.data, partial);
+  vec::with_width<4>(wide, [&](auto k) {
+    constexpr int N = decltype(k)::value;
+    per_row::rmsnorm_dw_partial<N><<<dim3(blocks_for(d / N, 128), unsigned(chunks)), 128, 0, stream(c)>>>(
+        ptr<float>(x), ptr<float>(rstd), ptr<float>(dy), n, d, rows, partial);
+  });
   check_launch("rmsnorm_backward (dw)");
   rmsnorm_dw_final<<<blocks_for(d, 128), 128, 0, stream(c)>>>(partial, chunks, d, ptr<float>(dw));
   check_launch("rmsnorm_backward (dw)");
   with_float(w.dtype, [&](auto tw) {
     using W = decltype(tw);
-    rmsnorm_dx_kernel<W><<<unsigned(n), kThreads, 0, stream(c)>>>(ptr<float>(x), ptr<W>(w), ptr<float>(rstd),
-                                                                  ptr<float>(dy), ptr<float>(dx), d, accumulate_dx);
+    vec::with_width<4>(wide, [&](auto k) {
+      per_row::rmsnorm_dx<decltype(k)::value, W><<<unsigned(n), kThreads, 0, stream(c)>>>(
+          ptr<float>(x), ptr<W>(w), ptr<float>(rstd), ptr<float>(dy), ptr<float>(dx), d, accumulate_dx);
+    });
   });
   check_launch("rmsnorm_backward");
 }

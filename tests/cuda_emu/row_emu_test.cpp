@@ -1,0 +1,129 @@
+// The GPU's one-block-per-row kernels (src/backend/cuda/row_kernels.cuh: the cross entropy's
+// one-pass log-sum-exp and its gradient, RMSNorm forward, dx and dw's partial sums), their own
+// text, run on the CPU under the emulation in both widths the host picks (4 columns a thread and
+// 1) against float64 references: rows longer than a block's stride, a large logit first and
+// last (the running maximum's rescaling both ways), an ignored target and one outside the shard,
+// the gradient in place over f32 logits, dx accumulated.
+#include <gtest/gtest.h>
+
+#include "cuda_emu/launch.h"
+#include "backend/cuda/row_kernels.cuh"
+
+namespace {
+namespace pr = cs::cuda::per_row;
+
+std::vector<float> randn(size_t n, uint32_t seed, float sd = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// The largest |got - want| / (|want| + floor) over a vector.
+template <typename T>
+double worst(const std::vector<T>& got, const std::vector<double>& want, double floor = 1.0) {
+  EXPECT_EQ(got.size(), want.size());
+  double w = 0;
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    const double d = std::abs(double(ld(&got[i])) - want[i]) / (std::abs(want[i]) + floor);
+    w = std::isnan(d) ? INFINITY : std::max(w, d);
+  }
+  return w;
+}
+
+template <int N, typename D>
+void cross_entropy_case(int64_t n, int64_t v, int64_t off) {
+  auto z = randn(size_t(n * v), 11, 3.f);
+  z[0] = 40.f;                     // row 0: its maximum first
+  z[size_t(2 * v - 1)] = 35.f;     // row 1: its maximum last
+  std::vector<int32_t> tg(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) tg[size_t(i)] = int32_t((i * 37) % (v + 10));  // some past the shard
+  tg[size_t(n - 1)] = -1;                                                       // ignored
+  for (auto& t : tg) t = t < 0 ? t : t + int32_t(off) - 5;                       // some before the shard
+  std::vector<float> lse(static_cast<size_t>(n)), tl(static_cast<size_t>(n));
+  emu::launch(unsigned(n), 1, 64, 0, [&] { pr::ce_forward<N>(z.data(), tg.data(), v, off, lse.data(), tl.data()); });
+  std::vector<double> want_lse(static_cast<size_t>(n)), want_tl(static_cast<size_t>(n));
+  const float scale = 0.25f;
+  std::vector<double> want_dz(static_cast<size_t>(n * v));
+  for (int64_t i = 0; i < n; ++i) {
+    double mx = -INFINITY, s = 0;
+    for (int64_t j = 0; j < v; ++j) mx = std::max(mx, double(z[size_t(i * v + j)]));
+    for (int64_t j = 0; j < v; ++j) s += std::exp(double(z[size_t(i * v + j)]) - mx);
+    want_lse[size_t(i)] = mx + std::log(s);
+    const int64_t col = int64_t(tg[size_t(i)]) - off;
+    const bool here = tg[size_t(i)] >= 0 && col >= 0 && col < v;
+    want_tl[size_t(i)] = here ? z[size_t(i * v + col)] : 0.0;
+    for (int64_t j = 0; j < v; ++j)
+      want_dz[size_t(i * v + j)] =
+          tg[size_t(i)] < 0 ? 0.0 : scale * (std::exp(double(z[size_t(i * v + j)]) - want_lse[size_t(i)]) - (j == col));
+  }
+  EXPECT_LT(worst(lse, want_lse), 2e-6) << "lse, width " << N;
+  EXPECT_EQ(worst(tl, want_tl, 1e-30), 0.0) << "target logit, width " << N;
+  // The gradient: into its own buffer (D), and in place over the f32 logits from row 1 on (r0 = 1).
+  std::vector<D> dz(static_cast<size_t>(n * v));
+  emu::launch(unsigned(n), 1, 64, 0, [&] { pr::ce_backward<N, D>(z.data(), lse.data(), tg.data(), v, off, scale, 0, dz.data()); });
+  EXPECT_LT(worst(dz, want_dz), sizeof(D) == 4 ? 2e-6 : 1e-2) << "gradient, width " << N;
+  emu::launch(unsigned(n - 1), 1, 64, 0,
+              [&] { pr::ce_backward<N, float>(z.data(), lse.data(), tg.data(), v, off, scale, 1, z.data() + v); });
+  std::vector<float> in_place(z.begin() + v, z.end());
+  std::vector<double> want_rest(want_dz.begin() + v, want_dz.end());
+  EXPECT_LT(worst(in_place, want_rest), 2e-6) << "gradient in place, width " << N;
+}
+
+TEST(RowKernelsEmulated, CrossEntropyBothWidths) {
+  cross_entropy_case<4, float>(5, 4 * 64 * 3, 100);  // three block strides a row
+  cross_entropy_case<4, bf16>(4, 36, 0);
+  cross_entropy_case<1, f16>(3, 70, 7);
+  cross_entropy_case<1, float>(4, 131, 0);
+}
+
+template <int N, typename W>
+void rmsnorm_case(int64_t n, int64_t d, bool accumulate) {
+  const float eps = 1e-5f;
+  const auto x = randn(size_t(n * d), 21), dy = randn(size_t(n * d), 22), wf = randn(size_t(d), 23);
+  std::vector<W> w(static_cast<size_t>(d));
+  for (size_t j = 0; j < w.size(); ++j) st(&w[j], wf[j]);
+  std::vector<W> y(static_cast<size_t>(n * d));
+  std::vector<float> rstd(static_cast<size_t>(n)), dx = randn(size_t(n * d), 24), dx0 = dx;
+  emu::launch(unsigned(n), 1, 64, 0, [&] { pr::rmsnorm_forward<N, W, W>(x.data(), w.data(), eps, y.data(), rstd.data(), d); });
+  emu::launch(unsigned(n), 1, 64, 0,
+              [&] { pr::rmsnorm_dx<N, W>(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), d, accumulate); });
+  // dw's partials over chunks of 3 rows, two blocks of 32 threads on the columns.
+  const int64_t rows = 3, chunks = (n + rows - 1) / rows;
+  std::vector<float> partial(size_t(chunks * d), NAN);
+  emu::launch(unsigned((d / N + 31) / 32), unsigned(chunks), 32, 0,
+              [&] { pr::rmsnorm_dw_partial<N>(x.data(), rstd.data(), dy.data(), n, d, rows, partial.data()); });
+  std::vector<double> want_y(static_cast<size_t>(n * d)), want_rstd(static_cast<size_t>(n));
+  std::vector<double> want_dx(static_cast<size_t>(n * d)), want_p(static_cast<size_t>(chunks * d));
+  for (int64_t i = 0; i < n; ++i) {
+    double ss = 0, dot = 0;
+    for (int64_t j = 0; j < d; ++j) ss += double(x[size_t(i * d + j)]) * x[size_t(i * d + j)];
+    const double r = 1.0 / std::sqrt(ss / double(d) + eps);
+    want_rstd[size_t(i)] = r;
+    for (int64_t j = 0; j < d; ++j) {
+      const size_t k = size_t(i * d + j);
+      want_y[k] = double(ld(&w[size_t(j)])) * x[k] * r;
+      dot += double(ld(&w[size_t(j)])) * dy[k] * x[k];
+    }
+    for (int64_t j = 0; j < d; ++j) {
+      const size_t k = size_t(i * d + j);
+      want_dx[k] = r * ld(&w[size_t(j)]) * dy[k] - x[k] * r * r * r * dot / double(d) + (accumulate ? dx0[k] : 0.0);
+      want_p[size_t((i / rows) * d + j)] += double(dy[k]) * x[k] * r;
+    }
+  }
+  const double tol = sizeof(W) == 4 ? 1e-5 : 1e-2;
+  EXPECT_LT(worst(rstd, want_rstd), 1e-6) << "rstd, width " << N;
+  EXPECT_LT(worst(y, want_y), tol) << "y, width " << N;
+  EXPECT_LT(worst(dx, want_dx), 1e-5) << "dx, width " << N << (accumulate ? ", accumulated" : "");
+  EXPECT_LT(worst(partial, want_p), 1e-5) << "dw partials, width " << N;
+}
+
+TEST(RowKernelsEmulated, RmsnormBothWidths) {
+  rmsnorm_case<4, float>(7, 4 * 64 * 2 + 8, false);  // two block strides and part of a third
+  rmsnorm_case<4, bf16>(4, 32, true);
+  rmsnorm_case<1, f16>(5, 45, true);
+  rmsnorm_case<1, float>(3, 300, false);
+}
+
+}  // namespace
