@@ -11,6 +11,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/cublaslt.cuh"
+#include "backend/cuda/elementwise_kernels.cuh"
 #include "backend/cuda/ops.h"
 
 namespace cs::cuda {
@@ -29,11 +30,6 @@ void lt_check(cublasStatus_t s, const char* what) {
     throw Error(str("[cuda] matmul: ", what, " failed (cuBLAS status ", int(s), ")"));
 }
 
-template <typename T>
-__global__ void round_kernel(const float* x, T* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    st(y + i, x[i]);
-}
 template <typename T>
 __global__ void scale_any_kernel(T* x, float beta, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
@@ -131,7 +127,11 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
     with_float(in, [&](auto h) {
       using H = decltype(h);
       H* d = scratch.take<H>(t.numel(), "matmul (rounded operand)");
-      round_kernel<H><<<blocks_for(t.numel(), 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), d, t.numel());
+      vec::with_width<8>(vec::aligned16(t.data, d), [&](auto w) {  // 16-byte accesses of the rounded side
+        constexpr int N = decltype(w)::value;
+        ew::cast<N, float, H><<<blocks_for(t.numel() / N + 1, 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), d,
+                                                                                             t.numel());
+      });
       dst = d;
     });
     check_launch("matmul operand rounding");
