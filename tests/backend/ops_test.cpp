@@ -70,8 +70,10 @@ TEST_P(Matmul, RightWithAndWithoutOpenblasCoretype) {
   }
 }
 
+// d = 96 and 30: the GPU's 4-column (16-byte) and one-column paths.
 TEST_P(Scaled, RmsNormForwardBackward) {
-  const int64_t n = 5, d = 96;
+  const int64_t n = 5;
+  for (const int64_t d : {96, 30})
   // eps must sit inside the square root: at Megatron's init scale (0.02: mean squares ~4e-4) a
   // large eps moves every output, so 1/(sqrt(ms) + eps) fails here.
   for (const double eps : {1e-6, 1e-2}) {
@@ -99,8 +101,10 @@ TEST_P(Scaled, RmsNormForwardBackward) {
   }
 }
 
+// hd = 8 and 6: the GPU's 4-pair (16-byte table) and one-pair paths.
 TEST_P(Scaled, RopeForwardBackward) {
-  const int64_t b = 2, h = 3, t = 17, hd = 8;
+  const int64_t b = 2, h = 3, t = 17;
+  for (const int64_t hd : {8, 6})
   for (int64_t pos0 : {0, 5}) {
     auto x = randn(size_t(b * h * t * hd), scale(), 21), dy = randn(x.size(), 1, 22);
     Tensor xt = dev.upload(x, {b, h, t, hd}), dyt = dev.upload(dy, {b, h, t, hd});
@@ -114,38 +118,44 @@ TEST_P(Scaled, RopeForwardBackward) {
   }
 }
 
+// f = 13 and 16: the GPU's one-column and 8-column (16-byte) paths.
 TEST_P(Scaled, SwigluForwardBackward) {
-  const int64_t n = 7, f = 13;
-  auto gu = randn(size_t(n * 2 * f), scale(), 31), dy = randn(size_t(n * f), 1, 32);
-  Tensor gut = dev.upload(gu, {n, 2 * f}), yt = dev.alloc({n, f}), dyt = dev.upload(dy, {n, f});
-  Tensor dgt = dev.alloc({n, 2 * f});
-  ops().swiglu_forward(ctx(), gut, yt);
-  EXPECT_TRUE(
-      all_close(dev.download(yt), ref::swiglu(gu, n, f), tol::kF32Atol, tol::kF32Rtol, "swiglu"));
-  ops().swiglu_backward(ctx(), gut, dyt, dgt);
-  auto g =
-      ref::vjp_complex_step([&](const std::vector<cd>& v) { return ref::swiglu(v, n, f); }, gu, dy);
-  EXPECT_TRUE(grad_close(dev.download(dgt), g, "swiglu dgu"));
+  for (const int64_t f : {13, 16}) {
+    const int64_t n = 7;
+    auto gu = randn(size_t(n * 2 * f), scale(), 31), dy = randn(size_t(n * f), 1, 32);
+    Tensor gut = dev.upload(gu, {n, 2 * f}), yt = dev.alloc({n, f}), dyt = dev.upload(dy, {n, f});
+    Tensor dgt = dev.alloc({n, 2 * f});
+    ops().swiglu_forward(ctx(), gut, yt);
+    EXPECT_TRUE(
+        all_close(dev.download(yt), ref::swiglu(gu, n, f), tol::kF32Atol, tol::kF32Rtol, "swiglu"));
+    ops().swiglu_backward(ctx(), gut, dyt, dgt);
+    auto g =
+        ref::vjp_complex_step([&](const std::vector<cd>& v) { return ref::swiglu(v, n, f); }, gu, dy);
+    EXPECT_TRUE(grad_close(dev.download(dgt), g, "swiglu dgu"));
+  }
 }
 
+// v = 37 and 40: the GPU's one-column and 4-column (16-byte) paths.
 TEST_P(Scaled, CrossEntropyForwardBackward) {
-  const int64_t n = 6, v = 37;
-  auto z = randn(size_t(n * v), scale(), 41);
-  std::vector<int32_t> tgt = {3, 0, 36, -1, 17, 5};
-  Tensor zt = dev.upload(z, {n, v}), tt = dev.upload(tgt, {n}), lt = dev.alloc({n}),
-         st = dev.alloc({n}), zt_t = dev.alloc({n});
-  ops().cross_entropy_forward(ctx(), zt, tt, 0, st, zt_t);
-  ops().cross_entropy_combine(ctx(), st, zt_t, tt, lt, st);  // one part: lse in place
-  const std::vector<float> loss = dev.download(lt);
-  EXPECT_TRUE(
-      all_close(loss, ref::cross_entropy(z, tgt, v), tol::kF32Atol, tol::kF32Rtol, "ce loss"));
-  EXPECT_EQ(loss[3], 0.f);
-  Tensor dzt = dev.alloc({n, v});
-  ops().cross_entropy_backward(ctx(), zt, st, tt, 0, 0.2f, dzt);
-  std::vector<double> dl(size_t(n), 0.2);
-  auto g = ref::vjp_complex_step(
-      [&](const std::vector<cd>& x) { return ref::cross_entropy(x, tgt, v); }, z, dl);
-  EXPECT_TRUE(grad_close(dev.download(dzt), g, "ce dlogits"));
+  for (const int64_t v : {37, 40}) {
+    const int64_t n = 6;
+    auto z = randn(size_t(n * v), scale(), 41);
+    std::vector<int32_t> tgt = {3, 0, 36, -1, 17, 5};
+    Tensor zt = dev.upload(z, {n, v}), tt = dev.upload(tgt, {n}), lt = dev.alloc({n}),
+           st = dev.alloc({n}), zt_t = dev.alloc({n});
+    ops().cross_entropy_forward(ctx(), zt, tt, 0, st, zt_t);
+    ops().cross_entropy_combine(ctx(), st, zt_t, tt, lt, st);  // one part: lse in place
+    const std::vector<float> loss = dev.download(lt);
+    EXPECT_TRUE(
+        all_close(loss, ref::cross_entropy(z, tgt, v), tol::kF32Atol, tol::kF32Rtol, "ce loss"));
+    EXPECT_EQ(loss[3], 0.f);
+    Tensor dzt = dev.alloc({n, v});
+    ops().cross_entropy_backward(ctx(), zt, st, tt, 0, 0.2f, dzt);
+    std::vector<double> dl(size_t(n), 0.2);
+    auto g = ref::vjp_complex_step(
+        [&](const std::vector<cd>& x) { return ref::cross_entropy(x, tgt, v); }, z, dl);
+    EXPECT_TRUE(grad_close(dev.download(dzt), g, "ce dlogits"));
+  }
 }
 
 // The vocabulary split over three ranks' column slices (sizes 12, 12, 13 of 37): the combined
