@@ -1,13 +1,15 @@
 // The GPU training benchmark of bench/gpu_check.sh: full training steps (forward, backward, the
 // global gradient norm and clipping at 1.0, AdamW on fp32 master weights: what a Megatron
 // iteration does, and what the PyTorch peer's step does) of a Baichuan-shaped model on one device,
-// random tokens, timed with the device synchronised; prints model TFLOP/s by Megatron's formula
+// random tokens, timed with the device synchronised; with --micro-batches G, G forward and
+// backward passes accumulate their gradients before the step's norm and update (a global batch of
+// G micro-batches, as Megatron's gradient accumulation); prints model TFLOP/s by Megatron's formula
 // (model/flops.h), tokens/s and the device memory the run allocated, as one JSON line. With
 // --profile N, N more steps run with every op timed (the device synchronised around each op): a
 // second JSON line gives their time by op family (bench/op_profile.h), a third the GEMMs' and
 // attention's own TFLOP/s.
 //   gpu_bench --device cuda --hidden 4096 --heads 32 --ffn 11008 --vocab 64000 --layers 4
-//             --seq 4096 --micro-batch 1 --precision bf16 --position rope --iters 10
+//             --seq 4096 --micro-batch 1 --micro-batches 8 --precision bf16 --position rope --iters 10
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -33,6 +35,7 @@ int run(int argc, char** argv) {
   CLI::App app{"chuanspeed GPU training benchmark"};
   std::string device = "cuda", precision = "bf16", position = "rope", label = "chuanspeed";
   int64_t hidden = 4096, heads = 32, ffn = 11008, vocab = 64000, layers = 4, seq = 4096, mb = 1, iters = 10;
+  int64_t micro = 1;
   int64_t profile_steps = 0;
   bool recompute = false;
   app.add_option("--device", device);
@@ -43,6 +46,7 @@ int run(int argc, char** argv) {
   app.add_option("--layers", layers);
   app.add_option("--seq", seq);
   app.add_option("--micro-batch", mb);
+  app.add_option("--micro-batches", micro, "forward/backward passes per step (gradient accumulation)");
   app.add_option("--iters", iters, "timed steps after one warm-up step");
   app.add_option("--precision", precision)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--position", position)->check(CLI::IsMember({"rope", "alibi"}));
@@ -52,7 +56,8 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   // A zero size or no timed step: one usage line.
   for (auto [name, v] : {std::pair{"--hidden", hidden}, {"--heads", heads}, {"--ffn", ffn}, {"--vocab", vocab},
-                         {"--layers", layers}, {"--seq", seq}, {"--micro-batch", mb}, {"--iters", iters}})
+                         {"--layers", layers}, {"--seq", seq}, {"--micro-batch", mb}, {"--iters", iters},
+                         {"--micro-batches", micro}})
     if (v < 1) {  // --profile may be 0 (it is not in this list)
       fmt::print(stderr, "gpu_bench: {} {}: expected a positive number\n", name, v);
       return 2;
@@ -89,8 +94,10 @@ int run(int argc, char** argv) {
     backend.synchronize(*ctx);
     Timer t;
     model.zero_grad();
-    model.forward(tokens.data(), targets.data(), mb, seq);
-    model.backward();
+    for (int64_t g = 0; g < micro; ++g) {  // the gradient of the mean loss over the global batch
+      model.forward(tokens.data(), targets.data(), mb, seq);
+      model.backward(float(1.0 / double(micro * mb * seq)));
+    }
     grad_sq_norm(*ctx, model.params().flat_grads(), tp, sq);
     double sq_host = 0;
     backend.download(*ctx, sq, &sq_host);  // the trainer reads the norm once a step, as here
@@ -107,11 +114,12 @@ int run(int argc, char** argv) {
   }
   std::sort(secs.begin(), secs.end());
   const double med = secs[secs.size() / 2];
-  const double tflops = model_flops(c, mb, seq) / med / 1e12, tok = double(mb * seq) / med;
+  const double per_step = double(micro);  // micro-batches a step
+  const double tflops = per_step * model_flops(c, mb, seq) / med / 1e12, tok = per_step * double(mb * seq) / med;
   fmt::print("{{\"bench\": \"gpu_train\", \"impl\": \"{}\", \"precision\": \"{}\", \"position\": \"{}\", \"hidden\": {}, "
-             "\"layers\": {}, \"seq\": {}, \"micro_batch\": {}, \"step_s\": {:.4f}, \"tokens_per_s\": {:.0f}, "
+             "\"layers\": {}, \"seq\": {}, \"micro_batch\": {}, \"micro_batches\": {}, \"step_s\": {:.4f}, \"tokens_per_s\": {:.0f}, "
              "\"model_tflops\": {:.1f}, \"peak_mib\": {}, \"loss\": {:.4f}}}\n",
-             label, precision, position, hidden, layers, seq, mb, med, tok, tflops, backend.peak() >> 20, loss);
+             label, precision, position, hidden, layers, seq, mb, micro, med, tok, tflops, backend.peak() >> 20, loss);
   if (profile_steps > 0) {
     bench::op_profile().enabled = true;
     double total = 0;
@@ -122,7 +130,7 @@ int run(int argc, char** argv) {
     // does them (half); the rest of the model FLOPs are GEMMs.
     const auto& sec = bench::op_profile().seconds;
     const double att = attention_flops(c, mb, seq);
-    const double gemm = model_flops(c, mb, seq) - att, n = double(profile_steps);
+    const double gemm = model_flops(c, mb, seq) - att, n = double(profile_steps) * per_step;
     fmt::print("{{\"bench\": \"profile_rates\", \"label\": \"{}\", \"gemm_tflops\": {:.1f}, "
                "\"attention_tflops_counted\": {:.1f}, \"attention_tflops_causal\": {:.1f}}}\n",
                label, gemm * n / sec[bench::kGemm] / 1e12, att * n / sec[bench::kAttention] / 1e12,

@@ -12,7 +12,9 @@
 #      data (fp32 both: mean relative loss difference <= 1e-4, max <= 1e-3; GPU bf16 against CPU
 #      fp32: mean <= 1e-2) through chuanspeed compare (the CPU run goes on during step 1);
 #   3. the benchmark: Baichuan-7B-shaped (RoPE) and Baichuan-13B-shaped (ALiBi) models truncated to
-#      a few layers, bf16, ChuanSpeed (its step's time by op family too; the 7B shape again with
+#      a few layers, bf16, a step of 8 micro-batches of one sequence (AscendSpeed's 7B script's global
+#      batch of 8: its ZeRO-2 run over 8 devices does one micro-batch and an eighth of the optimizer
+#      per device and step, the optimizer's same share as here), ChuanSpeed (its step's time by op family too; the 7B shape again with
 #      the wmma attention kernels) and PyTorch (SDPA, fused AdamW, bf16 autocast; eager, and
 #      torch.compile on the 7B shape: COMPILE_13B=1 adds it on the 13B one) on the same GPU;
 #   4. on an sm_90 GPU (H100, H200), the warpgroup-MMA attention kernels (CS_CUDA_ATTENTION=wgmma,
@@ -27,7 +29,7 @@
 # (/tmp/gpu-check) and after each step three files are published to RESULTS ($OUT, else
 # out/gpu-check): summary.md (also printed), gpu_check.jsonl, and logs.tar.gz (every log, the
 # comparisons and metrics, no checkpoints). A run cut short still returns what it measured.
-# Usage: bench/gpu_check.sh   (STEPS=200 LAYERS=4 SKIP_BENCH=1 SKIP_PEER=1 SKIP_WGMMA=1 MEMCHECK=1 BUDGET_S=530 to vary)
+# Usage: bench/gpu_check.sh   (STEPS=200 LAYERS=4 MICRO_BATCHES=8 SKIP_BENCH=1 SKIP_PEER=1 SKIP_WGMMA=1 MEMCHECK=1 BUDGET_S=530 to vary)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=gpu-bundle
@@ -35,6 +37,7 @@ RESULTS=${RESULTS:-${OUT:-out/gpu-check}}
 WORK=${WORK:-/tmp/gpu-check}
 STEPS=${STEPS:-200}
 LAYERS=${LAYERS:-4}
+MICRO_BATCHES=${MICRO_BATCHES:-8}
 END=$((SECONDS + ${BUDGET_S:-530}))
 rm -rf "$WORK"; mkdir -p "$WORK/logs" "$RESULTS"
 J="$WORK/gpu_check.jsonl"; S="$WORK/summary.md"; : > "$J"; : > "$S"
@@ -178,7 +181,7 @@ ours() {
   fits 60 "gpu_bench $label" || return
   local err="$WORK/logs/bench-$label.err"
   if ! env "${envs[@]}" LD_LIBRARY_PATH="$BL" timeout "$(limit 150)" $B/bin/gpu_bench --device cuda "$@" \
-       --layers "$LAYERS" --seq 4096 --micro-batch 1 --precision bf16 --iters 5 --profile 2 --label "$label" \
+       --layers "$LAYERS" --seq 4096 --micro-batch 1 --micro-batches "$MICRO_BATCHES" --precision bf16 --iters 5 --profile 2 --label "$label" \
        2> "$err" | tee -a "$J" "$S"; then
     fail=1; note "- FAIL: gpu_bench $label"
   fi
@@ -193,12 +196,12 @@ peer() {
   local args; args=$(echo "$@" | sed 's/--micro-batch/--batch/')
   local err="$WORK/logs/torch-$name${comp}.err"
   if ! timeout "$(limit 240)" python3 tools/reference/bench_torch.py --device cuda $args --layers "$LAYERS" --seq 4096 \
-       --batch 1 --position "$pos" --train --bf16 --iters 5 $comp 2> "$err" | tee -a "$J" "$S"; then
+       --batch 1 --micro-batches "$MICRO_BATCHES" --position "$pos" --train --bf16 --iters 5 $comp 2> "$err" | tee -a "$J" "$S"; then
     fail=1; note "- FAIL: PyTorch $name $comp: $(tail -n 3 "$err" | tr '\n' ' ' | cut -c1-300)"
   fi
 }
 if [[ -z ${SKIP_BENCH:-} ]]; then
-  note "## 3. benchmark ($GPU), bf16, $LAYERS layers, seq 4096, micro-batch 1"
+  note "## 3. benchmark ($GPU), bf16, $LAYERS layers, seq 4096, micro-batch 1, $MICRO_BATCHES micro-batches a step"
   S7=(--hidden 4096 --heads 32 --ffn 11008 --vocab 64000 --position rope)
   S13=(--hidden 5120 --heads 40 --ffn 13696 --vocab 64000 --position alibi)
   ours 7b chuanspeed-7b -- "${S7[@]}"; publish

@@ -30,8 +30,10 @@ def main():
     peers = [r for r in recs if r.get("impl") == "pytorch" and r.get("bench") == "train"]
     rates = {r["label"]: r for r in recs if r.get("bench") == "profile_rates"}
     gpu = next((p["gpu"] for p in peers if p.get("gpu")), None)
-    print(f"GPU: {gpu or 'see summary.md'}; bf16, seq 4096, micro-batch 1, "
-          f"{ours[0]['layers'] if ours else '?'} layers; step = forward, backward, clipping, AdamW\n")
+    micro = ours[0].get("micro_batches", 1) if ours else "?"
+    print(f"GPU: {gpu or 'see summary.md'}; bf16, seq 4096, micro-batch 1, {micro} micro-batches a step, "
+          f"{ours[0]['layers'] if ours else '?'} layers; step = forward and backward of each micro-batch, "
+          f"clipping, AdamW\n")
     print("| shape | run | model TFLOP/s | tokens/s | memory MiB | vs PyTorch's best |")
     print("|---|---|---|---|---|---|")
     for pos, shape in (("rope", "Baichuan-7B (RoPE)"), ("alibi", "Baichuan-13B (ALiBi)")):

@@ -9,8 +9,9 @@ the forward and the loss (fp32 master weights: the parameters stay fp32, as in A
         --vocab 32000 --seq 512 --batch 4 --threads 2 --iters 5 --position rope|alibi \
         [--train] [--bf16] [--compile]
 
-One warm-up step (two with --compile), then --iters timed steps (zero grads, forward, loss,
-backward; with --train also clipping and the optimizer step); prints ONE JSON line: {"impl":
+One warm-up step (two with --compile), then --iters timed steps (zero grads, then forward, loss
+and backward for each of --micro-batches micro-batches; with --train also clipping and the
+optimizer step); prints ONE JSON line: {"impl":
 "pytorch", "torch": ..., "precision": ..., "threads": n, "tokens_per_s": median, "step_s_median":
 ..., "gflops_per_s": ..., "peak_rss_mib": ...} plus the config. On a torch without
 scaled_dot_product_attention (Debian's 1.13) the attention is the reference's matmul + softmax and
@@ -74,6 +75,8 @@ def main():
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--micro-batches", type=int, default=1,
+                    help="forward/backward passes per step, their gradients accumulated (a global batch)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--position", choices=("rope", "alibi"), default="rope")
@@ -87,6 +90,8 @@ def main():
     a = ap.parse_args()
     if a.iters < 1:
         ap.error("--iters must be >= 1")
+    if a.micro_batches < 1:
+        ap.error("--micro-batches must be >= 1")
     if HAS_SDPA:
         baichuan_ref.Attention.forward = sdpa_attention_forward
 
@@ -123,8 +128,9 @@ def main():
 
     def step():
         model.zero_grad(set_to_none=False)
-        loss = loss_of()
-        loss.backward()
+        for _ in range(a.micro_batches):  # the gradient of the mean loss over the global batch
+            loss = loss_of()
+            (loss / a.micro_batches).backward()
         if a.train:  # what a Megatron training iteration adds: clipping and the optimizer
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -144,7 +150,7 @@ def main():
         sync()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    flops = model_flops(a.batch, a.seq, a.hidden, a.layers, a.ffn, a.vocab)
+    flops = a.micro_batches * model_flops(a.batch, a.seq, a.hidden, a.layers, a.ffn, a.vocab)
     print(json.dumps({
         "impl": "pytorch", "bench": "train" if a.train else "model", "position": a.position,
         "precision": "bf16" if a.bf16 else "fp32", "compile": a.compile,
@@ -153,7 +159,8 @@ def main():
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "device": a.device,
         "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
         "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else None,
-        "tokens_per_s": a.batch * a.seq / med, "step_s_median": med,
+        "tokens_per_s": a.micro_batches * a.batch * a.seq / med, "step_s_median": med,
+        "micro_batches": a.micro_batches,
         "gflops_per_s": flops / med / 1e9,
         "model_gflops_per_step": flops / 1e9, "loss": loss,
         "config": {"hidden": a.hidden, "layers": a.layers, "heads": a.heads, "ffn": a.ffn,
