@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch throughput baseline for `make bench`: forward + backward of the mean cross-entropy loss
 of the reference Baichuan model (tools/reference/baichuan_ref.py) on the CPU, set up as a PyTorch
-2.x user would: F.scaled_dot_product_attention (causal, or ALiBi's bias as the mask),
+2.x user would: F.scaled_dot_product_attention (causal, or ALiBi's bias as the mask; with
+--compile on a GPU, ALiBi through FlexAttention's score_mod and a causal block mask),
 F.cross_entropy, AdamW(fused=True), and with --bf16 torch.autocast("cpu", torch.bfloat16) over
 the forward and the loss (fp32 master weights: the parameters stay fp32, as in AMP).
 
@@ -33,6 +34,24 @@ import baichuan_ref  # noqa: E402
 from baichuan_ref import BaichuanConfig, BaichuanForCausalLM  # noqa: E402
 
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+try:  # PyTorch >= 2.5: FlexAttention, a fused kernel for score modifications such as ALiBi's bias
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:
+    flex_attention = None
+FLEX = {}  # ALiBi under --compile: the slopes and the causal block mask, set up in main()
+
+
+def flex_alibi_attention(q, k, v):
+    """Causal attention with ALiBi's bias slope_h * (j - i) as a FlexAttention score_mod (the
+    bias of a row differs from Baichuan's slope_h * j by a constant, which softmax cancels), the
+    upper triangle skipped through a block mask: PyTorch's fused path for ALiBi (SDPA's flash
+    kernel takes no bias; with a float mask it runs its slower memory-efficient one)."""
+    slopes = FLEX["slopes"]
+
+    def alibi(score, b, h, q_idx, kv_idx):
+        return score + slopes[h] * (kv_idx - q_idx)
+
+    return flex_attention(q, k, v, score_mod=alibi, block_mask=FLEX["mask"])
 
 
 def sdpa_attention_forward(self, x, position_bias):
@@ -47,6 +66,8 @@ def sdpa_attention_forward(self, x, position_bias):
         _, cos, sin = position_bias
         q, k = baichuan_ref.apply_rope(q, cos, sin), baichuan_ref.apply_rope(k, cos, sin)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    elif FLEX:
+        out = flex_alibi_attention(q, k, v)
     else:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=position_bias[1].to(q.dtype))
     return self.o_proj(out.transpose(1, 2).reshape(b, t, d))
@@ -120,6 +141,12 @@ def main():
         fused = False
         opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95))
     forward = torch.compile(model) if a.compile else model
+    # ALiBi under --compile on a GPU: FlexAttention (it needs compiling to be fused; eager, it is a
+    # slow reference; its backward has no CPU kernel). The JSON's "attention" says which ran.
+    if a.compile and a.position == "alibi" and a.device == "cuda" and flex_attention is not None:
+        FLEX["slopes"] = torch.tensor(baichuan_ref.alibi_slopes(a.heads), dtype=torch.float32, device=dev)
+        FLEX["mask"] = create_block_mask(lambda b, h, q_idx, kv_idx: q_idx >= kv_idx, None, None, a.seq, a.seq,
+                                         device=a.device)
 
     def loss_of():
         with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.bf16):
@@ -154,7 +181,7 @@ def main():
     print(json.dumps({
         "impl": "pytorch", "bench": "train" if a.train else "model", "position": a.position,
         "precision": "bf16" if a.bf16 else "fp32", "compile": a.compile,
-        "attention": "sdpa" if HAS_SDPA else "matmul+softmax", "fused_adamw": fused,
+        "attention": "flex" if FLEX else "sdpa" if HAS_SDPA else "matmul+softmax", "fused_adamw": fused,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "device": a.device,
         "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None,
