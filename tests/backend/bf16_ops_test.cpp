@@ -178,25 +178,28 @@ TEST_P(Bf16Ops, HeadsAndRopeWithBf16Heads) {
 }
 
 // The logits' gradient in bf16, into its own buffer and over the logits themselves (row blocks of
-// 64: 200 rows cross three block boundaries), with ignored rows and another rank's targets.
+// 64: 200 rows cross three block boundaries; on the GPU, chunks of rows that double), with ignored
+// rows and another rank's targets; 53 and 56 columns (the GPU's one- and 4-column paths).
 TEST_P(Bf16Ops, CrossEntropyBackwardInBf16IsTheF32GradientRounded) {
-  const int64_t n = 200, v = 53, offset = 7;
-  const auto z = randn(size_t(n * v), 3, 51);
-  std::vector<int32_t> tgt(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) tgt[size_t(i)] = i % 9 == 0 ? -1 : int32_t((i * 13) % (v + 2 * offset));
-  const Tensor targets = dev.upload(tgt, {n});
-  const Tensor logits = dev.upload(z, {n, v}), lse = dev.alloc({n}), tl = dev.alloc({n});
-  ops().cross_entropy_forward(ctx(), logits, targets, offset, lse, tl);
-  const Tensor d32 = dev.alloc({n, v}), d16 = dev.alloc({n, v}, DType::BF16);
-  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d32);
-  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d16);
-  const auto want = dev.download(d32);
-  const auto got = dev.download<uint16_t>(d16);
-  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "own buffer " << i;
-  const Tensor alias(logits.data, logits.shape, DType::BF16, logits.device);
-  ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, alias);
-  const std::vector<uint16_t> all = dev.download<uint16_t>(logits);  // 2 n v halves: the first n v are the result
-  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(all[i], f32_to_bf16(want[i])) << "in place " << i;
+  for (const int64_t v : {53, 56}) {
+    const int64_t n = 200, offset = 7;
+    const auto z = randn(size_t(n * v), 3, 51);
+    std::vector<int32_t> tgt(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) tgt[size_t(i)] = i % 9 == 0 ? -1 : int32_t((i * 13) % (v + 2 * offset));
+    const Tensor targets = dev.upload(tgt, {n});
+    const Tensor logits = dev.upload(z, {n, v}), lse = dev.alloc({n}), tl = dev.alloc({n});
+    ops().cross_entropy_forward(ctx(), logits, targets, offset, lse, tl);
+    const Tensor d32 = dev.alloc({n, v}), d16 = dev.alloc({n, v}, DType::BF16);
+    ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d32);
+    ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, d16);
+    const auto want = dev.download(d32);
+    const auto got = dev.download<uint16_t>(d16);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(want[i])) << "own buffer " << i << ", v " << v;
+    const Tensor alias(logits.data, logits.shape, DType::BF16, logits.device);
+    ops().cross_entropy_backward(ctx(), logits, lse, targets, offset, 0.25f, alias);
+    const std::vector<uint16_t> all = dev.download<uint16_t>(logits);  // 2 n v halves: the first n v are the result
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(all[i], f32_to_bf16(want[i])) << "in place " << i << ", v " << v;
+  }
 }
 
 }  // namespace

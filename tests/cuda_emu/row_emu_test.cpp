@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "cuda_emu/launch.h"
+#include "backend/cuda/elementwise_kernels.cuh"
 #include "backend/cuda/row_kernels.cuh"
 
 namespace {
@@ -76,6 +77,45 @@ TEST(RowKernelsEmulated, CrossEntropyBothWidths) {
   cross_entropy_case<4, bf16>(4, 36, 0);
   cross_entropy_case<1, f16>(3, 70, 7);
   cross_entropy_case<1, float>(4, 131, 0);
+}
+
+// A half gradient written exactly over the f32 logits, as cross_entropy.cu schedules it: rows
+// [0, 2) through f32 staging and a cast, then half_in_place_chunks' chunks, each chunk's blocks
+// one at a time in reverse order (on the GPU they run in any order, at once): the bits of the
+// same kernel writing to a buffer of its own.
+template <int N, typename D>
+void in_place_case(int64_t n, int64_t v) {
+  const auto z = randn(size_t(n * v), 31, 3.f);
+  std::vector<int32_t> tg(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) tg[size_t(i)] = i % 5 == 3 ? -1 : int32_t((i * 13) % v);
+  std::vector<float> lse(static_cast<size_t>(n)), tl(static_cast<size_t>(n));
+  emu::launch(unsigned(n), 1, 64, 0, [&] { pr::ce_forward<N>(z.data(), tg.data(), v, 0, lse.data(), tl.data()); });
+  const float scale = 0.5f;
+  std::vector<D> want(static_cast<size_t>(n * v));
+  emu::launch(unsigned(n), 1, 64, 0, [&] { pr::ce_backward<N, D>(z.data(), lse.data(), tg.data(), v, 0, scale, 0, want.data()); });
+  std::vector<float> buf = z;  // the logits, then their gradient over them
+  D* half = reinterpret_cast<D*>(buf.data());
+  const int64_t n1 = std::min<int64_t>(n, 2);
+  std::vector<float> staging(size_t(n1 * v));
+  emu::launch(unsigned(n1), 1, 64, 0, [&] { pr::ce_backward<N, float>(buf.data(), lse.data(), tg.data(), v, 0, scale, 0, staging.data()); });
+  emu::launch(1, 1, 64, 0, [&] { cs::cuda::ew::cast<8, float, D>(staging.data(), half, n1 * v); });
+  int64_t chunks = 0;
+  pr::half_in_place_chunks(n, [&](int64_t r0, int64_t r1) {
+    ++chunks;
+    for (int64_t i = r1 - 1; i >= r0; --i)  // block i alone: row i
+      emu::launch(1, 1, 64, 0, [&] { pr::ce_backward<N, D>(buf.data(), lse.data(), tg.data(), v, 0, scale, i, half + i * v); });
+  });
+  EXPECT_EQ(chunks, n > 2 ? int64_t(std::ceil(std::log2(double(n)))) - 1 : 0) << n << " rows";
+  size_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i) differ += std::memcmp(&want[i], half + i, sizeof(D)) != 0;
+  EXPECT_EQ(differ, 0u) << "of " << want.size() << " in-place gradient elements, width " << N << ", " << n << " rows";
+}
+
+TEST(RowKernelsEmulated, HalfGradientOverTheLogitsThemselves) {
+  for (const int64_t n : {1, 2, 3, 4, 5, 9, 16, 17}) {
+    in_place_case<4, bf16>(n, 40);
+    in_place_case<1, f16>(n, 21);
+  }
 }
 
 template <int N, typename W>

@@ -3,9 +3,11 @@
 // an access where the shard's width and the pointers allow; fixed-order block reductions: the
 // same bits every run), the target's logit when this rank holds its column; the combine over the
 // ranks' parts; the backward scale * (softmax - onehot) over this rank's columns. The logits are
-// read in f32 and never copied: a bf16 / f16 gradient written over the logits' own memory goes through
-// f32 staging in the workspace a block of rows at a time (rows [r0, r1) in the half dtype lie within
-// f32 rows < r1, all read by then), as on the CPU.
+// read in f32 and never copied. A bf16 / f16 gradient written exactly over the logits (the model's
+// case) goes straight there in chunks of rows that never write over a row still to be read
+// (row_kernels.cuh's half_in_place_chunks), its first two rows through f32 staging; one lying over
+// them some other way goes through the staging a block of rows at a time (rows [r0, r1) in the
+// half dtype lie within f32 rows < r1, all read by then), as on the CPU.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/elementwise_kernels.cuh"
 #include "backend/cuda/row_kernels.cuh"
@@ -90,13 +92,17 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
     check_launch("cross_entropy_backward");
     return;
   }
+  // Rows [0, n1) through f32 staging in the workspace, a block of rows at a time: every row when
+  // the gradient lies over the logits some other way, the first two when exactly over them.
+  const bool exact = dlogits.data == logits.data;
+  const int64_t n1 = exact ? std::min<int64_t>(n, 2) : n;
   const int64_t rows = int64_t(c.workspace.nbytes() / (size_t(v) * sizeof(float)));
   CS_CHECK(rows >= 1) << "a vocabulary slice of " << v << " columns is over the workspace's f32 staging";
   float* staging = ptr<float>(c.workspace);
   with_float(dlogits.dtype, [&](auto td) {
     using D = decltype(td);
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-      const int64_t r1 = std::min(n, r0 + rows);
+    for (int64_t r0 = 0; r0 < n1; r0 += rows) {
+      const int64_t r1 = std::min(n1, r0 + rows);
       vec::with_width<4>(wide, [&](auto w) {
         per_row::ce_backward<decltype(w)::value, float><<<unsigned(r1 - r0), kThreads, 0, stream(c)>>>(
             z, l, tg, v, vocab_offset, scale, r0, staging);
@@ -110,6 +116,15 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
       });
       check_launch("cross_entropy_backward");
     }
+    // The rest straight over the logits, in chunks no row of which writes over another's unread row.
+    if (exact)
+      per_row::half_in_place_chunks(n, [&](int64_t r0, int64_t r1) {
+        vec::with_width<4>(wide, [&](auto w) {
+          per_row::ce_backward<decltype(w)::value, D><<<unsigned(r1 - r0), kThreads, 0, stream(c)>>>(
+              z, l, tg, v, vocab_offset, scale, r0, ptr<D>(dlogits) + r0 * v);
+        });
+        check_launch("cross_entropy_backward");
+      });
   });
 }
 

@@ -76,6 +76,16 @@ __global__ void ce_backward(const float* logits, const float* lse, const int32_t
   });
 }
 
+// A bf16 / f16 gradient written over the f32 logits themselves (dz == logits, v columns): half
+// row i lies over the first or second half of f32 row i / 2, so rows [2^k, 2^(k+1)) write over f32
+// rows [2^(k-1), 2^k), which earlier chunks have read and this one does not: fn(r0, r1) for those
+// chunks, in order, each one launch with no row's write over another's read. Rows [0, min(n, 2))
+// (their halves lie over f32 row 0, which both read) are the caller's, staged in f32 first.
+template <typename Fn>
+inline void half_in_place_chunks(int64_t n, Fn&& fn) {
+  for (int64_t r0 = 2; r0 < n; r0 *= 2) fn(r0, 2 * r0 < n ? 2 * r0 : n);
+}
+
 // RMSNorm of row blockIdx.x of x (n, d): y = w * (x * rstd), rstd = 1 / sqrt(mean(x^2) + eps).
 template <int N, typename W, typename Y>
 __global__ void rmsnorm_forward(const float* x, const W* w, float eps, Y* y, float* rstd, int64_t d) {
