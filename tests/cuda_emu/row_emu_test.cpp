@@ -118,6 +118,35 @@ TEST(RowKernelsEmulated, HalfGradientOverTheLogitsThemselves) {
   }
 }
 
+// Non-finite logits as the two-pass form and the CPU treat them: -inf adds nothing to the sum (also
+// as every thread's first value, before any finite one), a NaN makes lse NaN even when it is a
+// thread's only value (a shard of no more columns than the block's threads hold at once).
+template <int N>
+void non_finite_case(int64_t v, int64_t nan_col) {
+  const int64_t n = 3;
+  auto z = randn(size_t(n * v), 41);
+  for (int64_t k = 0; k < 64 * N && k + N < v; k += N) z[size_t(k)] = -INFINITY;  // each thread's first value but the last
+  for (int64_t j = 0; j < v; ++j) z[size_t(v + j)] = -INFINITY;  // row 1: every logit -inf but the last
+  z[size_t(2 * v - 1)] = 0.5f;
+  z[size_t(2 * v + nan_col)] = NAN;  // row 2: one NaN
+  std::vector<int32_t> tg = {1, 2, 3};
+  std::vector<float> lse(3), tl(3);
+  emu::launch(3, 1, 64, 0, [&] { pr::ce_forward<N>(z.data(), tg.data(), v, 0, lse.data(), tl.data()); });
+  double mx = -INFINITY, s = 0;
+  for (int64_t j = 0; j < v; ++j) mx = std::max(mx, double(z[size_t(j)]));
+  for (int64_t j = 0; j < v; ++j) s += std::exp(double(z[size_t(j)]) - mx);
+  EXPECT_NEAR(lse[0], mx + std::log(s), 2e-6 * (1 + std::abs(mx))) << "-inf first in every thread, width " << N;
+  EXPECT_NEAR(lse[1], 0.5f, 1e-7) << "one finite logit among -inf, width " << N;
+  EXPECT_TRUE(std::isnan(lse[2])) << "a NaN logit, width " << N << ": lse " << lse[2];
+}
+
+TEST(RowKernelsEmulated, CrossEntropyNonFiniteLogits) {
+  non_finite_case<4>(4 * 64 * 2, 5);  // two strides of 64 threads x 4
+  non_finite_case<4>(64, 37);         // 16 chunks: a NaN in the only chunk its thread reads
+  non_finite_case<1>(64, 63);         // 64 columns over 64 threads: a thread's only value
+  non_finite_case<1>(150, 0);
+}
+
 template <int N, typename W>
 void rmsnorm_case(int64_t n, int64_t d, bool accumulate) {
   const float eps = 1e-5f;

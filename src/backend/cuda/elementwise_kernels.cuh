@@ -4,6 +4,8 @@
 // arithmetic of each element is the scalar formula, so both paths give the same bits. Row-shaped
 // ones take rows on the grid's y (grid-stride) and columns on x, so no 64-bit division per element.
 // In a header so that tests/cuda_emu/ runs their text on the CPU.
+// Several .cu files instantiate the same kernels; the linker keeps one, which is right only while
+// they are all built for the same architectures: not to be included by attention_wgmma.cu (sm_90a).
 #pragma once
 #include <cstdint>
 

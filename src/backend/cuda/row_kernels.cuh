@@ -3,6 +3,8 @@
 // N = 4 when the row length and the pointers allow, else 1), with fixed-order block reductions
 // (warp_reduce.cuh): the same bits every run. In a header so that tests/cuda_emu/ runs their text
 // on the CPU.
+// Several .cu files instantiate the same kernels; the linker keeps one, which is right only while
+// they are all built for the same architectures: not to be included by attention_wgmma.cu (sm_90a).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -42,13 +44,14 @@ __global__ void ce_forward(const float* logits, const int32_t* targets, int64_t 
       if (x[k] > m) {
         s = s * __expf(m - x[k]) + 1.f;
         m = x[k];
-      } else {
-        s += __expf(x[k] - m);  // a NaN logit lands here: the sum, and so lse, is NaN
+      } else if (x[k] != -INFINITY) {  // exp(-inf) adds nothing (with m still -inf it would be exp(NaN))
+        s += __expf(x[k] - m);         // a NaN logit lands here: the sum, and so lse, is NaN
       }
     }
   });
   const float mx = block_max(m, scratch);
-  const float sum = block_sum(m == -INFINITY ? 0.f : s * __expf(m - mx), scratch);
+  // A thread that saw nothing above -inf adds 0 (its s is 0); a NaN s stays NaN (NaN * 0).
+  const float sum = block_sum(s == 0.f ? 0.f : s * __expf(m - mx), scratch);
   if (threadIdx.x == 0) {
     lse[i] = mx + logf(sum);
     const int64_t col = local_column(targets[i], off, v);
