@@ -4,8 +4,9 @@
 // enough bytes moving to approach the GPU's memory bandwidth (Little's law: an H100 needs a few MB
 // in flight, and a grid resident on it has ~270k threads). The caller guarantees that p is
 // aligned to the access size (min(16, N * sizeof(T)) bytes) and checks it on the host
-// (aligned_for); N = 1 is the plain scalar path. No CUDA header: tests/cuda_emu/ runs the
-// kernels that use it on the CPU (there each access is a memcpy).
+// (aligned16 on the base pointers, sizes whose offsets are multiples of N); N = 1 is the plain
+// scalar path. No CUDA header: tests/cuda_emu/ runs the kernels that use it on the CPU (there
+// each access is a memcpy).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -37,12 +38,6 @@ inline void with_width(bool ok, Fn&& fn) {
     fn(Width<N>{});
   else
     fn(Width<1>{});
-}
-
-// Whether pointer p suits N-element accesses of T.
-template <typename T, int N>
-inline bool aligned_for(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % (per_access<T, N>() * sizeof(T)) == 0;
 }
 
 // One access of B bytes (a power of two, at most 16) from / to memory: an aligned vector word on
