@@ -1,5 +1,5 @@
 // The GPU's element-wise kernels (src/backend/cuda/elementwise_kernels.cuh: SwiGLU, casts, the
-// head split and merge, AdamW), their own text, run on the CPU under the emulation, in both
+// head split and merge, RoPE, AdamW; and reduce_kernels.cuh's first pass of the sums), their own text, run on the CPU under the emulation, in both
 // widths the host picks (8 or 4 elements a thread through vec.cuh's 16-byte accesses, and 1): each
 // must give the bits of the element's scalar formula (written out here) at every index, with fewer
 // blocks than rows or chunks (the grid-stride loops), a tail past the last full chunk, and dgu
@@ -9,6 +9,7 @@
 
 #include "cuda_emu/launch.h"
 #include "backend/cuda/elementwise_kernels.cuh"
+#include "backend/cuda/reduce_kernels.cuh"
 
 namespace {
 namespace ew = cs::cuda::ew;
@@ -180,6 +181,36 @@ TEST(ElementwiseEmulated, AdamwBothWidthsAndTails) {
   adamw_case<4, f16>(9, true);
   adamw_case<4, bf16>(100, false);
   adamw_case<1, bf16>(77, true);
+}
+
+// The sums' first pass: every element counted once (tails, grid-stride over three blocks), each
+// block's partial in its slot; f32 4 at a time or 1, f64 1.
+template <int N, bool kSquares, typename T>
+void reduce_case(int64_t n) {
+  std::vector<T> x(static_cast<size_t>(n));
+  std::mt19937 rng(12);
+  std::normal_distribution<double> nd(0.0, 2.0);
+  for (auto& v : x) v = T(nd(rng));
+  const unsigned blocks = 3;
+  std::vector<double> partial(blocks, NAN);
+  emu::launch(blocks, 1, cs::cuda::red::kThreads, 0,
+              [&] { cs::cuda::red::partial_kernel<N, kSquares, T>(x.data(), n, partial.data()); });
+  double got = 0, want = 0, scale = 0;
+  for (double p : partial) got += p;
+  for (T v : x) {
+    want += kSquares ? double(v) * double(v) : double(v);
+    scale += double(v) * double(v);
+  }
+  EXPECT_NEAR(got, want, 1e-12 * (scale + 1)) << (kSquares ? "sum of squares" : "sum") << ", width " << N << ", " << n;
+}
+
+TEST(ElementwiseEmulated, SumsFirstPassCountsEveryElementOnce) {
+  for (const int64_t n : {0, 3, 4 * 256 * 3 * 2 + 7, 5000}) {
+    reduce_case<4, true, float>(n);
+    reduce_case<4, false, float>(n);
+    reduce_case<1, true, float>(n);
+    reduce_case<1, false, double>(n);
+  }
 }
 
 }  // namespace

@@ -4,55 +4,22 @@
 // each block adds its threads' partials in a fixed tree, one last block adds the block partials
 // (in the context's workspace) in a fixed tree. The same bits every run; no atomics. (The order
 // differs from the CPU's, so the last bits of the two backends' results may differ.) inf and nan
-// propagate. x: f32 (sum also f64: partial sums).
+// propagate. x: f32 (sum also f64: partial sums). The first pass is reduce_kernels.cuh's.
 #include <type_traits>
 
 #include "backend/cuda/common.cuh"
-#include "backend/cuda/elementwise_kernels.cuh"
+#include "backend/cuda/reduce_kernels.cuh"
 #include "backend/cuda/ops.h"
 
 namespace cs::cuda {
 
 namespace {
-constexpr int kThreads = 256, kBlocks = 1024;
-
-__device__ double block_sum_f64(double v, double* sh) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-    __syncthreads();
-  }
-  return sh[0];
-}
-
-// f32: 4 elements a thread per access (16 bytes; N = 4 when x is on 16 bytes, the tail one by one).
-template <int N, bool kSquares, typename T>
-__global__ void partial_kernel(const T* x, int64_t n, double* partial) {
-  __shared__ double sh[kThreads];
-  double acc = 0.0;
-  ew::flat<N>(n, [&](int64_t e, auto w) {
-    constexpr int M = decltype(w)::value;
-    double v[M];
-    if constexpr (std::is_same_v<T, double>) {
-      static_assert(N == 1);
-      v[0] = x[e];
-    } else {
-      float f[M];
-      vec::load(x + e, f);
-#pragma unroll
-      for (int k = 0; k < M; ++k) v[k] = f[k];
-    }
-#pragma unroll
-    for (int k = 0; k < M; ++k) acc += kSquares ? v[k] * v[k] : v[k];
-  });
-  const double s = block_sum_f64(acc, sh);
-  if (threadIdx.x == 0) partial[blockIdx.x] = s;
-}
+using red::kBlocks;
+using red::kThreads;
 
 __global__ void final_kernel(const double* partial, int n, double* out) {
   __shared__ double sh[kBlocks];
-  const double s = block_sum_f64(threadIdx.x < n ? partial[threadIdx.x] : 0.0, sh);
+  const double s = red::block_sum_f64(threadIdx.x < n ? partial[threadIdx.x] : 0.0, sh);
   if (threadIdx.x == 0) *out = s;
 }
 
@@ -65,7 +32,7 @@ void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
   double* partial = ptr<double>(c.workspace);
   constexpr bool kFloat = std::is_same_v<T, float>;
   vec::with_width<kFloat ? 4 : 1>(kFloat && vec::aligned16(x.data), [&](auto w) {
-    partial_kernel<decltype(w)::value, kSquares, T><<<blocks, kThreads, 0, stream(c)>>>(ptr<T>(x), n, partial);
+    red::partial_kernel<decltype(w)::value, kSquares, T><<<blocks, kThreads, 0, stream(c)>>>(ptr<T>(x), n, partial);
   });
   check_launch(op);
   final_kernel<<<1, kBlocks, 0, stream(c)>>>(partial, blocks, ptr<double>(out));
