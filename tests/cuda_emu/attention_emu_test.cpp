@@ -211,7 +211,7 @@ void expect_close(const Errors& e) {
 }
 
 TEST(TensorCoreAttentionEmulated, HeadDims32And64AroundTheTiles) {
-  for (int64_t t : {1, 15, 64, 65, 130, 200}) {
+  for (int64_t t : {1, 15, 64, 65, 130, 200, 260}) {
     SCOPED_TRACE("T " + std::to_string(t));
     expect_close<bf16>(run_case<bf16, 32>(2, 2, t, true, 2, 1 + t, 1.f));
     expect_close<f16>(run_case<f16, 32>(1, 2, t, false, 1, 2 + t, 2.f));
@@ -230,7 +230,7 @@ TEST(TensorCoreAttentionEmulated, HeadDim128) {
 
 // The register-resident kernels (attention_mma_kernels.cuh, attention_mma_backward.cuh).
 TEST(MmaAttentionEmulated, AroundTheTilesAllHeadDims) {
-  for (int64_t t : {1, 15, 64, 65, 130, 200}) {
+  for (int64_t t : {1, 15, 64, 65, 130, 200, 260}) {
     SCOPED_TRACE("T " + std::to_string(t));
     expect_close<bf16>(run_case<bf16, 32, Kernels::kMma>(2, 2, t, true, 2, 41 + t, 1.f));
     expect_close<f16>(run_case<f16, 64, Kernels::kMma>(1, 2, t, false, 1, 42 + t, 2.f));
@@ -248,7 +248,7 @@ TEST(MmaAttentionEmulated, AroundTheTilesAllHeadDims) {
 // The same kernels on wgmma (attention_wgmma.cuh): the swizzled tiles, the descriptors, the
 // warpgroup-uniform skips.
 TEST(WgmmaAttentionEmulated, AroundTheTiles) {
-  for (int64_t t : {1, 15, 64, 65, 130, 200}) {
+  for (int64_t t : {1, 15, 64, 65, 130, 200, 260}) {
     SCOPED_TRACE("T " + std::to_string(t));
     expect_close<f16>(run_case<f16, 64, Kernels::kWgmma>(1, 2, t, false, 1, 52 + t, 2.f));
     expect_close<bf16>(run_case<bf16, 64, Kernels::kWgmma>(1, 2, t, true, 2, 53 + t, 2.f));
