@@ -1,10 +1,11 @@
 // The GPU's element-wise kernels (src/backend/cuda/elementwise_kernels.cuh: SwiGLU, casts, the
-// head split and merge, RoPE, AdamW; and reduce_kernels.cuh's first pass of the sums), their own text, run on the CPU under the emulation, in both
-// widths the host picks (8 or 4 elements a thread through vec.cuh's 16-byte accesses, and 1): each
-// must give the bits of the element's scalar formula (written out here) at every index, with fewer
-// blocks than rows or chunks (the grid-stride loops), a tail past the last full chunk, and dgu
-// over gu (SwiGLU's backward in place). This tree builds with -ffp-contract=off, so the formula
-// here and the kernel's round alike.
+// head split and merge, RoPE, add, scale, AdamW; reduce_kernels.cuh's first pass of the sums),
+// their own text, run on the CPU under the emulation, in both widths the host picks (8 or 4
+// elements a thread through vec.cuh's 16-byte accesses, and 1): each must give the bits of the
+// element's scalar formula (written out here) at every index, with fewer blocks than rows or
+// chunks (the grid-stride loops), a tail past the last full chunk, and dgu over gu (SwiGLU's
+// backward in place). This tree builds with -ffp-contract=off, so the formula here and the
+// kernel's round alike.
 #include <gtest/gtest.h>
 
 #include "cuda_emu/launch.h"
@@ -181,6 +182,24 @@ TEST(ElementwiseEmulated, AdamwBothWidthsAndTails) {
   adamw_case<4, f16>(9, true);
   adamw_case<4, bf16>(100, false);
   adamw_case<1, bf16>(77, true);
+}
+
+// The f32 add and scale, both widths, with a tail: each element's own sum or product.
+template <int N>
+void add_scale_case(int64_t n) {
+  auto y = randn<float>(size_t(n), 13);
+  const auto x = randn<float>(size_t(n), 14);
+  auto want = y;
+  for (size_t i = 0; i < want.size(); ++i) want[i] = (want[i] + x[i]) * 0.37f;
+  emu::launch(2, 1, 64, 0, [&] { ew::add<N>(y.data(), x.data(), n); });
+  emu::launch(2, 1, 64, 0, [&] { ew::scale<N>(y.data(), 0.37f, n); });
+  EXPECT_EQ(differ(y, want), 0u) << "add then scale, width " << N << ", " << n;
+}
+
+TEST(ElementwiseEmulated, AddAndScaleBothWidths) {
+  add_scale_case<4>(4 * 128 * 2 + 3);
+  add_scale_case<4>(2);
+  add_scale_case<1>(301);
 }
 
 // The sums' first pass: every element counted once (tails, grid-stride over three blocks), each

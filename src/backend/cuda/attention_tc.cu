@@ -26,6 +26,7 @@
 #include "backend/cuda/attention_fa2_launch.cuh"
 #include "backend/cuda/attention_tc.cuh"
 #include "backend/cuda/attention_tc_kernels.cuh"
+#include "backend/cuda/vec.cuh"
 
 namespace cs::cuda {
 
@@ -52,13 +53,11 @@ bool wgmma_kernels(int64_t hd) {
   return true;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // The register-resident kernels copy rows in 16-byte pieces: every head's rows must start on 16 bytes.
 template <typename T>
 bool mma_kernels(const FlashArgs<T>& a) {
   if (attention_choice() == "wmma") return false;
-  const bool ok = aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && (!a.dout || aligned16(a.dout)) &&
+  const bool ok = vec::aligned16(a.q, a.k, a.v, a.dout) &&  // (dout: null in the forward)
                   a.q_head_stride % 8 == 0 && a.kv_head_stride % 8 == 0 && a.hd % 8 == 0;
   // A user who asked for the warpgroup-MMA kernels is told once when a call cannot take them.
   static bool told = false;

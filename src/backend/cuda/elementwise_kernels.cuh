@@ -1,5 +1,5 @@
 // The element-wise, memory-bound kernels of the CUDA backend (SwiGLU, dtype casts, the head split
-// and merge, RoPE, AdamW): each thread moves N consecutive elements per access through vec.cuh (16
+// and merge, RoPE, the f32 add and scale, AdamW): each thread moves N consecutive elements per access through vec.cuh (16
 // bytes at a time where the host found the sizes and pointers aligned, else N = 1), and the
 // arithmetic of each element is the scalar formula, so both paths give the same bits. Row-shaped
 // ones take rows on the grid's y (grid-stride) and columns on x, so no 64-bit division per element.
@@ -139,6 +139,31 @@ __global__ void rope_rotate(T* x, int64_t rows, int64_t heads, int64_t t_len, in
     vec::store(r + i, x1);
     vec::store(r + half + i, x2);
   }
+}
+
+// y += x and x *= alpha (f32: the residual adds and the gradient scaling).
+template <int N>
+__global__ void add(float* y, const float* x, int64_t n) {
+  flat<N>(n, [&](int64_t e, auto w) {
+    constexpr int M = decltype(w)::value;
+    float a[M], b[M];
+    vec::load(y + e, a);
+    vec::load(x + e, b);
+#pragma unroll
+    for (int k = 0; k < M; ++k) a[k] += b[k];
+    vec::store(y + e, a);
+  });
+}
+template <int N>
+__global__ void scale(float* x, float alpha, int64_t n) {
+  flat<N>(n, [&](int64_t e, auto w) {
+    constexpr int M = decltype(w)::value;
+    float a[M];
+    vec::load(x + e, a);
+#pragma unroll
+    for (int k = 0; k < M; ++k) a[k] *= alpha;
+    vec::store(x + e, a);
+  });
 }
 
 // AdamW's scalars, formed in double on the host as PyTorch forms them.
