@@ -110,6 +110,15 @@ std::vector<double> slopes_for(int64_t h, bool alibi) {
   return {s.begin(), s.end()};
 }
 
+// lse's absolute tolerance. The CPU sums the f32 P: its lse is f32 statistics of the scores. The
+// GPU's tensor-core kernels (head dims 32, 64, 128) sum the P they round to bf16 for P V, so that
+// O is normalised by what P V summed: each term is off by at most 2^-9 relative, so is the sum, and
+// lse = m + log(sum) by at most log(1 + 2^-9) < 2^-9.
+double lse_atol(test::OnDevice& dev, int64_t hd) {
+  const bool rounded_sum = dev.backend().device() == Device::CUDA && (hd == 32 || hd == 64 || hd == 128);
+  return rounded_sum ? 0x1p-9 : 1e-5;
+}
+
 TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
   const Case c = std::get<1>(GetParam());
   const size_t n = size_t(c.b * c.h * c.t * c.hd);
@@ -147,7 +156,7 @@ TEST_P(Bf16Attention, MatchesTheReferenceOverRoundedInputs) {
                                  Tensor(l32.data(), {c.b, c.h, c.t}));
     want_lse.assign(l32.begin(), l32.end());
   }
-  EXPECT_TRUE(all_close(dev.download(lt), want_lse, 1e-5, 1e-5, "bf16 lse"));
+  EXPECT_TRUE(all_close(dev.download(lt), want_lse, lse_atol(dev, c.hd), 1e-5, "bf16 lse"));
   EXPECT_TRUE(all_close(dev.download(dqt), rq, scaled(rq, 2e-2), 2e-2, "bf16 dq", 0.9999));
   EXPECT_TRUE(all_close(dev.download(dkt), rk, scaled(rk, 2e-2), 2e-2, "bf16 dk", 0.9999));
   EXPECT_TRUE(all_close(dev.download(dvt), rv, scaled(rv, 2e-2), 2e-2, "bf16 dv", 0.9999));
@@ -190,7 +199,8 @@ TEST_P(Bf16Attention, PackedSamplesMatchTheF32Kernel) {
   for (size_t i = 0; i < 5; ++i) {
     const std::vector<double> want(outs[0][i].begin(), outs[0][i].end());
     const double f = i == 1 ? 1e-5 : i == 0 ? 1e-2 : 2e-2;
-    EXPECT_TRUE(all_close(outs[1][i], want, f * std::max(1.0, test::max_abs(want)), f, names[i], 0.9999));
+    const double atol = i == 1 ? lse_atol(dev, c.hd) : f * std::max(1.0, test::max_abs(want));
+    EXPECT_TRUE(all_close(outs[1][i], want, atol, f, names[i], 0.9999));
   }
 }
 

@@ -1,14 +1,16 @@
-// A host emulation of the CUDA primitives the tensor-core attention kernels use
-// (src/backend/cuda/attention_tc_kernels.cuh), so that CI runs their text on the CPU: one
-// std::thread per CUDA thread of a block, std::barrier for __syncthreads / __syncwarp, an exchange
-// through memory for __shfl_xor_sync, and nvcuda::wmma with the documented element -> address maps
-// of load_matrix_sync / store_matrix_sync (each lane holds a whole fragment; accumulator stores are
-// spread over the lanes, so a missing __syncwarp after a store is a race ThreadSanitizer sees, and
-// a wrong value here). Every wmma pointer is checked for 32-byte alignment, its ldm for the
-// multiple wmma requires, and its 16 x 16 extent for lying inside the block's shared memory.
+// A host emulation of the CUDA primitives the GPU kernels use (src/backend/cuda/*_kernels.cuh and
+// the .cu files), so that CI runs their text on the CPU: each CUDA thread of a block is a fiber
+// (its own stack and context, launch.h), switched only where a CUDA thread waits, at
+// __syncthreads / __syncwarp and the warp-collective operations, whose barriers are the fibers'
+// (FiberBarrier); between two barriers the threads run one after another, in ascending order one
+// phase and descending the next, so a read that a missing barrier leaves before its write shows
+// as a wrong value in one of the two. An exchange through memory for __shfl_xor_sync, and
+// nvcuda::wmma with the documented element -> address maps of load_matrix_sync /
+// store_matrix_sync (each lane holds a whole fragment; accumulator stores are spread over the
+// lanes). Every wmma pointer is checked for 32-byte alignment, its ldm for the multiple wmma
+// requires, and its 16 x 16 extent for lying inside the block's shared memory.
 // bf16 rounds to nearest even as __float2bfloat16_rn; f16 is the compiler's _Float16.
 #pragma once
-#include <barrier>
 #include <cassert>
 #include <cmath>
 #include <cstdint>
@@ -18,11 +20,14 @@
 #include <functional>
 #include <memory>
 #include <random>
-#include <thread>
+#include <ucontext.h>
 #include <vector>
 #include <algorithm>
 #include <atomic>
 #include <string>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #define CS_CUDA_EMULATION
 #define CS_TC_SHARED(name) unsigned char* name = emu::tl_smem
@@ -32,17 +37,17 @@
 #define __global__
 #define __forceinline__ inline
 #define __restrict__
-#define __launch_bounds__(x)
+#define __launch_bounds__(...)
 
 struct uint3e { unsigned x = 0, y = 0, z = 0; };
-thread_local uint3e threadIdx, blockIdx, blockDim, gridDim;
+inline thread_local uint3e threadIdx, blockIdx, blockDim, gridDim;
 // A kernel's static shared memory: one object for all the threads (blocks run one at a time).
 #define __shared__ static
 
 namespace emu {
-thread_local unsigned char* tl_smem;
-unsigned char* g_smem_lo;
-unsigned char* g_smem_hi;
+inline thread_local unsigned char* tl_smem;
+inline unsigned char* g_smem_lo;
+inline unsigned char* g_smem_hi;
 // A warp's exchange area for the warp-collective instructions (mma_emulation.h): each lane's
 // registers or address, written, then read by every lane after a warp barrier. A warp alternates
 // between two: a lane writes one again only after the barrier of the next exchange, which no lane
@@ -58,16 +63,74 @@ struct WgStage {
   uint32_t a[128][4];
   uint64_t da[128], db[128];
 };
+// The fibers of the block being run (launch.h): the OS thread's context to return to, and the
+// fiber running now. AddressSanitizer is told of every switch of stacks.
+struct Fiber {
+  ucontext_t ctx;
+  char* stack = nullptr;
+  size_t stack_size = 0;
+  bool done = false;
+};
+struct Scheduler {
+  ucontext_t main;
+  Fiber* cur = nullptr;
+  const void* main_stack = nullptr;  // the OS thread's stack (AddressSanitizer's bookkeeping)
+  size_t main_stack_size = 0;
+  long progress = 0;                 // barrier arrivals and finished fibers: a pass without any is a deadlock
+};
+inline thread_local Scheduler* tl_sched = nullptr;
+
+inline void asan_start_switch(void** fake, const void* bottom, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+  (void)fake, (void)bottom, (void)size;
+#endif
+}
+inline void asan_finish_switch(void* fake, const void** bottom, size_t* size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake, bottom, size);
+#else
+  (void)fake, (void)bottom, (void)size;
+#endif
+}
+// From the running fiber back to the scheduler, which resumes it later.
+inline void yield() {
+  Scheduler* s = tl_sched;
+  void* fake = nullptr;
+  asan_start_switch(&fake, s->main_stack, s->main_stack_size);
+  swapcontext(&s->cur->ctx, &s->main);
+  asan_finish_switch(fake, nullptr, nullptr);
+}
+// A barrier of `expected` fibers: the last to arrive goes on, the others yield until it has.
+struct FiberBarrier {
+  int expected = 0, arrived = 0;
+  unsigned generation = 0;
+  void arrive_and_wait() {
+    const unsigned g = generation;
+    ++tl_sched->progress;
+    if (++arrived == expected) {
+      arrived = 0;
+      ++generation;
+      return;
+    }
+    while (generation == g) yield();
+  }
+};
 struct Block {
-  std::barrier<>* bar;
-  std::barrier<>* wbar[32];
-  std::barrier<>* gbar[8];  // one per warpgroup (128 threads)
+  FiberBarrier* bar;
+  FiberBarrier* wbar[32];
+  FiberBarrier* gbar[8];  // one per warpgroup (128 threads)
   float shfl[32][32];
   WarpStage ws[32][2];  // two per warp, used in turn: one barrier per exchange suffices
   WgStage wg[8][2];
 };
-thread_local Block* tl_block;
-std::atomic<long> bad_align{0}, bad_range{0}, bad_desc{0}, bad_areg{0};
+inline thread_local Block* tl_block;
+inline std::atomic<long> bad_align{0}, bad_range{0}, bad_desc{0}, bad_areg{0};
+// A B-byte vector access (vec.cuh) at p: the GPU faults unless p is a multiple of B.
+inline void check_aligned(const void* p, int b) {
+  if (reinterpret_cast<uintptr_t>(p) % unsigned(b)) bad_align++;
+}
 }  // namespace emu
 
 inline void __syncthreads() { emu::tl_block->bar->arrive_and_wait(); }

@@ -32,7 +32,7 @@ void adamw_update(Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, con
     using H = decltype(h);
     vec::with_width<4>(wide, [&](auto w) {
       constexpr int N = decltype(w)::value;
-      ew::adamw<N, H><<<blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c)>>>(
+      CS_LAUNCH(blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c), ew::adamw<N, H>)(
           ptr<float>(p), ptr<float>(g), ptr<float>(m), ptr<float>(v), half.numel() ? ptr<H>(half) : nullptr, n, s);
     });
   };

@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(1024) segment_runs_kernel(const int32_t* seg, 
 const int32_t* segment_runs(Ctx& c, const Tensor& segments, int64_t b, int64_t t, OpScratch& scratch) {
   if (!segments.numel()) return nullptr;
   int32_t* runs = scratch.take<int32_t>(b * t, "attention (segment runs)");
-  segment_runs_kernel<<<unsigned(b), 1024, 0, stream(c)>>>(ptr<int32_t>(segments), t, runs);
+  CS_LAUNCH(unsigned(b), 1024, 0, stream(c), segment_runs_kernel)(ptr<int32_t>(segments), t, runs);
   check_launch("attention (segment runs)");
   return runs;
 }
@@ -68,8 +68,9 @@ int64_t check_dims(const char* op, const Tensor& q, const Tensor& k, const Tenso
   }
   const int64_t hd = q.size(3);
   if (q.dtype != DType::F32 && hd % 2)
-    throw Error(str("[", op, "] q ", q.shape.str(), ": a ", q.dtype == DType::BF16 ? "bf16" : "f16",
-                    " head dim must be even, got ", hd));
+    throw Error(str("[", op, "] q ", q.shape.str(), ": ", q.dtype == DType::BF16 ? "bf16" : "f16",
+                    " attention multiplies pairs of head-dim elements: expected an even head dim, got ", hd,
+                    ". Hint: train this model without --", q.dtype == DType::BF16 ? "bf16" : "fp16"));
   if (hd > kMaxHeadDim)
     throw Error(str("[", op, "] q ", q.shape.str(), ": head dim ", hd, " is over the CUDA kernel's ", kMaxHeadDim));
   return hd;
@@ -112,7 +113,7 @@ void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& 
   const int32_t* runs = segment_runs(c, segments, b, t, scratch);
   with_float(q.dtype, [&](auto tt) {
     using T = decltype(tt);
-    attention_delta_kernel<T><<<blocks_for(rows, 8, 1 << 30), 256, 0, stream(c)>>>(ptr<T>(o), ptr<T>(dout), rows, hd,
+    CS_LAUNCH(blocks_for(rows, 8, 1 << 30), 256, 0, stream(c), attention_delta_kernel<T>)(ptr<T>(o), ptr<T>(dout), rows, hd,
                                                                                    delta);
     check_launch("attention_backward (delta)");
     FlashArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), nullptr, ptr<T>(dout), ptr<float>(lse),
@@ -132,9 +133,9 @@ void attention_backward(Ctx& c, const Tensor& q, const Tensor& k, const Tensor& 
             "attention_backward (shared memory)");
       check(cudaFuncSetAttribute(dqk, cudaFuncAttributeMaxDynamicSharedMemorySize, int(dq_smem)),
             "attention_backward (shared memory)");
-      dkdv<<<grid, kThreads, dkdv_smem, stream(c)>>>(a, delta, ptr<float>(dk), ptr<float>(dv));
+      CS_LAUNCH(grid, kThreads, dkdv_smem, stream(c), dkdv)(a, delta, ptr<float>(dk), ptr<float>(dv));
       check_launch("attention_backward (dk, dv)");
-      dqk<<<grid, kThreads, dq_smem, stream(c)>>>(a, delta, ptr<float>(dq));
+      CS_LAUNCH(grid, kThreads, dq_smem, stream(c), dqk)(a, delta, ptr<float>(dq));
       check_launch("attention_backward (dq)");
     });
   });
@@ -149,7 +150,7 @@ void flash_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
     auto kernel = flash_forward_kernel<T, KD>;
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
           "attention_forward (shared memory)");
-    kernel<<<grid, kThreads, smem, stream(c)>>>(a);
+    CS_LAUNCH(grid, kThreads, smem, stream(c), kernel)(a);
     check_launch("attention_forward");
   });
 }

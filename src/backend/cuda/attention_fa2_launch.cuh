@@ -34,7 +34,7 @@ void fa2_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const char* what,
   const dim3 grid(unsigned(bh), unsigned((a.tq + E::kBlockRows - 1) / E::kBlockRows));
   constexpr size_t smem = fa2::forward_smem<HD, E>();
   set_smem(kernel, smem, "attention_forward (shared memory)");
-  kernel<<<grid, E::kThreads, smem, stream(c)>>>(a);
+  CS_LAUNCH(grid, E::kThreads, smem, stream(c), kernel)(a);
   check_launch(what);
 }
 
@@ -47,9 +47,9 @@ void fa2_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta,
   constexpr size_t kv_smem = fa2::dkdv_smem<HD, E>(), q_smem = fa2::dq_smem<HD, E>();
   set_smem(fa2::fa2_dkdv_kernel<T, HD, E>, kv_smem, "attention_backward (shared memory)");
   set_smem(fa2::fa2_dq_kernel<T, HD, E>, q_smem, "attention_backward (shared memory)");
-  fa2::fa2_dkdv_kernel<T, HD, E><<<kgrid, E::kThreads, kv_smem, stream(c)>>>(a, delta, dk, dv);
+  CS_LAUNCH(kgrid, E::kThreads, kv_smem, stream(c), fa2::fa2_dkdv_kernel<T, HD, E>)(a, delta, dk, dv);
   check_launch(what_dkdv);
-  fa2::fa2_dq_kernel<T, HD, E><<<qgrid, E::kThreads, q_smem, stream(c)>>>(a, delta, dq);
+  CS_LAUNCH(qgrid, E::kThreads, q_smem, stream(c), fa2::fa2_dq_kernel<T, HD, E>)(a, delta, dq);
   check_launch(what_dq);
 }
 

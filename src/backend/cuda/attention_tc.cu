@@ -105,7 +105,7 @@ void tc_forward(Ctx& c, const FlashArgs<T>& a, int64_t bh) {
   const bool ok = with_tc_head_dim(a.hd, [&](auto hd) {
     constexpr int HD = decltype(hd)::value;
     set_smem(tc_forward_kernel<T, HD>, forward_smem<HD>(), "attention_forward (shared memory)");
-    tc_forward_kernel<T, HD><<<grid, kTcThreads, forward_smem<HD>(), stream(c)>>>(a);
+    CS_LAUNCH(grid, kTcThreads, forward_smem<HD>(), stream(c), tc_forward_kernel<T, HD>)(a);
   });
   CS_CHECK(ok) << "head dim " << a.hd;
   check_launch("attention_forward (tensor cores)");
@@ -130,10 +130,10 @@ void tc_backward(Ctx& c, const FlashArgs<T>& a, int64_t bh, const float* delta, 
     constexpr int HD = decltype(hd)::value;
     set_smem(tc_dkdv_kernel<T, HD>, dkdv_smem<HD>(), "attention_backward (shared memory)");
     set_smem(tc_dq_kernel<T, HD>, dq_smem<HD>(), "attention_backward (shared memory)");
-    tc_dkdv_kernel<T, HD><<<grid, kTcThreads, dkdv_smem<HD>(), stream(c)>>>(a, delta, dk, dv);
+    CS_LAUNCH(grid, kTcThreads, dkdv_smem<HD>(), stream(c), tc_dkdv_kernel<T, HD>)(a, delta, dk, dv);
     check_launch("attention_backward (tensor cores, dk, dv)");
     const dim3 qgrid(unsigned(bh), unsigned((a.tq + kB - 1) / kB));  // query tiles
-    tc_dq_kernel<T, HD><<<qgrid, kTcThreads, dq_smem<HD>(), stream(c)>>>(a, delta, dq);
+    CS_LAUNCH(qgrid, kTcThreads, dq_smem<HD>(), stream(c), tc_dq_kernel<T, HD>)(a, delta, dq);
     check_launch("attention_backward (tensor cores, dq)");
   });
   CS_CHECK(ok) << "head dim " << a.hd;

@@ -33,7 +33,7 @@ bool wgmma_attention_available() {
     int* d = nullptr;
     int has = 0;
     check(cudaMalloc(&d, sizeof(int)), "wgmma probe (cudaMalloc)");
-    wgmma_probe_kernel<<<1, 1>>>(d);
+    CS_LAUNCH(1, 1, 0, cudaStream_t{}, wgmma_probe_kernel)(d);
     // A launch that fails (no image this GPU can load) means no wgmma, and must not be left
     // pending for the next check to blame on another kernel.
     const cudaError_t launched = cudaGetLastError();

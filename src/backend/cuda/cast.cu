@@ -25,7 +25,7 @@ void cast(Ctx& c, const Tensor& x, const Tensor& y) {
       using Y = decltype(fy);
       vec::with_width<8>(vec::aligned16(x.data, y.data), [&](auto w) {
         constexpr int N = decltype(w)::value;
-        ew::cast<N, X, Y><<<blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c)>>>(ptr<X>(x), ptr<Y>(y), n);
+        CS_LAUNCH(blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c), ew::cast<N, X, Y>)(ptr<X>(x), ptr<Y>(y), n);
       });
     });
   });

@@ -33,16 +33,30 @@ void check_launch(const char* kernel);
 
 inline cudaStream_t stream(const Ctx& c) { return static_cast<cudaStream_t>(c.stream); }
 
+// A kernel launch: CS_LAUNCH(grid, block, smem, stream, kernel)(args...) is
+// kernel<<<grid, block, smem, stream>>>(args...), the kernel last because a template's arguments
+// may hold commas. tests/cuda_emu's emulated device defines it to run the kernel on the CPU, which
+// is how the host code of this folder runs in CI.
+#ifndef CS_LAUNCH
+#define CS_LAUNCH(grid, block, smem, strm, ...) __VA_ARGS__<<<grid, block, smem, strm>>>
+#endif
+
 using bf16 = __nv_bfloat16;
 using f16 = __half;
 
-// Loads widen exactly; stores round to nearest even (as the CPU's bf16.h and core/half.h).
+// Loads widen exactly; stores round to nearest even (as the CPU's bf16.h and core/half.h). The
+// emulated GPU (tests/cuda_emu) has its own, for its bf16 and f16.
+#ifndef CS_CUDA_EMULATION
 __device__ __forceinline__ float ld(const float* p) { return *p; }
 __device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float ld(const f16* p) { return __half2float(*p); }
 __device__ __forceinline__ void st(float* p, float v) { *p = v; }
 __device__ __forceinline__ void st(bf16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void st(f16* p, float v) { *p = __float2half_rn(v); }
+#else
+using ::ld;
+using ::st;
+#endif
 
 template <typename T>
 T* ptr(const Tensor& t) {

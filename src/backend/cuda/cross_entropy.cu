@@ -44,7 +44,7 @@ void cross_entropy_forward(Ctx& c, const Tensor& logits, const Tensor& targets, 
   CS_CHECK(logits.numel() == n * v && lse.numel() == n && target_logit.numel() == n && vocab_offset >= 0);
   if (!n) return;
   vec::with_width<4>(v % 4 == 0 && vec::aligned16(logits.data), [&](auto w) {
-    per_row::ce_forward<decltype(w)::value><<<unsigned(n), kThreads, 0, stream(c)>>>(
+    CS_LAUNCH(unsigned(n), kThreads, 0, stream(c), per_row::ce_forward<decltype(w)::value>)(
         ptr<float>(logits), ptr<int32_t>(targets), v, vocab_offset, ptr<float>(lse), ptr<float>(target_logit));
   });
   check_launch("cross_entropy_forward");
@@ -60,7 +60,7 @@ void cross_entropy_combine(Ctx& c, const Tensor& lse_parts, const Tensor& target
   CS_CHECK(p >= 1 && lse_parts.numel() == p * n && target_logit.numel() == n && losses.numel() == n &&
            lse.numel() == n)
       << lse_parts.shape.str() << " parts of " << n;
-  ce_combine_kernel<<<blocks_for(n, 256), 256, 0, stream(c)>>>(ptr<float>(lse_parts), p, n, ptr<float>(target_logit),
+  CS_LAUNCH(blocks_for(n, 256), 256, 0, stream(c), ce_combine_kernel)(ptr<float>(lse_parts), p, n, ptr<float>(target_logit),
                                                                ptr<int32_t>(targets), ptr<float>(losses),
                                                                ptr<float>(lse));
   check_launch("cross_entropy_combine");
@@ -85,7 +85,7 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
     with_float(dlogits.dtype, [&](auto td) {
       using D = decltype(td);
       vec::with_width<4>(wide, [&](auto w) {
-        per_row::ce_backward<decltype(w)::value, D><<<unsigned(n), kThreads, 0, stream(c)>>>(z, l, tg, v, vocab_offset,
+        CS_LAUNCH(unsigned(n), kThreads, 0, stream(c), per_row::ce_backward<decltype(w)::value, D>)(z, l, tg, v, vocab_offset,
                                                                                          scale, 0, ptr<D>(dlogits));
       });
     });
@@ -104,7 +104,7 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
     for (int64_t r0 = 0; r0 < n1; r0 += rows) {
       const int64_t r1 = std::min(n1, r0 + rows);
       vec::with_width<4>(wide, [&](auto w) {
-        per_row::ce_backward<decltype(w)::value, float><<<unsigned(r1 - r0), kThreads, 0, stream(c)>>>(
+        CS_LAUNCH(unsigned(r1 - r0), kThreads, 0, stream(c), per_row::ce_backward<decltype(w)::value, float>)(
             z, l, tg, v, vocab_offset, scale, r0, staging);
       });
       check_launch("cross_entropy_backward");
@@ -112,7 +112,7 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
       const int64_t m = (r1 - r0) * v;
       vec::with_width<8>(vec::aligned16(staging, dst), [&](auto w) {
         constexpr int N = decltype(w)::value;
-        ew::cast<N, float, D><<<blocks_for(m / N + 1, 256, 8192), 256, 0, stream(c)>>>(staging, dst, m);
+        CS_LAUNCH(blocks_for(m / N + 1, 256, 8192), 256, 0, stream(c), ew::cast<N, float, D>)(staging, dst, m);
       });
       check_launch("cross_entropy_backward");
     }
@@ -120,7 +120,7 @@ void cross_entropy_backward(Ctx& c, const Tensor& logits, const Tensor& lse, con
     if (exact)
       per_row::half_in_place_chunks(n, [&](int64_t r0, int64_t r1) {
         vec::with_width<4>(wide, [&](auto w) {
-          per_row::ce_backward<decltype(w)::value, D><<<unsigned(r1 - r0), kThreads, 0, stream(c)>>>(
+          CS_LAUNCH(unsigned(r1 - r0), kThreads, 0, stream(c), per_row::ce_backward<decltype(w)::value, D>)(
               z, l, tg, v, vocab_offset, scale, r0, ptr<D>(dlogits) + r0 * v);
         });
         check_launch("cross_entropy_backward");

@@ -15,7 +15,7 @@ void add_inplace(Ctx& c, const Tensor& y, const Tensor& x) {
   if (!n) return;
   vec::with_width<4>(vec::aligned16(y.data, x.data), [&](auto w) {
     constexpr int N = decltype(w)::value;
-    ew::add<N><<<blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c)>>>(ptr<float>(y), ptr<float>(x), n);
+    CS_LAUNCH(blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c), ew::add<N>)(ptr<float>(y), ptr<float>(x), n);
   });
   check_launch("add_inplace");
 }
@@ -26,7 +26,7 @@ void scale(Ctx& c, const Tensor& x, float alpha) {
   if (!n) return;
   vec::with_width<4>(vec::aligned16(x.data), [&](auto w) {
     constexpr int N = decltype(w)::value;
-    ew::scale<N><<<blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c)>>>(ptr<float>(x), alpha, n);
+    CS_LAUNCH(blocks_for(n / N + 1, 256, 8192), 256, 0, stream(c), ew::scale<N>)(ptr<float>(x), alpha, n);
   });
   check_launch("scale");
 }

@@ -37,7 +37,7 @@ void embedding_forward(Ctx& c, const Tensor& tokens, const Tensor& weight, int64
   if (!n) return;
   with_float(weight.dtype, [&](auto t) {
     using W = decltype(t);
-    embed_kernel<W><<<unsigned(n), 256, 0, stream(c)>>>(ptr<int32_t>(tokens), ptr<W>(weight), v, d, vocab_offset,
+    CS_LAUNCH(unsigned(n), 256, 0, stream(c), embed_kernel<W>)(ptr<int32_t>(tokens), ptr<W>(weight), v, d, vocab_offset,
                                                         ptr<float>(out));
   });
   check_launch("embedding_forward");
@@ -59,7 +59,7 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
   int32_t* pos = keys + n;
   int32_t* sorted_keys = pos + n;
   int32_t* sorted_pos = sorted_keys + n;
-  embed::keys_kernel<<<blocks_for(n, 256, 4096), 256, 0, stream(c)>>>(ptr<int32_t>(tokens), n, v, vocab_offset, keys, pos);
+  CS_LAUNCH(blocks_for(n, 256, 4096), 256, 0, stream(c), embed::keys_kernel)(ptr<int32_t>(tokens), n, v, vocab_offset, keys, pos);
   check_launch("embedding_backward (keys)");
   // A stable sort (cub's radix sort is): within a row, the tokens stay in order.
   const int bits = embed::key_bits(v);
@@ -71,7 +71,7 @@ void embedding_backward(Ctx& c, const Tensor& tokens, int64_t vocab_offset, cons
   check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, sorted_keys, pos, sorted_pos, int(n), 0, bits, stream(c)),
         "embedding_backward (sort)");
   const dim3 grid(blocks_for(n, 1), blocks_for(d, int(embed::kColsPerBlock)));
-  embed::runs_kernel<<<grid, embed::kThreads, 0, stream(c)>>>(
+  CS_LAUNCH(grid, embed::kThreads, 0, stream(c), embed::runs_kernel)(
       sorted_keys, sorted_pos, n, v, d, ptr<float>(dout), ptr<float>(dweight));
   check_launch("embedding_backward");
 }

@@ -27,7 +27,7 @@ void permute(Ctx& c, const char* op, const Tensor& tok, int64_t col0, const Tens
       vec::with_width<8>(wide, [&](auto w) {
         constexpr int N = decltype(w)::value;
         const RowsLaunch l = rows_launch(rows, h * hd / N);
-        ew::permute<N, kSplit, TokT, HeadT><<<l.grid, l.threads, 0, stream(c)>>>(ptr<TokT>(tok), ptr<HeadT>(head),
+        CS_LAUNCH(l.grid, l.threads, 0, stream(c), ew::permute<N, kSplit, TokT, HeadT>)(ptr<TokT>(tok), ptr<HeadT>(head),
                                                                                   rows, h, t, hd, cols, col0);
       });
     });

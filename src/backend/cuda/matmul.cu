@@ -104,7 +104,7 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
     } else if (beta != 1.f) {
       with_float(out.dtype, [&](auto t) {
         using T = decltype(t);
-        scale_any_kernel<T><<<blocks_for(out.numel(), 256, 8192), 256, 0, stream(c)>>>(ptr<T>(out), beta, out.numel());
+        CS_LAUNCH(blocks_for(out.numel(), 256, 8192), 256, 0, stream(c), scale_any_kernel<T>)(ptr<T>(out), beta, out.numel());
       });
       check_launch("matmul (empty sum)");
     }
@@ -129,7 +129,7 @@ void matmul(Ctx& c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
       H* d = scratch.take<H>(t.numel(), "matmul (rounded operand)");
       vec::with_width<8>(vec::aligned16(t.data, d), [&](auto w) {  // 16-byte accesses of the rounded side
         constexpr int N = decltype(w)::value;
-        ew::cast<N, float, H><<<blocks_for(t.numel() / N + 1, 256, 4096), 256, 0, stream(c)>>>(ptr<float>(t), d,
+        CS_LAUNCH(blocks_for(t.numel() / N + 1, 256, 4096), 256, 0, stream(c), ew::cast<N, float, H>)(ptr<float>(t), d,
                                                                                              t.numel());
       });
       dst = d;

@@ -19,7 +19,7 @@ using red::kThreads;
 
 __global__ void final_kernel(const double* partial, int n, double* out) {
   __shared__ double sh[kBlocks];
-  const double s = red::block_sum_f64(threadIdx.x < n ? partial[threadIdx.x] : 0.0, sh);
+  const double s = red::block_sum_f64(int(threadIdx.x) < n ? partial[threadIdx.x] : 0.0, sh);
   if (threadIdx.x == 0) *out = s;
 }
 
@@ -32,10 +32,10 @@ void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
   double* partial = ptr<double>(c.workspace);
   constexpr bool kFloat = std::is_same_v<T, float>;
   vec::with_width<kFloat ? 4 : 1>(kFloat && vec::aligned16(x.data), [&](auto w) {
-    red::partial_kernel<decltype(w)::value, kSquares, T><<<blocks, kThreads, 0, stream(c)>>>(ptr<T>(x), n, partial);
+    CS_LAUNCH(blocks, kThreads, 0, stream(c), red::partial_kernel<decltype(w)::value, kSquares, T>)(ptr<T>(x), n, partial);
   });
   check_launch(op);
-  final_kernel<<<1, kBlocks, 0, stream(c)>>>(partial, blocks, ptr<double>(out));
+  CS_LAUNCH(1, kBlocks, 0, stream(c), final_kernel)(partial, blocks, ptr<double>(out));
   check_launch(op);
 }
 }  // namespace

@@ -34,7 +34,7 @@ void rmsnorm_forward(Ctx& c, const Tensor& x, const Tensor& w, float eps, const 
       using W = decltype(tw);
       using Y = decltype(ty);
       vec::with_width<4>(d % 4 == 0 && vec::aligned16(x.data, w.data, y.data), [&](auto k) {
-        per_row::rmsnorm_forward<decltype(k)::value, W, Y><<<unsigned(n), kThreads, 0, stream(c)>>>(
+        CS_LAUNCH(unsigned(n), kThreads, 0, stream(c), per_row::rmsnorm_forward<decltype(k)::value, W, Y>)(
             ptr<float>(x), ptr<W>(w), eps, ptr<Y>(y), ptr<float>(rstd), d);
       });
     });
@@ -61,16 +61,16 @@ void rmsnorm_backward(Ctx& c, const Tensor& x, const Tensor& w, const Tensor& rs
   const bool wide = d % 4 == 0 && vec::aligned16(x.data, w.data, dy.data, dx.data, partial);
   vec::with_width<4>(wide, [&](auto k) {
     constexpr int N = decltype(k)::value;
-    per_row::rmsnorm_dw_partial<N><<<dim3(blocks_for(d / N, 128), unsigned(chunks)), 128, 0, stream(c)>>>(
+    CS_LAUNCH(dim3(blocks_for(d / N, 128), unsigned(chunks)), 128, 0, stream(c), per_row::rmsnorm_dw_partial<N>)(
         ptr<float>(x), ptr<float>(rstd), ptr<float>(dy), n, d, rows, partial);
   });
   check_launch("rmsnorm_backward (dw)");
-  rmsnorm_dw_final<<<blocks_for(d, 128), 128, 0, stream(c)>>>(partial, chunks, d, ptr<float>(dw));
+  CS_LAUNCH(blocks_for(d, 128), 128, 0, stream(c), rmsnorm_dw_final)(partial, chunks, d, ptr<float>(dw));
   check_launch("rmsnorm_backward (dw)");
   with_float(w.dtype, [&](auto tw) {
     using W = decltype(tw);
     vec::with_width<4>(wide, [&](auto k) {
-      per_row::rmsnorm_dx<decltype(k)::value, W><<<unsigned(n), kThreads, 0, stream(c)>>>(
+      CS_LAUNCH(unsigned(n), kThreads, 0, stream(c), per_row::rmsnorm_dx<decltype(k)::value, W>)(
           ptr<float>(x), ptr<W>(w), ptr<float>(rstd), ptr<float>(dy), ptr<float>(dx), d, accumulate_dx);
     });
   });

@@ -26,14 +26,14 @@ void rope_apply(Ctx& c, const Tensor& x, float base, int64_t pos0, const Tensor&
   OpScratch scratch(c);
   float* cos_t = scratch.take<float>(table_rows * half, "rope_apply (cos table)");
   float* sin_t = scratch.take<float>(table_rows * half, "rope_apply (sin table)");
-  ew::rope_table<<<blocks_for(table_rows * half, 256, 4096), 256, 0, stream(c)>>>(table_rows, half, base, pos0, pos,
+  CS_LAUNCH(blocks_for(table_rows * half, 256, 4096), 256, 0, stream(c), ew::rope_table<int32_t>)(table_rows, half, base, pos0, pos,
                                                                                   cos_t, sin_t);
   check_launch("rope_apply (table)");
   with_float(x.dtype, [&](auto t) {
     using T = decltype(t);
     vec::with_width<4>(half % 4 == 0 && vec::aligned16(x.data, cos_t, sin_t), [&](auto w) {
       constexpr int N = decltype(w)::value;
-      ew::rope_rotate<N, T><<<blocks_for(rows * half / N, 256, 16384), 256, 0, stream(c)>>>(
+      CS_LAUNCH(blocks_for(rows * half / N, 256, 16384), 256, 0, stream(c), ew::rope_rotate<N, T>)(
           ptr<T>(x), rows, heads, t_len, half, cos_t, sin_t, pos != nullptr, inverse ? -1.f : 1.f);
     });
   });

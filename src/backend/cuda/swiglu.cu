@@ -21,7 +21,7 @@ void swiglu_forward(Ctx& c, const Tensor& gu, const Tensor& out) {
       vec::with_width<8>(f % 8 == 0 && vec::aligned16(gu.data, out.data), [&](auto w) {
         constexpr int N = decltype(w)::value;
         const RowsLaunch l = rows_launch(n, f / N);
-        ew::swiglu_fwd<N, G, O><<<l.grid, l.threads, 0, stream(c)>>>(ptr<G>(gu), ptr<O>(out), n, f);
+        CS_LAUNCH(l.grid, l.threads, 0, stream(c), ew::swiglu_fwd<N, G, O>)(ptr<G>(gu), ptr<O>(out), n, f);
       });
     });
   });
@@ -43,7 +43,7 @@ void swiglu_backward(Ctx& c, const Tensor& gu, const Tensor& dout, const Tensor&
       vec::with_width<8>(f % 8 == 0 && vec::aligned16(gu.data, dout.data, dgu.data), [&](auto w) {
         constexpr int N = decltype(w)::value;
         const RowsLaunch l = rows_launch(n, f / N);
-        ew::swiglu_bwd<N, G, D><<<l.grid, l.threads, 0, stream(c)>>>(ptr<G>(gu), ptr<float>(dout), ptr<D>(dgu), n, f);
+        CS_LAUNCH(l.grid, l.threads, 0, stream(c), ew::swiglu_bwd<N, G, D>)(ptr<G>(gu), ptr<float>(dout), ptr<D>(dgu), n, f);
       });
     });
   });

@@ -6,7 +6,7 @@
 // aligned to the access size (min(16, N * sizeof(T)) bytes) and checks it on the host
 // (aligned16 on the base pointers, sizes whose offsets are multiples of N); N = 1 is the plain
 // scalar path. No CUDA header: tests/cuda_emu/ runs the kernels that use it on the CPU (there
-// each access is a memcpy).
+// each access is a memcpy whose alignment the emulation checks).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -58,6 +58,7 @@ __device__ __forceinline__ void copy_in(void* dst, const void* src) {
   const W w = *static_cast<const W*>(src);
   memcpy(dst, &w, B);  // register to register: no memory access
 #else
+  ::emu::check_aligned(src, B);  // what the GPU would fault on
   std::memcpy(dst, src, B);
 #endif
 }
@@ -69,6 +70,7 @@ __device__ __forceinline__ void copy_out(void* dst, const void* src) {
   memcpy(&w, src, B);
   *static_cast<W*>(dst) = w;
 #else
+  ::emu::check_aligned(dst, B);
   std::memcpy(dst, src, B);
 #endif
 }

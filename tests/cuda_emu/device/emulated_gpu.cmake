@@ -1,0 +1,54 @@
+# The emulated GPU (tests/cuda_emu/device/, included by tests/CMakeLists.txt): src/backend/cuda's
+# files compiled by the host compiler against an emulated CUDA runtime, cuBLASLt and CUB, so that
+# the CUDA backend as a whole (host code and kernels) runs on the CPU. The op tests' and the model
+# test's cuda instances run on it in every build, nvcc or not (label emulated_gpu; ctest names
+# EmulatedGpu.*, and EmulatedGpu<kernels>.* for the attention tests on each CS_CUDA_ATTENTION
+# choice). Each .cu is compiled through a one-line .cpp that includes it: a source file has one
+# language in a directory, and the GPU build compiles the same files as CUDA.
+set(CS_CUDA_STEMS cuda_backend table matmul embedding rmsnorm rope heads attention attention_tc attention_wgmma
+    attention_decode swiglu cross_entropy elementwise reduce cast adamw)
+set(CS_EMU_GPU_SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/runtime.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/cublaslt.cpp)
+foreach(stem ${CS_CUDA_STEMS})
+  set(wrapper ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu/${stem}.cpp)
+  file(CONFIGURE OUTPUT ${wrapper} CONTENT "#include \"backend/cuda/${stem}.cu\"\n")
+  list(APPEND CS_EMU_GPU_SOURCES ${wrapper})
+endforeach()
+add_library(cs_emulated_gpu OBJECT ${CS_EMU_GPU_SOURCES})
+# The shim headers (<cuda_runtime.h>, <cublasLt.h>, <cub/...>) before anything else on the path.
+target_include_directories(cs_emulated_gpu BEFORE PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/include
+                           ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(cs_emulated_gpu PRIVATE cs_core)
+# As tests/cuda_emu's: nvcc's #pragma unroll is unknown here; no contraction into FMAs.
+target_compile_options(cs_emulated_gpu PRIVATE -include ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/emulated_gpu.h
+                       -Wno-unknown-pragmas -ffp-contract=off)
+
+# The test files whose cuda instances run on the emulated GPU.
+set(CS_EMU_GPU_TESTS backend/ops_test backend/bf16_ops_test backend/reduce_cast_test backend/arg_check_test
+    backend/memory_test backend/attention_test backend/attention_bf16_test backend/attention_packed_test
+    cuda/model_parity_test)
+# The cuda instances, less the tests of the same bits at 1, 2 and 3 OpenMP threads (the emulated
+# GPU runs every launch the same way whatever the thread count; a GPU's run-to-run bits are
+# gpu_check.sh's to see).
+set(filter "*/cuda*:Cuda*:-*SameBitsForOneTwoAndThreeThreads*")
+foreach(t ${CS_EMU_GPU_TESTS})
+  string(REPLACE "/" "_" tname "emulated_gpu_${t}")
+  add_executable(${tname} ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cpp)
+  target_include_directories(${tname} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  # The emulated GPU's objects come first on the link line and define the whole CUDA backend
+  # (cs::make_cuda_backend, cs::cuda_device_count, cs::cuda::*), so the linker takes none of the
+  # real backend's (or the stub's) objects from cs_backend's archive.
+  target_link_libraries(${tname} PRIVATE cs_emulated_gpu ${CS_TEST_LIBS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${tname} PRIVATE CS_WITH_CUDA
+    CS_SOURCE_DIR="${CMAKE_SOURCE_DIR}" CS_BINARY="${CMAKE_BINARY_DIR}/chuanspeed")
+  gtest_discover_tests(${tname} TEST_PREFIX "EmulatedGpu." TEST_FILTER "${filter}"
+                       PROPERTIES LABELS emulated_gpu DISCOVERY_TIMEOUT 60)
+  if(t MATCHES "^backend/attention")
+    # The default kernels above; each other choice of kernels too (wgmma: the emulated GPU is an H100).
+    foreach(kernels wgmma wmma portable)
+      gtest_discover_tests(${tname} TEST_PREFIX "EmulatedGpu_${kernels}." TEST_FILTER "${filter}"
+                           PROPERTIES LABELS emulated_gpu ENVIRONMENT CS_CUDA_ATTENTION=${kernels}
+                           DISCOVERY_TIMEOUT 60)
+    endforeach()
+  endif()
+endforeach()
