@@ -20,14 +20,12 @@
 #include <functional>
 #include <memory>
 #include <random>
-#include <ucontext.h>
 #include <vector>
 #include <algorithm>
 #include <atomic>
 #include <string>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
-#endif
+
+#include "cuda_emu/fiber.h"
 
 #define CS_CUDA_EMULATION
 #define CS_TC_SHARED(name) unsigned char* name = emu::tl_smem
@@ -66,13 +64,13 @@ struct WgStage {
 // The fibers of the block being run (launch.h): the OS thread's context to return to, and the
 // fiber running now. AddressSanitizer is told of every switch of stacks.
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   char* stack = nullptr;
   size_t stack_size = 0;
   bool done = false;
 };
 struct Scheduler {
-  ucontext_t main;
+  Context main;
   Fiber* cur = nullptr;
   const void* main_stack = nullptr;  // the OS thread's stack (AddressSanitizer's bookkeeping)
   size_t main_stack_size = 0;
@@ -80,26 +78,12 @@ struct Scheduler {
 };
 inline thread_local Scheduler* tl_sched = nullptr;
 
-inline void asan_start_switch(void** fake, const void* bottom, size_t size) {
-#if defined(__SANITIZE_ADDRESS__)
-  __sanitizer_start_switch_fiber(fake, bottom, size);
-#else
-  (void)fake, (void)bottom, (void)size;
-#endif
-}
-inline void asan_finish_switch(void* fake, const void** bottom, size_t* size) {
-#if defined(__SANITIZE_ADDRESS__)
-  __sanitizer_finish_switch_fiber(fake, bottom, size);
-#else
-  (void)fake, (void)bottom, (void)size;
-#endif
-}
 // From the running fiber back to the scheduler, which resumes it later.
 inline void yield() {
   Scheduler* s = tl_sched;
   void* fake = nullptr;
   asan_start_switch(&fake, s->main_stack, s->main_stack_size);
-  swapcontext(&s->cur->ctx, &s->main);
+  switch_context(s->cur->ctx, s->main);
   asan_finish_switch(fake, nullptr, nullptr);
 }
 // A barrier of `expected` fibers: the last to arrive goes on, the others yield until it has.

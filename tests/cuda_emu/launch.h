@@ -70,27 +70,21 @@ inline void fiber_entry() {
   s->cur->done = true;
   ++s->progress;
   asan_start_switch(nullptr, s->main_stack, s->main_stack_size);  // this fiber's stack is done with
-  swapcontext(&s->cur->ctx, &s->main);                             // never resumed
+  switch_context(s->cur->ctx, s->main);                            // never resumed
 }
 
-// getcontext and swapcontext return twice, as setjmp does: each stays in a frame of its own, where
-// nothing lives across it.
-__attribute__((noinline)) inline void make_fiber(Fiber& f, char* stack) {
+inline void make_fiber(Fiber& f, char* stack) {
   f.done = false;
   f.stack = stack;
   f.stack_size = kFiberStack;
-  getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = f.stack;
-  f.ctx.uc_stack.ss_size = f.stack_size;
-  f.ctx.uc_link = nullptr;
-  makecontext(&f.ctx, fiber_entry, 0);
+  make_context(f.ctx, f.stack, f.stack_size, fiber_entry);
 }
 // Runs fiber f until it waits at a barrier or ends.
-__attribute__((noinline)) inline void run_fiber(Scheduler& s, Fiber& f) {
+inline void run_fiber(Scheduler& s, Fiber& f) {
   s.cur = &f;
   void* fake = nullptr;
   asan_start_switch(&fake, f.stack, f.stack_size);
-  swapcontext(&s.main, &f.ctx);
+  switch_context(s.main, f.ctx);
   asan_finish_switch(fake, nullptr, nullptr);
 }
 

@@ -52,3 +52,12 @@ foreach(t ${CS_EMU_GPU_TESTS})
     endforeach()
   endif()
 endforeach()
+
+# chuanspeed itself on the emulated GPU, and gpu_check.sh's loss-curve step in miniature with it.
+add_executable(emulated_gpu_chuanspeed ${CMAKE_SOURCE_DIR}/src/cli/main.cpp)
+target_link_libraries(emulated_gpu_chuanspeed PRIVATE cs_emulated_gpu cs_cli_lib)
+target_compile_definitions(emulated_gpu_chuanspeed PRIVATE CS_VERSION="${PROJECT_VERSION}")
+add_test(NAME EmulatedGpu.TrainingCurvesMatchTheCpu
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/train_curves.sh
+                 $<TARGET_FILE:emulated_gpu_chuanspeed> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu_train)
+set_tests_properties(EmulatedGpu.TrainingCurvesMatchTheCpu PROPERTIES LABELS emulated_gpu TIMEOUT 900)
