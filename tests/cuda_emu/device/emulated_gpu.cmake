@@ -61,3 +61,23 @@ add_test(NAME EmulatedGpu.TrainingCurvesMatchTheCpu
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/train_curves.sh
                  $<TARGET_FILE:emulated_gpu_chuanspeed> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu_train)
 set_tests_properties(EmulatedGpu.TrainingCurvesMatchTheCpu PROPERTIES LABELS emulated_gpu TIMEOUT 900)
+
+# gpu_bench (bench/gpu_check.sh's benchmark) on the emulated GPU: a tiny model through the timed
+# steps, the micro-batches and the per-op profile, in bf16 with RoPE and fp16 with ALiBi. Its
+# figures mean nothing here; that it runs and prints them whole is what is checked.
+if(CS_BUILD_BENCH AND EXISTS ${CMAKE_SOURCE_DIR}/bench/gpu_bench.cpp)
+  add_executable(emulated_gpu_gpu_bench ${CMAKE_SOURCE_DIR}/bench/gpu_bench.cpp ${CMAKE_SOURCE_DIR}/bench/op_profile.cpp)
+  target_include_directories(emulated_gpu_gpu_bench PRIVATE ${CMAKE_SOURCE_DIR})
+  target_link_libraries(emulated_gpu_gpu_bench PRIVATE cs_emulated_gpu cs_model cs_optim cs_parallel cs_backend cs_core
+                        CLI11::CLI11 fmt::fmt)
+  foreach(run "bf16;rope" "fp16;alibi")
+    list(GET run 0 precision)
+    list(GET run 1 position)
+    add_test(NAME EmulatedGpu.GpuBenchRuns_${precision}_${position}
+             COMMAND bash -c "out=$($<TARGET_FILE:emulated_gpu_gpu_bench> --device cuda --hidden 64 --heads 2 --ffn 96 \
+--vocab 256 --layers 2 --seq 64 --micro-batch 2 --micro-batches 2 --iters 1 --profile 1 --precision ${precision} \
+--position ${position} --label emulated 2>&1) && echo \"$out\" && echo \"$out\" | grep -q '\"tokens_per_s\"' && \
+echo \"$out\" | grep -qi 'attention'")
+    set_tests_properties(EmulatedGpu.GpuBenchRuns_${precision}_${position} PROPERTIES LABELS emulated_gpu TIMEOUT 300)
+  endforeach()
+endif()
