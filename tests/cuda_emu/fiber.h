@@ -11,6 +11,7 @@
 #include <ucontext.h>
 #endif
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -52,12 +53,24 @@ cs_emu_switch:
 
 namespace emu {
 
+// A stack used by an earlier fiber keeps the redzones of that fiber's frames poisoned (it never
+// returned from them): AddressSanitizer is told that the part the frames of a kernel use is free.
+inline void unpoison_stack(char* stack, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  const size_t used = size < (size_t(64) << 10) ? size : (size_t(64) << 10);
+  __asan_unpoison_memory_region(stack + size - used, used);
+#else
+  (void)stack, (void)size;
+#endif
+}
+
 #if defined(__x86_64__)
 struct Context {
   void* sp = nullptr;
 };
 // c, when switched to, calls entry (which must never return) on the stack [stack, stack + size).
 inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  unpoison_stack(stack, size);
   auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15));
   *--top = 0;                                    // entry's return address: none (it is entered as if called)
   *--top = reinterpret_cast<uintptr_t>(entry);  // where cs_emu_switch's ret goes
@@ -75,6 +88,7 @@ struct Context {
   ucontext_t uc;
 };
 __attribute__((noinline)) inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  unpoison_stack(stack, size);
   getcontext(&c.uc);
   c.uc.uc_stack.ss_sp = stack;
   c.uc.uc_stack.ss_size = size;

@@ -3,6 +3,9 @@
 #include "cuda_emu/device/cublaslt.h"
 
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "backend/cuda/cublaslt.cuh"
@@ -24,6 +27,17 @@ struct cublasLtMatmulPreferenceOpaque_t {
 };
 
 namespace {
+
+// Handles and descriptors live as long as the process, as the library's own memory would to a leak
+// checker (the backend keeps its descriptors for the process's life: one per GEMM shape).
+template <typename T>
+T* keep(const T& v) {
+  static std::mutex mu;
+  static std::deque<std::unique_ptr<T>> all;
+  std::lock_guard<std::mutex> lock(mu);
+  all.push_back(std::make_unique<T>(v));
+  return all.back().get();
+}
 
 constexpr uint64_t kMagic = 0xc0b1a5;
 constexpr size_t kAlgoWorkspace = size_t(4) << 20;  // what every emulated algorithm asks for, at most
@@ -74,18 +88,18 @@ cublasStatus_t check_problem(const cublasLtMatmulDescOpaque_t& op, const cublasL
 }  // namespace
 
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
-  *handle = new cublasLtContext;
+  *handle = keep(cublasLtContext{});
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
   if (!handle || !handle->live) return CUBLAS_STATUS_NOT_INITIALIZED;
-  handle->live = 0;  // kept (not freed), so that a use after destruction is seen
+  handle->live = 0;  // kept, so that a use after destruction is seen
   return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, cublasComputeType_t compute, cudaDataType_t scale) {
   if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-  *desc = new cublasLtMatmulDescOpaque_t;
+  *desc = keep(cublasLtMatmulDescOpaque_t{});
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
@@ -103,7 +117,7 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType type, uint64_t rows,
                                           uint64_t cols, int64_t ld) {
   if (!input_type(type) || ld < 1 || uint64_t(ld) < rows) return CUBLAS_STATUS_INVALID_VALUE;
-  *layout = new cublasLtMatrixLayoutOpaque_t{type, rows, cols, ld};
+  *layout = keep(cublasLtMatrixLayoutOpaque_t{type, rows, cols, ld});
   return CUBLAS_STATUS_SUCCESS;
 }
 

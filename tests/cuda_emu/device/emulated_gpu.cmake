@@ -14,11 +14,20 @@ foreach(stem ${CS_CUDA_STEMS})
   file(CONFIGURE OUTPUT ${wrapper} CONTENT "#include \"backend/cuda/${stem}.cu\"\n")
   list(APPEND CS_EMU_GPU_SOURCES ${wrapper})
 endforeach()
+# With MPI, NCCL too: src/parallel/nccl_group.cpp over the emulated NCCL (MPI between the ranks).
+if(CS_WITH_MPI)
+  set(wrapper ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu/nccl_group.cpp)
+  file(CONFIGURE OUTPUT ${wrapper} CONTENT "#include \"parallel/nccl_group.cpp\"\n")
+  list(APPEND CS_EMU_GPU_SOURCES ${wrapper} ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/nccl.cpp)
+endif()
 add_library(cs_emulated_gpu OBJECT ${CS_EMU_GPU_SOURCES})
 # The shim headers (<cuda_runtime.h>, <cublasLt.h>, <cub/...>) before anything else on the path.
 target_include_directories(cs_emulated_gpu BEFORE PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/include
                            ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(cs_emulated_gpu PRIVATE cs_core)
+target_link_libraries(cs_emulated_gpu PRIVATE cs_core fmt::fmt)
+if(CS_WITH_MPI)
+  target_link_libraries(cs_emulated_gpu PUBLIC MPI::MPI_CXX)
+endif()
 # As tests/cuda_emu's: nvcc's #pragma unroll is unknown here; no contraction into FMAs.
 target_compile_options(cs_emulated_gpu PRIVATE -include ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/emulated_gpu.h
                        -Wno-unknown-pragmas -ffp-contract=off)
@@ -58,9 +67,20 @@ add_executable(emulated_gpu_chuanspeed ${CMAKE_SOURCE_DIR}/src/cli/main.cpp)
 target_link_libraries(emulated_gpu_chuanspeed PRIVATE cs_emulated_gpu cs_cli_lib)
 target_compile_definitions(emulated_gpu_chuanspeed PRIVATE CS_VERSION="${PROJECT_VERSION}")
 add_test(NAME EmulatedGpu.TrainingCurvesMatchTheCpu
-         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/train_curves.sh
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/train_curves.sh precisions
                  $<TARGET_FILE:emulated_gpu_chuanspeed> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu_train)
 set_tests_properties(EmulatedGpu.TrainingCurvesMatchTheCpu PROPERTIES LABELS emulated_gpu TIMEOUT 900)
+# The parallel layouts on the emulated GPUs of two ranks, through the NCCL group.
+if(CS_WITH_MPI)
+  add_test(NAME EmulatedGpu.ParallelLayoutsTrainAsOneProcess
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu/device/train_curves.sh layouts
+                   $<TARGET_FILE:emulated_gpu_chuanspeed> ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/emulated_gpu_layouts)
+  set_tests_properties(EmulatedGpu.ParallelLayoutsTrainAsOneProcess PROPERTIES LABELS emulated_gpu TIMEOUT 900
+                       RESOURCE_LOCK mpi)
+  if(CS_SANITIZE_MPI_ENV)  # Open MPI's start-up allocations, as for the other tests that start mpirun
+    set_tests_properties(EmulatedGpu.ParallelLayoutsTrainAsOneProcess PROPERTIES ENVIRONMENT ${CS_SANITIZE_MPI_ENV})
+  endif()
+endif()
 
 # gpu_bench (bench/gpu_check.sh's benchmark) on the emulated GPU: a tiny model through the timed
 # steps, the micro-batches and the per-op profile, in bf16 with RoPE and fp16 with ALiBi. Its

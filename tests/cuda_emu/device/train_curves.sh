@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# bench/gpu_check.sh's loss-curve step in miniature, on the emulated GPU (ctest
-# EmulatedGpu.TrainingCurvesMatchTheCpu): chuanspeed built against it trains the demo model a few
-# steps on the CPU and on "cuda" in fp32, bf16 and fp16 (the loss scaler) from the same weights
-# and data, through the trainer's whole device path (gradient clipping, AdamW, the scaler's
-# found-inf, metrics, checkpoints), and chuanspeed compare holds the GPU runs to the check's
-# limits: fp32 mean relative error <= 1e-4 and max <= 1e-3, bf16 and fp16 mean <= 1e-2. The fp16
-# run starts its loss scale at 2^12: from Megatron's 2^32 the scaler halves it through about ten
-# skipped (overflowing) steps first, which the first run here showed, as on a GPU.
-# Usage: train_curves.sh CHUANSPEED SOURCE_DIR WORK_DIR
+# bench/gpu_check.sh's loss-curve step in miniature, on the emulated GPU: chuanspeed built against
+# it trains the demo model a few steps from the same weights and data, through the trainer's whole
+# device path (gradient clipping, AdamW, the loss scaler's found-inf, metrics, checkpoints), and
+# chuanspeed compare holds the runs to limits on the mean and max relative error of the losses.
+#  precisions: on the CPU and on "cuda" in fp32, bf16 and fp16, with the check's limits: fp32 mean
+#    relative error <= 1e-4 and max <= 1e-3, bf16 and fp16 mean <= 1e-2. The fp16 run starts its
+#    loss scale at 2^12: from Megatron's 2^32 the scaler halves it through about ten skipped
+#    (overflowing) steps first, which the first run here showed, as on a GPU.
+#  layouts: on "cuda" in one process and, under mpirun, TP2 with sequence parallelism, PP2 and DP2
+#    with the distributed optimizer: the ranks' NCCL group (src/parallel/nccl_group.cpp) over the
+#    emulated NCCL; every loss within 1e-5 relative of the one process's, as the CPU's layouts.
+# Usage: train_curves.sh precisions|layouts CHUANSPEED SOURCE_DIR WORK_DIR
 set -euo pipefail
-CS=$1 SRC=$2 W=$3
+MODE=$1 CS=$2 SRC=$3 W=$4
 rm -rf "$W"
 mkdir -p "$W"
 "$CS" preprocess --input "$SRC/assets/demo/alpaca_demo.parquet" --output-prefix "$W/alpaca" \
@@ -20,27 +23,46 @@ RUN=(train --data-path "$W/alpaca_text_document" --seq-length 32 --micro-batch-s
   --train-iters 8 --lr 3e-3 --min-lr 3e-4 --lr-warmup-iters 2 --lr-decay-style cosine --weight-decay 0.1
   --clip-grad 1.0 --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 1 --split 98,2,0 --eval-interval 100000
   --load "$W/init")
-for run in "cpu fp32" "cuda fp32" "cuda bf16" "cuda fp16"; do
-  set -- $run
-  flags=()
-  [[ $2 != fp32 ]] && flags=("--$2")
-  [[ $2 == fp16 ]] && flags+=(--initial-loss-scale 4096)
-  if ! "$CS" "${RUN[@]}" --device "$1" "${flags[@]}" --save "$W/$1-$2" > "$W/train-$1-$2.log" 2>&1; then
-    echo "FAIL: training $1 $2:"; tail -n 5 "$W/train-$1-$2.log"; exit 1
+MPI=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  OMP_NUM_THREADS=1 mpirun --oversubscribe -np 2)
+# train NAME RANKS FLAGS...: one run into $W/NAME (RANKS 1: without mpirun).
+train() {
+  local name=$1 ranks=$2
+  shift 2
+  local launch=()
+  [[ $ranks != 1 ]] && launch=("${MPI[@]}")
+  if ! "${launch[@]}" "$CS" "${RUN[@]}" "$@" --save "$W/$name" > "$W/train-$name.log" 2>&1; then
+    echo "FAIL: training $name:"; tail -n 5 "$W/train-$name.log"; exit 1
   fi
-done
+}
 fail=0
-for check in "cuda-fp32 1e-4 1e-3" "cuda-bf16 1e-2 1" "cuda-fp16 1e-2 1"; do
-  set -- $check
-  "$CS" compare "$W/cpu-fp32" "$W/$1" --tolerance 1 > "$W/compare-$1.txt" 2>&1 || true
-  mean=$(grep -oE 'mean relative error[^0-9]*[0-9.e+-]+' "$W/compare-$1.txt" | grep -oE '[0-9.e+-]+$' | head -n 1)
-  max=$(grep -oE 'max relative error[^0-9]*[0-9.e+-]+' "$W/compare-$1.txt" | grep -oE '[0-9.e+-]+$' | head -n 1)
-  if awk -v m="${mean:-inf}" -v x="${max:-inf}" -v lm="$2" -v lx="$3" 'BEGIN { exit !(m <= lm && x <= lx) }'; then
-    echo "cpu-fp32 vs $1: mean relative error $mean (limit $2), max $max (limit $3): pass"
+# curve REFERENCE NAME MEAN_LIMIT MAX_LIMIT: chuanspeed compare's errors against the limits.
+curve() {
+  "$CS" compare "$W/$1" "$W/$2" --tolerance 1 > "$W/compare-$2.txt" 2>&1 || true
+  local mean max
+  mean=$(grep -oE 'mean relative error[^0-9]*[0-9.e+-]+' "$W/compare-$2.txt" | grep -oE '[0-9.e+-]+$' | head -n 1)
+  max=$(grep -oE 'max relative error[^0-9]*[0-9.e+-]+' "$W/compare-$2.txt" | grep -oE '[0-9.e+-]+$' | head -n 1)
+  if awk -v m="${mean:-inf}" -v x="${max:-inf}" -v lm="$3" -v lx="$4" 'BEGIN { exit !(m <= lm && x <= lx) }'; then
+    echo "$1 vs $2: mean relative error $mean (limit $3), max $max (limit $4): pass"
   else
-    echo "FAIL: cpu-fp32 vs $1: mean relative error ${mean:-?} (limit $2), max ${max:-?} (limit $3)"
-    cat "$W/compare-$1.txt"
+    echo "FAIL: $1 vs $2: mean relative error ${mean:-?} (limit $3), max ${max:-?} (limit $4)"
+    cat "$W/compare-$2.txt"
     fail=1
   fi
-done
+}
+if [[ $MODE == precisions ]]; then
+  train cpu-fp32 1 --device cpu
+  train cuda-fp32 1 --device cuda
+  train cuda-bf16 1 --device cuda --bf16
+  train cuda-fp16 1 --device cuda --fp16 --initial-loss-scale 4096
+  curve cpu-fp32 cuda-fp32 1e-4 1e-3
+  curve cpu-fp32 cuda-bf16 1e-2 1
+  curve cpu-fp32 cuda-fp16 1e-2 1
+else
+  train one 1 --device cuda
+  train tp2 2 --device cuda --tensor-model-parallel-size 2 --sequence-parallel
+  train pp2 2 --device cuda --pipeline-model-parallel-size 2
+  train dp2 2 --device cuda --use-distributed-optimizer
+  for layout in tp2 pp2 dp2; do curve one "$layout" 1e-5 1e-5; done
+fi
 exit $fail
