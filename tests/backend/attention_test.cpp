@@ -66,8 +66,8 @@ TEST_P(Attention, FlashMatchesReferenceAndDerivatives) {
   ctx.ops.attention_forward(ctx, qt, kt, vt, st, Tensor(nullptr, {0}), ot, lt);
   const std::vector<float> o = dev.download(ot), lse = dev.download(lt);
   auto want = ref::attention(q, k, v, sl, c.b, c.h, c.t, c.hd);
-  // o averages v: its rounding error scales with v's largest value (sums of p v in another order
-  // than the reference's cancel to small outputs, as in the x2 cases).
+  // o averages v: its rounding error scales with v's largest value, not with o's own (a small o is
+  // a cancelling sum of p v terms, summed in another order than the reference's).
   EXPECT_TRUE(all_close(o, want, tol::kF32Atol * std::max(1.0, test::max_abs(v)), tol::kF32Rtol, "flash o"));
   ctx.ops.attention_backward(ctx, qt, kt, vt, st, Tensor(nullptr, {0}), ot, lt, dyt, dqt, dkt, dvt);
   const std::vector<float> dq = dev.download(dqt), dk = dev.download(dkt), dv = dev.download(dvt);

@@ -70,8 +70,7 @@ class BlockScan {
     __syncthreads();
     T acc{};
     for (unsigned i = 0; i < threadIdx.x; ++i) acc += s_.v[i];
-    __syncthreads();
-    out = acc;
+    out = acc;  // no barrier after: as with CUB, a caller that reuses the storage must sync first
   }
 
  private:

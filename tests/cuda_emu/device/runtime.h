@@ -2,8 +2,8 @@
 // headers in include/), implemented on the CPU (runtime.cpp), so that the CUDA backend as a whole
 // (its argument checks, launch configurations, width choices, scratch, cuBLASLt descriptors and
 // every kernel) runs in CI. Device memory is host memory the runtime tracks; every call runs when
-// it is made (one stream at a time, in order); a launch runs the kernel's blocks on CPU threads
-// (launch.h). What a GPU refuses is refused with the runtime's error, as a GPU would: a block
+// it is made (one stream at a time, in order); a launch runs the kernel's blocks one after another,
+// each CUDA thread a fiber on the calling thread (launch.h). What a GPU refuses is refused with the runtime's error, as a GPU would: a block
 // over 1024 threads, a grid over 2^31 - 1 blocks in x or 65535 in y, dynamic shared memory over
 // 48 KB without cudaFuncSetAttribute having raised that kernel's limit, or over the device's
 // opt-in maximum; a copy whose device side is not inside one allocation or whose host side is;
