@@ -78,7 +78,7 @@ cublasStatus_t check_problem(const cublasLtMatmulDescOpaque_t& op, const cublasL
                              const cublasLtMatrixLayoutOpaque_t& d) {
   const uint64_t m = op.ta == CUBLAS_OP_T ? a.cols : a.rows, ka = op.ta == CUBLAS_OP_T ? a.rows : a.cols;
   const uint64_t kb = op.tb == CUBLAS_OP_T ? b.cols : b.rows, n = op.tb == CUBLAS_OP_T ? b.rows : b.cols;
-  if (ka != kb || c.rows != m || c.cols != n || d.rows != m || d.cols != n || c.ld != d.ld || c.type != d.type)
+  if (ka != kb || c.rows != m || c.cols != n || d.rows != m || d.cols != n || c.type != d.type)
     return CUBLAS_STATUS_INVALID_VALUE;
   // Same input types; a half output only from its own half inputs.
   if (a.type != b.type || (d.type != CUDA_R_32F && d.type != a.type)) return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -182,6 +182,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   if (emu::gpu::sticky() != cudaSuccess || !emu::gpu::live_stream(stream)) return CUBLAS_STATUS_EXECUTION_FAILED;
   const cublasStatus_t s = check_problem(*desc, *a_layout, *b_layout, *c_layout, *d_layout);
   if (s != CUBLAS_STATUS_SUCCESS) return s;
+  if (c == d && c_layout->ld != d_layout->ld) return CUBLAS_STATUS_INVALID_VALUE;  // in place: one layout
   // The algorithm: found for these descriptors, with this much workspace.
   const uint64_t* g = algo->data;
   if (g[0] != kMagic || g[3] != reinterpret_cast<uintptr_t>(desc) || g[4] != reinterpret_cast<uintptr_t>(a_layout) ||

@@ -3,10 +3,10 @@
 // layouts (rows, cols, leading dimension), D = alpha op(A) op(B) + beta C with op from the
 // descriptor's TRANSA / TRANSB, C not read when beta is 0, f32 compute and scale. What cuBLASLt
 // refuses is refused: mismatched dimensions, a leading dimension under the rows, an input type
-// pair it has no kernel for, C and D layouts that differ. The algorithm a heuristic returns is
-// valid for the alignments and workspace its preference declared (256 bytes when a preference
-// declares none, cuBLASLt's default); a matmul whose pointers are less aligned, or whose workspace
-// is smaller, fails as the GPU would.
+// pair it has no kernel for, C and D of different types (or layouts, when in place). The
+// algorithm a heuristic returns is valid for the alignments and workspace its preference declared
+// (256 bytes when a preference declares none, cuBLASLt's default); a matmul whose pointers are
+// less aligned, or whose workspace is smaller, fails as the GPU would.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -25,7 +25,12 @@ struct Gpu {
   int streams_made = 0;
   Gpu() {
     const char* g = std::getenv("CS_EMULATED_GPU");
-    if (g && std::string(g) == "a100") major = 8, minor = 0, optin_smem = 163 * 1024, sms = 108;
+    if (!g || std::string(g) == "h100") return;
+    if (std::string(g) != "a100") {
+      std::fprintf(stderr, "CS_EMULATED_GPU=%s: expected h100 or a100 (or unset: h100)\n", g);
+      std::exit(2);
+    }
+    major = 8, minor = 0, optin_smem = 163 * 1024, sms = 108;
   }
 };
 
