@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -30,8 +31,12 @@ std::string curve_file(const std::string& p) {
 }
 
 void print_run(const char* tag, const std::string& path, const LossCurve& c) {
-  std::printf("%s: %s: %zu iterations (%lld..%lld)\n", tag, path.c_str(), c.loss.size(),
-              (long long)c.loss.begin()->first, (long long)c.loss.rbegin()->first);
+  int64_t first = c.loss.begin()->first, last = c.loss.rbegin()->first;
+  if (!c.skipped.empty()) first = std::min(first, *c.skipped.begin()), last = std::max(last, *c.skipped.rbegin());
+  std::printf("%s: %s: %zu iterations (%lld..%lld)", tag, path.c_str(), c.loss.size() + c.skipped.size(),
+              (long long)first, (long long)last);
+  if (!c.skipped.empty()) std::printf(", %zu of them without a loss (every step skipped)", c.skipped.size());
+  std::printf("\n");
 }
 
 // rsvg-convert SVG -> PNG without a shell (run names may hold quotes). Returns true when the PNG
@@ -92,11 +97,14 @@ int compare_main(int argc, char** argv) {
   print_run("B", run_b, b);
   for (const LossCurve* c : {&a, &b})
     for (const std::string& n : c->notes) std::printf("note: %s\n", n.c_str());
-  const CurveComparison c = compare_curves(a.loss, b.loss, from, to);
+  const CurveComparison c = compare_curves(a, b, from, to);
   std::printf("compared %zu iterations (%lld..%lld), skipped %lld\n", c.iterations.size(), (long long)c.iterations.front(),
-              (long long)c.iterations.back(), (long long)c.both_nonfinite);
+              (long long)c.iterations.back(), (long long)(c.both_nonfinite + c.skipped_intervals));
   if (c.both_nonfinite > 0)
     std::printf("note: skipped %lld iteration(s) where the loss is NaN or inf in both runs\n", (long long)c.both_nonfinite);
+  if (c.skipped_intervals > 0)
+    std::printf("note: skipped %lld iteration(s) where a run logged no loss: every step of the interval was skipped "
+                "(fp16 loss scale overflow)\n", (long long)c.skipped_intervals);
   if (c.one_nonfinite > 0)
     std::printf("note: %lld iteration(s) where only one run's loss is NaN or inf: relative error infinite\n",
                 (long long)c.one_nonfinite);

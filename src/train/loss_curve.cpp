@@ -71,12 +71,31 @@ nlohmann::json parse_json_line(const std::string& line) {
   return j;
 }
 
+// The count N of a " NAME: N |" field in `line` from position `from`: false when the field is
+// absent or not a complete count followed by '|' (a line cut short while being written).
+bool count_field(std::string_view line, size_t from, std::string_view name, int64_t& n) {
+  const size_t f = line.find(name, from);
+  if (f == std::string_view::npos) return false;
+  size_t q = f + name.size();
+  while (q < line.size() && is_space(line[q])) ++q;
+  const size_t d0 = q;
+  while (q < line.size() && line[q] >= '0' && line[q] <= '9') ++q;
+  const std::string_view digits = line.substr(d0, q - d0);
+  while (q < line.size() && is_space(line[q])) ++q;
+  return q < line.size() && line[q] == '|' && parse_iteration(digits, n);
+}
+
 // Megatron's (and our stdout's) line: " iteration      100/   10000 | ... | lm loss: 7.123456E+00 | ...".
 // Plain scanning, not std::regex: libstdc++'s regex recurses per character and overflows the
-// stack on long lines. Returns false for a line that is not an iteration line with an lm loss;
-// sets `bad` to an error description when it is one but a value does not parse, and `cut` when
-// the line ends right after the loss (it may have been cut short while being written).
-bool scan_log_line(std::string_view line, int64_t& it, double& loss, std::string& bad, bool& cut) {
+// stack on long lines. Returns false for a line that is not an iteration line with an lm loss
+// or a complete line without one; sets `bad` to an error description when it is one but a value
+// does not parse, and `cut` when the line ends right after the loss (it may have been cut short
+// while being written).
+// Megatron leaves "lm loss" out of a line whose average is not positive: an interval where every
+// iteration was skipped (fp16 overflow: nothing to average; `skipped` is set) or whose average is
+// NaN (a diverged run that counts no nan iteration; read as NaN). The skipped and nan counts of
+// the line tell the two apart.
+bool scan_log_line(std::string_view line, int64_t& it, double& loss, bool& skipped, std::string& bad, bool& cut) {
   for (size_t p = line.find("iteration"); p != std::string_view::npos; p = line.find("iteration", p)) {
     size_t q = p += 9;
     if (q >= line.size() || !is_space(line[q])) continue;
@@ -87,7 +106,17 @@ bool scan_log_line(std::string_view line, int64_t& it, double& loss, std::string
     while (q < line.size() && is_space(line[q])) ++q;
     if (digits.empty() || q >= line.size() || line[q] != '/') continue;
     const size_t l = line.find("lm loss:", q);
-    if (l == std::string_view::npos) return false;
+    if (l == std::string_view::npos) {
+      int64_t n_skipped = 0, n_nan = 0;
+      if (!count_field(line, q, "number of skipped iterations:", n_skipped) ||
+          !count_field(line, q, "number of nan iterations:", n_nan))
+        return false;
+      if (!parse_iteration(digits, it))
+        bad = fmt::format("expected an iteration number below 2^63, got '{}'", excerpt(digits));
+      skipped = n_skipped > 0 && n_nan == 0;
+      loss = NAN;
+      return true;
+    }
     size_t v0 = l + 8;
     while (v0 < line.size() && is_space(line[v0])) ++v0;
     size_t v1 = v0;
@@ -113,6 +142,19 @@ int64_t json_iteration(const nlohmann::json& v, std::string& bad) {
   }
   bad = fmt::format("expected \"iteration\" to be a whole number from 0 to 2^63-1, got {}", excerpt(v.dump()));
   return 0;
+}
+
+// A metrics record without "lm_loss" that is a training record (it has "skipped_iterations"):
+// every iteration of its interval skipped (true), or a NaN average (false, as in a log line).
+// Returns false for other records (validation ones).
+bool json_no_loss(const nlohmann::json& j, bool& skipped) {
+  const auto count = [&](const char* key) {
+    const auto f = j.find(key);
+    return f != j.end() && f->is_number() ? f->get<double>() : 0.0;
+  };
+  if (!j.contains("skipped_iterations")) return false;
+  skipped = count("skipped_iterations") > 0 && count("nan_iterations") == 0;
+  return true;
 }
 
 // The lm_loss of a JSON record: a number; null (nlohmann writes NaN / inf as null, so a diverged
@@ -155,6 +197,7 @@ LossCurve read_loss_curve(const std::string& path) {
       mode = j.is_object() && j.contains("iteration") ? Mode::kJson : Mode::kLog;
     int64_t it = 0;
     double loss = NAN;
+    bool skipped = false;
     std::string bad;
     if (mode == Mode::kJson) {
       if (!j.is_object() || !j.contains("iteration")) {
@@ -165,21 +208,23 @@ LossCurve read_loss_curve(const std::string& path) {
         fail(fmt::format("expected a JSON metrics record like {{\"iteration\": 10, \"lm_loss\": 2.5}}, got '{}'", excerpt(line)),
              "the file is read as JSON lines (its name or first line says so); fix or delete this line");
       }
-      if (!j.contains("lm_loss")) continue;  // validation and other records
+      if (!j.contains("lm_loss") && !json_no_loss(j, skipped)) continue;  // validation and other records
       it = json_iteration(j["iteration"], bad);
-      if (bad.empty()) loss = json_loss(j["lm_loss"], bad);
+      if (bad.empty() && j.contains("lm_loss")) loss = json_loss(j["lm_loss"], bad);
       if (!bad.empty()) fail(bad, "fix or delete this record");
     } else {
       bool cut = false;
-      if (!scan_log_line(line, it, loss, bad, cut)) continue;
+      if (!scan_log_line(line, it, loss, skipped, bad, cut)) continue;
       if (unterminated && (cut || !bad.empty())) {
         curve.notes.push_back(fmt::format("{}:{}: the last iteration line is incomplete (a run still writing?); ignored", path, lineno));
         break;
       }
       if (!bad.empty()) fail(bad, "fix or delete this line of the log");
     }
-    if (!curve.loss.emplace(it, loss).second) {
-      curve.loss[it] = loss;
+    const bool seen = curve.loss.erase(it) + curve.skipped.erase(it) > 0;
+    if (skipped) curve.skipped.insert(it);
+    else curve.loss.emplace(it, loss);
+    if (seen) {
       if (repeated++ == 0) first_repeat = it;
       last_repeat = it;
     }
@@ -187,6 +232,10 @@ LossCurve read_loss_curve(const std::string& path) {
   if (repeated > 0)
     curve.notes.push_back(fmt::format("{}: {} iteration(s) logged more than once (first {}, last {}; a resumed run?): "
                                       "the last value of each is used", path, repeated, first_repeat, last_repeat));
+  if (curve.loss.empty() && !curve.skipped.empty())
+    throw Error(fmt::format("[compare] {}: no losses found: each of its {} training records is an interval where every "
+                            "iteration was skipped (fp16 loss scale overflow); Hint: compare a longer run, or check "
+                            "its --initial-loss-scale", path, curve.skipped.size()));
   if (curve.loss.empty())
     throw Error(fmt::format("[compare] {}: no losses found; expected metrics.jsonl records {{\"iteration\": N, \"lm_loss\": X}} "
                             "or training log lines ' iteration N/ M | ... | lm loss: X |'; Hint: check the file is the run's log", path));
@@ -245,11 +294,29 @@ bool same_iterations(const std::map<int64_t, double>& a, const std::map<int64_t,
 
 CurveComparison compare_curves(const std::map<int64_t, double>& a, const std::map<int64_t, double>& b,
                                int64_t from, int64_t to) {
+  LossCurve ca, cb;
+  ca.loss = a;
+  cb.loss = b;
+  return compare_curves(ca, cb, from, to);
+}
+
+CurveComparison compare_curves(const LossCurve& ca, const LossCurve& cb, int64_t from, int64_t to) {
+  // Every logged iteration, losses and skipped intervals alike, must be the same in both runs.
+  auto logged = [](const LossCurve& c) {
+    std::map<int64_t, double> m = c.loss;
+    for (const int64_t it : c.skipped) m.emplace(it, NAN);
+    return m;
+  };
+  const std::map<int64_t, double> a = logged(ca), b = logged(cb);
   if (!same_iterations(a, b, from, to) || window_of(a, from, to).n == 0) throw_mismatch(a, b, from, to);
   CurveComparison c;
   double sum_a = 0, sum_b = 0, sum_rel = 0;
   for (auto i = a.lower_bound(from); i != a.end() && i->first <= to; ++i) {
     const int64_t it = i->first;
+    if (ca.skipped.count(it) || cb.skipped.count(it)) {  // no loss to compare: not a divergence either
+      ++c.skipped_intervals;
+      continue;
+    }
     const double la = i->second, lb = b.at(it);
     const bool fa = std::isfinite(la), fb = std::isfinite(lb);
     if (!fa && !fb) {  // both diverged here: nothing to compare, counted in a note
@@ -271,8 +338,9 @@ CurveComparison compare_curves(const std::map<int64_t, double>& a, const std::ma
     if (abs_err > c.max_abs || c.iterations.size() == 1) { c.max_abs = abs_err; c.max_abs_iter = it; }
   }
   if (c.iterations.empty())
-    throw Error(fmt::format("[compare] every loss in [{}, {}] is NaN or inf in both runs ({} iterations); expected finite "
-                            "losses to compare; Hint: compare an earlier range with --to-iter", from, to, c.both_nonfinite));
+    throw Error(fmt::format("[compare] no iteration in [{}, {}] has a loss to compare ({} with the loss NaN or inf in both runs, "
+                            "{} where a run skipped every step of the interval); expected finite losses to compare; Hint: compare "
+                            "another range with --from-iter / --to-iter", from, to, c.both_nonfinite, c.skipped_intervals));
   c.mean_rel = sum_rel / double(c.iterations.size());
   c.avg_loss_rel = c.one_nonfinite > 0 ? INFINITY : std::fabs(sum_a - sum_b) / std::max(std::fabs(sum_a), kRelativeErrorFloor);
   return c;

@@ -11,27 +11,33 @@
 namespace cs {
 
 std::string format_log_line(const LogRecord& r) {
-  return fmt::format(
-      " iteration {:8d}/{:8d} | consumed samples: {:12d} | elapsed time per iteration (ms): {:.1f} | "
-      "learning rate: {:.6E} | global batch size: {:5d} | lm loss: {:.6E} | loss scale: {:.1f} | "
-      "grad norm: {:.3f} | number of skipped iterations: {:3d} | number of nan iterations: {:3d} | "
-      "samples/s/p: {:.3f} | tokens/s/p: {:.1f} | TFLOPs/p: {:.4f} |",
-      r.iteration, r.train_iters, r.consumed_samples, r.elapsed_ms_per_iter, r.learning_rate,
-      r.global_batch, r.lm_loss, r.loss_scale, r.grad_norm, r.skipped_iters, r.nan_iters,
-      r.samples_per_s_per_device, r.tokens_per_s_per_device, r.tflops_per_device) +
-      (r.trained_tokens >= 0 ? fmt::format(" trained tokens: {} |", r.trained_tokens) : std::string());
+  return fmt::format(" iteration {:8d}/{:8d} | consumed samples: {:12d} | elapsed time per iteration (ms): {:.1f} | "
+                     "learning rate: {:.6E} | global batch size: {:5d} |",
+                     r.iteration, r.train_iters, r.consumed_samples, r.elapsed_ms_per_iter, r.learning_rate,
+                     r.global_batch) +
+         (r.has_loss ? fmt::format(" lm loss: {:.6E} |", r.lm_loss) : std::string()) +
+         fmt::format(" loss scale: {:.1f} |", r.loss_scale) +
+         (r.has_grad_norm ? fmt::format(" grad norm: {:.3f} |", r.grad_norm) : std::string()) +
+         fmt::format(" number of skipped iterations: {:3d} | number of nan iterations: {:3d} | "
+                     "samples/s/p: {:.3f} | tokens/s/p: {:.1f} | TFLOPs/p: {:.4f} |",
+                     r.skipped_iters, r.nan_iters, r.samples_per_s_per_device, r.tokens_per_s_per_device,
+                     r.tflops_per_device) +
+         (r.trained_tokens >= 0 ? fmt::format(" trained tokens: {} |", r.trained_tokens) : std::string());
 }
 
 std::string format_jsonl(const LogRecord& r) {
   nlohmann::ordered_json j = {
       {"iteration", r.iteration}, {"train_iters", r.train_iters},
       {"consumed_samples", r.consumed_samples}, {"elapsed_ms_per_iter", r.elapsed_ms_per_iter},
-      {"learning_rate", r.learning_rate}, {"global_batch_size", r.global_batch},
-      {"lm_loss", r.lm_loss}, {"loss_scale", r.loss_scale}, {"grad_norm", r.grad_norm},
-      {"skipped_iterations", r.skipped_iters}, {"nan_iterations", r.nan_iters},
-      {"samples_per_s_per_device", r.samples_per_s_per_device},
-      {"tokens_per_s_per_device", r.tokens_per_s_per_device},
-      {"tflops_per_device", r.tflops_per_device}};
+      {"learning_rate", r.learning_rate}, {"global_batch_size", r.global_batch}};
+  if (r.has_loss) j["lm_loss"] = r.lm_loss;
+  j["loss_scale"] = r.loss_scale;
+  if (r.has_grad_norm) j["grad_norm"] = r.grad_norm;
+  j["skipped_iterations"] = r.skipped_iters;
+  j["nan_iterations"] = r.nan_iters;
+  j["samples_per_s_per_device"] = r.samples_per_s_per_device;
+  j["tokens_per_s_per_device"] = r.tokens_per_s_per_device;
+  j["tflops_per_device"] = r.tflops_per_device;
   if (r.trained_tokens >= 0) j["trained_tokens"] = r.trained_tokens;
   return j.dump();
 }

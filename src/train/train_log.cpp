@@ -14,15 +14,17 @@ void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
   if (o.stepped) {
     loss_ += o.loss;
     ++clean_;
-    last_norm_ = o.grad_norm;
   }
+  // The logged grad norm is the interval's last iteration's (Megatron's), unknown when it was skipped.
+  last_norm_known_ = !o.skipped;
+  if (!o.skipped) last_norm_ = o.grad_norm;
   skipped_ += o.skipped;
   nan_ += o.nan;
   trained_ += o.trained_tokens;
   seconds_ += seconds;
   ++iters_;
   last_lr_ = lr;
-  last_scale_ = o.loss_scale;
+  last_scale_ = o.next_loss_scale;
 }
 
 LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
@@ -34,9 +36,12 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
   const double step_s = seconds_ / double(iters_);
   rec.elapsed_ms_per_iter = step_s * 1e3;
   rec.learning_rate = last_lr_;
+  // No clean iteration: NaN when some diverged (so the log shows it), no loss when all were skipped.
   rec.lm_loss = clean_ ? loss_ / double(clean_) : NAN;
+  rec.has_loss = clean_ > 0 || nan_ > 0;
   rec.loss_scale = last_scale_;
   rec.grad_norm = last_norm_;
+  rec.has_grad_norm = last_norm_known_;
   rec.skipped_iters = skipped_;
   rec.nan_iters = nan_;
   if (cfg_.instruction) rec.trained_tokens = trained_;
@@ -48,11 +53,16 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
     if (cfg_.print) std::printf("%s\n", format_log_line(rec).c_str());
     std::fflush(stdout);
     metrics_.write(rec);
-    if (tb_)  // Megatron's tag names
-      tb_->scalars(iteration, {{"lm loss", rec.lm_loss}, {"learning-rate", rec.learning_rate},
-                               {"loss-scale", rec.loss_scale}, {"grad-norm", rec.grad_norm},
-                               {"tokens-per-second-per-device", rec.tokens_per_s_per_device},
-                               {"tflops-per-device", rec.tflops_per_device}});
+    if (tb_) {  // Megatron's tag names
+      std::vector<std::pair<std::string, double>> s;
+      if (rec.has_loss) s.emplace_back("lm loss", rec.lm_loss);
+      s.emplace_back("learning-rate", rec.learning_rate);
+      s.emplace_back("loss-scale", rec.loss_scale);
+      if (rec.has_grad_norm) s.emplace_back("grad-norm", rec.grad_norm);
+      s.emplace_back("tokens-per-second-per-device", rec.tokens_per_s_per_device);
+      s.emplace_back("tflops-per-device", rec.tflops_per_device);
+      tb_->scalars(iteration, s);
+    }
   }
   loss_ = seconds_ = 0;
   clean_ = iters_ = skipped_ = nan_ = trained_ = 0;

@@ -91,6 +91,7 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   out.found_inf = !std::isfinite(out.grad_norm);
   if (fp16_ && out.found_inf) {
     out.skipped = true;
+    out.nan = !std::isfinite(out.loss);  // Megatron counts a skipped iteration with a non-finite loss as nan
   } else if (out.found_inf || !std::isfinite(out.loss)) {
     out.nan = true;
   } else {
@@ -99,6 +100,7 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     out.stepped = true;
   }
   scaler_.update(out.found_inf);
+  out.next_loss_scale = scaler_.scale();
   return out;
 }
 

@@ -26,6 +26,7 @@ struct StepOutcome {
   double loss = 0;        // mean over micro-batches of each one's mean loss (NaN, inf as computed)
   double grad_norm = 0;   // global, after unscaling, before clipping
   double loss_scale = 1;  // the scale this step ran with
+  double next_loss_scale = 1;  // the scale after the step's update (what Megatron's log line shows)
   int64_t trained_tokens = 0;  // per-token loss: counted targets of the global batch (every rank's)
   bool found_inf = false, stepped = false, skipped = false, nan = false;
 };

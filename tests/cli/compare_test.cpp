@@ -1,6 +1,7 @@
 // chuanspeed compare: hand-computed figures on small synthetic runs, a Megatron log against our
 // metrics.jsonl, the verdict's exit status, clear errors for empty, malformed or non-overlapping
-// inputs, NaN losses, long lines, truncated / diverged / resumed runs and the plot's escaping.
+// inputs, NaN losses, intervals where every step was skipped, long lines, truncated / diverged /
+// resumed runs and the plot's escaping.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -109,6 +110,24 @@ TEST(Compare, NanLossesFromOurLogCountAsNonFinite) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("compared 3 iterations (1..4), skipped 1\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("note: skipped 1 iteration(s) where the loss is NaN or inf in both runs"), std::string::npos) << r.out;
+}
+
+// An fp16 run whose first interval skipped every step (Megatron logs no "lm loss" there)
+// compares against an fp32 run over the other iterations.
+TEST(Compare, IntervalsWhereEveryStepWasSkippedAreNotCompared) {
+  const std::string a = write("sa", kMegatronLog);
+  std::string fp16 = kMegatronLog;
+  const size_t l = fp16.find(" lm loss: 1.000000E+01 |"), g = fp16.find("grad norm: 1.000 | ");
+  fp16.replace(g, 19, "");  // the skipped iteration has no grad norm either
+  fp16.replace(l, 24, "");
+  fp16.replace(fp16.find("skipped iterations:   0"), 23, "skipped iterations:   1");
+  const std::string b = write("sb", fp16);
+  auto r = test::run_binary("compare " + a + " " + b);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("4 iterations (1..4), 1 of them without a loss (every step skipped)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("compared 3 iterations (2..4), skipped 1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("note: skipped 1 iteration(s) where a run logged no loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mean relative error:                 0.000000"), std::string::npos) << r.out;
 }
 
 TEST(Compare, UnreadableValueIsOneErrorLineNamingFileAndLine) {

@@ -1,7 +1,8 @@
 // Loss curves for `chuanspeed compare`: reading (non-finite values in any case, one-line errors
 // naming FILE:LINE, long lines, dict lines in a log, a half-written last line, repeated
-// iterations), comparing (runs logging different iterations, NaN in one or both runs, a zero
-// reference loss) and the SVG (escaped names, no NaN coordinates).
+// iterations, intervals logged without a loss), comparing (runs logging different iterations, NaN
+// in one or both runs, skipped intervals, a zero reference loss) and the SVG (escaped names, no NaN coordinates).
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -183,6 +184,67 @@ TEST(LossCurve, ALossNonFiniteInOneRunIsBeyondToleranceAndInBothIsSkipped) {
   EXPECT_EQ(d.iterations.size(), 99u);
   EXPECT_TRUE(d.within(0.02));
   EXPECT_NE(compare_error({{1, NAN}}, {{1, NAN}}).find("NaN or inf in both runs"), std::string::npos);
+}
+
+// Megatron's line for an interval with nothing to average has no "lm loss"; its counts tell an
+// fp16 interval where every step was skipped from a diverged one.
+std::string no_loss_line(int64_t it, int skipped, int nan) {
+  return fmt::format(" iteration {:8d}/     100 | consumed samples: 8 | loss scale: 65536.0 | number of skipped "
+                     "iterations: {:3d} | number of nan iterations: {:3d} | samples/s/p: 1.0 |\n", it, skipped, nan);
+}
+
+TEST(LossCurve, IntervalsWithEveryStepSkippedAreReadAndNotCompared) {
+  const std::string log = write("skipped.log", no_loss_line(1, 1, 0) + no_loss_line(2, 1, 0) + log_line(3, "2.0") +
+                                                   no_loss_line(4, 1, 1) + no_loss_line(5, 0, 0) + log_line(6, "1.5"));
+  const LossCurve a = read_loss_curve(log);
+  EXPECT_EQ(a.skipped, (std::set<int64_t>{1, 2}));
+  ASSERT_EQ(a.loss.size(), 4u);
+  EXPECT_TRUE(std::isnan(a.loss.at(4)));  // skipped, but its loss was NaN: diverged
+  EXPECT_TRUE(std::isnan(a.loss.at(5)));  // Megatron leaves out a NaN average (bf16) too
+  // A cut line without its nan count is neither: the half-written last line is ignored.
+  const std::string cut = write("skipped_cut.log", log_line(1, "2.0") + " iteration 2/ 9 | number of skipped iterations:   1 |");
+  EXPECT_EQ(read_loss_curve(cut).loss.size(), 1u);
+  EXPECT_TRUE(read_loss_curve(cut).skipped.empty());
+  // Our metrics.jsonl leaves out lm_loss the same way; validation records stay ignored.
+  const std::string js = write("skipped.jsonl",
+      "{\"iteration\": 1, \"loss_scale\": 65536, \"skipped_iterations\": 1, \"nan_iterations\": 0}\n"
+      "{\"iteration\": 1, \"valid_lm_loss\": 3}\n"
+      "{\"iteration\": 2, \"skipped_iterations\": 1, \"nan_iterations\": 1}\n"
+      "{\"iteration\": 3, \"lm_loss\": 2.0, \"skipped_iterations\": 0, \"nan_iterations\": 0}\n");
+  const LossCurve b = read_loss_curve(js);
+  EXPECT_EQ(b.skipped, (std::set<int64_t>{1}));
+  ASSERT_EQ(b.loss.size(), 2u);
+  EXPECT_TRUE(std::isnan(b.loss.at(2)));
+  EXPECT_EQ(b.loss.at(3), 2.0);
+
+  // Compared: iterations where either run skipped everything are counted, not compared.
+  LossCurve r, f;  // r: fp32 reference; f: fp16, scale overflowing at first
+  for (int64_t i = 1; i <= 10; ++i) r.loss[i] = f.loss[i] = 1.0 + 1.0 / double(i);
+  for (const int64_t i : {1, 2, 3}) f.loss.erase(i), f.skipped.insert(i);
+  const CurveComparison c = compare_curves(r, f, 0, INT64_MAX);
+  EXPECT_EQ(c.skipped_intervals, 3);
+  EXPECT_EQ(c.iterations, (std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(c.mean_rel, 0.0);
+  EXPECT_TRUE(c.within(1e-12));
+  // An iteration a run did not log at all is still a mismatch, skipped interval or not.
+  LossCurve g = f;
+  g.skipped.erase(2);
+  try {
+    compare_curves(r, g, 0, INT64_MAX);
+    ADD_FAILURE() << "a missing iteration passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("9 in common"), std::string::npos) << e.what();
+  }
+  try {
+    compare_curves(r, f, 1, 3);
+    ADD_FAILURE() << "a range of skipped intervals only passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(0 with the loss NaN or inf in both runs, 3 where a run skipped every step"), std::string::npos) << e.what();
+  }
+  // A run of skipped intervals only has no loss at all.
+  const std::string only = write("only_skipped.log", no_loss_line(1, 1, 0) + no_loss_line(2, 1, 0));
+  EXPECT_NE(read_error(only).find("each of its 2 training records is an interval where every iteration was skipped"),
+            std::string::npos) << read_error(only);
 }
 
 TEST(LossCurve, ZeroReferenceLossGivesAFiniteRelativeError) {

@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 #include <regex>
 
 #include "backend/backend.h"
 #include "data/indexed_dataset.h"
 #include "model/flops.h"
+#include "train/loss_curve.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 #include "device_env.h"
 
@@ -106,6 +109,60 @@ TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
   EXPECT_EQ(r.nan, 0);
   EXPECT_EQ(r.records[0].skipped_iters, 1);
   EXPECT_EQ(r.records[1].loss_scale, 512);  // halved by the overflow (hysteresis 1)
+}
+
+// Megatron's log for intervals with nothing to average: no "lm loss" where every iteration was
+// skipped, no "grad norm" where the logged iteration was; a skipped iteration whose loss is NaN
+// counts as a nan iteration (and its interval shows NaN); what compare reads back.
+TEST(Trainer, IntervalsWithEveryStepSkippedLogNoLossAsMegatronDoes) {
+  SingleGroup world, tp;
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 3);
+  TrainArgs a = args(repetitive_dataset(), 6);
+  a.fp16 = true;
+  a.initial_loss_scale = 65536;
+  a.hysteresis = 1;
+  a.log_interval = 2;
+  a.grad_hook = [&](int64_t it, Tensor& g) {
+    if (it == 1 || it == 2 || it == 4 || it == 5) g.f32()[3] = INFINITY;
+    if (it == 5) {  // the skipped step keeps them: iteration 6's loss is NaN
+      const Tensor p = m.params().flat_params();
+      std::fill(p.f32(), p.f32() + p.numel(), NAN);
+    }
+  };
+  const TrainResult r = train(m, a, world);
+  ASSERT_EQ(r.records.size(), 3u);
+  const LogRecord &all_skipped = r.records[0], &last_skipped = r.records[1], &diverged = r.records[2];
+  EXPECT_FALSE(all_skipped.has_loss);
+  EXPECT_FALSE(all_skipped.has_grad_norm);
+  EXPECT_EQ(all_skipped.skipped_iters, 2);
+  const std::string line = format_log_line(all_skipped), json = format_jsonl(all_skipped);
+  EXPECT_EQ(line.find("lm loss"), std::string::npos) << line;
+  EXPECT_EQ(line.find("grad norm"), std::string::npos) << line;
+  EXPECT_NE(line.find("| loss scale: 16384.0 | number of skipped iterations:   2 | number of nan iterations:   0 |"),
+            std::string::npos) << line;
+  EXPECT_EQ(json.find("lm_loss"), std::string::npos) << json;
+  EXPECT_EQ(json.find("grad_norm"), std::string::npos) << json;
+  EXPECT_TRUE(last_skipped.has_loss);  // iteration 3 stepped: its loss
+  EXPECT_TRUE(std::isfinite(last_skipped.lm_loss));
+  EXPECT_FALSE(last_skipped.has_grad_norm);
+  EXPECT_EQ(diverged.skipped_iters, 2);
+  EXPECT_EQ(diverged.nan_iters, 1);
+  EXPECT_TRUE(diverged.has_loss);
+  EXPECT_TRUE(std::isnan(diverged.lm_loss));
+  EXPECT_NE(format_log_line(diverged).find("lm loss: NAN |"), std::string::npos) << format_log_line(diverged);
+  EXPECT_EQ(r.nan, 1);
+  // compare reads the first interval as skipped (not compared), the last as a divergence.
+  const std::string path = ::testing::TempDir() + "/cs_trainer_skipped_" + std::to_string(getpid()) + ".log";
+  {
+    std::ofstream f(path);
+    for (const LogRecord& rec : r.records) f << format_log_line(rec) << "\n";
+  }
+  const LossCurve c = read_loss_curve(path);
+  EXPECT_EQ(c.skipped, (std::set<int64_t>{2}));
+  ASSERT_EQ(c.loss.size(), 2u);
+  EXPECT_NEAR(c.loss.at(4), last_skipped.lm_loss, 1e-6 * last_skipped.lm_loss);
+  EXPECT_TRUE(std::isnan(c.loss.at(6)));
 }
 
 TEST(Trainer, NonFiniteIterationsAreCountedAndExitOnNanStops) {
