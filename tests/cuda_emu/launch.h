@@ -41,8 +41,9 @@ inline void swap_state(ThreadState& st) {
 }
 
 // The fibers' stacks, kept between launches (per calling thread): mapped on demand, touched
-// only as deep as a kernel goes.
-constexpr size_t kFiberStack = size_t(256) << 10;
+// only as deep as a kernel goes. The lowest page of each is a guard (no access): a kernel that
+// overflows its stack faults there instead of writing over the next fiber's frames.
+constexpr size_t kFiberStack = size_t(256) << 10, kGuardPage = 4096;
 inline char* fiber_stacks(int n) {
   thread_local char* base = nullptr;
   thread_local int have = 0;
@@ -56,6 +57,11 @@ inline char* fiber_stacks(int n) {
     }
     base = static_cast<char*>(p);
     have = n;
+    for (int i = 0; i < n; ++i)
+      if (mprotect(base + size_t(i) * kFiberStack, kGuardPage, PROT_NONE) != 0) {
+        std::fprintf(stderr, "[emulation] cannot protect the guard page of fiber %d's stack\n", i);
+        std::abort();
+      }
   }
   return base;
 }
@@ -75,8 +81,8 @@ inline void fiber_entry() {
 
 inline void make_fiber(Fiber& f, char* stack) {
   f.done = false;
-  f.stack = stack;
-  f.stack_size = kFiberStack;
+  f.stack = stack + kGuardPage;
+  f.stack_size = kFiberStack - kGuardPage;
   make_context(f.ctx, f.stack, f.stack_size, fiber_entry);
 }
 // Runs fiber f until it waits at a barrier or ends.
