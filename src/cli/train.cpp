@@ -85,15 +85,33 @@ int train_main(int argc, char** argv) {
     for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
   cpu::apply_threads(f.threads);  // per rank: the node's cores shared among its ranks
 
-  // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it.
+  // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it; the end-of-document
+  // id: the tokenizer's EOS, or the null tokenizer's added id.
   std::optional<int64_t> vocab = f.model.vocab_size;
+  int32_t eod = -1;
   if (f.null_tokenizer()) {
     if (!vocab) throw UsageError("--tokenizer-type NullTokenizer needs --vocab-size");
+    if (*vocab >= 0 && *vocab < INT32_MAX) eod = int32_t(*vocab);  // a larger one is refused with the vocabulary
     vocab = *vocab + 1;  // Megatron's NullTokenizer adds the end-of-document id
   } else if (f.tokenizer_path()) {
     Tokenizer tok(*f.tokenizer_path());
     vocab = tok.vocab_size();
+    eod = tok.eos_id();
     if (rank0) log_info("[train] tokenizer {}: {} pieces", tok.model_path(), *vocab);
+  }
+  const bool needs_eod = f.eod_mask_loss || (!f.instruction && (f.reset_attention_mask || f.reset_position_ids));
+  if (needs_eod && eod < 0)
+    throw UsageError(fmt::format("{}: the end-of-document id is unknown ({}). Hint: pass the tokenizer the data was "
+                                 "made with (--tokenizer-name-or-path), or --tokenizer-type NullTokenizer",
+                                 f.eod_mask_loss ? "--eod-mask-loss"
+                                 : f.reset_attention_mask ? "--reset-attention-mask" : "--reset-position-ids",
+                                 f.tokenizer_path() ? "the tokenizer has no EOS piece" : "no tokenizer given"));
+  if (needs_eod && rank0) {
+    std::string what;
+    if (!f.instruction && f.reset_attention_mask) what += ", attention stops at each";
+    if (!f.instruction && f.reset_position_ids) what += ", positions restart after each";
+    if (f.eod_mask_loss) what += ", the target after each is left out of the loss";
+    log_info("[train] end-of-document id {}{}", eod, what);
   }
   auto backend = make_backend(f.device);
   auto ctx = backend->make_context();
@@ -132,6 +150,7 @@ int train_main(int argc, char** argv) {
                                 cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers,
                                 f.virtual_pipeline_layers.value_or(0)});
   TrainArgs a = f.train_args(cfg);
+  a.eod.eod = eod;
   a.adapt_threads = f.adaptive_threads;
   if (f.deepspeed_config) {
     const std::vector<std::string> notes =

@@ -23,9 +23,12 @@ void TrainFlags::add_to(CLI::App& app) {
                "--data-path is PREFIX_text_document of an instruction dataset (preprocess --is-instruction-dataset): "
                "the loss counts the response tokens only, averaged over the global batch");
   app.add_flag("--reset-attention-mask", reset_attention_mask,
+               "tokens attend within their own document only (after each end-of-document token a new one starts); "
                "with --is-instruction-dataset: pack several samples into each sequence, each attending to itself only");
   app.add_flag("--reset-position-ids", reset_position_ids,
-               "with --reset-attention-mask: each packed sample's positions start at 0");
+               "positions restart at 0 after each end-of-document token (with --is-instruction-dataset: "
+               "in each packed sample)");
+  app.add_flag("--eod-mask-loss", eod_mask_loss, "leave out of the loss the target predicted from an end-of-document token");
   app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
@@ -127,12 +130,9 @@ void TrainFlags::check_supported() const {
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
     throw UsageError(fmt::format("--attention-dropout {} / --hidden-dropout {}: only 0 is supported "
                                  "(Baichuan pretraining uses none)", attention_dropout, hidden_dropout));
-  if ((reset_attention_mask || reset_position_ids) && !instruction)
-    throw UsageError("--reset-attention-mask / --reset-position-ids pack instruction samples: they need "
-                     "--is-instruction-dataset (pretraining samples span documents and are not packed)");
-  if (reset_attention_mask != reset_position_ids)
-    throw UsageError(fmt::format("{} without {}: packed samples restart both their attention and their positions. "
-                                 "Hint: pass both flags (packing) or neither",
+  if (instruction && reset_attention_mask != reset_position_ids)
+    throw UsageError(fmt::format("{} without {}: with --is-instruction-dataset they pack samples, which restart both "
+                                 "their attention and their positions. Hint: pass both flags (packing) or neither",
                                  reset_attention_mask ? "--reset-attention-mask" : "--reset-position-ids",
                                  reset_attention_mask ? "--reset-position-ids" : "--reset-attention-mask"));
   if (zero_stage && *zero_stage == 3)
@@ -161,7 +161,12 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.data_path = data_path;
   a.split = split;
   a.instruction = instruction;
-  a.pack = reset_attention_mask && reset_position_ids;
+  a.pack = instruction && reset_attention_mask && reset_position_ids;
+  if (!instruction) {
+    a.eod.reset_attention_mask = reset_attention_mask;
+    a.eod.reset_position_ids = reset_position_ids;
+  }
+  a.eod.eod_mask_loss = eod_mask_loss;
   a.data_cache_path = data_cache_path;
   a.eval_interval = eval_interval;
   a.eval_iters = eval_iters;

@@ -124,15 +124,13 @@ void Model::check_tokens(const int32_t* ids, int64_t n, const char* what, int32_
 
 LayerCtx Model::layer_ctx(const Slot& sl) const {
   LayerCtx c = layer_ctx(sl.dims);
-  if (sl.packed) {
-    c.segments = prefix(sl.segments, {sl.dims.b, sl.dims.t});
-    c.positions = prefix(sl.positions, {sl.dims.b, sl.dims.t});
-  }
+  if (sl.has_segments) c.segments = prefix(sl.segments, {sl.dims.b, sl.dims.t});
+  if (sl.has_positions) c.positions = prefix(sl.positions, {sl.dims.b, sl.dims.t});
   return c;
 }
 
 void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot,
-                    const int32_t* segments) {
+                    const int32_t* segments, const int32_t* positions) {
   CS_CHECK(b >= 1 && b <= max_batch_ && t >= 1 && t <= max_seq_)
       << "batch " << b << "x" << t << " exceeds the plan " << max_batch_ << "x" << max_seq_;
   const int64_t n = b * t;
@@ -143,15 +141,17 @@ void Model::forward(const int32_t* tokens, const int32_t* targets, int64_t b, in
   use_slot(slot);
   Slot& sl = a_->slots[size_t(cur_)];
   sl.dims = {b, t, widths_, sp_ ? tp_.size() : 1};
-  sl.packed = segments != nullptr;
-  if (sl.packed) {  // each token's position within its run of equal sample ids
+  sl.has_segments = segments != nullptr;
+  sl.has_positions = segments != nullptr || positions != nullptr;
+  if (segments && !positions) {  // each token's position within its run of equal sample ids
     positions_host_.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i)
       positions_host_[size_t(i)] =
           i % t != 0 && segments[i] == segments[i - 1] ? positions_host_[size_t(i - 1)] + 1 : 0;
-    ctx_.backend.upload(ctx_, segments, prefix(sl.segments, {n}));
-    ctx_.backend.upload(ctx_, positions_host_.data(), prefix(sl.positions, {n}));
+    positions = positions_host_.data();
   }
+  if (segments) ctx_.backend.upload(ctx_, segments, prefix(sl.segments, {n}));
+  if (positions) ctx_.backend.upload(ctx_, positions, prefix(sl.positions, {n}));
   const ModelWeights& w = params_.weights();
   const LayerCtx c = layer_ctx(sl);
   const int64_t base = chunk_ * n_layers_;  // the chunk's first local layer

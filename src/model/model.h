@@ -69,10 +69,11 @@ class Model {
   // without it, output() holds the last layer's output. Nothing is read back to the host.
   // slot: the activation slot this micro-batch's activations stay in until its backward.
   // segments: null, or host (b, t) sample ids of packed sequences (Megatron's
-  // --reset-attention-mask --reset-position-ids): attention stays within each run of equal ids and
-  // RoPE positions restart at 0 with each run (ALiBi's distances are relative already).
+  // --reset-attention-mask): attention stays within each run of equal ids. positions: null, or
+  // host (b, t) RoPE positions (Megatron's --reset-position-ids); null with segments means each
+  // run's positions restart at 0 (ALiBi's distances are relative already).
   void forward(const int32_t* tokens, const int32_t* targets, int64_t b, int64_t t, int64_t slot = 0,
-               const int32_t* segments = nullptr);
+               const int32_t* segments = nullptr, const int32_t* positions = nullptr);
   // The mean loss of the last forward over its counted targets (0 when none): reads loss_sum()
   // back to the host (a synchronisation: for evaluation and tests, not the training step).
   double mean_loss() const;
@@ -149,7 +150,7 @@ class Model {
   struct Slot {
     Tensor tokens, targets;  // (N) i32 copies of the micro-batch
     Tensor segments, positions;  // (N) i32: packed sequences' sample ids and positions
-    bool packed = false;
+    bool has_segments = false, has_positions = false;
     Tensor res;              // (L + 1) residual streams of (Ns, D): layer inputs + final output
     std::vector<LayerSaved> saved;  // the sets of the layers that are not recomputed
     Tensor lnf, rstdf, logits, lse;  // the head's (last stage)

@@ -12,6 +12,16 @@
 
 namespace cs {
 
+// Megatron's get_ltor_masks_and_position_ids on pretraining samples, which span documents: with
+// the end-of-document id eod, --reset-attention-mask keeps each token's attention within its
+// document (the EOD ends the document it closes), --reset-position-ids restarts the positions
+// after each EOD, --eod-mask-loss leaves out the target predicted from an EOD input.
+struct EodOptions {
+  int32_t eod = -1;  // the tokenizer's end-of-document id; -1 when none is known
+  bool reset_attention_mask = false, reset_position_ids = false, eod_mask_loss = false;
+  bool any() const { return reset_attention_mask || reset_position_ids || eod_mask_loss; }
+};
+
 // Where micro-batches come from: Megatron's GPT samples (pretraining) or instruction samples
 // (--is-instruction-dataset). Exactly one is set.
 struct SampleSource {
@@ -22,23 +32,32 @@ struct SampleSource {
 
 class MicroBatch {
  public:
-  MicroBatch(int64_t batch, int64_t seq_length);
+  // eod: how pretraining samples treat end-of-document tokens (instruction samples carry their
+  // own segments and loss mask; eod_mask_loss applies to both).
+  MicroBatch(int64_t batch, int64_t seq_length, const EodOptions& eod = {});
   // Samples first, first + 1, ..., first + B - 1 of data (each modulo its size).
   void fill(const SampleSource& data, int64_t first);
   void fill(const BlendedDataset& data, int64_t first) { fill(SampleSource{&data, nullptr}, first); }
   const int32_t* tokens() const { return tokens_.data(); }
   const int32_t* targets() const { return targets_.data(); }
-  // Packed instruction samples: (B, T) segment ids of the inputs; null otherwise.
-  const int32_t* segments() const { return packed_ ? segments_.data() : nullptr; }
+  // (B, T) segment ids of the inputs (packed instruction samples, or documents under
+  // --reset-attention-mask); null otherwise.
+  const int32_t* segments() const { return segmented_ ? segments_.data() : nullptr; }
+  // (B, T) positions of the inputs under --reset-position-ids on pretraining samples; null
+  // otherwise (the model then counts positions from each segment's start, or from 0).
+  const int32_t* positions() const { return positioned_ ? positions_.data() : nullptr; }
   // Targets that count (not -1).
   int64_t target_count() const { return count_; }
   int64_t batch() const { return b_; }
   int64_t seq_length() const { return t_; }
 
  private:
+  // Megatron's masks for the GPT sample in sample_ at row `row`.
+  void fill_gpt_row(int64_t row);
   int64_t b_, t_, count_ = 0;
-  bool packed_ = false;
-  std::vector<int32_t> sample_, tokens_, targets_, seg_sample_, segments_;
+  EodOptions eod_;
+  bool segmented_ = false, positioned_ = false;
+  std::vector<int32_t> sample_, tokens_, targets_, seg_sample_, segments_, positions_;
   std::vector<uint8_t> trained_;
 };
 

@@ -49,7 +49,8 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   auto forward = [&](int64_t mi, int64_t slot) {
     const int64_t g = mi * dp_.size() + dp_.rank();
     fill(g, batch);
-    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments());
+    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments(),
+                   batch.positions());
     slots_.record(ctx, model_, g);
     counts_[size_t(mi)] = batch.target_count();
   };

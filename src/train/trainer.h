@@ -13,6 +13,7 @@
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #include "train/metrics.h"
+#include "train/micro_batch.h"
 
 namespace cs {
 
@@ -25,6 +26,9 @@ struct TrainArgs {
   // (data/sft_dataset.h); the loss counts trained tokens only, averaged over the global batch.
   // pack: --reset-attention-mask --reset-position-ids (several samples per sequence).
   bool instruction = false, pack = false;
+  // Pretraining samples' end-of-document handling (--reset-attention-mask, --reset-position-ids,
+  // --eod-mask-loss); eod_mask_loss applies to instruction samples too.
+  EodOptions eod;
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)

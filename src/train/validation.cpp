@@ -16,7 +16,8 @@ double Validator::evaluate(MicroBatch& batch) {
   const MicroStep forward = [&](int64_t mi, int64_t slot) {
     const int64_t g = mi * dp_.size() + dp_.rank();
     batch.fill(data_, consumed_ + g * batch.batch());
-    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments());
+    model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments(),
+                   batch.positions());
     slots_.record(ctx, model_, g);
   };
   const int64_t local = global_micro_ / dp_.size();

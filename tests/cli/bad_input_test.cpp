@@ -195,8 +195,10 @@ TEST_F(BadInput, InstructionDatasetFlags) {
                "qa_loss_mask_document.idx: not found");
   expect_error(train + "--data-path 0.5 " + dir_ + "/qa_text_document 0.5 " + dir_ +
                    "/qa_text_document --is-instruction-dataset", 2, "one PREFIX_text_document (no weights)");
+  // On pretraining data they work from the end-of-document id, which a bare --vocab-size leaves unknown.
   expect_error(train + "--data-path " + dir_ + "/data --reset-attention-mask --reset-position-ids", 2,
-               "need --is-instruction-dataset");
+               "--reset-attention-mask: the end-of-document id is unknown (no tokenizer given)");
+  expect_error(train + "--data-path " + dir_ + "/data --eod-mask-loss", 2, "--eod-mask-loss: the end-of-document id");
   expect_error(train + "--data-path " + dir_ + "/qa_text_document --is-instruction-dataset --reset-position-ids", 2,
                "--reset-position-ids without --reset-attention-mask");
   expect_error(train + "--data-path " + dir_ + "/data --threads 0", 2, "--threads");
