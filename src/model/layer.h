@@ -64,9 +64,9 @@ struct LayerCtx {
   Group* tp = nullptr;  // the tensor-parallel group; null without tensor parallelism
   bool sp = false;      // sequence parallelism (with tp)
   Tensor comm;          // (N, D) scratch for the tensor-parallel exchanges (with tp)
-  // Packed sequences (Megatron's --reset-attention-mask --reset-position-ids): (B, T) i32 sample
-  // ids (attention stays within a run of equal ids) and each token's position within its sample;
-  // both empty otherwise.
+  // Megatron's --reset-attention-mask: (B, T) i32 sample or document ids, attention staying
+  // within a run of equal ids; --reset-position-ids: (B, T) i32 RoPE positions. Each may be empty
+  // (plain causal attention; positions 0..T-1).
   Tensor segments, positions;
   // beta of the weight-gradient GEMMs: 0 in a layer's first backward of a step (Model::zero_grad
   // leaves the weight matrices' gradients to be overwritten rather than zeroing them first), 1

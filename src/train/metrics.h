@@ -14,8 +14,8 @@ struct LogRecord {
   int64_t skipped_iters = 0, nan_iters = 0;
   double samples_per_s_per_device = 0, tokens_per_s_per_device = 0, tflops_per_device = 0;
   int64_t trained_tokens = -1;  // instruction data: trained tokens of the interval's batches (-1: not shown)
-  // As Megatron: no "lm loss" for an interval where every iteration was skipped (nothing to
-  // average), no "grad norm" when the logged iteration itself was skipped (its norm is not finite).
+  // As Megatron: no "lm loss" for an interval where no iteration stepped (nothing to average), no
+  // "grad norm" when the logged iteration itself was skipped (its norm is not finite).
   bool has_loss = true, has_grad_norm = true;
 };
 

@@ -29,7 +29,9 @@ void MicroBatch::fill(const SampleSource& data, int64_t first) {
   const int64_t n = data.num_samples();
   count_ = 0;
   segmented_ = data.sft ? data.sft->packed() : eod_.reset_attention_mask;
-  positioned_ = !data.sft && eod_.reset_position_ids;
+  // Under --reset-attention-mask alone the positions stay 0.. (Megatron's): given explicitly, as the
+  // model would otherwise restart them with each segment.
+  positioned_ = !data.sft && (eod_.reset_position_ids || eod_.reset_attention_mask);
   for (int64_t bi = 0; bi < b_; ++bi) {
     const int64_t row = bi * t_;
     if (data.gpt) {

@@ -43,8 +43,9 @@ class MicroBatch {
   // (B, T) segment ids of the inputs (packed instruction samples, or documents under
   // --reset-attention-mask); null otherwise.
   const int32_t* segments() const { return segmented_ ? segments_.data() : nullptr; }
-  // (B, T) positions of the inputs under --reset-position-ids on pretraining samples; null
-  // otherwise (the model then counts positions from each segment's start, or from 0).
+  // (B, T) positions of the inputs of pretraining samples under --reset-position-ids (restarting
+  // after each EOD) or --reset-attention-mask alone (0..T-1); null otherwise (the model then counts
+  // positions from each packed sample's start, or from 0).
   const int32_t* positions() const { return positioned_ ? positions_.data() : nullptr; }
   // Targets that count (not -1).
   int64_t target_count() const { return count_; }

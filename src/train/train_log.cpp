@@ -36,9 +36,10 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
   const double step_s = seconds_ / double(iters_);
   rec.elapsed_ms_per_iter = step_s * 1e3;
   rec.learning_rate = last_lr_;
-  // No clean iteration: NaN when some diverged (so the log shows it), no loss when all were skipped.
+  // No iteration stepped (all skipped or non-finite): no loss, as Megatron prints none; the
+  // skipped and nan counts of the line say which.
   rec.lm_loss = clean_ ? loss_ / double(clean_) : NAN;
-  rec.has_loss = clean_ > 0 || nan_ > 0;
+  rec.has_loss = clean_ > 0;
   rec.loss_scale = last_scale_;
   rec.grad_norm = last_norm_;
   rec.has_grad_norm = last_norm_known_;

@@ -154,6 +154,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
   TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
                 a.print_log, writer, a.instruction, a.metrics_dir, a.tensorboard_dir});
+  CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
   MicroBatch batch(b, t, a.eod);
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
 

@@ -34,8 +34,8 @@ Curve read_metrics(const std::string& path) {
     const auto j = nlohmann::json::parse(line);
     if (j.contains("valid_lm_loss"))
       c.valid[j["iteration"]] = j["valid_lm_loss"];
-    else if (j.contains("lm_loss"))
-      c.train[j["iteration"]] = {j["lm_loss"].get<double>(), j["grad_norm"].get<double>()};
+    else if (j.contains("lm_loss"))  // fp32: every record has both
+      c.train[j["iteration"]] = {j["lm_loss"].get<double>(), j.at("grad_norm").get<double>()};
   }
   return c;
 }

@@ -43,7 +43,7 @@ inline void swap_state(ThreadState& st) {
 // The fibers' stacks, kept between launches (per calling thread): mapped on demand, touched
 // only as deep as a kernel goes. The lowest page of each is a guard (no access): a kernel that
 // overflows its stack faults there instead of writing over the next fiber's frames.
-constexpr size_t kFiberStack = size_t(256) << 10, kGuardPage = 4096;
+constexpr size_t kFiberStack = size_t(256) << 10, kGuardPage = size_t(64) << 10;  // a page on any x86-64 / arm64 page size
 inline char* fiber_stacks(int n) {
   thread_local char* base = nullptr;
   thread_local int have = 0;

@@ -111,9 +111,9 @@ TEST(Trainer, InfGradientsAreSkippedAndCountedUnderLossScaling) {
   EXPECT_EQ(r.records[1].loss_scale, 512);  // halved by the overflow (hysteresis 1)
 }
 
-// Megatron's log for intervals with nothing to average: no "lm loss" where every iteration was
-// skipped, no "grad norm" where the logged iteration was; a skipped iteration whose loss is NaN
-// counts as a nan iteration (and its interval shows NaN); what compare reads back.
+// Megatron's log for intervals with nothing to average: no "lm loss" where no iteration stepped,
+// no "grad norm" where the logged iteration was skipped; a skipped iteration whose loss is NaN
+// counts as a nan iteration; what compare reads back (all skipped: not compared; a nan one: NaN).
 TEST(Trainer, IntervalsWithEveryStepSkippedLogNoLossAsMegatronDoes) {
   SingleGroup world, tp;
   Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
@@ -148,9 +148,8 @@ TEST(Trainer, IntervalsWithEveryStepSkippedLogNoLossAsMegatronDoes) {
   EXPECT_FALSE(last_skipped.has_grad_norm);
   EXPECT_EQ(diverged.skipped_iters, 2);
   EXPECT_EQ(diverged.nan_iters, 1);
-  EXPECT_TRUE(diverged.has_loss);
-  EXPECT_TRUE(std::isnan(diverged.lm_loss));
-  EXPECT_NE(format_log_line(diverged).find("lm loss: NAN |"), std::string::npos) << format_log_line(diverged);
+  EXPECT_FALSE(diverged.has_loss);  // Megatron prints no NaN average: the nan count tells
+  EXPECT_EQ(format_log_line(diverged).find("lm loss"), std::string::npos) << format_log_line(diverged);
   EXPECT_EQ(r.nan, 1);
   // compare reads the first interval as skipped (not compared), the last as a divergence.
   const std::string path = ::testing::TempDir() + "/cs_trainer_skipped_" + std::to_string(getpid()) + ".log";
