@@ -120,10 +120,12 @@ int plan_main(int argc, char** argv) {
                  "exit 3 with a WARNING when the peak does not fit");
   app.add_option("--cpu-threads", cpu_threads, "cpu: OpenMP threads of the run (default: this "
                  "machine's, i.e. OMP_NUM_THREADS or the cores)")->check(positive());
-  app.add_flag("--use-flash-attn", flash)->description("gpu: flash attention (no s^2 scores saved)");
+  app.get_option("--use-flash-attn")->description("gpu: flash attention (no s^2 scores saved)");
   app.add_flag("--json", json)->description("print one JSON object instead of the table");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
+  f.check_supported(app);
+  flash = app.count("--use-flash-attn") > 0;
   const int64_t device_bytes = device_memory.empty() ? 0 : parse_byte_size(device_memory, "--device-memory");
 
   PlanLayout l;

@@ -1,7 +1,7 @@
 // chuanspeed train [Megatron/AscendSpeed flags]: the single-process trainer. Flag names and
 // defaults are Megatron's, so launch scripts run with `python pretrain_baichuan.py` replaced by
-// `chuanspeed train`. Flags that are accepted but not used yet are listed once at start-up;
-// unknown flags are errors.
+// `chuanspeed train`. Megatron-LM flags with no effect here are listed once at start-up
+// (cli/megatron_flags.h); unknown flags are errors.
 #include <fmt/core.h>
 
 #include <unistd.h>
@@ -72,7 +72,7 @@ int train_main(int argc, char** argv) {
   f.add_to(app);
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
-  f.check_supported();
+  f.check_supported(app);
   // Every rank of the job (one process: a group of one). main() has initialised MPI when this
   // process was launched by mpirun / srun.
   std::unique_ptr<Group> world;
@@ -142,7 +142,9 @@ int train_main(int argc, char** argv) {
     if (!mf.vocab_size && mf.model == "tiny")
       throw UsageError("the vocabulary is unknown: pass --tokenizer-name-or-path or --vocab-size");
     cfg = mf.resolve(f.tp);  // padded to divisible-by x TP, as Megatron pads it
+    f.megatron.apply(cfg);
   }
+  f.megatron.check_model(cfg);
   f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
   // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
   const Grid grid = Grid::make(world->size(), world->rank(),

@@ -69,12 +69,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--normalization", normalization, "RMSNorm (Baichuan's; the only one)");
   app.add_option("--attention-dropout", attention_dropout, "attention dropout (0 only, as AscendSpeed's Baichuan scripts use)");
   app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as AscendSpeed's Baichuan scripts use)");
-  // Flags that state what the Baichuan architecture already is, or select fusions that have no
-  // meaning here: accepted silently.
-  for (const char* flag : {"--swiglu", "--untie-embeddings-and-output-weights", "--disable-bias-linear", "--triangle-attn",
-                           "--use-fused-rmsnorm", "--no-masked-softmax-fusion",
-                           "--attention-softmax-in-fp32", "--no-gradient-accumulation-fusion"})
-    app.add_flag(std::string(flag))->description("Baichuan's architecture / a fusion: always so here");
+  megatron.add_to(app);  // the launch scripts' other Megatron-LM flags (cli/megatron_flags.h)
   app.add_option("--save-interval", save_interval, "iterations between checkpoints (also at the end and on SIGTERM)");
   app.add_option("--exit-interval", exit_interval, "save and exit when the iteration is a multiple of this");
   app.add_option("--keep-last", keep_last, "keep only the newest N checkpoints (0: all)");
@@ -105,26 +100,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--distributed-timeout-minutes", distributed_timeout_minutes,
                  "how long a rank waits in a collective before the job aborts (a dead or stuck rank)")
       ->check(positive());
-
-  // Accepted, not used yet: (flag, takes a value, reason).
-  const std::vector<std::tuple<std::string, bool, std::string>> later = {
-      {"--data-impl", true, "the mmap (MMIDIDX) format is the only one"},
-      {"--tokenizer-not-use-fast", false, "SentencePiece is the only tokenizer"},
-      {"--DDP-impl", true, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
-      {"--distributed-backend", true, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
-      {"--no-pipeline-parallel", false, "DeepSpeed's pipeline engine: the pipeline size is --pipeline-model-parallel-size"},
-      {"--deepspeed-activation-checkpointing", false, "activation recomputation is --recompute-granularity full"},
-  };
-  for (const auto& [flag, value, reason] : later) {
-    ignored_.push_back({flag, reason});
-    if (value)
-      app.add_option(flag, sink_, reason)->expected(0, 1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    else
-      app.add_flag(flag, reason);
-  }
 }
 
-void TrainFlags::check_supported() const {
+void TrainFlags::check_supported(const CLI::App& app) {
+  megatron.check(app, model.position);
   if (normalization != "RMSNorm")
     throw UsageError(fmt::format("--normalization {}: Baichuan uses RMSNorm, the only one supported", normalization));
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
@@ -143,9 +122,7 @@ void TrainFlags::check_supported() const {
 }
 
 std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
-  std::vector<std::string> notes;
-  for (const Ignored& ig : ignored_)
-    if (app.count(ig.flag) > 0) notes.push_back(fmt::format("accepted but not used yet: {} ({})", ig.flag, ig.reason));
+  std::vector<std::string> notes = megatron.notes(app);
   if (fp16)
     notes.push_back("--fp16: on CPU this selects the fp32 path with dynamic loss scaling (use --bf16 for "
                     "half-precision GEMMs on the CPU)");

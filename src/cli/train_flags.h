@@ -1,12 +1,12 @@
 // The flags of `chuanspeed train`: Megatron/AscendSpeed names and defaults, the architecture
-// flags of ModelFlags, and the flags accepted but not used yet (each with the reason, listed
-// once at start-up).
+// flags of ModelFlags, and the launch scripts' other Megatron-LM flags (cli/megatron_flags.h).
 #pragma once
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "cli/megatron_flags.h"
 #include "cli/parse.h"
 #include "train/trainer.h"
 
@@ -14,6 +14,7 @@ namespace cs::cli {
 
 struct TrainFlags {
   ModelFlags model;
+  MegatronFlags megatron;
   int64_t micro_batch = 1, train_iters = 0, log_interval = 100, exit_on_nan = 0;
   std::optional<int64_t> global_batch, lr_decay_iters, lr_warmup_iters;
   std::vector<std::string> data_path;
@@ -41,23 +42,18 @@ struct TrainFlags {
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
 
   void add_to(CLI::App& app);
-  // Parallel sizes other than 1, dropout and non-RMSNorm are errors (not built yet / not Baichuan).
-  void check_supported() const;
+  // Dropout, non-RMSNorm, ZeRO-3, the Megatron-LM flags refused (cli/megatron_flags.h) and
+  // contradictory flags are usage errors; --use-rotary-position-embeddings sets model.position.
+  void check_supported(const CLI::App& app);
   // The tokenizer file or directory (--tokenizer-name-or-path or --tokenizer-model), if any.
   std::optional<std::string> tokenizer_path() const { return tokenizer ? tokenizer : tokenizer_model; }
   // Megatron's NullTokenizer: the vocabulary is --vocab-size + 1 (the end-of-document id).
   bool null_tokenizer() const { return tokenizer_type && *tokenizer_type == "NullTokenizer"; }
-  // "accepted but not used yet: --flag (reason)" for each such flag the user passed.
+  // "accepted, no effect here: --flag (reason)" for each such flag the user passed, and notes on
+  // what a flag means on this device.
   std::vector<std::string> ignored_notes(const CLI::App& app) const;
   // The trainer's arguments for a model of config c.
   TrainArgs train_args(const ModelConfig& c) const;
-
- private:
-  struct Ignored {
-    std::string flag, reason;
-  };
-  std::vector<Ignored> ignored_;
-  std::vector<std::string> sink_;  // values of ignored flags
 };
 
 }  // namespace cs::cli

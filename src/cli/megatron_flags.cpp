@@ -1,0 +1,157 @@
+#include "cli/megatron_flags.h"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <tuple>
+
+#include "core/error.h"
+
+namespace cs::cli {
+
+namespace {
+// (flag, values it takes: 0 for a switch, -1 for one optional value)
+struct Spec {
+  const char* flag;
+  int values;
+  const char* reason;
+};
+
+// What Baichuan's architecture or this implementation already is.
+constexpr Spec kAlwaysSo[] = {
+    {"--swiglu", 0, "Baichuan's MLP is SwiGLU"},
+    {"--untie-embeddings-and-output-weights", 0, "Baichuan's embedding and output weights are separate"},
+    {"--disable-bias-linear", 0, "Baichuan's linear layers have no bias"},
+    {"--no-position-embedding", 0, "no learned position table: RoPE or ALiBi"},
+    {"--use-flash-attn", 0, "attention is always flash attention (tiled, no T x T matrix)"},
+    {"--triangle-attn", 0, "causal attention skips the tiles above the diagonal"},
+    {"--use-fused-rmsnorm", 0, "a fusion"},
+    {"--no-masked-softmax-fusion", 0, "a fusion"},
+    {"--attention-softmax-in-fp32", 0, "the softmax is fp32 whatever the precision"},
+    {"--no-gradient-accumulation-fusion", 0, "a fusion"},
+    {"--no-bias-gelu-fusion", 0, "a fusion"},
+    {"--no-bias-dropout-fusion", 0, "a fusion"},
+    {"--no-bias-swiglu-fusion", 0, "a fusion"},
+    {"--no-rope-fusion", 0, "a fusion"},
+    {"--no-persist-layer-norm", 0, "a fusion"},
+    {"--no-async-tensor-model-parallel-allreduce", 0, "a GPU overlap"},
+    {"--accumulate-allreduce-grads-in-fp32", 0, "gradients are fp32 and reduced in fp32"},
+    {"--apply-query-key-layer-scaling", 0, "the same attention in exact arithmetic; the softmax is fp32"},
+    {"--no-query-key-layer-scaling", 0, "the same attention in exact arithmetic; the softmax is fp32"},
+    {"--use-mcore-models", 0, "Megatron's model implementation choice"},
+    {"--use-legacy-models", 0, "Megatron's model implementation choice"},
+    {"--transformer-impl", -1, "Megatron's model implementation choice"},
+    {"--use-cpu-initialization", 0, "the initial weights are the same wherever they are made"},
+    {"--use-checkpoint-args", 0, "--load takes the architecture from the checkpoint"},
+    {"--exit-on-missing-checkpoint", 0, "a --load that is not there is an error"},
+    {"--log-throughput", 0, "the log line always has tokens/s/p and TFLOPs/p"},
+    {"--log-validation-ppl-to-tensorboard", 0, "TensorBoard always gets the validation perplexity"},
+    {"--group-query-attention", 0, "with --num-query-groups equal to the heads: Baichuan's attention"},
+};
+
+// No effect here: named once at start-up.
+constexpr Spec kNoEffect[] = {
+    {"--data-impl", -1, "the mmap (MMIDIDX) format is the only one"},
+    {"--tokenizer-not-use-fast", 0, "SentencePiece is the only tokenizer"},
+    {"--DDP-impl", -1, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
+    {"--distributed-backend", -1, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
+    {"--no-pipeline-parallel", 0, "DeepSpeed's pipeline engine: the pipeline size is --pipeline-model-parallel-size"},
+    {"--deepspeed-activation-checkpointing", 0, "activation recomputation is --recompute-granularity full"},
+    {"--overlap-grad-reduce", 0, "the data-parallel gradient reduction is chuanspeed's own"},
+    {"--overlap-param-gather", 0, "the distributed optimizer's parameter gather is chuanspeed's own"},
+    {"--num-workers", -1, "the training loop reads samples from the memory-mapped dataset itself"},
+    {"--dataloader-type", -1, "samples are taken in Megatron's single (sequential) order"},
+    {"--timing-log-level", -1, "the log line's time per iteration is the timer"},
+    {"--log-timers-to-tensorboard", 0, "TensorBoard gets the log line's figures"},
+    {"--log-memory-to-tensorboard", 0, "the peak memory is printed once, after the first logged iteration"},
+    {"--tensorboard-log-interval", -1, "TensorBoard scalars are written every --log-interval"},
+    {"--log-params-norm", 0, "the log line has no parameter norm"},
+    {"--log-num-zeros-in-grad", 0, "the log line has no count of zero gradients"},
+    {"--wandb-project", -1, "Weights & Biases is not used: metrics.jsonl and TensorBoard hold the figures"},
+    {"--wandb-exp-name", -1, "Weights & Biases is not used"},
+    {"--wandb-save-dir", -1, "Weights & Biases is not used"},
+    {"--empty-unused-memory-level", -1, "memory is planned once per run"},
+    {"--manual-gc", 0, "there is no garbage collector"},
+    {"--ckpt-format", -1, "checkpoints are chuanspeed's native format (convert writes Hugging Face's)"},
+    {"--check-for-nan-in-loss-and-grad", 0, "non-finite iterations are always counted and skipped (--exit-on-nan N stops)"},
+};
+
+// Architectures and schedules not built: one line.
+constexpr Spec kRefused[] = {
+    {"--squared-relu", 0, "Baichuan's MLP is SwiGLU, the only MLP built here"},
+    {"--openai-gelu", 0, "Baichuan's MLP is SwiGLU, the only MLP built here"},
+    {"--add-bias-linear", 0, "Baichuan's linear layers have no bias, and none is built here"},
+    {"--add-qkv-bias", 0, "Baichuan's attention projections have no bias, and none is built here"},
+    {"--apply-layernorm-1p", 0, "Baichuan's RMSNorm scales by its weight (not 1 + weight), the only norm built here"},
+    {"--qk-layernorm", 0, "Baichuan normalises no queries or keys, and no such norm is built here"},
+    {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
+    {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
+    {"--rampup-batch-size", 3, "the global batch size is fixed for a run here (--global-batch-size)"},
+};
+
+void add(CLI::App& app, const Spec& s, std::vector<std::string>& sink) {
+  if (s.values == 0)
+    app.add_flag(s.flag, s.reason);
+  else
+    app.add_option(s.flag, sink, s.reason)
+        ->expected(s.values < 0 ? 0 : s.values, s.values < 0 ? 1 : s.values)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+}  // namespace
+
+void MegatronFlags::add_to(CLI::App& app) {
+  for (const Spec& s : kAlwaysSo) add(app, s, sink_);
+  for (const Spec& s : kNoEffect) {
+    add(app, s, sink_);
+    noted_.push_back({s.flag, s.reason});
+  }
+  for (const Spec& s : kRefused) {
+    add(app, s, sink_);
+    refused_.push_back(s.flag);
+  }
+  app.add_flag("--use-rotary-position-embeddings", use_rotary_, "RoPE (as --position-embedding-type rope)");
+  app.add_option("--rotary-percent", rotary_percent_, "rotated share of each head: 1 (Baichuan rotates all of it)");
+  app.add_option("--norm-epsilon,--layernorm-epsilon", norm_epsilon_, "RMSNorm epsilon (Baichuan's: 1e-6)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--num-query-groups", num_query_groups_, "key/value heads: the attention heads (Baichuan's attention)");
+  app.add_option("--kv-channels", kv_channels_, "head dim: hidden size / heads");
+}
+
+void MegatronFlags::check(const CLI::App& app, std::optional<std::string>& position) const {
+  for (const Spec& s : kRefused)
+    if (app.count(s.flag) > 0)
+      throw UsageError(fmt::format("{}: {}. Hint: leave the flag out", s.flag, s.reason));
+  if (rotary_percent_ && *rotary_percent_ != 1.0)
+    throw UsageError(fmt::format("--rotary-percent {}: Baichuan rotates the whole head; expected 1.0", *rotary_percent_));
+  if (use_rotary_) {
+    if (position && *position != "rope")
+      throw UsageError(fmt::format("--use-rotary-position-embeddings with --position-embedding-type {}: "
+                                   "expected one position scheme. Hint: keep one of the two", *position));
+    position = "rope";
+  }
+}
+
+void MegatronFlags::apply(ModelConfig& c) const {
+  if (norm_epsilon_) c.rms_norm_eps = *norm_epsilon_;
+}
+
+void MegatronFlags::check_model(const ModelConfig& c) const {
+  if (norm_epsilon_ && *norm_epsilon_ != c.rms_norm_eps)
+    throw UsageError(fmt::format("--norm-epsilon {} differs from the model's RMSNorm epsilon {} (from --load). "
+                                 "Hint: leave the flag out, or pass {}", *norm_epsilon_, c.rms_norm_eps, c.rms_norm_eps));
+  if (num_query_groups_ && *num_query_groups_ != c.num_heads)
+    throw UsageError(fmt::format("--num-query-groups {}: Baichuan's attention has one key/value head per query head; "
+                                 "expected {} (--num-attention-heads)", *num_query_groups_, c.num_heads));
+  if (kv_channels_ && *kv_channels_ * c.num_heads != c.hidden_size)
+    throw UsageError(fmt::format("--kv-channels {}: the head dim is the hidden size over the heads; expected {} "
+                                 "({} / {})", *kv_channels_, c.hidden_size / c.num_heads, c.hidden_size, c.num_heads));
+}
+
+std::vector<std::string> MegatronFlags::notes(const CLI::App& app) const {
+  std::vector<std::string> out;
+  for (const Noted& n : noted_)
+    if (app.count(n.flag) > 0) out.push_back(fmt::format("accepted, no effect here: {} ({})", n.flag, n.reason));
+  return out;
+}
+
+}  // namespace cs::cli

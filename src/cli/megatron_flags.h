@@ -1,0 +1,49 @@
+// Megatron-LM / AscendSpeed flags that a launch script passes and that this program answers
+// without a setting of its own, so that the script runs unchanged:
+//  - flags that state what Baichuan's architecture or this implementation already is (SwiGLU,
+//    no biases, flash attention, fp32 gradient reduction...): accepted silently;
+//  - flags with no effect here (a GPU fusion's overlap, a data-loader worker count, W&B...):
+//    accepted, each named once at start-up with the reason;
+//  - flags whose value must be what Baichuan is (--rotary-percent 1, --num-query-groups = heads,
+//    --kv-channels = hidden / heads, --norm-epsilon = the model's): checked, a different value one
+//    line (exit 2); --norm-epsilon sets the epsilon of a model built from flags;
+//  - flags that select an architecture or a schedule this program does not build (--squared-relu,
+//    --qk-layernorm, --rampup-batch-size...): one line naming the flag (exit 2).
+// docs/training.md, "Megatron-LM flags", lists them.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace cs::cli {
+
+class MegatronFlags {
+ public:
+  void add_to(CLI::App& app);
+  // Refused flags and values that contradict each other or Baichuan (before the model is known).
+  // position: ModelFlags' --position-embedding-type, which --use-rotary-position-embeddings sets.
+  void check(const CLI::App& app, std::optional<std::string>& position) const;
+  // --norm-epsilon for a model built from flags.
+  void apply(ModelConfig& c) const;
+  // Values that must match the model (a checkpoint's included): --kv-channels, --num-query-groups,
+  // --norm-epsilon.
+  void check_model(const ModelConfig& c) const;
+  // "accepted, no effect here: --flag (reason)" for each such flag passed.
+  std::vector<std::string> notes(const CLI::App& app) const;
+
+ private:
+  struct Noted {
+    std::string flag, reason;
+  };
+  std::vector<Noted> noted_;
+  std::vector<std::string> refused_;  // flags answered with one line
+  std::vector<std::string> sink_;     // values of flags without an effect
+  std::optional<double> rotary_percent_, norm_epsilon_;
+  std::optional<int64_t> num_query_groups_, kv_channels_;
+  bool use_rotary_ = false;
+};
+
+}  // namespace cs::cli

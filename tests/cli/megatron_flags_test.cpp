@@ -1,0 +1,96 @@
+// A Megatron-LM launch script's flags run unchanged: flags that state Baichuan's architecture or
+// name a fusion are accepted silently; flags with no effect here are accepted and named once, with
+// the reason; --use-rotary-position-embeddings, --rotary-percent, --num-query-groups, --kv-channels
+// and --norm-epsilon are checked against the model (--norm-epsilon also sets a new model's epsilon,
+// which its checkpoint then holds); architectures this program does not build are one line, exit 2.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "run_util.h"
+
+namespace cs::test {
+namespace {
+
+class MegatronFlags : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::path(testing::TempDir()) / "cs_megatron_flags").string();
+    std::filesystem::remove_all(dir_);
+    ASSERT_EQ(run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status, 0);
+  }
+  RunResult train(const std::string& flags) {
+    return run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 "
+                      "--lr 1e-3 --split 100,0,0 --data-path " + dir_ + "/data " + flags);
+  }
+  std::string dir_;
+};
+
+TEST_F(MegatronFlags, ALlamaStyleScriptRuns) {
+  // The model flags of a Megatron-LM LLaMA-style pretraining script (Baichuan-7B's architecture).
+  const auto r = train(
+      "--use-mcore-models --transformer-impl local --use-flash-attn --no-position-embedding "
+      "--use-rotary-position-embeddings --rotary-percent 1.0 --swiglu --disable-bias-linear "
+      "--untie-embeddings-and-output-weights --normalization RMSNorm --norm-epsilon 1e-6 "
+      "--group-query-attention --num-query-groups 3 --kv-channels 16 --attention-softmax-in-fp32 "
+      "--no-masked-softmax-fusion --no-bias-gelu-fusion --no-bias-dropout-fusion --no-bias-swiglu-fusion "
+      "--no-rope-fusion --no-gradient-accumulation-fusion --accumulate-allreduce-grads-in-fp32 "
+      "--apply-query-key-layer-scaling --log-throughput --log-validation-ppl-to-tensorboard "
+      "--use-checkpoint-args --exit-on-missing-checkpoint --use-cpu-initialization");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("no effect here"), std::string::npos) << r.err;
+}
+
+TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
+  const auto r = train("--overlap-grad-reduce --overlap-param-gather --num-workers 2 --timing-log-level 2 "
+                       "--log-timers-to-tensorboard --tensorboard-log-interval 1 --wandb-project p --wandb-exp-name e "
+                       "--ckpt-format torch --log-params-norm --log-num-zeros-in-grad --empty-unused-memory-level 1 "
+                       "--manual-gc --dataloader-type single --distributed-backend nccl");
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--num-workers", "--timing-log-level",
+                           "--log-timers-to-tensorboard", "--tensorboard-log-interval", "--wandb-project",
+                           "--wandb-exp-name", "--ckpt-format", "--log-params-norm", "--log-num-zeros-in-grad",
+                           "--empty-unused-memory-level", "--manual-gc", "--dataloader-type", "--distributed-backend"})
+    EXPECT_NE(r.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos) << flag << "\n" << r.err;
+}
+
+TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
+  auto expect_usage = [&](const std::string& flags, const std::string& words) {
+    const auto r = train(flags);
+    EXPECT_EQ(r.status, 2) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(words), std::string::npos) << flags << ": " << r.err;
+  };
+  expect_usage("--rotary-percent 0.5", "--rotary-percent 0.5: Baichuan rotates the whole head; expected 1.0");
+  expect_usage("--num-query-groups 1", "--num-query-groups 1: Baichuan's attention has one key/value head per query "
+                                       "head; expected 3");
+  expect_usage("--kv-channels 8", "--kv-channels 8: the head dim is the hidden size over the heads; expected 16");
+  expect_usage("--position-embedding-type alibi --use-rotary-position-embeddings", "expected one position scheme");
+  expect_usage("--norm-epsilon -1", "--norm-epsilon");
+  for (const char* flag : {"--squared-relu", "--openai-gelu", "--add-bias-linear", "--add-qkv-bias", "--apply-layernorm-1p",
+                           "--qk-layernorm", "--apply-residual-connection-post-layernorm", "--fp8-format hybrid",
+                           "--rampup-batch-size 2 2 100"}) {
+    const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
+    expect_usage(flag, name + ": ");
+    expect_usage(flag, "Hint: leave the flag out");
+  }
+}
+
+TEST_F(MegatronFlags, NormEpsilonSetsANewModelAndMustMatchALoadedOne) {
+  auto r = train("--norm-epsilon 0.001 --save " + dir_ + "/run");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream meta(dir_ + "/run/iter_0000001/meta.json");
+  ASSERT_TRUE(meta.good());
+  const std::string text((std::istreambuf_iterator<char>(meta)), {});
+  EXPECT_NE(text.find("\"rms_norm_eps\": 0.001"), std::string::npos) << text.substr(0, 400);
+  r = train("--load " + dir_ + "/run --save " + dir_ + "/run --train-iters 2 --norm-epsilon 1e-6");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--norm-epsilon 1e-06 differs from the model's RMSNorm epsilon 0.001 (from --load)"),
+            std::string::npos) << r.err;
+  r = train("--load " + dir_ + "/run --save " + dir_ + "/run --train-iters 2 --layernorm-epsilon 0.001");
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace cs::test
