@@ -87,6 +87,10 @@ constexpr Spec kRefused[] = {
     {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
     {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
     {"--rampup-batch-size", 3, "the global batch size is fixed for a run here (--global-batch-size)"},
+    {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
+                        "(--tokenizer-name-or-path)"},
+    {"--merge-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
+                        "(--tokenizer-name-or-path)"},
 };
 
 void add(CLI::App& app, const Spec& s, std::vector<std::string>& sink) {

@@ -66,8 +66,30 @@ int preprocess_main(int argc, char** argv) {
   app.add_flag("--tokenizer-not-use-fast,--keep-newlines", ignored)
       ->description("accepted for AscendSpeed's scripts; SentencePiece has one implementation and no sentence splitting");
   app.add_flag("--split-sentences", split_sentences)->description("not supported (Megatron splits with NLTK)");
+  // Megatron's --partitions N deals the input's lines round-robin into N files, tokenizes them in
+  // parallel and concatenates the results, so N > 1 reorders the documents unless
+  // --keep-sequential-samples cuts contiguous parts instead (then the order is one partition's).
+  // --lang only chooses --split-sentences' language.
+  int64_t partitions = 1;
+  bool keep_sequential = false;
+  std::string lang, vocab_file, merge_file;
+  app.add_option("--partitions", partitions, "1, or any with --keep-sequential-samples (the documents keep their "
+                 "order; --workers tokenizes in parallel)")->check(positive());
+  app.add_flag("--keep-sequential-samples", keep_sequential, "with --partitions: contiguous parts (the input order)");
+  app.add_option("--lang", lang, "accepted; the language of --split-sentences, which is not supported");
+  app.add_option("--vocab-file", vocab_file, "GPT-2 BPE vocabulary: not supported (Baichuan's tokenizer is SentencePiece)");
+  app.add_option("--merge-file", merge_file, "GPT-2 BPE merges: not supported (Baichuan's tokenizer is SentencePiece)");
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
+  if (!vocab_file.empty() || !merge_file.empty())
+    throw UsageError(fmt::format("{}: GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece. "
+                                 "Hint: pass --tokenizer-name-or-path DIR (or --tokenizer-model tokenizer.model)",
+                                 vocab_file.empty() ? "--merge-file" : "--vocab-file"));
+  if (partitions > 1 && !keep_sequential)
+    throw UsageError(fmt::format("--partitions {}: Megatron's deals the lines round-robin into {} parts and "
+                                 "concatenates them, reordering the documents; this program keeps the input order. "
+                                 "Hint: --partitions 1 (--workers N tokenizes in parallel), or add "
+                                 "--keep-sequential-samples for the same order", partitions, partitions));
   if (split_sentences)
     throw UsageError("--split-sentences: not supported (Megatron's uses NLTK's punkt); ChuanSpeed writes one "
                      "sequence per document. Hint: drop the flag");

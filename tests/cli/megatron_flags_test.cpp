@@ -70,7 +70,7 @@ TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
   expect_usage("--norm-epsilon -1", "--norm-epsilon");
   for (const char* flag : {"--squared-relu", "--openai-gelu", "--add-bias-linear", "--add-qkv-bias", "--apply-layernorm-1p",
                            "--qk-layernorm", "--apply-residual-connection-post-layernorm", "--fp8-format hybrid",
-                           "--rampup-batch-size 2 2 100"}) {
+                           "--rampup-batch-size 2 2 100", "--vocab-file gpt2-vocab.json", "--merge-file merges.txt"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_usage(flag, name + ": ");
     expect_usage(flag, "Hint: leave the flag out");

@@ -28,7 +28,8 @@ TEST(PreprocessCli, ProgressSummaryAndMegatronNames) {
   f.close();
   const auto r = run_binary("preprocess --input " + d + "/in.jsonl --output-prefix " + d + "/corpus --tokenizer-name-or-path " +
                             kTok + " --tokenizer-type PretrainedFromHF --workers 2 --log-interval 100 --append-eod "
-                            "--tokenizer-not-use-fast --dataset-impl mmap");
+                            "--tokenizer-not-use-fast --dataset-impl mmap --partitions 2 --keep-sequential-samples "
+                            "--lang english");
   ASSERT_EQ(r.status, 0) << r.err;
   // Batches of 64 records: progress after 128 and 256 -> at most 3 lines, at least 2.
   EXPECT_GE(count_matching_lines(r.err, "[preprocess] processed "), 2) << r.err;
@@ -70,6 +71,9 @@ TEST(PreprocessCli, BadFlagsAndRecordsAreOneLineWithTheRightStatus) {
       {base + " --input " + d + "/none.jsonl", "--input " + d + "/none.jsonl: no such file or directory", 1},
       {base + " --input " + d + "/in.jsonl --tokenizer-type GPT2BPETokenizer", "--tokenizer-type GPT2BPETokenizer", 2},
       {base + " --input " + d + "/in.jsonl --split-sentences", "--split-sentences: not supported", 2},
+      {base + " --input " + d + "/in.jsonl --partitions 4", "--partitions 4: Megatron's deals the lines round-robin", 2},
+      {base + " --input " + d + "/in.jsonl --vocab-file v.json", "--vocab-file: GPT-2 BPE vocabularies are not supported", 2},
+      {base + " --input " + d + "/in.jsonl --merge-file m.txt", "--merge-file: GPT-2 BPE vocabularies are not supported", 2},
       {base + " --input " + d + "/in.jsonl --workers 0", "--workers 0: expected 1 to 1024", 2},
       {base + " --input " + d + "/in.jsonl --workers 100000", "--workers 100000: expected 1 to 1024", 2},
       {base + " --input " + d + "/in.jsonl --handler-name sharegpt", "--handler-name sharegpt", 2},
