@@ -54,9 +54,11 @@ class AdamW {
   // Refreshes the master copy from the parameters (after loading weights into them); a no-op when
   // the parameters are the master weights.
   void load_master(const ParamStore& params);
+  // This rank's f32 master weights: [shard_begin, shard_begin + shard_size) of the flat buffer
+  // (the parameters themselves when they are f32 and unsharded).
+  Tensor master_shard(const ParamStore& params) const;
 
  private:
-  Tensor master_shard(const ParamStore& params) const;
   Tensor moment(const DeviceBuffer& b) const { return b.tensor({size_}); }
   AdamWConfig cfg_;
   Ctx& ctx_;

@@ -17,6 +17,7 @@ struct LogRecord {
   // As Megatron: no "lm loss" for an interval where no iteration stepped (nothing to average), no
   // "grad norm" when the logged iteration itself was skipped (its norm is not finite).
   bool has_loss = true, has_grad_norm = true;
+  double params_norm = -1;  // --log-params-norm: the parameters' L2 norm at the logged iteration (-1: not shown)
 };
 
 // " iteration 10/100 | consumed samples: 80 | elapsed time per iteration (ms): ... | ..."

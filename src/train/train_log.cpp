@@ -27,7 +27,7 @@ void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
   last_scale_ = o.next_loss_scale;
 }
 
-LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
+LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double params_norm) {
   LogRecord rec;
   rec.iteration = iteration;
   rec.train_iters = cfg_.train_iters;
@@ -43,6 +43,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
   rec.loss_scale = last_scale_;
   rec.grad_norm = last_norm_;
   rec.has_grad_norm = last_norm_known_;
+  rec.params_norm = params_norm;
   rec.skipped_iters = skipped_;
   rec.nan_iters = nan_;
   if (cfg_.instruction) rec.trained_tokens = trained_;
@@ -60,6 +61,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples) {
       s.emplace_back("learning-rate", rec.learning_rate);
       s.emplace_back("loss-scale", rec.loss_scale);
       if (rec.has_grad_norm) s.emplace_back("grad-norm", rec.grad_norm);
+      if (rec.params_norm >= 0) s.emplace_back("params-norm", rec.params_norm);
       s.emplace_back("tokens-per-second-per-device", rec.tokens_per_s_per_device);
       s.emplace_back("tflops-per-device", rec.tflops_per_device);
       tb_->scalars(iteration, s);

@@ -29,7 +29,8 @@ class TrainLog {
   void add(const StepOutcome& o, double seconds, double lr);
   // The record of the interval ending at `iteration` (consumed samples so far), printed and
   // written; the interval's accumulators restart.
-  LogRecord flush(int64_t iteration, int64_t consumed_samples);
+  // params_norm: --log-params-norm's figure (-1: none).
+  LogRecord flush(int64_t iteration, int64_t consumed_samples, double params_norm = -1);
   // Validation at `iteration`: Megatron's validation line, metrics and TensorBoard.
   void validation(int64_t iteration, double loss);
 

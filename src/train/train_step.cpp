@@ -24,6 +24,20 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
   norm_ranges_ = adam_.sharded() ? norm_ranges(ps, adam_.shard_begin(), adam_.shard_begin() + adam_.shard_size())
                                  : norm_ranges(ps, 0, ps.numel());
   norm_parts_ = DeviceBuffer(model_.ctx().backend, std::max<size_t>(norm_ranges_.size(), 1) * sizeof(double));
+  params_sq_ = DeviceBuffer(model_.ctx().backend, sizeof(double));
+}
+
+double TrainStep::params_norm() {
+  Ctx& ctx = model_.ctx();
+  const Tensor sq = params_sq_.tensor({1}, DType::F64);
+  grad_sq_norm_local(ctx, adam_.master_shard(model_.params()), norm_ranges_,
+                     norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))}, DType::F64), sq);
+  if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
+  model_.tp_group().all_reduce_sum(ctx, sq);
+  pp_.all_reduce_sum(ctx, sq);
+  double v = 0;
+  ctx.backend.download(ctx, sq, &v);
+  return std::sqrt(v);
 }
 
 void TrainStep::reduce_layer(int layer) {

@@ -46,6 +46,11 @@ class TrainStep {
   // grad_hook (tests) sees the scaled flat gradients after backward and the data-parallel sum.
   StepOutcome run(const std::function<void(int64_t g, MicroBatch& batch)>& fill, MicroBatch& batch, double lr,
                   const std::function<void(Tensor&)>& grad_hook = {});
+  // The L2 norm of the parameters as they stand (Megatron's --log-params-norm): of the fp32
+  // master weights, each element counted once over the tensor-parallel ranks (the gradient norm's
+  // ranges). A collective over the data-parallel (when the optimizer is sharded), tensor- and
+  // pipeline-parallel groups: every rank calls it at the same iterations.
+  double params_norm();
 
  private:
   // Sums one layer's gradient range over the data-parallel group.
@@ -64,7 +69,7 @@ class TrainStep {
   // The gradient ranges this rank counts in the global norm (grad_clip.h's norm_ranges, relative to
   // the gradients the norm is taken over), and F64 slots for their partial sums.
   std::vector<std::pair<int64_t, int64_t>> norm_ranges_;
-  DeviceBuffer norm_parts_;
+  DeviceBuffer norm_parts_, params_sq_;
 };
 
 }  // namespace cs

@@ -207,7 +207,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
 
     const bool nan_stop = a.exit_on_nan > 0 && consecutive_nan >= a.exit_on_nan;
     if (it % a.log_interval == 0 || it == a.train_iters || nan_stop) {
-      r.records.push_back(log.flush(it, r.consumed_samples));
+      r.records.push_back(log.flush(it, r.consumed_samples, a.log_params_norm ? step.params_norm() : -1));
       // Megatron's report_memory: once, after the first logged iteration, by data-parallel rank 0
       // of every model-parallel rank (what `plan` predicts per rank).
       if (!memory_reported && a.print_log && dp.rank() == 0)

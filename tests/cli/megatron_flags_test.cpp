@@ -46,12 +46,12 @@ TEST_F(MegatronFlags, ALlamaStyleScriptRuns) {
 TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
   const auto r = train("--overlap-grad-reduce --overlap-param-gather --num-workers 2 --timing-log-level 2 "
                        "--log-timers-to-tensorboard --tensorboard-log-interval 1 --wandb-project p --wandb-exp-name e "
-                       "--ckpt-format torch --log-params-norm --log-num-zeros-in-grad --empty-unused-memory-level 1 "
+                       "--ckpt-format torch --log-num-zeros-in-grad --empty-unused-memory-level 1 "
                        "--manual-gc --dataloader-type single --distributed-backend nccl");
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--num-workers", "--timing-log-level",
                            "--log-timers-to-tensorboard", "--tensorboard-log-interval", "--wandb-project",
-                           "--wandb-exp-name", "--ckpt-format", "--log-params-norm", "--log-num-zeros-in-grad",
+                           "--wandb-exp-name", "--ckpt-format", "--log-num-zeros-in-grad",
                            "--empty-unused-memory-level", "--manual-gc", "--dataloader-type", "--distributed-backend"})
     EXPECT_NE(r.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos) << flag << "\n" << r.err;
 }

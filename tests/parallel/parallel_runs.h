@@ -23,7 +23,7 @@ inline const std::string kMpirun =
     "OMP_NUM_THREADS=1 mpirun --oversubscribe -np ";
 
 struct Metrics {
-  std::map<int64_t, double> train, valid;
+  std::map<int64_t, double> train, valid, params_norm;
 };
 
 inline Metrics read_metrics(const std::string& path) {
@@ -32,6 +32,7 @@ inline Metrics read_metrics(const std::string& path) {
   for (std::string line; std::getline(f, line);) {
     const auto j = nlohmann::json::parse(line);
     if (j.contains("lm_loss")) m.train[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
+    if (j.contains("params_norm")) m.params_norm[j["iteration"].get<int64_t>()] = j["params_norm"].get<double>();
     if (j.contains("valid_lm_loss")) m.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
   }
   return m;
@@ -52,6 +53,7 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 60").status);
     flags_ = "train --model tiny " + model_flags() + " --position-embedding-type " + GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
              "--lr-warmup-iters 2 --lr-decay-style cosine --log-interval 1 --eval-interval 5 --eval-iters 1 "
+             "--log-params-norm "
              "--data-path " + dir_ + "/data";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -72,6 +74,9 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
     for (int64_t it = from; it <= to; ++it) {
       ASSERT_TRUE(ma.train.count(it) && mb.train.count(it)) << "iteration " << it;
       EXPECT_NEAR(mb.train.at(it), ma.train.at(it), rtol * std::fabs(ma.train.at(it))) << b << " iteration " << it;
+      // --log-params-norm: the same parameters, each counted once, in every layout.
+      ASSERT_TRUE(ma.params_norm.count(it) && mb.params_norm.count(it)) << "params norm at " << it;
+      EXPECT_NEAR(mb.params_norm.at(it), ma.params_norm.at(it), rtol * ma.params_norm.at(it)) << b << " iteration " << it;
     }
     for (const auto& [it, loss] : ma.valid) {
       if (it >= from && it <= to) {

@@ -1,6 +1,7 @@
 // The training loop: the loss falls on a repetitive dataset; 4 micro-batches of 1 equal one of 4;
 // injected inf gradients are skipped and counted (fp16 loss scaling) or counted as nan and stop
 // the run with --exit-on-nan; the log record's throughput fields follow the FLOPs formula.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -187,13 +188,21 @@ TEST(Trainer, LogLineParsesAndTflopsFollowsTheFormula) {
   SingleGroup world, tp;
   Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
   m.params().init(test::cpu_ctx(), 5);
-  TrainResult r = train(m, args(repetitive_dataset(), 5), world);
+  TrainArgs a = args(repetitive_dataset(), 5);
+  a.log_params_norm = true;
+  TrainResult r = train(m, a, world);
   const LogRecord& rec = r.records.at(0);
   const std::string line = format_log_line(rec);
+  // --log-params-norm: the L2 norm of the parameters after the logged (last) iteration.
+  double sq = 0;
+  const Tensor p = m.params().flat_params();
+  for (int64_t i = 0; i < p.numel(); ++i) sq += double(p.f32()[i]) * p.f32()[i];
+  EXPECT_NEAR(rec.params_norm, std::sqrt(sq), 1e-9 * std::sqrt(sq));
+  EXPECT_NE(line.find(fmt::format(" params norm: {:.3f} | number of skipped", std::sqrt(sq))), std::string::npos) << line;
   const std::regex re(
       R"( iteration +(\d+)/ +(\d+) \| consumed samples: +(\d+) \| elapsed time per iteration \(ms\): ([\d.]+) \| )"
       R"(learning rate: ([\d.E+-]+) \| global batch size: +(\d+) \| lm loss: ([\d.E+-]+) \| loss scale: ([\d.]+) \| )"
-      R"(grad norm: ([\d.]+) \| number of skipped iterations: +(\d+) \| number of nan iterations: +(\d+) \| )"
+      R"(grad norm: ([\d.]+) \| params norm: [\d.]+ \| number of skipped iterations: +(\d+) \| number of nan iterations: +(\d+) \| )"
       R"(samples/s/p: ([\d.]+) \| tokens/s/p: ([\d.]+) \| TFLOPs/p: ([\d.]+) \|)");
   std::smatch mm;
   ASSERT_TRUE(std::regex_match(line, mm, re)) << line;
