@@ -46,7 +46,8 @@ int preprocess_main(int argc, char** argv) {
   app.add_option("--output-prefix", opt.output_prefix, "writes PREFIX_<key>_document.bin/.idx")->required();
   app.add_option("--tokenizer-name-or-path", opt.tokenizer, "a Hugging Face tokenizer directory or a .model file");
   app.add_option("--tokenizer-model", tokenizer_model, "a SentencePiece .model file (Megatron's flag)");
-  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF or SentencePiece (SentencePieceTokenizer, Llama2Tokenizer)");
+  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF (HuggingFaceTokenizer) or SentencePiece "
+                 "(SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer)");
   app.add_option("--workers", opt.workers, "tokenizing threads (output bytes do not depend on it)");
   app.add_option("--log-interval", opt.log_interval, "documents between progress lines");
   app.add_option("--json-keys", opt.json_keys, "fields to tokenize with --handler-name plain (default text)");
@@ -93,11 +94,14 @@ int preprocess_main(int argc, char** argv) {
   if (split_sentences)
     throw UsageError("--split-sentences: not supported (Megatron's uses NLTK's punkt); ChuanSpeed writes one "
                      "sequence per document. Hint: drop the flag");
-  const bool hf = tokenizer_type == "PretrainedFromHF";
+  // AscendSpeed's PretrainedFromHF, newer Megatron's HuggingFaceTokenizer: a Hugging Face directory;
+  // Megatron's SentencePiece names: a .model file. Baichuan's tokenizer is SentencePiece either way.
+  const bool hf = tokenizer_type == "PretrainedFromHF" || tokenizer_type == "HuggingFaceTokenizer";
   if (!hf && tokenizer_type != "SentencePiece" && tokenizer_type != "SentencePieceTokenizer" &&
-      tokenizer_type != "Llama2Tokenizer")
-    throw UsageError(fmt::format("--tokenizer-type {}: expected PretrainedFromHF or SentencePiece (Baichuan's "
-                                 "tokenizer is SentencePiece)", tokenizer_type));
+      tokenizer_type != "GPTSentencePieceTokenizer" && tokenizer_type != "Llama2Tokenizer")
+    throw UsageError(fmt::format("--tokenizer-type {}: expected PretrainedFromHF / HuggingFaceTokenizer or a "
+                                 "SentencePiece type (SentencePieceTokenizer, GPTSentencePieceTokenizer, "
+                                 "Llama2Tokenizer): Baichuan's tokenizer is SentencePiece", tokenizer_type));
   if (opt.tokenizer.empty()) opt.tokenizer = tokenizer_model;
   if (opt.tokenizer.empty())
     throw UsageError("--tokenizer-name-or-path: required (a Hugging Face tokenizer directory or a .model file)");

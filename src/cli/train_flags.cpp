@@ -64,9 +64,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--fp16", fp16, "fp16 mixed precision (CPU: the fp32 path with dynamic loss scaling)");
   app.add_flag("--bf16", bf16, "bf16 mixed precision: bf16 parameters and GEMMs, fp32 master weights and gradients");
   app.add_option("--tokenizer-model", tokenizer_model, "SentencePiece tokenizer.model (Megatron's Llama2Tokenizer)");
-  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF, SentencePiece, Llama2Tokenizer, GPTSentencePieceTokenizer or NullTokenizer")
-      ->check(CLI::IsMember({"PretrainedFromHF", "SentencePiece", "Llama2Tokenizer",
-                             "GPTSentencePieceTokenizer", "NullTokenizer"}));
+  app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF (HuggingFaceTokenizer), SentencePiece "
+                 "(SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer) or NullTokenizer")
+      ->check(CLI::IsMember({"PretrainedFromHF", "HuggingFaceTokenizer", "SentencePiece", "SentencePieceTokenizer",
+                             "Llama2Tokenizer", "GPTSentencePieceTokenizer", "NullTokenizer"}));
   app.add_option("--normalization", normalization, "RMSNorm (Baichuan's; the only one)");
   app.add_option("--attention-dropout", attention_dropout, "attention dropout (0 only, as AscendSpeed's Baichuan scripts use)");
   app.add_option("--hidden-dropout", hidden_dropout, "hidden dropout (0 only, as AscendSpeed's Baichuan scripts use)");

@@ -41,6 +41,15 @@ TEST_F(MegatronFlags, ALlamaStyleScriptRuns) {
       "--use-checkpoint-args --exit-on-missing-checkpoint --use-cpu-initialization");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err.find("no effect here"), std::string::npos) << r.err;
+  // Megatron's tokenizer type names for Baichuan's SentencePiece tokenizer.
+  const std::string tok = std::string(CS_SOURCE_DIR) + "/assets/demo/tokenizer";
+  for (const std::string& type : {"HuggingFaceTokenizer --tokenizer-name-or-path " + tok,
+                                  "SentencePieceTokenizer --tokenizer-model " + tok + "/tokenizer.model",
+                                  "GPTSentencePieceTokenizer --tokenizer-model " + tok + "/tokenizer.model"}) {
+    const auto t = run_binary("train --model tiny --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 "
+                              "--split 100,0,0 --data-path " + dir_ + "/data --tokenizer-type " + type);
+    EXPECT_EQ(t.status, 0) << type << ": " << t.err;
+  }
 }
 
 TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
