@@ -101,7 +101,7 @@ int plan_main(int argc, char** argv) {
   CLI::App app("Memory per rank, FLOPs and step time of a model and layout (train's flags)", "plan");
   TrainFlags f;
   f.add_to(app);
-  for (const char* flag : {"--train-iters", "--data-path", "--lr"}) app.get_option(flag)->required(false);
+  for (const char* flag : {"--data-path", "--lr"}) app.get_option(flag)->required(false);
   int64_t world = 0, nnodes = 1, nproc = 0;
   std::string backend = "auto", device_memory;
   double gemm_tflops = 0;
@@ -141,7 +141,8 @@ int plan_main(int argc, char** argv) {
   l.micro_batch = f.micro_batch;
   l.global_batch = f.global_batch.value_or(checked_mul(f.micro_batch, l.world / std::max<int64_t>(1, f.tp * f.pp),
                                                        "--micro-batch-size x data-parallel size", 2));
-  l.train_iters = f.train_iters;
+  l.train_iters = f.train_samples ? *f.train_samples / std::max<int64_t>(1, f.global_batch.value_or(f.micro_batch))
+                                  : f.train_iters.value_or(0);
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
   l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
   l.flash_attention = flash;

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace cs::cli {
@@ -16,7 +17,10 @@ void TrainFlags::add_to(CLI::App& app) {
                "OpenBLAS splits long sums by thread count)");
   app.add_option("--micro-batch-size", micro_batch, "samples per forward pass")->check(positive());
   app.add_option("--global-batch-size", global_batch, "samples per optimizer step (gradient accumulation)");
-  app.add_option("--train-iters", train_iters, "optimizer steps")->required();
+  CLI::Option* iters = app.add_option("--train-iters", train_iters, "optimizer steps");
+  app.add_option("--train-samples", train_samples, "samples to train on (instead of --train-iters): "
+                 "--train-samples / --global-batch-size steps, the lr schedule counted in samples")
+      ->check(positive())->excludes(iters);
   app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending)")->required();
   app.add_option("--split", split, "train,valid,test document proportions (Megatron's default 969, 30, 1)");
   app.add_flag("--is-instruction-dataset", instruction,
@@ -49,9 +53,14 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--lr-decay-style", lr_decay_style, "constant, linear or cosine")
       ->check(CLI::IsMember({"constant", "linear", "cosine"}));
   app.add_option("--lr-decay-iters", lr_decay_iters, "decay length (default --train-iters)");
+  app.add_option("--lr-decay-samples", lr_decay_samples, "decay length in samples, with --train-samples "
+                 "(default --train-samples)")->check(positive());
   CLI::Option* warm_iters = app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
-  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay iterations")
-      ->excludes(warm_iters);
+  CLI::Option* warm_samples = app.add_option("--lr-warmup-samples", lr_warmup_samples,
+                                             "linear warmup in samples, with --train-samples");
+  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay")
+      ->excludes(warm_iters)->excludes(warm_samples);
+  app.add_option("--lr-warmup-init", lr_warmup_init, "learning rate the warmup starts from (default 0)");
   app.add_option("--weight-decay", weight_decay, "decoupled weight decay (not on norms)");
   app.add_option("--clip-grad", clip_grad, "clip gradients to this global norm (0: off)");
   app.add_option("--adam-beta1", adam_beta1, "Adam beta1");
@@ -135,7 +144,16 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   TrainArgs a;
   a.micro_batch = micro_batch;
   a.global_batch = global_batch.value_or(micro_batch);
-  a.train_iters = train_iters;
+  const int64_t gb = global_batch.value_or(micro_batch);
+  if (train_samples) {  // Megatron: the iterations are the whole global batches in the samples
+    if (*train_samples < gb)
+      throw UsageError(fmt::format("--train-samples {}: less than one global batch of {}", *train_samples, gb));
+    a.train_iters = *train_samples / gb;
+  } else {
+    if (!train_iters)
+      throw UsageError("--train-iters or --train-samples: one is required (how long to train)");
+    a.train_iters = *train_iters;
+  }
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
   a.data_path = data_path;
   a.split = split;
@@ -154,12 +172,25 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.lr.max_lr = *lr;
   a.lr.min_lr = min_lr;
   a.lr.style = parse_lr_decay(lr_decay_style);
-  a.lr.decay_iters = lr_decay_iters.value_or(train_iters);
-  if (lr_warmup_iters && lr_warmup_fraction)
-    throw UsageError("--lr-warmup-iters and --lr-warmup-fraction are exclusive: pass one");
-  a.lr.warmup_iters = lr_warmup_iters ? *lr_warmup_iters
-                      : lr_warmup_fraction ? int64_t(*lr_warmup_fraction * double(a.lr.decay_iters))
-                                           : 0;
+  a.lr.init_lr = lr_warmup_init;
+  // Megatron's steps: samples, from the iteration flags (x the global batch) or the sample flags,
+  // not a mix of the two.
+  const char* mixed = train_samples ? (lr_decay_iters ? "--lr-decay-iters" : lr_warmup_iters ? "--lr-warmup-iters" : nullptr)
+                                    : (lr_decay_samples ? "--lr-decay-samples" : lr_warmup_samples ? "--lr-warmup-samples" : nullptr);
+  if (mixed)
+    throw UsageError(fmt::format("{} with {}: the schedule is counted in {}. Hint: use {}", mixed,
+                                 train_samples ? "--train-samples" : "--train-iters",
+                                 train_samples ? "samples" : "iterations",
+                                 train_samples ? "--lr-decay-samples / --lr-warmup-samples"
+                                               : "--lr-decay-iters / --lr-warmup-iters"));
+  if (train_samples) {
+    a.lr.decay_steps = lr_decay_samples.value_or(*train_samples);
+    a.lr.warmup_steps = double(lr_warmup_samples.value_or(0));
+  } else {
+    a.lr.decay_steps = checked_mul(lr_decay_iters.value_or(a.train_iters), gb, "--lr-decay-iters x --global-batch-size", 2);
+    a.lr.warmup_steps = double(lr_warmup_iters.value_or(0)) * double(gb);
+  }
+  if (lr_warmup_fraction) a.lr.warmup_steps = *lr_warmup_fraction * double(a.lr.decay_steps);
   a.adam = {adam_beta1, adam_beta2, adam_eps, weight_decay};
   a.clip_grad = clip_grad;
   a.fp16 = fp16;

@@ -15,14 +15,16 @@ namespace cs::cli {
 struct TrainFlags {
   ModelFlags model;
   MegatronFlags megatron;
-  int64_t micro_batch = 1, train_iters = 0, log_interval = 100, exit_on_nan = 0;
-  std::optional<int64_t> global_batch, lr_decay_iters, lr_warmup_iters;
+  int64_t micro_batch = 1, log_interval = 100, exit_on_nan = 0;
+  std::optional<int64_t> train_iters, train_samples, global_batch, lr_decay_iters, lr_warmup_iters, lr_decay_samples,
+      lr_warmup_samples;
   std::vector<std::string> data_path;
   std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
   std::string normalization = "RMSNorm";
   double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;
   std::optional<double> lr, lr_warmup_fraction;
+  double lr_warmup_init = 0;
   double min_lr = 0.0, weight_decay = 0.01, clip_grad = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999,
          adam_eps = 1e-8, initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
   int64_t loss_scale_window = 1000, hysteresis = 2;

@@ -1,7 +1,9 @@
-// Megatron's learning-rate schedule (OptimizerParamScheduler): linear warmup from 0 to --lr over
-// the warmup iterations, then linear / cosine / constant decay to --min-lr at --lr-decay-iters,
-// --min-lr after. Counted in iterations: Megatron counts in samples (iterations x global batch),
-// which gives the same values for a fixed global batch size.
+// Megatron's learning-rate schedule (OptimizerParamScheduler, AnnealingLR before it), counted as
+// Megatron counts it: in samples, the scheduler advancing by the global batch at every optimizer
+// step that is not skipped. Linear warmup from --lr-warmup-init (default 0) to --lr over the
+// warmup samples, then linear / cosine / constant decay to --min-lr at the decay samples, --min-lr
+// after. The warmup may end between two iterations: --lr-warmup-fraction .1 of 1024 iterations of
+// 8 samples is 819.2 samples, so iteration 103 (816 samples done) still warms up.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,12 +17,15 @@ LrDecay parse_lr_decay(const std::string& s);
 
 struct LrSchedule {
   double max_lr = 0, min_lr = 0;
-  int64_t warmup_iters = 0, decay_iters = 0;
+  double warmup_steps = 0;  // samples (Megatron's lr_warmup_steps: --lr-warmup-fraction x decay may be fractional)
+  int64_t decay_steps = 0;  // samples (Megatron's lr_decay_steps)
   LrDecay style = LrDecay::Linear;
+  double init_lr = 0;       // --lr-warmup-init: where the warmup starts
 
-  // The lr after `steps` completed optimizer steps (Megatron's get_lr(num_steps)). Iteration i
-  // (1-based) trains with lr(i - 1), as in Megatron, where the scheduler steps after the optimizer.
-  double lr(int64_t steps) const;
+  // The lr after num_steps samples of completed optimizer steps (Megatron's get_lr(num_steps)).
+  // Iteration i (1-based) trains with the lr of the samples of the steps before it, as in
+  // Megatron, where the scheduler steps after the optimizer.
+  double lr(int64_t num_steps) const;
 };
 
 }  // namespace cs

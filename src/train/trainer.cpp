@@ -187,7 +187,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   ThreadGovernor threads(a.adapt_threads);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
-    const double lr = a.lr.lr(st.schedule_steps);  // Megatron: skipped steps do not advance it
+    // Megatron's scheduler counts samples and skipped steps do not advance it.
+    const double lr = a.lr.lr(st.schedule_steps * a.global_batch);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "run_util.h"
@@ -21,9 +22,10 @@ class MegatronFlags : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     ASSERT_EQ(run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status, 0);
   }
-  RunResult train(const std::string& flags) {
-    return run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 "
-                      "--lr 1e-3 --split 100,0,0 --data-path " + dir_ + "/data " + flags);
+  RunResult train(const std::string& flags) { return train_for("--train-iters 1 " + flags); }
+  RunResult train_for(const std::string& flags) {  // flags say how long
+    return run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --lr 1e-3 "
+                      "--split 100,0,0 --data-path " + dir_ + "/data " + flags);
   }
   std::string dir_;
 };
@@ -99,6 +101,45 @@ TEST_F(MegatronFlags, NormEpsilonSetsANewModelAndMustMatchALoadedOne) {
             std::string::npos) << r.err;
   r = train("--load " + dir_ + "/run --save " + dir_ + "/run --train-iters 2 --layernorm-epsilon 0.001");
   EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// --train-samples counts the run and its schedule in samples, as Megatron does: whole global
+// batches of it are trained, a schedule in whole batches equals the iteration flags' (the same
+// bits), and a warmup that ends between two batches gives the fraction Megatron's gives.
+TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
+  auto lrs = [&](const std::string& name) {
+    std::map<int64_t, std::pair<double, double>> m;  // iteration -> (lr, loss)
+    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("lm_loss")) m[j["iteration"]] = {j["learning_rate"].get<double>(), j["lm_loss"].get<double>()};
+    }
+    return m;
+  };
+  const std::string base = "--global-batch-size 4 --log-interval 1 --lr-decay-style linear --min-lr 1e-4 ";
+  ASSERT_EQ(train_for(base + "--train-iters 5 --lr-warmup-iters 2 --save " + dir_ + "/iters").status, 0);
+  // 22 samples: 5 whole batches of 4; the decay spans --train-samples unless --lr-decay-samples says.
+  ASSERT_EQ(train_for(base + "--train-samples 22 --lr-warmup-samples 8 --lr-decay-samples 20 --save " + dir_ +
+                      "/samples").status, 0);
+  ASSERT_EQ(train_for(base + "--train-samples 22 --lr-warmup-samples 8 --save " + dir_ + "/longer").status, 0);
+  const auto a = lrs("iters"), b = lrs("samples"), c = lrs("longer");
+  ASSERT_EQ(a.size(), 5u);
+  EXPECT_EQ(a, b);
+  EXPECT_DOUBLE_EQ(c.at(4).first, 1e-4 + (1.0 - (12.0 - 8.0) / (22.0 - 8.0)) * (1e-3 - 1e-4));
+  // Warmup over 6 samples: iteration 2 (4 samples done) trains at 4/6 of --lr.
+  auto r = train_for(base + "--train-samples 20 --lr-warmup-samples 6 --save " + dir_ + "/frac");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_DOUBLE_EQ(lrs("frac").at(2).first, 1e-3 * 4.0 / 6.0);
+  r = train_for(base + "--train-iters 5 --lr-warmup-fraction 0.3 --save " + dir_ + "/fraction");  // 0.3 x 20 = 6 samples
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_DOUBLE_EQ(lrs("fraction").at(2).first, 1e-3 * 4.0 / 6.0);
+  // Iteration and sample flags do not mix.
+  r = train_for(base + "--train-samples 20 --lr-decay-iters 4");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--lr-decay-iters with --train-samples: the schedule is counted in samples"), std::string::npos)
+      << r.err;
+  r = train_for(base + "--train-iters 5 --train-samples 20");
+  EXPECT_EQ(r.status, 2) << r.err;
 }
 
 }  // namespace

@@ -124,6 +124,33 @@ TEST(LrSchedule, MatchesMegatronsFormulaAtChosenIterations) {
   EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
 }
 
+// Megatron's get_lr, written out as Megatron writes it (steps in samples, the warmup a float).
+double megatron_lr(double max_lr, double min_lr, double init_lr, double warmup, double decay, bool cosine, double steps) {
+  if (warmup > 0 && steps <= warmup) return init_lr + (max_lr - init_lr) * steps / warmup;
+  if (steps > decay) return min_lr;
+  const double ratio = (steps - warmup) / (decay - warmup);
+  const double coeff = cosine ? 0.5 * (std::cos(M_PI * ratio) + 1.0) : 1.0 - ratio;
+  return min_lr + coeff * (max_lr - min_lr);
+}
+
+// AscendSpeed's 7B script: --train-iters 1024, global batch 8, --lr-warmup-fraction .1: Megatron
+// warms up over 0.1 x 1024 x 8 = 819.2 samples, so iteration 103 (816 samples done) still warms
+// up (an iteration count of 102 would have finished it), and the decay is measured from 819.2.
+TEST(LrSchedule, WarmupEndsBetweenIterationsAsMegatrons) {
+  const double warmup = 0.1 * 1024 * 8;
+  LrSchedule s{1e-5, 1e-6, warmup, 1024 * 8, LrDecay::Cosine};
+  for (int64_t it : {0, 1, 50, 101, 102, 103, 104, 300, 1023, 1024, 1100})
+    EXPECT_DOUBLE_EQ(s.lr(it * 8), megatron_lr(1e-5, 1e-6, 0, warmup, 8192, true, double(it * 8))) << it;
+  EXPECT_LT(s.lr(102 * 8), 1e-5);  // still warming up
+  EXPECT_DOUBLE_EQ(s.lr(102 * 8), 1e-5 * 816 / 819.2);
+  // --lr-warmup-init: the warmup starts there.
+  s.init_lr = 2e-6;
+  EXPECT_DOUBLE_EQ(s.lr(0), 2e-6);
+  EXPECT_DOUBLE_EQ(s.lr(400), megatron_lr(1e-5, 1e-6, 2e-6, warmup, 8192, true, 400));
+  s.style = LrDecay::Linear;
+  EXPECT_DOUBLE_EQ(s.lr(4000), megatron_lr(1e-5, 1e-6, 2e-6, warmup, 8192, false, 4000));
+}
+
 // The global norm through the device reduction and the group, read back once.
 double norm_of(const Tensor& t, Group& world) {
   double sq = 0;

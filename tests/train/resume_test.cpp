@@ -51,7 +51,7 @@ TrainArgs args(const std::string& data, int64_t iters) {
   a.train_iters = iters;
   a.seq_length = 16;
   a.data_path = {data};
-  a.lr = {3e-3, 3e-4, 2, 12, LrDecay::Cosine};  // the schedule spans the whole run in both cases
+  a.lr = {3e-3, 3e-4, 2 * 4, 12 * 4, LrDecay::Cosine};  // samples; the schedule spans the whole run in both cases
   a.fp16 = true;                                // the loss scaler's state must survive too
   a.initial_loss_scale = 256;
   a.loss_scale_window = 3;

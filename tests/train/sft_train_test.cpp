@@ -51,7 +51,7 @@ TrainArgs sft_args(const std::string& data, int64_t iters) {
   a.split = "100,0,0";
   a.instruction = true;
   a.pack = true;
-  a.lr = {1e-2, 1e-3, 5, iters, LrDecay::Cosine};
+  a.lr = {1e-2, 1e-3, 5 * 8, iters * 8, LrDecay::Cosine};  // in samples
   a.log_interval = 10;
   a.print_log = false;
   a.eval_iters = 0;

@@ -46,7 +46,7 @@ TrainArgs args(const std::string& data, int64_t iters) {
   a.train_iters = iters;
   a.seq_length = 16;
   a.data_path = {data};
-  a.lr = {3e-3, 3e-4, 3, iters, LrDecay::Cosine};
+  a.lr = {3e-3, 3e-4, 3 * 8, iters * 8, LrDecay::Cosine};  // in samples: 3 and iters steps of 8
   a.log_interval = 5;
   a.print_log = false;
   return a;
