@@ -187,7 +187,9 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
     a.lr.decay_steps = lr_decay_samples.value_or(*train_samples);
     a.lr.warmup_steps = double(lr_warmup_samples.value_or(0));
   } else {
-    a.lr.decay_steps = checked_mul(lr_decay_iters.value_or(a.train_iters), gb, "--lr-decay-iters x --global-batch-size", 2);
+    a.lr.decay_steps = checked_mul(lr_decay_iters.value_or(a.train_iters), gb,
+                                   lr_decay_iters ? "--lr-decay-iters x --global-batch-size"
+                                                  : "--train-iters x --global-batch-size", 2);
     a.lr.warmup_steps = double(lr_warmup_iters.value_or(0)) * double(gb);
   }
   if (lr_warmup_fraction) a.lr.warmup_steps = *lr_warmup_fraction * double(a.lr.decay_steps);

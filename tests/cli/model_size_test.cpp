@@ -152,7 +152,7 @@ TEST_F(ModelSize, FlagSizesAreUsageErrors) {
                  {"[memory] --micro-batch-size 1000000000 and --seq-length 16"});
   expect_refused(train + " --seq-length 16 --train-iters 1000000000000000000 --global-batch-size 100"
                          " --micro-batch-size 100",
-                 2, {"(--train-iters 1000000000000000000, --global-batch-size 100)"});
+                 2, {"--train-iters x --global-batch-size: 1000000000000000000 x 100 overflows"});
   expect_refused("train --model tiny --vocab-size 1000000000000 --lr 1e-3 --train-iters 2 --data-path x", 2,
                  {"vocab size 1000000000000 is more than 2147483647"});
   expect_refused("init --model tiny --vocab-size 101 --num-layers 1000000000 --save " + dir_ + "/x", 2,
