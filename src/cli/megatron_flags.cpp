@@ -46,12 +46,15 @@ constexpr Spec kAlwaysSo[] = {
     {"--exit-on-missing-checkpoint", 0, "a --load that is not there is an error"},
     {"--log-throughput", 0, "the log line always has tokens/s/p and TFLOPs/p"},
     {"--log-validation-ppl-to-tensorboard", 0, "TensorBoard always gets the validation perplexity"},
-    {"--group-query-attention", 0, "with --num-query-groups equal to the heads: Baichuan's attention"},
+    {"--check-for-nan-in-loss-and-grad", 0, "stop at the first non-finite iteration (--exit-on-nan 1; train sets it)"},
+    {"--no-check-for-nan-in-loss-and-grad", 0, "non-finite iterations are counted and skipped; --exit-on-nan N stops"},
+    {"--no-create-attention-mask-in-dataloader", 0, "no attention mask is made: the kernels mask as they go"},
+    {"--mmap-bin-files", 0, "datasets are memory-mapped"},
+    {"--override-opt_param-scheduler", 0, "a resumed run takes its learning-rate schedule from the command line"},
 };
 
 // No effect here: named once at start-up.
 constexpr Spec kNoEffect[] = {
-    {"--data-impl", -1, "the mmap (MMIDIDX) format is the only one"},
     {"--tokenizer-not-use-fast", 0, "SentencePiece is the only tokenizer"},
     {"--DDP-impl", -1, "data parallelism is chuanspeed's own: gradients summed per layer over the ranks"},
     {"--distributed-backend", -1, "ranks communicate over MPI, set up by the launcher (mpirun, srun)"},
@@ -60,7 +63,6 @@ constexpr Spec kNoEffect[] = {
     {"--overlap-grad-reduce", 0, "the data-parallel gradient reduction is chuanspeed's own"},
     {"--overlap-param-gather", 0, "the distributed optimizer's parameter gather is chuanspeed's own"},
     {"--num-workers", -1, "the training loop reads samples from the memory-mapped dataset itself"},
-    {"--dataloader-type", -1, "samples are taken in Megatron's single (sequential) order"},
     {"--timing-log-level", -1, "the log line's time per iteration is the timer"},
     {"--log-timers-to-tensorboard", 0, "TensorBoard gets the log line's figures"},
     {"--log-memory-to-tensorboard", 0, "the peak memory is printed once, after the first logged iteration"},
@@ -72,7 +74,12 @@ constexpr Spec kNoEffect[] = {
     {"--empty-unused-memory-level", -1, "memory is planned once per run"},
     {"--manual-gc", 0, "there is no garbage collector"},
     {"--ckpt-format", -1, "checkpoints are chuanspeed's native format (convert writes Hugging Face's)"},
-    {"--check-for-nan-in-loss-and-grad", 0, "non-finite iterations are always counted and skipped (--exit-on-nan N stops)"},
+    {"--num-dataset-builder-threads", -1, "the sample indices are built by one thread, cached beside the data"},
+    {"--ckpt-fully-parallel-save", 0, "each rank writes its own shard files"},
+    {"--ckpt-fully-parallel-load", 0, "each rank reads what it needs"},
+    {"--async-save", 0, "checkpoints are written when the step ends"},
+    {"--fp16-lm-cross-entropy", 0, "the cross entropy is always computed in fp32"},
+    {"--no-initialization", 0, "the initial weights are always made (a --load then replaces them)"},
 };
 
 // Architectures and schedules not built: one line.
@@ -86,6 +93,10 @@ constexpr Spec kRefused[] = {
     {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
     {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
     {"--rampup-batch-size", 3, "the global batch size is fixed for a run here (--global-batch-size)"},
+    {"--use-checkpoint-opt_param-scheduler", 0, "checkpoints do not hold the schedule's settings; a resumed run "
+                                               "takes them from the command line (pass the same --lr flags)"},
+    {"--mock-data", 0, "no mock data set is built in; chuanspeed synth-data writes a synthetic dataset for "
+                       "--data-path"},
     {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
                         "(--tokenizer-name-or-path)"},
     {"--merge-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
@@ -116,7 +127,14 @@ void MegatronFlags::add_to(CLI::App& app) {
   app.add_option("--rotary-percent", rotary_percent_, "rotated share of each head: 1 (Baichuan rotates all of it)");
   app.add_option("--norm-epsilon,--layernorm-epsilon", norm_epsilon_, "RMSNorm epsilon (Baichuan's: 1e-6)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--num-query-groups", num_query_groups_, "key/value heads: the attention heads (Baichuan's attention)");
+  app.add_flag("--group-query-attention", group_query_attention_,
+               "with --num-query-groups equal to the heads (Baichuan's attention); alone it means one key/value head");
+  app.add_option("--num-query-groups", num_query_groups_, "with --group-query-attention: key/value heads, the attention "
+                 "heads here (Baichuan's attention); ignored without it, as in Megatron");
+  app.add_option("--data-impl", data_impl_, "mmap (or infer): the MMIDIDX format, the only one")
+      ->check(CLI::IsMember({"mmap", "infer"}));
+  app.add_option("--dataloader-type", dataloader_type_, "single: samples in order (Megatron's default), the only one")
+      ->check(CLI::IsMember({"single"}));
   app.add_option("--kv-channels", kv_channels_, "head dim: hidden size / heads");
 }
 
@@ -142,9 +160,11 @@ void MegatronFlags::check_model(const ModelConfig& c) const {
   if (norm_epsilon_ && *norm_epsilon_ != c.rms_norm_eps)
     throw UsageError(fmt::format("--norm-epsilon {} differs from the model's RMSNorm epsilon {} (from --load). "
                                  "Hint: leave the flag out, or pass {}", *norm_epsilon_, c.rms_norm_eps, c.rms_norm_eps));
-  if (num_query_groups_ && *num_query_groups_ != c.num_heads)
-    throw UsageError(fmt::format("--num-query-groups {}: Baichuan's attention has one key/value head per query head; "
-                                 "expected {} (--num-attention-heads)", *num_query_groups_, c.num_heads));
+  // Megatron reads --num-query-groups (default 1) only with --group-query-attention.
+  if (group_query_attention_ && num_query_groups_.value_or(1) != c.num_heads)
+    throw UsageError(fmt::format("--group-query-attention with --num-query-groups {}: Baichuan's attention has one "
+                                 "key/value head per query head; expected --num-query-groups {} (--num-attention-heads)",
+                                 num_query_groups_.value_or(1), c.num_heads));
   if (kv_channels_ && *kv_channels_ * c.num_heads != c.hidden_size)
     throw UsageError(fmt::format("--kv-channels {}: the head dim is the hidden size over the heads; expected {} "
                                  "({} / {})", *kv_channels_, c.hidden_size / c.num_heads, c.hidden_size, c.num_heads));

@@ -43,7 +43,8 @@ class MegatronFlags {
   std::vector<std::string> sink_;     // values of flags without an effect
   std::optional<double> rotary_percent_, norm_epsilon_;
   std::optional<int64_t> num_query_groups_, kv_channels_;
-  bool use_rotary_ = false;
+  std::optional<std::string> data_impl_, dataloader_type_;
+  bool use_rotary_ = false, group_query_attention_ = false;
 };
 
 }  // namespace cs::cli

@@ -178,4 +178,10 @@ void add_device_option(CLI::App& app, std::string& device) {
   app.add_option("--device", device, "where to compute: cpu (default) or cuda");
 }
 
+std::string sentencepiece_tokenizer_refusal() {
+  return "--tokenizer-type SentencePieceTokenizer: Megatron's adds <CLS>, <SEP>, <EOD> and <MASK> pieces to the "
+         "vocabulary and ends documents with its new <EOD>, which this program does not. Hint: "
+         "GPTSentencePieceTokenizer or Llama2Tokenizer (the model's pieces as they are), or PretrainedFromHF";
+}
+
 }  // namespace cs::cli

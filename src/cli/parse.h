@@ -41,4 +41,9 @@ struct ModelFlags {
   void apply_recompute(ModelConfig& c) const;
 };
 
+// Megatron's SentencePieceTokenizer adds <CLS>, <SEP>, <EOD> and <MASK> pieces (and <PAD>, <BOS>,
+// <EOS> where missing) to the model's vocabulary, its end-of-document id the new <EOD>: not
+// Baichuan's tokenizer as it is. One line for train and preprocess.
+std::string sentencepiece_tokenizer_refusal();
+
 }  // namespace cs::cli

@@ -90,6 +90,7 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
   ModelFlags mf = f.model;
   mf.vocab_size.reset();
   ModelConfig c = mf.resolve();
+  f.megatron.apply(c);  // --norm-epsilon, as train applies it
   // Megatron pads the tokenizer's vocabulary to a multiple of divisible_by x tp.
   c.vocab_size = padded_vocab_size(vocab.value_or(c.vocab_size), f.model.divisible_by, tp);
   return c;
@@ -141,8 +142,7 @@ int plan_main(int argc, char** argv) {
   l.micro_batch = f.micro_batch;
   l.global_batch = f.global_batch.value_or(checked_mul(f.micro_batch, l.world / std::max<int64_t>(1, f.tp * f.pp),
                                                        "--micro-batch-size x data-parallel size", 2));
-  l.train_iters = f.train_samples ? *f.train_samples / std::max<int64_t>(1, f.global_batch.value_or(f.micro_batch))
-                                  : f.train_iters.value_or(0);
+  l.train_iters = f.train_samples ? *f.train_samples / std::max<int64_t>(1, l.global_batch) : f.train_iters.value_or(0);
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
   l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
   l.flash_attention = flash;
@@ -153,6 +153,7 @@ int plan_main(int argc, char** argv) {
   std::vector<std::string> notes;
   std::string config_file;
   const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file);
+  f.megatron.check_model(c);  // --kv-channels, --num-query-groups, --norm-epsilon as train checks them
   l.seq_length = f.model.seq_length.value_or(c.max_seq_length);
   const Plan p = make_plan(c, l, gpu ? PlanBackend::Gpu : PlanBackend::Cpu);
   // The CPU plan against this machine: the refusal train would give here, in the same words.

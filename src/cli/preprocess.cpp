@@ -47,7 +47,7 @@ int preprocess_main(int argc, char** argv) {
   app.add_option("--tokenizer-name-or-path", opt.tokenizer, "a Hugging Face tokenizer directory or a .model file");
   app.add_option("--tokenizer-model", tokenizer_model, "a SentencePiece .model file (Megatron's flag)");
   app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF (HuggingFaceTokenizer) or SentencePiece "
-                 "(SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer)");
+                 "(GPTSentencePieceTokenizer, Llama2Tokenizer)");
   app.add_option("--workers", opt.workers, "tokenizing threads (output bytes do not depend on it)");
   app.add_option("--log-interval", opt.log_interval, "documents between progress lines");
   app.add_option("--json-keys", opt.json_keys, "fields to tokenize with --handler-name plain (default text)");
@@ -97,11 +97,12 @@ int preprocess_main(int argc, char** argv) {
   // AscendSpeed's PretrainedFromHF, newer Megatron's HuggingFaceTokenizer: a Hugging Face directory;
   // Megatron's SentencePiece names: a .model file. Baichuan's tokenizer is SentencePiece either way.
   const bool hf = tokenizer_type == "PretrainedFromHF" || tokenizer_type == "HuggingFaceTokenizer";
-  if (!hf && tokenizer_type != "SentencePiece" && tokenizer_type != "SentencePieceTokenizer" &&
-      tokenizer_type != "GPTSentencePieceTokenizer" && tokenizer_type != "Llama2Tokenizer")
+  if (tokenizer_type == "SentencePieceTokenizer") throw UsageError(sentencepiece_tokenizer_refusal());
+  if (!hf && tokenizer_type != "SentencePiece" && tokenizer_type != "GPTSentencePieceTokenizer" &&
+      tokenizer_type != "Llama2Tokenizer")
     throw UsageError(fmt::format("--tokenizer-type {}: expected PretrainedFromHF / HuggingFaceTokenizer or a "
-                                 "SentencePiece type (SentencePieceTokenizer, GPTSentencePieceTokenizer, "
-                                 "Llama2Tokenizer): Baichuan's tokenizer is SentencePiece", tokenizer_type));
+                                 "SentencePiece type (GPTSentencePieceTokenizer, Llama2Tokenizer): Baichuan's "
+                                 "tokenizer is SentencePiece", tokenizer_type));
   if (opt.tokenizer.empty()) opt.tokenizer = tokenizer_model;
   if (opt.tokenizer.empty())
     throw UsageError("--tokenizer-name-or-path: required (a Hugging Face tokenizer directory or a .model file)");

@@ -58,8 +58,8 @@ void TrainFlags::add_to(CLI::App& app) {
   CLI::Option* warm_iters = app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
   CLI::Option* warm_samples = app.add_option("--lr-warmup-samples", lr_warmup_samples,
                                              "linear warmup in samples, with --train-samples");
-  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay")
-      ->excludes(warm_iters)->excludes(warm_samples);
+  app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay");
+  (void)warm_iters, (void)warm_samples;
   app.add_option("--lr-warmup-init", lr_warmup_init, "learning rate the warmup starts from (default 0)");
   app.add_option("--weight-decay", weight_decay, "decoupled weight decay (not on norms)");
   app.add_option("--clip-grad", clip_grad, "clip gradients to this global norm (0: off)");
@@ -74,7 +74,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--bf16", bf16, "bf16 mixed precision: bf16 parameters and GEMMs, fp32 master weights and gradients");
   app.add_option("--tokenizer-model", tokenizer_model, "SentencePiece tokenizer.model (Megatron's Llama2Tokenizer)");
   app.add_option("--tokenizer-type", tokenizer_type, "PretrainedFromHF (HuggingFaceTokenizer), SentencePiece "
-                 "(SentencePieceTokenizer, GPTSentencePieceTokenizer, Llama2Tokenizer) or NullTokenizer")
+                 "(GPTSentencePieceTokenizer, Llama2Tokenizer) or NullTokenizer")
       ->check(CLI::IsMember({"PretrainedFromHF", "HuggingFaceTokenizer", "SentencePiece", "SentencePieceTokenizer",
                              "Llama2Tokenizer", "GPTSentencePieceTokenizer", "NullTokenizer"}));
   app.add_option("--normalization", normalization, "RMSNorm (Baichuan's; the only one)");
@@ -115,6 +115,9 @@ void TrainFlags::add_to(CLI::App& app) {
 
 void TrainFlags::check_supported(const CLI::App& app) {
   megatron.check(app, model.position);
+  if (tokenizer_type && *tokenizer_type == "SentencePieceTokenizer") throw UsageError(sentencepiece_tokenizer_refusal());
+  // Megatron's check stops the run at the first NaN loss or gradient.
+  if (app.count("--check-for-nan-in-loss-and-grad") > 0 && exit_on_nan == 0) exit_on_nan = 1;
   if (normalization != "RMSNorm")
     throw UsageError(fmt::format("--normalization {}: Baichuan uses RMSNorm, the only one supported", normalization));
   if (attention_dropout != 0.0 || hidden_dropout != 0.0)
@@ -174,9 +177,11 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.lr.style = parse_lr_decay(lr_decay_style);
   a.lr.init_lr = lr_warmup_init;
   // Megatron's steps: samples, from the iteration flags (x the global batch) or the sample flags,
-  // not a mix of the two.
-  const char* mixed = train_samples ? (lr_decay_iters ? "--lr-decay-iters" : lr_warmup_iters ? "--lr-warmup-iters" : nullptr)
-                                    : (lr_decay_samples ? "--lr-decay-samples" : lr_warmup_samples ? "--lr-warmup-samples" : nullptr);
+  // not a mix of the two (a zero warmup of the other kind is no mix, as in Megatron's checks).
+  const char* mixed = train_samples ? (lr_decay_iters ? "--lr-decay-iters"
+                                       : lr_warmup_iters.value_or(0) ? "--lr-warmup-iters" : nullptr)
+                                    : (lr_decay_samples ? "--lr-decay-samples"
+                                       : lr_warmup_samples.value_or(0) ? "--lr-warmup-samples" : nullptr);
   if (mixed)
     throw UsageError(fmt::format("{} with {}: the schedule is counted in {}. Hint: use {}", mixed,
                                  train_samples ? "--train-samples" : "--train-iters",
@@ -192,7 +197,26 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
                                                   : "--train-iters x --global-batch-size", 2);
     a.lr.warmup_steps = double(lr_warmup_iters.value_or(0)) * double(gb);
   }
-  if (lr_warmup_fraction) a.lr.warmup_steps = *lr_warmup_fraction * double(a.lr.decay_steps);
+  if (lr_warmup_fraction) {
+    if (lr_warmup_iters.value_or(0) || lr_warmup_samples.value_or(0))
+      throw UsageError(fmt::format("--lr-warmup-fraction with {} {}: one warmup. Hint: pass one of the two",
+                                   lr_warmup_iters.value_or(0) ? "--lr-warmup-iters" : "--lr-warmup-samples",
+                                   lr_warmup_iters.value_or(0) ? *lr_warmup_iters : *lr_warmup_samples));
+    if (*lr_warmup_fraction < 0 || *lr_warmup_fraction > 1)
+      throw UsageError(fmt::format("--lr-warmup-fraction {}: expected 0 to 1", *lr_warmup_fraction));
+    a.lr.warmup_steps = *lr_warmup_fraction * double(a.lr.decay_steps);
+  }
+  // Megatron's scheduler asserts these.
+  if (a.lr.decay_steps <= 0)
+    throw UsageError(fmt::format("{} {}: expected at least 1", train_samples ? "--lr-decay-samples" : "--lr-decay-iters",
+                                 train_samples ? a.lr.decay_steps : lr_decay_iters.value_or(a.train_iters)));
+  if (a.lr.warmup_steps < 0)
+    throw UsageError(fmt::format("{}: expected a warmup of 0 or more", train_samples ? "--lr-warmup-samples" : "--lr-warmup-iters"));
+  if (a.lr.min_lr < 0 || a.lr.min_lr > a.lr.max_lr)
+    throw UsageError(fmt::format("--min-lr {}: expected 0 to --lr {}", a.lr.min_lr, a.lr.max_lr));
+  if (a.lr.init_lr < 0 || a.lr.init_lr > a.lr.max_lr)
+    throw UsageError(fmt::format("--lr-warmup-init {}: expected 0 to --lr {}", a.lr.init_lr, a.lr.max_lr));
+  a.train_samples = train_samples.value_or(0);
   a.adam = {adam_beta1, adam_beta2, adam_eps, weight_decay};
   a.clip_grad = clip_grad;
   a.fp16 = fp16;

@@ -62,6 +62,9 @@ void check_state(const std::string& dir, int64_t folder_iteration, const Trainin
        fmt::format("consumed samples {}: expected fewer than 2^52", st.consumed_samples));
   need(st.schedule_steps >= 0 && st.schedule_steps <= st.iteration,
        fmt::format("scheduler num_steps {}: expected 0 to the iteration {}", st.schedule_steps, st.iteration));
+  need(st.schedule_samples >= -1 && st.schedule_samples <= st.consumed_samples,
+       fmt::format("scheduler num_samples {}: expected 0 to the consumed samples {}", st.schedule_samples,
+                   st.consumed_samples));
 }
 
 // Reads this shard's slice of every parameter-shaped tensor `prefix + name` of r into the flat f32
@@ -106,7 +109,7 @@ nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, 
           {"config", config_to_hf_json(cfg)},
           {"layout", {{"tensor_model_parallel_size", tp}, {"pipeline_model_parallel_size", pp},
                       {"data_parallel_size", 1}}},
-          {"scheduler", {{"num_steps", st.schedule_steps}}},
+          {"scheduler", {{"num_steps", st.schedule_steps}, {"num_samples", st.schedule_samples}}},
           {"rng", {{"seed", st.seed}}},
           {"data", {{"consumed_samples", st.consumed_samples}, {"consumed_valid_samples", st.consumed_valid_samples}}}};
 }
@@ -246,6 +249,8 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     st.iteration = m.at("iteration").get<int64_t>();
     st.consumed_samples = m.at("consumed_samples").get<int64_t>();
     st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
+    // Absent in checkpoints written before the schedule counted samples.
+    st.schedule_samples = m.at("scheduler").value("num_samples", int64_t(-1));
     // Absent in checkpoints written before validation resumed its cursor: start it at 0.
     st.consumed_valid_samples = m.at("data").value("consumed_valid_samples", int64_t(0));
     st.seed = m.at("rng").at("seed").get<uint64_t>();

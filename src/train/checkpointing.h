@@ -17,6 +17,10 @@ namespace cs {
 
 struct TrainingState {
   int64_t iteration = 0, consumed_samples = 0, schedule_steps = 0;
+  // The lr scheduler's position in samples (Megatron's num_steps): the stepped iterations' global
+  // batches, kept as such if a resumed run changes the global batch. -1: not in the checkpoint
+  // (schedule_steps x the global batch).
+  int64_t schedule_samples = -1;
   int64_t consumed_valid_samples = 0;  // the validation cursor (Megatron's consumed_valid_samples)
   uint64_t seed = 0;
 };

@@ -62,7 +62,9 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const DataBlend blend = parse_data_path(a.data_path);
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
-  const int64_t n_train = checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
+  // Megatron's train samples: --train-samples itself, else --train-iters x --global-batch-size.
+  const int64_t n_train = a.train_samples > 0 ? a.train_samples
+                                              : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
   const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
   const int64_t n_valid = a.eval_iters > 0 && a.eval_interval > 0
       ? checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2)
@@ -188,7 +190,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     // Megatron's scheduler counts samples and skipped steps do not advance it.
-    const double lr = a.lr.lr(st.schedule_steps * a.global_batch);
+    if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
+    const double lr = a.lr.lr(st.schedule_samples);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
@@ -197,12 +200,13 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     r.consumed_samples += a.global_batch;
     r.skipped += o.skipped;
     r.nan += o.nan;
-    if (o.stepped) ++st.schedule_steps;
+    if (o.stepped) ++st.schedule_steps, st.schedule_samples += a.global_batch;
     consecutive_nan = (!std::isfinite(o.loss) || (o.found_inf && !a.fp16)) ? consecutive_nan + 1 : 0;
     r.losses.push_back(std::isfinite(o.loss) ? o.loss : NAN);
     r.iterations = it;
     const double step_s = step_timer.seconds();
-    log.add(o, step_s, lr);
+    // Megatron logs the optimizer's lr after the scheduler stepped: the next iteration's.
+    log.add(o, step_s, a.lr.lr(st.schedule_samples));
     if (const std::string note = threads.after_iteration(step_s); !note.empty() && a.print_log)
       log_info("{}{} (iteration {})", world.size() > 1 ? fmt::format("[rank {}] ", world.rank()) : "", note, it);
 

@@ -19,6 +19,7 @@ namespace cs {
 
 struct TrainArgs {
   int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
+  int64_t train_samples = 0;  // --train-samples (0: train_iters x global_batch): sizes the train split's samples
   std::vector<std::string> data_path;  // Megatron's --data-path: PREFIX, or W1 PREFIX1 W2 PREFIX2 ...
   std::string split = "969, 30, 1";     // --split (Megatron's default)
   std::string data_cache_path;         // --data-cache-path: index cache ("" = beside the data)

@@ -5,6 +5,7 @@
 // positions across a document boundary, or the targets counted), where a run without them does
 // not change; NullTokenizer's id is the vocabulary size it was given.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -25,7 +26,7 @@ double first_loss(const std::string& metrics) {
 }
 
 TEST(EodFlags, EachChangesTrainingOnPretrainingData) {
-  const auto d = (std::filesystem::path(testing::TempDir()) / "cs_eod_flags").string();
+  const auto d = (std::filesystem::path(testing::TempDir()) / ("cs_eod_flags_" + std::to_string(getpid()))).string();
   std::filesystem::remove_all(d);
   const std::string tok = kSrc + "/assets/demo/tokenizer";
   auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/alpaca_demo.json --output-prefix " + d +

@@ -4,6 +4,7 @@
 // and --norm-epsilon are checked against the model (--norm-epsilon also sets a new model's epsilon,
 // which its checkpoint then holds); architectures this program does not build are one line, exit 2.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -18,7 +19,7 @@ namespace {
 class MegatronFlags : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (std::filesystem::path(testing::TempDir()) / "cs_megatron_flags").string();
+    dir_ = (std::filesystem::path(testing::TempDir()) / ("cs_megatron_flags_" + std::to_string(getpid()))).string();
     std::filesystem::remove_all(dir_);
     ASSERT_EQ(run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status, 0);
   }
@@ -46,24 +47,31 @@ TEST_F(MegatronFlags, ALlamaStyleScriptRuns) {
   // Megatron's tokenizer type names for Baichuan's SentencePiece tokenizer.
   const std::string tok = std::string(CS_SOURCE_DIR) + "/assets/demo/tokenizer";
   for (const std::string& type : {"HuggingFaceTokenizer --tokenizer-name-or-path " + tok,
-                                  "SentencePieceTokenizer --tokenizer-model " + tok + "/tokenizer.model",
                                   "GPTSentencePieceTokenizer --tokenizer-model " + tok + "/tokenizer.model"}) {
     const auto t = run_binary("train --model tiny --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 "
                               "--split 100,0,0 --data-path " + dir_ + "/data --tokenizer-type " + type);
     EXPECT_EQ(t.status, 0) << type << ": " << t.err;
   }
+  // Megatron's SentencePieceTokenizer adds pieces to the vocabulary: not this tokenizer as it is.
+  const auto sp = run_binary("train --model tiny --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 "
+                             "--data-path " + dir_ + "/data --tokenizer-type SentencePieceTokenizer --tokenizer-model " +
+                             tok + "/tokenizer.model");
+  EXPECT_EQ(sp.status, 2);
+  EXPECT_NE(sp.err.find("Megatron's adds <CLS>, <SEP>, <EOD> and <MASK> pieces"), std::string::npos) << sp.err;
 }
 
 TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
   const auto r = train("--overlap-grad-reduce --overlap-param-gather --num-workers 2 --timing-log-level 2 "
                        "--log-timers-to-tensorboard --tensorboard-log-interval 1 --wandb-project p --wandb-exp-name e "
                        "--ckpt-format torch --log-num-zeros-in-grad --empty-unused-memory-level 1 "
-                       "--manual-gc --dataloader-type single --distributed-backend nccl");
+                       "--manual-gc --dataloader-type single --data-impl mmap --distributed-backend nccl "
+                       "--override-opt_param-scheduler --fp16-lm-cross-entropy --async-save");
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--num-workers", "--timing-log-level",
                            "--log-timers-to-tensorboard", "--tensorboard-log-interval", "--wandb-project",
                            "--wandb-exp-name", "--ckpt-format", "--log-num-zeros-in-grad",
-                           "--empty-unused-memory-level", "--manual-gc", "--dataloader-type", "--distributed-backend"})
+                           "--empty-unused-memory-level", "--manual-gc", "--distributed-backend",
+                           "--fp16-lm-cross-entropy", "--async-save"})
     EXPECT_NE(r.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos) << flag << "\n" << r.err;
 }
 
@@ -74,14 +82,20 @@ TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
     EXPECT_NE(r.err.find(words), std::string::npos) << flags << ": " << r.err;
   };
   expect_usage("--rotary-percent 0.5", "--rotary-percent 0.5: Baichuan rotates the whole head; expected 1.0");
-  expect_usage("--num-query-groups 1", "--num-query-groups 1: Baichuan's attention has one key/value head per query "
-                                       "head; expected 3");
+  expect_usage("--group-query-attention --num-query-groups 1", "--num-query-groups 1: Baichuan's attention has one "
+                                                               "key/value head per query head; expected --num-query-groups 3");
   expect_usage("--kv-channels 8", "--kv-channels 8: the head dim is the hidden size over the heads; expected 16");
   expect_usage("--position-embedding-type alibi --use-rotary-position-embeddings", "expected one position scheme");
   expect_usage("--norm-epsilon -1", "--norm-epsilon");
+  // Megatron reads --num-query-groups (default 1) only with --group-query-attention.
+  expect_usage("--group-query-attention", "--group-query-attention with --num-query-groups 1");
+  EXPECT_EQ(train("--num-query-groups 1").status, 0);
+  expect_usage("--dataloader-type cyclic", "--dataloader-type");
+  expect_usage("--data-impl lazy", "--data-impl");
   for (const char* flag : {"--squared-relu", "--openai-gelu", "--add-bias-linear", "--add-qkv-bias", "--apply-layernorm-1p",
                            "--qk-layernorm", "--apply-residual-connection-post-layernorm", "--fp8-format hybrid",
-                           "--rampup-batch-size 2 2 100", "--vocab-file gpt2-vocab.json", "--merge-file merges.txt"}) {
+                           "--rampup-batch-size 2 2 100", "--vocab-file gpt2-vocab.json", "--merge-file merges.txt",
+                           "--use-checkpoint-opt_param-scheduler", "--mock-data"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_usage(flag, name + ": ");
     expect_usage(flag, "Hint: leave the flag out");
@@ -125,14 +139,28 @@ TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
   const auto a = lrs("iters"), b = lrs("samples"), c = lrs("longer");
   ASSERT_EQ(a.size(), 5u);
   EXPECT_EQ(a, b);
-  EXPECT_DOUBLE_EQ(c.at(4).first, 1e-4 + (1.0 - (12.0 - 8.0) / (22.0 - 8.0)) * (1e-3 - 1e-4));
-  // Warmup over 6 samples: iteration 2 (4 samples done) trains at 4/6 of --lr.
+  EXPECT_DOUBLE_EQ(c.at(4).first, 1e-4 + (1.0 - (16.0 - 8.0) / (22.0 - 8.0)) * (1e-3 - 1e-4));  // after 4 steps
+  // Warmup over 6 samples: after iteration 1 (4 samples; Megatron logs the lr after the step, the
+  // next iteration's) the lr is 4/6 of --lr.
   auto r = train_for(base + "--train-samples 20 --lr-warmup-samples 6 --save " + dir_ + "/frac");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_DOUBLE_EQ(lrs("frac").at(2).first, 1e-3 * 4.0 / 6.0);
+  EXPECT_DOUBLE_EQ(lrs("frac").at(1).first, 1e-3 * 4.0 / 6.0);
   r = train_for(base + "--train-iters 5 --lr-warmup-fraction 0.3 --save " + dir_ + "/fraction");  // 0.3 x 20 = 6 samples
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_DOUBLE_EQ(lrs("fraction").at(2).first, 1e-3 * 4.0 / 6.0);
+  EXPECT_DOUBLE_EQ(lrs("fraction").at(1).first, 1e-3 * 4.0 / 6.0);
+  // Megatron's scheduler checks.
+  for (const auto& [flags, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--train-iters 5 --lr-decay-iters 0", "--lr-decay-iters 0: expected at least 1"},
+           {"--train-iters 5 --min-lr 1", "--min-lr 1: expected 0 to --lr 0.001"},
+           {"--train-iters 5 --lr-warmup-init 0.01", "--lr-warmup-init 0.01: expected 0 to --lr"},
+           {"--train-iters 5 --lr-warmup-fraction 0.1 --lr-warmup-iters 2", "--lr-warmup-fraction with --lr-warmup-iters 2"}}) {
+    r = train_for(flags);
+    EXPECT_EQ(r.status, 2) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(words), std::string::npos) << flags << ": " << r.err;
+  }
+  EXPECT_EQ(train_for("--train-iters 2 --lr-warmup-fraction 0.1 --lr-warmup-iters 0").status, 0);  // 0: no mix
+  EXPECT_EQ(train_for("--train-samples 8 --lr-warmup-iters 0").status, 0);
+
   // Iteration and sample flags do not mix.
   r = train_for(base + "--train-samples 20 --lr-decay-iters 4");
   EXPECT_EQ(r.status, 2);
@@ -140,6 +168,18 @@ TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
       << r.err;
   r = train_for(base + "--train-iters 5 --train-samples 20");
   EXPECT_EQ(r.status, 2) << r.err;
+}
+
+// --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does
+// (an lr of 1e30 diverges at once); without it the run counts the iterations and goes on.
+TEST_F(MegatronFlags, CheckForNanStopsTheRun) {
+  const std::string diverge = "--train-iters 6 --lr 1e30 --clip-grad 0 --log-interval 1 ";
+  auto r = train_for(diverge + "--check-for-nan-in-loss-and-grad");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("stopping: 1 non-finite iterations in a row (--exit-on-nan 1)"), std::string::npos) << r.err;
+  r = train_for(diverge);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("stopping"), std::string::npos) << r.err;
 }
 
 }  // namespace
