@@ -88,9 +88,12 @@ DeepSpeedConfig read_deepspeed_config(const std::string& path) {
                                  "min_loss_scale"}, c.unused_keys);
     c.fp16 = get<bool>(h, "enabled", "fp16.", path).value_or(false);
     if (c.fp16) {
-      if (get<double>(h, "loss_scale", "fp16.", path).value_or(0.0) != 0.0)
-        throw UsageError(fmt::format("--deepspeed_config {}: fp16.loss_scale {}: only the dynamic loss scale (0) is "
-                                     "supported", path, h["loss_scale"].dump()));
+      // DeepSpeed: 0 is the dynamic scale, any other value a constant one.
+      const double fixed = get<double>(h, "loss_scale", "fp16.", path).value_or(0.0);
+      if (fixed < 0 || !std::isfinite(fixed))
+        throw UsageError(fmt::format("--deepspeed_config {}: fp16.loss_scale {}: expected 0 (dynamic) or a positive "
+                                     "constant scale", path, h["loss_scale"].dump()));
+      if (fixed > 0) c.static_loss_scale = fixed;
       if (const auto p = get<double>(h, "initial_scale_power", "fp16.", path)) c.initial_loss_scale = std::pow(2.0, *p);
       c.loss_scale_window = get<int64_t>(h, "loss_scale_window", "fp16.", path);
       c.hysteresis = get<int64_t>(h, "hysteresis", "fp16.", path);
@@ -131,6 +134,7 @@ std::vector<std::string> apply_deepspeed_config(const DeepSpeedConfig& c, const 
   if (c.fp16) {
     a.fp16 = true;
     if (c.initial_loss_scale) a.initial_loss_scale = *c.initial_loss_scale;
+    if (c.static_loss_scale) a.static_loss_scale = *c.static_loss_scale;
     if (c.loss_scale_window) a.loss_scale_window = *c.loss_scale_window;
     if (c.hysteresis) a.hysteresis = *c.hysteresis;
     if (c.min_loss_scale) a.min_loss_scale = *c.min_loss_scale;

@@ -19,6 +19,7 @@ struct DeepSpeedConfig {
   std::optional<double> beta1, beta2, eps, weight_decay, gradient_clipping;
   bool fp16 = false, bf16 = false;
   std::optional<double> initial_loss_scale, min_loss_scale;  // fp16: 2^initial_scale_power (loss_scale 0)
+  std::optional<double> static_loss_scale;                     // fp16.loss_scale > 0: a constant scale
   std::optional<int64_t> loss_scale_window, hysteresis;
   std::optional<int64_t> train_batch_size, micro_batch_per_gpu, gradient_accumulation_steps;
   std::vector<std::string> unused_keys;  // dotted names of keys that change nothing here

@@ -79,6 +79,9 @@ constexpr Spec kNoEffect[] = {
     {"--ckpt-fully-parallel-load", 0, "each rank reads what it needs"},
     {"--async-save", 0, "checkpoints are written when the step ends"},
     {"--fp16-lm-cross-entropy", 0, "the cross entropy is always computed in fp32"},
+    {"--no-save-optim", 0, "checkpoints always hold the optimizer state (--no-load-optim leaves it on load)"},
+    {"--no-save-rng", 0, "checkpoints always hold the seed (--no-load-rng leaves it on load)"},
+    {"--no-mmap-bin-files", 0, "datasets are memory-mapped: the same tokens"},
     {"--no-initialization", 0, "the initial weights are always made (a --load then replaces them)"},
 };
 
@@ -135,6 +138,10 @@ void MegatronFlags::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"mmap", "infer"}));
   app.add_option("--dataloader-type", dataloader_type_, "single: samples in order (Megatron's default), the only one")
       ->check(CLI::IsMember({"single"}));
+  app.add_option("--optimizer", optimizer_, "adam: Megatron's Adam with decoupled weight decay (AdamW), the only one")
+      ->check(CLI::IsMember({"adam"}));
+  app.add_option("--weight-decay-incr-style", wd_incr_style_, "constant: --weight-decay throughout, the only one")
+      ->check(CLI::IsMember({"constant"}));
   app.add_option("--kv-channels", kv_channels_, "head dim: hidden size / heads");
 }
 

@@ -67,6 +67,8 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--adam-beta2", adam_beta2, "Adam beta2");
   app.add_option("--adam-eps", adam_eps, "Adam epsilon");
   app.add_option("--initial-loss-scale", initial_loss_scale, "fp16 dynamic loss scale: start");
+  app.add_option("--loss-scale", static_loss_scale, "fp16: a constant loss scale instead of the dynamic one "
+                 "(an overflowing step is still skipped)")->check(CLI::PositiveNumber);
   app.add_option("--min-loss-scale", min_loss_scale, "fp16 dynamic loss scale: floor");
   app.add_option("--loss-scale-window", loss_scale_window, "clean steps before the scale doubles");
   app.add_option("--hysteresis", hysteresis, "overflows before the scale halves");
@@ -222,6 +224,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.fp16 = fp16;
   a.bf16 = bf16;
   a.initial_loss_scale = initial_loss_scale;
+  a.static_loss_scale = static_loss_scale.value_or(0);
   a.min_loss_scale = min_loss_scale;
   a.loss_scale_window = loss_scale_window;
   a.hysteresis = hysteresis;

@@ -23,7 +23,7 @@ struct TrainFlags {
   std::string normalization = "RMSNorm";
   double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;
-  std::optional<double> lr, lr_warmup_fraction;
+  std::optional<double> lr, lr_warmup_fraction, static_loss_scale;
   double lr_warmup_init = 0;
   double min_lr = 0.0, weight_decay = 0.01, clip_grad = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999,
          adam_eps = 1e-8, initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;

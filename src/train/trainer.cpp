@@ -151,8 +151,10 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   const bool shard = a.distributed_optimizer && dp.size() > 1;
   if (shard) model.params().pad_to(model.ctx(), dp.size());
   AdamW adam(model.params(), a.adam, model.ctx(), shard ? &dp : nullptr);
-  LossScaler scaler(a.fp16, a.fp16 ? a.initial_loss_scale : 1.0, a.loss_scale_window, a.hysteresis,
-                    a.min_loss_scale);
+  // fp16: dynamic, or Megatron's constant scale (an overflowing step is still skipped).
+  LossScaler scaler(a.fp16 && a.static_loss_scale <= 0,
+                    !a.fp16 ? 1.0 : a.static_loss_scale > 0 ? a.static_loss_scale : a.initial_loss_scale,
+                    a.loss_scale_window, a.hysteresis, a.min_loss_scale);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
   TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
                 a.print_log, writer, a.instruction, a.metrics_dir, a.tensorboard_dir});

@@ -42,6 +42,7 @@ struct TrainArgs {
   bool fp16 = false;
   bool bf16 = false;  // the model was built with Precision::bf16() (the caller's choice; logged)
   double initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
+  double static_loss_scale = 0;  // fp16: Megatron's --loss-scale (DeepSpeed's fp16.loss_scale): a constant scale; 0: dynamic
   int64_t loss_scale_window = 1000, hysteresis = 2;
   int64_t log_interval = 100;
   bool log_params_norm = false;  // Megatron's --log-params-norm: "params norm: X |" in the log line

@@ -170,6 +170,39 @@ TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
   EXPECT_EQ(r.status, 2) << r.err;
 }
 
+// --loss-scale (and DeepSpeed's fp16.loss_scale) is a constant fp16 loss scale; --optimizer adam and
+// --weight-decay-incr-style constant are what runs, other values are refused.
+TEST_F(MegatronFlags, StaticLossScaleOptimizerAndWeightDecayStyle) {
+  auto scales = [&](const std::string& name) {
+    std::vector<double> s;
+    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("loss_scale")) s.push_back(j["loss_scale"].get<double>());
+    }
+    return s;
+  };
+  auto r = train_for("--train-iters 3 --log-interval 1 --fp16 --loss-scale 512 --loss-scale-window 1 --optimizer adam "
+                     "--weight-decay-incr-style constant --save " + dir_ + "/static");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(scales("static"), (std::vector<double>{512, 512, 512}));
+  r = train_for("--train-iters 3 --log-interval 1 --fp16 --initial-loss-scale 512 --loss-scale-window 1 --save " + dir_ +
+                "/dynamic");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(scales("dynamic"), (std::vector<double>{1024, 2048, 4096}));  // the dynamic scale grows
+  std::ofstream(dir_ + "/ds.json") << R"({"train_batch_size": 2, "fp16": {"enabled": true, "loss_scale": 256}})";
+  r = train_for("--train-iters 2 --log-interval 1 --deepspeed --deepspeed_config " + dir_ + "/ds.json --save " + dir_ +
+                "/ds");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(scales("ds"), (std::vector<double>{256, 256}));
+  r = train("--optimizer sgd");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--optimizer"), std::string::npos) << r.err;
+  r = train("--weight-decay-incr-style cosine");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--weight-decay-incr-style"), std::string::npos) << r.err;
+}
+
 // --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does
 // (an lr of 1e30 diverges at once); without it the run counts the iterations and goes on.
 TEST_F(MegatronFlags, CheckForNanStopsTheRun) {

@@ -165,6 +165,27 @@ TEST(Trainer, IntervalsWithEveryStepSkippedLogNoLossAsMegatronDoes) {
   EXPECT_TRUE(std::isnan(c.loss.at(6)));
 }
 
+// Megatron's --loss-scale: a constant scale; an overflowing step is skipped and the scale stays.
+TEST(Trainer, AStaticLossScaleSkipsOverflowsAndStays) {
+  SingleGroup world, tp;
+  Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
+  m.params().init(test::cpu_ctx(), 4);
+  TrainArgs a = args(repetitive_dataset(), 4);
+  a.fp16 = true;
+  a.static_loss_scale = 512;
+  a.hysteresis = 1;
+  a.loss_scale_window = 1;  // a dynamic scale would double after every clean step
+  a.log_interval = 1;
+  a.grad_hook = [&](int64_t it, Tensor& g) {
+    if (it == 2) g.f32()[5] = INFINITY;
+  };
+  const TrainResult r = train(m, a, world);
+  EXPECT_EQ(r.skipped, 1);
+  ASSERT_EQ(r.records.size(), 4u);
+  for (const LogRecord& rec : r.records) EXPECT_EQ(rec.loss_scale, 512) << rec.iteration;
+  EXPECT_EQ(r.records[1].skipped_iters, 1);
+}
+
 TEST(Trainer, NonFiniteIterationsAreCountedAndExitOnNanStops) {
   SingleGroup world, tp;
   Model m(tiny(), test::cpu_ctx(), tp, 4, 16);
