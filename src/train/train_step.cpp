@@ -27,14 +27,19 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
   params_sq_ = DeviceBuffer(model_.ctx().backend, sizeof(double));
 }
 
-double TrainStep::params_norm() {
+void TrainStep::global_sq_norm(const Tensor& flat, const Tensor& sq) {
   Ctx& ctx = model_.ctx();
-  const Tensor sq = params_sq_.tensor({1}, DType::F64);
-  grad_sq_norm_local(ctx, adam_.master_shard(model_.params()), norm_ranges_,
+  grad_sq_norm_local(ctx, flat, norm_ranges_,
                      norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))}, DType::F64), sq);
   if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
   model_.tp_group().all_reduce_sum(ctx, sq);
   pp_.all_reduce_sum(ctx, sq);
+}
+
+double TrainStep::params_norm() {
+  Ctx& ctx = model_.ctx();
+  const Tensor sq = params_sq_.tensor({1}, DType::F64);
+  global_sq_norm(adam_.master_shard(model_.params()), sq);
   double v = 0;
   ctx.backend.download(ctx, sq, &v);
   return std::sqrt(v);
@@ -95,11 +100,7 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
   }
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
   const Tensor sq = slots_.extra(0);
-  grad_sq_norm_local(ctx, grads, norm_ranges_, norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))},
-                                                                  DType::F64), sq);
-  if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
-  model_.tp_group().all_reduce_sum(ctx, sq);
-  pp_.all_reduce_sum(ctx, sq);
+  global_sq_norm(grads, sq);
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

@@ -55,6 +55,10 @@ class TrainStep {
  private:
   // Sums one layer's gradient range over the data-parallel group.
   void reduce_layer(int layer);
+  // sq (F64 [1]) = the squared global norm of flat (this rank's gradients or master weights: the
+  // shard when the optimizer is sharded): norm_ranges_ summed here, then over the data-parallel
+  // (when sharded), tensor- and pipeline-parallel groups.
+  void global_sq_norm(const Tensor& flat, const Tensor& sq);
   Model& model_;
   AdamW& adam_;
   LossScaler& scaler_;
