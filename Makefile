@@ -20,8 +20,11 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# TEST_TMPDIR (GoogleTest's TempDir()): the tests' scratch files under the build folder, so that two
+# suites run at once (build and build-asan) never share a folder.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE '$(TEST_EXCLUDE)'
+	mkdir -p $(BUILD)/test-tmp
+	cd $(BUILD) && TEST_TMPDIR=$(abspath $(BUILD))/test-tmp/ ctest --output-on-failure -j $(JOBS) -LE '$(TEST_EXCLUDE)'
 
 # The test suite again under AddressSanitizer + UndefinedBehaviorSanitizer (CS_SANITIZE: any finding
 # fails its test), in its own build folder, optimised (RelWithDebInfo) so that it fits CI's time;

@@ -50,7 +50,6 @@ constexpr Spec kAlwaysSo[] = {
     {"--no-check-for-nan-in-loss-and-grad", 0, "non-finite iterations are counted and skipped; --exit-on-nan N stops"},
     {"--no-create-attention-mask-in-dataloader", 0, "no attention mask is made: the kernels mask as they go"},
     {"--mmap-bin-files", 0, "datasets are memory-mapped"},
-    {"--override-opt_param-scheduler", 0, "a resumed run takes its learning-rate schedule from the command line"},
 };
 
 // No effect here: named once at start-up.
@@ -96,8 +95,6 @@ constexpr Spec kRefused[] = {
     {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
     {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
     {"--rampup-batch-size", 3, "the global batch size is fixed for a run here (--global-batch-size)"},
-    {"--use-checkpoint-opt_param-scheduler", 0, "checkpoints do not hold the schedule's settings; a resumed run "
-                                               "takes them from the command line (pass the same --lr flags)"},
     {"--mock-data", 0, "no mock data set is built in; chuanspeed synth-data writes a synthetic dataset for "
                        "--data-path"},
     {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "

@@ -86,7 +86,13 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--exit-interval", exit_interval, "save and exit when the iteration is a multiple of this");
   app.add_option("--keep-last", keep_last, "keep only the newest N checkpoints (0: all)");
   app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
-  app.add_flag("--no-load-optim", no_load_optim, "--load without the optimizer state");
+  app.add_flag("--no-load-optim", no_load_optim,
+               "--load without the optimizer state: Adam, the lr scheduler and the loss scaler start afresh");
+  app.add_flag("--override-opt_param-scheduler", override_scheduler,
+               "a resumed run whose lr / weight-decay settings differ from its checkpoint's trains with this "
+               "command line's (without it or the next flag such a resume is refused)");
+  app.add_flag("--use-checkpoint-opt_param-scheduler", checkpoint_scheduler,
+               "a resumed run trains with its checkpoint's lr / weight-decay settings");
   app.add_flag("--no-load-rng", no_load_rng, "--load without the RNG state (the seed comes from --seed)");
   app.add_flag("--resume", resume,
                "continue this run from --load's native checkpoint with its whole state, overriding --finetune, "
@@ -238,6 +244,12 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.distributed_optimizer = distributed_optimizer || (zero_stage && *zero_stage >= 1);
   a.finetune = finetune && !resume;
   a.load_optim = !no_load_optim || resume;
+  if (override_scheduler && checkpoint_scheduler)  // Megatron asserts it too
+    throw UsageError("--override-opt_param-scheduler with --use-checkpoint-opt_param-scheduler: pick one "
+                     "(this command line's schedule or the checkpoint's)");
+  a.scheduler_on_resume = override_scheduler     ? SchedulerOnResume::Override
+                          : checkpoint_scheduler ? SchedulerOnResume::UseCheckpoint
+                                                 : SchedulerOnResume::Check;
   return a;
 }
 

@@ -42,6 +42,7 @@ struct TrainFlags {
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
+  bool override_scheduler = false, checkpoint_scheduler = false;
 
   void add_to(CLI::App& app);
   // Dropout, non-RMSNorm, ZeRO-3, the Megatron-LM flags refused (cli/megatron_flags.h) and

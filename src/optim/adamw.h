@@ -33,6 +33,8 @@ class AdamW {
   void step(ParamStore& params, double lr, float grad_scale = 1.f);
   int64_t steps() const { return step_; }
   void set_steps(int64_t s) { step_ = s; }
+  // A resumed run may train with its checkpoint's weight decay (--use-checkpoint-opt_param-scheduler).
+  void set_weight_decay(double wd) { cfg_.weight_decay = wd; }
   bool sharded() const { return group_ != nullptr; }
   // This rank's range of the flat buffer: [shard_begin, shard_begin + shard_size).
   int64_t shard_begin() const { return begin_; }

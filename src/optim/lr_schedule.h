@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cs {
 
@@ -27,5 +28,28 @@ struct LrSchedule {
   // Megatron, where the scheduler steps after the optimizer.
   double lr(int64_t num_steps) const;
 };
+
+// What Megatron's OptimizerParamScheduler keeps in a checkpoint besides its position, and checks
+// against the command line when a run resumes: the lr schedule and the weight decay (a constant
+// here, Megatron's start_wd = end_wd).
+struct SchedulerSettings {
+  LrSchedule lr;
+  double weight_decay = 0;
+};
+
+// How a resumed run treats a checkpoint's settings that differ from the command line's: refuse
+// (Megatron's default), take the command line's (--override-opt_param-scheduler) or the
+// checkpoint's (--use-checkpoint-opt_param-scheduler).
+enum class SchedulerOnResume { Check, Override, UseCheckpoint };
+
+struct SettingDifference {
+  std::string name, here, checkpoint;  // e.g. "--lr", "0.0001", "0.0003"
+};
+
+// The settings of `here` that differ from `checkpoint`, in Megatron's order (lr, min lr, warmup,
+// decay, decay style), then the warmup start and the weight decay; values printed so they read back.
+std::vector<SettingDifference> differences(const SchedulerSettings& here, const SchedulerSettings& checkpoint);
+
+const char* lr_decay_name(LrDecay d);
 
 }  // namespace cs

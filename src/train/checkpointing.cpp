@@ -67,6 +67,29 @@ void check_state(const std::string& dir, int64_t folder_iteration, const Trainin
                    st.consumed_samples));
 }
 
+// The scheduler's settings in meta.json (absent before they were kept); values a run cannot have
+// had are refused, as check_state does for the position.
+std::optional<SchedulerSettings> read_scheduler_settings(const std::string& dir, const nlohmann::json& j) {
+  if (!j.contains("max_lr")) return std::nullopt;
+  SchedulerSettings s;
+  s.lr.max_lr = j.at("max_lr").get<double>();
+  s.lr.min_lr = j.at("min_lr").get<double>();
+  s.lr.warmup_steps = j.at("lr_warmup_steps").get<double>();
+  s.lr.decay_steps = j.at("lr_decay_steps").get<int64_t>();
+  s.lr.init_lr = j.at("lr_warmup_init").get<double>();
+  s.weight_decay = j.at("start_wd").get<double>();
+  const std::string style = j.at("lr_decay_style").get<std::string>();
+  const bool ok_style = style == "constant" || style == "linear" || style == "cosine";
+  if (!ok_style || j.at("end_wd").get<double>() != s.weight_decay || j.at("wd_incr_style") != "constant" ||
+      !(s.lr.max_lr >= 0) || !(s.lr.min_lr >= 0) || !(s.lr.init_lr >= 0) || !(s.lr.warmup_steps >= 0) ||
+      s.lr.decay_steps < 1 || !std::isfinite(s.lr.max_lr) || !std::isfinite(s.weight_decay))
+    throw Error(fmt::format("[checkpoint] {}/meta.json: scheduler {}: expected lr values of 0 or more, a decay of at "
+                            "least 1 sample, a decay style constant, linear or cosine and a constant weight decay",
+                            dir, j.dump()));
+  s.lr.style = parse_lr_decay(style);
+  return s;
+}
+
 // Reads this shard's slice of every parameter-shaped tensor `prefix + name` of r into the flat f32
 // device buffer `flat`, whatever layout wrote the checkpoint (the reader assembles a slice from the
 // files that overlap it).
@@ -103,13 +126,21 @@ void read_flat(Ctx& ctx, const CheckpointReader& r, const ModelConfig& cfg, cons
 }  // namespace
 
 nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, int64_t tp, int64_t pp) {
+  nlohmann::json sched = {{"num_steps", st.schedule_steps}, {"num_samples", st.schedule_samples}};
+  if (st.scheduler) {  // Megatron's names; lr_warmup_init is this program's own
+    const LrSchedule& l = st.scheduler->lr;
+    sched.update({{"max_lr", l.max_lr}, {"min_lr", l.min_lr}, {"lr_warmup_steps", l.warmup_steps},
+                  {"lr_decay_steps", l.decay_steps}, {"lr_decay_style", lr_decay_name(l.style)},
+                  {"lr_warmup_init", l.init_lr}, {"start_wd", st.scheduler->weight_decay},
+                  {"end_wd", st.scheduler->weight_decay}, {"wd_incr_style", "constant"}});
+  }
   return {{"format", kNativeFormat},
           {"iteration", st.iteration},
           {"consumed_samples", st.consumed_samples},
           {"config", config_to_hf_json(cfg)},
           {"layout", {{"tensor_model_parallel_size", tp}, {"pipeline_model_parallel_size", pp},
                       {"data_parallel_size", 1}}},
-          {"scheduler", {{"num_steps", st.schedule_steps}, {"num_samples", st.schedule_samples}}},
+          {"scheduler", sched},
           {"rng", {{"seed", st.seed}}},
           {"data", {{"consumed_samples", st.consumed_samples}, {"consumed_valid_samples", st.consumed_valid_samples}}}};
 }
@@ -251,6 +282,7 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
     // Absent in checkpoints written before the schedule counted samples.
     st.schedule_samples = m.at("scheduler").value("num_samples", int64_t(-1));
+    st.scheduler = read_scheduler_settings(r.dir(), m.at("scheduler"));
     // Absent in checkpoints written before validation resumed its cursor: start it at 0.
     st.consumed_valid_samples = m.at("data").value("consumed_valid_samples", int64_t(0));
     st.seed = m.at("rng").at("seed").get<uint64_t>();

@@ -6,11 +6,13 @@
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "model/model.h"
 #include "optim/adamw.h"
 #include "optim/loss_scaler.h"
+#include "optim/lr_schedule.h"
 #include "train/memory_budget.h"
 
 namespace cs {
@@ -23,6 +25,10 @@ struct TrainingState {
   int64_t schedule_samples = -1;
   int64_t consumed_valid_samples = 0;  // the validation cursor (Megatron's consumed_valid_samples)
   uint64_t seed = 0;
+  // The scheduler's settings the run trained with (Megatron's max_lr, min_lr, lr_warmup_steps,
+  // lr_decay_steps, lr_decay_style, start_wd / end_wd): checked when a run resumes. Absent in
+  // checkpoints written before they were kept, and in weights-only ones.
+  std::optional<SchedulerSettings> scheduler;
 };
 
 // meta.json of a checkpoint: format, iteration, consumed samples, the config (HF style), the

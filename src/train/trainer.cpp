@@ -105,18 +105,50 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   return d;
 }
 
-// Loads --load's state as the flags ask: weights only (finetune) or the whole run.
-TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& scaler, TrainResult& r) {
+// The scheduler settings a resumed run trains with: the command line's unless the checkpoint's
+// differ, which is refused (Megatron's OptimizerParamScheduler asserts) unless the flags pick one.
+SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::optional<SchedulerSettings>& stored,
+                                   SchedulerOnResume policy, const std::string& dir, bool say) {
+  if (!stored) return here;  // a checkpoint from before the settings were kept
+  std::string list;
+  for (const SettingDifference& d : differences(here, *stored))
+    list += fmt::format("{}{} {} (the checkpoint's {})", list.empty() ? "" : ", ", d.name, d.here, d.checkpoint);
+  if (list.empty()) return here;
+  if (policy == SchedulerOnResume::Check)
+    throw UsageError(fmt::format(
+        "--load {}: this run's learning-rate schedule differs from the checkpoint's: {}. Hint: pass the checkpoint's "
+        "values, or add --override-opt_param-scheduler to train with this command line's, or "
+        "--use-checkpoint-opt_param-scheduler to train with the checkpoint's", dir, list));
+  const bool use_here = policy == SchedulerOnResume::Override;
+  if (say)
+    log_info("[train] {}: the schedule continues with {} settings: {}",
+             use_here ? "--override-opt_param-scheduler" : "--use-checkpoint-opt_param-scheduler",
+             use_here ? "this command line's" : "the checkpoint's", list);
+  return use_here ? here : *stored;
+}
+
+// Loads --load's state as the flags ask: weights only (finetune) or the whole run; the returned
+// state's scheduler holds the settings to train with.
+TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& scaler, TrainResult& r, bool say) {
   TrainingState st;
   st.seed = a.seed;
+  st.scheduler = SchedulerSettings{a.lr, a.adam.weight_decay};
   if (a.resume_dir.empty()) return st;
   if (a.finetune) {
     load_training_checkpoint(a.resume_dir, model, nullptr, nullptr);  // weights only
     adam.load_master(model.params());
     return st;
   }
-  st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, &scaler);
-  if (!a.load_optim) adam.load_master(model.params());
+  const SchedulerSettings here = *st.scheduler;
+  st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, a.load_optim ? &scaler : nullptr);
+  if (a.load_optim) {
+    st.scheduler = settle_scheduler(here, st.scheduler, a.scheduler_on_resume, a.resume_dir, say);
+    adam.set_weight_decay(st.scheduler->weight_decay);
+  } else {  // Megatron's --no-load-optim: the scheduler (and the loss scaler) start afresh too
+    adam.load_master(model.params());
+    st.schedule_steps = st.schedule_samples = 0;
+    st.scheduler = here;
+  }
   r.consumed_samples = st.consumed_samples;
   // The sample order comes from --seed (as in Megatron): another seed continues the iteration
   // count on a different order, which is allowed but never what an exact resume wants.
@@ -163,7 +195,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
 
   TrainResult r;
-  TrainingState st = resume(a, model, adam, scaler, r);
+  TrainingState st = resume(a, model, adam, scaler, r, writer && a.print_log);
+  const LrSchedule schedule = st.scheduler->lr;
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
   if (data.has_valid())
@@ -193,7 +226,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     Timer step_timer;
     // Megatron's scheduler counts samples and skipped steps do not advance it.
     if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
-    const double lr = a.lr.lr(st.schedule_samples);
+    const double lr = schedule.lr(st.schedule_samples);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
@@ -208,7 +241,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     r.iterations = it;
     const double step_s = step_timer.seconds();
     // Megatron logs the optimizer's lr after the scheduler stepped: the next iteration's.
-    log.add(o, step_s, a.lr.lr(st.schedule_samples));
+    log.add(o, step_s, schedule.lr(st.schedule_samples));
     if (const std::string note = threads.after_iteration(step_s); !note.empty() && a.print_log)
       log_info("{}{} (iteration {})", world.size() > 1 ? fmt::format("[rank {}] ", world.rank()) : "", note, it);
 

@@ -61,8 +61,12 @@ struct TrainArgs {
   // Resume from a native checkpoint root: everything (weights, optimizer, schedule, scaler, data
   // cursor); load_optim=false keeps fresh Adam moments; finetune loads weights only and starts at
   // iteration 0.
+  // load_optim=false also leaves the checkpoint's scheduler position and loss scaler, as Megatron's
+  // --no-load-optim (both are part of its optimizer state): the schedule starts again at 0.
+  // scheduler_on_resume: what a checkpoint's schedule settings that differ from lr / adam do.
   std::string resume_dir;
   bool load_optim = true, finetune = false;
+  SchedulerOnResume scheduler_on_resume = SchedulerOnResume::Check;
   // Test hook, called after each iteration's backward with the (scaled) flat gradients.
   std::function<void(int64_t iteration, Tensor& grads)> grad_hook;
   // Test hook, called on rank 0 once a checkpoint is complete (the latest file names it).

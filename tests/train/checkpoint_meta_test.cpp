@@ -56,6 +56,8 @@ TEST_F(CheckpointMeta, FieldsARunCannotHaveWrittenAreOneLine) {
   expect_refused(edited("huge", [](json& j) { j["consumed_samples"] = int64_t(1) << 62; }),
                  "expected fewer than 2^52");
   expect_refused(edited("steps", [](json& j) { j["scheduler"]["num_steps"] = 9; }), "scheduler num_steps 9");
+  expect_refused(edited("style", [](json& j) { j["scheduler"]["lr_decay_style"] = "poly"; }),
+                 "meta.json: scheduler {");
   expect_refused(edited("scale", [](json& j) { j["loss_scaler"]["scale"] = 0.0; }),
                  "loss_scaler {scale 0, growth_tracker");
 }

@@ -25,7 +25,8 @@ class RunFolder : public ::testing::Test {
     fs::create_directories(dir_);
     ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status);
     flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 8 --lr 1e-3 "
-             "--log-interval 1 --eval-iters 0 --train-iters 2 --data-path " + dir_ + "/data --save " + dir_ + "/run";
+             "--log-interval 1 --eval-iters 0 --train-iters 2 --lr-decay-iters 4 --data-path " + dir_ + "/data --save " +
+             dir_ + "/run";
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string read(const std::string& path) {

@@ -1,0 +1,117 @@
+// A resumed run and its checkpoint's learning-rate schedule, as Megatron's OptimizerParamScheduler:
+// the checkpoint keeps the settings (lr, min lr, warmup, decay, style, weight decay) beside the
+// position; a resume whose command line differs is refused in one line (exit 2) unless
+// --override-opt_param-scheduler (this command line's) or --use-checkpoint-opt_param-scheduler (the
+// checkpoint's) says which; --no-load-optim starts the schedule again at 0. Each case is read off
+// the lr the log line prints after the first resumed iteration.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "cli/run_util.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+class SchedulerResume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/cs_sched_" + std::to_string(getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status);
+    // Global batch 2; linear decay from 1e-3 to 0 over 8 iterations (16 samples), no warmup.
+    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 8 "
+             "--micro-batch-size 1 --global-batch-size 2 --log-interval 1 --eval-iters 0 --weight-decay 0.1 "
+             "--data-path " + dir_ + "/data";
+    ASSERT_EQ(0, test::run_binary(flags_ + " --lr 1e-3 --lr-decay-iters 8 --train-iters 2 --save " + dir_ + "/run")
+                     .status);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // Resumes the run to iteration 3 with EXTRA (into a copy, so that every case starts from
+  // iteration 2).
+  test::RunResult resume(const std::string& extra) {
+    const std::string d = dir_ + "/r" + std::to_string(++copies_);
+    fs::copy(dir_ + "/run", d, fs::copy_options::recursive);
+    return test::run_binary(flags_ + " --train-iters 3 --load " + d + " --save " + d + " " + extra);
+  }
+  // The lr iteration 3's log line shows (the one after its step: 3 of 8 iterations decayed).
+  static double logged_lr(const std::string& out) {
+    std::smatch m;
+    const std::regex line(R"(iteration\s+3/\s*3 .*learning rate: ([0-9.E+-]+) \|)");
+    if (!std::regex_search(out, m, line)) return -1;
+    return std::stod(m[1]);
+  }
+  std::string dir_, flags_;
+  int copies_ = 0;
+};
+
+TEST_F(SchedulerResume, CheckpointKeepsTheSettingsUnderMegatronsNames) {
+  const auto j = nlohmann::json::parse(std::ifstream(dir_ + "/run/iter_0000002/meta.json")).at("scheduler");
+  EXPECT_EQ(j.at("max_lr").get<double>(), 1e-3);
+  EXPECT_EQ(j.at("min_lr").get<double>(), 0.0);
+  EXPECT_EQ(j.at("lr_warmup_steps").get<double>(), 0.0);
+  EXPECT_EQ(j.at("lr_decay_steps").get<int64_t>(), 16);  // samples
+  EXPECT_EQ(j.at("lr_decay_style").get<std::string>(), "linear");
+  EXPECT_EQ(j.at("start_wd").get<double>(), 0.1);
+  EXPECT_EQ(j.at("end_wd").get<double>(), 0.1);
+  EXPECT_EQ(j.at("num_samples").get<int64_t>(), 4);
+}
+
+TEST_F(SchedulerResume, SameSettingsContinueWithAnotherTrainIters) {
+  // --train-iters is not a schedule setting here (the decay is given): 3 of 8 iterations decayed.
+  const auto r = resume("--lr 1e-3 --lr-decay-iters 8");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_DOUBLE_EQ(logged_lr(r.out), 1e-3 * (1 - 3.0 / 8)) << r.out;
+}
+
+TEST_F(SchedulerResume, DifferentSettingsAreRefusedInOneLine) {
+  const auto r = resume("--lr 2e-3 --lr-decay-iters 8 --lr-decay-style cosine --weight-decay 0.2");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(test::count_matching_lines(r.err, "error:"), 1) << r.err;
+  for (const char* words : {"differs from the checkpoint's: --lr 0.002 (the checkpoint's 0.001)",
+                            "--lr-decay-style cosine (the checkpoint's linear)", "--weight-decay 0.2 (the checkpoint's 0.1)",
+                            "Hint: pass the checkpoint's values, or add --override-opt_param-scheduler"})
+    EXPECT_NE(r.err.find(words), std::string::npos) << words << "\n" << r.err;
+  // The decay defaults to --train-iters: a longer run is another decay, refused as in Megatron.
+  const auto longer = resume("--lr 1e-3");
+  EXPECT_EQ(longer.status, 2) << longer.err;
+  EXPECT_NE(longer.err.find("decay samples 6 (the checkpoint's 16)"), std::string::npos) << longer.err;
+}
+
+TEST_F(SchedulerResume, OverrideTrainsWithTheCommandLinesSettings) {
+  const auto r = resume("--lr 2e-3 --lr-decay-iters 8 --override-opt_param-scheduler");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("--override-opt_param-scheduler: the schedule continues with this command line's settings: "
+                       "--lr 0.002 (the checkpoint's 0.001)"), std::string::npos) << r.err;
+  EXPECT_DOUBLE_EQ(logged_lr(r.out), 2e-3 * (1 - 3.0 / 8)) << r.out;
+}
+
+TEST_F(SchedulerResume, UseCheckpointTrainsWithTheCheckpointsSettings) {
+  const auto r = resume("--lr 2e-3 --lr-decay-iters 20 --use-checkpoint-opt_param-scheduler");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_DOUBLE_EQ(logged_lr(r.out), 1e-3 * (1 - 3.0 / 8)) << r.out;
+  // And its checkpoint keeps them, for the next resume.
+  const auto j = nlohmann::json::parse(std::ifstream(dir_ + "/r1/iter_0000003/meta.json")).at("scheduler");
+  EXPECT_EQ(j.at("max_lr").get<double>(), 1e-3);
+  EXPECT_EQ(j.at("lr_decay_steps").get<int64_t>(), 16);
+  const auto both = resume("--lr 1e-3 --override-opt_param-scheduler --use-checkpoint-opt_param-scheduler");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("pick one"), std::string::npos) << both.err;
+}
+
+TEST_F(SchedulerResume, NoLoadOptimStartsTheScheduleAgainAsMegatrons) {
+  // Megatron's --no-load-optim leaves the scheduler with the optimizer: iteration 3 is its first
+  // step (1 of 8 iterations decayed), from this command line's settings, unchecked.
+  const auto r = resume("--lr 2e-3 --lr-decay-iters 8 --no-load-optim");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_DOUBLE_EQ(logged_lr(r.out), 2e-3 * (1 - 1.0 / 8)) << r.out;
+}
+
+}  // namespace
+}  // namespace cs
