@@ -31,6 +31,8 @@ class MegatronFlags {
   // Values that must match the model (a checkpoint's included): --kv-channels, --num-query-groups,
   // --norm-epsilon.
   void check_model(const ModelConfig& c) const;
+  // --use-checkpoint-args: the architecture flags give way to --load's config (no check_loaded).
+  bool use_checkpoint_args(const CLI::App& app) const { return app.count("--use-checkpoint-args") > 0; }
   // "accepted, no effect here: --flag (reason)" for each such flag passed.
   std::vector<std::string> notes(const CLI::App& app) const;
 

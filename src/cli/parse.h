@@ -39,6 +39,11 @@ struct ModelFlags {
   ModelConfig resolve(int64_t tp = 1) const;
   // The run-time choices (activation recomputation) applied to a config read from a checkpoint.
   void apply_recompute(ModelConfig& c) const;
+  // The architecture flags given beside --load (layers, sizes, heads, vocabulary, position scheme)
+  // against the loaded model's config: a difference is one line (UsageError), as Megatron, which
+  // builds the model from the flags, fails to load other shapes (and would train another position
+  // scheme). source: where the config came from.
+  void check_loaded(const ModelConfig& loaded, const std::string& source, int64_t tp) const;
 };
 
 // Megatron's SentencePieceTokenizer adds <CLS>, <SEP>, <EOD> and <MASK> pieces (and <PAD>, <BOS>,

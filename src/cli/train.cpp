@@ -144,6 +144,7 @@ int train_main(int argc, char** argv) {
     cfg = mf.resolve(f.tp);  // padded to divisible-by x TP, as Megatron pads it
     f.megatron.apply(cfg);
   }
+  if (f.load && !f.megatron.use_checkpoint_args(app)) f.model.check_loaded(cfg, config_file, f.tp);
   f.megatron.check_model(cfg);
   f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
   // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
@@ -245,7 +246,7 @@ int train_main(int argc, char** argv) {
   }
   TrainResult r = train(*model, a, *world, *groups.dp, groups.pp.get());
   if (r.stopped_on_nan) return 1;
-  if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval) {
+  if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval && !r.stopped_by_duration) {
     if (grid.tp == 1 && grid.pp == 1) {
       save_hf_model(*model, *f.save + "/hf");
       log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);

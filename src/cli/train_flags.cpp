@@ -84,6 +84,10 @@ void TrainFlags::add_to(CLI::App& app) {
   megatron.add_to(app);  // the launch scripts' other Megatron-LM flags (cli/megatron_flags.h)
   app.add_option("--save-interval", save_interval, "iterations between checkpoints (also at the end and on SIGTERM)");
   app.add_option("--exit-interval", exit_interval, "save and exit when the iteration is a multiple of this");
+  app.add_option("--exit-duration-in-mins", exit_duration_mins,
+                 "save and exit after the first iteration that ends this many minutes into training (exit 0; "
+                 "a Slurm job's time limit)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--keep-last", keep_last, "keep only the newest N checkpoints (0: all)");
   app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
   app.add_flag("--no-load-optim", no_load_optim,
@@ -239,6 +243,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.tensorboard_dir = tensorboard_dir.value_or("");
   a.save_interval = save_interval;
   a.exit_interval = exit_interval;
+  a.exit_duration_s = double(exit_duration_mins) * 60.0;
   a.keep_last = keep_last;
   a.seed = seed;
   a.distributed_optimizer = distributed_optimizer || (zero_stage && *zero_stage >= 1);

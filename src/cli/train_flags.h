@@ -35,6 +35,7 @@ struct TrainFlags {
   bool adaptive_threads = false;  // --adaptive-threads
   bool instruction = false, reset_attention_mask = false, reset_position_ids = false, eod_mask_loss = false;
   int64_t tp = 1, pp = 1, save_interval = 0, exit_interval = 0;
+  double exit_duration_mins = 0;  // Megatron's type is int; a fraction is accepted here
   double distributed_timeout_minutes = 10;  // Megatron's default
   bool distributed_optimizer = false, deepspeed = false, sequence_parallel = false;
   std::optional<int> zero_stage;

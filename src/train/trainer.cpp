@@ -160,19 +160,25 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
   return st;
 }
 
-// Whether any rank was asked to stop (a signal reaches the ranks of mpirun at different moments:
-// they must agree, or one would leave the loop while the others wait in a collective).
-// flag: an F64 [1] device tensor to agree through.
-bool any_rank_stops(Ctx& ctx, Group& world, const Tensor& flag, bool here) {
+// Which stops any rank asked for: a signal (it reaches the ranks of mpirun at different moments)
+// and --exit-duration-in-mins (each rank's own clock). The ranks must agree, or one would leave the
+// loop while the others wait in a collective (Megatron all-reduces its duration flag with MAX).
+// flags: an F64 [2] device tensor to agree through.
+struct Stops {
+  bool signal = false, duration = false;
+};
+Stops any_rank_stops(Ctx& ctx, Group& world, const Tensor& flags, Stops here) {
   if (world.size() == 1) return here;
-  const double v = here ? 1.0 : 0.0;
-  ctx.backend.upload(ctx, &v, flag);
-  world.all_reduce_sum(ctx, flag);
-  return read_f64(ctx, flag)[0] > 0;
+  const double v[2] = {here.signal ? 1.0 : 0.0, here.duration ? 1.0 : 0.0};
+  ctx.backend.upload(ctx, v, flags);
+  world.all_reduce_sum(ctx, flags);
+  const std::vector<double> sum = read_f64(ctx, flags);
+  return {sum[0] > 0, sum[1] > 0};
 }
 }  // namespace
 
 TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Group* pp) {
+  const Timer run_timer;  // --exit-duration-in-mins counts from here
   validate(a, model, dp.size());
   const bool writer = world.rank() == 0;
   // Rank 0 builds the sample index cache; the others wait for it, then load it.
@@ -219,8 +225,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   };
   int64_t consecutive_nan = 0, step_bytes = 0;
   bool memory_reported = false;
-  const DeviceBuffer stop_mem(model.ctx().backend, sizeof(double));
-  const Tensor stop_flag = stop_mem.tensor({1}, DType::F64);
+  const DeviceBuffer stop_mem(model.ctx().backend, 2 * sizeof(double));
+  const Tensor stop_flags = stop_mem.tensor({2}, DType::F64);
   ThreadGovernor threads(a.adapt_threads);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
@@ -261,9 +267,20 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
       log.validation(it, loss);
     }
     heart.beat(it, o.loss, "");
-    const bool signalled = any_rank_stops(model.ctx(), world, stop_flag, a.stop && a.stop->load());
+    const Stops stops = any_rank_stops(model.ctx(), world, stop_flags,
+                                       {a.stop && a.stop->load(), a.exit_duration_s > 0 && run_timer.seconds() > a.exit_duration_s});
+    const bool signalled = stops.signal, out_of_time = stops.duration && it < a.train_iters;
     const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;
-    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now) save(it);
+    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now ||
+        out_of_time)
+      save(it);
+    if (out_of_time && !exit_now && !signalled) {
+      r.stopped_by_duration = true;
+      if (writer)
+        std::fprintf(stderr, "[train] --exit-duration-in-mins %g: saved at iteration %lld after %.1f minutes, exiting\n",
+                     a.exit_duration_s / 60.0, (long long)it, run_timer.seconds() / 60.0);
+      break;
+    }
     if (exit_now) {
       r.stopped_by_exit_interval = true;
       if (writer) std::fprintf(stderr, "[train] --exit-interval %lld: saved at iteration %lld, exiting\n",

@@ -55,6 +55,9 @@ struct TrainArgs {
   // *stop is set (SIGTERM/SIGINT: finish the step, save, return); keep_last prunes old ones.
   std::string save_dir;
   int64_t save_interval = 0, exit_interval = 0;  // Megatron's --exit-interval: save and stop
+  // Megatron's --exit-duration-in-mins (in seconds here): save and stop after the first iteration
+  // that ends this long after train() began (0: never); any rank's clock stops every rank.
+  double exit_duration_s = 0;
   int keep_last = 0;
   uint64_t seed = 1234;
   const std::atomic<bool>* stop = nullptr;
@@ -78,7 +81,7 @@ struct TrainResult {
   std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
   std::vector<std::pair<int64_t, double>> valid_losses;  // (iteration, validation lm loss)
   int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
-  bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false;
+  bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false, stopped_by_duration = false;
 };
 
 // Trains `model` in place on its execution context. world: every rank of the run (rank 0 prints

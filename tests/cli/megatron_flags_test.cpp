@@ -118,6 +118,35 @@ TEST_F(MegatronFlags, NormEpsilonSetsANewModelAndMustMatchALoadedOne) {
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
+// Megatron builds the model from the flags, so a script's architecture flags beside --load must be
+// the loaded model's (or Megatron fails to load the shapes, or trains another position scheme);
+// with --use-checkpoint-args the checkpoint's win.
+TEST_F(MegatronFlags, ArchitectureFlagsMustBeTheLoadedModels) {
+  ASSERT_EQ(train("--save " + dir_ + "/run").status, 0);
+  ASSERT_EQ(run_binary("init --model tiny --vocab-size 101 --save " + dir_ + "/hf").status, 0);
+  auto expect_usage = [&](const std::string& flags, const std::string& words) {
+    const auto r = train(flags);
+    EXPECT_EQ(r.status, 2) << flags << ": " << r.err;
+    EXPECT_EQ(count_matching_lines(r.err, "error:"), 1) << r.err;
+    EXPECT_NE(r.err.find(words), std::string::npos) << flags << ": " << r.err;
+  };
+  const std::string ckpt = "--load " + dir_ + "/run ", hf = "--load " + dir_ + "/hf ";
+  expect_usage(ckpt + "--num-layers 3", "--num-layers 3: the model loaded from " + dir_ + "/run/iter_0000001/meta.json "
+                                        "has 2 layers. Hint: leave the architecture flags out");
+  expect_usage(ckpt + "--num-attention-heads 4", "--num-attention-heads 4: the model loaded from");
+  expect_usage(hf + "--hidden-size 64", "--hidden-size 64: the model loaded from " + dir_ + "/hf/config.json has 48");
+  expect_usage(hf + "--ffn-hidden-size 96", "--ffn-hidden-size 96");
+  expect_usage(hf + "--position-embedding-type alibi", "uses rope positions");
+  expect_usage(ckpt + "--vocab-size 300", "--vocab-size 300: the model loaded from");
+  // The model's own values (the vocabulary as Megatron pads it), or --use-checkpoint-args, run.
+  for (const std::string& ok : {ckpt + "--num-layers 2 --hidden-size 48 --use-rotary-position-embeddings",
+                                hf + "--num-layers 2 --num-attention-heads 3 --position-embedding-type rope",
+                                hf + "--num-layers 5 --position-embedding-type alibi --use-checkpoint-args"}) {
+    const auto r = train(ok + " --override-opt_param-scheduler");
+    EXPECT_EQ(r.status, 0) << ok << "\n" << r.err;
+  }
+}
+
 // --train-samples counts the run and its schedule in samples, as Megatron does: whole global
 // batches of it are trained, a schedule in whole batches equals the iteration flags' (the same
 // bits), and a warmup that ends between two batches gives the fraction Megatron's gives.

@@ -248,6 +248,29 @@ TEST_F(ResumeBinary, AnotherSeedOnResumeIsAWarning) {
   EXPECT_EQ(test::count_matching_lines(r.err, "was trained with --seed"), 0) << r.err;  // the new seed was saved
 }
 
+// Megatron's --exit-duration-in-mins (a Slurm job's time limit): after the first iteration that
+// ends past it, save and exit 0, the heartbeat "stopped" (pulse relaunches it); the resumed run
+// continues bit-identically. 1e-7 minutes (6 us) is over after iteration 1.
+TEST_F(ResumeBinary, ExitDurationSavesExitsZeroAndResumesExactly) {
+  const std::string straight = tmp("dur_straight"), dir = tmp("dur");
+  ASSERT_EQ(0, test::run_binary(flags_ + " --train-iters 6 --save " + straight + " > " + straight + ".log").status);
+  auto r = test::run_binary(flags_ + " --train-iters 6 --exit-duration-in-mins 1e-7 --save " + dir + " > " + dir +
+                            ".log");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("--exit-duration-in-mins 1e-07: saved at iteration 1 after"), std::string::npos) << r.err;
+  EXPECT_EQ(latest_iteration(dir), 1);
+  EXPECT_FALSE(fs::exists(dir + "/hf"));  // the run is not over
+  std::ifstream hb(dir + "/heartbeat.json");
+  const std::string beat((std::istreambuf_iterator<char>(hb)), {});
+  EXPECT_NE(beat.find("\"stopped\""), std::string::npos) << beat;
+  r = test::run_binary(flags_ + " --train-iters 6 --save " + dir + " --load " + dir + " > " + dir + ".resumed.log");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto a = log_lines(straight + ".log"), b = log_lines(dir + ".resumed.log");
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 5u);
+  for (size_t i = 0; i < b.size(); ++i) EXPECT_EQ(b[i], a[i + 1]);
+}
+
 TEST_F(ResumeBinary, SigtermFinishesTheStepSavesAndExitsZero) {
   const std::string dir = tmp("term");
   pid_t pid = start("--save " + dir + " --save-interval 1000", dir + ".log");
