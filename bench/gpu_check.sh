@@ -103,7 +103,7 @@ bx $B/bin/chuanspeed preprocess --input assets/demo/alpaca_demo.parquet --output
 bx $B/bin/chuanspeed init --model demo --vocab-size 1024 --seq-length 128 --seed 1234 --save "$D/init" > /dev/null
 RUN=(train --data-path "$D/alpaca_text_document" --seq-length 128 --micro-batch-size 16 --global-batch-size 32
   --train-iters "$STEPS" --lr 3e-3 --min-lr 3e-4 --lr-warmup-iters 10 --lr-decay-style cosine --weight-decay 0.1
-  --clip-grad 1.0 --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 1 --split 98,2,0 --eval-interval 100000
+  --clip-grad 1.0 --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 1 --split 98,2,0 --eval-iters 0
   --load "$D/init")
 ( start=$SECONDS
   bx timeout "$(limit 300)" $B/bin/chuanspeed "${RUN[@]}" --device cpu --save "$D/cpu-fp32" \

@@ -15,7 +15,9 @@
 #   schedule  --train-iters 60 --lr 1e-3 --min-lr 1e-4 (AscendSpeed's 10:1 ratio; 1e-5 would barely
 #             move a freshly initialised model in 60 steps), --lr-warmup-fraction 0.1 (6 steps)
 #   output    --log-interval 5 --save-interval 30 --eval-interval 30 --save ${SAVE:-out/tiny-run}
-#   weights   no --load: random init (--no-load-optim/--no-load-rng are kept and do nothing)
+#   weights   no --load: random init (--no-load-optim/--no-load-rng are kept and do nothing here; with
+#             an appended --load RUN_DIR they restart Adam, the lr schedule and the loss scaler, as in
+#             Megatron: append --load RUN_DIR --resume to continue the run exactly)
 #   tokenizer ids only: --tokenizer-type NullTokenizer --vocab-size 1024 (the demo tokenizer's 1024 pieces)
 #             (Megatron's id-only tokenizer); set TOKENIZER_MODEL to use Llama2Tokenizer as AscendSpeed's script does
 # Environment: DATA_PATH, SAVE, TOKENIZER_MODEL, VOCAB_SIZE, CHUANSPEED. Extra arguments are

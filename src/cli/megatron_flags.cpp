@@ -42,7 +42,7 @@ constexpr Spec kAlwaysSo[] = {
     {"--use-legacy-models", 0, "Megatron's model implementation choice"},
     {"--transformer-impl", -1, "Megatron's model implementation choice"},
     {"--use-cpu-initialization", 0, "the initial weights are the same wherever they are made"},
-    {"--use-checkpoint-args", 0, "--load's architecture wins over the architecture flags"},
+    {"--use-checkpoint-args", 0, "--load's position scheme and key/value groups win over the flags"},
     {"--exit-on-missing-checkpoint", 0, "a --load that is not there is an error"},
     {"--exit-signal-handler", 0, "SIGTERM and SIGINT always finish the step, save and exit"},
     {"--log-throughput", 0, "the log line always has tokens/s/p and TFLOPs/p"},
@@ -161,12 +161,12 @@ void MegatronFlags::apply(ModelConfig& c) const {
   if (norm_epsilon_) c.rms_norm_eps = *norm_epsilon_;
 }
 
-void MegatronFlags::check_model(const ModelConfig& c) const {
+void MegatronFlags::check_model(const ModelConfig& c, bool groups_from_checkpoint) const {
   if (norm_epsilon_ && *norm_epsilon_ != c.rms_norm_eps)
     throw UsageError(fmt::format("--norm-epsilon {} differs from the model's RMSNorm epsilon {} (from --load). "
                                  "Hint: leave the flag out, or pass {}", *norm_epsilon_, c.rms_norm_eps, c.rms_norm_eps));
   // Megatron reads --num-query-groups (default 1) only with --group-query-attention.
-  if (group_query_attention_ && num_query_groups_.value_or(1) != c.num_heads)
+  if (group_query_attention_ && !groups_from_checkpoint && num_query_groups_.value_or(1) != c.num_heads)
     throw UsageError(fmt::format("--group-query-attention with --num-query-groups {}: Baichuan's attention has one "
                                  "key/value head per query head; expected --num-query-groups {} (--num-attention-heads)",
                                  num_query_groups_.value_or(1), c.num_heads));

@@ -30,8 +30,11 @@ class MegatronFlags {
   void apply(ModelConfig& c) const;
   // Values that must match the model (a checkpoint's included): --kv-channels, --num-query-groups,
   // --norm-epsilon.
-  void check_model(const ModelConfig& c) const;
-  // --use-checkpoint-args: the architecture flags give way to --load's config (no check_loaded).
+  // groups_from_checkpoint: --use-checkpoint-args with --load, where Megatron takes the key/value
+  // groups from the checkpoint (not checked here).
+  void check_model(const ModelConfig& c, bool groups_from_checkpoint = false) const;
+  // --use-checkpoint-args: --load's position scheme and key/value groups win over the flags (as
+  // Megatron forces them from the checkpoint's arguments; the shapes are still checked).
   bool use_checkpoint_args(const CLI::App& app) const { return app.count("--use-checkpoint-args") > 0; }
   // "accepted, no effect here: --flag (reason)" for each such flag passed.
   std::vector<std::string> notes(const CLI::App& app) const;

@@ -152,22 +152,27 @@ ModelConfig ModelFlags::resolve(int64_t tp) const {
   return c;
 }
 
-void ModelFlags::check_loaded(const ModelConfig& c, const std::string& source, int64_t tp) const {
+void ModelFlags::check_loaded(const ModelConfig& c, const std::string& source, std::optional<int64_t> vocab,
+                              bool use_checkpoint_args) const {
   auto same = [&](const char* flag, const std::optional<int64_t>& v, int64_t model, const char* what) {
     if (v && *v != model)
       throw UsageError(fmt::format("{} {}: the model loaded from {} has {} {}. Hint: leave the architecture flags out "
-                                   "with --load (or add --use-checkpoint-args), or give the model's",
+                                   "with --load, or give the model's",
                                    flag, *v, source, model, what));
   };
   same("--num-layers", num_layers, c.num_layers, "layers");
   same("--hidden-size", hidden_size, c.hidden_size, "as its hidden size");
   same("--ffn-hidden-size", ffn_hidden_size, c.ffn_hidden_size, "as its MLP size");
   same("--num-attention-heads", num_heads, c.num_heads, "attention heads");
-  // The flag's vocabulary as Megatron pads it; a Hugging Face config may hold it unpadded.
-  if (vocab_size && *vocab_size != c.vocab_size && padded_vocab_size(*vocab_size, divisible_by, tp) != c.vocab_size)
-    same("--vocab-size", vocab_size, c.vocab_size, "vocabulary entries");
+  // A Hugging Face config may hold the vocabulary unpadded; a checkpoint holds it padded for the
+  // tensor-parallel size that wrote it.
+  if (vocab && c.vocab_size != *vocab && (c.vocab_size < *vocab || c.vocab_size % divisible_by != 0))
+    throw UsageError(fmt::format("--vocab-size {}: the model loaded from {} has {} vocabulary entries, expected {} or "
+                                 "it padded to a multiple of --make-vocab-size-divisible-by {}. Hint: leave "
+                                 "--vocab-size out with --load, or give the model's", *vocab_size, source,
+                                 c.vocab_size, *vocab, divisible_by));
   const char* scheme = c.position == PositionType::Alibi ? "alibi" : "rope";
-  if (position && *position != scheme)
+  if (position && *position != scheme && !use_checkpoint_args)
     throw UsageError(fmt::format("--position-embedding-type {} (or --use-rotary-position-embeddings): the model loaded "
                                  "from {} uses {} positions. Hint: leave the flag out with --load, or pass {}",
                                  *position, source, scheme, scheme));

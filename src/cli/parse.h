@@ -39,11 +39,16 @@ struct ModelFlags {
   ModelConfig resolve(int64_t tp = 1) const;
   // The run-time choices (activation recomputation) applied to a config read from a checkpoint.
   void apply_recompute(ModelConfig& c) const;
-  // The architecture flags given beside --load (layers, sizes, heads, vocabulary, position scheme)
-  // against the loaded model's config: a difference is one line (UsageError), as Megatron, which
-  // builds the model from the flags, fails to load other shapes (and would train another position
-  // scheme). source: where the config came from.
-  void check_loaded(const ModelConfig& loaded, const std::string& source, int64_t tp) const;
+  // The architecture flags given beside --load (layers, sizes, heads, position scheme) against the
+  // loaded model's config: a difference is one line (UsageError), as Megatron, which builds the
+  // model from the flags, fails to load other shapes (and would train another position scheme).
+  // vocab: the vocabulary the flags ask for without a tokenizer (--vocab-size, + 1 for
+  // NullTokenizer): the model's must be it, or it padded to a multiple of --make-vocab-size-
+  // divisible-by (x any tensor-parallel size the checkpoint was written with). use_checkpoint_args:
+  // Megatron's --use-checkpoint-args, which takes the position scheme from the checkpoint (the
+  // shapes still from the flags). source: where the config came from.
+  void check_loaded(const ModelConfig& loaded, const std::string& source, std::optional<int64_t> vocab,
+                    bool use_checkpoint_args) const;
 };
 
 // Megatron's SentencePieceTokenizer adds <CLS>, <SEP>, <EOD> and <MASK> pieces (and <PAD>, <BOS>,

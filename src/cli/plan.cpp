@@ -39,7 +39,10 @@ std::string human_flops(double f) {
 // The vocabulary comes from the tokenizer, --vocab-size or the preset, padded as Megatron pads it
 // for this tensor-parallel size.
 // CONFIG_FILE receives the file the config came from ("" for the flags).
-ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string>& notes, std::string& config_file) {
+// use_checkpoint_args: --use-checkpoint-args (the architecture flags are checked against --load's
+// config as train checks them).
+ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string>& notes, std::string& config_file,
+                        bool use_checkpoint_args) {
   namespace fs = std::filesystem;
   const int64_t seq = f.model.seq_length.value_or(0);
   if (f.load && fs::exists(*f.load)) {
@@ -61,6 +64,9 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
       }
       c = config_from_hf_json(j, path);
     }
+    std::optional<int64_t> flag_vocab;  // without a tokenizer: --vocab-size (+ 1 for NullTokenizer)
+    if (!f.tokenizer_path() && f.model.vocab_size) flag_vocab = *f.model.vocab_size + (f.null_tokenizer() ? 1 : 0);
+    f.model.check_loaded(c, config_file, flag_vocab, use_checkpoint_args);
     c.max_seq_length = std::max(c.max_seq_length, seq);
     f.model.apply_recompute(c);
     notes.push_back(fmt::format("model from --load {}", *f.load));
@@ -152,7 +158,7 @@ int plan_main(int argc, char** argv) {
                    (backend == "auto" && (f.fp16 || f.bf16 || l.tp > 1 || l.pp > 1 || l.world > 1));
   std::vector<std::string> notes;
   std::string config_file;
-  const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file);
+  const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file, f.megatron.use_checkpoint_args(app));
   f.megatron.check_model(c);  // --kv-channels, --num-query-groups, --norm-epsilon as train checks them
   l.seq_length = f.model.seq_length.value_or(c.max_seq_length);
   const Plan p = make_plan(c, l, gpu ? PlanBackend::Gpu : PlanBackend::Cpu);

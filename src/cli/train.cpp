@@ -67,6 +67,7 @@ std::function<void(int64_t)> hold_after_save(const std::string& spec) {
 }  // namespace
 
 int train_main(int argc, char** argv) {
+  const auto started = std::chrono::steady_clock::now();  // --exit-duration-in-mins counts from here
   CLI::App app("Pretrain or fine-tune a Baichuan model (Megatron flags)", "train");
   TrainFlags f;
   f.add_to(app);
@@ -133,7 +134,7 @@ int train_main(int argc, char** argv) {
     config_file = *f.load + "/config.json";
     cfg = hf_model_config(*f.load);
     cfg.max_seq_length = std::max(cfg.max_seq_length, seq);  // as load_hf_model
-    if (vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
+    if (f.tokenizer_path() && vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
       throw Error(fmt::format("[train] the tokenizer has {} pieces but the model loaded from {} has a "
                               "vocabulary of {}. Hint: use the model's own tokenizer", *vocab, *f.load, cfg.vocab_size));
   } else {
@@ -144,8 +145,10 @@ int train_main(int argc, char** argv) {
     cfg = mf.resolve(f.tp);  // padded to divisible-by x TP, as Megatron pads it
     f.megatron.apply(cfg);
   }
-  if (f.load && !f.megatron.use_checkpoint_args(app)) f.model.check_loaded(cfg, config_file, f.tp);
-  f.megatron.check_model(cfg);
+  if (f.load)
+    f.model.check_loaded(cfg, config_file, f.tokenizer_path() ? std::nullopt : vocab,
+                         f.megatron.use_checkpoint_args(app));
+  f.megatron.check_model(cfg, f.load && f.megatron.use_checkpoint_args(app));
   f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
   // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
   const Grid grid = Grid::make(world->size(), world->rank(),
@@ -153,6 +156,7 @@ int train_main(int argc, char** argv) {
                                 cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers,
                                 f.virtual_pipeline_layers.value_or(0)});
   TrainArgs a = f.train_args(cfg);
+  a.started = started;
   a.eod.eod = eod;
   a.adapt_threads = f.adaptive_threads;
   if (f.deepspeed_config) {
@@ -161,6 +165,11 @@ int train_main(int argc, char** argv) {
     if (rank0)
       for (const std::string& n : notes) log_info("[train] {}", n);
   }
+  // A resume whose schedule settings differ from its checkpoint's is refused here, before the
+  // model is allocated and the checkpoint read (the trainer settles them again as it loads).
+  if (native && a.load_optim && !a.finetune)
+    settle_scheduler({a.lr, a.adam.weight_decay}, checkpoint_scheduler_settings(*f.load), a.scheduler_on_resume,
+                     *f.load, false);
   if (a.fp16 && a.bf16)
     throw UsageError("--fp16 and --bf16 (from the flags or --deepspeed_config) both given: expected at most one");
   // Activations: planned for the config's length from the flags, for --seq-length over a loaded model.

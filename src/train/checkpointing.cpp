@@ -196,6 +196,18 @@ ModelConfig checkpoint_model_config(const std::string& root, std::string* file) 
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
 }
 
+std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root) {
+  const int64_t it = latest_iteration(root);
+  if (it < 0) return std::nullopt;
+  CheckpointReader r(root, it);
+  const nlohmann::json& m = r.meta();
+  try {
+    return m.contains("scheduler") ? read_scheduler_settings(r.dir(), m.at("scheduler")) : std::nullopt;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("[checkpoint] {}/meta.json: {}", r.dir(), e.what()));
+  }
+}
+
 std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                           int64_t max_seq, MemoryRequest req) {
   // The config is checked against the memory before the model is allocated.
@@ -269,11 +281,13 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
       const auto& j = m.at("loss_scaler");
       const LossScaler::State sc{j.at("scale").get<double>(), j.at("growth_tracker").get<int64_t>(),
                                  j.at("hysteresis_tracker").get<int64_t>()};
-      // A scale of 0 (or inf, NaN) would make every step's gradients NaN without a word.
-      if (!(sc.scale > 0) || !std::isfinite(sc.scale) || sc.growth_tracker < 0 || sc.hysteresis_tracker < 0)
+      // A scale of 0 (or inf, NaN) would make every step's gradients NaN without a word. The
+      // hysteresis tracker goes below 0 in overflows after the first backoff (Megatron's too: it
+      // counts down at every overflow and is reset only when the scale grows).
+      if (!(sc.scale > 0) || !std::isfinite(sc.scale) || sc.growth_tracker < 0)
         throw Error(fmt::format("[checkpoint] {}/meta.json: loss_scaler {{scale {}, growth_tracker {}, "
-                                "hysteresis_tracker {}}}: expected a positive finite scale and trackers of 0 or more",
-                                r.dir(), sc.scale, sc.growth_tracker, sc.hysteresis_tracker));
+                                "hysteresis_tracker {}}}: expected a positive finite scale and a growth tracker of 0 "
+                                "or more", r.dir(), sc.scale, sc.growth_tracker, sc.hysteresis_tracker));
       scaler->set_state(sc);
     }
     TrainingState st;

@@ -58,6 +58,10 @@ void save_model_checkpoint(const std::string& root, const Model& model);
 // given, receives the path of the meta.json it came from.
 ModelConfig checkpoint_model_config(const std::string& root, std::string* file = nullptr);
 
+// The scheduler settings stored in ROOT's latest checkpoint (none: an older or weights-only one, or
+// no checkpoint), read before the model is built.
+std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root);
+
 // The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned
 // for (max_batch, max_seq) activations (max_seq 0: the config's length). Before anything is
 // allocated, check_memory refuses a model that does not fit (REQ: the command's other buffers and

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -57,9 +58,14 @@ MetricsWriter::~MetricsWriter() {
   if (f_) std::fclose(f_);
 }
 
-void MetricsWriter::write_validation(int64_t iteration, double loss) {
+double megatron_ppl(double loss) { return std::exp(std::min(20.0, loss)); }
+
+void MetricsWriter::write_validation(int64_t iteration, double loss, bool test, bool end_of_training) {
   if (!f_) return;
-  const nlohmann::ordered_json j = {{"iteration", iteration}, {"valid_lm_loss", loss}, {"valid_ppl", std::exp(loss)}};
+  nlohmann::ordered_json j = {{"iteration", iteration}};
+  if (end_of_training) j["end_of_training"] = true;
+  j[test ? "test_lm_loss" : "valid_lm_loss"] = loss;
+  j[test ? "test_ppl" : "valid_ppl"] = megatron_ppl(loss);
   std::fprintf(f_, "%s\n", j.dump().c_str());
   std::fflush(f_);
 }

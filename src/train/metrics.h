@@ -25,14 +25,21 @@ std::string format_log_line(const LogRecord& r);
 // One JSON object (no newline).
 std::string format_jsonl(const LogRecord& r);
 
+// Megatron's perplexity of an evaluation's loss: exp(min(20, loss)), so a diverged run prints
+// e^20, not inf.
+double megatron_ppl(double loss);
+
 // Appends records to DIR/metrics.jsonl (created with the directory; flushed per record).
 class MetricsWriter {
  public:
   explicit MetricsWriter(const std::string& dir);  // empty dir: writes nothing
   ~MetricsWriter();
   void write(const LogRecord& r);
-  // {"iteration": i, "valid_lm_loss": x, "valid_ppl": exp(x)}
-  void write_validation(int64_t iteration, double loss);
+  // {"iteration": i, "valid_lm_loss": x, "valid_ppl": p} (test: "test_lm_loss", "test_ppl"; an
+  // evaluation at the end of training has "end_of_training": true after the iteration): a
+  // validation (or, test: the test split's) evaluation at `iteration`, its loss and Megatron's
+  // perplexity, exp(min(20, loss)).
+  void write_validation(int64_t iteration, double loss, bool test = false, bool end_of_training = false);
   const std::string& path() const { return path_; }
 
  private:

@@ -1,5 +1,7 @@
 #include "train/train_log.h"
 
+#include <fmt/core.h>
+
 #include <cmath>
 #include <cstdio>
 
@@ -72,14 +74,20 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
   return rec;
 }
 
-void TrainLog::validation(int64_t iteration, double loss) {
+void TrainLog::validation(const std::string& at, int64_t iteration, double loss, bool test, bool end_of_training) {
   if (!cfg_.writer) return;
-  if (cfg_.print)
-    std::printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E |\n",
-                (long long)iteration, loss, std::exp(loss));
+  const double ppl = megatron_ppl(loss);
+  if (cfg_.print) {
+    const std::string line = fmt::format(" validation loss at {} | lm loss value: {:.6E} | lm loss PPL: {:.6E} | ", at,
+                                         loss, ppl);
+    const std::string dashes(line.size() + 1, '-');
+    std::printf("%s\n%s\n%s\n", dashes.c_str(), line.c_str(), dashes.c_str());
+  }
   std::fflush(stdout);
-  metrics_.write_validation(iteration, loss);
-  if (tb_) tb_->scalars(iteration, {{"lm loss validation", loss}, {"lm loss validation ppl", std::exp(loss)}});
+  metrics_.write_validation(iteration, loss, test, end_of_training);
+  if (tb_)
+    tb_->scalars(iteration, {{test ? "lm loss test" : "lm loss validation", loss},
+                             {test ? "lm loss test ppl" : "lm loss validation ppl", ppl}});
 }
 
 }  // namespace cs

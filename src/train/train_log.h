@@ -31,8 +31,10 @@ class TrainLog {
   // written; the interval's accumulators restart.
   // params_norm: --log-params-norm's figure (-1: none).
   LogRecord flush(int64_t iteration, int64_t consumed_samples, double params_norm = -1);
-  // Validation at `iteration`: Megatron's validation line, metrics and TensorBoard.
-  void validation(int64_t iteration, double loss);
+  // An evaluation at `iteration`: Megatron's validation line (" validation loss at AT | ...",
+  // between two lines of dashes), metrics and TensorBoard. AT: "iteration N" during training,
+  // "the end of training for val data" / "... for test data" after it; test: the test split.
+  void validation(const std::string& at, int64_t iteration, double loss, bool test = false, bool end_of_training = false);
 
  private:
   TrainLogConfig cfg_;

@@ -16,6 +16,7 @@
 #include "optim/loss_scaler.h"
 #include "backend/host_copy.h"
 #include "train/checkpointing.h"
+#include "train/datasets.h"
 #include "train/heartbeat.h"
 #include "train/thread_governor.h"
 #include "train/train_log.h"
@@ -36,96 +37,6 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
   if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
 }
 
-// Megatron's GPT datasets: the train split, shuffled, sized for the whole run; the validation split
-// sized for every evaluation (Megatron: (train_iters / eval_interval + 1) * eval_iters).
-struct Datasets {
-  std::unique_ptr<BlendedDataset> train, valid;
-  std::unique_ptr<SftDataset> sft_train, sft_valid;  // --is-instruction-dataset
-  SampleSource train_src, valid_src;                 // whichever of the two is in use
-  bool has_valid() const { return valid_src.gpt || valid_src.sft; }
-};
-
-// One line on what the instruction samples became (rank 0).
-void describe(const SftDataset& d, const char* split) {
-  const SftStats& s = d.stats();
-  std::printf("[train] instruction data, %s split: %lld samples (%lld cut to %lld tokens), %lld epoch%s in %lld "
-              "sequences%s; trained tokens %.1f%% of the samples' tokens, padding %.2f%% of the sequences' tokens\n",
-              split, (long long)s.documents, (long long)s.cut, (long long)s.seq_length_plus_one, (long long)s.epochs,
-              s.epochs == 1 ? "" : "s", (long long)s.sequences, d.packed() ? " (packed)" : " (one sample each, padded)",
-              s.tokens ? 100.0 * double(s.trained) / double(s.tokens) : 0.0, 100.0 * s.padding_fraction());
-  std::fflush(stdout);
-}
-
-// may_build: whether this process may build the index cache (one rank of a job builds it, the
-// others load it afterwards, as in Megatron).
-Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
-  const DataBlend blend = parse_data_path(a.data_path);
-  const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
-  Datasets d;
-  // Megatron's train samples: --train-samples itself, else --train-iters x --global-batch-size.
-  const int64_t n_train = a.train_samples > 0 ? a.train_samples
-                                              : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
-  const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
-  const int64_t n_valid = a.eval_iters > 0 && a.eval_interval > 0
-      ? checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2)
-      : 0;
-  if (a.instruction) {
-    if (blend.prefixes.size() != 1 || blend.weighted)
-      throw UsageError("--data-path: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
-                       "preprocess the instruction corpora together into one dataset");
-    if (a.seed > 0xffffffffull) throw UsageError(fmt::format("--seed {}: expected 0 .. 2^32 - 1", a.seed));
-    const SftOptions so{a.seq_length, uint32_t(a.seed), a.pack, 0};
-    d.sft_train = std::make_unique<SftDataset>(SftDataset::build(blend.prefixes[0], a.split, DataSplit::kTrain, n_train, so));
-    d.train_src.sft = d.sft_train.get();
-    if (say) describe(*d.sft_train, "train");
-    if (n_valid > 0) {
-      try {
-        d.sft_valid = std::make_unique<SftDataset>(
-            SftDataset::build(blend.prefixes[0], a.split, DataSplit::kValid, n_valid, so));
-        d.valid_src.sft = d.sft_valid.get();
-        if (say) describe(*d.sft_valid, "valid");
-      } catch (const UsageError& e) {
-        if (say) std::fprintf(stderr, "[train] no validation: %s\n", e.what());
-      }
-    }
-    return d;
-  }
-  d.train = std::make_unique<BlendedDataset>(
-      BlendedDataset::build_or_load(blend, a.split, DataSplit::kTrain, n_train, dopt, may_build));
-  if (n_valid > 0) {
-    try {
-      d.valid = std::make_unique<BlendedDataset>(
-          BlendedDataset::build_or_load(blend, a.split, DataSplit::kValid, n_valid, dopt, may_build));
-      d.valid_src.gpt = d.valid.get();
-    } catch (const Error& e) {
-      if (say) std::fprintf(stderr, "[train] no validation: %s\n", e.what());
-    }
-  }
-  d.train_src.gpt = d.train.get();
-  return d;
-}
-
-// The scheduler settings a resumed run trains with: the command line's unless the checkpoint's
-// differ, which is refused (Megatron's OptimizerParamScheduler asserts) unless the flags pick one.
-SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::optional<SchedulerSettings>& stored,
-                                   SchedulerOnResume policy, const std::string& dir, bool say) {
-  if (!stored) return here;  // a checkpoint from before the settings were kept
-  std::string list;
-  for (const SettingDifference& d : differences(here, *stored))
-    list += fmt::format("{}{} {} (the checkpoint's {})", list.empty() ? "" : ", ", d.name, d.here, d.checkpoint);
-  if (list.empty()) return here;
-  if (policy == SchedulerOnResume::Check)
-    throw UsageError(fmt::format(
-        "--load {}: this run's learning-rate schedule differs from the checkpoint's: {}. Hint: pass the checkpoint's "
-        "values, or add --override-opt_param-scheduler to train with this command line's, or "
-        "--use-checkpoint-opt_param-scheduler to train with the checkpoint's", dir, list));
-  const bool use_here = policy == SchedulerOnResume::Override;
-  if (say)
-    log_info("[train] {}: the schedule continues with {} settings: {}",
-             use_here ? "--override-opt_param-scheduler" : "--use-checkpoint-opt_param-scheduler",
-             use_here ? "this command line's" : "the checkpoint's", list);
-  return use_here ? here : *stored;
-}
 
 // Loads --load's state as the flags ask: weights only (finetune) or the whole run; the returned
 // state's scheduler holds the settings to train with.
@@ -177,8 +88,31 @@ Stops any_rank_stops(Ctx& ctx, Group& world, const Tensor& flags, Stops here) {
 }
 }  // namespace
 
+SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::optional<SchedulerSettings>& stored,
+                                   SchedulerOnResume policy, const std::string& dir, bool say) {
+  if (!stored) return here;  // a checkpoint from before the settings were kept
+  std::string list;
+  for (const SettingDifference& d : differences(here, *stored))
+    list += fmt::format("{}{} {} (the checkpoint's {})", list.empty() ? "" : ", ", d.name, d.here, d.checkpoint);
+  if (list.empty()) return here;
+  if (policy == SchedulerOnResume::Check)
+    throw UsageError(fmt::format(
+        "--load {}: this run's learning-rate schedule differs from the checkpoint's: {}. Hint: pass the checkpoint's "
+        "values, or add --override-opt_param-scheduler to train with this command line's, or "
+        "--use-checkpoint-opt_param-scheduler to train with the checkpoint's", dir, list));
+  const bool use_here = policy == SchedulerOnResume::Override;
+  if (say)
+    log_info("[train] {}: the schedule continues with {} settings: {}",
+             use_here ? "--override-opt_param-scheduler" : "--use-checkpoint-opt_param-scheduler",
+             use_here ? "this command line's" : "the checkpoint's", list);
+  return use_here ? here : *stored;
+}
+
 TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Group* pp) {
-  const Timer run_timer;  // --exit-duration-in-mins counts from here
+  const auto started = a.started.value_or(std::chrono::steady_clock::now());
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   validate(a, model, dp.size());
   const bool writer = world.rank() == 0;
   // Rank 0 builds the sample index cache; the others wait for it, then load it.
@@ -264,21 +198,29 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     if (validator && it % a.eval_interval == 0) {
       const double loss = validator->evaluate(batch);
       r.valid_losses.push_back({it, loss});
-      log.validation(it, loss);
+      log.validation(fmt::format("iteration {}", it), it, loss);
     }
     heart.beat(it, o.loss, "");
     const Stops stops = any_rank_stops(model.ctx(), world, stop_flags,
-                                       {a.stop && a.stop->load(), a.exit_duration_s > 0 && run_timer.seconds() > a.exit_duration_s});
-    const bool signalled = stops.signal, out_of_time = stops.duration && it < a.train_iters;
-    const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && it < a.train_iters;
-    if ((a.save_interval > 0 && it % a.save_interval == 0) || it == a.train_iters || signalled || exit_now ||
-        out_of_time)
-      save(it);
-    if (out_of_time && !exit_now && !signalled) {
-      r.stopped_by_duration = true;
-      if (writer)
-        std::fprintf(stderr, "[train] --exit-duration-in-mins %g: saved at iteration %lld after %.1f minutes, exiting\n",
-                     a.exit_duration_s / 60.0, (long long)it, run_timer.seconds() / 60.0);
+                                       {a.stop && a.stop->load(), a.exit_duration_s > 0 && seconds_since(started) > a.exit_duration_s});
+    // A NaN stop comes first: its state is no checkpoint to continue from (and exit status 1 tells
+    // pulse and the scheduler that the run failed), whatever else asked to stop.
+    if (nan_stop) {
+      r.stopped_on_nan = true;
+      heart.finish("failed");
+      if (writer) std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
+                   (long long)consecutive_nan, (long long)a.exit_on_nan);
+      break;
+    }
+    const bool last = it == a.train_iters;
+    const bool signalled = stops.signal, out_of_time = stops.duration && !last;
+    const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && !last;
+    // The last iteration's checkpoint follows the evaluation at the end of training (below), as
+    // Megatron's final save does.
+    if ((a.save_interval > 0 && it % a.save_interval == 0 && !last) || signalled || exit_now || out_of_time) save(it);
+    if (signalled) {
+      r.stopped_by_signal = true;
+      if (writer) std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);
       break;
     }
     if (exit_now) {
@@ -287,17 +229,28 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                    (long long)a.exit_interval, (long long)it);
       break;
     }
-    if (signalled) {
-      r.stopped_by_signal = true;
-      if (writer) std::fprintf(stderr, "[train] stop requested (signal): saved at iteration %lld, exiting\n", (long long)it);
+    if (out_of_time) {
+      r.stopped_by_duration = true;
+      if (writer)
+        std::fprintf(stderr, "[train] --exit-duration-in-mins %g: saved at iteration %lld after %.1f minutes, exiting\n",
+                     a.exit_duration_s / 60.0, (long long)it, seconds_since(started) / 60.0);
       break;
     }
-    if (nan_stop) {
-      r.stopped_on_nan = true;
-      heart.finish("failed");
-      if (writer) std::fprintf(stderr, "[train] stopping: %lld non-finite iterations in a row (--exit-on-nan %lld)\n",
-                   (long long)consecutive_nan, (long long)a.exit_on_nan);
-      break;
+  }
+  const bool completed = r.iterations >= a.train_iters && !r.stopped_on_nan && !r.stopped_by_signal &&
+                         !r.stopped_by_exit_interval && !r.stopped_by_duration;
+  if (completed) {
+    // Megatron's end of training: the next validation batches, the final checkpoint, then the test
+    // split's eval_iters global batches from its start (a run stopped early exits before this).
+    if (validator) {
+      r.end_valid_loss = validator->evaluate(batch);
+      log.validation("the end of training for val data", r.iterations, r.end_valid_loss, false, true);
+    }
+    if (r.iterations > r.start_iteration || validator) save(r.iterations);
+    if (data.has_test()) {
+      Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.instruction);
+      r.test_loss = tester.evaluate(batch);
+      log.validation("the end of training for test data", r.iterations, r.test_loss, true, true);
     }
   }
   if (!r.stopped_on_nan) heart.finish(r.iterations >= a.train_iters ? "finished" : "stopped");

@@ -5,6 +5,9 @@
 // validation (validation.h); checkpoints (checkpointing.h). Rank 0 of the world prints and writes.
 #pragma once
 #include <atomic>
+#include <chrono>
+#include <optional>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +61,9 @@ struct TrainArgs {
   // Megatron's --exit-duration-in-mins (in seconds here): save and stop after the first iteration
   // that ends this long after train() began (0: never); any rank's clock stops every rank.
   double exit_duration_s = 0;
+  // When the run began (the command's start; Megatron counts from its start-up): the duration's
+  // origin. Unset: when train() is called.
+  std::optional<std::chrono::steady_clock::time_point> started;
   int keep_last = 0;
   uint64_t seed = 1234;
   const std::atomic<bool>* stop = nullptr;
@@ -79,10 +85,19 @@ struct TrainArgs {
 struct TrainResult {
   std::vector<LogRecord> records;   // one per log interval
   std::vector<double> losses;       // lm loss of every iteration (NaN where non-finite)
-  std::vector<std::pair<int64_t, double>> valid_losses;  // (iteration, validation lm loss)
+  std::vector<std::pair<int64_t, double>> valid_losses;  // (iteration, validation lm loss) during training
+  // A run that reached train_iters: the validation and test losses at the end of training (NaN: none).
+  double end_valid_loss = NAN, test_loss = NAN;
   int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false, stopped_by_duration = false;
 };
+
+// The scheduler settings a resumed run trains with: `here` (the command line's) unless `stored`
+// (its checkpoint's; absent in older checkpoints) differs, which is refused (UsageError naming each
+// difference, as Megatron's OptimizerParamScheduler asserts) unless policy picks one; say: print
+// the choice made.
+SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::optional<SchedulerSettings>& stored,
+                                   SchedulerOnResume policy, const std::string& dir, bool say);
 
 // Trains `model` in place on its execution context. world: every rank of the run (rank 0 prints
 // and writes; throughput is per rank); dp: the data-parallel replicas gradients and losses are

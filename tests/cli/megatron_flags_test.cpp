@@ -138,13 +138,37 @@ TEST_F(MegatronFlags, ArchitectureFlagsMustBeTheLoadedModels) {
   expect_usage(hf + "--ffn-hidden-size 96", "--ffn-hidden-size 96");
   expect_usage(hf + "--position-embedding-type alibi", "uses rope positions");
   expect_usage(ckpt + "--vocab-size 300", "--vocab-size 300: the model loaded from");
-  // The model's own values (the vocabulary as Megatron pads it), or --use-checkpoint-args, run.
+  // --use-checkpoint-args takes the position scheme and the key/value groups from the checkpoint,
+  // as Megatron forces them; the shapes still come from the flags (Megatron would fail to load).
+  expect_usage(hf + "--num-layers 5 --use-checkpoint-args", "--num-layers 5: the model loaded from");
+  // The model's own values (the vocabulary padded, as Megatron pads it), and what
+  // --use-checkpoint-args takes from the checkpoint, run.
   for (const std::string& ok : {ckpt + "--num-layers 2 --hidden-size 48 --use-rotary-position-embeddings",
                                 hf + "--num-layers 2 --num-attention-heads 3 --position-embedding-type rope",
-                                hf + "--num-layers 5 --position-embedding-type alibi --use-checkpoint-args"}) {
-    const auto r = train(ok + " --override-opt_param-scheduler");
+                                hf + "--position-embedding-type alibi --use-checkpoint-args",
+                                hf + "--group-query-attention --num-query-groups 1 --use-checkpoint-args"}) {
+    const auto r = train(ok);
     EXPECT_EQ(r.status, 0) << ok << "\n" << r.err;
   }
+  // A NullTokenizer run resumes with its own flags: the model has --vocab-size + 1 entries, padded
+  // (1024 + 1 -> 1152 with the default 128). So does a checkpoint written at another
+  // tensor-parallel size, padded to a multiple of 128 x that size (a TP2 checkpoint of 101 + 1: 256).
+  const std::string null_tok = "--tokenizer-type NullTokenizer --split 100,0,0 --data-path " + dir_ + "/data ";
+  auto null_run = [&](const std::string& flags) {
+    return run_binary("train --model tiny --seq-length 16 --micro-batch-size 2 --lr 1e-3 --train-iters 1 " + null_tok +
+                      flags);
+  };
+  ASSERT_EQ(null_run("--vocab-size 1024 --save " + dir_ + "/null").status, 0);
+  auto r = null_run("--vocab-size 1024 --load " + dir_ + "/null");
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = null_run("--vocab-size 101 --make-vocab-size-divisible-by 256 --save " + dir_ + "/wide");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = null_run("--vocab-size 101 --load " + dir_ + "/wide");
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = null_run("--vocab-size 2000 --load " + dir_ + "/null");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--vocab-size 2000: the model loaded from " + dir_ + "/null/iter_0000001/meta.json has 1152 "
+                       "vocabulary entries, expected 2001 or it padded"), std::string::npos) << r.err;
 }
 
 // --train-samples counts the run and its schedule in samples, as Megatron does: whole global

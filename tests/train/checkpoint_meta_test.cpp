@@ -25,7 +25,7 @@ class CheckpointMeta : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status);
-    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 8 --lr 1e-3 "
+    flags_ = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 8 --lr 1e-3 --lr-decay-iters 4 "
              "--log-interval 1 --eval-iters 0 --fp16 --data-path " + dir_ + "/data";
     ASSERT_EQ(0, test::run_binary(flags_ + " --train-iters 2 --save " + dir_ + "/run").status);
   }

@@ -34,7 +34,7 @@ Losses read_metrics(const std::string& path) {
   for (std::string line; std::getline(f, line);) {
     const auto j = nlohmann::json::parse(line);
     if (j.contains("lm_loss")) l.train[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
-    if (j.contains("valid_lm_loss")) l.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
+    if (j.contains("valid_lm_loss") && !j.contains("end_of_training")) l.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
   }
   return l;
 }

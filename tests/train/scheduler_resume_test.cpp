@@ -47,6 +47,11 @@ class SchedulerResume : public ::testing::Test {
     if (!std::regex_search(out, m, line)) return -1;
     return std::stod(m[1]);
   }
+  // The bytes of RUN's iteration-3 weights.
+  static std::string weights(const std::string& run) {
+    std::ifstream f(run + "/iter_0000003/model-tp00-pp000.safetensors", std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+  }
   std::string dir_, flags_;
   int copies_ = 0;
 };
@@ -93,13 +98,23 @@ TEST_F(SchedulerResume, OverrideTrainsWithTheCommandLinesSettings) {
 }
 
 TEST_F(SchedulerResume, UseCheckpointTrainsWithTheCheckpointsSettings) {
-  const auto r = resume("--lr 2e-3 --lr-decay-iters 20 --use-checkpoint-opt_param-scheduler");
+  const auto r = resume("--lr 2e-3 --lr-decay-iters 20 --weight-decay 0.2 --use-checkpoint-opt_param-scheduler");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_DOUBLE_EQ(logged_lr(r.out), 1e-3 * (1 - 3.0 / 8)) << r.out;
   // And its checkpoint keeps them, for the next resume.
   const auto j = nlohmann::json::parse(std::ifstream(dir_ + "/r1/iter_0000003/meta.json")).at("scheduler");
   EXPECT_EQ(j.at("max_lr").get<double>(), 1e-3);
   EXPECT_EQ(j.at("lr_decay_steps").get<int64_t>(), 16);
+  EXPECT_EQ(j.at("start_wd").get<double>(), 0.1);
+  // The weight decay trained with is the checkpoint's too: iteration 3's step gives the weights of
+  // a resume that says 0.1, not those of one that trains with 0.2.
+  const auto same = resume("--lr 1e-3 --lr-decay-iters 8");
+  ASSERT_EQ(same.status, 0) << same.err;
+  EXPECT_FALSE(weights(dir_ + "/r1").empty());
+  EXPECT_EQ(weights(dir_ + "/r1"), weights(dir_ + "/r2"));
+  const auto other = resume("--lr 1e-3 --lr-decay-iters 8 --weight-decay 0.2 --override-opt_param-scheduler");
+  ASSERT_EQ(other.status, 0) << other.err;
+  EXPECT_NE(weights(dir_ + "/r2"), weights(dir_ + "/r3"));
   const auto both = resume("--lr 1e-3 --override-opt_param-scheduler --use-checkpoint-opt_param-scheduler");
   EXPECT_EQ(both.status, 2);
   EXPECT_NE(both.err.find("pick one"), std::string::npos) << both.err;
@@ -111,6 +126,24 @@ TEST_F(SchedulerResume, NoLoadOptimStartsTheScheduleAgainAsMegatrons) {
   const auto r = resume("--lr 2e-3 --lr-decay-iters 8 --no-load-optim");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_DOUBLE_EQ(logged_lr(r.out), 2e-3 * (1 - 1.0 / 8)) << r.out;
+  // And the loss scaler (part of Megatron's optimizer state): a scale of 1e300 overflows every
+  // step (hysteresis 1: each halves it), so the saved run is at 1e300 / 4 and a resume continues
+  // from it, while --no-load-optim starts at --initial-loss-scale again.
+  const std::string fp16 = " --fp16 --initial-loss-scale 1e300 --hysteresis 1 --lr 1e-3 --lr-decay-iters 8 ";
+  ASSERT_EQ(0, test::run_binary(flags_ + fp16 + "--train-iters 2 --save " + dir_ + "/h").status);
+  auto scale_after = [&](const std::string& extra) {
+    fs::remove_all(dir_ + "/h2");
+    fs::copy(dir_ + "/h", dir_ + "/h2", fs::copy_options::recursive);
+    const auto run = test::run_binary(flags_ + fp16 + "--train-iters 3 --load " + dir_ + "/h2 --save " + dir_ +
+                                      "/h2 " + extra);
+    EXPECT_EQ(run.status, 0) << run.err;
+    return nlohmann::json::parse(std::ifstream(dir_ + "/h2/iter_0000003/meta.json")).at("loss_scaler").at("scale")
+        .get<double>();
+  };
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir_ + "/h/iter_0000002/meta.json")).at("loss_scaler").at("scale")
+                .get<double>(), 1e300 / 4);
+  EXPECT_EQ(scale_after(""), 1e300 / 8);
+  EXPECT_EQ(scale_after("--no-load-optim"), 1e300 / 2);
 }
 
 }  // namespace

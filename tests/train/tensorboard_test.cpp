@@ -126,8 +126,9 @@ TEST(TensorBoard, IndependentReaderGetsTheLoggedValuesBack) {
   EXPECT_EQ(ev.at({20, "grad-norm"}), 1.125f);
 }
 
-// A real training run: every tag Megatron writes (training and validation) at every logged
-// iteration, equal to the run's metrics.jsonl as floats, and a wall time within the run.
+// A real training run: every tag Megatron writes (training, validation, and the validation and test
+// evaluations at the end of training) at every logged iteration, equal to the run's metrics.jsonl
+// as floats, and a wall time within the run.
 TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   const std::string dir = ::testing::TempDir() + "/cs_tb_train_" + std::to_string(getpid());
   fs::remove_all(dir);  // synth-data creates it
@@ -135,7 +136,7 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 40").status);
   const auto r = test::run_binary(
       "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 --train-iters 8 "
-      "--log-interval 2 --eval-interval 4 --eval-iters 1 --split 80,20,0 --lr 1e-3 --fp16 --data-path " + dir +
+      "--log-interval 2 --eval-interval 3 --eval-iters 1 --split 70,20,10 --lr 1e-3 --fp16 --data-path " + dir +
       "/data --save " + dir + "/run --tensorboard-dir " + dir + "/tb");
   ASSERT_EQ(r.status, 0) << r.err;
   std::string path;
@@ -150,7 +151,7 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
     EXPECT_LE(w, unix_now() + 1);
   }
   std::ifstream m(dir + "/run/metrics.jsonl");
-  int train_records = 0, valid_records = 0;
+  int train_records = 0, valid_records = 0, test_records = 0;
   for (std::string line; std::getline(m, line);) {
     const auto j = nlohmann::json::parse(line);
     const int64_t it = j.at("iteration").get<int64_t>();
@@ -167,15 +168,22 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
       expect("grad-norm", "grad_norm");
       expect("tokens-per-second-per-device", "tokens_per_s_per_device");
       expect("tflops-per-device", "tflops_per_device");
-    } else {
+    } else if (j.contains("test_lm_loss")) {  // the test split, at the end of training
+      ++test_records;
+      EXPECT_TRUE(j.value("end_of_training", false));
+      expect("lm loss test", "test_lm_loss");
+      expect("lm loss test ppl", "test_ppl");
+    } else {  // validation at iterations 3 and 6, and at the end of training (8)
       ++valid_records;
+      EXPECT_EQ(j.value("end_of_training", false), it == 8) << it;
       expect("lm loss validation", "valid_lm_loss");
       expect("lm loss validation ppl", "valid_ppl");
     }
   }
   EXPECT_EQ(train_records, 4);
-  EXPECT_EQ(valid_records, 2);
-  EXPECT_EQ(ev.size(), size_t(train_records * 6 + valid_records * 2));
+  EXPECT_EQ(valid_records, 3);
+  EXPECT_EQ(test_records, 1);
+  EXPECT_EQ(ev.size(), size_t(train_records * 6 + valid_records * 2 + test_records * 2));
   fs::remove_all(dir);
 }
 

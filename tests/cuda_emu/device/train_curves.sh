@@ -23,7 +23,7 @@ mkdir -p "$W"
 "$CS" init --model demo --vocab-size 1024 --seq-length 32 --seed 1234 --save "$W/init" > /dev/null
 RUN=(train --data-path "$W/alpaca_text_document" --seq-length 32 --micro-batch-size 2 --global-batch-size 4
   --train-iters 8 --lr 3e-3 --min-lr 3e-4 --lr-warmup-iters 2 --lr-decay-style cosine --weight-decay 0.1
-  --clip-grad 1.0 --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 1 --split 98,2,0 --eval-interval 100000)
+  --clip-grad 1.0 --adam-beta1 0.9 --adam-beta2 0.95 --log-interval 1 --split 98,2,0 --eval-iters 0)
 INIT=(--load "$W/init")
 MPI=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   OMP_NUM_THREADS=1 mpirun --oversubscribe -np 2)

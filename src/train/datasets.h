@@ -1,0 +1,30 @@
+// The training run's data: Megatron's train, validation and test splits of --data-path (GPT
+// samples, or instruction samples with --is-instruction-dataset), sized as Megatron sizes them:
+// train for the whole run, validation for every evaluation ((train_iters / eval_interval + 1) x
+// eval_iters global batches: the +1 is the evaluation at the end of training), test for one
+// (eval_iters global batches, evaluated once at the end).
+#pragma once
+#include <memory>
+
+#include "data/blended_dataset.h"
+#include "data/sft_dataset.h"
+#include "train/micro_batch.h"
+#include "train/trainer.h"
+
+namespace cs {
+
+struct Datasets {
+  std::unique_ptr<BlendedDataset> train, valid, test;
+  std::unique_ptr<SftDataset> sft_train, sft_valid, sft_test;  // --is-instruction-dataset
+  SampleSource train_src, valid_src, test_src;                 // whichever of the two is in use
+  bool has_valid() const { return valid_src.gpt || valid_src.sft; }
+  bool has_test() const { return test_src.gpt || test_src.sft; }
+};
+
+// may_build: whether this process may build the index cache (one rank of a job builds it, the
+// others load it afterwards, as in Megatron). say: print what was built and why the validation
+// split is left out (no share in --split, or too few tokens); a test split too small for a sample
+// is left out silently.
+Datasets open_datasets(const TrainArgs& a, bool may_build, bool say);
+
+}  // namespace cs
