@@ -125,6 +125,7 @@ Ops profiled_ops(const Ops& base) {
                                    const Tensor& d) { timed<kLoss>(g_base->cross_entropy_backward, c, z, s, t, off, sc, d); };
   ops.sum = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum, c, x, o); };
   ops.sum_squares = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->sum_squares, c, x, o); };
+  ops.count_zeros = [](Ctx& c, const Tensor& x, const Tensor& o) { timed<kOptimizer>(g_base->count_zeros, c, x, o); };
   ops.scale = [](Ctx& c, const Tensor& x, float a) { timed<kOptimizer>(g_base->scale, c, x, a); };
   ops.adamw_update = [](Ctx& c, const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, double lr,
                         double b1, double b2, double e, double wd, int64_t s, float gs, const Tensor& h) {

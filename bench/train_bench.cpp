@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   a.data_path = {synthetic_data(cfg.vocab_size)};
   a.lr = {1e-4, 1e-5, 0, iters, LrDecay::Cosine};
   a.log_interval = 1;
+  a.eval_iters = 0;  // the steps only: no evaluation at the end of training
   a.bf16 = bf16;
   a.print_log = false;
   train(m, a, world);  // warm-up: one iteration, not counted

@@ -187,6 +187,9 @@ struct Ops {
   void (*sum)(Ctx& c, const Tensor& x, const Tensor& out);
   // out (F64 [1]) = sum of squares of x, same order rules (gradient norms; inf/nan propagate).
   void (*sum_squares)(Ctx& c, const Tensor& x, const Tensor& out);
+  // out (F64 [1]) = how many elements of x (f32) are zero (-0 too, NaN not: torch.count_nonzero's
+  // complement; Megatron's --log-num-zeros-in-grad), exact below 2^53.
+  void (*count_zeros)(Ctx& c, const Tensor& x, const Tensor& out);
 
   // One AdamW step (Loshchilov & Hutter 2019) on a flat range, exactly as torch.optim.AdamW:
   //   p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;

@@ -67,7 +67,6 @@ constexpr Spec kNoEffect[] = {
     {"--log-timers-to-tensorboard", 0, "TensorBoard gets the log line's figures"},
     {"--log-memory-to-tensorboard", 0, "the peak memory is printed once, after the first logged iteration"},
     {"--tensorboard-log-interval", -1, "TensorBoard scalars are written every --log-interval"},
-    {"--log-num-zeros-in-grad", 0, "the log line has no count of zero gradients"},
     {"--wandb-project", -1, "Weights & Biases is not used: metrics.jsonl and TensorBoard hold the figures"},
     {"--wandb-exp-name", -1, "Weights & Biases is not used"},
     {"--wandb-save-dir", -1, "Weights & Biases is not used"},

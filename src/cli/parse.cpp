@@ -165,10 +165,16 @@ void ModelFlags::check_loaded(const ModelConfig& c, const std::string& source, s
   same("--ffn-hidden-size", ffn_hidden_size, c.ffn_hidden_size, "as its MLP size");
   same("--num-attention-heads", num_heads, c.num_heads, "attention heads");
   // A Hugging Face config may hold the vocabulary unpadded; a checkpoint holds it padded for the
-  // tensor-parallel size that wrote it.
-  if (vocab && c.vocab_size != *vocab && (c.vocab_size < *vocab || c.vocab_size % divisible_by != 0))
+  // tensor-parallel size that wrote it (Megatron's padding to divisible-by x TP).
+  auto padded_for_some_tp = [&] {
+    for (int64_t t = 1; t <= 1024; t *= 2)
+      if (padded_vocab_size(*vocab, divisible_by, t) == c.vocab_size) return true;
+    return false;
+  };
+  if (vocab && c.vocab_size != *vocab && !padded_for_some_tp())
     throw UsageError(fmt::format("--vocab-size {}: the model loaded from {} has {} vocabulary entries, expected {} or "
-                                 "it padded to a multiple of --make-vocab-size-divisible-by {}. Hint: leave "
+                                 "it padded to a multiple of --make-vocab-size-divisible-by {} (x the tensor-parallel "
+                                 "size). Hint: leave "
                                  "--vocab-size out with --load, or give the model's", *vocab_size, source,
                                  c.vocab_size, *vocab, divisible_by));
   const char* scheme = c.position == PositionType::Alibi ? "alibi" : "rope";

@@ -159,7 +159,8 @@ int plan_main(int argc, char** argv) {
   std::vector<std::string> notes;
   std::string config_file;
   const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file, f.megatron.use_checkpoint_args(app));
-  f.megatron.check_model(c);  // --kv-channels, --num-query-groups, --norm-epsilon as train checks them
+  // --kv-channels, --num-query-groups, --norm-epsilon as train checks them
+  f.megatron.check_model(c, f.load && f.megatron.use_checkpoint_args(app));
   l.seq_length = f.model.seq_length.value_or(c.max_seq_length);
   const Plan p = make_plan(c, l, gpu ? PlanBackend::Gpu : PlanBackend::Cpu);
   // The CPU plan against this machine: the refusal train would give here, in the same words.

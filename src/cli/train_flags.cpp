@@ -47,6 +47,8 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--seed", seed, "random seed (init and data)");
   app.add_option("--log-interval", log_interval, "iterations per log line")->check(positive());
   app.add_flag("--log-params-norm", log_params_norm, "add the parameters' L2 norm to the log line (params norm: X |)");
+  app.add_flag("--log-num-zeros-in-grad", log_num_zeros,
+               "add the logged iteration's count of zero gradients to the log line (num zeros: X |)");
   app.add_option("--exit-on-nan", exit_on_nan, "stop after N non-finite iterations in a row");
   app.add_option("--lr", lr, "peak learning rate")->required();
   app.add_option("--min-lr", min_lr, "learning rate at the end of the decay");
@@ -179,6 +181,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   }
   a.eod.eod_mask_loss = eod_mask_loss;
   a.log_params_norm = log_params_norm;
+  a.log_num_zeros = log_num_zeros;
   a.data_cache_path = data_cache_path;
   a.eval_interval = eval_interval;
   a.eval_iters = eval_iters;

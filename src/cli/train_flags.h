@@ -30,7 +30,7 @@ struct TrainFlags {
   int64_t loss_scale_window = 1000, hysteresis = 2;
   std::string lr_decay_style = "linear", split = "969, 30, 1", data_cache_path, device = "cpu";
   int64_t eval_interval = 1000, eval_iters = 100;
-  bool fp16 = false, bf16 = false, log_params_norm = false;
+  bool fp16 = false, bf16 = false, log_params_norm = false, log_num_zeros = false;
   std::optional<int> threads;  // --threads
   bool adaptive_threads = false;  // --adaptive-threads
   bool instruction = false, reset_attention_mask = false, reset_position_ids = false, eod_mask_loss = false;

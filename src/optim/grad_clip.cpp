@@ -13,6 +13,9 @@ void grad_sq_norm(Ctx& ctx, const Tensor& grads, Group& group, const Tensor& out
 std::vector<std::pair<int64_t, int64_t>> norm_ranges(const ParamStore& ps, int64_t begin, int64_t end) {
   std::vector<std::pair<int64_t, int64_t>> out;
   if (ps.shard().tp_rank == 0) {
+    // Not the padding after the parameters (a sharded optimizer's): it holds no gradient, and a
+    // count of zeros must not see it.
+    end = std::min(end, ps.numel());
     if (end > begin) out.push_back({0, end - begin});
     return out;
   }
@@ -28,10 +31,10 @@ std::vector<std::pair<int64_t, int64_t>> norm_ranges(const ParamStore& ps, int64
   return out;
 }
 
-void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pair<int64_t, int64_t>>& ranges,
-                        const Tensor& parts, const Tensor& out) {
+void grad_fold_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pair<int64_t, int64_t>>& ranges,
+                     const Tensor& parts, const Tensor& out, FoldOp fold) {
   if (ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == grads.numel()) {
-    ctx.ops.sum_squares(ctx, grads, out);
+    fold(ctx, grads, out);
     return;
   }
   CS_CHECK(parts.numel() >= int64_t(ranges.size()) && parts.dtype == DType::F64)
@@ -41,8 +44,7 @@ void grad_sq_norm_local(Ctx& ctx, const Tensor& grads, const std::vector<std::pa
     return;
   }
   for (size_t i = 0; i < ranges.size(); ++i)
-    ctx.ops.sum_squares(ctx, grads.slice_rows(ranges[i].first, ranges[i].second),
-                        parts.slice_rows(int64_t(i), int64_t(i) + 1));
+    fold(ctx, grads.slice_rows(ranges[i].first, ranges[i].second), parts.slice_rows(int64_t(i), int64_t(i) + 1));
   ctx.ops.sum(ctx, parts.slice_rows(0, int64_t(ranges.size())), out);
 }
 

@@ -19,6 +19,7 @@ std::string format_log_line(const LogRecord& r) {
          (r.has_loss ? fmt::format(" lm loss: {:.6E} |", r.lm_loss) : std::string()) +
          fmt::format(" loss scale: {:.1f} |", r.loss_scale) +
          (r.has_grad_norm ? fmt::format(" grad norm: {:.3f} |", r.grad_norm) : std::string()) +
+         (r.num_zeros >= 0 ? fmt::format(" num zeros: {:.1f} |", r.num_zeros) : std::string()) +
          (r.params_norm >= 0 ? fmt::format(" params norm: {:.3f} |", r.params_norm) : std::string()) +
          fmt::format(" number of skipped iterations: {:3d} | number of nan iterations: {:3d} | "
                      "samples/s/p: {:.3f} | tokens/s/p: {:.1f} | TFLOPs/p: {:.4f} |",
@@ -35,6 +36,7 @@ std::string format_jsonl(const LogRecord& r) {
   if (r.has_loss) j["lm_loss"] = r.lm_loss;
   j["loss_scale"] = r.loss_scale;
   if (r.has_grad_norm) j["grad_norm"] = r.grad_norm;
+  if (r.num_zeros >= 0) j["num_zeros"] = r.num_zeros;
   if (r.params_norm >= 0) j["params_norm"] = r.params_norm;
   j["skipped_iterations"] = r.skipped_iters;
   j["nan_iterations"] = r.nan_iters;

@@ -18,6 +18,7 @@ struct LogRecord {
   // "grad norm" when the logged iteration itself was skipped (its norm is not finite).
   bool has_loss = true, has_grad_norm = true;
   double params_norm = -1;  // --log-params-norm: the parameters' L2 norm at the logged iteration (-1: not shown)
+  double num_zeros = -1;    // --log-num-zeros-in-grad: the logged iteration's zero gradients (-1: not shown)
 };
 
 // " iteration 10/100 | consumed samples: 80 | elapsed time per iteration (ms): ... | ..."

@@ -20,6 +20,7 @@ void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
   // The logged grad norm is the interval's last iteration's (Megatron's), unknown when it was skipped.
   last_norm_known_ = !o.skipped;
   if (!o.skipped) last_norm_ = o.grad_norm;
+  last_zeros_ = o.skipped ? -1 : o.num_zeros;  // Megatron has no count for a skipped iteration
   skipped_ += o.skipped;
   nan_ += o.nan;
   trained_ += o.trained_tokens;
@@ -46,6 +47,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
   rec.grad_norm = last_norm_;
   rec.has_grad_norm = last_norm_known_;
   rec.params_norm = params_norm;
+  rec.num_zeros = last_zeros_;
   rec.skipped_iters = skipped_;
   rec.nan_iters = nan_;
   if (cfg_.instruction) rec.trained_tokens = trained_;
@@ -63,6 +65,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
       s.emplace_back("learning-rate", rec.learning_rate);
       s.emplace_back("loss-scale", rec.loss_scale);
       if (rec.has_grad_norm) s.emplace_back("grad-norm", rec.grad_norm);
+      if (rec.num_zeros >= 0) s.emplace_back("num-zeros", rec.num_zeros);
       if (rec.params_norm >= 0) s.emplace_back("params-norm", rec.params_norm);
       s.emplace_back("tokens-per-second-per-device", rec.tokens_per_s_per_device);
       s.emplace_back("tflops-per-device", rec.tflops_per_device);

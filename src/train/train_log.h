@@ -40,7 +40,7 @@ class TrainLog {
   TrainLogConfig cfg_;
   MetricsWriter metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;
-  double loss_ = 0, seconds_ = 0, last_norm_ = 0, last_lr_ = 0, last_scale_ = 1;
+  double loss_ = 0, seconds_ = 0, last_norm_ = 0, last_lr_ = 0, last_scale_ = 1, last_zeros_ = -1;
   int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0, trained_ = 0;
   bool last_norm_known_ = true;
 };

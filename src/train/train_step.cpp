@@ -13,7 +13,7 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
                      double clip_grad, bool fp16, Group* pp, bool per_token_loss)
     : model_(model), adam_(adam), scaler_(scaler), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
       local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16), per_token_(per_token_loss),
-      slots_(model.ctx().backend, global_micro, 1, per_token_loss) {
+      slots_(model.ctx().backend, global_micro, 2, per_token_loss) {  // extra: squared norm, zero count
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
   // A sharded optimizer reduce-scatters the whole gradient after backward instead.
   if (dp_.size() > 1 && !adam_.sharded())
@@ -27,19 +27,19 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
   params_sq_ = DeviceBuffer(model_.ctx().backend, sizeof(double));
 }
 
-void TrainStep::global_sq_norm(const Tensor& flat, const Tensor& sq) {
+void TrainStep::global_fold(const Tensor& flat, const Tensor& out, FoldOp fold) {
   Ctx& ctx = model_.ctx();
-  grad_sq_norm_local(ctx, flat, norm_ranges_,
-                     norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))}, DType::F64), sq);
-  if (adam_.sharded()) dp_.all_reduce_sum(ctx, sq);
-  model_.tp_group().all_reduce_sum(ctx, sq);
-  pp_.all_reduce_sum(ctx, sq);
+  grad_fold_local(ctx, flat, norm_ranges_,
+                  norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))}, DType::F64), out, fold);
+  if (adam_.sharded()) dp_.all_reduce_sum(ctx, out);
+  model_.tp_group().all_reduce_sum(ctx, out);
+  pp_.all_reduce_sum(ctx, out);
 }
 
 double TrainStep::params_norm() {
   Ctx& ctx = model_.ctx();
   const Tensor sq = params_sq_.tensor({1}, DType::F64);
-  global_sq_norm(adam_.master_shard(model_.params()), sq);
+  global_fold(adam_.master_shard(model_.params()), sq, model_.ctx().ops.sum_squares);
   double v = 0;
   ctx.backend.download(ctx, sq, &v);
   return std::sqrt(v);
@@ -99,11 +99,12 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     dp_.reduce_scatter_sum(ctx, model_.params().padded_grads(), grads);
   }
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  const Tensor sq = slots_.extra(0);
-  global_sq_norm(grads, sq);
+  global_fold(grads, slots_.extra(0), ctx.ops.sum_squares);
+  if (count_zeros_) global_fold(grads, slots_.extra(1), ctx.ops.count_zeros);
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));
+  if (count_zeros_) out.num_zeros = slots_.extra_value(1);
   out.found_inf = !std::isfinite(out.grad_norm);
   if (fp16_ && out.found_inf) {
     out.skipped = true;

@@ -16,6 +16,7 @@
 
 #include "model/model.h"
 #include "optim/adamw.h"
+#include "optim/grad_clip.h"
 #include "optim/loss_scaler.h"
 #include "train/loss_slots.h"
 #include "train/micro_batch.h"
@@ -29,6 +30,9 @@ struct StepOutcome {
   double next_loss_scale = 1;  // the scale after the step's update (what Megatron's log line shows)
   int64_t trained_tokens = 0;  // per-token loss: counted targets of the global batch (every rank's)
   bool found_inf = false, stepped = false, skipped = false, nan = false;
+  // --log-num-zeros-in-grad: the gradients' zero elements after unscaling (Megatron's count_zeros:
+  // each counted once over the tensor-parallel ranks, summed over the model's ranks); -1: not counted.
+  double num_zeros = -1;
 };
 
 class TrainStep {
@@ -51,14 +55,17 @@ class TrainStep {
   // ranges). A collective over the data-parallel (when the optimizer is sharded), tensor- and
   // pipeline-parallel groups: every rank calls it at the same iterations.
   double params_norm();
+  // Count the gradients' zeros at every step (StepOutcome::num_zeros): one more pass over them.
+  void count_zeros(bool on) { count_zeros_ = on; }
 
  private:
   // Sums one layer's gradient range over the data-parallel group.
   void reduce_layer(int layer);
-  // sq (F64 [1]) = the squared global norm of flat (this rank's gradients or master weights: the
-  // shard when the optimizer is sharded): norm_ranges_ summed here, then over the data-parallel
-  // (when sharded), tensor- and pipeline-parallel groups.
-  void global_sq_norm(const Tensor& flat, const Tensor& sq);
+  // out (F64 [1]) = FOLD (Ops::sum_squares: the squared global norm; Ops::count_zeros) of flat
+  // (this rank's gradients or master weights: the shard when the optimizer is sharded) over the
+  // model: norm_ranges_ here, then summed over the data-parallel (when sharded), tensor- and
+  // pipeline-parallel groups.
+  void global_fold(const Tensor& flat, const Tensor& out, FoldOp fold);
   Model& model_;
   AdamW& adam_;
   LossScaler& scaler_;
@@ -68,7 +75,7 @@ class TrainStep {
   int64_t global_micro_, local_micro_;
   std::vector<int64_t> counts_;  // each local micro-batch's counted targets
   double clip_grad_;
-  bool fp16_, reduce_now_ = false, per_token_;
+  bool fp16_, reduce_now_ = false, per_token_, count_zeros_ = false;
   LossSlots slots_;  // the global batch's loss sums and counts, then the squared gradient norm
   // The gradient ranges this rank counts in the global norm (grad_clip.h's norm_ranges, relative to
   // the gradients the norm is taken over), and F64 slots for their partial sums.

@@ -38,6 +38,24 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
 }
 
 
+// Every rank must evaluate the same splits (the evaluations are collectives): each opened them
+// alone, and a rank that could not read one (the index cache rank 0 built, not visible to it)
+// would otherwise skip it while the others wait. Megatron broadcasts its do_valid / do_test.
+void agree_on_splits(Ctx& ctx, Group& world, const Datasets& d) {
+  if (world.size() == 1) return;
+  const DeviceBuffer mem(ctx.backend, 2 * sizeof(double));
+  const Tensor t = mem.tensor({2}, DType::F64);
+  const double v[2] = {d.has_valid() ? 1.0 : 0.0, d.has_test() ? 1.0 : 0.0};
+  ctx.backend.upload(ctx, v, t);
+  world.all_reduce_sum(ctx, t);
+  const std::vector<double> n = read_f64(ctx, t);
+  for (int i = 0; i < 2; ++i)
+    if (n[size_t(i)] > 0 && n[size_t(i)] < world.size())
+      throw Error(fmt::format("[train] the {} split was read on {} of {} ranks. Hint: every rank must be able to read "
+                              "the data and the index cache rank 0 builds beside it (or in --data-cache-path)",
+                              i == 0 ? "validation" : "test", n[size_t(i)], world.size()));
+}
+
 // Loads --load's state as the flags ask: weights only (finetune) or the whole run; the returned
 // state's scheduler holds the settings to train with.
 TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& scaler, TrainResult& r, bool say) {
@@ -120,6 +138,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   if (writer) data = open_datasets(a, true, true);
   world.barrier(model.ctx());
   if (!writer) data = open_datasets(a, false, false);
+  agree_on_splits(model.ctx(), world, data);
   const bool shard = a.distributed_optimizer && dp.size() > 1;
   if (shard) model.params().pad_to(model.ctx(), dp.size());
   AdamW adam(model.params(), a.adam, model.ctx(), shard ? &dp : nullptr);
@@ -133,6 +152,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
   MicroBatch batch(b, t, a.eod);
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
+  step.count_zeros(a.log_num_zeros);
 
   TrainResult r;
   TrainingState st = resume(a, model, adam, scaler, r, writer && a.print_log);
@@ -212,11 +232,12 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                    (long long)consecutive_nan, (long long)a.exit_on_nan);
       break;
     }
-    const bool last = it == a.train_iters;
-    const bool signalled = stops.signal, out_of_time = stops.duration && !last;
-    const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0 && !last;
+    // Megatron stops for these at any iteration, the last included, before its end of training.
+    const bool signalled = stops.signal, out_of_time = stops.duration;
+    const bool exit_now = a.exit_interval > 0 && it % a.exit_interval == 0;
     // The last iteration's checkpoint follows the evaluation at the end of training (below), as
-    // Megatron's final save does.
+    // Megatron's final save does, unless the run stops here.
+    const bool last = it == a.train_iters;
     if ((a.save_interval > 0 && it % a.save_interval == 0 && !last) || signalled || exit_now || out_of_time) save(it);
     if (signalled) {
       r.stopped_by_signal = true;
@@ -246,14 +267,15 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
       r.end_valid_loss = validator->evaluate(batch);
       log.validation("the end of training for val data", r.iterations, r.end_valid_loss, false, true);
     }
-    if (r.iterations > r.start_iteration || validator) save(r.iterations);
+    // (A run resumed at its end trains nothing: its checkpoint stays as it is.)
+    if (r.iterations > r.start_iteration) save(r.iterations);
     if (data.has_test()) {
       Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.instruction);
       r.test_loss = tester.evaluate(batch);
       log.validation("the end of training for test data", r.iterations, r.test_loss, true, true);
     }
   }
-  if (!r.stopped_on_nan) heart.finish(r.iterations >= a.train_iters ? "finished" : "stopped");
+  if (!r.stopped_on_nan) heart.finish(completed ? "finished" : "stopped");
   const int64_t steps = r.iterations - r.start_iteration;
   if (writer && world.size() > 1 && steps > 0)
     log_info("[train] communication: rank 0 sent {:.3f} MB per iteration over MPI (training steps, payload)",

@@ -49,6 +49,7 @@ struct TrainArgs {
   int64_t loss_scale_window = 1000, hysteresis = 2;
   int64_t log_interval = 100;
   bool log_params_norm = false;  // Megatron's --log-params-norm: "params norm: X |" in the log line
+  bool log_num_zeros = false;    // Megatron's --log-num-zeros-in-grad: "num zeros: X |" in the log line
   int64_t exit_on_nan = 0;  // stop after this many non-finite iterations in a row (0: never)
   bool print_log = true;
   // --adaptive-threads: adapt the OpenMP thread count to the cores the run gets

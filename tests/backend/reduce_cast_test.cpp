@@ -1,5 +1,5 @@
-// Reductions (sum, sum_squares into an F64 tensor in a fixed order: the same bits for any thread
-// count) and casts (f32 <-> bf16 / f16, round to nearest even), on every backend of the build.
+// Reductions (sum, sum_squares, count_zeros into an F64 tensor in a fixed order: the same bits for
+// any thread count) and casts (f32 <-> bf16 / f16, round to nearest even), on every backend of the build.
 #include "backend_suite.h"
 
 namespace cs {
@@ -47,6 +47,31 @@ TEST_P(Reduce, SumAndSumSquaresOfNormalsNearDoubleLoops) {
     EXPECT_NEAR(dev.scalar(out), s, tol::kF64SumRtol * abs_sum) << "n " << n;
     ops().sum_squares(ctx(), xt, out);
     EXPECT_NEAR(dev.scalar(out), ss, tol::kF64SumRtol * ss) << "n " << n;
+  }
+}
+
+// Megatron's num zeros (grad.numel() - torch.count_nonzero(grad)): +0 and -0 count, NaN, inf and
+// the smallest subnormal do not; over block boundaries, an unaligned start and tails.
+TEST_P(Reduce, CountZerosCountsWhatCountNonzeroLeavesOut) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity(),
+              tiny = std::numeric_limits<float>::denorm_min();
+  for (int64_t n : {0, 1, 5, 16384, 16385, 40003}) {
+    std::vector<float> x = to_f32(randn(size_t(n), 1, 141));
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = (i * 2654435761) % 7;
+      if (k == 0) x[size_t(i)] = 0.f;
+      if (k == 1) x[size_t(i)] = -0.f;
+      if (k == 2) x[size_t(i)] = (i % 3 == 0) ? nan : (i % 3 == 1) ? inf : tiny;
+      zeros += x[size_t(i)] == 0.f;
+    }
+    Tensor xt = dev.upload(x, {n}), out = dev.alloc({1}, DType::F64);
+    ops().count_zeros(ctx(), xt, out);
+    EXPECT_EQ(dev.scalar(out), double(zeros)) << "n " << n;
+    if (n > 1) {  // a view that starts one element in (not on 16 bytes)
+      ops().count_zeros(ctx(), xt.slice_rows(1, n), out);
+      EXPECT_EQ(dev.scalar(out), double(zeros - (x[0] == 0.f))) << "n " << n << " from 1";
+    }
   }
 }
 

@@ -63,13 +63,13 @@ TEST_F(MegatronFlags, ALlamaStyleScriptRuns) {
 TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
   const auto r = train("--overlap-grad-reduce --overlap-param-gather --num-workers 2 --timing-log-level 2 "
                        "--log-timers-to-tensorboard --tensorboard-log-interval 1 --wandb-project p --wandb-exp-name e "
-                       "--ckpt-format torch --log-num-zeros-in-grad --empty-unused-memory-level 1 "
+                       "--ckpt-format torch --empty-unused-memory-level 1 "
                        "--manual-gc --dataloader-type single --data-impl mmap --distributed-backend nccl "
                        "--fp16-lm-cross-entropy --async-save");
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--num-workers", "--timing-log-level",
                            "--log-timers-to-tensorboard", "--tensorboard-log-interval", "--wandb-project",
-                           "--wandb-exp-name", "--ckpt-format", "--log-num-zeros-in-grad",
+                           "--wandb-exp-name", "--ckpt-format",
                            "--empty-unused-memory-level", "--manual-gc", "--distributed-backend",
                            "--fp16-lm-cross-entropy", "--async-save"})
     EXPECT_NE(r.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos) << flag << "\n" << r.err;

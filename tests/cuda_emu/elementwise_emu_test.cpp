@@ -204,31 +204,42 @@ TEST(ElementwiseEmulated, AddAndScaleBothWidths) {
 
 // The sums' first pass: every element counted once (tails, grid-stride over three blocks), each
 // block's partial in its slot; f32 4 at a time or 1, f64 1.
-template <int N, bool kSquares, typename T>
+template <int N, cs::cuda::red::Fold kFold, typename T>
 void reduce_case(int64_t n) {
+  using cs::cuda::red::Fold;
   std::vector<T> x(static_cast<size_t>(n));
   std::mt19937 rng(12);
   std::normal_distribution<double> nd(0.0, 2.0);
   for (auto& v : x) v = T(nd(rng));
+  if (kFold == Fold::kZeros)  // every fifth a zero, every seventh -0
+    for (int64_t i = 0; i < n; i += 5) x[size_t(i)] = T(i % 7 == 0 ? -0.0 : 0.0);
   const unsigned blocks = 3;
   std::vector<double> partial(blocks, NAN);
   emu::launch(blocks, 1, cs::cuda::red::kThreads, 0,
-              [&] { cs::cuda::red::partial_kernel<N, kSquares, T>(x.data(), n, partial.data()); });
+              [&] { cs::cuda::red::partial_kernel<N, kFold, T>(x.data(), n, partial.data()); });
   double got = 0, want = 0, scale = 0;
   for (double p : partial) got += p;
   for (T v : x) {
-    want += kSquares ? double(v) * double(v) : double(v);
+    want += kFold == Fold::kSquares ? double(v) * double(v) : kFold == Fold::kZeros ? (v == T(0) ? 1.0 : 0.0) : double(v);
     scale += double(v) * double(v);
   }
-  EXPECT_NEAR(got, want, 1e-12 * (scale + 1)) << (kSquares ? "sum of squares" : "sum") << ", width " << N << ", " << n;
+  if (kFold == Fold::kZeros) {
+    EXPECT_EQ(got, want) << "zeros, width " << N << ", " << n;
+    return;
+  }
+  EXPECT_NEAR(got, want, 1e-12 * (scale + 1)) << (kFold == Fold::kSquares ? "sum of squares" : "sum") << ", width "
+                                              << N << ", " << n;
 }
 
 TEST(ElementwiseEmulated, SumsFirstPassCountsEveryElementOnce) {
   for (const int64_t n : {0, 3, 4 * 256 * 3 * 2 + 7, 5000}) {
-    reduce_case<4, true, float>(n);
-    reduce_case<4, false, float>(n);
-    reduce_case<1, true, float>(n);
-    reduce_case<1, false, double>(n);
+    using cs::cuda::red::Fold;
+    reduce_case<4, Fold::kSquares, float>(n);
+    reduce_case<4, Fold::kSum, float>(n);
+    reduce_case<4, Fold::kZeros, float>(n);
+    reduce_case<1, Fold::kSquares, float>(n);
+    reduce_case<1, Fold::kZeros, float>(n);
+    reduce_case<1, Fold::kSum, double>(n);
   }
 }
 

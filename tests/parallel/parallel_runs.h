@@ -23,7 +23,7 @@ inline const std::string kMpirun =
     "OMP_NUM_THREADS=1 mpirun --oversubscribe -np ";
 
 struct Metrics {
-  std::map<int64_t, double> train, valid, params_norm;
+  std::map<int64_t, double> train, valid, params_norm, num_zeros;
 };
 
 inline Metrics read_metrics(const std::string& path) {
@@ -33,6 +33,7 @@ inline Metrics read_metrics(const std::string& path) {
     const auto j = nlohmann::json::parse(line);
     if (j.contains("lm_loss")) m.train[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
     if (j.contains("params_norm")) m.params_norm[j["iteration"].get<int64_t>()] = j["params_norm"].get<double>();
+    if (j.contains("num_zeros")) m.num_zeros[j["iteration"].get<int64_t>()] = j["num_zeros"].get<double>();
     if (j.contains("valid_lm_loss")) m.valid[j["iteration"].get<int64_t>()] = j["valid_lm_loss"].get<double>();
   }
   return m;
@@ -53,7 +54,7 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 60").status);
     flags_ = "train --model tiny " + model_flags() + " --position-embedding-type " + GetParam() + " --seq-length 16 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 "
              "--lr-warmup-iters 2 --lr-decay-style cosine --log-interval 1 --eval-interval 5 --eval-iters 1 "
-             "--log-params-norm "
+             "--log-params-norm --log-num-zeros-in-grad "
              "--data-path " + dir_ + "/data";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -77,6 +78,12 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
       // --log-params-norm: the same parameters, each counted once, in every layout.
       ASSERT_TRUE(ma.params_norm.count(it) && mb.params_norm.count(it)) << "params norm at " << it;
       EXPECT_NEAR(mb.params_norm.at(it), ma.params_norm.at(it), rtol * ma.params_norm.at(it)) << b << " iteration " << it;
+      // --log-num-zeros-in-grad: the same zero gradients (the batch's unused vocabulary rows), each
+      // counted once; a sum that cancels to exactly 0 in one summation order may not in another, so
+      // a few may differ (the padding a sharded optimizer adds: grad_ranges_test).
+      ASSERT_TRUE(ma.num_zeros.count(it) && mb.num_zeros.count(it)) << "num zeros at " << it;
+      EXPECT_GT(ma.num_zeros.at(it), 0) << a << " iteration " << it;
+      EXPECT_NEAR(mb.num_zeros.at(it), ma.num_zeros.at(it), 1 + 0.005 * ma.num_zeros.at(it)) << b << " iteration " << it;
     }
     for (const auto& [it, loss] : ma.valid) {
       if (it >= from && it <= to) {

@@ -98,7 +98,10 @@ TEST_F(EndOfTraining, PrintedAsMegatronPrintsItAndOnlyWhenTheRunEnds) {
     EXPECT_NEAR(ppl, megatron_ppl(loss), 1e-5 * ppl) << lines[i];  // the loss printed is rounded
     evaluations.push_back(at);
     if (at == "the end of training for val data") {  // the final checkpoint comes between the two
-      EXPECT_NE(r.out.find("saved checkpoint at iteration 4", r.out.find(lines[i])), std::string::npos);
+      const size_t saved = r.out.find("saved checkpoint at iteration 4", r.out.find(lines[i]));
+      EXPECT_NE(saved, std::string::npos);
+      EXPECT_LT(saved, r.out.find("the end of training for test data"));
+      EXPECT_EQ(r.out.find("saved checkpoint at iteration 4"), saved);  // written once
     }
   }
   EXPECT_EQ(evaluations, (std::vector<std::string>{"iteration 2", "iteration 4", "the end of training for val data",
@@ -118,6 +121,23 @@ TEST_F(EndOfTraining, PrintedAsMegatronPrintsItAndOnlyWhenTheRunEnds) {
   const auto early = test::run_binary(flags + "2 --exit-interval 3 --train-iters 6 --lr-decay-iters 4");
   ASSERT_EQ(early.status, 0) << early.err;
   EXPECT_EQ(early.out.find("the end of training"), std::string::npos) << early.out;
+  // Stopped by --exit-interval at the last iteration too (Megatron exits there before its end of
+  // training): saved, heartbeat "stopped"; the run resumed there trains nothing, evaluates, and
+  // leaves its checkpoint as it was.
+  const auto at_end = test::run_binary(flags + "3 --exit-interval 4");
+  ASSERT_EQ(at_end.status, 0) << at_end.err;
+  EXPECT_EQ(at_end.out.find("the end of training"), std::string::npos) << at_end.out;
+  std::ifstream hb(dir_ + "/run3/heartbeat.json");
+  EXPECT_NE(std::string(std::istreambuf_iterator<char>(hb), {}).find("\"stopped\""), std::string::npos);
+  const auto meta_before = fs::last_write_time(dir_ + "/run3/iter_0000004/meta.json");
+  const auto resumed = test::run_binary(flags + "3 --load " + dir_ + "/run3");
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("the end of training for val data"), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.out.find("the end of training for test data"), std::string::npos) << resumed.out;
+  EXPECT_EQ(resumed.out.find("saved checkpoint"), std::string::npos) << resumed.out;
+  EXPECT_EQ(fs::last_write_time(dir_ + "/run3/iter_0000004/meta.json"), meta_before);
+  std::ifstream hb2(dir_ + "/run3/heartbeat.json");
+  EXPECT_NE(std::string(std::istreambuf_iterator<char>(hb2), {}).find("\"finished\""), std::string::npos);
 }
 
 TEST(MegatronPpl, CapsTheExponentAtTwenty) {

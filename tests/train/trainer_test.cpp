@@ -211,6 +211,13 @@ TEST(Trainer, LogLineParsesAndTflopsFollowsTheFormula) {
   m.params().init(test::cpu_ctx(), 5);
   TrainArgs a = args(repetitive_dataset(), 5);
   a.log_params_norm = true;
+  a.log_num_zeros = true;  // --log-num-zeros-in-grad: the logged iteration's zero gradients, as seen here
+  double zeros = -1;
+  a.grad_hook = [&](int64_t it, Tensor& g) {
+    if (it != 5) return;
+    zeros = 0;
+    for (int64_t i = 0; i < g.numel(); ++i) zeros += g.f32()[i] == 0.f;
+  };
   TrainResult r = train(m, a, world);
   const LogRecord& rec = r.records.at(0);
   const std::string line = format_log_line(rec);
@@ -220,10 +227,15 @@ TEST(Trainer, LogLineParsesAndTflopsFollowsTheFormula) {
   for (int64_t i = 0; i < p.numel(); ++i) sq += double(p.f32()[i]) * p.f32()[i];
   EXPECT_NEAR(rec.params_norm, std::sqrt(sq), 1e-9 * std::sqrt(sq));
   EXPECT_NE(line.find(fmt::format(" params norm: {:.3f} | number of skipped", std::sqrt(sq))), std::string::npos) << line;
+  EXPECT_GT(zeros, 0);  // the rows of the vocabulary no token of the batch uses
+  EXPECT_EQ(rec.num_zeros, zeros);
+  EXPECT_NE(line.find(fmt::format(" grad norm: {:.3f} | num zeros: {:.1f} | params norm:", rec.grad_norm, zeros)),
+            std::string::npos) << line;
   const std::regex re(
       R"( iteration +(\d+)/ +(\d+) \| consumed samples: +(\d+) \| elapsed time per iteration \(ms\): ([\d.]+) \| )"
       R"(learning rate: ([\d.E+-]+) \| global batch size: +(\d+) \| lm loss: ([\d.E+-]+) \| loss scale: ([\d.]+) \| )"
-      R"(grad norm: ([\d.]+) \| params norm: [\d.]+ \| number of skipped iterations: +(\d+) \| number of nan iterations: +(\d+) \| )"
+      R"(grad norm: ([\d.]+) \| num zeros: [\d.]+ \| params norm: [\d.]+ \| number of skipped iterations: +(\d+) \| )"
+      R"(number of nan iterations: +(\d+) \| )"
       R"(samples/s/p: ([\d.]+) \| tokens/s/p: ([\d.]+) \| TFLOPs/p: ([\d.]+) \|)");
   std::smatch mm;
   ASSERT_TRUE(std::regex_match(line, mm, re)) << line;

@@ -30,6 +30,7 @@ const Ops& cpu_ops() {
       .cast = cpu::cast,
       .sum = cpu::sum,
       .sum_squares = cpu::sum_squares,
+      .count_zeros = cpu::count_zeros,
       .adamw_update = cpu::adamw_update,
   };
   return ops;

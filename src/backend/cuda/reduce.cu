@@ -1,4 +1,4 @@
-// sum and sum of squares of a tensor into an F64 [1] device tensor, accumulated in double in an
+// sum, sum of squares and count of zeros of a tensor into an F64 [1] device tensor, accumulated in double in an
 // order fixed by the element count (and whether x starts on 16 bytes) alone: kBlocks x kThreads
 // threads each sum a grid-strided set (of f32: 4 consecutive elements at a time, 16-byte loads),
 // each block adds its threads' partials in a fixed tree, one last block adds the block partials
@@ -14,6 +14,7 @@
 namespace cs::cuda {
 
 namespace {
+using red::Fold;
 using red::kBlocks;
 using red::kThreads;
 
@@ -23,7 +24,7 @@ __global__ void final_kernel(const double* partial, int n, double* out) {
   if (threadIdx.x == 0) *out = s;
 }
 
-template <bool kSquares, typename T>
+template <Fold kFold, typename T>
 void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
   check_arg(op, "out", out, DType::F64, Device::CUDA);
   CS_CHECK(out.numel() == 1) << op << " out " << out.shape.str() << ": expected [1]";
@@ -32,7 +33,7 @@ void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
   double* partial = ptr<double>(c.workspace);
   constexpr bool kFloat = std::is_same_v<T, float>;
   vec::with_width<kFloat ? 4 : 1>(kFloat && vec::aligned16(x.data), [&](auto w) {
-    CS_LAUNCH(blocks, kThreads, 0, stream(c), red::partial_kernel<decltype(w)::value, kSquares, T>)(ptr<T>(x), n, partial);
+    CS_LAUNCH(blocks, kThreads, 0, stream(c), red::partial_kernel<decltype(w)::value, kFold, T>)(ptr<T>(x), n, partial);
   });
   check_launch(op);
   CS_LAUNCH(1, kBlocks, 0, stream(c), final_kernel)(partial, blocks, ptr<double>(out));
@@ -42,16 +43,21 @@ void reduce(Ctx& c, const char* op, const Tensor& x, const Tensor& out) {
 
 void sum(Ctx& c, const Tensor& x, const Tensor& out) {
   if (x.dtype == DType::F64 && x.device == Device::CUDA) {
-    reduce<false, double>(c, "sum", x, out);
+    reduce<Fold::kSum, double>(c, "sum", x, out);
     return;
   }
   check_f32("sum", "x", x, Device::CUDA);
-  reduce<false, float>(c, "sum", x, out);
+  reduce<Fold::kSum, float>(c, "sum", x, out);
 }
 
 void sum_squares(Ctx& c, const Tensor& x, const Tensor& out) {
   check_f32("sum_squares", "x", x, Device::CUDA);
-  reduce<true, float>(c, "sum_squares", x, out);
+  reduce<Fold::kSquares, float>(c, "sum_squares", x, out);
+}
+
+void count_zeros(Ctx& c, const Tensor& x, const Tensor& out) {
+  check_f32("count_zeros", "x", x, Device::CUDA);
+  reduce<Fold::kZeros, float>(c, "count_zeros", x, out);
 }
 
 }  // namespace cs::cuda

@@ -1,4 +1,4 @@
-// The first pass of the GPU's sum and sum of squares (reduce.cu): each of kThreads threads of a
+// The first pass of the GPU's sum, sum of squares and count of zeros (reduce.cu): each of kThreads threads of a
 // block sums a grid-strided set in double (f32: N = 4 consecutive elements per 16-byte load, the
 // tail one by one), then the block adds its threads' partials in a fixed tree: the same bits every
 // run. In a header so that tests/cuda_emu/ runs its text on the CPU; like elementwise_kernels.cuh,
@@ -24,8 +24,18 @@ __device__ __forceinline__ double block_sum_f64(double v, double* sh) {
   return sh[0];
 }
 
-// partial[blockIdx.x] = this block's share of sum x (or of x^2), launched with kThreads threads.
-template <int N, bool kSquares, typename T>
+// What each element adds: itself, its square, or 1 when it is zero (-0 included, NaN not: as
+// torch.count_nonzero counts).
+enum class Fold { kSum, kSquares, kZeros };
+template <Fold kFold>
+__device__ __forceinline__ double fold(double v) {
+  if constexpr (kFold == Fold::kSquares) return v * v;
+  if constexpr (kFold == Fold::kZeros) return v == 0.0 ? 1.0 : 0.0;
+  return v;
+}
+
+// partial[blockIdx.x] = this block's share of the fold of x, launched with kThreads threads.
+template <int N, Fold kFold, typename T>
 __global__ void partial_kernel(const T* x, int64_t n, double* partial) {
   __shared__ double sh[kThreads];
   double acc = 0.0;
@@ -42,7 +52,7 @@ __global__ void partial_kernel(const T* x, int64_t n, double* partial) {
       for (int k = 0; k < M; ++k) v[k] = f[k];
     }
 #pragma unroll
-    for (int k = 0; k < M; ++k) acc += kSquares ? v[k] * v[k] : v[k];
+    for (int k = 0; k < M; ++k) acc += fold<kFold>(v[k]);
   });
   const double s = block_sum_f64(acc, sh);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;

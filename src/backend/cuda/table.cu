@@ -30,6 +30,7 @@ const Ops& cuda_ops() {
       .cast = cuda::cast,
       .sum = cuda::sum,
       .sum_squares = cuda::sum_squares,
+      .count_zeros = cuda::count_zeros,
       .adamw_update = cuda::adamw_update,
   };
   return ops;
