@@ -26,6 +26,15 @@ class UsageError : public Error {
   explicit UsageError(const std::string& msg) : Error(msg, 2) {}
 };
 
+// Mixed into an error that says a --split range holds no sample: the trainer leaves such a test
+// split out silently (Megatron builds no dataset for an empty range); other errors it reports.
+struct EmptySplit {};
+template <class Base>
+class EmptySplitError : public Base, public EmptySplit {
+ public:
+  using Base::Base;
+};
+
 // A failed CS_CHECK: a bug in ChuanSpeed, not bad input. Deliberately not a cs::Error, so that
 // code which turns a cs::Error into a message about a file or flag never mistakes a bug for one.
 class InternalError : public std::logic_error {

@@ -195,7 +195,7 @@ GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data,
   int64_t tokens = 0;
   for (int64_t d = begin; d < end; ++d) tokens += data->length(d);
   if (tokens < 2)
-    throw Error("[gpt_dataset] " + prefix + ": documents [" + std::to_string(begin) + ", " +
+    throw EmptySplitError<Error>("[gpt_dataset] " + prefix + ": documents [" + std::to_string(begin) + ", " +
                 std::to_string(end) + ") hold " + std::to_string(tokens) +
                 " tokens, expected at least 2 to make a sample. Hint: this split of the data is "
                 "(nearly) empty: change --split or add documents");

@@ -78,7 +78,7 @@ SftDataset SftDataset::build(const std::string& text_prefix, const std::string& 
   st.seq_length_plus_one = cap;
   st.documents = last - first;
   if (num_samples > 0 && st.documents == 0)
-    throw UsageError(fmt::format("--split {}: the {} split of {} has no documents (of {}). Hint: give it a "
+    throw EmptySplitError<UsageError>(fmt::format("--split {}: the {} split of {} has no documents (of {}). Hint: give it a "
                                  "non-zero weight, or set --eval-iters 0",
                                  split, which == DataSplit::kTrain ? "train" : which == DataSplit::kValid ? "valid" : "test",
                                  text_prefix, text.num_docs()));

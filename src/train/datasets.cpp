@@ -28,7 +28,8 @@ bool split_has_share(const std::string& split, DataSplit which) {
   return b[size_t(which) + 1] > b[size_t(which)];
 }
 
-// Builds the validation or test split with BUILD, or leaves it out (validation: with a line saying why).
+// Builds the validation or test split with BUILD, or leaves it out with a line saying why (an
+// empty test split: silently).
 template <class Build>
 void optional_split(const TrainArgs& a, DataSplit which, bool say, Build build) {
   const char* name = which == DataSplit::kValid ? "validation" : "test";
@@ -42,7 +43,8 @@ void optional_split(const TrainArgs& a, DataSplit which, bool say, Build build) 
   } catch (const Error& e) {
     // A test split too small for one sample goes silently: small corpora with Megatron's default
     // --split (969,30,1) give it a document or none, and Megatron builds none for an empty range.
-    if (say && which == DataSplit::kValid) std::fprintf(stderr, "[train] no %s: %s\n", name, e.what());
+    const bool empty = dynamic_cast<const EmptySplit*>(&e) != nullptr;
+    if (say && !(empty && which == DataSplit::kTest)) std::fprintf(stderr, "[train] no %s: %s\n", name, e.what());
   }
 }
 }  // namespace

@@ -23,8 +23,8 @@ struct Datasets {
 
 // may_build: whether this process may build the index cache (one rank of a job builds it, the
 // others load it afterwards, as in Megatron). say: print what was built and why the validation
-// split is left out (no share in --split, or too few tokens); a test split too small for a sample
-// is left out silently.
+// or test split is left out (no share in --split, too few tokens, an unreadable index); a test
+// split too small for a sample is left out silently.
 Datasets open_datasets(const TrainArgs& a, bool may_build, bool say);
 
 }  // namespace cs

@@ -12,7 +12,9 @@
 
 #include "data/sft_test_util.h"
 #include "device_env.h"
+#include "train/datasets.h"
 #include "train/trainer.h"
+#include "train/validation.h"
 
 namespace cs {
 namespace {
@@ -110,6 +112,29 @@ TEST(SftTrain, PackedRunResumesBitIdenticallyAndCountsTrainedTokens) {
   // and the rest all count: 4 per sample, 5 samples per sequence, 8 sequences per iteration.
   ASSERT_FALSE(whole.records.empty());
   EXPECT_EQ(whole.records[0].trained_tokens, 10 * 8 * 5 * 4);
+}
+
+// Megatron's end of training on instruction data: the valid split's next batches, then the test
+// split's from its start, each the per-token loss over its counted targets, as in training.
+TEST(SftTrain, EndOfTrainingEvaluatesTheInstructionSplits) {
+  SingleGroup world, tp;
+  test::DeviceEnv env;
+  Model m(model_preset("tiny"), *env, tp, 4, 64);
+  m.params().init(*env, 1);
+  TrainArgs a = sft_args(sft_corpus("splits", false), 4);
+  a.split = "80,10,10";
+  a.eval_interval = 2;
+  a.eval_iters = 1;
+  const TrainResult r = train(m, a, world);
+  ASSERT_EQ(r.valid_losses.size(), 2u);
+  ASSERT_TRUE(std::isfinite(r.end_valid_loss) && std::isfinite(r.test_loss));
+  const Datasets d = open_datasets(a, false, false);
+  ASSERT_TRUE(d.has_valid() && d.has_test());
+  MicroBatch batch(4, 63);
+  Validator valid(m, d.valid_src, world, 2, 2 * 8, nullptr, true);
+  EXPECT_EQ(valid.evaluate(batch), r.end_valid_loss);
+  Validator test_split(m, d.test_src, world, 2, 0, nullptr, true);
+  EXPECT_EQ(test_split.evaluate(batch), r.test_loss);
 }
 
 }  // namespace
