@@ -21,8 +21,12 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--train-samples", train_samples, "samples to train on (instead of --train-iters): "
                  "--train-samples / --global-batch-size steps, the lr schedule counted in samples")
       ->check(positive())->excludes(iters);
-  app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending)")->required();
+  app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending), cut by --split");
   app.add_option("--split", split, "train,valid,test document proportions (Megatron's default 969, 30, 1)");
+  app.add_option("--train-data-path", split_data_path[0],
+                 "instead of --data-path: the train split's own PREFIX or W1 PREFIX1 ... (all its documents)");
+  app.add_option("--valid-data-path", split_data_path[1], "with --train-data-path: the validation split's own data");
+  app.add_option("--test-data-path", split_data_path[2], "with --train-data-path: the test split's own data");
   app.add_flag("--is-instruction-dataset", instruction,
                "--data-path is PREFIX_text_document of an instruction dataset (preprocess --is-instruction-dataset): "
                "the loss counts the response tokens only, averaged over the global batch");
@@ -128,6 +132,18 @@ void TrainFlags::add_to(CLI::App& app) {
 
 void TrainFlags::check_supported(const CLI::App& app) {
   megatron.check(app, model.position);
+  // Megatron-core's blend_per_split: each split its own data, all of it; not with --data-path or
+  // --split (Megatron asserts both).
+  const bool per_split = !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
+  if (per_split && !data_path.empty())
+    throw UsageError("--data-path with --train-data-path / --valid-data-path / --test-data-path: one or the other. "
+                     "Hint: --data-path (cut by --split), or each split's own data");
+  if (per_split && split_data_path[0].empty())
+    throw UsageError("--valid-data-path / --test-data-path without --train-data-path. Hint: give the train split's "
+                     "data too");
+  if (per_split && app.count("--split") > 0)
+    throw UsageError("--split with --train-data-path: each split has its own data, used whole. Hint: leave --split "
+                     "out");
   if (tokenizer_type && *tokenizer_type == "SentencePieceTokenizer") throw UsageError(sentencepiece_tokenizer_refusal());
   // Megatron's check stops the run at the first NaN loss or gradient.
   if (app.count("--check-for-nan-in-loss-and-grad") > 0 && exit_on_nan == 0) exit_on_nan = 1;
@@ -171,7 +187,11 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
     a.train_iters = *train_iters;
   }
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
+  if (data_path.empty() && split_data_path[0].empty())
+    throw UsageError("--data-path is required (or --train-data-path, with --valid-data-path / --test-data-path for "
+                     "the other splits)");
   a.data_path = data_path;
+  a.split_data_path = split_data_path;
   a.split = split;
   a.instruction = instruction;
   a.pack = instruction && reset_attention_mask && reset_position_ids;

@@ -22,20 +22,44 @@ void describe(const SftDataset& d, const char* split) {
   std::fflush(stdout);
 }
 
-// Whether --split gives split WHICH a share at all (Megatron builds no dataset for a zero one).
+// Whether SPLIT gives split WHICH a share at all (Megatron builds no dataset for a zero one).
 bool split_has_share(const std::string& split, DataSplit which) {
   const auto b = split_boundaries(split, int64_t(1) << 40);
   return b[size_t(which) + 1] > b[size_t(which)];
 }
 
+// Where split WHICH comes from: --data-path cut by --split, or (Megatron-core's blend_per_split)
+// the split's own --train/valid/test-data-path whole, as a split string giving it every document.
+struct SplitSource {
+  DataBlend blend;  // no prefixes: no such split
+  std::string split;
+  bool own = false;  // the split's own path: it must be read (an error is the run's)
+};
+SplitSource source_of(const TrainArgs& a, DataSplit which) {
+  static const char* kFlag[] = {"--train-data-path", "--valid-data-path", "--test-data-path"};
+  static const char* kWhole[] = {"100,0,0", "0,100,0", "0,0,100"};
+  if (a.split_data_path[0].empty()) return {parse_data_path(a.data_path), a.split, false};
+  const std::vector<std::string>& path = a.split_data_path[size_t(which)];
+  if (path.empty()) return {{}, kWhole[size_t(which)], true};
+  try {
+    return {parse_data_path(path), kWhole[size_t(which)], true};
+  } catch (const UsageError& e) {  // parse_data_path names --data-path
+    std::string msg = e.what();
+    const size_t at = msg.find("--data-path");
+    if (at != std::string::npos) msg.replace(at, 11, kFlag[size_t(which)]);
+    throw UsageError(msg);
+  }
+}
+
 // Builds the validation or test split with BUILD, or leaves it out with a line saying why (an
 // empty test split: silently).
 template <class Build>
-void optional_split(const TrainArgs& a, DataSplit which, bool say, Build build) {
+void optional_split(const SplitSource& src, DataSplit which, bool say, Build build) {
   const char* name = which == DataSplit::kValid ? "validation" : "test";
-  if (!split_has_share(a.split, which)) {
+  if (src.blend.prefixes.empty()) return;  // --train-data-path without this split's path: none, as in Megatron
+  if (!split_has_share(src.split, which)) {
     if (say && which == DataSplit::kValid)
-      std::fprintf(stderr, "[train] no validation: --split %s gives it no share\n", a.split.c_str());
+      std::fprintf(stderr, "[train] no validation: --split %s gives it no share\n", src.split.c_str());
     return;
   }
   try {
@@ -43,14 +67,16 @@ void optional_split(const TrainArgs& a, DataSplit which, bool say, Build build) 
   } catch (const Error& e) {
     // A test split too small for one sample goes silently: small corpora with Megatron's default
     // --split (969,30,1) give it a document or none, and Megatron builds none for an empty range.
+    // The split's own path (--valid-data-path, --test-data-path) was asked for: not readable is an
+    // error, as the train split's is.
     const bool empty = dynamic_cast<const EmptySplit*>(&e) != nullptr;
+    if (src.own && !empty) throw;
     if (say && !(empty && which == DataSplit::kTest)) std::fprintf(stderr, "[train] no %s: %s\n", name, e.what());
   }
 }
 }  // namespace
 
 Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
-  const DataBlend blend = parse_data_path(a.data_path);
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
   // Megatron's train samples: --train-samples itself, else --train-iters x --global-batch-size.
@@ -62,18 +88,25 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
       evaluate ? checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2)
                : 0;
   const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.global_batch, "--eval-iters x --global-batch-size", 2) : 0;
+  const SplitSource train_from = source_of(a, DataSplit::kTrain);
   if (a.instruction) {
-    if (blend.prefixes.size() != 1 || blend.weighted)
-      throw UsageError("--data-path: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
-                       "preprocess the instruction corpora together into one dataset");
     if (a.seed > 0xffffffffull) throw UsageError(fmt::format("--seed {}: expected 0 .. 2^32 - 1", a.seed));
     const SftOptions so{a.seq_length, uint32_t(a.seed), a.pack, 0};
-    d.sft_train = std::make_unique<SftDataset>(SftDataset::build(blend.prefixes[0], a.split, DataSplit::kTrain, n_train, so));
+    auto prefix_of = [&](const SplitSource& src) {
+      if (src.blend.prefixes.size() != 1 || src.blend.weighted)
+        throw UsageError("--data-path: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
+                         "preprocess the instruction corpora together into one dataset");
+      return src.blend.prefixes[0];
+    };
+    d.sft_train = std::make_unique<SftDataset>(SftDataset::build(prefix_of(train_from), train_from.split,
+                                                                 DataSplit::kTrain, n_train, so));
     d.train_src.sft = d.sft_train.get();
     if (say) describe(*d.sft_train, "train");
     auto sft_split = [&](DataSplit which, int64_t n, std::unique_ptr<SftDataset>& ds, SampleSource& src) {
-      optional_split(a, which, say, [&] {
-        ds = std::make_unique<SftDataset>(SftDataset::build(blend.prefixes[0], a.split, which, n, so));
+      const SplitSource from = source_of(a, which);
+      const std::string prefix = from.blend.prefixes.empty() ? std::string() : prefix_of(from);
+      optional_split(from, which, say, [&] {
+        ds = std::make_unique<SftDataset>(SftDataset::build(prefix, from.split, which, n, so));
         src.sft = ds.get();
         if (say) describe(*ds, which == DataSplit::kValid ? "valid" : "test");
       });
@@ -83,11 +116,13 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
     return d;
   }
   d.train = std::make_unique<BlendedDataset>(
-      BlendedDataset::build_or_load(blend, a.split, DataSplit::kTrain, n_train, dopt, may_build));
+      BlendedDataset::build_or_load(train_from.blend, train_from.split, DataSplit::kTrain, n_train, dopt, may_build));
   d.train_src.gpt = d.train.get();
   auto gpt_split = [&](DataSplit which, int64_t n, std::unique_ptr<BlendedDataset>& ds, SampleSource& src) {
-    optional_split(a, which, say, [&] {
-      ds = std::make_unique<BlendedDataset>(BlendedDataset::build_or_load(blend, a.split, which, n, dopt, may_build));
+    const SplitSource from = source_of(a, which);
+    optional_split(from, which, say, [&] {
+      ds = std::make_unique<BlendedDataset>(
+          BlendedDataset::build_or_load(from.blend, from.split, which, n, dopt, may_build));
       src.gpt = ds.get();
     });
   };

@@ -4,6 +4,7 @@
 // steps); gradient clipping by the global norm; a log record every log_interval (train_log.h);
 // validation (validation.h); checkpoints (checkpointing.h). Rank 0 of the world prints and writes.
 #pragma once
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -24,6 +25,9 @@ struct TrainArgs {
   int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
   int64_t train_samples = 0;  // --train-samples (0: train_iters x global_batch): sizes the train split's samples
   std::vector<std::string> data_path;  // Megatron's --data-path: PREFIX, or W1 PREFIX1 W2 PREFIX2 ...
+  // Megatron's --train-data-path, --valid-data-path, --test-data-path (instead of data_path and
+  // split): each split's own data, all of its documents; an empty one: no such split.
+  std::array<std::vector<std::string>, 3> split_data_path;
   std::string split = "969, 30, 1";     // --split (Megatron's default)
   std::string data_cache_path;         // --data-cache-path: index cache ("" = beside the data)
   // --is-instruction-dataset: data_path is one PREFIX_text_document with its loss mask beside it

@@ -1,0 +1,118 @@
+// Megatron-core's per-split data (--train-data-path, --valid-data-path, --test-data-path instead
+// of --data-path and --split): each split is built from its own data, all of its documents; a
+// split without a path has no dataset. Three corpora with disjoint token ranges show where every
+// sample came from; the flags' conflicts are one line each, and an unreadable --valid-data-path is
+// an error, not a run without validation.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cli/run_util.h"
+#include "data/indexed_dataset.h"
+#include "train/datasets.h"
+
+namespace cs {
+namespace {
+namespace fs = std::filesystem;
+
+class SplitDataPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/cs_split_path_" + std::to_string(getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    corpus("a", 0, 30);
+    corpus("b", 40, 60);
+    corpus("c", 70, 100);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // 20 documents of 25 tokens in [lo, hi).
+  void corpus(const std::string& name, int lo, int hi) {
+    IndexedDatasetWriter w(dir_ + "/" + name, DType::U16);
+    for (int d = 0; d < 20; ++d) {
+      std::vector<int32_t> ids;
+      for (int i = 0; i < 25; ++i) ids.push_back(lo + (d * 7 + i * 3) % (hi - lo));
+      w.add_item(ids.data(), int64_t(ids.size()));
+      w.end_document();
+    }
+    w.finalize();
+  }
+  TrainArgs args() const {
+    TrainArgs a;
+    a.micro_batch = 2;
+    a.global_batch = 4;
+    a.train_iters = 6;
+    a.seq_length = 16;
+    a.eval_interval = 3;
+    a.eval_iters = 2;
+    a.split_data_path[0] = {dir_ + "/a"};
+    a.split_data_path[1] = {dir_ + "/b"};
+    a.split_data_path[2] = {dir_ + "/c"};
+    return a;
+  }
+  std::string dir_;
+};
+
+// Every sample of a split in [lo, hi).
+void expect_from(const SampleSource& s, int lo, int hi, int64_t at_least, const char* what) {
+  ASSERT_NE(s.gpt, nullptr) << what;
+  EXPECT_GE(s.num_samples(), at_least) << what;
+  std::vector<int32_t> tok(17);
+  for (int64_t i = 0; i < s.num_samples(); ++i) {
+    s.gpt->sample(i, tok.data());
+    for (int32_t t : tok) ASSERT_TRUE(t >= lo && t < hi) << what << " sample " << i << " token " << t;
+  }
+}
+
+TEST_F(SplitDataPath, EachSplitIsItsOwnDataWhole) {
+  const Datasets d = open_datasets(args(), true, false);
+  expect_from(d.train_src, 0, 30, 6 * 4, "train");
+  expect_from(d.valid_src, 40, 60, (6 / 3 + 1) * 2 * 4, "valid");
+  expect_from(d.test_src, 70, 100, 2 * 4, "test");
+  // The train split from --train-data-path is --data-path's with all documents in train: the same
+  // samples in the same order.
+  TrainArgs b = args();
+  b.split_data_path = std::array<std::vector<std::string>, 3>{};
+  b.data_path = {dir_ + "/a"};
+  b.split = "100,0,0";
+  const Datasets same = open_datasets(b, true, false);
+  ASSERT_EQ(same.train_src.num_samples(), d.train_src.num_samples());
+  std::vector<int32_t> x(17), y(17);
+  for (int64_t i = 0; i < d.train_src.num_samples(); ++i) {
+    d.train_src.gpt->sample(i, x.data());
+    same.train_src.gpt->sample(i, y.data());
+    ASSERT_EQ(x, y) << "sample " << i;
+  }
+  // A split without its path has no dataset.
+  TrainArgs c = args();
+  c.split_data_path[2].clear();
+  EXPECT_FALSE(open_datasets(c, true, false).has_test());
+}
+
+TEST_F(SplitDataPath, TrainsAndEvaluatesThroughTheBinary) {
+  const std::string base = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 "
+                           "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --train-iters 4 --eval-interval 2 "
+                           "--eval-iters 1 --log-interval 1 ";
+  const std::string paths = "--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/b --test-data-path " +
+                            dir_ + "/c ";
+  const auto r = test::run_binary(base + paths);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("validation loss at iteration 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the end of training for test data"), std::string::npos) << r.out;
+  auto refused = [&](const std::string& flags, const std::string& words, int status = 2) {
+    const auto e = test::run_binary(base + flags);
+    EXPECT_EQ(e.status, status) << flags << "\n" << e.err;
+    EXPECT_EQ(test::count_matching_lines(e.err, "error:"), 1) << e.err;
+    EXPECT_NE(e.err.find(words), std::string::npos) << flags << "\n" << e.err;
+  };
+  refused(paths + "--data-path " + dir_ + "/a", "--data-path with --train-data-path");
+  refused("--valid-data-path " + dir_ + "/b", "--valid-data-path / --test-data-path without --train-data-path");
+  refused(paths + "--split 90,5,5", "--split with --train-data-path");
+  refused("", "--data-path is required");
+  refused("--train-data-path " + dir_ + "/a --valid-data-path 0.5", "--valid-data-path: got only the weight 0.5");
+  refused("--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/missing", dir_ + "/missing", 1);
+}
+
+}  // namespace
+}  // namespace cs
