@@ -4,6 +4,7 @@
 
 #include "core/checked.h"
 #include "core/error.h"
+#include "data/blended_dataset.h"
 
 namespace cs::cli {
 
@@ -192,6 +193,17 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
                      "the other splits)");
   a.data_path = data_path;
   a.split_data_path = split_data_path;
+  // The data flags' values are checked here, on every rank alike (the datasets are opened by rank
+  // 0 first, while the others wait for it).
+  static const char* kFlags[] = {"--data-path", "--train-data-path", "--valid-data-path", "--test-data-path"};
+  for (size_t i = 0; i < 4; ++i) {
+    const std::vector<std::string>& v = i == 0 ? data_path : split_data_path[i - 1];
+    if (v.empty()) continue;
+    const DataBlend b = parse_data_path(v, kFlags[i]);
+    if (instruction && (b.prefixes.size() != 1 || b.weighted))
+      throw UsageError(fmt::format("{}: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
+                                   "preprocess the instruction corpora together into one dataset", kFlags[i]));
+  }
   a.split = split;
   a.instruction = instruction;
   a.pack = instruction && reset_attention_mask && reset_position_ids;

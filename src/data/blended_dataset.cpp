@@ -30,38 +30,38 @@ bool parse_number(const std::string& s, double* out) {
   return true;
 }
 
-[[noreturn]] void data_path_error(const std::string& what) {
-  throw UsageError("[gpt_dataset] --data-path: " + what +
-                   ". Hint: pass one dataset prefix, or WEIGHT PREFIX pairs such as "
-                   "--data-path 0.3 A_text_document 0.7 B_text_document");
+[[noreturn]] void data_path_error(const char* flag, const std::string& what) {
+  throw UsageError("[gpt_dataset] " + std::string(flag) + ": " + what +
+                   ". Hint: pass one dataset prefix, or WEIGHT PREFIX pairs such as " + flag +
+                   " 0.3 A_text_document 0.7 B_text_document");
 }
 
 }  // namespace
 
-DataBlend parse_data_path(const std::vector<std::string>& args) {
+DataBlend parse_data_path(const std::vector<std::string>& args, const char* flag) {
   DataBlend b;
   double w = 0;
-  if (args.empty()) data_path_error("got no values, expected a dataset prefix");
+  if (args.empty()) data_path_error(flag, "got no values, expected a dataset prefix");
   if (args.size() == 1) {
     if (parse_number(args[0], &w))
-      data_path_error("got only the weight " + args[0] + ", expected a dataset prefix after it");
+      data_path_error(flag, "got only the weight " + args[0] + ", expected a dataset prefix after it");
     return {{1.0}, {args[0]}, false};
   }
   if (args.size() % 2 != 0)
-    data_path_error("got " + std::to_string(args.size()) +
+    data_path_error(flag, "got " + std::to_string(args.size()) +
                     " values, expected WEIGHT PREFIX pairs (a weight without a prefix, or a "
                     "prefix without a weight?)");
   for (size_t i = 0; i < args.size(); i += 2) {
     if (!parse_number(args[i], &w))
-      data_path_error("got \"" + args[i] + "\" where a weight was expected (value " +
+      data_path_error(flag, "got \"" + args[i] + "\" where a weight was expected (value " +
                       std::to_string(i + 1) + "), expected a number before each prefix");
     double unused;
     if (parse_number(args[i + 1], &unused))
-      data_path_error("got the number " + args[i + 1] + " after weight " + args[i] +
+      data_path_error(flag, "got the number " + args[i + 1] + " after weight " + args[i] +
                       ", expected a dataset prefix");
-    if (w < 0) data_path_error("weight " + args[i] + " of " + args[i + 1] + " is negative, expected > 0");
+    if (w < 0) data_path_error(flag, "weight " + args[i] + " of " + args[i + 1] + " is negative, expected > 0");
     if (w == 0)
-      data_path_error("weight 0 of " + args[i + 1] + ", expected > 0 (leave the dataset out instead)");
+      data_path_error(flag, "weight 0 of " + args[i + 1] + ", expected > 0 (leave the dataset out instead)");
     b.weights.push_back(w);
     b.prefixes.push_back(args[i + 1]);
   }

@@ -25,7 +25,8 @@ struct DataBlend {
 // Parses --data-path's values: "PREFIX" (weight 1) or "W1 PREFIX1 W2 PREFIX2 ..." with positive
 // weights. Throws cs::UsageError naming the bad value for a weight without a prefix, a prefix
 // without a weight, a weight that is negative, zero or not a number, or an empty list.
-DataBlend parse_data_path(const std::vector<std::string>& args);
+// FLAG names the flag in errors (--data-path, or a split's own --train-data-path ...).
+DataBlend parse_data_path(const std::vector<std::string>& args, const char* flag = "--data-path");
 
 // Megatron's build_blending_indices: for each of the SIZE samples, the dataset whose count lags
 // its share most (largest weight * max(i, 1) - count; ties to the lower index) supplies its next

@@ -41,14 +41,11 @@ SplitSource source_of(const TrainArgs& a, DataSplit which) {
   if (a.split_data_path[0].empty()) return {parse_data_path(a.data_path), a.split, false};
   const std::vector<std::string>& path = a.split_data_path[size_t(which)];
   if (path.empty()) return {{}, kWhole[size_t(which)], true};
-  try {
-    return {parse_data_path(path), kWhole[size_t(which)], true};
-  } catch (const UsageError& e) {  // parse_data_path names --data-path
-    std::string msg = e.what();
-    const size_t at = msg.find("--data-path");
-    if (at != std::string::npos) msg.replace(at, 11, kFlag[size_t(which)]);
-    throw UsageError(msg);
-  }
+  DataBlend blend = parse_data_path(path, kFlag[size_t(which)]);
+  // Megatron-core reads a per-split path of one prefix as that dataset alone, weight or not (no
+  // blend, no surplus): as a lone unweighted --data-path prefix here.
+  if (blend.prefixes.size() == 1) blend.weighted = false;
+  return {blend, kWhole[size_t(which)], true};
 }
 
 // Builds the validation or test split with BUILD, or leaves it out with a line saying why (an

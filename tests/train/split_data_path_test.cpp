@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "cli/run_util.h"
 #include "data/indexed_dataset.h"
@@ -84,6 +85,22 @@ TEST_F(SplitDataPath, EachSplitIsItsOwnDataWhole) {
     same.train_src.gpt->sample(i, y.data());
     ASSERT_EQ(x, y) << "sample " << i;
   }
+  // Each split's documents all take part (not a --split share of them).
+  for (const SampleSource* src : {&d.train_src, &d.valid_src, &d.test_src}) {
+    const auto idx = src->gpt->datasets().at(0).doc_idx();
+    const std::set<int32_t> docs(idx.begin(), idx.end());
+    EXPECT_EQ(docs.size(), 20u);
+  }
+  // One prefix with a weight is that dataset alone, as Megatron-core reads a per-split path.
+  TrainArgs w = args();
+  w.split_data_path[1] = {"1.0", dir_ + "/b"};
+  const Datasets weighted = open_datasets(w, true, false);
+  ASSERT_EQ(weighted.valid_src.num_samples(), d.valid_src.num_samples());
+  for (int64_t i = 0; i < d.valid_src.num_samples(); ++i) {
+    d.valid_src.gpt->sample(i, x.data());
+    weighted.valid_src.gpt->sample(i, y.data());
+    ASSERT_EQ(x, y) << "valid sample " << i;
+  }
   // A split without its path has no dataset.
   TrainArgs c = args();
   c.split_data_path[2].clear();
@@ -111,6 +128,8 @@ TEST_F(SplitDataPath, TrainsAndEvaluatesThroughTheBinary) {
   refused(paths + "--split 90,5,5", "--split with --train-data-path");
   refused("", "--data-path is required");
   refused("--train-data-path " + dir_ + "/a --valid-data-path 0.5", "--valid-data-path: got only the weight 0.5");
+  refused("--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/b --is-instruction-dataset --test-data-path "
+          "0.5 " + dir_ + "/c 0.5 " + dir_ + "/a", "--test-data-path: --is-instruction-dataset takes one");
   refused("--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/missing", dir_ + "/missing", 1);
 }
 
