@@ -174,9 +174,8 @@ void ModelFlags::check_loaded(const ModelConfig& c, const std::string& source, s
   if (vocab && c.vocab_size != *vocab && !padded_for_some_tp())
     throw UsageError(fmt::format("--vocab-size {}: the model loaded from {} has {} vocabulary entries, expected {} or "
                                  "it padded to a multiple of --make-vocab-size-divisible-by {} (x the tensor-parallel "
-                                 "size). Hint: leave "
-                                 "--vocab-size out with --load, or give the model's", *vocab_size, source,
-                                 c.vocab_size, *vocab, divisible_by));
+                                 "size). Hint: leave --vocab-size out with --load, or give the model's",
+                                 vocab_size.value_or(*vocab), source, c.vocab_size, *vocab, divisible_by));
   const char* scheme = c.position == PositionType::Alibi ? "alibi" : "rope";
   if (position && *position != scheme && !use_checkpoint_args)
     throw UsageError(fmt::format("--position-embedding-type {} (or --use-rotary-position-embeddings): the model loaded "

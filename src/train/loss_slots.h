@@ -27,6 +27,8 @@ class LossSlots {
   void reduce(Ctx& ctx, Group& dp);
   // Extra slot i (after the loss slots), for a caller's own scalar.
   Tensor extra(int64_t i) const { return all_.slice_rows(2 * g_ + i, 2 * g_ + i + 1); }
+  // The first n extra slots, to reduce together.
+  Tensor extras(int64_t n) const { return all_.slice_rows(2 * g_, 2 * g_ + n); }
   // Reads every slot back (the one host read); mean_loss() then works on the copy.
   const std::vector<double>& read(Ctx& ctx);
   // The mean over micro-batches of each one's mean loss; per token, sum of losses / sum of counts.

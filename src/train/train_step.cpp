@@ -27,19 +27,23 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
   params_sq_ = DeviceBuffer(model_.ctx().backend, sizeof(double));
 }
 
-void TrainStep::global_fold(const Tensor& flat, const Tensor& out, FoldOp fold) {
-  Ctx& ctx = model_.ctx();
-  grad_fold_local(ctx, flat, norm_ranges_,
+void TrainStep::local_fold(const Tensor& flat, const Tensor& out, FoldOp fold) {
+  grad_fold_local(model_.ctx(), flat, norm_ranges_,
                   norm_parts_.tensor({int64_t(norm_parts_.bytes() / sizeof(double))}, DType::F64), out, fold);
-  if (adam_.sharded()) dp_.all_reduce_sum(ctx, out);
-  model_.tp_group().all_reduce_sum(ctx, out);
-  pp_.all_reduce_sum(ctx, out);
+}
+
+void TrainStep::sum_over_model(const Tensor& t) {
+  Ctx& ctx = model_.ctx();
+  if (adam_.sharded()) dp_.all_reduce_sum(ctx, t);
+  model_.tp_group().all_reduce_sum(ctx, t);
+  pp_.all_reduce_sum(ctx, t);
 }
 
 double TrainStep::params_norm() {
   Ctx& ctx = model_.ctx();
   const Tensor sq = params_sq_.tensor({1}, DType::F64);
-  global_fold(adam_.master_shard(model_.params()), sq, model_.ctx().ops.sum_squares);
+  local_fold(adam_.master_shard(model_.params()), sq, ctx.ops.sum_squares);
+  sum_over_model(sq);
   double v = 0;
   ctx.backend.download(ctx, sq, &v);
   return std::sqrt(v);
@@ -99,8 +103,9 @@ StepOutcome TrainStep::run(const std::function<void(int64_t, MicroBatch&)>& fill
     dp_.reduce_scatter_sum(ctx, model_.params().padded_grads(), grads);
   }
   if (out.loss_scale != 1.0) ctx.ops.scale(ctx, grads, float(1.0 / out.loss_scale));
-  global_fold(grads, slots_.extra(0), ctx.ops.sum_squares);
-  if (count_zeros_) global_fold(grads, slots_.extra(1), ctx.ops.count_zeros);
+  local_fold(grads, slots_.extra(0), ctx.ops.sum_squares);
+  if (count_zeros_) local_fold(grads, slots_.extra(1), ctx.ops.count_zeros);
+  sum_over_model(slots_.extras(count_zeros_ ? 2 : 1));  // the norm and the count in one reduction
   slots_.read(ctx);  // the step's one host read
   out.loss = slots_.mean_loss();
   out.grad_norm = std::sqrt(slots_.extra_value(0));

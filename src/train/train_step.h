@@ -61,11 +61,13 @@ class TrainStep {
  private:
   // Sums one layer's gradient range over the data-parallel group.
   void reduce_layer(int layer);
-  // out (F64 [1]) = FOLD (Ops::sum_squares: the squared global norm; Ops::count_zeros) of flat
-  // (this rank's gradients or master weights: the shard when the optimizer is sharded) over the
-  // model: norm_ranges_ here, then summed over the data-parallel (when sharded), tensor- and
-  // pipeline-parallel groups.
-  void global_fold(const Tensor& flat, const Tensor& out, FoldOp fold);
+  // out (F64 [1]) = this rank's part of FOLD (Ops::sum_squares: the squared norm; Ops::count_zeros)
+  // of flat (its gradients or master weights: the shard when the optimizer is sharded): over
+  // norm_ranges_, each element of the model counted on one rank only.
+  void local_fold(const Tensor& flat, const Tensor& out, FoldOp fold);
+  // Sums local_fold results (F64, one or several at once) over the model: the data-parallel (when
+  // sharded), tensor- and pipeline-parallel groups.
+  void sum_over_model(const Tensor& t);
   Model& model_;
   AdamW& adam_;
   LossScaler& scaler_;

@@ -4,7 +4,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
+#include <vector>
 
 #include "checkpoint/native.h"
 #include "core/checked.h"
@@ -38,17 +41,22 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
 }
 
 
+// Each value of `here` summed over the ranks of world, through the F64 device tensor t (one
+// element per value): how the ranks agree on a decision each took alone.
+std::vector<double> sum_over_ranks(Ctx& ctx, Group& world, const Tensor& t, std::initializer_list<double> here) {
+  if (world.size() == 1) return here;
+  ctx.backend.upload(ctx, std::data(here), t);
+  world.all_reduce_sum(ctx, t);
+  return read_f64(ctx, t);
+}
+
 // Every rank must evaluate the same splits (the evaluations are collectives): each opened them
 // alone, and a rank that could not read one (the index cache rank 0 built, not visible to it)
 // would otherwise skip it while the others wait. Megatron broadcasts its do_valid / do_test.
 void agree_on_splits(Ctx& ctx, Group& world, const Datasets& d) {
-  if (world.size() == 1) return;
   const DeviceBuffer mem(ctx.backend, 2 * sizeof(double));
-  const Tensor t = mem.tensor({2}, DType::F64);
-  const double v[2] = {d.has_valid() ? 1.0 : 0.0, d.has_test() ? 1.0 : 0.0};
-  ctx.backend.upload(ctx, v, t);
-  world.all_reduce_sum(ctx, t);
-  const std::vector<double> n = read_f64(ctx, t);
+  const std::vector<double> n =
+      sum_over_ranks(ctx, world, mem.tensor({2}, DType::F64), {d.has_valid() ? 1.0 : 0.0, d.has_test() ? 1.0 : 0.0});
   for (int i = 0; i < 2; ++i)
     if (n[size_t(i)] > 0 && n[size_t(i)] < world.size())
       throw Error(fmt::format("[train] the {} split was read on {} of {} ranks. Hint: every rank must be able to read "
@@ -97,12 +105,8 @@ struct Stops {
   bool signal = false, duration = false;
 };
 Stops any_rank_stops(Ctx& ctx, Group& world, const Tensor& flags, Stops here) {
-  if (world.size() == 1) return here;
-  const double v[2] = {here.signal ? 1.0 : 0.0, here.duration ? 1.0 : 0.0};
-  ctx.backend.upload(ctx, v, flags);
-  world.all_reduce_sum(ctx, flags);
-  const std::vector<double> sum = read_f64(ctx, flags);
-  return {sum[0] > 0, sum[1] > 0};
+  const std::vector<double> n = sum_over_ranks(ctx, world, flags, {here.signal ? 1.0 : 0.0, here.duration ? 1.0 : 0.0});
+  return {n[0] > 0, n[1] > 0};
 }
 }  // namespace
 

@@ -7,9 +7,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <optional>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,7 +64,7 @@ struct TrainArgs {
   std::string save_dir;
   int64_t save_interval = 0, exit_interval = 0;  // Megatron's --exit-interval: save and stop
   // Megatron's --exit-duration-in-mins (in seconds here): save and stop after the first iteration
-  // that ends this long after train() began (0: never); any rank's clock stops every rank.
+  // that ends this long after `started` (0: never); any rank's clock stops every rank.
   double exit_duration_s = 0;
   // When the run began (the command's start; Megatron counts from its start-up): the duration's
   // origin. Unset: when train() is called.
@@ -73,11 +73,10 @@ struct TrainArgs {
   uint64_t seed = 1234;
   const std::atomic<bool>* stop = nullptr;
   // Resume from a native checkpoint root: everything (weights, optimizer, schedule, scaler, data
-  // cursor); load_optim=false keeps fresh Adam moments; finetune loads weights only and starts at
-  // iteration 0.
-  // load_optim=false also leaves the checkpoint's scheduler position and loss scaler, as Megatron's
-  // --no-load-optim (both are part of its optimizer state): the schedule starts again at 0.
-  // scheduler_on_resume: what a checkpoint's schedule settings that differ from lr / adam do.
+  // cursor). load_optim=false (Megatron's --no-load-optim) starts Adam, the schedule (at 0) and the
+  // loss scaler afresh, all three being Megatron's optimizer state; finetune loads weights only and
+  // starts at iteration 0. scheduler_on_resume: what a checkpoint's schedule settings that differ
+  // from lr / adam do.
   std::string resume_dir;
   bool load_optim = true, finetune = false;
   SchedulerOnResume scheduler_on_resume = SchedulerOnResume::Check;
