@@ -94,7 +94,6 @@ constexpr Spec kRefused[] = {
     {"--qk-layernorm", 0, "Baichuan normalises no queries or keys, and no such norm is built here"},
     {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
     {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
-    {"--rampup-batch-size", 3, "the global batch size is fixed for a run here (--global-batch-size)"},
     {"--mock-data", 0, "no mock data set is built in; chuanspeed synth-data writes a synthetic dataset for "
                        "--data-path"},
     {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "

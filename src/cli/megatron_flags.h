@@ -8,7 +8,7 @@
 //    --kv-channels = hidden / heads, --norm-epsilon = the model's): checked, a different value one
 //    line (exit 2); --norm-epsilon sets the epsilon of a model built from flags;
 //  - flags that select an architecture or a schedule this program does not build (--squared-relu,
-//    --qk-layernorm, --rampup-batch-size...): one line naming the flag (exit 2).
+//    --qk-layernorm, --fp8-format...): one line naming the flag (exit 2).
 // docs/training.md, "Megatron-LM flags", lists them.
 #pragma once
 #include <CLI/CLI.hpp>

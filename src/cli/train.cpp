@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -184,10 +185,16 @@ int train_main(int argc, char** argv) {
   if (shard.sequence_parallel && act_seq % grid.tp != 0)
     throw UsageError(fmt::format("--sequence-parallel splits the sequence over the {} tensor-parallel ranks: "
                                  "--seq-length {} is not a multiple of {}", grid.tp, act_seq, grid.tp));
-  const int64_t micro_per_rank = a.global_batch / (a.micro_batch * grid.dp);
-  check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);  // ds_config's batch
-  const int64_t in_flight = chunks > 1 ? interleaved_slots(grid.pp, chunks, micro_per_rank)
-                                       : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank);
+  // Each global batch of the run (a rampup's, then --global-batch-size or ds_config's): whole
+  // micro-batches on every rank, in the schedule's groups, and activation slots for the most.
+  a.rampup.check_split(a.global_batch, a.micro_batch, grid.dp);
+  int64_t in_flight = 0;
+  for (const int64_t batch : a.rampup.sizes(a.global_batch)) {
+    const int64_t micro_per_rank = batch / (a.micro_batch * grid.dp);
+    check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);
+    in_flight = std::max(in_flight, chunks > 1 ? interleaved_slots(grid.pp, chunks, micro_per_rank)
+                                               : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank));
+  }
   MemoryRequest need;
   need.micro_batch = f.micro_batch;
   need.act_seq = act_seq;
@@ -242,8 +249,12 @@ int train_main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   if (rank0) {
     log_info("[train] model: {}", model->config().summary());
-    log_info("[train] {} iterations x {} samples of {} tokens ({} micro-batches of {}{}{}{})", a.train_iters,
-             a.global_batch, a.seq_length, a.global_batch / a.micro_batch, a.micro_batch,
+    if (a.rampup.on())
+      log_info("[train] batch-size rampup: the global batch grows from {} by {} over the first {} samples",
+               a.rampup.start, a.rampup.increment, a.rampup.samples);
+    log_info("[train] {} iterations x {}{} samples of {} tokens ({}{} micro-batches of {}{}{}{})", a.train_iters,
+             a.rampup.on() ? "up to " : "", a.global_batch, a.seq_length, a.rampup.on() ? "up to " : "",
+             a.global_batch / a.micro_batch, a.micro_batch,
              grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "",
              grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
                                        shard.sequence_parallel ? " with sequence parallelism" : "")

@@ -22,6 +22,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--train-samples", train_samples, "samples to train on (instead of --train-iters): "
                  "--train-samples / --global-batch-size steps, the lr schedule counted in samples")
       ->check(positive())->excludes(iters);
+  app.add_option("--rampup-batch-size", rampup_batch_size,
+                 "START INCREMENT SAMPLES: with --train-samples, the global batch grows from START by INCREMENT "
+                 "over the first SAMPLES samples, then is --global-batch-size")
+      ->expected(3);
   app.add_option("--data-path", data_path, "PREFIX, or weighted W1 PREFIX1 W2 PREFIX2 ... (blending), cut by --split");
   app.add_option("--split", split, "train,valid,test document proportions (Megatron's default 969, 30, 1)");
   app.add_option("--train-data-path", split_data_path[0],
@@ -178,7 +182,15 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.micro_batch = micro_batch;
   a.global_batch = global_batch.value_or(micro_batch);
   const int64_t gb = global_batch.value_or(micro_batch);
-  if (train_samples) {  // Megatron: the iterations are the whole global batches in the samples
+  if (!rampup_batch_size.empty()) {
+    if (!train_samples)  // Megatron asserts it too
+      throw UsageError(fmt::format("--rampup-batch-size{}: the batch ramps up over samples, which needs --train-samples "
+                                   "(and --lr-decay-samples / --lr-warmup-samples for the schedule) instead of "
+                                   "--train-iters", train_iters ? " with --train-iters" : ""));
+    a.rampup = {rampup_batch_size[0], rampup_batch_size[1], rampup_batch_size[2]};
+    a.rampup.check(gb);
+    a.train_iters = a.rampup.train_iterations(*train_samples, gb);
+  } else if (train_samples) {  // Megatron: the iterations are the whole global batches in the samples
     if (*train_samples < gb)
       throw UsageError(fmt::format("--train-samples {}: less than one global batch of {}", *train_samples, gb));
     a.train_iters = *train_samples / gb;

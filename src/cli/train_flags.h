@@ -20,6 +20,7 @@ struct TrainFlags {
   std::optional<int64_t> train_iters, train_samples, global_batch, lr_decay_iters, lr_warmup_iters, lr_decay_samples,
       lr_warmup_samples;
   std::vector<std::string> data_path;
+  std::vector<int64_t> rampup_batch_size;  // --rampup-batch-size START INCREMENT SAMPLES
   std::array<std::vector<std::string>, 3> split_data_path;  // --train-data-path, --valid-data-path, --test-data-path
   std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
   std::string normalization = "RMSNorm";

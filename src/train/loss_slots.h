@@ -20,6 +20,9 @@ class LossSlots {
   LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra = 0, bool per_token = false);
   // Zeroes every slot.
   void clear(Ctx& ctx);
+  // The step's micro-batches: the first g of the global_micro_batches slots (a batch-size rampup's
+  // smaller batches); the loss is their mean.
+  void set_active(int64_t g);
   // Records the model's last forward as global micro-batch g (the last pipeline stage: the others
   // have no loss, and their slots stay zero until the sum over the pipeline group).
   void record(Ctx& ctx, const Model& model, int64_t g);
@@ -36,7 +39,7 @@ class LossSlots {
   double extra_value(int64_t i) const { return host_[size_t(2 * g_ + i)]; }
 
  private:
-  int64_t g_, extra_;
+  int64_t g_, extra_, active_;
   bool per_token_;
   DeviceBuffer mem_;
   Tensor all_;

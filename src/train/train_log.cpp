@@ -12,7 +12,7 @@ TrainLog::TrainLog(const TrainLogConfig& cfg)
   if (cfg.writer && !cfg.tensorboard_dir.empty()) tb_ = std::make_unique<TensorBoardWriter>(cfg.tensorboard_dir);
 }
 
-void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
+void TrainLog::add(const StepOutcome& o, double seconds, double lr, int64_t global_batch) {
   if (o.stepped) {
     loss_ += o.loss;
     ++clean_;
@@ -25,6 +25,8 @@ void TrainLog::add(const StepOutcome& o, double seconds, double lr) {
   nan_ += o.nan;
   trained_ += o.trained_tokens;
   seconds_ += seconds;
+  samples_ += global_batch;
+  last_batch_ = global_batch;
   ++iters_;
   last_lr_ = lr;
   last_scale_ = o.next_loss_scale;
@@ -35,7 +37,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
   rec.iteration = iteration;
   rec.train_iters = cfg_.train_iters;
   rec.consumed_samples = consumed_samples;
-  rec.global_batch = cfg_.global_batch;
+  rec.global_batch = last_batch_;  // Megatron's line shows the current batch
   const double step_s = seconds_ / double(iters_);
   rec.elapsed_ms_per_iter = step_s * 1e3;
   rec.learning_rate = last_lr_;
@@ -52,9 +54,9 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
   rec.nan_iters = nan_;
   if (cfg_.instruction) rec.trained_tokens = trained_;
   const double world = double(cfg_.world_size);
-  rec.samples_per_s_per_device = double(cfg_.global_batch) / step_s / world;
+  rec.samples_per_s_per_device = double(samples_) / seconds_ / world;
   rec.tokens_per_s_per_device = rec.samples_per_s_per_device * double(cfg_.seq_length);
-  rec.tflops_per_device = cfg_.flops_per_iter / step_s / world / 1e12;
+  rec.tflops_per_device = cfg_.flops_per_sample * rec.samples_per_s_per_device / 1e12;
   if (cfg_.writer) {
     if (cfg_.print) std::printf("%s\n", format_log_line(rec).c_str());
     std::fflush(stdout);
@@ -73,7 +75,7 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
     }
   }
   loss_ = seconds_ = 0;
-  clean_ = iters_ = skipped_ = nan_ = trained_ = 0;
+  clean_ = iters_ = skipped_ = nan_ = trained_ = samples_ = 0;
   return rec;
 }
 

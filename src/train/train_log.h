@@ -14,8 +14,8 @@
 namespace cs {
 
 struct TrainLogConfig {
-  int64_t train_iters = 0, global_batch = 0, seq_length = 0, world_size = 1;
-  double flops_per_iter = 0;
+  int64_t train_iters = 0, seq_length = 0, world_size = 1;
+  double flops_per_sample = 0;  // model FLOPs of one sample (model/flops.h)
   bool print = true;    // print the log line on stdout
   bool writer = true;   // this rank prints and writes files
   bool instruction = false;  // instruction data: the records count trained tokens
@@ -25,8 +25,9 @@ struct TrainLogConfig {
 class TrainLog {
  public:
   explicit TrainLog(const TrainLogConfig& cfg);
-  // Accounts one iteration's outcome, which took `seconds`, at learning rate lr.
-  void add(const StepOutcome& o, double seconds, double lr);
+  // Accounts one iteration's outcome over global_batch samples, which took `seconds`, at learning
+  // rate lr. The interval's throughput is its samples over its time (a rampup's batches differ).
+  void add(const StepOutcome& o, double seconds, double lr, int64_t global_batch);
   // The record of the interval ending at `iteration` (consumed samples so far), printed and
   // written; the interval's accumulators restart.
   // params_norm: --log-params-norm's figure (-1: none).
@@ -41,7 +42,7 @@ class TrainLog {
   MetricsWriter metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;
   double loss_ = 0, seconds_ = 0, last_norm_ = 0, last_lr_ = 0, last_scale_ = 1, last_zeros_ = -1;
-  int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0, trained_ = 0;
+  int64_t clean_ = 0, iters_ = 0, skipped_ = 0, nan_ = 0, trained_ = 0, samples_ = 0, last_batch_ = 0;
   bool last_norm_known_ = true;
 };
 

@@ -12,7 +12,7 @@ namespace cs {
 TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro,
                      double clip_grad, bool fp16, Group* pp, bool per_token_loss)
     : model_(model), adam_(adam), scaler_(scaler), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
-      local_micro_(global_micro / dp.size()), clip_grad_(clip_grad), fp16_(fp16), per_token_(per_token_loss),
+      local_micro_(global_micro / dp.size()), max_micro_(global_micro), clip_grad_(clip_grad), fp16_(fp16), per_token_(per_token_loss),
       slots_(model.ctx().backend, global_micro, 2, per_token_loss) {  // extra: squared norm, zero count
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
   // A sharded optimizer reduce-scatters the whole gradient after backward instead.
@@ -25,6 +25,14 @@ TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, i
                                  : norm_ranges(ps, 0, ps.numel());
   norm_parts_ = DeviceBuffer(model_.ctx().backend, std::max<size_t>(norm_ranges_.size(), 1) * sizeof(double));
   params_sq_ = DeviceBuffer(model_.ctx().backend, sizeof(double));
+}
+
+void TrainStep::set_global_micro(int64_t global_micro) {
+  CS_CHECK(global_micro >= 1 && global_micro <= max_micro_ && global_micro % dp_.size() == 0)
+      << global_micro << " micro-batches (at most " << max_micro_ << ") over " << dp_.size() << " ranks";
+  global_micro_ = global_micro;
+  local_micro_ = global_micro / dp_.size();
+  slots_.set_active(global_micro);
 }
 
 void TrainStep::local_fold(const Tensor& flat, const Tensor& out, FoldOp fold) {

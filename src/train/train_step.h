@@ -55,6 +55,9 @@ class TrainStep {
   // ranges). A collective over the data-parallel (when the optimizer is sharded), tensor- and
   // pipeline-parallel groups: every rank calls it at the same iterations.
   double params_norm();
+  // The micro-batches of the next steps' global batch (a batch-size rampup's): at most the
+  // constructor's global_micro, a multiple of the data-parallel size.
+  void set_global_micro(int64_t global_micro);
   // Count the gradients' zeros at every step (StepOutcome::num_zeros): one more pass over them.
   void count_zeros(bool on) { count_zeros_ = on; }
 
@@ -74,7 +77,7 @@ class TrainStep {
   Group& dp_;
   SingleGroup one_stage_{"pp"};
   Group& pp_;
-  int64_t global_micro_, local_micro_;
+  int64_t global_micro_, local_micro_, max_micro_;
   std::vector<int64_t> counts_;  // each local micro-batch's counted targets
   double clip_grad_;
   bool fp16_, reduce_now_ = false, per_token_, count_zeros_ = false;

@@ -38,6 +38,8 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
     throw UsageError(fmt::format("--seq-length {} must be in [1, {}] (the model's positions)",
                                  a.seq_length, m.config().max_seq_length));
   if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
+  a.rampup.check(a.global_batch);
+  a.rampup.check_split(a.global_batch, a.micro_batch, dp);
 }
 
 
@@ -151,8 +153,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                     !a.fp16 ? 1.0 : a.static_loss_scale > 0 ? a.static_loss_scale : a.initial_loss_scale,
                     a.loss_scale_window, a.hysteresis, a.min_loss_scale);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
-  TrainLog log({a.train_iters, a.global_batch, t, world.size(), model_flops(model.config(), a.global_batch, t),
-                a.print_log, writer, a.instruction, a.metrics_dir, a.tensorboard_dir});
+  TrainLog log({a.train_iters, t, world.size(), model_flops(model.config(), 1, t), a.print_log, writer, a.instruction,
+                a.metrics_dir, a.tensorboard_dir});
   CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
   MicroBatch batch(b, t, a.eod);
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
@@ -191,21 +193,24 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // Megatron's scheduler counts samples and skipped steps do not advance it.
     if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
     const double lr = schedule.lr(st.schedule_samples);
+    // The global batch (Megatron's update_num_microbatches): a rampup's, from the samples consumed.
+    const int64_t gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);
+    step.set_global_micro(gb / b);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
                                                    : std::function<void(Tensor&)>());
     step_bytes += mpi_bytes_sent() - sent_before;
-    r.consumed_samples += a.global_batch;
+    r.consumed_samples += gb;
     r.skipped += o.skipped;
     r.nan += o.nan;
-    if (o.stepped) ++st.schedule_steps, st.schedule_samples += a.global_batch;
+    if (o.stepped) ++st.schedule_steps, st.schedule_samples += gb;
     consecutive_nan = (!std::isfinite(o.loss) || (o.found_inf && !a.fp16)) ? consecutive_nan + 1 : 0;
     r.losses.push_back(std::isfinite(o.loss) ? o.loss : NAN);
     r.iterations = it;
     const double step_s = step_timer.seconds();
     // Megatron logs the optimizer's lr after the scheduler stepped: the next iteration's.
-    log.add(o, step_s, schedule.lr(st.schedule_samples));
+    log.add(o, step_s, schedule.lr(st.schedule_samples), gb);
     if (const std::string note = threads.after_iteration(step_s); !note.empty() && a.print_log)
       log_info("{}{} (iteration {})", world.size() > 1 ? fmt::format("[rank {}] ", world.rank()) : "", note, it);
 

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "train/batch_rampup.h"
 #include "train/metrics.h"
 #include "train/micro_batch.h"
 
@@ -24,6 +25,9 @@ namespace cs {
 struct TrainArgs {
   int64_t micro_batch = 1, global_batch = 1, train_iters = 0, seq_length = 0;
   int64_t train_samples = 0;  // --train-samples (0: train_iters x global_batch): sizes the train split's samples
+  // --rampup-batch-size: the global batch of each iteration grows to global_batch (train_iters
+  // then counts the rampup's iterations); off by default.
+  BatchRampup rampup;
   std::vector<std::string> data_path;  // Megatron's --data-path: PREFIX, or W1 PREFIX1 W2 PREFIX2 ...
   // Megatron's --train-data-path, --valid-data-path, --test-data-path (instead of data_path and
   // split): each split's own data, all of its documents; an empty one: no such split.

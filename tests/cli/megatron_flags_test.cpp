@@ -94,12 +94,39 @@ TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
   expect_usage("--data-impl lazy", "--data-impl");
   for (const char* flag : {"--squared-relu", "--openai-gelu", "--add-bias-linear", "--add-qkv-bias", "--apply-layernorm-1p",
                            "--qk-layernorm", "--apply-residual-connection-post-layernorm", "--fp8-format hybrid",
-                           "--rampup-batch-size 2 2 100", "--vocab-file gpt2-vocab.json", "--merge-file merges.txt",
+                           "--vocab-file gpt2-vocab.json", "--merge-file merges.txt",
                            "--mock-data"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_usage(flag, name + ": ");
     expect_usage(flag, "Hint: leave the flag out");
   }
+}
+
+// Megatron's --rampup-batch-size: sample-based runs only; each iteration's log line shows its batch.
+TEST_F(MegatronFlags, RampupBatchSizeGrowsTheBatchOfASampleBasedRun) {
+  auto r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 2 2 4 --log-interval 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  // 2 + 2 samples, then 4 (the first past the rampup's 4 samples): 3 iterations, then 3 more of 4.
+  std::vector<std::string> batches;
+  for (size_t at = r.out.find("global batch size:"); at != std::string::npos;
+       at = r.out.find("global batch size:", at + 1))
+    batches.push_back(r.out.substr(at + 18, r.out.find('|', at) - at - 18));
+  EXPECT_EQ(batches, (std::vector<std::string>{"     2 ", "     2 ", "     4 ", "     4 ", "     4 ", "     4 "}));
+  EXPECT_NE(r.out.find("iteration        6/       6 | consumed samples:           20 |"), std::string::npos) << r.out;
+  r = train_for("--train-iters 2 --global-batch-size 4 --rampup-batch-size 2 2 4");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--rampup-batch-size with --train-iters: the batch ramps up over samples, which needs "
+                       "--train-samples"), std::string::npos) << r.err;
+  r = train_for("--global-batch-size 4 --rampup-batch-size 2 2 4");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--rampup-batch-size: the batch ramps up over samples, which needs --train-samples"),
+            std::string::npos) << r.err;
+  r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 4 2 4");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("the start batch must be below --global-batch-size 4"), std::string::npos) << r.err;
+  r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 2 2");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--rampup-batch-size"), std::string::npos) << r.err;
 }
 
 TEST_F(MegatronFlags, NormEpsilonSetsANewModelAndMustMatchALoadedOne) {

@@ -65,9 +65,13 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
   }
   // Runs `ranks` ranks (0: one process without mpirun) training to `iters` into dir_/name.
   int train(int ranks, const std::string& name, int iters, const std::string& extra = "") {
+    return train_with(ranks, name, "--train-iters " + std::to_string(iters) + " " + extra);
+  }
+  // The same with the run's length among `flags` (e.g. --train-samples).
+  int train_with(int ranks, const std::string& name, const std::string& flags) {
     const std::string cmd = (ranks ? kMpirun + std::to_string(ranks) + " " : std::string("OMP_NUM_THREADS=1 ")) +
-                            CS_BINARY + " " + flags_ + " --train-iters " + std::to_string(iters) + " --save " + dir_ +
-                            "/" + name + " " + extra + " > " + dir_ + "/" + name + ".log 2>&1";
+                            CS_BINARY + " " + flags_ + " --save " + dir_ + "/" + name + " " + flags + " > " + dir_ +
+                            "/" + name + ".log 2>&1";
     return run_shell(cmd);
   }
   void expect_same_losses(const std::string& a, const std::string& b, int64_t from, int64_t to, double rtol = 1e-5) {
