@@ -78,8 +78,6 @@ constexpr Spec kNoEffect[] = {
     {"--ckpt-fully-parallel-load", 0, "each rank reads what it needs"},
     {"--async-save", 0, "checkpoints are written when the step ends"},
     {"--fp16-lm-cross-entropy", 0, "the cross entropy is always computed in fp32"},
-    {"--no-save-optim", 0, "checkpoints always hold the optimizer state (--no-load-optim leaves it on load)"},
-    {"--no-save-rng", 0, "checkpoints always hold the seed (--no-load-rng leaves it on load)"},
     {"--no-mmap-bin-files", 0, "datasets are memory-mapped: the same tokens"},
     {"--no-initialization", 0, "the initial weights are always made (a --load then replaces them)"},
 };

@@ -109,6 +109,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--use-checkpoint-opt_param-scheduler", checkpoint_scheduler,
                "a resumed run trains with its checkpoint's lr / weight-decay settings");
   app.add_flag("--no-load-rng", no_load_rng, "--load without the RNG state (the seed comes from --seed)");
+  app.add_flag("--no-save-optim", no_save_optim,
+               "checkpoints without the optimizer state, learning-rate schedule and loss scale (a third of the size "
+               "in fp32); loading one needs --no-load-optim or --finetune");
+  app.add_flag("--no-save-rng", no_save_rng, "checkpoints without the RNG state (the seed: a resume takes --seed)");
   app.add_flag("--resume", resume,
                "continue this run from --load's native checkpoint with its whole state, overriding --finetune, "
                "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
@@ -292,6 +296,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.exit_interval = exit_interval;
   a.exit_duration_s = double(exit_duration_mins) * 60.0;
   a.keep_last = keep_last;
+  a.save_optim = !no_save_optim;
+  a.save_rng = !no_save_rng;
   a.seed = seed;
   a.distributed_optimizer = distributed_optimizer || (zero_stage && *zero_stage >= 1);
   a.finetune = finetune && !resume;

@@ -46,6 +46,7 @@ struct TrainFlags {
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
+  bool no_save_optim = false, no_save_rng = false;
   bool override_scheduler = false, checkpoint_scheduler = false;
 
   void add_to(CLI::App& app);

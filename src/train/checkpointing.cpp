@@ -154,7 +154,8 @@ void save_model_checkpoint(const std::string& root, const Model& model) {
 }
 
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
-                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks) {
+                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks,
+                              const CheckpointParts& parts) {
   const ParamStore& ps = model.params();
   Ctx& ctx = model.ctx();
   // This shard's whole optimizer state, whatever its data-parallel sharding: a sharded optimizer
@@ -171,18 +172,29 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
     const std::string at = layout_suffix(ps.shard());
     // The model shard holds the fp32 master weights (the parameters themselves when they are f32).
     w->add_shard("model-" + at + ".safetensors", entries(ctx, model.config(), ps, "", full.master, hold));
-    std::vector<ShardTensor> optim = entries(ctx, model.config(), ps, "exp_avg.", full.exp_avg, hold);
-    for (ShardTensor& t : entries(ctx, model.config(), ps, "exp_avg_sq.", full.exp_avg_sq, hold))
-      optim.push_back(std::move(t));
-    w->add_shard("optim-" + at + "-dp000.safetensors", optim);
+    if (parts.optimizer) {
+      std::vector<ShardTensor> optim = entries(ctx, model.config(), ps, "exp_avg.", full.exp_avg, hold);
+      for (ShardTensor& t : entries(ctx, model.config(), ps, "exp_avg_sq.", full.exp_avg_sq, hold))
+        optim.push_back(std::move(t));
+      w->add_shard("optim-" + at + "-dp000.safetensors", optim);
+    }
   }
   if (ranks.world) ranks.world->barrier(ctx);
   if (!ranks.commit) return;
   const LossScaler::State sc = scaler.state();
   nlohmann::json meta = checkpoint_meta(model.config(), st, ps.shard().tp_size, ps.shard().pp_size);
-  meta["optimizer"] = {{"step", adam.steps()}};
-  meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
-                         {"hysteresis_tracker", sc.hysteresis_tracker}};
+  if (parts.optimizer) {
+    meta["optimizer"] = {{"step", adam.steps()}};
+    meta["loss_scaler"] = {{"scale", sc.scale}, {"growth_tracker", sc.growth_tracker},
+                           {"hysteresis_tracker", sc.hysteresis_tracker}};
+  } else {  // Megatron's --no-save-optim leaves the scheduler out with the optimizer
+    meta.erase("scheduler");
+    meta["no_save_optim"] = true;
+  }
+  if (!parts.rng) {
+    meta.erase("rng");
+    meta["no_save_rng"] = true;
+  }
   w->commit(meta, keep_last);
 }
 
@@ -262,6 +274,11 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   }
   const nlohmann::json& m = r.meta();
   try {
+    const bool optim_saved = !m.value("no_save_optim", false);
+    if (adam && !optim_saved)
+      throw Error(fmt::format("[checkpoint] {}: saved with --no-save-optim, it holds no optimizer state (Adam's moments, "
+                              "the learning-rate schedule, the loss scale). Hint: load it with --no-load-optim (they "
+                              "start afresh at its iteration) or --finetune (its weights from iteration 0)", r.dir()));
     if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
       // A training checkpoint (meta.json names its optimizer) without the optimizer's tensors lost
       // its shard; a weights-only one (convert's) has none by design.
@@ -293,13 +310,16 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
     TrainingState st;
     st.iteration = m.at("iteration").get<int64_t>();
     st.consumed_samples = m.at("consumed_samples").get<int64_t>();
-    st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
-    // Absent in checkpoints written before the schedule counted samples.
-    st.schedule_samples = m.at("scheduler").value("num_samples", int64_t(-1));
-    st.scheduler = read_scheduler_settings(r.dir(), m.at("scheduler"));
+    if (optim_saved || m.contains("scheduler")) {  // --no-save-optim: none (the schedule restarts)
+      st.schedule_steps = m.at("scheduler").at("num_steps").get<int64_t>();
+      // Absent in checkpoints written before the schedule counted samples.
+      st.schedule_samples = m.at("scheduler").value("num_samples", int64_t(-1));
+      st.scheduler = read_scheduler_settings(r.dir(), m.at("scheduler"));
+    }
     // Absent in checkpoints written before validation resumed its cursor: start it at 0.
     st.consumed_valid_samples = m.at("data").value("consumed_valid_samples", int64_t(0));
-    st.seed = m.at("rng").at("seed").get<uint64_t>();
+    st.seed_known = !m.value("no_save_rng", false);  // the seed comes from --seed then
+    if (st.seed_known) st.seed = m.at("rng").at("seed").get<uint64_t>();
     check_state(r.dir(), it, st);
     log_info("[checkpoint] loaded {} (iteration {}, {} consumed samples)", r.dir(), st.iteration,
              st.consumed_samples);

@@ -25,6 +25,7 @@ struct TrainingState {
   int64_t schedule_samples = -1;
   int64_t consumed_valid_samples = 0;  // the validation cursor (Megatron's consumed_valid_samples)
   uint64_t seed = 0;
+  bool seed_known = true;  // false: a --no-save-rng checkpoint (no seed stored)
   // The scheduler's settings the run trained with (Megatron's max_lr, min_lr, lr_warmup_steps,
   // lr_decay_steps, lr_decay_style, start_wd / end_wd): checked when a run resumes. Absent in
   // checkpoints written before they were kept, and in weights-only ones.
@@ -44,11 +45,18 @@ struct CheckpointRanks {
   bool write_shard = true, commit = true;
 };
 
+// What a training checkpoint holds besides the weights and the run's position (Megatron's
+// --no-save-optim: no optimizer state, learning-rate schedule or loss scale; --no-save-rng: no seed).
+struct CheckpointParts {
+  bool optimizer = true, rng = true;
+};
+
 // Writes ROOT/iter_XXXXXXX (see checkpoint/native.h) and prunes to keep_last (0: keep all): per
 // tensor-parallel rank model-tpXX-pp000.safetensors and optim-tpXX-pp000-dp000.safetensors, each
 // tensor with its place in the whole tensor, so any layout can load it.
 void save_training_checkpoint(const std::string& root, const TrainingState& st, const Model& model, AdamW& adam,
-                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks = {});
+                              const LossScaler& scaler, int keep_last, const CheckpointRanks& ranks = {},
+                              const CheckpointParts& parts = {});
 
 // A weights-only checkpoint at iteration 0 (what `chuanspeed convert --to native` writes): no
 // optimizer shard; a run that loads it starts Adam afresh.
@@ -70,7 +78,9 @@ std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Grou
                                           int64_t max_seq, MemoryRequest req = {});
 
 // Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);
-// returns the stored training state. A model of another size is an error naming the tensor.
+// returns the stored training state. A model of another size is an error naming the tensor; an adam
+// for a checkpoint saved without its optimizer (--no-save-optim) is an error naming the flags that
+// load it (--no-load-optim, --finetune), as Megatron refuses it.
 TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,
                                        LossScaler* scaler);
 

@@ -91,11 +91,12 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
   r.consumed_samples = st.consumed_samples;
   // The sample order comes from --seed (as in Megatron): another seed continues the iteration
   // count on a different order, which is allowed but never what an exact resume wants.
-  if (st.seed != a.seed)
+  if (st.seed_known && st.seed != a.seed)
     log_warn("[train] {} was trained with --seed {}, this run has --seed {}: the samples from here on "
              "follow --seed {}, not the original order. Hint: pass --seed {} to continue the run exactly",
              a.resume_dir, st.seed, a.seed, a.seed, st.seed);
   st.seed = a.seed;
+  st.seed_known = true;
   return st;
 }
 
@@ -176,7 +177,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
     st.consumed_valid_samples = validator ? validator->consumed() : st.consumed_valid_samples;
-    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last, {&world, dp.rank() == 0, writer});
+    save_training_checkpoint(a.save_dir, st, model, adam, scaler, a.keep_last, {&world, dp.rank() == 0, writer},
+                             {a.save_optim, a.save_rng});
     if (!writer) return;
     heart.beat(it, r.losses.empty() ? 0 : r.losses.back(), a.save_dir + "/" + iteration_dir_name(it), true);
     if (a.print_log) std::printf("saved checkpoint at iteration %lld to %s\n", (long long)it, a.save_dir.c_str());

@@ -74,6 +74,9 @@ struct TrainArgs {
   // origin. Unset: when train() is called.
   std::optional<std::chrono::steady_clock::time_point> started;
   int keep_last = 0;
+  // Megatron's --no-save-optim / --no-save-rng: checkpoints without the optimizer state (and the
+  // schedule and loss scale) / without the seed.
+  bool save_optim = true, save_rng = true;
   uint64_t seed = 1234;
   const std::atomic<bool>* stop = nullptr;
   // Resume from a native checkpoint root: everything (weights, optimizer, schedule, scaler, data
