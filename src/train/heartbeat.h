@@ -40,6 +40,9 @@ class HeartbeatWriter {
  public:
   HeartbeatWriter(std::string dir, int64_t train_iters, double min_interval = 2.0);
   void beat(int64_t iteration, double loss, const std::string& latest_checkpoint, bool force = false);
+  // Still working on the same iteration (an evaluation, a long step's micro-batches): a fresh time
+  // (at most every min_interval), so that pulse does not take a long evaluation for a stall.
+  void alive() { beat(hb_.iteration, hb_.last_loss, ""); }
   void finish(const std::string& state);  // "finished" or "failed"
 
  private:

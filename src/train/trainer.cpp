@@ -172,6 +172,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
   heart.beat(st.iteration, 0, "", true);
+  const std::function<void()> alive = [&] { heart.alive(); };  // evaluations are no stall either
   auto save = [&](int64_t it) {
     if (a.save_dir.empty()) return;
     st.iteration = it;
@@ -199,7 +200,12 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     const int64_t gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);
     step.set_global_micro(gb / b);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
-    const StepOutcome o = step.run([&](int64_t g, MicroBatch& mb) { mb.fill(data.train_src, first + g * b); }, batch,
+    const StepOutcome o = step.run(
+        [&](int64_t g, MicroBatch& mb) {
+          mb.fill(data.train_src, first + g * b);
+          heart.alive();  // a long step (many micro-batches) is no stall
+        },
+        batch,
                                    lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
                                                    : std::function<void(Tensor&)>());
     step_bytes += mpi_bytes_sent() - sent_before;
@@ -227,7 +233,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
       memory_reported = true;
     }
     if (validator && it % a.eval_interval == 0) {
-      const double loss = validator->evaluate(batch);
+      const double loss = validator->evaluate(batch, alive);
       r.valid_losses.push_back({it, loss});
       log.validation(fmt::format("iteration {}", it), it, loss);
     }
@@ -275,14 +281,14 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // Megatron's end of training: the next validation batches, the final checkpoint, then the test
     // split's eval_iters global batches from its start (a run stopped early exits before this).
     if (validator) {
-      r.end_valid_loss = validator->evaluate(batch);
+      r.end_valid_loss = validator->evaluate(batch, alive);
       log.validation("the end of training for val data", r.iterations, r.end_valid_loss, false, true);
     }
     // (A run resumed at its end trains nothing: its checkpoint stays as it is.)
     if (r.iterations > r.start_iteration) save(r.iterations);
     if (data.has_test()) {
       Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.instruction);
-      r.test_loss = tester.evaluate(batch);
+      r.test_loss = tester.evaluate(batch, alive);
       log.validation("the end of training for test data", r.iterations, r.test_loss, true, true);
     }
   }

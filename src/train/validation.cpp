@@ -10,7 +10,7 @@ Validator::Validator(Model& model, const SampleSource& data, Group& dp, int64_t 
     : model_(model), data_(data), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
       consumed_(consumed), slots_(model.ctx().backend, global_micro, 0, per_token) {}
 
-double Validator::evaluate(MicroBatch& batch) {
+double Validator::evaluate(MicroBatch& batch, const std::function<void()>& progress) {
   Ctx& ctx = model_.ctx();
   slots_.clear(ctx);
   const MicroStep forward = [&](int64_t mi, int64_t slot) {
@@ -19,6 +19,7 @@ double Validator::evaluate(MicroBatch& batch) {
     model_.forward(batch.tokens(), batch.targets(), batch.batch(), batch.seq_length(), slot, batch.segments(),
                    batch.positions());
     slots_.record(ctx, model_, g);
+    if (progress) progress();
   };
   const int64_t local = global_micro_ / dp_.size();
   if (model_.chunks() > 1)

@@ -5,6 +5,8 @@
 // sums stay on the device, summed over the data-parallel and pipeline groups, until the
 // evaluation's one host read.
 #pragma once
+#include <functional>
+
 #include "model/model.h"
 #include "train/loss_slots.h"
 #include "train/micro_batch.h"
@@ -19,8 +21,8 @@ class Validator {
   Validator(Model& model, const SampleSource& data, Group& dp, int64_t global_micro, int64_t consumed,
             Group* pp = nullptr, bool per_token = false);
   // One evaluation: the mean over micro-batches of each one's mean loss (per token: over every
-  // counted target).
-  double evaluate(MicroBatch& batch);
+  // counted target). progress (if set) is called after each of this rank's micro-batches.
+  double evaluate(MicroBatch& batch, const std::function<void()>& progress = {});
   int64_t consumed() const { return consumed_; }
 
  private:

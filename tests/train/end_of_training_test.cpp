@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "cli/run_util.h"
 #include "train/datasets.h"
+#include "train/heartbeat.h"
 #include "train/metrics.h"
 #include "train/validation.h"
 #include "device_env.h"
@@ -72,6 +73,39 @@ TEST_F(EndOfTraining, ValidationContinuesAndTheTestSplitStartsAtItsBeginning) {
   // The final checkpoint was written after the validation: its cursor counts three evaluations.
   const auto meta = nlohmann::json::parse(std::ifstream(dir_ + "/run/iter_0000004/meta.json"));
   EXPECT_EQ(meta.at("data").at("consumed_valid_samples").get<int64_t>(), 3 * 2 * 4);
+}
+
+// An evaluation keeps the run's heartbeat fresh (pulse must not take a long one for a stall): its
+// progress hook runs after each micro-batch, and the heartbeat's time moves on while its iteration
+// and loss stay those of the last step.
+TEST_F(EndOfTraining, EvaluationsKeepTheHeartbeatFresh) {
+  SingleGroup world, tp;
+  Model m(model_preset("tiny"), test::cpu_ctx(), tp, 2, 16);
+  m.params().init(test::cpu_ctx(), 3);
+  const Datasets d = open_datasets(args(4), true, false);
+  ASSERT_TRUE(d.has_valid());
+  fs::create_directories(dir_ + "/run");
+  HeartbeatWriter heart(dir_ + "/run", 4, 0.0);
+  heart.beat(3, 2.5, "", true);
+  const double before = read_heartbeat(dir_ + "/run")->time;
+  MicroBatch batch(2, 16);
+  Validator valid(m, d.valid_src, world, 2 * 2, 0);
+  int calls = 0;
+  std::vector<double> times;
+  valid.evaluate(batch, [&] {
+    ++calls;
+    usleep(2000);
+    heart.alive();
+    times.push_back(read_heartbeat(dir_ + "/run")->time);
+  });
+  EXPECT_EQ(calls, 4);  // 2 global batches of 2 micro-batches
+  ASSERT_EQ(times.size(), 4u);
+  EXPECT_GT(times.front(), before);
+  EXPECT_GT(times.back(), times.front());
+  const Heartbeat hb = *read_heartbeat(dir_ + "/run");
+  EXPECT_EQ(hb.iteration, 3);
+  EXPECT_EQ(hb.last_loss, 2.5);
+  EXPECT_EQ(hb.state, "running");
 }
 
 TEST_F(EndOfTraining, PrintedAsMegatronPrintsItAndOnlyWhenTheRunEnds) {
