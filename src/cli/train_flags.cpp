@@ -52,6 +52,11 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
   app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");
   app.add_option("--tensorboard-dir", tensorboard_dir, "write TensorBoard event files here");
+  app.add_flag("!--no-log-learnig-rate-to-tensorboard", tensorboard_tags.learning_rate,
+               "no learning-rate scalar in TensorBoard (Megatron's spelling)");
+  app.add_flag("!--no-log-loss-scale-to-tensorboard", tensorboard_tags.loss_scale, "no loss-scale scalar in TensorBoard");
+  app.add_flag("!--no-log-gradient-norm-to-tensorboard", tensorboard_tags.grad_norm, "no grad-norm scalar in TensorBoard");
+  app.add_flag("--log-world-size-to-tensorboard", tensorboard_tags.world_size, "a world-size scalar in TensorBoard");
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   app.add_option("--seed", seed, "random seed (init and data)");
   app.add_option("--log-interval", log_interval, "iterations per log line")->check(positive());
@@ -292,6 +297,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.exit_on_nan = exit_on_nan;
   a.save_dir = save.value_or("");
   a.tensorboard_dir = tensorboard_dir.value_or("");
+  a.tensorboard_tags = tensorboard_tags;
   a.save_interval = save_interval;
   a.exit_interval = exit_interval;
   a.exit_duration_s = double(exit_duration_mins) * 60.0;

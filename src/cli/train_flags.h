@@ -23,6 +23,7 @@ struct TrainFlags {
   std::vector<int64_t> rampup_batch_size;  // --rampup-batch-size START INCREMENT SAMPLES
   std::array<std::vector<std::string>, 3> split_data_path;  // --train-data-path, --valid-data-path, --test-data-path
   std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
+  TensorBoardTags tensorboard_tags;
   std::string normalization = "RMSNorm";
   double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;

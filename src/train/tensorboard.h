@@ -19,6 +19,12 @@ inline uint32_t masked_crc32c(const void* data, size_t n) {
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 
+// The optional TensorBoard tags (Megatron's flags): learning-rate, loss-scale and grad-norm are
+// written unless turned off, world-size only when asked for.
+struct TensorBoardTags {
+  bool learning_rate = true, loss_scale = true, grad_norm = true, world_size = false;
+};
+
 class TensorBoardWriter {
  public:
   // Creates DIR/events.out.tfevents.<unix time>.<host> and writes the file-version event.

@@ -61,17 +61,20 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
     if (cfg_.print) std::printf("%s\n", format_log_line(rec).c_str());
     std::fflush(stdout);
     metrics_.write(rec);
-    if (tb_) {  // Megatron's tag names
+    if (tb_) {  // Megatron's tag names, each also " vs samples" (its step: the consumed samples)
       std::vector<std::pair<std::string, double>> s;
+      const TensorBoardTags& t = cfg_.tags;
       if (rec.has_loss) s.emplace_back("lm loss", rec.lm_loss);
-      s.emplace_back("learning-rate", rec.learning_rate);
-      s.emplace_back("loss-scale", rec.loss_scale);
-      if (rec.has_grad_norm) s.emplace_back("grad-norm", rec.grad_norm);
+      if (t.learning_rate) s.emplace_back("learning-rate", rec.learning_rate);
+      s.emplace_back("batch-size", double(rec.global_batch));
+      if (t.loss_scale) s.emplace_back("loss-scale", rec.loss_scale);
+      if (t.world_size) s.emplace_back("world-size", double(cfg_.world_size));
+      if (rec.has_grad_norm && t.grad_norm) s.emplace_back("grad-norm", rec.grad_norm);
       if (rec.num_zeros >= 0) s.emplace_back("num-zeros", rec.num_zeros);
       if (rec.params_norm >= 0) s.emplace_back("params-norm", rec.params_norm);
-      s.emplace_back("tokens-per-second-per-device", rec.tokens_per_s_per_device);
-      s.emplace_back("tflops-per-device", rec.tflops_per_device);
-      tb_->scalars(iteration, s);
+      scalars_with_samples(iteration, consumed_samples, s);
+      tb_->scalars(iteration, {{"tokens-per-second-per-device", rec.tokens_per_s_per_device},
+                               {"tflops-per-device", rec.tflops_per_device}});
     }
   }
   loss_ = seconds_ = 0;
@@ -79,7 +82,15 @@ LogRecord TrainLog::flush(int64_t iteration, int64_t consumed_samples, double pa
   return rec;
 }
 
-void TrainLog::validation(const std::string& at, int64_t iteration, double loss, bool test, bool end_of_training) {
+void TrainLog::scalars_with_samples(int64_t iteration, int64_t consumed_samples,
+                                    std::vector<std::pair<std::string, double>> s) {
+  tb_->scalars(iteration, s);
+  for (auto& [tag, value] : s) tag += " vs samples";
+  tb_->scalars(consumed_samples, s);
+}
+
+void TrainLog::validation(const std::string& at, int64_t iteration, int64_t consumed_samples, double loss, bool test,
+                          bool end_of_training) {
   if (!cfg_.writer) return;
   const double ppl = megatron_ppl(loss);
   if (cfg_.print) {
@@ -91,8 +102,8 @@ void TrainLog::validation(const std::string& at, int64_t iteration, double loss,
   std::fflush(stdout);
   metrics_.write_validation(iteration, loss, test, end_of_training);
   if (tb_)
-    tb_->scalars(iteration, {{test ? "lm loss test" : "lm loss validation", loss},
-                             {test ? "lm loss test ppl" : "lm loss validation ppl", ppl}});
+    scalars_with_samples(iteration, consumed_samples, {{test ? "lm loss test" : "lm loss validation", loss},
+                                                       {test ? "lm loss test ppl" : "lm loss validation ppl", ppl}});
 }
 
 }  // namespace cs

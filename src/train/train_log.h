@@ -20,6 +20,7 @@ struct TrainLogConfig {
   bool writer = true;   // this rank prints and writes files
   bool instruction = false;  // instruction data: the records count trained tokens
   std::string metrics_dir, tensorboard_dir;
+  TensorBoardTags tags;
 };
 
 class TrainLog {
@@ -32,12 +33,17 @@ class TrainLog {
   // written; the interval's accumulators restart.
   // params_norm: --log-params-norm's figure (-1: none).
   LogRecord flush(int64_t iteration, int64_t consumed_samples, double params_norm = -1);
-  // An evaluation at `iteration`: Megatron's validation line (" validation loss at AT | ...",
-  // between two lines of dashes), metrics and TensorBoard. AT: "iteration N" during training,
-  // "the end of training for val data" / "... for test data" after it; test: the test split.
-  void validation(const std::string& at, int64_t iteration, double loss, bool test = false, bool end_of_training = false);
+  // An evaluation at `iteration` (after consumed_samples training samples): Megatron's validation
+  // line (" validation loss at AT | ...", between two lines of dashes), metrics and TensorBoard.
+  // AT: "iteration N" during training, "the end of training for val data" / "... for test data"
+  // after it; test: the test split.
+  void validation(const std::string& at, int64_t iteration, int64_t consumed_samples, double loss, bool test = false,
+                  bool end_of_training = false);
 
  private:
+  // TensorBoard: the scalars at `iteration`, and again as "TAG vs samples" at consumed_samples.
+  void scalars_with_samples(int64_t iteration, int64_t consumed_samples,
+                            std::vector<std::pair<std::string, double>> s);
   TrainLogConfig cfg_;
   MetricsWriter metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;

@@ -155,7 +155,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                     a.loss_scale_window, a.hysteresis, a.min_loss_scale);
   const int64_t n_micro = a.global_batch / a.micro_batch, t = a.seq_length, b = a.micro_batch;
   TrainLog log({a.train_iters, t, world.size(), model_flops(model.config(), 1, t), a.print_log, writer, a.instruction,
-                a.metrics_dir, a.tensorboard_dir});
+                a.metrics_dir, a.tensorboard_dir, a.tensorboard_tags});
   CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
   MicroBatch batch(b, t, a.eod);
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
@@ -235,7 +235,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     if (validator && it % a.eval_interval == 0) {
       const double loss = validator->evaluate(batch, alive);
       r.valid_losses.push_back({it, loss});
-      log.validation(fmt::format("iteration {}", it), it, loss);
+      log.validation(fmt::format("iteration {}", it), it, r.consumed_samples, loss);
     }
     heart.beat(it, o.loss, "");
     const Stops stops = any_rank_stops(model.ctx(), world, stop_flags,
@@ -282,14 +282,15 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // split's eval_iters global batches from its start (a run stopped early exits before this).
     if (validator) {
       r.end_valid_loss = validator->evaluate(batch, alive);
-      log.validation("the end of training for val data", r.iterations, r.end_valid_loss, false, true);
+      log.validation("the end of training for val data", r.iterations, r.consumed_samples, r.end_valid_loss, false,
+                     true);
     }
     // (A run resumed at its end trains nothing: its checkpoint stays as it is.)
     if (r.iterations > r.start_iteration) save(r.iterations);
     if (data.has_test()) {
       Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.instruction);
       r.test_loss = tester.evaluate(batch, alive);
-      log.validation("the end of training for test data", r.iterations, r.test_loss, true, true);
+      log.validation("the end of training for test data", r.iterations, r.consumed_samples, r.test_loss, true, true);
     }
   }
   if (!r.stopped_on_nan) heart.finish(completed ? "finished" : "stopped");

@@ -19,6 +19,7 @@
 #include "train/batch_rampup.h"
 #include "train/metrics.h"
 #include "train/micro_batch.h"
+#include "train/tensorboard.h"
 
 namespace cs {
 
@@ -44,6 +45,7 @@ struct TrainArgs {
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)
+  TensorBoardTags tensorboard_tags;    // Megatron's --no-log-*-to-tensorboard, --log-world-size-to-tensorboard
   LrSchedule lr;
   AdamWConfig adam;
   double clip_grad = 1.0;

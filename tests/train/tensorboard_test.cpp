@@ -127,8 +127,8 @@ TEST(TensorBoard, IndependentReaderGetsTheLoggedValuesBack) {
 }
 
 // A real training run: every tag Megatron writes (training, validation, and the validation and test
-// evaluations at the end of training) at every logged iteration, equal to the run's metrics.jsonl
-// as floats, and a wall time within the run.
+// evaluations at the end of training) at every logged iteration, and again as "TAG vs samples" at
+// the consumed samples, equal to the run's metrics.jsonl as floats, and a wall time within the run.
 TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   const std::string dir = ::testing::TempDir() + "/cs_tb_train_" + std::to_string(getpid());
   fs::remove_all(dir);  // synth-data creates it
@@ -155,10 +155,18 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   for (std::string line; std::getline(m, line);) {
     const auto j = nlohmann::json::parse(line);
     const int64_t it = j.at("iteration").get<int64_t>();
-    auto expect = [&](const char* tag, const char* key) {
+    // Validation records hold no sample count: one sample per iteration here (global batch 1).
+    const int64_t samples = j.value("consumed_samples", it);
+    // Each tag at the iteration, and Megatron's "TAG vs samples" at the consumed samples, unless
+    // `also_vs_samples` is false (the throughput, Megatron has no such tag for it).
+    auto expect = [&](const char* tag, const char* key, bool also_vs_samples = true) {
       const auto found = ev.find({it, tag});
       ASSERT_NE(found, ev.end()) << tag << " at " << it;
       EXPECT_EQ(found->second, float(j.at(key).get<double>())) << tag << " at " << it;
+      if (!also_vs_samples) return;
+      const auto vs = ev.find({samples, std::string(tag) + " vs samples"});
+      ASSERT_NE(vs, ev.end()) << tag << " vs samples at " << samples;
+      EXPECT_EQ(vs->second, found->second) << tag << " vs samples at " << samples;
     };
     if (j.contains("skipped_iterations")) {  // a training record (fp32 here: loss and norm in each)
       ++train_records;
@@ -166,8 +174,9 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
       expect("learning-rate", "learning_rate");
       expect("loss-scale", "loss_scale");
       expect("grad-norm", "grad_norm");
-      expect("tokens-per-second-per-device", "tokens_per_s_per_device");
-      expect("tflops-per-device", "tflops_per_device");
+      expect("batch-size", "global_batch_size");
+      expect("tokens-per-second-per-device", "tokens_per_s_per_device", false);
+      expect("tflops-per-device", "tflops_per_device", false);
     } else if (j.contains("test_lm_loss")) {  // the test split, at the end of training
       ++test_records;
       EXPECT_TRUE(j.value("end_of_training", false));
@@ -183,7 +192,32 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   EXPECT_EQ(train_records, 4);
   EXPECT_EQ(valid_records, 3);
   EXPECT_EQ(test_records, 1);
-  EXPECT_EQ(ev.size(), size_t(train_records * 6 + valid_records * 2 + test_records * 2));
+  EXPECT_EQ(ev.size(), size_t(train_records * (5 * 2 + 2) + valid_records * 2 * 2 + test_records * 2 * 2));
+  fs::remove_all(dir);
+}
+
+// Megatron's flags that choose tags: --no-log-learnig-rate-to-tensorboard (its spelling),
+// --no-log-loss-scale-to-tensorboard and --no-log-gradient-norm-to-tensorboard leave theirs out,
+// --log-world-size-to-tensorboard adds world-size; --log-batch-size-to-tensorboard is accepted (the
+// batch size is always written).
+TEST(TensorBoard, MegatronsTagFlagsChooseTheTags) {
+  const std::string dir = ::testing::TempDir() + "/cs_tb_tags_" + std::to_string(getpid());
+  fs::remove_all(dir);
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 40").status);
+  const auto r = test::run_binary(
+      "train --model tiny --vocab-size 101 --seq-length 16 --train-iters 2 --log-interval 1 --eval-iters 0 --lr 1e-3 "
+      "--no-log-learnig-rate-to-tensorboard --no-log-loss-scale-to-tensorboard --no-log-gradient-norm-to-tensorboard "
+      "--log-world-size-to-tensorboard --log-batch-size-to-tensorboard --data-path " + dir + "/data --save " + dir +
+      "/run --tensorboard-dir " + dir + "/tb");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string path, version;
+  for (const auto& e : fs::directory_iterator(dir + "/tb")) path = e.path().string();
+  std::map<std::string, int> tags;
+  for (const auto& [key, value] : read_events(path, &version)) ++tags[key.second];
+  for (const char* gone : {"learning-rate", "loss-scale", "grad-norm", "learning-rate vs samples"})
+    EXPECT_EQ(tags.count(gone), 0u) << gone;
+  for (const char* kept : {"lm loss", "lm loss vs samples", "batch-size", "world-size", "world-size vs samples"})
+    EXPECT_EQ(tags[kept], 2) << kept;
   fs::remove_all(dir);
 }
 
