@@ -20,7 +20,6 @@
 #include "core/file_io.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
-#include "train/batch_rampup.h"
 #include "train/checkpointing.h"
 #include "train/hf_model.h"
 #include "train/memory_budget.h"
@@ -149,12 +148,9 @@ int plan_main(int argc, char** argv) {
   l.micro_batch = f.micro_batch;
   l.global_batch = f.global_batch.value_or(checked_mul(f.micro_batch, l.world / std::max<int64_t>(1, f.tp * f.pp),
                                                        "--micro-batch-size x data-parallel size", 2));
-  l.train_iters = f.train_samples ? *f.train_samples / std::max<int64_t>(1, l.global_batch) : f.train_iters.value_or(0);
-  if (!f.rampup_batch_size.empty() && f.train_samples) {  // as train counts them
-    const BatchRampup ramp{f.rampup_batch_size[0], f.rampup_batch_size[1], f.rampup_batch_size[2]};
-    ramp.check(l.global_batch);
-    l.train_iters = ramp.train_iterations(*f.train_samples, l.global_batch);
-  }
+  // As train counts them (plan needs no run length: without one the data indices are not counted).
+  const bool length = f.train_iters || f.train_samples || !f.rampup_batch_size.empty();
+  l.train_iters = length ? f.run_length(std::max<int64_t>(1, l.global_batch)).first : 0;
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
   l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
   l.flash_attention = flash;

@@ -28,6 +28,7 @@
 #include "cli/commands.h"
 #include "cli/parse.h"
 #include "core/error.h"
+#include "train/checkpointing.h"
 #include "train/heartbeat.h"
 
 namespace cs::cli {
@@ -179,8 +180,11 @@ int pulse_main(int argc, char** argv) {
     } else if (active && !same_host) {
       std::printf("not restarting: the run's process is on %s, which this pulse cannot check (run pulse there, "
                   "or delete heartbeat.json if that run is gone)\n", hb->host.c_str());
+    } else if (const int64_t ckpt = latest_iteration(dir); ckpt >= 0 && !checkpoint_holds_optimizer(dir)) {
+      std::printf("not restarting: the latest checkpoint (iteration %lld) was saved with --no-save-optim, which "
+                  "--resume cannot continue (relaunch it by hand with --load %s --no-load-optim)\n", (long long)ckpt,
+                  shell_quote(dir).c_str());
     } else {
-      const int64_t ckpt = latest_iteration(dir);
       const std::string log = fmt::format("{}/restart-{:.0f}.log", dir, now);
       const std::string cmd = restart + (ckpt >= 0 ? " --load " + shell_quote(dir) + " --resume" : "");
       const int64_t pid = launch(cmd, log, [&](int64_t child) {

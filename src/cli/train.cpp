@@ -168,9 +168,11 @@ int train_main(int argc, char** argv) {
   }
   // A resume whose schedule settings differ from its checkpoint's is refused here, before the
   // model is allocated and the checkpoint read (the trainer settles them again as it loads).
-  if (native && a.load_optim && !a.finetune)
+  if (native && a.load_optim && !a.finetune) {
+    if (!checkpoint_holds_optimizer(*f.load)) throw Error(no_optimizer_message(*f.load, f.resume));
     settle_scheduler({a.lr, a.adam.weight_decay}, checkpoint_scheduler_settings(*f.load), a.scheduler_on_resume,
                      *f.load, false);
+  }
   if (a.fp16 && a.bf16)
     throw UsageError("--fp16 and --bf16 (from the flags or --deepspeed_config) both given: expected at most one");
   // Activations: planned for the config's length from the flags, for --seq-length over a loaded model.
@@ -191,7 +193,13 @@ int train_main(int argc, char** argv) {
   int64_t in_flight = 0;
   for (const int64_t batch : a.rampup.sizes(a.global_batch)) {
     const int64_t micro_per_rank = batch / (a.micro_batch * grid.dp);
-    check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);
+    try {
+      check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);
+    } catch (const UsageError& e) {  // say which of the rampup's batches
+      if (batch == a.global_batch) throw;
+      throw UsageError(fmt::format("--rampup-batch-size {} {} {}, at its global batch {}: {}", a.rampup.start,
+                                   a.rampup.increment, a.rampup.samples, batch, e.what()));
+    }
     in_flight = std::max(in_flight, chunks > 1 ? interleaved_slots(grid.pp, chunks, micro_per_rank)
                                                : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank));
   }

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <tuple>
+
 #include "core/checked.h"
 #include "core/error.h"
 #include "data/blended_dataset.h"
@@ -186,28 +188,31 @@ std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
   return notes;
 }
 
-TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
-  TrainArgs a;
-  a.micro_batch = micro_batch;
-  a.global_batch = global_batch.value_or(micro_batch);
-  const int64_t gb = global_batch.value_or(micro_batch);
+std::pair<int64_t, BatchRampup> TrainFlags::run_length(int64_t gb) const {
   if (!rampup_batch_size.empty()) {
     if (!train_samples)  // Megatron asserts it too
       throw UsageError(fmt::format("--rampup-batch-size{}: the batch ramps up over samples, which needs --train-samples "
                                    "(and --lr-decay-samples / --lr-warmup-samples for the schedule) instead of "
                                    "--train-iters", train_iters ? " with --train-iters" : ""));
-    a.rampup = {rampup_batch_size[0], rampup_batch_size[1], rampup_batch_size[2]};
-    a.rampup.check(gb);
-    a.train_iters = a.rampup.train_iterations(*train_samples, gb);
-  } else if (train_samples) {  // Megatron: the iterations are the whole global batches in the samples
+    const BatchRampup ramp{rampup_batch_size[0], rampup_batch_size[1], rampup_batch_size[2]};
+    ramp.check(gb);
+    return {ramp.train_iterations(*train_samples, gb), ramp};
+  }
+  if (train_samples) {  // Megatron: the iterations are the whole global batches in the samples
     if (*train_samples < gb)
       throw UsageError(fmt::format("--train-samples {}: less than one global batch of {}", *train_samples, gb));
-    a.train_iters = *train_samples / gb;
-  } else {
-    if (!train_iters)
-      throw UsageError("--train-iters or --train-samples: one is required (how long to train)");
-    a.train_iters = *train_iters;
+    return {*train_samples / gb, {}};
   }
+  if (!train_iters) throw UsageError("--train-iters or --train-samples: one is required (how long to train)");
+  return {*train_iters, {}};
+}
+
+TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
+  TrainArgs a;
+  a.micro_batch = micro_batch;
+  a.global_batch = global_batch.value_or(micro_batch);
+  const int64_t gb = global_batch.value_or(micro_batch);
+  std::tie(a.train_iters, a.rampup) = run_length(gb);
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
   if (data_path.empty() && split_data_path[0].empty())
     throw UsageError("--data-path is required (or --train-data-path, with --valid-data-path / --test-data-path for "

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/megatron_flags.h"
@@ -61,6 +62,9 @@ struct TrainFlags {
   // "accepted, no effect here: --flag (reason)" for each such flag the user passed, and notes on
   // what a flag means on this device.
   std::vector<std::string> ignored_notes(const CLI::App& app) const;
+  // The run's iterations for global batch gb (--train-iters, or --train-samples' whole batches, or
+  // those of --rampup-batch-size, which it returns too); UsageError for a length flag missing or wrong.
+  std::pair<int64_t, BatchRampup> run_length(int64_t gb) const;
   // The trainer's arguments for a model of config c.
   TrainArgs train_args(const ModelConfig& c) const;
 };

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace cs {
@@ -17,7 +19,18 @@ int64_t BatchRampup::global_batch(int64_t consumed, int64_t global) const {
 std::vector<int64_t> BatchRampup::sizes(int64_t global) const {
   if (!on()) return {global};
   std::vector<int64_t> out;
-  for (int64_t b = start; b <= global; b += increment) out.push_back(b);
+  // The batches the rampup's iterations take from sample 0 (a steep rampup skips some of the
+  // START + k INCREMENT), then the global batch; every one of them when that walk is too long.
+  if (samples / std::max<int64_t>(start, 1) > 10'000'000) {
+    for (int64_t b = start; b <= global; b += increment) out.push_back(b);
+    return out;
+  }
+  for (int64_t consumed = 0; consumed <= samples;) {
+    const int64_t b = global_batch(consumed, global);
+    if (out.empty() || out.back() != b) out.push_back(b);
+    consumed += b;
+  }
+  if (out.back() != global) out.push_back(global);
   return out;
 }
 
@@ -36,12 +49,6 @@ int64_t BatchRampup::train_iterations(int64_t train_samples, int64_t global) con
   return iterations + (train_samples - consumed) / global;
 }
 
-int64_t BatchRampup::samples_after(int64_t iterations, int64_t global) const {
-  int64_t consumed = 0, it = 0;
-  for (; on() && it < iterations && consumed <= samples; ++it) consumed += global_batch(consumed, global);
-  return consumed + (iterations - it) * global;
-}
-
 void BatchRampup::check(int64_t global) const {
   if (!on()) return;
   if (start < 1 || increment < 1 || samples < 1)
@@ -58,12 +65,15 @@ void BatchRampup::check(int64_t global) const {
 }
 
 void BatchRampup::check_split(int64_t global, int64_t micro_batch, int64_t dp) const {
-  for (const int64_t b : sizes(global))
-    if (b % (micro_batch * dp) != 0)
-      throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} is not a multiple of "
-                                   "--micro-batch-size {} x data-parallel size {}. Hint: a start batch and an increment "
-                                   "that are multiples of {}", start, increment, samples, b, micro_batch, dp,
-                                   micro_batch * dp));
+  for (const int64_t b : sizes(global)) check_batch(b, micro_batch, dp);
+}
+
+void BatchRampup::check_batch(int64_t batch, int64_t micro_batch, int64_t dp) const {
+  if (batch % (micro_batch * dp) != 0)
+    throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} is not a multiple of "
+                                 "--micro-batch-size {} x data-parallel size {}. Hint: a start batch and an increment "
+                                 "that are multiples of {}", start, increment, samples, batch, micro_batch, dp,
+                                 micro_batch * dp));
 }
 
 }  // namespace cs

@@ -220,6 +220,20 @@ std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string
   }
 }
 
+bool checkpoint_holds_optimizer(const std::string& root) {
+  const int64_t it = latest_iteration(root);
+  if (it < 0) return true;  // nothing to say: no checkpoint
+  CheckpointReader r(root, it);
+  return !r.meta().value("no_save_optim", false);
+}
+
+std::string no_optimizer_message(const std::string& dir, bool resume_flag) {
+  return fmt::format("[checkpoint] {}: saved with --no-save-optim, it holds no optimizer state (Adam's moments, the "
+                     "learning-rate schedule, the loss scale){}. Hint: load it with --no-load-optim (they start "
+                     "afresh at its iteration) or --finetune (its weights from iteration 0){}", dir,
+                     resume_flag ? ", which --resume continues with" : "", resume_flag ? ", without --resume" : "");
+}
+
 std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                           int64_t max_seq, MemoryRequest req) {
   // The config is checked against the memory before the model is allocated.
@@ -275,10 +289,7 @@ TrainingState load_training_checkpoint(const std::string& root, Model& model, Ad
   const nlohmann::json& m = r.meta();
   try {
     const bool optim_saved = !m.value("no_save_optim", false);
-    if (adam && !optim_saved)
-      throw Error(fmt::format("[checkpoint] {}: saved with --no-save-optim, it holds no optimizer state (Adam's moments, "
-                              "the learning-rate schedule, the loss scale). Hint: load it with --no-load-optim (they "
-                              "start afresh at its iteration) or --finetune (its weights from iteration 0)", r.dir()));
+    if (adam && !optim_saved) throw Error(no_optimizer_message(r.dir(), false));
     if (adam && !r.has("exp_avg." + ps.specs()[0].name)) {
       // A training checkpoint (meta.json names its optimizer) without the optimizer's tensors lost
       // its shard; a weights-only one (convert's) has none by design.

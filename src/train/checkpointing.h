@@ -70,6 +70,12 @@ ModelConfig checkpoint_model_config(const std::string& root, std::string* file =
 // no checkpoint), read before the model is built.
 std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root);
 
+// Whether ROOT's latest checkpoint holds its optimizer state (false: saved with --no-save-optim),
+// read before the model is built; and the one line that refuses to load it with the optimizer
+// (resume_flag: the command passed --resume, which always loads it).
+bool checkpoint_holds_optimizer(const std::string& root);
+std::string no_optimizer_message(const std::string& dir, bool resume_flag);
+
 // The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned
 // for (max_batch, max_seq) activations (max_seq 0: the config's length). Before anything is
 // allocated, check_memory refuses a model that does not fit (REQ: the command's other buffers and

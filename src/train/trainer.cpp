@@ -42,6 +42,17 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
   a.rampup.check_split(a.global_batch, a.micro_batch, dp);
 }
 
+// A rampup's global batch `gb` must split into whole micro-batches on each of the dp ranks and,
+// under the interleaved schedule (interleave: its pipeline size, else 0), into its groups.
+void check_split(const TrainArgs& a, int64_t gb, int dp, int interleave) {
+  a.rampup.check_batch(gb, a.micro_batch, dp);
+  const int64_t per_rank = gb / (a.micro_batch * dp);
+  if (interleave > 0 && per_rank % interleave != 0)
+    throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} gives each rank {} micro-batches, "
+                                 "but the interleaved schedule runs them in groups of --pipeline-model-parallel-size {}",
+                                 a.rampup.start, a.rampup.increment, a.rampup.samples, gb, per_rank, interleave));
+}
+
 
 // Each value of `here` summed over the ranks of world, through the F64 device tensor t (one
 // element per value): how the ranks agree on a decision each took alone.
@@ -173,8 +184,10 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
   heart.beat(st.iteration, 0, "", true);
   const std::function<void()> alive = [&] { heart.alive(); };  // evaluations are no stall either
+  int64_t last_saved = -1;
   auto save = [&](int64_t it) {
-    if (a.save_dir.empty()) return;
+    if (a.save_dir.empty() || it == last_saved) return;
+    last_saved = it;
     st.iteration = it;
     st.consumed_samples = r.consumed_samples;
     st.consumed_valid_samples = validator ? validator->consumed() : st.consumed_valid_samples;
@@ -191,13 +204,22 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   const DeviceBuffer stop_mem(model.ctx().backend, 2 * sizeof(double));
   const Tensor stop_flags = stop_mem.tensor({2}, DType::F64);
   ThreadGovernor threads(a.adapt_threads);
+  int64_t current_gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);
   for (int64_t it = st.iteration + 1; it <= a.train_iters; ++it) {
     Timer step_timer;
     // Megatron's scheduler counts samples and skipped steps do not advance it.
     if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
     const double lr = schedule.lr(st.schedule_samples);
     // The global batch (Megatron's update_num_microbatches): a rampup's, from the samples consumed.
+    // As in Megatron-core, the run is saved before the first iteration of a new batch size, which
+    // must split over the ranks (checked before training for a run from the start; a resumed run's
+    // samples may have taken another path).
     const int64_t gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);
+    if (gb != current_gb) {
+      check_split(a, gb, dp.size(), model.chunks() > 1 && pp ? pp->size() : 0);
+      save(it - 1);
+      current_gb = gb;
+    }
     step.set_global_micro(gb / b);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
     const StepOutcome o = step.run(

@@ -139,6 +139,22 @@ TEST(Pulse, RestartResumesFromTheLastCheckpointAndFinishes) {
   EXPECT_EQ(b.at(40), a.at(40));
 }
 
+// A run saved with --no-save-optim cannot be continued by --resume: pulse says so and relaunches
+// nothing (a relaunch would only fail at the same line, again at every pulse).
+TEST(Pulse, ARunSavedWithoutItsOptimizerIsNotRestarted) {
+  const std::string dir = run_dir("no_optim"), data = dir + "_data";
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + data + " --vocab-size 101 --num-docs 20").status);
+  const std::string train = std::string(CS_BINARY) +
+                            " train --model tiny --vocab-size 101 --seq-length 16 --train-iters 4 --lr 1e-3 "
+                            "--eval-iters 0 --no-save-optim --data-path " + data + " --save " + dir;
+  ASSERT_EQ(0, std::system((train + " --exit-interval 2 > /dev/null 2>&1").c_str()));
+  const auto r = test::run_binary("pulse --run-dir " + dir + " --restart 'touch " + dir + "/launched'");
+  EXPECT_EQ(r.status, 40) << r.out << r.err;
+  EXPECT_NE(r.out.find("not restarting: the latest checkpoint (iteration 2) was saved with --no-save-optim"),
+            std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir + "/launched"));
+}
+
 // A run stopped by --exit-on-nan leaves "last_loss": null: pulse still reads it.
 TEST(Pulse, NonFiniteLastLossIsReadable) {
   const std::string dir = run_dir("nan");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -41,19 +42,20 @@ TEST(BatchRampup, EveryIterationsBatchAndTheIterationCountAreMegatrons) {
     EXPECT_EQ(consumed, c["rampup_consumed"].get<int64_t>());
     EXPECT_EQ(r.global_batch(consumed, global), c["after_rampup"].get<int64_t>());
     EXPECT_EQ(r.global_batch(consumed * 10, global), global);
-    EXPECT_EQ(r.samples_after(iterations, global), consumed);
-    EXPECT_EQ(r.samples_after(iterations + 3, global), consumed + 3 * global);
     EXPECT_EQ(r.train_iterations(c["train_samples"].get<int64_t>(), global), c["train_iters"].get<int64_t>());
-    const std::vector<int64_t> sizes = r.sizes(global);
-    EXPECT_EQ(sizes.front(), r.start);
-    EXPECT_EQ(sizes.back(), global);
-    EXPECT_EQ(int64_t(sizes.size()), (global - r.start) / r.increment + 1);
+    // The batches taken, in order (those of the rampup, then the global batch).
+    std::vector<int64_t> taken;
+    for (const nlohmann::json& run : c["rampup_batches"]) taken.push_back(run[0].get<int64_t>());
+    if (taken.back() != global) taken.push_back(global);
+    EXPECT_EQ(r.sizes(global), taken);
   }
+  // A steep rampup skips batches: 64, then past its 63 samples 128 (96 is never taken).
+  EXPECT_EQ(BatchRampup({64, 32, 63}).sizes(128), (std::vector<int64_t>{64, 128}));
+  EXPECT_NO_THROW(BatchRampup({64, 32, 63}).check_split(128, 64, 1));
   const BatchRampup off;
   EXPECT_EQ(off.global_batch(12345, 64), 64);
   EXPECT_EQ(off.sizes(64), std::vector<int64_t>{64});
   EXPECT_EQ(off.train_iterations(1000, 64), 15);
-  EXPECT_EQ(off.samples_after(5, 64), 320);
 }
 
 void expect_usage(const std::function<void()>& f, const std::string& part) {
@@ -71,6 +73,8 @@ TEST(BatchRampup, BadSettingsAreOneLineNamingTheFlag) {
                                                          "multiple of the increment 5");
   expect_usage([] { BatchRampup{4, 0, 100}.check(16); }, "each at least 1");
   expect_usage([] { BatchRampup{4, 4, 0}.check(16); }, "each at least 1");
+  expect_usage([] { BatchRampup{0, 16, 1000}.check(64); }, "--rampup-batch-size 0 16 1000: expected a start batch");
+  expect_usage([] { BatchRampup{-4, 4, 100}.check(16); }, "each at least 1");
   EXPECT_NO_THROW(BatchRampup({4, 4, 100}).check(16));
   // Each batch split over micro-batches and data-parallel ranks: 4 and 8 split into 2 x 2, 6 does not.
   EXPECT_NO_THROW(BatchRampup({4, 4, 100}).check_split(16, 2, 2));
@@ -160,11 +164,20 @@ TEST(BatchRampup, ARampedRunIsItsFixedBatchRunsJoinedBitForBit) {
 }
 
 TEST(BatchRampup, ARampedRunResumesMidRampupBitForBit) {
-  const std::string data = dataset(), dir = tmp("resume");
+  const std::string data = dataset(), dir = tmp("resume"), full_dir = tmp("full");
   SingleGroup world, tp;
   Model full(tiny(), test::cpu_ctx(), tp, 2, 16);
   full.params().init(test::cpu_ctx(), 6);
-  const TrainResult rf = train(full, args(data, 8, 8, true), world);
+  TrainArgs af = args(data, 8, 8, true);
+  af.save_dir = full_dir;
+  const TrainResult rf = train(full, af, world);
+  // As Megatron-core does, a checkpoint before the first iteration of the new batch size (and the
+  // final one): no --save-interval here.
+  std::vector<std::string> saved;
+  for (const auto& e : fs::directory_iterator(full_dir))
+    if (e.is_directory()) saved.push_back(e.path().filename().string());
+  std::sort(saved.begin(), saved.end());
+  EXPECT_EQ(saved, (std::vector<std::string>{"iter_0000004", "iter_0000008"}));
   Model first(tiny(), test::cpu_ctx(), tp, 2, 16);
   first.params().init(test::cpu_ctx(), 6);
   TrainArgs a = args(data, 3, 8, true);

@@ -85,6 +85,8 @@ TEST_F(NoSaveOptim, AResumeThatNeedsTheOptimizerIsRefusedInOneLine) {
     EXPECT_EQ(test::count_matching_lines(r.err, "error:"), 1) << r.err;
     EXPECT_NE(r.err.find("saved with --no-save-optim, it holds no optimizer state"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("Hint: load it with --no-load-optim"), std::string::npos) << r.err;
+    // --resume always loads the whole state: the line says to leave it out.
+    EXPECT_EQ(r.err.find(", without --resume") != std::string::npos, *extra != 0) << r.err;
   }
 }
 
