@@ -117,8 +117,11 @@ void ModelFlags::add_to(CLI::App& app) {
       ->check(positive());
   app.add_option("--position-embedding-type", position, "rope or alibi")
       ->check(CLI::IsMember({"rope", "alibi"}));
-  app.add_option("--recompute-granularity", recompute, "full: recompute each block in backward")
-      ->check(CLI::IsMember({"full"}));
+  app.add_option("--recompute-granularity", recompute,
+                 "full: recompute each block in backward; selective (Megatron's core-attention recomputation): "
+                 "nothing to recompute, flash attention keeps no attention scores")
+      ->check(CLI::IsMember({"full", "selective"}));
+  app.add_flag("--recompute-activations", recompute_activations, "--recompute-granularity selective (Megatron's)");
   app.add_option("--recompute-method", recompute_method,
                  "uniform: every layer; block: only the first --recompute-num-layers of each stage")
       ->check(CLI::IsMember({"uniform", "block"}));
@@ -184,7 +187,16 @@ void ModelFlags::check_loaded(const ModelConfig& c, const std::string& source, s
 }
 
 void ModelFlags::apply_recompute(ModelConfig& c) const {
-  if (recompute || checkpoint_activations) c.recompute = true;
+  // Megatron's selective recomputation recomputes the attention core (its score matrices) only;
+  // the flash attention here never stores them, so it keeps nothing less and recomputes nothing.
+  const bool selective = recompute_activations || (recompute && *recompute == "selective");
+  if (selective && recompute_method)  // Megatron asserts it too
+    throw UsageError(fmt::format("--recompute-method {} with selective recomputation: the method chooses the layers "
+                                 "of --recompute-granularity full. Hint: use full, or leave --recompute-method out",
+                                 *recompute_method));
+  if (selective && recompute && *recompute == "full")
+    throw UsageError("--recompute-activations with --recompute-granularity full: expected one granularity");
+  if ((recompute && *recompute == "full") || checkpoint_activations) c.recompute = true;
   const bool block = (recompute_method && *recompute_method == "block") ||
                      (checkpoint_policy && *checkpoint_policy == "block");
   const std::optional<int64_t> n = recompute_num_layers ? recompute_num_layers : checkpoint_block_layer;

@@ -30,6 +30,7 @@ struct ModelFlags {
   int64_t divisible_by = 128;
   std::optional<std::string> position, recompute, recompute_method, checkpoint_policy;
   std::optional<int64_t> recompute_num_layers, checkpoint_block_layer;
+  bool recompute_activations = false;  // Megatron's --recompute-activations: selective
   bool checkpoint_activations = false;
   std::optional<double> init_std;
 

@@ -182,6 +182,11 @@ void TrainFlags::check_supported(const CLI::App& app) {
 
 std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
   std::vector<std::string> notes = megatron.notes(app);
+  if (model.recompute_activations || (model.recompute && *model.recompute == "selective"))
+    notes.push_back(fmt::format("accepted, no effect here: {} (selective recomputation recomputes the attention "
+                                "scores, which flash attention never stores; --recompute-granularity full trades "
+                                "compute for memory)", model.recompute_activations ? "--recompute-activations"
+                                                                                   : "--recompute-granularity selective"));
   if (fp16)
     notes.push_back("--fp16: on CPU this selects the fp32 path with dynamic loss scaling (use --bf16 for "
                     "half-precision GEMMs on the CPU)");
