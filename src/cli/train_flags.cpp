@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "core/checked.h"
+#include "cli/data_args.h"
 #include "core/error.h"
 #include "data/blended_dataset.h"
 
@@ -34,6 +35,9 @@ void TrainFlags::add_to(CLI::App& app) {
                  "instead of --data-path: the train split's own PREFIX or W1 PREFIX1 ... (all its documents)");
   app.add_option("--valid-data-path", split_data_path[1], "with --train-data-path: the validation split's own data");
   app.add_option("--test-data-path", split_data_path[2], "with --train-data-path: the test split's own data");
+  app.add_option("--data-args-path", data_args_path, "a file holding --data-path's value (for long blends)");
+  app.add_option("--per-split-data-args-path", per_split_data_args_path,
+                 "a JSON file {\"train\": ..., \"valid\": ..., \"test\": ...} holding the per-split data paths");
   app.add_flag("--is-instruction-dataset", instruction,
                "--data-path is PREFIX_text_document of an instruction dataset (preprocess --is-instruction-dataset): "
                "the loss counts the response tokens only, averaged over the global batch");
@@ -148,6 +152,26 @@ void TrainFlags::add_to(CLI::App& app) {
 
 void TrainFlags::check_supported(const CLI::App& app) {
   megatron.check(app, model.position);
+  // Megatron-core's data argument files stand for the data flags (it asserts one source).
+  const bool split_flags = !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
+  if (data_args_path || per_split_data_args_path) {
+    const char* file_flag = data_args_path ? "--data-args-path" : "--per-split-data-args-path";
+    if (data_args_path && per_split_data_args_path)
+      throw UsageError("--data-args-path with --per-split-data-args-path: one data source. Hint: keep one of the two");
+    if (!data_path.empty() || split_flags)
+      throw UsageError(fmt::format("{} with {}: one data source. Hint: keep one of the two", file_flag,
+                                   !data_path.empty() ? "--data-path" : "--train-data-path / --valid-data-path / "
+                                                                        "--test-data-path"));
+    if (data_args_path) {
+      data_path = read_data_args(*data_args_path);
+      data_flag[0] = "--data-args-path " + *data_args_path;
+    } else {
+      split_data_path = read_per_split_data_args(*per_split_data_args_path);
+      static const char* kKeys[] = {"train", "valid", "test"};
+      for (size_t i = 0; i < 3; ++i)
+        data_flag[i + 1] = fmt::format("--per-split-data-args-path {} ({})", *per_split_data_args_path, kKeys[i]);
+    }
+  }
   // Megatron-core's blend_per_split: each split its own data, all of it; not with --data-path or
   // --split (Megatron asserts both).
   const bool per_split = !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
@@ -221,19 +245,18 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.seq_length = model.seq_length.value_or(c.max_seq_length);
   if (data_path.empty() && split_data_path[0].empty())
     throw UsageError("--data-path is required (or --train-data-path, with --valid-data-path / --test-data-path for "
-                     "the other splits)");
+                     "the other splits, or a file of them: --data-args-path, --per-split-data-args-path)");
   a.data_path = data_path;
   a.split_data_path = split_data_path;
   // The data flags' values are checked here, on every rank alike (the datasets are opened by rank
   // 0 first, while the others wait for it).
-  static const char* kFlags[] = {"--data-path", "--train-data-path", "--valid-data-path", "--test-data-path"};
   for (size_t i = 0; i < 4; ++i) {
     const std::vector<std::string>& v = i == 0 ? data_path : split_data_path[i - 1];
     if (v.empty()) continue;
-    const DataBlend b = parse_data_path(v, kFlags[i]);
+    const DataBlend b = parse_data_path(v, data_flag[i].c_str());
     if (instruction && (b.prefixes.size() != 1 || b.weighted))
       throw UsageError(fmt::format("{}: --is-instruction-dataset takes one PREFIX_text_document (no weights). Hint: "
-                                   "preprocess the instruction corpora together into one dataset", kFlags[i]));
+                                   "preprocess the instruction corpora together into one dataset", data_flag[i].c_str()));
   }
   a.split = split;
   a.instruction = instruction;

@@ -23,6 +23,10 @@ struct TrainFlags {
   std::vector<std::string> data_path;
   std::vector<int64_t> rampup_batch_size;  // --rampup-batch-size START INCREMENT SAMPLES
   std::array<std::vector<std::string>, 3> split_data_path;  // --train-data-path, --valid-data-path, --test-data-path
+  // Megatron-core's files of data arguments (cli/data_args.h), read into the above by check_supported.
+  std::optional<std::string> data_args_path, per_split_data_args_path;
+  // How errors name each data source: the flag, or the file it was read from.
+  std::array<std::string, 4> data_flag = {"--data-path", "--train-data-path", "--valid-data-path", "--test-data-path"};
   std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
   TensorBoardTags tensorboard_tags;
   std::string normalization = "RMSNorm";

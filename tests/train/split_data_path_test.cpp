@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "cli/run_util.h"
 #include "data/indexed_dataset.h"
@@ -131,6 +133,71 @@ TEST_F(SplitDataPath, TrainsAndEvaluatesThroughTheBinary) {
   refused("--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/b --is-instruction-dataset --test-data-path "
           "0.5 " + dir_ + "/c 0.5 " + dir_ + "/a", "--test-data-path: --is-instruction-dataset takes one");
   refused("--train-data-path " + dir_ + "/a --valid-data-path " + dir_ + "/missing", dir_ + "/missing", 1);
+}
+
+// Megatron-core's files of data arguments train exactly as the flags they hold: --data-args-path as
+// --data-path (a blend here), --per-split-data-args-path as the three per-split flags (strings,
+// lists with numbers, null for no split); a file that is not what it should be is one line naming it.
+TEST_F(SplitDataPath, DataArgumentFilesAreTheFlagsTheyHold) {
+  const std::string base = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 "
+                           "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --train-iters 4 --eval-interval 2 "
+                           "--eval-iters 1 --log-interval 1 ";
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir_ + "/" + name) << text;
+    return dir_ + "/" + name;
+  };
+  // The log without its timing fields.
+  auto steps = [](const std::string& out) {
+    std::string kept;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);) {
+      if (l.find("validation loss at") != std::string::npos) kept += l + "\n";
+      if (l.rfind(" iteration", 0) == 0) kept += l.substr(0, l.find("| elapsed")) + l.substr(l.find("| learning")) + "\n";
+    }
+    return kept;
+  };
+  const std::string blend = "0.25 " + dir_ + "/a\n0.75\t" + dir_ + "/b\n";
+  const auto flags = test::run_binary(base + "--split 80,20,0 --data-path 0.25 " + dir_ + "/a 0.75 " + dir_ + "/b");
+  const auto file = test::run_binary(base + "--split 80,20,0 --data-args-path " + write("blend.txt", blend));
+  ASSERT_EQ(flags.status, 0) << flags.err;
+  ASSERT_EQ(file.status, 0) << file.err;
+  EXPECT_NE(steps(flags.out).find("validation loss at iteration 2"), std::string::npos) << flags.out;
+  // (The samples/s fields differ; everything else of the line is the run's.)
+  auto no_speed = [](std::string s) {
+    for (size_t at; (at = s.find("samples/s/p")) != std::string::npos;) s.erase(at, s.find('\n', at) - at);
+    return s;
+  };
+  EXPECT_EQ(no_speed(steps(file.out)), no_speed(steps(flags.out)));
+
+  const auto per_flags = test::run_binary(base + "--train-data-path 1 " + dir_ + "/a --valid-data-path " + dir_ + "/b");
+  const auto per_file = test::run_binary(
+      base + "--per-split-data-args-path " +
+      write("splits.json", "{\"train\": [1, \"" + dir_ + "/a\"], \"valid\": \"" + dir_ + "/b\", \"test\": null}"));
+  ASSERT_EQ(per_flags.status, 0) << per_flags.err;
+  ASSERT_EQ(per_file.status, 0) << per_file.err;
+  EXPECT_EQ(no_speed(steps(per_file.out)), no_speed(steps(per_flags.out)));
+  EXPECT_EQ(per_file.out.find("for test data"), std::string::npos) << per_file.out;
+
+  auto refused = [&](const std::string& flags, const std::string& words, int status) {
+    const auto e = test::run_binary(base + flags);
+    EXPECT_EQ(e.status, status) << flags << "\n" << e.err;
+    EXPECT_EQ(test::count_matching_lines(e.err, "error:"), 1) << e.err;
+    EXPECT_NE(e.err.find(words), std::string::npos) << flags << "\n" << e.err;
+  };
+  const std::string json = dir_ + "/splits.json";
+  refused("--data-args-path " + dir_ + "/blend.txt --data-path " + dir_ + "/a", "--data-args-path with --data-path", 2);
+  refused("--data-args-path " + dir_ + "/blend.txt --per-split-data-args-path " + json, "one data source", 2);
+  refused("--per-split-data-args-path " + json + " --train-data-path " + dir_ + "/a",
+          "--per-split-data-args-path with --train-data-path", 2);
+  refused("--data-args-path " + dir_ + "/nowhere.txt", "--data-args-path " + dir_ + "/nowhere.txt: cannot open it", 1);
+  refused("--data-args-path " + write("empty.txt", " \n"), "empty; expected what --data-path takes", 1);
+  refused("--per-split-data-args-path " + write("bad.json", "[1, 2]"), "not a JSON object", 1);
+  refused("--per-split-data-args-path " + write("two.json", "{\"train\": \"" + dir_ + "/a\", \"valid\": null}"),
+          "no \"test\" key", 1);
+  refused("--per-split-data-args-path " + write("obj.json", "{\"train\": {}, \"valid\": null, \"test\": null}"),
+          "\"train\" is object; expected a string, a list or null", 1);
+  refused("--data-args-path " + write("weight.txt", "0.5"), "--data-args-path " + dir_ + "/weight.txt: got only the "
+          "weight 0.5", 2);
 }
 
 }  // namespace
