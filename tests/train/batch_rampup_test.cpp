@@ -18,6 +18,7 @@
 #include "train/batch_rampup.h"
 #include "train/trainer.h"
 #include "device_env.h"
+#include "train/train_fixture.h"
 
 namespace cs {
 namespace {
@@ -92,23 +93,10 @@ std::string tmp(const std::string& tag) {
 }
 
 std::string dataset() {
-  const std::string prefix = tmp("data");
-  IndexedDatasetWriter w(prefix, DType::U16);
-  for (int d = 0; d < 30; ++d) {
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back((d * 17 + i * (d % 3 + 2)) % 101);
-    w.add_item(ids.data(), int64_t(ids.size()));
-    w.end_document();
-  }
-  w.finalize();
-  return prefix;
+  return test::write_dataset(tmp("data"), 30, 40, [](int d, int i) { return (d * 17 + i * (d % 3 + 2)) % 101; });
 }
 
-ModelConfig tiny() {
-  ModelConfig c = model_preset("tiny");
-  c.max_seq_length = 16;
-  return c;
-}
+ModelConfig tiny() { return test::tiny16(); }
 
 // Batches 4, 4, 4, 4 (16 samples), then 8: 8 iterations take 48 samples.
 TrainArgs args(const std::string& data, int64_t iters, int64_t global, bool ramp) {

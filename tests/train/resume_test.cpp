@@ -20,6 +20,7 @@
 #include "data/indexed_dataset.h"
 #include "train/trainer.h"
 #include "device_env.h"
+#include "train/train_fixture.h"
 
 namespace cs {
 namespace {
@@ -32,16 +33,7 @@ std::string tmp(const std::string& tag) {
 }
 
 std::string dataset() {
-  const std::string prefix = tmp("data");
-  IndexedDatasetWriter w(prefix, DType::U16);
-  for (int d = 0; d < 30; ++d) {
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 40; ++i) ids.push_back((d * 13 + i * (d % 5 + 1)) % 101);
-    w.add_item(ids.data(), int64_t(ids.size()));
-    w.end_document();
-  }
-  w.finalize();
-  return prefix;
+  return test::write_dataset(tmp("data"), 30, 40, [](int d, int i) { return (d * 13 + i * (d % 5 + 1)) % 101; });
 }
 
 TrainArgs args(const std::string& data, int64_t iters) {
@@ -60,11 +52,7 @@ TrainArgs args(const std::string& data, int64_t iters) {
   return a;
 }
 
-ModelConfig tiny() {
-  ModelConfig c = model_preset("tiny");
-  c.max_seq_length = 16;
-  return c;
-}
+ModelConfig tiny() { return test::tiny16(); }
 
 TEST(Resume, TrainThenResumeEqualsAnUninterruptedRunBitForBit) {
   const std::string data = dataset(), full_dir = tmp("full"), part_dir = tmp("part");

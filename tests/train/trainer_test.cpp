@@ -16,28 +16,17 @@
 #include "train/metrics.h"
 #include "train/trainer.h"
 #include "device_env.h"
+#include "train/train_fixture.h"
 
 namespace cs {
 namespace {
 
-std::string repetitive_dataset() {
-  const std::string prefix = ::testing::TempDir() + "/cs_train_data_" + std::to_string(getpid());
-  IndexedDatasetWriter w(prefix, DType::U16);
-  for (int d = 0; d < 40; ++d) {
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 30; ++i) ids.push_back((d % 4) * 20 + (i % 10));  // short cycles
-    w.add_item(ids.data(), int64_t(ids.size()));
-    w.end_document();
-  }
-  w.finalize();
-  return prefix;
+std::string repetitive_dataset() {  // short cycles
+  return test::write_dataset(::testing::TempDir() + "/cs_train_data_" + std::to_string(getpid()), 40, 30,
+                             [](int d, int i) { return (d % 4) * 20 + (i % 10); });
 }
 
-ModelConfig tiny() {
-  ModelConfig c = model_preset("tiny");
-  c.max_seq_length = 16;
-  return c;
-}
+ModelConfig tiny() { return test::tiny16(); }
 
 TrainArgs args(const std::string& data, int64_t iters) {
   TrainArgs a;
