@@ -147,13 +147,19 @@ int64_t latest_iteration(const std::string& root) {
   return it;
 }
 
+nlohmann::json CheckpointReader::read_meta(const std::string& root, int64_t iteration) {
+  const std::string dir = root + "/" + iteration_dir_name(iteration);
+  require_regular_file(dir + "/meta.json", "checkpoint", "meta.json is a file written by chuanspeed train");
+  std::ifstream f(dir + "/meta.json");
+  if (!f) throw Error(fmt::format("[checkpoint] {}/meta.json: cannot open", dir));
+  nlohmann::json meta = nlohmann::json::parse(f, nullptr, false);
+  if (meta.is_discarded() || !meta.is_object())
+    throw Error(fmt::format("[checkpoint] {}/meta.json: not a JSON object", dir));
+  return meta;
+}
+
 CheckpointReader::CheckpointReader(const std::string& root, int64_t iteration)
-    : dir_(root + "/" + iteration_dir_name(iteration)) {
-  require_regular_file(dir_ + "/meta.json", "checkpoint", "meta.json is a file written by chuanspeed train");
-  std::ifstream f(dir_ + "/meta.json");
-  if (!f) throw Error(fmt::format("[checkpoint] {}/meta.json: cannot open", dir_));
-  meta_ = nlohmann::json::parse(f, nullptr, false);
-  if (meta_.is_discarded()) throw Error(fmt::format("[checkpoint] {}/meta.json: not valid JSON", dir_));
+    : dir_(root + "/" + iteration_dir_name(iteration)), meta_(read_meta(root, iteration)) {
   std::vector<std::string> shards;
   for (const auto& e : fs::directory_iterator(dir_))
     if (e.path().extension() == ".safetensors") shards.push_back(e.path().string());

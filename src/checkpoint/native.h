@@ -83,6 +83,8 @@ class CheckpointReader {
  public:
   // Opens CKPT/iter_XXXXXXX/ (meta.json and every *.safetensors shard in it).
   CheckpointReader(const std::string& root, int64_t iteration);
+  // CKPT/iter_XXXXXXX/meta.json alone (a cs::Error naming it when unreadable or not an object).
+  static nlohmann::json read_meta(const std::string& root, int64_t iteration);
   const nlohmann::json& meta() const { return meta_; }
   const std::string& dir() const { return dir_; }
   // Whether any shard holds a piece of this tensor.

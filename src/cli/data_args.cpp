@@ -12,8 +12,8 @@
 namespace cs::cli {
 
 namespace {
-std::string read_text(const std::string& path, const char* flag) {
-  require_regular_file(path, "train", "a text file of data arguments");
+std::string read_text(const std::string& path, const char* flag, const char* what) {
+  require_regular_file(path, "train", what);
   std::ifstream f(path);
   if (!f) throw Error(fmt::format("[train] {} {}: cannot open it", flag, path));
   std::stringstream ss;
@@ -30,7 +30,7 @@ std::vector<std::string> words(const std::string& text) {
 }  // namespace
 
 std::vector<std::string> read_data_args(const std::string& path) {
-  std::vector<std::string> out = words(read_text(path, "--data-args-path"));
+  std::vector<std::string> out = words(read_text(path, "--data-args-path", "--data-args-path takes a text file"));
   if (out.empty())
     throw Error(fmt::format("[train] --data-args-path {}: empty; expected what --data-path takes (PREFIX, or "
                             "W1 PREFIX1 W2 PREFIX2 ...)", path));
@@ -38,7 +38,8 @@ std::vector<std::string> read_data_args(const std::string& path) {
 }
 
 std::array<std::vector<std::string>, 3> read_per_split_data_args(const std::string& path) {
-  const nlohmann::json j = nlohmann::json::parse(read_text(path, "--per-split-data-args-path"), nullptr, false);
+  const nlohmann::json j = nlohmann::json::parse(
+      read_text(path, "--per-split-data-args-path", "--per-split-data-args-path takes a JSON file"), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     throw Error(fmt::format("[train] --per-split-data-args-path {}: not a JSON object; expected "
                             "{{\"train\": ..., \"valid\": ..., \"test\": ...}}", path));

@@ -180,7 +180,7 @@ int pulse_main(int argc, char** argv) {
     } else if (active && !same_host) {
       std::printf("not restarting: the run's process is on %s, which this pulse cannot check (run pulse there, "
                   "or delete heartbeat.json if that run is gone)\n", hb->host.c_str());
-    } else if (const int64_t ckpt = latest_iteration(dir); ckpt >= 0 && !checkpoint_holds_optimizer(dir)) {
+    } else if (const int64_t ckpt = latest_iteration(dir); ckpt >= 0 && !checkpoint_summary(dir).holds_optimizer) {
       std::printf("not restarting: the latest checkpoint (iteration %lld) was saved with --no-save-optim, which "
                   "--resume cannot continue (relaunch it by hand with --load %s --no-load-optim)\n", (long long)ckpt,
                   shell_quote(dir).c_str());

@@ -169,7 +169,7 @@ int train_main(int argc, char** argv) {
   // A resume whose schedule settings differ from its checkpoint's is refused here, before the
   // model is allocated and the checkpoint read (the trainer settles them again as it loads).
   if (native && a.load_optim && !a.finetune) {
-    if (!checkpoint_holds_optimizer(*f.load)) throw Error(no_optimizer_message(*f.load, f.resume));
+    if (!checkpoint_summary(*f.load).holds_optimizer) throw Error(no_optimizer_message(*f.load, f.resume));
     settle_scheduler({a.lr, a.adam.weight_decay}, checkpoint_scheduler_settings(*f.load), a.scheduler_on_resume,
                      *f.load, false);
   }
@@ -189,9 +189,11 @@ int train_main(int argc, char** argv) {
                                  "--seq-length {} is not a multiple of {}", grid.tp, act_seq, grid.tp));
   // Each global batch of the run (a rampup's, then --global-batch-size or ds_config's): whole
   // micro-batches on every rank, in the schedule's groups, and activation slots for the most.
-  a.rampup.check_split(a.global_batch, a.micro_batch, grid.dp);
+  // (A resumed run's batches: those from its checkpoint's consumed samples on.)
+  const int64_t consumed = native && !a.finetune ? checkpoint_summary(*f.load).consumed_samples : 0;
+  a.rampup.check_split(a.global_batch, a.micro_batch, grid.dp, consumed);
   int64_t in_flight = 0;
-  for (const int64_t batch : a.rampup.sizes(a.global_batch)) {
+  for (const int64_t batch : a.rampup.sizes(a.global_batch, consumed)) {
     const int64_t micro_per_rank = batch / (a.micro_batch * grid.dp);
     try {
       check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers, micro_per_rank);

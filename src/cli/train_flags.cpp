@@ -170,6 +170,12 @@ void TrainFlags::check_supported(const CLI::App& app) {
       static const char* kKeys[] = {"train", "valid", "test"};
       for (size_t i = 0; i < 3; ++i)
         data_flag[i + 1] = fmt::format("--per-split-data-args-path {} ({})", *per_split_data_args_path, kKeys[i]);
+      if (split_data_path[0].empty())
+        throw UsageError(fmt::format("--per-split-data-args-path {}: \"train\" holds no data; expected the train "
+                                     "split's prefix (or weighted prefixes)", *per_split_data_args_path));
+      if (app.count("--split") > 0)
+        throw UsageError("--split with --per-split-data-args-path: each split has its own data, used whole. Hint: "
+                         "leave --split out");
     }
   }
   // Megatron-core's blend_per_split: each split its own data, all of it; not with --data-path or
@@ -224,6 +230,9 @@ std::pair<int64_t, BatchRampup> TrainFlags::run_length(int64_t gb) const {
                                    "(and --lr-decay-samples / --lr-warmup-samples for the schedule) instead of "
                                    "--train-iters", train_iters ? " with --train-iters" : ""));
     const BatchRampup ramp{rampup_batch_size[0], rampup_batch_size[1], rampup_batch_size[2]};
+    if (!ramp.on())  // all 0 would read as no rampup: Megatron asserts a start batch above 0
+      throw UsageError("--rampup-batch-size 0 0 0: expected a start batch, an increment and a number of samples, "
+                       "each at least 1");
     ramp.check(gb);
     return {ramp.train_iterations(*train_samples, gb), ramp};
   }

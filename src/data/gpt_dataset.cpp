@@ -198,7 +198,7 @@ GptDataset GptDataset::build_or_load(std::shared_ptr<const IndexedDataset> data,
     throw EmptySplitError<Error>("[gpt_dataset] " + prefix + ": documents [" + std::to_string(begin) + ", " +
                 std::to_string(end) + ") hold " + std::to_string(tokens) +
                 " tokens, expected at least 2 to make a sample. Hint: this split of the data is "
-                "(nearly) empty: change --split or add documents");
+                "(nearly) empty: add documents (or, with --data-path, give the split a larger --split share)");
 
   GptDataset ds;
   ds.data_ = std::move(data);

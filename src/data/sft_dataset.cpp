@@ -78,10 +78,11 @@ SftDataset SftDataset::build(const std::string& text_prefix, const std::string& 
   st.seq_length_plus_one = cap;
   st.documents = last - first;
   if (num_samples > 0 && st.documents == 0)
-    throw EmptySplitError<UsageError>(fmt::format("--split {}: the {} split of {} has no documents (of {}). Hint: give it a "
-                                 "non-zero weight, or set --eval-iters 0",
-                                 split, which == DataSplit::kTrain ? "train" : which == DataSplit::kValid ? "valid" : "test",
-                                 text_prefix, text.num_docs()));
+    throw EmptySplitError<UsageError>(fmt::format(
+        "the {} split of {} has no documents (of {}, cut by {}). Hint: add documents (or, with --data-path, give the "
+        "split a share of --split){}",
+        which == DataSplit::kTrain ? "train" : which == DataSplit::kValid ? "valid" : "test", text_prefix,
+        text.num_docs(), split, which == DataSplit::kTrain ? "" : ", or set --eval-iters 0"));
   int64_t epoch_tokens = 0, epoch_trained = 0;
   std::vector<int32_t> buf;
   for (int64_t s = first; s < last; ++s) {

@@ -16,21 +16,21 @@ int64_t BatchRampup::global_batch(int64_t consumed, int64_t global) const {
   return start + steps * increment;
 }
 
-std::vector<int64_t> BatchRampup::sizes(int64_t global) const {
+std::vector<int64_t> BatchRampup::sizes(int64_t global, int64_t consumed) const {
   if (!on()) return {global};
   std::vector<int64_t> out;
-  // The batches the rampup's iterations take from sample 0 (a steep rampup skips some of the
+  // The batches the rampup's iterations take from `consumed` on (a steep rampup skips some of the
   // START + k INCREMENT), then the global batch; every one of them when that walk is too long.
-  if (samples / std::max<int64_t>(start, 1) > 10'000'000) {
-    for (int64_t b = start; b <= global; b += increment) out.push_back(b);
+  if ((samples - std::min(consumed, samples)) / std::max<int64_t>(start, 1) > 10'000'000) {
+    for (int64_t b = global_batch(consumed, global); b <= global; b += increment) out.push_back(b);
     return out;
   }
-  for (int64_t consumed = 0; consumed <= samples;) {
-    const int64_t b = global_batch(consumed, global);
+  for (int64_t c = consumed; c <= samples;) {
+    const int64_t b = global_batch(c, global);
     if (out.empty() || out.back() != b) out.push_back(b);
-    consumed += b;
+    c += b;
   }
-  if (out.back() != global) out.push_back(global);
+  if (out.empty() || out.back() != global) out.push_back(global);
   return out;
 }
 
@@ -64,16 +64,13 @@ void BatchRampup::check(int64_t global) const {
                                  increment));
 }
 
-void BatchRampup::check_split(int64_t global, int64_t micro_batch, int64_t dp) const {
-  for (const int64_t b : sizes(global)) check_batch(b, micro_batch, dp);
-}
-
-void BatchRampup::check_batch(int64_t batch, int64_t micro_batch, int64_t dp) const {
-  if (batch % (micro_batch * dp) != 0)
-    throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} is not a multiple of "
-                                 "--micro-batch-size {} x data-parallel size {}. Hint: a start batch and an increment "
-                                 "that are multiples of {}", start, increment, samples, batch, micro_batch, dp,
-                                 micro_batch * dp));
+void BatchRampup::check_split(int64_t global, int64_t micro_batch, int64_t dp, int64_t consumed) const {
+  for (const int64_t b : sizes(global, consumed))
+    if (b % (micro_batch * dp) != 0)
+      throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} is not a multiple of "
+                                   "--micro-batch-size {} x data-parallel size {}. Hint: a start batch and an "
+                                   "increment that are multiples of {}", start, increment, samples, b, micro_batch, dp,
+                                   micro_batch * dp));
 }
 
 }  // namespace cs

@@ -220,11 +220,15 @@ std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string
   }
 }
 
-bool checkpoint_holds_optimizer(const std::string& root) {
+CheckpointSummary checkpoint_summary(const std::string& root) {
   const int64_t it = latest_iteration(root);
-  if (it < 0) return true;  // nothing to say: no checkpoint
-  CheckpointReader r(root, it);
-  return !r.meta().value("no_save_optim", false);
+  if (it < 0) return {};
+  const nlohmann::json m = CheckpointReader::read_meta(root, it);
+  try {
+    return {!m.value("no_save_optim", false), m.value("consumed_samples", int64_t(0))};
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("[checkpoint] {}/{}/meta.json: {}", root, iteration_dir_name(it), e.what()));
+  }
 }
 
 std::string no_optimizer_message(const std::string& dir, bool resume_flag) {

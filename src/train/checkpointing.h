@@ -70,10 +70,16 @@ ModelConfig checkpoint_model_config(const std::string& root, std::string* file =
 // no checkpoint), read before the model is built.
 std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root);
 
-// Whether ROOT's latest checkpoint holds its optimizer state (false: saved with --no-save-optim),
-// read before the model is built; and the one line that refuses to load it with the optimizer
-// (resume_flag: the command passed --resume, which always loads it).
-bool checkpoint_holds_optimizer(const std::string& root);
+// What a run needs to know of ROOT's latest checkpoint before the model is built (its meta.json
+// alone is read): whether it holds its optimizer state (false: saved with --no-save-optim) and
+// the samples it consumed. No checkpoint: {true, 0}.
+struct CheckpointSummary {
+  bool holds_optimizer = true;
+  int64_t consumed_samples = 0;
+};
+CheckpointSummary checkpoint_summary(const std::string& root);
+// The one line that refuses to load a --no-save-optim checkpoint with its optimizer (resume_flag:
+// the command passed --resume, which always loads it).
 std::string no_optimizer_message(const std::string& dir, bool resume_flag);
 
 // The weights of DIR, a native checkpoint root or a Hugging Face directory, in a model planned

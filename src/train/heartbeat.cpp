@@ -114,6 +114,7 @@ void HeartbeatWriter::beat(int64_t iteration, double loss, const std::string& la
   if (!force && now - last_ < min_interval_) return;
   hb_.time = last_ = now;
   write_heartbeat(dir_, hb_);
+  ++writes_;
 }
 
 void HeartbeatWriter::finish(const std::string& state) {
@@ -121,6 +122,7 @@ void HeartbeatWriter::finish(const std::string& state) {
   hb_.state = state;
   hb_.time = unix_now();
   write_heartbeat(dir_, hb_);
+  ++writes_;
 }
 
 }  // namespace cs

@@ -44,11 +44,13 @@ class HeartbeatWriter {
   // (at most every min_interval), so that pulse does not take a long evaluation for a stall.
   void alive() { beat(hb_.iteration, hb_.last_loss, ""); }
   void finish(const std::string& state);  // "finished" or "failed"
+  int64_t writes() const { return writes_; }  // heartbeat.json written so far
 
  private:
   std::string dir_;
   Heartbeat hb_;
   double last_ = 0, min_interval_;
+  int64_t writes_ = 0;
 };
 
 }  // namespace cs

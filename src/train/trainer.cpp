@@ -38,19 +38,7 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
     throw UsageError(fmt::format("--seq-length {} must be in [1, {}] (the model's positions)",
                                  a.seq_length, m.config().max_seq_length));
   if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
-  a.rampup.check(a.global_batch);
-  a.rampup.check_split(a.global_batch, a.micro_batch, dp);
-}
-
-// A rampup's global batch `gb` must split into whole micro-batches on each of the dp ranks and,
-// under the interleaved schedule (interleave: its pipeline size, else 0), into its groups.
-void check_split(const TrainArgs& a, int64_t gb, int dp, int interleave) {
-  a.rampup.check_batch(gb, a.micro_batch, dp);
-  const int64_t per_rank = gb / (a.micro_batch * dp);
-  if (interleave > 0 && per_rank % interleave != 0)
-    throw UsageError(fmt::format("--rampup-batch-size {} {} {}: its global batch {} gives each rank {} micro-batches, "
-                                 "but the interleaved schedule runs them in groups of --pipeline-model-parallel-size {}",
-                                 a.rampup.start, a.rampup.increment, a.rampup.samples, gb, per_rank, interleave));
+  a.rampup.check(a.global_batch);  // (its batches' split: once the consumed samples are known)
 }
 
 
@@ -174,6 +162,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
 
   TrainResult r;
   TrainingState st = resume(a, model, adam, scaler, r, writer && a.print_log);
+  // Every batch the run takes from here must split over the data-parallel ranks.
+  a.rampup.check_split(a.global_batch, b, dp.size(), r.consumed_samples);
   const LrSchedule schedule = st.scheduler->lr;
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
@@ -181,7 +171,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     validator = std::make_unique<Validator>(model, data.valid_src, dp, a.eval_iters * n_micro,
                                             st.consumed_valid_samples, pp, a.instruction);
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
-  HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters);
+  HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters,
+                        a.heartbeat_interval);
   heart.beat(st.iteration, 0, "", true);
   const std::function<void()> alive = [&] { heart.alive(); };  // evaluations are no stall either
   int64_t last_saved = -1;
@@ -211,12 +202,9 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
     const double lr = schedule.lr(st.schedule_samples);
     // The global batch (Megatron's update_num_microbatches): a rampup's, from the samples consumed.
-    // As in Megatron-core, the run is saved before the first iteration of a new batch size, which
-    // must split over the ranks (checked before training for a run from the start; a resumed run's
-    // samples may have taken another path).
+    // As in Megatron-core, the run is saved before the first iteration of a new batch size.
     const int64_t gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);
     if (gb != current_gb) {
-      check_split(a, gb, dp.size(), model.chunks() > 1 && pp ? pp->size() : 0);
       save(it - 1);
       current_gb = gb;
     }
@@ -254,12 +242,12 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                     (long long)it, double(peak_rss_bytes()) / 1048576.0);
       memory_reported = true;
     }
+    heart.beat(it, o.loss, "");  // (before the evaluation, which then shows this iteration)
     if (validator && it % a.eval_interval == 0) {
       const double loss = validator->evaluate(batch, alive);
       r.valid_losses.push_back({it, loss});
       log.validation(fmt::format("iteration {}", it), it, r.consumed_samples, loss);
     }
-    heart.beat(it, o.loss, "");
     const Stops stops = any_rank_stops(model.ctx(), world, stop_flags,
                                        {a.stop && a.stop->load(), a.exit_duration_s > 0 && seconds_since(started) > a.exit_duration_s});
     // A NaN stop comes first: its state is no checkpoint to continue from (and exit status 1 tells
@@ -316,6 +304,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     }
   }
   if (!r.stopped_on_nan) heart.finish(completed ? "finished" : "stopped");
+  r.heartbeat_writes = heart.writes();
   const int64_t steps = r.iterations - r.start_iteration;
   if (writer && world.size() > 1 && steps > 0)
     log_info("[train] communication: rank 0 sent {:.3f} MB per iteration over MPI (training steps, payload)",

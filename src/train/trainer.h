@@ -76,6 +76,7 @@ struct TrainArgs {
   // origin. Unset: when train() is called.
   std::optional<std::chrono::steady_clock::time_point> started;
   int keep_last = 0;
+  double heartbeat_interval = 2.0;  // seconds between two writes of heartbeat.json (state changes: always)
   // Megatron's --no-save-optim / --no-save-rng: checkpoints without the optimizer state (and the
   // schedule and loss scale) / without the seed.
   bool save_optim = true, save_rng = true;
@@ -102,6 +103,7 @@ struct TrainResult {
   // A run that reached train_iters: the validation and test losses at the end of training (NaN: none).
   double end_valid_loss = NAN, test_loss = NAN;
   int64_t start_iteration = 0, iterations = 0, consumed_samples = 0, skipped = 0, nan = 0;
+  int64_t heartbeat_writes = 0;  // rank 0's writes of heartbeat.json
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false, stopped_by_duration = false;
 };
 

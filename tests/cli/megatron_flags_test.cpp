@@ -136,6 +136,9 @@ TEST_F(MegatronFlags, RampupBatchSizeGrowsTheBatchOfASampleBasedRun) {
   r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 4 2 4");
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("the start batch must be below --global-batch-size 4"), std::string::npos) << r.err;
+  r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 0 0 0");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--rampup-batch-size 0 0 0: expected a start batch"), std::string::npos) << r.err;
   r = train_for("--train-samples 20 --global-batch-size 4 --rampup-batch-size 2 2");
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_NE(r.err.find("--rampup-batch-size"), std::string::npos) << r.err;

@@ -158,7 +158,7 @@ TEST(BlendedDataset, EmptySplitOfOneDatasetIsAClearError) {
                 BlendedDataset::build_or_load(blend, "90,5,5", DataSplit::kTest, 10, opts(4), true);
               }),
               testing::AllOf(HasSubstr("B_text_document: documents [10, 10) hold 0 tokens"),
-                             HasSubstr("change --split")));
+                             HasSubstr("give the split a larger --split share")));
 }
 
 }  // namespace

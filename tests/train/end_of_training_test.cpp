@@ -108,6 +108,28 @@ TEST_F(EndOfTraining, EvaluationsKeepTheHeartbeatFresh) {
   EXPECT_EQ(hb.state, "running");
 }
 
+// The trainer refreshes the heartbeat after every evaluated micro-batch: with no interval between
+// writes, a run that evaluates (twice during training, then the validation and test splits at the
+// end: 4 evaluations of 2 global batches of 2 micro-batches) writes it exactly 16 times more than
+// the same run without evaluations.
+TEST_F(EndOfTraining, TheTrainerKeepsTheHeartbeatFreshThroughEvaluations) {
+  int64_t writes[2];
+  for (int k = 0; k < 2; ++k) {
+    SingleGroup world, tp;
+    Model m(model_preset("tiny"), test::cpu_ctx(), tp, 2, 16);
+    m.params().init(test::cpu_ctx(), 3);
+    TrainArgs a = args(4);
+    a.save_dir = dir_ + "/beats" + std::to_string(k);
+    a.heartbeat_interval = 0;
+    if (k == 1) a.eval_iters = 0;
+    const TrainResult r = train(m, a, world);
+    ASSERT_EQ(r.iterations, 4);
+    writes[k] = r.heartbeat_writes;
+  }
+  EXPECT_EQ(writes[0] - writes[1], 4 * 2 * 2) << writes[0] << " vs " << writes[1];
+  EXPECT_GE(writes[1], 4 * 2 + 4) << "each step's micro-batches and each iteration's end";
+}
+
 TEST_F(EndOfTraining, PrintedAsMegatronPrintsItAndOnlyWhenTheRunEnds) {
   const std::string flags = "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 "
                             "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --train-iters 4 --eval-interval 2 "

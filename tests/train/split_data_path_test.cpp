@@ -196,6 +196,9 @@ TEST_F(SplitDataPath, DataArgumentFilesAreTheFlagsTheyHold) {
           "no \"test\" key", 1);
   refused("--per-split-data-args-path " + write("obj.json", "{\"train\": {}, \"valid\": null, \"test\": null}"),
           "\"train\" is object; expected a string, a list or null", 1);
+  refused("--per-split-data-args-path " + write("notrain.json", "{\"train\": null, \"valid\": null, \"test\": null}"),
+          "notrain.json: \"train\" holds no data", 2);
+  refused("--per-split-data-args-path " + json + " --split 90,5,5", "--split with --per-split-data-args-path", 2);
   refused("--data-args-path " + write("weight.txt", "0.5"), "--data-args-path " + dir_ + "/weight.txt: got only the "
           "weight 0.5", 2);
 }

@@ -136,7 +136,8 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir + "/data --vocab-size 101 --num-docs 40").status);
   const auto r = test::run_binary(
       "train --model tiny --vocab-size 101 --make-vocab-size-divisible-by 1 --seq-length 16 --train-iters 8 "
-      "--log-interval 2 --eval-interval 3 --eval-iters 1 --split 70,20,10 --lr 1e-3 --fp16 --data-path " + dir +
+      "--micro-batch-size 1 --global-batch-size 3 --log-interval 2 --eval-interval 3 --eval-iters 1 --split 70,20,10 "
+      "--lr 1e-3 --fp16 --data-path " + dir +
       "/data --save " + dir + "/run --tensorboard-dir " + dir + "/tb");
   ASSERT_EQ(r.status, 0) << r.err;
   std::string path;
@@ -155,8 +156,9 @@ TEST(TensorBoard, TrainerWritesEveryTagWithTheLoggedValues) {
   for (std::string line; std::getline(m, line);) {
     const auto j = nlohmann::json::parse(line);
     const int64_t it = j.at("iteration").get<int64_t>();
-    // Validation records hold no sample count: one sample per iteration here (global batch 1).
-    const int64_t samples = j.value("consumed_samples", it);
+    // Validation records hold no sample count: 3 samples per iteration here (so that a tag at the
+    // iteration instead of the samples is found out).
+    const int64_t samples = j.value("consumed_samples", it * 3);
     // Each tag at the iteration, and Megatron's "TAG vs samples" at the consumed samples, unless
     // `also_vs_samples` is false (the throughput, Megatron has no such tag for it).
     auto expect = [&](const char* tag, const char* key, bool also_vs_samples = true) {
