@@ -60,8 +60,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--tensorboard-dir", tensorboard_dir, "write TensorBoard event files here");
   app.add_flag("!--no-log-learnig-rate-to-tensorboard", tensorboard_tags.learning_rate,
                "no learning-rate scalar in TensorBoard (Megatron's spelling)");
-  app.add_flag("!--no-log-loss-scale-to-tensorboard", tensorboard_tags.loss_scale, "no loss-scale scalar in TensorBoard");
-  app.add_flag("!--no-log-gradient-norm-to-tensorboard", tensorboard_tags.grad_norm, "no grad-norm scalar in TensorBoard");
+  app.add_flag("!--no-log-loss-scale-to-tensorboard", tensorboard_tags.loss_scale,
+               "no loss-scale scalar in TensorBoard");
+  app.add_flag("!--no-log-gradient-norm-to-tensorboard", tensorboard_tags.grad_norm,
+               "no grad-norm scalar in TensorBoard");
   app.add_flag("--log-world-size-to-tensorboard", tensorboard_tags.world_size, "a world-size scalar in TensorBoard");
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   app.add_option("--seed", seed, "random seed (init and data)");

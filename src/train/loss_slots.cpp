@@ -4,7 +4,8 @@
 namespace cs {
 
 LossSlots::LossSlots(Backend& backend, int64_t global_micro_batches, int64_t extra, bool per_token)
-    : g_(global_micro_batches), extra_(extra), active_(global_micro_batches), per_token_(per_token), mem_(backend, size_t(2 * g_ + extra) * sizeof(double)),
+    : g_(global_micro_batches), extra_(extra), active_(global_micro_batches), per_token_(per_token),
+      mem_(backend, size_t(2 * g_ + extra) * sizeof(double)),
       all_(mem_.tensor({2 * g_ + extra}, DType::F64)) {}
 
 void LossSlots::clear(Ctx& ctx) { ctx.backend.zero(ctx, all_); }

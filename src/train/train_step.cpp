@@ -12,7 +12,8 @@ namespace cs {
 TrainStep::TrainStep(Model& model, AdamW& adam, LossScaler& scaler, Group& dp, int64_t global_micro,
                      double clip_grad, bool fp16, Group* pp, bool per_token_loss)
     : model_(model), adam_(adam), scaler_(scaler), dp_(dp), pp_(pp ? *pp : one_stage_), global_micro_(global_micro),
-      local_micro_(global_micro / dp.size()), max_micro_(global_micro), clip_grad_(clip_grad), fp16_(fp16), per_token_(per_token_loss),
+      local_micro_(global_micro / dp.size()), max_micro_(global_micro), clip_grad_(clip_grad), fp16_(fp16),
+      per_token_(per_token_loss),
       slots_(model.ctx().backend, global_micro, 2, per_token_loss) {  // extra: squared norm, zero count
   CS_CHECK(global_micro % dp.size() == 0) << global_micro << " micro-batches over " << dp.size() << " ranks";
   // A sharded optimizer reduce-scatters the whole gradient after backward instead.

@@ -210,14 +210,13 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     }
     step.set_global_micro(gb / b);
     const int64_t first = r.consumed_samples, sent_before = mpi_bytes_sent();
-    const StepOutcome o = step.run(
-        [&](int64_t g, MicroBatch& mb) {
-          mb.fill(data.train_src, first + g * b);
-          heart.alive();  // a long step (many micro-batches) is no stall
-        },
-        batch,
-                                   lr, a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
-                                                   : std::function<void(Tensor&)>());
+    auto fill = [&](int64_t g, MicroBatch& mb) {
+      mb.fill(data.train_src, first + g * b);
+      heart.alive();  // a long step (many micro-batches) is no stall
+    };
+    const StepOutcome o = step.run(fill, batch, lr,
+                                   a.grad_hook ? std::function<void(Tensor&)>([&](Tensor& g) { a.grad_hook(it, g); })
+                                               : std::function<void(Tensor&)>());
     step_bytes += mpi_bytes_sent() - sent_before;
     r.consumed_samples += gb;
     r.skipped += o.skipped;
