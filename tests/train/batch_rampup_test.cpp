@@ -1,6 +1,6 @@
 // --rampup-batch-size: every iteration's global batch and the run's iteration count are Megatron's
 // (tests/fixtures/rampup: Megatron-core's own calculator and update_train_iters loop, written by
-// tools/rampup_reference.py); a ramped run equals, bit for bit, runs of its fixed batch sizes joined
+// tools/fixtures/make_rampup_fixture.py); a ramped run equals, bit for bit, runs of its fixed batch sizes joined
 // by resumes (the batch grows, the samples and the schedule go on); a ramped run resumes exactly
 // mid-rampup; bad settings are one usage error naming the flag.
 #include <gtest/gtest.h>
