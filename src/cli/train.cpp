@@ -168,10 +168,10 @@ int train_main(int argc, char** argv) {
   }
   // A resume whose schedule settings differ from its checkpoint's is refused here, before the
   // model is allocated and the checkpoint read (the trainer settles them again as it loads).
+  const CheckpointSummary saved = native ? checkpoint_summary(*f.load) : CheckpointSummary{};
   if (native && a.load_optim && !a.finetune) {
-    if (!checkpoint_summary(*f.load).holds_optimizer) throw Error(no_optimizer_message(*f.load, f.resume));
-    settle_scheduler({a.lr, a.adam.weight_decay}, checkpoint_scheduler_settings(*f.load), a.scheduler_on_resume,
-                     *f.load, false);
+    if (!saved.holds_optimizer) throw Error(no_optimizer_message(*f.load, f.resume));
+    settle_scheduler({a.lr, a.adam.weight_decay}, saved.scheduler, a.scheduler_on_resume, *f.load, false);
   }
   if (a.fp16 && a.bf16)
     throw UsageError("--fp16 and --bf16 (from the flags or --deepspeed_config) both given: expected at most one");
@@ -190,7 +190,7 @@ int train_main(int argc, char** argv) {
   // Each global batch of the run (a rampup's, then --global-batch-size or ds_config's): whole
   // micro-batches on every rank, in the schedule's groups, and activation slots for the most.
   // (A resumed run's batches: those from its checkpoint's consumed samples on.)
-  const int64_t consumed = native && !a.finetune ? checkpoint_summary(*f.load).consumed_samples : 0;
+  const int64_t consumed = native && !a.finetune ? saved.consumed_samples : 0;
   a.rampup.check_split(a.global_batch, a.micro_batch, grid.dp, consumed);
   int64_t in_flight = 0;
   for (const int64_t batch : a.rampup.sizes(a.global_batch, consumed)) {

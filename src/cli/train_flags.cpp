@@ -154,13 +154,15 @@ void TrainFlags::add_to(CLI::App& app) {
 
 void TrainFlags::check_supported(const CLI::App& app) {
   megatron.check(app, model.position);
+  auto split_paths = [&] {
+    return !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
+  };
   // Megatron-core's data argument files stand for the data flags (it asserts one source).
-  const bool split_flags = !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
   if (data_args_path || per_split_data_args_path) {
     const char* file_flag = data_args_path ? "--data-args-path" : "--per-split-data-args-path";
     if (data_args_path && per_split_data_args_path)
       throw UsageError("--data-args-path with --per-split-data-args-path: one data source. Hint: keep one of the two");
-    if (!data_path.empty() || split_flags)
+    if (!data_path.empty() || split_paths())
       throw UsageError(fmt::format("{} with {}: one data source. Hint: keep one of the two", file_flag,
                                    !data_path.empty() ? "--data-path" : "--train-data-path / --valid-data-path / "
                                                                         "--test-data-path"));
@@ -172,26 +174,24 @@ void TrainFlags::check_supported(const CLI::App& app) {
       static const char* kKeys[] = {"train", "valid", "test"};
       for (size_t i = 0; i < 3; ++i)
         data_flag[i + 1] = fmt::format("--per-split-data-args-path {} ({})", *per_split_data_args_path, kKeys[i]);
-      if (split_data_path[0].empty())
-        throw UsageError(fmt::format("--per-split-data-args-path {}: \"train\" holds no data; expected the train "
-                                     "split's prefix (or weighted prefixes)", *per_split_data_args_path));
-      if (app.count("--split") > 0)
-        throw UsageError("--split with --per-split-data-args-path: each split has its own data, used whole. Hint: "
-                         "leave --split out");
     }
   }
   // Megatron-core's blend_per_split: each split its own data, all of it; not with --data-path or
-  // --split (Megatron asserts both).
-  const bool per_split = !split_data_path[0].empty() || !split_data_path[1].empty() || !split_data_path[2].empty();
-  if (per_split && !data_path.empty())
-    throw UsageError("--data-path with --train-data-path / --valid-data-path / --test-data-path: one or the other. "
-                     "Hint: --data-path (cut by --split), or each split's own data");
-  if (per_split && split_data_path[0].empty())
-    throw UsageError("--valid-data-path / --test-data-path without --train-data-path. Hint: give the train split's "
-                     "data too");
-  if (per_split && app.count("--split") > 0)
-    throw UsageError("--split with --train-data-path: each split has its own data, used whole. Hint: leave --split "
-                     "out");
+  // --split (Megatron asserts both). Errors name where the split paths came from.
+  if (split_paths() || per_split_data_args_path) {
+    if (!data_path.empty())
+      throw UsageError("--data-path with --train-data-path / --valid-data-path / --test-data-path: one or the other. "
+                       "Hint: --data-path (cut by --split), or each split's own data");
+    if (split_data_path[0].empty())
+      throw UsageError(per_split_data_args_path
+                           ? fmt::format("--per-split-data-args-path {}: \"train\" holds no data; expected the "
+                                         "train split's prefix (or weighted prefixes)", *per_split_data_args_path)
+                           : std::string("--valid-data-path / --test-data-path without --train-data-path. Hint: give "
+                                         "the train split's data too"));
+    if (app.count("--split") > 0)
+      throw UsageError(fmt::format("--split with {}: each split has its own data, used whole. Hint: leave --split out",
+                                   per_split_data_args_path ? "--per-split-data-args-path" : "--train-data-path"));
+  }
   if (tokenizer_type && *tokenizer_type == "SentencePieceTokenizer") throw UsageError(sentencepiece_tokenizer_refusal());
   // Megatron's check stops the run at the first NaN loss or gradient.
   if (app.count("--check-for-nan-in-loss-and-grad") > 0 && exit_on_nan == 0) exit_on_nan = 1;

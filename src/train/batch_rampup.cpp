@@ -2,7 +2,6 @@
 
 #include <fmt/core.h>
 
-#include <algorithm>
 
 #include "core/error.h"
 
@@ -20,11 +19,7 @@ std::vector<int64_t> BatchRampup::sizes(int64_t global, int64_t consumed) const 
   if (!on()) return {global};
   std::vector<int64_t> out;
   // The batches the rampup's iterations take from `consumed` on (a steep rampup skips some of the
-  // START + k INCREMENT), then the global batch; every one of them when that walk is too long.
-  if ((samples - std::min(consumed, samples)) / std::max<int64_t>(start, 1) > 10'000'000) {
-    for (int64_t b = global_batch(consumed, global); b <= global; b += increment) out.push_back(b);
-    return out;
-  }
+  // START + k INCREMENT), then the global batch; check() bounds the walk.
   for (int64_t c = consumed; c <= samples;) {
     const int64_t b = global_batch(c, global);
     if (out.empty() || out.back() != b) out.push_back(b);
@@ -54,6 +49,11 @@ void BatchRampup::check(int64_t global) const {
   if (start < 1 || increment < 1 || samples < 1)
     throw UsageError(fmt::format("--rampup-batch-size {} {} {}: expected a start batch, an increment and a number of "
                                  "samples, each at least 1", start, increment, samples));
+  // The rampup's iterations are walked one by one (as Megatron counts them): at most kMaxIterations.
+  if (samples / start >= kMaxIterations)
+    throw UsageError(fmt::format("--rampup-batch-size {} {} {}: the rampup would take about {} iterations, expected "
+                                 "fewer than {}. Hint: a larger start batch or fewer rampup samples", start, increment,
+                                 samples, samples / start, kMaxIterations));
   if (start >= global)
     throw UsageError(fmt::format("--rampup-batch-size {} {} {}: the start batch must be below --global-batch-size {}. "
                                  "Hint: leave the flag out to train with {} throughout", start, increment, samples,

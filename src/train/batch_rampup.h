@@ -13,6 +13,7 @@ namespace cs {
 
 struct BatchRampup {
   int64_t start = 0, increment = 0, samples = 0;  // all 0: no rampup (the global batch throughout)
+  static constexpr int64_t kMaxIterations = 10'000'000;  // of the rampup (GPT-3's takes 7,500)
 
   bool on() const { return start != 0 || increment != 0 || samples != 0; }
   // The global batch of the iteration that starts after `consumed` samples, out of `global`.

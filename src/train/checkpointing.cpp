@@ -208,26 +208,16 @@ ModelConfig checkpoint_model_config(const std::string& root, std::string* file) 
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
 }
 
-std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root) {
-  const int64_t it = latest_iteration(root);
-  if (it < 0) return std::nullopt;
-  CheckpointReader r(root, it);
-  const nlohmann::json& m = r.meta();
-  try {
-    return m.contains("scheduler") ? read_scheduler_settings(r.dir(), m.at("scheduler")) : std::nullopt;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("[checkpoint] {}/meta.json: {}", r.dir(), e.what()));
-  }
-}
-
 CheckpointSummary checkpoint_summary(const std::string& root) {
   const int64_t it = latest_iteration(root);
   if (it < 0) return {};
+  const std::string dir = root + "/" + iteration_dir_name(it);
   const nlohmann::json m = CheckpointReader::read_meta(root, it);
   try {
-    return {!m.value("no_save_optim", false), m.value("consumed_samples", int64_t(0))};
+    return {!m.value("no_save_optim", false), m.value("consumed_samples", int64_t(0)),
+            m.contains("scheduler") ? read_scheduler_settings(dir, m.at("scheduler")) : std::nullopt};
   } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("[checkpoint] {}/{}/meta.json: {}", root, iteration_dir_name(it), e.what()));
+    throw Error(fmt::format("[checkpoint] {}/meta.json: {}", dir, e.what()));
   }
 }
 

@@ -66,16 +66,14 @@ void save_model_checkpoint(const std::string& root, const Model& model);
 // given, receives the path of the meta.json it came from.
 ModelConfig checkpoint_model_config(const std::string& root, std::string* file = nullptr);
 
-// The scheduler settings stored in ROOT's latest checkpoint (none: an older or weights-only one, or
-// no checkpoint), read before the model is built.
-std::optional<SchedulerSettings> checkpoint_scheduler_settings(const std::string& root);
-
 // What a run needs to know of ROOT's latest checkpoint before the model is built (its meta.json
-// alone is read): whether it holds its optimizer state (false: saved with --no-save-optim) and
-// the samples it consumed. No checkpoint: {true, 0}.
+// alone is read): whether it holds its optimizer state (false: saved with --no-save-optim), the
+// samples it consumed and the scheduler settings it trained with (none: an older, weights-only or
+// --no-save-optim one). No checkpoint: {true, 0, none}.
 struct CheckpointSummary {
   bool holds_optimizer = true;
   int64_t consumed_samples = 0;
+  std::optional<SchedulerSettings> scheduler;
 };
 CheckpointSummary checkpoint_summary(const std::string& root);
 // The one line that refuses to load a --no-save-optim checkpoint with its optimizer (resume_flag:

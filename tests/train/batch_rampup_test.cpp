@@ -76,6 +76,8 @@ TEST(BatchRampup, BadSettingsAreOneLineNamingTheFlag) {
   expect_usage([] { BatchRampup{4, 4, 0}.check(16); }, "each at least 1");
   expect_usage([] { BatchRampup{0, 16, 1000}.check(64); }, "--rampup-batch-size 0 16 1000: expected a start batch");
   expect_usage([] { BatchRampup{-4, 4, 100}.check(16); }, "each at least 1");
+  // Its iterations are walked one by one: a rampup of 10^7 or more is refused, not a hang.
+  expect_usage([] { BatchRampup{1, 1, 20'000'000}.check(2); }, "the rampup would take about 20000000 iterations");
   EXPECT_NO_THROW(BatchRampup({4, 4, 100}).check(16));
   // Each batch split over micro-batches and data-parallel ranks: 4 and 8 split into 2 x 2, 6 does not.
   EXPECT_NO_THROW(BatchRampup({4, 4, 100}).check_split(16, 2, 2));
