@@ -136,8 +136,6 @@ void MegatronFlags::add_to(CLI::App& app) {
                  "heads here (Baichuan's attention); ignored without it, as in Megatron");
   app.add_option("--data-impl", data_impl_, "mmap (or infer): the MMIDIDX format, the only one")
       ->check(CLI::IsMember({"mmap", "infer"}));
-  app.add_option("--dataloader-type", dataloader_type_, "single: samples in order (Megatron's default), the only one")
-      ->check(CLI::IsMember({"single"}));
   app.add_option("--optimizer", optimizer_, "adam: Megatron's Adam with decoupled weight decay (AdamW), the only one")
       ->check(CLI::IsMember({"adam"}));
   app.add_option("--weight-decay-incr-style", wd_incr_style_, "constant: --weight-decay throughout, the only one")

@@ -151,6 +151,9 @@ int plan_main(int argc, char** argv) {
   // As train counts them (plan needs no run length: without one the data indices are not counted).
   const bool length = f.train_iters || f.train_samples || !f.rampup_batch_size.empty();
   l.train_iters = length ? f.run_length(std::max<int64_t>(1, l.global_batch)).first : 0;
+  l.train_samples = f.train_samples.value_or(0);  // a rampup's iterations take fewer samples each
+  l.cyclic = f.dataloader_type == "cyclic";
+  l.data_sharding = !f.no_data_sharding;
   l.sequence_parallel = app.count("--sequence-parallel") > 0 && f.tp > 1;
   l.distributed_optimizer = f.distributed_optimizer || (f.zero_stage && *f.zero_stage >= 1);
   l.flash_attention = flash;

@@ -48,6 +48,11 @@ void TrainFlags::add_to(CLI::App& app) {
                "positions restart at 0 after each end-of-document token (with --is-instruction-dataset: "
                "in each packed sample)");
   app.add_flag("--eod-mask-loss", eod_mask_loss, "leave out of the loss the target predicted from an end-of-document token");
+  app.add_option("--dataloader-type", dataloader_type,
+                 "single: the samples in order (Megatron's default); cyclic: each epoch of the data in a new random "
+                 "order (Megatron's MegatronPretrainingRandomSampler), each data-parallel rank shuffling its own shard");
+  app.add_flag("--no-data-sharding", no_data_sharding,
+               "with --dataloader-type cyclic: shuffle each epoch as a whole, the ranks taking turns through it");
   app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
@@ -193,6 +198,11 @@ void TrainFlags::check_supported(const CLI::App& app) {
                                    per_split_data_args_path ? "--per-split-data-args-path" : "--train-data-path"));
   }
   if (tokenizer_type && *tokenizer_type == "SentencePieceTokenizer") throw UsageError(sentencepiece_tokenizer_refusal());
+  if (dataloader_type == "external")
+    throw UsageError("--dataloader-type external: Megatron then takes a data loader object from the Python script that "
+                     "calls it, which a command line cannot give. Hint: single (the samples in order) or cyclic");
+  if (dataloader_type != "single" && dataloader_type != "cyclic")
+    throw UsageError(fmt::format("--dataloader-type {}: expected single or cyclic", dataloader_type));
   // Megatron's check stops the run at the first NaN loss or gradient.
   if (app.count("--check-for-nan-in-loss-and-grad") > 0 && exit_on_nan == 0) exit_on_nan = 1;
   if (normalization != "RMSNorm")
@@ -219,6 +229,9 @@ std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {
                                 "scores, which flash attention never stores; --recompute-granularity full trades "
                                 "compute for memory)", model.recompute_activations ? "--recompute-activations"
                                                                                    : "--recompute-granularity selective"));
+  if (no_data_sharding && dataloader_type == "single")
+    notes.push_back("accepted, no effect here: --no-data-sharding (it changes the order of --dataloader-type cyclic "
+                    "only, as in Megatron)");
   if (fp16)
     notes.push_back("--fp16: on CPU this selects the fp32 path with dynamic loss scaling (use --bf16 for "
                     "half-precision GEMMs on the CPU)");
@@ -270,6 +283,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
                                    "preprocess the instruction corpora together into one dataset", data_flag[i].c_str()));
   }
   a.split = split;
+  a.dataloader = dataloader_type == "cyclic" ? DataloaderType::kCyclic : DataloaderType::kSingle;
+  a.data_sharding = !no_data_sharding;
   a.instruction = instruction;
   a.pack = instruction && reset_attention_mask && reset_position_ids;
   if (!instruction) {

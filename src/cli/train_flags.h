@@ -29,6 +29,8 @@ struct TrainFlags {
   std::array<std::string, 4> data_flag = {"--data-path", "--train-data-path", "--valid-data-path", "--test-data-path"};
   std::optional<std::string> load, save, log_dir, tensorboard_dir, tokenizer, tokenizer_model, tokenizer_type;
   TensorBoardTags tensorboard_tags;
+  std::string dataloader_type = "single";  // --dataloader-type: single or cyclic
+  bool no_data_sharding = false;           // --no-data-sharding (cyclic's order)
   std::string normalization = "RMSNorm";
   double attention_dropout = 0.0, hidden_dropout = 0.0;
   uint64_t seed = 1234;

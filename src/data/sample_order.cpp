@@ -40,12 +40,7 @@ SampleOrder::SampleOrder(DataloaderType type, bool data_sharding, int64_t total,
     throw UsageError(fmt::format("--dataloader-type cyclic: {} has {} samples, fewer than one micro-batch step "
                                  "(--micro-batch-size {} x {} data-parallel ranks). Hint: use more data, or "
                                  "--dataloader-type single", what, total_, mbs_, dp_));
-  if (!sharding_ && total_ % step >= mbs_)
-    throw UsageError(fmt::format("--dataloader-type cyclic --no-data-sharding: {} has {} samples, and {} mod "
-                                 "(--micro-batch-size {} x {} data-parallel ranks) = {} is at least a micro-batch, "
-                                 "so Megatron's ranks would take different numbers of micro-batches per epoch and "
-                                 "fall out of step. Hint: leave out --no-data-sharding (shard the data, "
-                                 "Megatron's default)", what, total_, total_, mbs_, dp_, total_ % step));
+  what_ = what;
 }
 
 const std::vector<int64_t>& SampleOrder::epoch_perm(int64_t epoch) const {
@@ -61,6 +56,16 @@ const std::vector<int64_t>& SampleOrder::epoch_perm(int64_t epoch) const {
 int64_t SampleOrder::index(int64_t p) const {
   if (type_ == DataloaderType::kSingle) return p % total_;
   const int64_t step = mbs_ * dp_;
+  // Unsharded, the ranks stride through (total / mbs) x mbs samples: when that leaves a micro-batch
+  // or more beyond the active ones, some of Megatron's ranks take one more micro-batch at the end
+  // of the epoch than the others and start the next one elsewhere (and its own resume no longer
+  // continues its run). A run's datasets are sized to cover it, so this needs a run longer than its
+  // data.
+  if (!sharding_ && p >= active_ && (total_ / mbs_) * mbs_ - active_ >= mbs_)
+    throw Error(fmt::format("--dataloader-type cyclic --no-data-sharding: the run has taken the {} active samples of "
+                            "{} ({} in all, {} x {} per micro-batch step), where Megatron's data-parallel ranks would "
+                            "take different numbers of micro-batches and fall out of step. Hint: leave out "
+                            "--no-data-sharding (shard the data, Megatron's default)", active_, what_, total_, mbs_, dp_));
   const int64_t epoch = p / active_, q = p % active_;
   // q = k x step + r x mbs + j: the j-th sample of rank r's k-th micro-batch of this epoch.
   const int64_t k = q / step, r = q % step / mbs_, j = q % mbs_;

@@ -27,13 +27,13 @@ enum class DataloaderType { kSingle, kCyclic };
 class SampleOrder {
  public:
   // single: position p is sample p % total. cyclic: as above; throws cs::UsageError when the
-  // dataset has fewer than mbs x dp samples, and without data sharding when
-  // total % (mbs x dp) >= mbs (Megatron's ranks would then take different numbers of micro-batches
-  // per epoch and fall out of step). `what` names the dataset in errors.
+  // dataset has fewer than mbs x dp samples. `what` names the dataset in errors.
   SampleOrder(DataloaderType type, bool data_sharding, int64_t total, int64_t micro_batch, int64_t dp,
               const char* what = "the dataset");
   // The dataset sample at run position P (>= 0). Not thread-safe: it keeps the current epoch's
-  // permutation.
+  // permutation. Throws cs::Error for a position past the first epoch without data sharding where
+  // total % (mbs x dp) >= mbs: there Megatron's ranks take different numbers of micro-batches per
+  // epoch and fall out of step.
   int64_t index(int64_t p) const;
   int64_t total() const { return total_; }
 
@@ -42,6 +42,7 @@ class SampleOrder {
   DataloaderType type_;
   bool sharding_;
   int64_t total_, mbs_, dp_, active_;
+  const char* what_;
   mutable int64_t epoch_ = -1;
   mutable std::vector<int64_t> perm_;
 };

@@ -128,4 +128,15 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   return d;
 }
 
+void order_samples(Datasets& d, const TrainArgs& a, int64_t dp) {
+  SampleSource* src[3] = {&d.train_src, &d.valid_src, &d.test_src};
+  const char* names[3] = {"the train split", "the validation split", "the test split"};
+  for (size_t i = 0; i < 3; ++i) {
+    if (!src[i]->gpt && !src[i]->sft) continue;
+    d.orders[i] = std::make_unique<SampleOrder>(a.dataloader, a.data_sharding, src[i]->num_samples(), a.micro_batch,
+                                                dp, names[i]);
+    src[i]->order = d.orders[i].get();
+  }
+}
+
 }  // namespace cs

@@ -4,6 +4,7 @@
 // eval_iters global batches: the +1 is the evaluation at the end of training), test for one
 // (eval_iters global batches, evaluated once at the end).
 #pragma once
+#include <array>
 #include <memory>
 
 #include "data/blended_dataset.h"
@@ -17,6 +18,7 @@ struct Datasets {
   std::unique_ptr<BlendedDataset> train, valid, test;
   std::unique_ptr<SftDataset> sft_train, sft_valid, sft_test;  // --is-instruction-dataset
   SampleSource train_src, valid_src, test_src;                 // whichever of the two is in use
+  std::array<std::unique_ptr<SampleOrder>, 3> orders;         // each split's, once order_samples set them
   bool has_valid() const { return valid_src.gpt || valid_src.sft; }
   bool has_test() const { return test_src.gpt || test_src.sft; }
 };
@@ -26,5 +28,10 @@ struct Datasets {
 // or test split is left out (no share in --split, too few tokens, an unreadable index); a test
 // split too small for a sample is left out silently.
 Datasets open_datasets(const TrainArgs& a, bool may_build, bool say);
+
+// Megatron's --dataloader-type (a.dataloader, a.data_sharding) for each split of d, as micro-batches
+// of a.micro_batch samples on dp data-parallel ranks take them (data/sample_order.h). UsageError
+// for a split the cyclic order cannot take.
+void order_samples(Datasets& d, const TrainArgs& a, int64_t dp);
 
 }  // namespace cs

@@ -33,13 +33,13 @@ void MicroBatch::fill(const SampleSource& data, int64_t first) {
   // model would otherwise restart them with each segment.
   positioned_ = !data.sft && (eod_.reset_position_ids || eod_.reset_attention_mask);
   for (int64_t bi = 0; bi < b_; ++bi) {
-    const int64_t row = bi * t_;
+    const int64_t row = bi * t_, index = data.order ? data.order->index(first + bi) : (first + bi) % n;
     if (data.gpt) {
-      data.gpt->sample((first + bi) % n, sample_.data());
+      data.gpt->sample(index, sample_.data());
       fill_gpt_row(row);
       continue;
     }
-    data.sft->sample((first + bi) % n, sample_.data(), trained_.data(), seg_sample_.data());
+    data.sft->sample(index, sample_.data(), trained_.data(), seg_sample_.data());
     for (int64_t t = 0; t < t_; ++t) {
       // Trained, and predicted from its own sample (the token before it in the same segment).
       const bool counted = trained_[size_t(t + 1)] && seg_sample_[size_t(t + 1)] == seg_sample_[size_t(t)] &&

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/blended_dataset.h"
+#include "data/sample_order.h"
 #include "data/sft_dataset.h"
 
 namespace cs {
@@ -23,10 +24,12 @@ struct EodOptions {
 };
 
 // Where micro-batches come from: Megatron's GPT samples (pretraining) or instruction samples
-// (--is-instruction-dataset). Exactly one is set.
+// (--is-instruction-dataset). Exactly one is set. order: which sample each run position takes
+// (Megatron's --dataloader-type); null: position p is sample p, modulo the size.
 struct SampleSource {
   const BlendedDataset* gpt = nullptr;
   const SftDataset* sft = nullptr;
+  const SampleOrder* order = nullptr;
   int64_t num_samples() const { return gpt ? gpt->num_samples() : sft->num_samples(); }
 };
 
@@ -35,7 +38,8 @@ class MicroBatch {
   // eod: how pretraining samples treat end-of-document tokens (instruction samples carry their
   // own segments and loss mask; eod_mask_loss applies to both).
   MicroBatch(int64_t batch, int64_t seq_length, const EodOptions& eod = {});
-  // Samples first, first + 1, ..., first + B - 1 of data (each modulo its size).
+  // The samples at run positions first, first + 1, ..., first + B - 1 of data (its order's, or
+  // each position modulo its size).
   void fill(const SampleSource& data, int64_t first);
   void fill(const BlendedDataset& data, int64_t first) { fill(SampleSource{&data, nullptr}, first); }
   const int32_t* tokens() const { return tokens_.data(); }

@@ -152,8 +152,11 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
   // Model plans its buffers for max_batch x the config's max_seq_length (train.cpp), not --seq-length.
   // Byte counts are doubles: the flags' and files' sizes may multiply past int64.
   const double n = double(l.micro_batch) * double(c.max_seq_length);
-  const double samples = double(std::max<int64_t>(l.train_iters, 1)) * double(l.global_batch);
-  const double data = l.training ? 2 * n * 4 + 3 * double(l.micro_batch) * (double(l.seq_length) + 1) * 4 + 24.0 * samples
+  const double samples = l.train_samples > 0 ? double(l.train_samples)
+                                            : double(std::max<int64_t>(l.train_iters, 1)) * double(l.global_batch);
+  const double order = l.cyclic ? 8.0 * samples / double(l.data_sharding ? dp : 1) : 0.0;
+  const double data = l.training ? 2 * n * 4 + 3 * double(l.micro_batch) * (double(l.seq_length) + 1) * 4 +
+                                       24.0 * samples + order
                                  : 2 * n * 4;
   // --bf16 on the CPU: a bf16 compute copy of the parameters, fp32 gradients, fp32 master weights
   // beside Adam's moments, and the GEMMs' saved activations in bf16 (Precision::bf16()). --fp16
@@ -253,7 +256,8 @@ Plan cpu_plan(const ModelConfig& c, const PlanLayout& l) {
                      shard.sequence_parallel ? ", residual stream 1/TP (SP)" : "",
                      shard.has_head ? fmt::format("; logits {} x vocab {}", n, c.vocab_size / tp) : "")},
         {"data", data,
-         l.training ? "token/target buffers, sample indices" : "the model's token/target copies (not training)"},
+         l.training ? fmt::format("token/target buffers, sample indices{}", l.cyclic ? ", the cyclic order's permutation" : "")
+                    : "the model's token/target copies (not training)"},
         {"communication buffers", fold, l.world > 1 ? "the largest tensor summed at once (MPI fold rows)" : "none"},
         {"BLAS packing", cpu_blas_pack_bytes(rank_widths, n, l.cpu_threads),
          l.cpu_threads > 1 ? "threaded OpenBLAS: the largest GEMM's packed panel (transient)" : "none on 1 thread"},

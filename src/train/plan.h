@@ -24,6 +24,10 @@ struct PlanLayout {
   int64_t micro_batch = 1, global_batch = 1;
   int64_t seq_length = 0;             // tokens per sample (<= the config's max_seq_length)
   int64_t train_iters = 0;            // sizes the CPU trainer's data indices (0: not counted)
+  int64_t train_samples = 0;          // --train-samples: the indices' samples (0: train_iters x global_batch)
+  // --dataloader-type cyclic keeps each rank's permutation of the train split (its shard, or all of
+  // it with --no-data-sharding).
+  bool cyclic = false, data_sharding = true;
   bool sequence_parallel = false, distributed_optimizer = false, flash_attention = false;
   PlanPrecision precision = PlanPrecision::Fp32;
   int cpu_threads = 1;                // OpenMP threads of the CPU trainer (OMP_NUM_THREADS)

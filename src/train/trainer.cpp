@@ -145,6 +145,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   world.barrier(model.ctx());
   if (!writer) data = open_datasets(a, false, false);
   agree_on_splits(model.ctx(), world, data);
+  order_samples(data, a, dp.size());
   const bool shard = a.distributed_optimizer && dp.size() > 1;
   if (shard) model.params().pad_to(model.ctx(), dp.size());
   AdamW adam(model.params(), a.adam, model.ctx(), shard ? &dp : nullptr);

@@ -35,6 +35,10 @@ struct TrainArgs {
   std::array<std::vector<std::string>, 3> split_data_path;
   std::string split = "969, 30, 1";     // --split (Megatron's default)
   std::string data_cache_path;         // --data-cache-path: index cache ("" = beside the data)
+  // Megatron's --dataloader-type and --no-data-sharding: the order samples are taken in
+  // (data/sample_order.h); single: in order.
+  DataloaderType dataloader = DataloaderType::kSingle;
+  bool data_sharding = true;
   // --is-instruction-dataset: data_path is one PREFIX_text_document with its loss mask beside it
   // (data/sft_dataset.h); the loss counts trained tokens only, averaged over the global batch.
   // pack: --reset-attention-mask --reset-position-ids (several samples per sequence).

@@ -67,14 +67,14 @@ TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
                        "--manual-gc --dataloader-type single --data-impl mmap --distributed-backend nccl "
                        "--fp16-lm-cross-entropy --async-save --tensorboard-queue-size 10 --log-progress "
                        "--manual-gc-interval 5 --recompute-activations --log-batch-size-to-tensorboard "
-                       "--cross-entropy-loss-fusion");
+                       "--cross-entropy-loss-fusion --no-data-sharding");
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* flag : {"--overlap-grad-reduce", "--overlap-param-gather", "--num-workers", "--timing-log-level",
                            "--log-timers-to-tensorboard", "--tensorboard-log-interval", "--wandb-project",
                            "--wandb-exp-name", "--ckpt-format",
                            "--empty-unused-memory-level", "--manual-gc", "--distributed-backend",
                            "--fp16-lm-cross-entropy", "--async-save", "--tensorboard-queue-size", "--log-progress",
-                           "--manual-gc-interval", "--recompute-activations"})
+                           "--manual-gc-interval", "--recompute-activations", "--no-data-sharding"})
     EXPECT_NE(r.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos) << flag << "\n" << r.err;
   // Selective recomputation has nothing to recompute here (a note); with a layer method, Megatron's error.
   const auto s = train("--recompute-granularity selective");
@@ -102,7 +102,10 @@ TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
   // Megatron reads --num-query-groups (default 1) only with --group-query-attention.
   expect_usage("--group-query-attention", "--group-query-attention with --num-query-groups 1");
   EXPECT_EQ(train("--num-query-groups 1").status, 0);
-  expect_usage("--dataloader-type cyclic", "--dataloader-type");
+  expect_usage("--dataloader-type external", "--dataloader-type external: Megatron then takes a data loader object");
+  expect_usage("--dataloader-type random", "--dataloader-type random: expected single or cyclic");
+  EXPECT_EQ(train("--dataloader-type cyclic").status, 0);
+  EXPECT_EQ(train("--dataloader-type cyclic --no-data-sharding").status, 0);
   expect_usage("--data-impl lazy", "--data-impl");
   for (const char* flag : {"--squared-relu", "--openai-gelu", "--add-bias-linear", "--add-qkv-bias", "--apply-layernorm-1p",
                            "--qk-layernorm", "--apply-residual-connection-post-layernorm", "--fp8-format hybrid",

@@ -57,7 +57,7 @@ class ParallelRuns : public ::testing::TestWithParam<std::string> {
              "--log-params-norm --log-num-zeros-in-grad "
              "--data-path " + dir_ + "/data";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override { if (!getenv("CS_KEEP")) std::filesystem::remove_all(dir_); }
   // The model's size flags: by default 4 layers, 4 heads and a vocabulary padded to a multiple of
   // 4, so every tensor- and pipeline-parallel size up to 4 splits the same model.
   virtual std::string model_flags() const {

@@ -65,6 +65,32 @@ TEST(Plan, CpuDataParallelRankAndItsOptimizerShard) {
   EXPECT_GT(2 * tp2.params_rank, tp2.params_total);
 }
 
+// The data line counts 24 bytes of mapped indices per train sample (--train-samples itself when
+// given: a rampup's iterations take fewer samples each), and with --dataloader-type cyclic each
+// rank's permutation of its shard (of the whole split with --no-data-sharding), 8 bytes an entry.
+TEST(Plan, CpuDataIndicesFollowTheSamplesAndTheOrder) {
+  const ModelConfig c = small_cfg(false);
+  PlanLayout l;
+  l.micro_batch = 2;
+  l.global_batch = 8;
+  l.seq_length = c.max_seq_length;
+  l.world = 4;
+  l.train_iters = 1000;
+  auto data = [&] {
+    for (const PlanItem& it : make_plan(c, l, PlanBackend::Cpu).items)
+      if (it.name == "data") return it.bytes;
+    return -1.0;
+  };
+  const double by_iters = data();
+  l.train_samples = 6000;  // e.g. a rampup's 1000 iterations
+  EXPECT_EQ(by_iters - data(), 24.0 * (8000 - 6000));
+  const double single = data();
+  l.cyclic = true;
+  EXPECT_EQ(data() - single, 8.0 * 6000 / 4);
+  l.data_sharding = false;
+  EXPECT_EQ(data() - single, 8.0 * 6000);
+}
+
 TEST(Plan, CpuBuffersEqualTheModelsAllocation) {
   for (int recompute : {0, 1, 2}) {  // none, every layer, the first 2 layers (block)
     ModelConfig c = small_cfg(recompute > 0);
