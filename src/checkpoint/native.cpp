@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -145,6 +147,26 @@ int64_t latest_iteration(const std::string& root) {
     throw Error(fmt::format("[checkpoint] {} names iteration {}, but {}/{} is missing or incomplete",
                             path, it, root, iteration_dir_name(it)));
   return it;
+}
+
+int64_t load_iteration(const std::string& root, int64_t step) {
+  if (step < 0) return latest_iteration(root);
+  if (fs::exists(root + "/" + iteration_dir_name(step) + "/meta.json")) return step;
+  std::vector<int64_t> held;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    int64_t it = -1;
+    if (name.size() == 12 && name.rfind("iter_", 0) == 0 && std::sscanf(name.c_str() + 5, "%7" SCNd64, &it) == 1 &&
+        iteration_dir_name(it) == name && fs::exists(e.path() / "meta.json"))
+      held.push_back(it);
+  }
+  std::sort(held.begin(), held.end());
+  std::string list;
+  for (const int64_t it : held) list += fmt::format("{}{}", list.empty() ? "" : ", ", it);
+  throw Error(fmt::format("[checkpoint] --ckpt-step {}: {} holds no complete {}. Hint: its checkpoints are at "
+                          "iteration{} {}", step, root, iteration_dir_name(step), held.size() == 1 ? "" : "s",
+                          list.empty() ? "(none)" : list));
 }
 
 nlohmann::json CheckpointReader::read_meta(const std::string& root, int64_t iteration) {

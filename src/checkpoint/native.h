@@ -70,6 +70,11 @@ class CheckpointWriter {
 // when the folder holds no checkpoint. A latest file naming a missing folder is a cs::Error.
 int64_t latest_iteration(const std::string& root);
 
+// The iteration a load takes from ROOT: STEP when >= 0 (Megatron's --ckpt-step), which must be a
+// complete checkpoint there (else a cs::Error listing the ones ROOT holds); else the latest, as
+// latest_iteration (-1: none).
+int64_t load_iteration(const std::string& root, int64_t step = -1);
+
 // Folders under ROOT left by a write that never completed (iter_XXXXXXX.tmp): ignored by readers.
 std::vector<std::string> incomplete_checkpoints(const std::string& root);
 

@@ -48,7 +48,7 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
   if (f.load && fs::exists(*f.load)) {
     ModelConfig c;
     if (is_native_checkpoint(*f.load)) {
-      c = checkpoint_model_config(*f.load, &config_file);
+      c = checkpoint_model_config(*f.load, &config_file, f.load_step());
     } else {
       const std::string path = *f.load + "/config.json";
       config_file = path;

@@ -120,6 +120,10 @@ int train_main(int argc, char** argv) {
   world = group_for_device(std::move(world), *backend);  // NCCL between GPUs (a collective)
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
+  if (f.ckpt_step && !native)
+    throw UsageError(fmt::format("--ckpt-step {}: --load {} is not a native checkpoint (no "
+                                 "latest_checkpointed_iteration.txt), whose iterations it picks from. Hint: leave "
+                                 "--ckpt-step out", *f.ckpt_step, f.load.value_or("(not given)")));
   if (f.resume && !native)
     throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
                                  "Hint: --resume continues a run from its own --save directory",
@@ -129,7 +133,7 @@ int train_main(int argc, char** argv) {
   std::string config_file;  // empty: the flags
   ModelConfig cfg;
   if (native) {
-    cfg = checkpoint_model_config(*f.load, &config_file);
+    cfg = checkpoint_model_config(*f.load, &config_file, f.load_step());
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
   } else if (f.load) {
     config_file = *f.load + "/config.json";
@@ -168,7 +172,7 @@ int train_main(int argc, char** argv) {
   }
   // A resume whose schedule settings differ from its checkpoint's is refused here, before the
   // model is allocated and the checkpoint read (the trainer settles them again as it loads).
-  const CheckpointSummary saved = native ? checkpoint_summary(*f.load) : CheckpointSummary{};
+  const CheckpointSummary saved = native ? checkpoint_summary(*f.load, f.load_step()) : CheckpointSummary{};
   if (native && a.load_optim && !a.finetune) {
     if (!saved.holds_optimizer) throw Error(no_optimizer_message(*f.load, f.resume));
     settle_scheduler({a.lr, a.adam.weight_decay}, saved.scheduler, a.scheduler_on_resume, *f.load, false);
@@ -227,7 +231,7 @@ int train_main(int argc, char** argv) {
   // One run, one folder: a new run never mixes with the run already in --save (every rank checks,
   // so a refusal is the same usage error everywhere), and rank 0 holds the folder's lock.
   std::unique_ptr<RunLock> run_lock;
-  if (f.save) {
+  if (f.save && !f.skip_train) {
     std::error_code ec;
     const bool resuming_save =
         native && std::filesystem::weakly_canonical(*f.load, ec) == std::filesystem::weakly_canonical(*f.save, ec);
@@ -262,21 +266,29 @@ int train_main(int argc, char** argv) {
     if (a.rampup.on())
       log_info("[train] batch-size rampup: the global batch grows from {} by {} over the first {} samples",
                a.rampup.start, a.rampup.increment, a.rampup.samples);
-    log_info("[train] {} iterations x {}{} samples of {} tokens ({}{} micro-batches of {}{}{}{})", a.train_iters,
-             a.rampup.on() ? "up to " : "", a.global_batch, a.seq_length, a.rampup.on() ? "up to " : "",
-             a.global_batch / a.micro_batch, a.micro_batch,
-             grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "",
-             grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
-                                       shard.sequence_parallel ? " with sequence parallelism" : "")
-                         : "",
-             grid.pp > 1 ? fmt::format(", {} pipeline stages ({})", grid.pp,
-                                       chunks > 1 ? fmt::format("interleaved 1F1B, {} model chunks each", chunks)
-                                                  : std::string("1F1B"))
-                         : "");
+    const std::string layout =
+        fmt::format("{}{}{}", grid.dp > 1 ? fmt::format(" over {} data-parallel ranks", grid.dp) : "",
+                    grid.tp > 1 ? fmt::format(", tensor-parallel over {}{}", grid.tp,
+                                              shard.sequence_parallel ? " with sequence parallelism" : "")
+                                : "",
+                    grid.pp > 1 ? fmt::format(", {} pipeline stages ({})", grid.pp,
+                                              chunks > 1 ? fmt::format("interleaved 1F1B, {} model chunks each", chunks)
+                                                         : std::string("1F1B"))
+                                : "");
+    if (a.skip_train)
+      log_info("[train] --skip-train: evaluating {} at iteration {} on {} global batches of {} samples of {} tokens "
+               "of the validation and test splits ({} micro-batches of {}{}); nothing is trained or written",
+               native ? *f.load : f.load ? *f.load + " (Hugging Face weights)" : std::string("a new model"),
+               native && !a.finetune ? load_iteration(*f.load, f.load_step()) : 0, a.eval_iters, a.global_batch,
+               a.seq_length, a.global_batch / a.micro_batch, a.micro_batch, layout);
+    else
+      log_info("[train] {} iterations x {}{} samples of {} tokens ({}{} micro-batches of {}{})", a.train_iters,
+               a.rampup.on() ? "up to " : "", a.global_batch, a.seq_length, a.rampup.on() ? "up to " : "",
+               a.global_batch / a.micro_batch, a.micro_batch, layout);
   }
   TrainResult r = train(*model, a, *world, *groups.dp, groups.pp.get());
   if (r.stopped_on_nan) return 1;
-  if (f.save && rank0 && !r.stopped_by_signal && !r.stopped_by_exit_interval && !r.stopped_by_duration) {
+  if (f.save && rank0 && !f.skip_train && !r.stopped_by_signal && !r.stopped_by_exit_interval && !r.stopped_by_duration) {
     if (grid.tp == 1 && grid.pp == 1) {
       save_hf_model(*model, *f.save + "/hf");
       log_info("[train] weights also -> {}/hf (Hugging Face format)", *f.save);

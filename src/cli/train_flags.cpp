@@ -77,7 +77,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--log-num-zeros-in-grad", log_num_zeros,
                "add the logged iteration's count of zero gradients to the log line (num zeros: X |)");
   app.add_option("--exit-on-nan", exit_on_nan, "stop after N non-finite iterations in a row");
-  app.add_option("--lr", lr, "peak learning rate")->required();
+  app.add_option("--lr", lr, "peak learning rate (required, except with --skip-train)");
+  app.add_flag("--skip-train", skip_train,
+               "evaluate the model (--load's, or a new one) on the validation and test splits, --eval-iters global "
+               "batches each from their first samples, and exit: no training, nothing written (Megatron's)");
   app.add_option("--min-lr", min_lr, "learning rate at the end of the decay");
   app.add_option("--lr-decay-style", lr_decay_style, "constant, linear or cosine")
       ->check(CLI::IsMember({"constant", "linear", "cosine"}));
@@ -131,9 +134,12 @@ void TrainFlags::add_to(CLI::App& app) {
                "checkpoints without the optimizer state, learning-rate schedule and loss scale (a third of the size "
                "in fp32); loading one needs --no-load-optim or --finetune");
   app.add_flag("--no-save-rng", no_save_rng, "checkpoints without the RNG state (the seed: a resume takes --seed)");
+  app.add_option("--ckpt-step", ckpt_step, "load this iteration of --load's native checkpoint instead of its latest")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--resume", resume,
                "continue this run from --load's native checkpoint with its whole state, overriding --finetune, "
-               "--no-load-optim and --no-load-rng (which are for the first start; pulse --restart adds it)");
+               "--no-load-optim, --no-load-rng and --ckpt-step (which are for the first start; pulse --restart "
+               "adds it)");
   app.add_flag("--start-over", start_over,
                "a new run into a --save folder that holds another run: move that run's files into "
                "SAVE/previous-<time>/ first (without it such a start is refused)");
@@ -256,7 +262,10 @@ std::pair<int64_t, BatchRampup> TrainFlags::run_length(int64_t gb) const {
       throw UsageError(fmt::format("--train-samples {}: less than one global batch of {}", *train_samples, gb));
     return {*train_samples / gb, {}};
   }
-  if (!train_iters) throw UsageError("--train-iters or --train-samples: one is required (how long to train)");
+  if (!train_iters) {
+    if (skip_train) return {0, {}};  // (the evaluations' sizes do not depend on it then)
+    throw UsageError("--train-iters or --train-samples: one is required (how long to train)");
+  }
   return {*train_iters, {}};
 }
 
@@ -298,6 +307,24 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.eval_interval = eval_interval;
   a.eval_iters = eval_iters;
   a.metrics_dir = log_dir ? *log_dir : save.value_or("");
+  if (!lr && !skip_train) throw UsageError("--lr is required (the peak learning rate)");
+  if (skip_train) {  // Megatron: the schedule is not checked, the optimizer not loaded, nothing written
+    a.skip_train = true;
+    a.eval_iters = eval_iters;
+    if (eval_iters < 1)
+      throw UsageError(fmt::format("--skip-train with --eval-iters {}: nothing to evaluate. Hint: --eval-iters N "
+                                   "global batches of each split", eval_iters));
+    a.lr.max_lr = lr.value_or(0);
+    a.load_optim = false;
+    a.finetune = finetune;
+    a.resume_step = load_step();
+    a.seed = seed;
+    a.fp16 = fp16;
+    a.bf16 = bf16;
+    a.print_log = true;
+    a.metrics_dir.clear();
+    return a;
+  }
   a.lr.max_lr = *lr;
   a.lr.min_lr = min_lr;
   a.lr.style = parse_lr_decay(lr_decay_style);
@@ -366,6 +393,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.seed = seed;
   a.distributed_optimizer = distributed_optimizer || (zero_stage && *zero_stage >= 1);
   a.finetune = finetune && !resume;
+  a.resume_step = load_step();
   a.load_optim = !no_load_optim || resume;
   if (override_scheduler && checkpoint_scheduler)  // Megatron asserts it too
     throw UsageError("--override-opt_param-scheduler with --use-checkpoint-opt_param-scheduler: pick one "

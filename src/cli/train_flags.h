@@ -54,7 +54,9 @@ struct TrainFlags {
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
+  std::optional<int64_t> ckpt_step;  // --ckpt-step: --load's iteration to load
   bool no_save_optim = false, no_save_rng = false;
+  bool skip_train = false;  // --skip-train: evaluate only
   bool override_scheduler = false, checkpoint_scheduler = false;
 
   void add_to(CLI::App& app);
@@ -71,6 +73,9 @@ struct TrainFlags {
   // The run's iterations for global batch gb (--train-iters, or --train-samples' whole batches, or
   // those of --rampup-batch-size, which it returns too); UsageError for a length flag missing or wrong.
   std::pair<int64_t, BatchRampup> run_length(int64_t gb) const;
+  // The iteration of --load's native checkpoint to load: --ckpt-step, or -1 (the latest; always
+  // under --resume, which continues the run).
+  int64_t load_step() const { return resume || !ckpt_step ? -1 : *ckpt_step; }
   // The trainer's arguments for a model of config c.
   TrainArgs train_args(const ModelConfig& c) const;
 };

@@ -198,8 +198,8 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
   w->commit(meta, keep_last);
 }
 
-ModelConfig checkpoint_model_config(const std::string& root, std::string* file) {
-  const int64_t it = latest_iteration(root);
+ModelConfig checkpoint_model_config(const std::string& root, std::string* file, int64_t step) {
+  const int64_t it = load_iteration(root, step);
   if (it < 0) throw Error(fmt::format("[checkpoint] {}: no checkpoint (no latest_checkpointed_iteration.txt)", root));
   CheckpointReader r(root, it);
   if (!r.meta().contains("config"))
@@ -208,8 +208,8 @@ ModelConfig checkpoint_model_config(const std::string& root, std::string* file) 
   return config_from_hf_json(r.meta()["config"], r.dir() + "/meta.json");
 }
 
-CheckpointSummary checkpoint_summary(const std::string& root) {
-  const int64_t it = latest_iteration(root);
+CheckpointSummary checkpoint_summary(const std::string& root, int64_t step) {
+  const int64_t it = load_iteration(root, step);
   if (it < 0) return {};
   const std::string dir = root + "/" + iteration_dir_name(it);
   const nlohmann::json m = CheckpointReader::read_meta(root, it);
@@ -257,8 +257,8 @@ std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Grou
 }
 
 TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,
-                                       LossScaler* scaler) {
-  const int64_t it = latest_iteration(root);
+                                       LossScaler* scaler, int64_t step) {
+  const int64_t it = load_iteration(root, step);
   if (it < 0) throw Error(fmt::format("[checkpoint] {}: no checkpoint to load", root));
   for (const std::string& partial : incomplete_checkpoints(root))
     log_warn("[checkpoint] ignoring {}: its write never completed (the process died while saving)", partial);

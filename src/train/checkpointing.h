@@ -62,9 +62,10 @@ void save_training_checkpoint(const std::string& root, const TrainingState& st, 
 // optimizer shard; a run that loads it starts Adam afresh.
 void save_model_checkpoint(const std::string& root, const Model& model);
 
-// The model config stored in ROOT's latest checkpoint (a cs::Error when ROOT has none); FILE, when
-// given, receives the path of the meta.json it came from.
-ModelConfig checkpoint_model_config(const std::string& root, std::string* file = nullptr);
+// The model config stored in ROOT's latest checkpoint, or in its iteration STEP when >= 0 (Megatron's
+// --ckpt-step; native.h load_iteration) (a cs::Error when ROOT has none); FILE, when given,
+// receives the path of the meta.json it came from.
+ModelConfig checkpoint_model_config(const std::string& root, std::string* file = nullptr, int64_t step = -1);
 
 // What a run needs to know of ROOT's latest checkpoint before the model is built (its meta.json
 // alone is read): whether it holds its optimizer state (false: saved with --no-save-optim), the
@@ -75,7 +76,7 @@ struct CheckpointSummary {
   int64_t consumed_samples = 0;
   std::optional<SchedulerSettings> scheduler;
 };
-CheckpointSummary checkpoint_summary(const std::string& root);
+CheckpointSummary checkpoint_summary(const std::string& root, int64_t step = -1);
 // The one line that refuses to load a --no-save-optim checkpoint with its optimizer (resume_flag:
 // the command passed --resume, which always loads it).
 std::string no_optimizer_message(const std::string& dir, bool resume_flag);
@@ -87,11 +88,12 @@ std::string no_optimizer_message(const std::string& dir, bool resume_flag);
 std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,
                                           int64_t max_seq, MemoryRequest req = {});
 
-// Loads ROOT's latest checkpoint into model (always), adam (unless null) and scaler (unless null);
+// Loads ROOT's latest checkpoint (or its iteration STEP when >= 0) into model (always), adam (unless
+// null) and scaler (unless null);
 // returns the stored training state. A model of another size is an error naming the tensor; an adam
 // for a checkpoint saved without its optimizer (--no-save-optim) is an error naming the flags that
 // load it (--no-load-optim, --finetune), as Megatron refuses it.
 TrainingState load_training_checkpoint(const std::string& root, Model& model, AdamW* adam,
-                                       LossScaler* scaler);
+                                       LossScaler* scaler, int64_t step = -1);
 
 }  // namespace cs

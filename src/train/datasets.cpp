@@ -77,13 +77,15 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const GptDatasetOptions dopt{a.seq_length, a.seed, a.data_cache_path};
   Datasets d;
   // Megatron's train samples: --train-samples itself, else --train-iters x --global-batch-size.
-  const int64_t n_train = a.train_samples > 0 ? a.train_samples
-                                              : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
+  // --skip-train: no train split, and one evaluation of each of the others (Megatron's sizes).
+  const int64_t n_train = a.skip_train           ? 0
+                          : a.train_samples > 0 ? a.train_samples
+                                                : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
   const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
-  const bool evaluate = a.eval_iters > 0 && a.eval_interval > 0;
+  const bool evaluate = a.eval_iters > 0 && (a.eval_interval > 0 || a.skip_train);
+  const int64_t evaluations = a.skip_train ? 1 : a.eval_interval > 0 ? a.train_iters / a.eval_interval + 1 : 0;
   const int64_t n_valid =
-      evaluate ? checked_mul(checked_mul(a.train_iters / a.eval_interval + 1, a.eval_iters, what, 2), a.global_batch, what, 2)
-               : 0;
+      evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.global_batch, what, 2) : 0;
   const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.global_batch, "--eval-iters x --global-batch-size", 2) : 0;
   const SplitSource train_from = source_of(a, DataSplit::kTrain);
   if (a.instruction) {
@@ -95,10 +97,12 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
                          "preprocess the instruction corpora together into one dataset");
       return src.blend.prefixes[0];
     };
-    d.sft_train = std::make_unique<SftDataset>(SftDataset::build(prefix_of(train_from), train_from.split,
-                                                                 DataSplit::kTrain, n_train, so));
-    d.train_src.sft = d.sft_train.get();
-    if (say) describe(*d.sft_train, "train");
+    if (n_train > 0) {
+      d.sft_train = std::make_unique<SftDataset>(SftDataset::build(prefix_of(train_from), train_from.split,
+                                                                   DataSplit::kTrain, n_train, so));
+      d.train_src.sft = d.sft_train.get();
+      if (say) describe(*d.sft_train, "train");
+    }
     auto sft_split = [&](DataSplit which, int64_t n, std::unique_ptr<SftDataset>& ds, SampleSource& src) {
       const SplitSource from = source_of(a, which);
       const std::string prefix = from.blend.prefixes.empty() ? std::string() : prefix_of(from);
@@ -112,9 +116,11 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
     if (n_test > 0) sft_split(DataSplit::kTest, n_test, d.sft_test, d.test_src);
     return d;
   }
-  d.train = std::make_unique<BlendedDataset>(
-      BlendedDataset::build_or_load(train_from.blend, train_from.split, DataSplit::kTrain, n_train, dopt, may_build));
-  d.train_src.gpt = d.train.get();
+  if (n_train > 0) {
+    d.train = std::make_unique<BlendedDataset>(
+        BlendedDataset::build_or_load(train_from.blend, train_from.split, DataSplit::kTrain, n_train, dopt, may_build));
+    d.train_src.gpt = d.train.get();
+  }
   auto gpt_split = [&](DataSplit which, int64_t n, std::unique_ptr<BlendedDataset>& ds, SampleSource& src) {
     const SplitSource from = source_of(a, which);
     optional_split(from, which, say, [&] {

@@ -33,7 +33,7 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
   if (a.micro_batch < 1 || a.global_batch < 1 || a.global_batch % (a.micro_batch * dp) != 0)
     throw UsageError(fmt::format("--global-batch-size {} is not a multiple of --micro-batch-size {} "
                                  "x data-parallel size {}", a.global_batch, a.micro_batch, dp));
-  if (a.train_iters < 1) throw UsageError(fmt::format("--train-iters must be >= 1, got {}", a.train_iters));
+  if (a.train_iters < 1 && !a.skip_train) throw UsageError(fmt::format("--train-iters must be >= 1, got {}", a.train_iters));
   if (a.seq_length < 1 || a.seq_length > m.config().max_seq_length)
     throw UsageError(fmt::format("--seq-length {} must be in [1, {}] (the model's positions)",
                                  a.seq_length, m.config().max_seq_length));
@@ -73,12 +73,13 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
   st.scheduler = SchedulerSettings{a.lr, a.adam.weight_decay};
   if (a.resume_dir.empty()) return st;
   if (a.finetune) {
-    load_training_checkpoint(a.resume_dir, model, nullptr, nullptr);  // weights only
+    load_training_checkpoint(a.resume_dir, model, nullptr, nullptr, a.resume_step);  // weights only
     adam.load_master(model.params());
     return st;
   }
   const SchedulerSettings here = *st.scheduler;
-  st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, a.load_optim ? &scaler : nullptr);
+  st = load_training_checkpoint(a.resume_dir, model, a.load_optim ? &adam : nullptr, a.load_optim ? &scaler : nullptr,
+                                a.resume_step);
   if (a.load_optim) {
     st.scheduler = settle_scheduler(here, st.scheduler, a.scheduler_on_resume, a.resume_dir, say);
     adam.set_weight_decay(st.scheduler->weight_decay);
@@ -167,6 +168,23 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   a.rampup.check_split(a.global_batch, b, dp.size(), r.consumed_samples);
   const LrSchedule schedule = st.scheduler->lr;
   r.start_iteration = r.iterations = st.iteration;
+  if (a.skip_train) {
+    // Megatron's --skip-train: each split from its first sample, at the loaded iteration; nothing
+    // is written (TrainArgs leaves the run's folders out).
+    if (!data.has_valid() && !data.has_test())
+      throw Error("[train] --skip-train: there is no validation or test split to evaluate. Hint: give --split a "
+                  "validation or test share, or pass --valid-data-path / --test-data-path");
+    const SampleSource* splits[2] = {&data.valid_src, &data.test_src};
+    double* losses[2] = {&r.end_valid_loss, &r.test_loss};
+    for (int i = 0; i < 2; ++i) {
+      if (!splits[i]->gpt && !splits[i]->sft) continue;
+      Validator v(model, *splits[i], dp, a.eval_iters * n_micro, 0, pp, a.instruction);
+      *losses[i] = v.evaluate(batch);
+      log.validation(fmt::format("iteration {} on {} set", st.iteration, i == 0 ? "validation" : "test"),
+                     st.iteration, r.consumed_samples, *losses[i], i == 1, true);
+    }
+    return r;
+  }
   std::unique_ptr<Validator> validator;
   if (data.has_valid())
     validator = std::make_unique<Validator>(model, data.valid_src, dp, a.eval_iters * n_micro,

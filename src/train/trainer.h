@@ -47,6 +47,9 @@ struct TrainArgs {
   // --eod-mask-loss); eod_mask_loss applies to instruction samples too.
   EodOptions eod;
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
+  // Megatron's --skip-train: no training; the model (as loaded) is evaluated on eval_iters global
+  // batches of the validation and of the test split, each from its first sample; nothing written.
+  bool skip_train = false;
   std::string metrics_dir;             // where metrics.jsonl goes ("" = nowhere)
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)
   TensorBoardTags tensorboard_tags;    // Megatron's --no-log-*-to-tensorboard, --log-world-size-to-tensorboard
@@ -92,6 +95,7 @@ struct TrainArgs {
   // starts at iteration 0. scheduler_on_resume: what a checkpoint's schedule settings that differ
   // from lr / adam do.
   std::string resume_dir;
+  int64_t resume_step = -1;  // Megatron's --ckpt-step: resume_dir's iteration to load (-1: the latest)
   bool load_optim = true, finetune = false;
   SchedulerOnResume scheduler_on_resume = SchedulerOnResume::Check;
   // Test hook, called after each iteration's backward with the (scaled) flat gradients.
