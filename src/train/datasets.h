@@ -2,7 +2,8 @@
 // samples, or instruction samples with --is-instruction-dataset), sized as Megatron sizes them:
 // train for the whole run, validation for every evaluation ((train_iters / eval_interval + 1) x
 // eval_iters global batches: the +1 is the evaluation at the end of training), test for one
-// (eval_iters global batches, evaluated once at the end).
+// (eval_iters global batches, evaluated once at the end). Under --skip-train: no train split, and
+// the others sized for one evaluation (eval_iters global batches each), as Megatron sizes them.
 #pragma once
 #include <array>
 #include <memory>
