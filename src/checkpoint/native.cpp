@@ -85,7 +85,9 @@ void CheckpointWriter::commit(const nlohmann::json& meta, int keep_last) {
   std::vector<std::string> done;
   for (const auto& e : fs::directory_iterator(root_)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("iter_", 0) == 0 && n.find(".tmp") == std::string::npos &&
+    // Only this checkpoint and older ones count: a run resumed from an older iteration (--ckpt-step)
+    // into its own folder finds the abandoned later ones there, which must not push its own out.
+    if (e.is_directory() && n.rfind("iter_", 0) == 0 && n.find(".tmp") == std::string::npos && n <= name &&
         fs::exists(e.path() / "meta.json"))
       done.push_back(n);
   }

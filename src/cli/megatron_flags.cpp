@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <iterator>
 #include <tuple>
 
 #include "core/error.h"
@@ -10,7 +12,7 @@
 namespace cs::cli {
 
 namespace {
-// (flag, values it takes: 0 for a switch, -1 for one optional value)
+// (flag, values it takes: 0 for a switch, -1 for one optional value, -2 for one or more)
 struct Spec {
   const char* flag;
   int values;
@@ -53,6 +55,11 @@ constexpr Spec kAlwaysSo[] = {
     {"--no-check-for-nan-in-loss-and-grad", 0, "non-finite iterations are counted and skipped; --exit-on-nan N stops"},
     {"--no-create-attention-mask-in-dataloader", 0, "no attention mask is made: the kernels mask as they go"},
     {"--mmap-bin-files", 0, "datasets are memory-mapped"},
+    {"--deterministic-mode", 0, "a run is deterministic: the same flags and thread counts give the same bits"},
+    {"--attention-backend", 1, "one attention: chuanspeed's own flash-style kernel, exact softmax in fp32"},
+    {"--fp32-residual-connection", 0, "the residual stream is fp32 in every precision"},
+    {"--use-precision-aware-optimizer", 0, "the optimizer keeps fp32 master weights and moments (the dtype flags "
+                                           "must say fp32)"},
 };
 
 // No effect here: named once at start-up.
@@ -86,6 +93,18 @@ constexpr Spec kNoEffect[] = {
     {"--fp16-lm-cross-entropy", 0, "the cross entropy is always computed in fp32"},
     {"--no-mmap-bin-files", 0, "datasets are memory-mapped: the same tokens"},
     {"--no-initialization", 0, "the initial weights are always made (a --load then replaces them)"},
+    {"--profile", 0, "no profiler is built in: run perf or Nsight Systems on the process; the log line times each "
+                     "iteration"},
+    {"--use-pytorch-profiler", 0, "there is no PyTorch here"},
+    {"--profile-step-start", 1, "no profiler is built in"},
+    {"--profile-step-end", 1, "no profiler is built in"},
+    {"--profile-ranks", -2, "no profiler is built in"},
+    {"--log-straggler", 0, "the ranks' step times are not compared"},
+    {"--log-energy", 0, "GPU energy is not measured"},
+    {"--use-dist-ckpt", 0, "checkpoints are chuanspeed's native format (convert writes Hugging Face's)"},
+    {"--auto-detect-ckpt-format", 0, "--load reads a native checkpoint or a Hugging Face directory, whichever it is"},
+    {"--overlap-p2p-communication", 0, "the pipeline's sends and receives are chuanspeed's own"},
+    {"--no-overlap-p2p-communication", 0, "the pipeline's sends and receives are chuanspeed's own"},
 };
 
 // Architectures and schedules not built: one line.
@@ -98,6 +117,13 @@ constexpr Spec kRefused[] = {
     {"--qk-layernorm", 0, "Baichuan normalises no queries or keys, and no such norm is built here"},
     {"--apply-residual-connection-post-layernorm", 0, "Baichuan is pre-norm, the only layout built here"},
     {"--fp8-format", -1, "fp8 is not supported here; use --bf16 or --fp16"},
+    {"--account-for-embedding-in-pipeline-split", 0,
+     "each pipeline stage holds --num-layers / PP decoder layers (the first the embedding too, the last the loss)"},
+    {"--account-for-loss-in-pipeline-split", 0,
+     "each pipeline stage holds --num-layers / PP decoder layers (the first the embedding too, the last the loss)"},
+    {"--decoupled-lr", 1, "one learning rate schedule for every parameter is built here"},
+    {"--decoupled-min-lr", 1, "one learning rate schedule for every parameter is built here"},
+    {"--init-method-xavier-uniform", 0, "the weights start from Megatron's normal initialisation (--seed)"},
     {"--mock-data", 0, "no mock data set is built in; chuanspeed synth-data writes a synthetic dataset for "
                        "--data-path"},
     {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
@@ -111,8 +137,33 @@ void add(CLI::App& app, const Spec& s, std::vector<std::string>& sink) {
     app.add_flag(s.flag, s.reason);
   else
     app.add_option(s.flag, sink, s.reason)
-        ->expected(s.values < 0 ? 0 : s.values, s.values < 0 ? 1 : s.values)
+        ->expected(s.values == -1 ? 0 : s.values == -2 ? 1 : s.values,
+                   s.values == -1 ? 1 : s.values == -2 ? CLI::detail::expected_max_vector_size : s.values)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
+// Flags whose only value here is Megatron's default (Baichuan's, or what this program keeps).
+struct Pinned {
+  const char* flag;
+  const char* value;
+  const char* reason;
+};
+constexpr Pinned kPinned[] = {
+    {"--rotary-base", "10000", "Baichuan's RoPE base (10000) is the one built here"},
+    {"--rotary-seq-len-interpolation-factor", "1", "positions are not interpolated"},
+    {"--main-grads-dtype", "fp32", "gradients are fp32"},
+    {"--main-params-dtype", "fp32", "the master weights are fp32"},
+    {"--exp-avg-dtype", "fp32", "Adam's moments are fp32"},
+    {"--exp-avg-sq-dtype", "fp32", "Adam's moments are fp32"},
+};
+
+// Whether A and B are the same value: as numbers when both are, else as text.
+bool same_value(const std::string& a, const std::string& b) {
+  char* end_a = nullptr;
+  char* end_b = nullptr;
+  const double x = std::strtod(a.c_str(), &end_a), y = std::strtod(b.c_str(), &end_b);
+  if (!a.empty() && !b.empty() && *end_a == 0 && *end_b == 0) return x == y;
+  return a == b;
 }
 }  // namespace
 
@@ -126,6 +177,9 @@ void MegatronFlags::add_to(CLI::App& app) {
     add(app, s, sink_);
     refused_.push_back(s.flag);
   }
+  pinned_.resize(std::size(kPinned));
+  for (size_t i = 0; i < std::size(kPinned); ++i)
+    app.add_option(kPinned[i].flag, pinned_[i], fmt::format("{} only ({})", kPinned[i].value, kPinned[i].reason));
   app.add_flag("--use-rotary-position-embeddings", use_rotary_, "RoPE (as --position-embedding-type rope)");
   app.add_option("--rotary-percent", rotary_percent_, "rotated share of each head: 1 (Baichuan rotates all of it)");
   app.add_option("--norm-epsilon,--layernorm-epsilon", norm_epsilon_, "RMSNorm epsilon (Baichuan's: 1e-6)")
@@ -147,6 +201,10 @@ void MegatronFlags::check(const CLI::App& app, std::optional<std::string>& posit
   for (const Spec& s : kRefused)
     if (app.count(s.flag) > 0)
       throw UsageError(fmt::format("{}: {}. Hint: leave the flag out", s.flag, s.reason));
+  for (size_t i = 0; i < std::size(kPinned); ++i)
+    if (pinned_[i] && !same_value(*pinned_[i], kPinned[i].value))
+      throw UsageError(fmt::format("{} {}: {}; expected {}. Hint: leave the flag out", kPinned[i].flag, *pinned_[i],
+                                   kPinned[i].reason, kPinned[i].value));
   if (rotary_percent_ && *rotary_percent_ != 1.0)
     throw UsageError(fmt::format("--rotary-percent {}: Baichuan rotates the whole head; expected 1.0", *rotary_percent_));
   if (use_rotary_) {

@@ -4,9 +4,10 @@
 //    no biases, flash attention, fp32 gradient reduction...): accepted silently;
 //  - flags with no effect here (a GPU fusion's overlap, a data-loader worker count, W&B...):
 //    accepted, each named once at start-up with the reason;
-//  - flags whose value must be what Baichuan is (--rotary-percent 1, --num-query-groups = heads,
-//    --kv-channels = hidden / heads, --norm-epsilon = the model's): checked, a different value one
-//    line (exit 2); --norm-epsilon sets the epsilon of a model built from flags;
+//  - flags whose value must be what Baichuan is (--rotary-percent 1, --rotary-base 10000,
+//    --num-query-groups = heads, --kv-channels = hidden / heads, --norm-epsilon = the model's) or
+//    what this program keeps (fp32 optimizer dtypes): checked, a different value one line
+//    (exit 2); --norm-epsilon sets the epsilon of a model built from flags;
 //  - flags that select an architecture or a schedule this program does not build (--squared-relu,
 //    --qk-layernorm, --fp8-format...): one line naming the flag (exit 2).
 // docs/training.md, "Megatron-LM flags", lists them.
@@ -49,6 +50,7 @@ class MegatronFlags {
   std::optional<double> rotary_percent_, norm_epsilon_;
   std::optional<int64_t> num_query_groups_, kv_channels_;
   std::optional<std::string> data_impl_, optimizer_, wd_incr_style_;
+  std::vector<std::optional<std::string>> pinned_;  // the values of kPinned's flags (megatron_flags.cpp)
   bool use_rotary_ = false, group_query_attention_ = false;
 };
 

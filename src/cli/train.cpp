@@ -212,7 +212,7 @@ int train_main(int argc, char** argv) {
   MemoryRequest need;
   need.micro_batch = f.micro_batch;
   need.act_seq = act_seq;
-  need.training = true;
+  need.training = !a.skip_train;  // --skip-train: no optimizer state
   need.global_batch = a.global_batch;
   need.train_iters = a.train_iters;
   need.dp = grid.dp;
@@ -236,6 +236,15 @@ int train_main(int argc, char** argv) {
     const bool resuming_save =
         native && std::filesystem::weakly_canonical(*f.load, ec) == std::filesystem::weakly_canonical(*f.save, ec);
     if (!resuming_save && !f.start_over) prepare_fresh_run_folder(*f.save, false);
+    // --ckpt-step back into its own folder: the abandoned later checkpoints stay until this run's
+    // saves replace them, and the latest file names the last of them until this run's first save.
+    if (resuming_save && rank0 && f.load_step() >= 0) {
+      const int64_t latest = latest_iteration(*f.save);
+      if (latest > f.load_step())
+        log_warn("[train] --ckpt-step {}: {} also holds this run's later checkpoints up to iteration {}; they are "
+                 "replaced as this run saves those iterations, and until its first save a resume (--resume, pulse "
+                 "--restart) would continue from iteration {}", f.load_step(), *f.save, latest, latest);
+    }
     if (rank0) {
       run_lock = std::make_unique<RunLock>(*f.save);
       if (!resuming_save && f.start_over) {

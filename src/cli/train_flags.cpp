@@ -47,6 +47,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--reset-position-ids", reset_position_ids,
                "positions restart at 0 after each end-of-document token (with --is-instruction-dataset: "
                "in each packed sample)");
+  app.add_flag("--calculate-per-token-loss", calculate_per_token_loss,
+               "the global batch's loss is its token losses summed over its counted targets (Megatron's), not the "
+               "mean of its micro-batches' means (they differ when micro-batches count different targets, e.g. "
+               "with --eod-mask-loss); instruction data is always averaged so");
   app.add_flag("--eod-mask-loss", eod_mask_loss, "leave out of the loss the target predicted from an end-of-document token");
   app.add_option("--dataloader-type", dataloader_type,
                  "single: the samples in order (Megatron's default); cyclic: each epoch of the data in a new random "
@@ -301,6 +305,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
     a.eod.reset_position_ids = reset_position_ids;
   }
   a.eod.eod_mask_loss = eod_mask_loss;
+  a.calculate_per_token_loss = calculate_per_token_loss;
   a.log_params_norm = log_params_norm;
   a.log_num_zeros = log_num_zeros;
   a.data_cache_path = data_cache_path;
@@ -316,7 +321,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
                                    "global batches of each split", eval_iters));
     a.lr.max_lr = lr.value_or(0);
     a.load_optim = false;
-    a.finetune = finetune;
+    a.finetune = finetune && !resume;
     a.resume_step = load_step();
     a.seed = seed;
     a.fp16 = fp16;

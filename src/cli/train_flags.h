@@ -57,6 +57,7 @@ struct TrainFlags {
   std::optional<int64_t> ckpt_step;  // --ckpt-step: --load's iteration to load
   bool no_save_optim = false, no_save_rng = false;
   bool skip_train = false;  // --skip-train: evaluate only
+  bool calculate_per_token_loss = false;
   bool override_scheduler = false, checkpoint_scheduler = false;
 
   void add_to(CLI::App& app);

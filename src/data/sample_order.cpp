@@ -37,7 +37,7 @@ SampleOrder::SampleOrder(DataloaderType type, bool data_sharding, int64_t total,
   active_ = total_ - total_ % step;
   if (type_ != DataloaderType::kCyclic) return;
   if (active_ <= 0)
-    throw UsageError(fmt::format("--dataloader-type cyclic: {} has {} samples, fewer than one micro-batch step "
+    throw Error(fmt::format("--dataloader-type cyclic: {} has {} samples, fewer than one micro-batch step "
                                  "(--micro-batch-size {} x {} data-parallel ranks). Hint: use more data, or "
                                  "--dataloader-type single", what, total_, mbs_, dp_));
   what_ = what;
@@ -56,12 +56,12 @@ const std::vector<int64_t>& SampleOrder::epoch_perm(int64_t epoch) const {
 int64_t SampleOrder::index(int64_t p) const {
   if (type_ == DataloaderType::kSingle) return p % total_;
   const int64_t step = mbs_ * dp_;
-  // Unsharded, the ranks stride through (total / mbs) x mbs samples: when that leaves a micro-batch
-  // or more beyond the active ones, some of Megatron's ranks take one more micro-batch at the end
-  // of the epoch than the others and start the next one elsewhere (and its own resume no longer
+  // Unsharded, the ranks stride through (total / mbs) x mbs samples: when that leaves rank 0 a whole
+  // micro-batch beyond the active ones, some of Megatron's ranks take one more micro-batch at the
+  // end of the epoch than the others and start the next one elsewhere (and its own resume no longer
   // continues its run). A run's datasets are sized to cover it, so this needs a run longer than its
   // data.
-  if (!sharding_ && p >= active_ && (total_ / mbs_) * mbs_ - active_ >= mbs_)
+  if (!sharding_ && p >= active_ && ((total_ / mbs_) * mbs_ - active_ + dp_ - 1) / dp_ >= mbs_)
     throw Error(fmt::format("--dataloader-type cyclic --no-data-sharding: the run has taken the {} active samples of "
                             "{} ({} in all, {} x {} per micro-batch step), where Megatron's data-parallel ranks would "
                             "take different numbers of micro-batches and fall out of step. Hint: leave out "

@@ -26,14 +26,15 @@ enum class DataloaderType { kSingle, kCyclic };
 
 class SampleOrder {
  public:
-  // single: position p is sample p % total. cyclic: as above; throws cs::UsageError when the
-  // dataset has fewer than mbs x dp samples. `what` names the dataset in errors.
+  // single: position p is sample p % total. cyclic: as above; throws cs::Error when the dataset has
+  // fewer than mbs x dp samples. `what` names the dataset in errors.
   SampleOrder(DataloaderType type, bool data_sharding, int64_t total, int64_t micro_batch, int64_t dp,
               const char* what = "the dataset");
   // The dataset sample at run position P (>= 0). Not thread-safe: it keeps the current epoch's
   // permutation. Throws cs::Error for a position past the first epoch without data sharding where
-  // total % (mbs x dp) >= mbs: there Megatron's ranks take different numbers of micro-batches per
-  // epoch and fall out of step.
+  // rank 0's stride through the epoch leaves it a whole micro-batch beyond the active samples
+  // (ceil(((total / mbs) x mbs - A) / dp) >= mbs): there Megatron's ranks take different numbers of
+  // micro-batches per epoch and fall out of step.
   int64_t index(int64_t p) const;
   int64_t total() const { return total_; }
 
@@ -42,7 +43,7 @@ class SampleOrder {
   DataloaderType type_;
   bool sharding_;
   int64_t total_, mbs_, dp_, active_;
-  const char* what_;
+  const char* what_ = "the dataset";
   mutable int64_t epoch_ = -1;
   mutable std::vector<int64_t> perm_;
 };

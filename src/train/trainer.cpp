@@ -100,6 +100,34 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
   return st;
 }
 
+// Megatron's --skip-train: the loaded weights (no optimizer state: none is allocated) evaluated on
+// eval_iters global batches of the validation and of the test split, each from its first sample,
+// at the loaded iteration; nothing is written (TrainArgs leaves the run's folders out).
+TrainResult evaluate_only(Model& model, const TrainArgs& a, Group& world, Group& dp, Group* pp, const Datasets& data) {
+  TrainResult r;
+  if (!a.resume_dir.empty()) {
+    const TrainingState st = load_training_checkpoint(a.resume_dir, model, nullptr, nullptr, a.resume_step);
+    if (!a.finetune) r.start_iteration = r.iterations = st.iteration, r.consumed_samples = st.consumed_samples;
+  }
+  if (!data.has_valid() && !data.has_test())
+    throw Error("[train] --skip-train: there is no validation or test split to evaluate. Hint: give --split a "
+                "validation or test share, or pass --valid-data-path / --test-data-path");
+  const int64_t t = a.seq_length;
+  TrainLog log({a.train_iters, t, world.size(), model_flops(model.config(), 1, t), a.print_log, world.rank() == 0,
+                a.instruction, a.metrics_dir, a.tensorboard_dir, a.tensorboard_tags});
+  MicroBatch batch(a.micro_batch, t, a.eod);
+  const SampleSource* splits[2] = {&data.valid_src, &data.test_src};
+  double* losses[2] = {&r.end_valid_loss, &r.test_loss};
+  for (int i = 0; i < 2; ++i) {
+    if (!splits[i]->gpt && !splits[i]->sft) continue;
+    Validator v(model, *splits[i], dp, a.eval_iters * (a.global_batch / a.micro_batch), 0, pp, a.per_token_loss());
+    *losses[i] = v.evaluate(batch);
+    log.validation(fmt::format("iteration {} on {} set", r.iterations, i == 0 ? "validation" : "test"), r.iterations,
+                   r.consumed_samples, *losses[i], i == 1, true);
+  }
+  return r;
+}
+
 // Which stops any rank asked for: a signal (it reaches the ranks of mpirun at different moments)
 // and --exit-duration-in-mins (each rank's own clock). The ranks must agree, or one would leave the
 // loop while the others wait in a collective (Megatron all-reduces its duration flag with MAX).
@@ -147,6 +175,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   if (!writer) data = open_datasets(a, false, false);
   agree_on_splits(model.ctx(), world, data);
   order_samples(data, a, dp.size());
+  if (a.skip_train) return evaluate_only(model, a, world, dp, pp, data);
   const bool shard = a.distributed_optimizer && dp.size() > 1;
   if (shard) model.params().pad_to(model.ctx(), dp.size());
   AdamW adam(model.params(), a.adam, model.ctx(), shard ? &dp : nullptr);
@@ -159,7 +188,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
                 a.metrics_dir, a.tensorboard_dir, a.tensorboard_tags});
   CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
   MicroBatch batch(b, t, a.eod);
-  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.instruction);
+  TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.per_token_loss());
   step.count_zeros(a.log_num_zeros);
 
   TrainResult r;
@@ -168,27 +197,10 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   a.rampup.check_split(a.global_batch, b, dp.size(), r.consumed_samples);
   const LrSchedule schedule = st.scheduler->lr;
   r.start_iteration = r.iterations = st.iteration;
-  if (a.skip_train) {
-    // Megatron's --skip-train: each split from its first sample, at the loaded iteration; nothing
-    // is written (TrainArgs leaves the run's folders out).
-    if (!data.has_valid() && !data.has_test())
-      throw Error("[train] --skip-train: there is no validation or test split to evaluate. Hint: give --split a "
-                  "validation or test share, or pass --valid-data-path / --test-data-path");
-    const SampleSource* splits[2] = {&data.valid_src, &data.test_src};
-    double* losses[2] = {&r.end_valid_loss, &r.test_loss};
-    for (int i = 0; i < 2; ++i) {
-      if (!splits[i]->gpt && !splits[i]->sft) continue;
-      Validator v(model, *splits[i], dp, a.eval_iters * n_micro, 0, pp, a.instruction);
-      *losses[i] = v.evaluate(batch);
-      log.validation(fmt::format("iteration {} on {} set", st.iteration, i == 0 ? "validation" : "test"),
-                     st.iteration, r.consumed_samples, *losses[i], i == 1, true);
-    }
-    return r;
-  }
   std::unique_ptr<Validator> validator;
   if (data.has_valid())
     validator = std::make_unique<Validator>(model, data.valid_src, dp, a.eval_iters * n_micro,
-                                            st.consumed_valid_samples, pp, a.instruction);
+                                            st.consumed_valid_samples, pp, a.per_token_loss());
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters,
                         a.heartbeat_interval);
@@ -316,7 +328,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // (A run resumed at its end trains nothing: its checkpoint stays as it is.)
     if (r.iterations > r.start_iteration) save(r.iterations);
     if (data.has_test()) {
-      Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.instruction);
+      Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.per_token_loss());
       r.test_loss = tester.evaluate(batch, alive);
       log.validation("the end of training for test data", r.iterations, r.consumed_samples, r.test_loss, true, true);
     }

@@ -43,6 +43,11 @@ struct TrainArgs {
   // (data/sft_dataset.h); the loss counts trained tokens only, averaged over the global batch.
   // pack: --reset-attention-mask --reset-position-ids (several samples per sequence).
   bool instruction = false, pack = false;
+  // Megatron's --calculate-per-token-loss: the global batch's loss (and its gradient) is the sum of
+  // its token losses over its counted targets, not the mean of the micro-batches' means; instruction
+  // data is always averaged so (AscendSpeed's).
+  bool calculate_per_token_loss = false;
+  bool per_token_loss() const { return instruction || calculate_per_token_loss; }
   // Pretraining samples' end-of-document handling (--reset-attention-mask, --reset-position-ids,
   // --eod-mask-loss); eod_mask_loss applies to instruction samples too.
   EodOptions eod;

@@ -161,6 +161,28 @@ TEST(NativeCheckpoint, KeepLastPrunesOnlyAfterTheNewOneIsComplete) {
   EXPECT_EQ(latest_iteration(root), 4);
 }
 
+// A run resumed from an older iteration (--ckpt-step) into its own folder: the abandoned later
+// checkpoints neither count towards --keep-last nor push the new one out.
+TEST(NativeCheckpoint, KeepLastCountsNoLaterIteration) {
+  const std::string root = fresh_dir("keep_older");
+  std::vector<float> v = {1};
+  auto save = [&](int it) {
+    CheckpointWriter w(root, it);
+    w.add_shard("m.safetensors", {{"x", Tensor(v.data(), {1}), Shape{1}, {0}}});
+    w.commit({{"iteration", it}}, /*keep_last=*/2);
+  };
+  for (int it : {10, 20, 30, 40}) save(it);  // keeps 30 and 40
+  save(31);                                  // resumed from 30: keeps 30 and 31, leaves 40
+  EXPECT_TRUE(fs::exists(root + "/iter_0000030/meta.json"));
+  EXPECT_TRUE(fs::exists(root + "/iter_0000031/meta.json"));
+  EXPECT_TRUE(fs::exists(root + "/iter_0000040/meta.json"));
+  EXPECT_EQ(latest_iteration(root), 31);
+  save(32);
+  EXPECT_FALSE(fs::exists(root + "/iter_0000030"));
+  EXPECT_TRUE(fs::exists(root + "/iter_0000031/meta.json"));
+  EXPECT_EQ(latest_iteration(root), 32);
+}
+
 TEST(NativeCheckpoint, BadLatestFileAndMissingFolderAreClearErrors) {
   const std::string root = fresh_dir("bad");
   EXPECT_EQ(latest_iteration(root), -1);

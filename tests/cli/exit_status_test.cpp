@@ -48,7 +48,9 @@ TEST(ExitStatus, VersionAndHelpShowWhatAUserNeeds) {
   const auto h = test::run_binary("train --help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("--micro-batch-size INT:POSITIVE=1"), std::string::npos) << h.out;
-  EXPECT_NE(h.out.find("--lr FLOAT REQUIRED"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("peak learning rate (required, except with --skip-train)"), std::string::npos) << h.out;
+  const auto e = test::run_binary("eval --help");
+  EXPECT_NE(e.out.find("--load TEXT REQUIRED"), std::string::npos) << e.out;
   EXPECT_NE(h.out.find("Excludes: --train-samples"), std::string::npos) << h.out;
 }
 
