@@ -9,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "run_util.h"
@@ -63,6 +65,42 @@ TEST(EodFlags, EachChangesTrainingOnPretrainingData) {
                  "/synth");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("[train] end-of-document id 100, the target after"), std::string::npos) << r.err;
+}
+
+// Megatron's --calculate-per-token-loss: the global batch's loss is its token losses over its
+// counted targets. With --eod-mask-loss the micro-batches count different targets, so it differs
+// from the mean of the micro-batches' means, and equals (loss and gradient: the next
+// iteration's loss too) the global batch taken as one micro-batch, whose mean is the same thing.
+TEST(EodFlags, PerTokenLossIsTheGlobalBatchsTokenMean) {
+  const auto d = (std::filesystem::path(testing::TempDir()) / ("cs_per_token_" + std::to_string(getpid()))).string();
+  std::filesystem::remove_all(d);
+  const std::string tok = kSrc + "/assets/demo/tokenizer";
+  auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/alpaca_demo.json --output-prefix " + d +
+                      "/alpaca --tokenizer-name-or-path " + tok + " --handler-name alpaca --append-eod --workers 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string train = "train --model tiny --tokenizer-name-or-path " + tok + " --seq-length 64 "
+                            "--global-batch-size 4 --train-iters 2 --lr 1e-3 --log-interval 1 --eod-mask-loss "
+                            "--split 100,0,0 --data-path " + d + "/alpaca_text_document";
+  auto losses = [&](const std::string& name, const std::string& extra) {
+    const auto run = run_binary(train + " " + extra + " --save " + d + "/" + name);
+    EXPECT_EQ(run.status, 0) << extra << ": " << run.err;
+    std::ifstream f(d + "/" + name + "/metrics.jsonl");
+    std::vector<double> out;
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("lm_loss")) out.push_back(j["lm_loss"].get<double>());
+    }
+    EXPECT_EQ(out.size(), 2u) << name;
+    out.resize(2);
+    return out;
+  };
+  // Four micro-batches of one sample (whose end-of-document counts differ in this corpus).
+  const std::vector<double> means = losses("means", "--micro-batch-size 1");
+  const std::vector<double> per_token = losses("per_token", "--micro-batch-size 1 --calculate-per-token-loss");
+  const std::vector<double> whole = losses("whole", "--micro-batch-size 4");
+  EXPECT_GT(std::fabs(per_token[0] - means[0]), 1e-5 * means[0]);
+  for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(per_token[i], whole[i], 1e-6 * whole[i]) << "iteration " << i + 1;
+  std::filesystem::remove_all(d);
 }
 
 }  // namespace

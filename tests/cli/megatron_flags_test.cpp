@@ -87,6 +87,41 @@ TEST_F(MegatronFlags, FlagsWithoutEffectAreNamedWithTheReason) {
   EXPECT_NE(m.err.find("--recompute-method uniform with selective recomputation"), std::string::npos) << m.err;
 }
 
+// Newer Megatron-LM flags: what this program already is (silent), what has no effect here (named),
+// values pinned to what is built (Baichuan's RoPE base, fp32 optimizer state) and what is refused.
+TEST_F(MegatronFlags, NewerMegatronFlags) {
+  const auto silent = train("--deterministic-mode --attention-backend flash --fp32-residual-connection "
+                            "--use-precision-aware-optimizer --main-grads-dtype fp32 --main-params-dtype fp32 "
+                            "--exp-avg-dtype fp32 --exp-avg-sq-dtype fp32 --rotary-base 10000 "
+                            "--rotary-seq-len-interpolation-factor 1");
+  ASSERT_EQ(silent.status, 0) << silent.err;
+  EXPECT_EQ(silent.err.find("no effect here"), std::string::npos) << silent.err;
+  const auto noted = train("--profile --profile-step-start 2 --profile-step-end 3 --profile-ranks 0 1 "
+                           "--use-pytorch-profiler --log-straggler --log-energy --use-dist-ckpt --auto-detect-ckpt-format "
+                           "--overlap-p2p-communication");
+  ASSERT_EQ(noted.status, 0) << noted.err;
+  for (const char* flag : {"--profile", "--profile-step-start", "--profile-step-end", "--profile-ranks",
+                           "--use-pytorch-profiler", "--log-straggler", "--log-energy", "--use-dist-ckpt",
+                           "--auto-detect-ckpt-format", "--overlap-p2p-communication"})
+    EXPECT_NE(noted.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos)
+        << flag << "\n" << noted.err;
+  auto expect_usage = [&](const std::string& flags, const std::string& words) {
+    const auto r = train(flags);
+    EXPECT_EQ(r.status, 2) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(words), std::string::npos) << flags << ": " << r.err;
+  };
+  expect_usage("--rotary-base 500000", "--rotary-base 500000: Baichuan's RoPE base (10000) is the one built here; "
+                                       "expected 10000");
+  expect_usage("--rotary-base 1e4 --exp-avg-dtype bf16", "--exp-avg-dtype bf16: Adam's moments are fp32; expected fp32");
+  expect_usage("--rotary-seq-len-interpolation-factor 4", "positions are not interpolated");
+  for (const char* flag : {"--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split",
+                           "--decoupled-lr 1e-4", "--decoupled-min-lr 1e-5", "--init-method-xavier-uniform"}) {
+    const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
+    expect_usage(flag, name + ": ");
+    expect_usage(flag, "Hint: leave the flag out");
+  }
+}
+
 TEST_F(MegatronFlags, ValuesAreCheckedAgainstTheModel) {
   auto expect_usage = [&](const std::string& flags, const std::string& words) {
     const auto r = train(flags);
