@@ -192,8 +192,6 @@ void MegatronFlags::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"mmap", "infer"}));
   app.add_option("--optimizer", optimizer_, "adam: Megatron's Adam with decoupled weight decay (AdamW), the only one")
       ->check(CLI::IsMember({"adam"}));
-  app.add_option("--weight-decay-incr-style", wd_incr_style_, "constant: --weight-decay throughout, the only one")
-      ->check(CLI::IsMember({"constant"}));
   app.add_option("--kv-channels", kv_channels_, "head dim: hidden size / heads");
 }
 

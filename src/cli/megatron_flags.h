@@ -49,7 +49,7 @@ class MegatronFlags {
   std::vector<std::string> sink_;     // values of flags without an effect
   std::optional<double> rotary_percent_, norm_epsilon_;
   std::optional<int64_t> num_query_groups_, kv_channels_;
-  std::optional<std::string> data_impl_, optimizer_, wd_incr_style_;
+  std::optional<std::string> data_impl_, optimizer_;
   std::vector<std::optional<std::string>> pinned_;  // the values of kPinned's flags (megatron_flags.cpp)
   bool use_rotary_ = false, group_query_attention_ = false;
 };

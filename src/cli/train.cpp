@@ -175,7 +175,7 @@ int train_main(int argc, char** argv) {
   const CheckpointSummary saved = native ? checkpoint_summary(*f.load, f.load_step()) : CheckpointSummary{};
   if (native && a.load_optim && !a.finetune) {
     if (!saved.holds_optimizer) throw Error(no_optimizer_message(*f.load, f.resume));
-    settle_scheduler({a.lr, a.adam.weight_decay}, saved.scheduler, a.scheduler_on_resume, *f.load, false);
+    settle_scheduler(a.scheduler_settings(), saved.scheduler, a.scheduler_on_resume, *f.load, false);
   }
   if (a.fp16 && a.bf16)
     throw UsageError("--fp16 and --bf16 (from the flags or --deepspeed_config) both given: expected at most one");

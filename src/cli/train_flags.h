@@ -39,6 +39,10 @@ struct TrainFlags {
   double min_lr = 0.0, weight_decay = 0.01, clip_grad = 1.0, adam_beta1 = 0.9, adam_beta2 = 0.999,
          adam_eps = 1e-8, initial_loss_scale = 4294967296.0, min_loss_scale = 1.0;
   int64_t loss_scale_window = 1000, hysteresis = 2;
+  std::string lr_wsd_decay_style = "exponential";
+  std::string weight_decay_incr_style = "constant";
+  std::optional<double> start_weight_decay, end_weight_decay;
+  std::optional<int64_t> lr_wsd_decay_iters, lr_wsd_decay_samples;
   std::string lr_decay_style = "linear", split = "969, 30, 1", data_cache_path, device = "cpu";
   int64_t eval_interval = 1000, eval_iters = 100;
   bool fp16 = false, bf16 = false, log_params_norm = false, log_num_zeros = false;

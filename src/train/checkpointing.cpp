@@ -78,15 +78,22 @@ std::optional<SchedulerSettings> read_scheduler_settings(const std::string& dir,
   s.lr.decay_steps = j.at("lr_decay_steps").get<int64_t>();
   s.lr.init_lr = j.at("lr_warmup_init").get<double>();
   s.weight_decay = j.at("start_wd").get<double>();
-  const std::string style = j.at("lr_decay_style").get<std::string>();
-  const bool ok_style = style == "constant" || style == "linear" || style == "cosine";
-  if (!ok_style || j.at("end_wd").get<double>() != s.weight_decay || j.at("wd_incr_style") != "constant" ||
+  s.end_weight_decay = j.at("end_wd").get<double>();
+  s.wd_incr_steps = j.value("wd_incr_steps", int64_t(0));  // (absent before the increment was built)
+  const std::string style = j.at("lr_decay_style").get<std::string>(), wd_style = j.at("wd_incr_style");
+  const bool ok_style = style == "constant" || style == "linear" || style == "cosine" ||
+                        style == "inverse-square-root" || style == "WSD";
+  const bool ok_wd = wd_style == "constant" ? s.end_weight_decay == s.weight_decay
+                                            : (wd_style == "linear" || wd_style == "cosine") && s.wd_incr_steps >= 1;
+  if (!ok_style || !ok_wd || !(s.weight_decay >= 0) || !(s.end_weight_decay >= s.weight_decay) ||
       !(s.lr.max_lr >= 0) || !(s.lr.min_lr >= 0) || !(s.lr.init_lr >= 0) || !(s.lr.warmup_steps >= 0) ||
-      s.lr.decay_steps < 1 || !std::isfinite(s.lr.max_lr) || !std::isfinite(s.weight_decay))
+      s.lr.decay_steps < 1 || !std::isfinite(s.lr.max_lr) || !std::isfinite(s.end_weight_decay))
     throw Error(fmt::format("[checkpoint] {}/meta.json: scheduler {}: expected lr values of 0 or more, a decay of at "
-                            "least 1 sample, a decay style constant, linear or cosine and a constant weight decay",
-                            dir, j.dump()));
+                            "least 1 sample, a decay style constant, linear, cosine, inverse-square-root or WSD, and "
+                            "a weight decay of 0 or more, constant (end = start) or increasing linearly or along a "
+                            "cosine over at least 1 sample", dir, j.dump()));
   s.lr.style = parse_lr_decay(style);
+  s.wd_style = parse_wd_incr(wd_style);
   return s;
 }
 
@@ -132,7 +139,8 @@ nlohmann::json checkpoint_meta(const ModelConfig& cfg, const TrainingState& st, 
     sched.update({{"max_lr", l.max_lr}, {"min_lr", l.min_lr}, {"lr_warmup_steps", l.warmup_steps},
                   {"lr_decay_steps", l.decay_steps}, {"lr_decay_style", lr_decay_name(l.style)},
                   {"lr_warmup_init", l.init_lr}, {"start_wd", st.scheduler->weight_decay},
-                  {"end_wd", st.scheduler->weight_decay}, {"wd_incr_style", "constant"}});
+                  {"end_wd", st.scheduler->end_wd()}, {"wd_incr_style", wd_incr_name(st.scheduler->wd_style)},
+                  {"wd_incr_steps", st.scheduler->wd_incr_steps}});
   }
   return {{"format", kNativeFormat},
           {"iteration", st.iteration},

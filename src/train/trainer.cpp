@@ -70,7 +70,7 @@ void agree_on_splits(Ctx& ctx, Group& world, const Datasets& d) {
 TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& scaler, TrainResult& r, bool say) {
   TrainingState st;
   st.seed = a.seed;
-  st.scheduler = SchedulerSettings{a.lr, a.adam.weight_decay};
+  st.scheduler = a.scheduler_settings();
   if (a.resume_dir.empty()) return st;
   if (a.finetune) {
     load_training_checkpoint(a.resume_dir, model, nullptr, nullptr, a.resume_step);  // weights only
@@ -82,7 +82,6 @@ TrainingState resume(const TrainArgs& a, Model& model, AdamW& adam, LossScaler& 
                                 a.resume_step);
   if (a.load_optim) {
     st.scheduler = settle_scheduler(here, st.scheduler, a.scheduler_on_resume, a.resume_dir, say);
-    adam.set_weight_decay(st.scheduler->weight_decay);
   } else {  // Megatron's --no-load-optim: the scheduler (and the loss scaler) start afresh too
     adam.load_master(model.params());
     st.schedule_steps = st.schedule_samples = 0;
@@ -158,7 +157,12 @@ SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::opt
     log_info("[train] {}: the schedule continues with {} settings: {}",
              use_here ? "--override-opt_param-scheduler" : "--use-checkpoint-opt_param-scheduler",
              use_here ? "this command line's" : "the checkpoint's", list);
-  return use_here ? here : *stored;
+  if (use_here) return here;
+  // Megatron keeps no WSD anneal in its checkpoint: the command line's is used either way.
+  SchedulerSettings out = *stored;
+  out.lr.wsd_decay_steps = here.lr.wsd_decay_steps;
+  out.lr.wsd_style = here.lr.wsd_style;
+  return out;
 }
 
 TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Group* pp) {
@@ -232,6 +236,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // Megatron's scheduler counts samples and skipped steps do not advance it.
     if (st.schedule_samples < 0) st.schedule_samples = st.schedule_steps * a.global_batch;
     const double lr = schedule.lr(st.schedule_samples);
+    adam.set_weight_decay(st.scheduler->wd(st.schedule_samples));  // Megatron's get_wd, as the lr
     // The global batch (Megatron's update_num_microbatches): a rampup's, from the samples consumed.
     // As in Megatron-core, the run is saved before the first iteration of a new batch size.
     const int64_t gb = a.rampup.global_batch(r.consumed_samples, a.global_batch);

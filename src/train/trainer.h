@@ -59,7 +59,13 @@ struct TrainArgs {
   std::string tensorboard_dir;         // TensorBoard event files ("" = none)
   TensorBoardTags tensorboard_tags;    // Megatron's --no-log-*-to-tensorboard, --log-world-size-to-tensorboard
   LrSchedule lr;
-  AdamWConfig adam;
+  AdamWConfig adam;  // adam.weight_decay: the weight decay (its start under an increment)
+  // Megatron's --weight-decay-incr-style linear / cosine: from adam.weight_decay to end_weight_decay
+  // over wd_incr_steps samples (lr_schedule.h SchedulerSettings).
+  WdIncr wd_incr = WdIncr::Constant;
+  double end_weight_decay = -1;
+  int64_t wd_incr_steps = 0;
+  SchedulerSettings scheduler_settings() const { return {lr, adam.weight_decay, end_weight_decay, wd_incr, wd_incr_steps}; }
   double clip_grad = 1.0;
   // Megatron's --use-distributed-optimizer / DeepSpeed ZeRO stage 1 and 2: the optimizer state
   // sharded over the data-parallel ranks (optim/adamw.h).

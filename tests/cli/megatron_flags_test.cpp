@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -304,8 +305,8 @@ TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
   EXPECT_EQ(r.status, 2) << r.err;
 }
 
-// --loss-scale (and DeepSpeed's fp16.loss_scale) is a constant fp16 loss scale; --optimizer adam and
-// --weight-decay-incr-style constant are what runs, other values are refused.
+// --loss-scale (and DeepSpeed's fp16.loss_scale) is a constant fp16 loss scale; --optimizer adam is
+// what runs, another optimizer is refused, and so is an increasing weight decay without its ends.
 TEST_F(MegatronFlags, StaticLossScaleOptimizerAndWeightDecayStyle) {
   auto scales = [&](const std::string& name) {
     std::vector<double> s;
@@ -334,7 +335,80 @@ TEST_F(MegatronFlags, StaticLossScaleOptimizerAndWeightDecayStyle) {
   EXPECT_NE(r.err.find("--optimizer"), std::string::npos) << r.err;
   r = train("--weight-decay-incr-style cosine");
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("--weight-decay-incr-style"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--weight-decay-incr-style cosine: expected --start-weight-decay and --end-weight-decay"),
+            std::string::npos) << r.err;
+}
+
+// Megatron's weight-decay increment: iteration i decays with the weight decay of the steps before
+// it, so linear from 0 trains iterations 1 and 2 exactly as a weight decay of 0 (iteration 1's step
+// decays with wd(0) = 0, which iteration 2's loss shows) and iteration 3 otherwise; the checkpoint
+// keeps the settings, and a resume with other ends is refused as Megatron refuses it.
+TEST_F(MegatronFlags, WeightDecayIncrement) {
+  auto losses = [&](const std::string& name) {
+    std::vector<double> s;
+    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("lm_loss")) s.push_back(j["lm_loss"].get<double>());
+    }
+    return s;
+  };
+  const std::string run = "--train-iters 4 --log-interval 1 --lr 1e-2 --save " + dir_ + "/";
+  auto r = train_for(run + "zero --weight-decay 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = train_for(run + "incr --weight-decay-incr-style linear --start-weight-decay 0 --end-weight-decay 0.5 "
+                      "--save-interval 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> zero = losses("zero"), incr = losses("incr");
+  ASSERT_EQ(zero.size(), 4u);
+  ASSERT_EQ(incr.size(), 4u);
+  EXPECT_EQ(incr[0], zero[0]);
+  EXPECT_EQ(incr[1], zero[1]);  // the first step decayed with wd(0) = 0
+  EXPECT_NE(incr[2], zero[2]);  // the second with wd(2 samples) = 0.5 x 2 / 8
+  const auto meta = nlohmann::json::parse(std::ifstream(dir_ + "/incr/iter_0000002/meta.json"));
+  EXPECT_EQ(meta["scheduler"]["wd_incr_style"], "linear");
+  EXPECT_EQ(meta["scheduler"]["start_wd"], 0.0);
+  EXPECT_EQ(meta["scheduler"]["end_wd"], 0.5);
+  EXPECT_EQ(meta["scheduler"]["wd_incr_steps"], 8);
+  r = train_for("--train-iters 4 --lr 1e-2 --weight-decay-incr-style linear --start-weight-decay 0 "
+                "--end-weight-decay 0.4 --load " + dir_ + "/incr");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--end-weight-decay 0.4 (the checkpoint's 0.5)"), std::string::npos) << r.err;
+  r = train("--weight-decay-incr-style linear --start-weight-decay 0.2 --end-weight-decay 0.1");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--end-weight-decay 0.1 below --start-weight-decay 0.2"), std::string::npos) << r.err;
+  r = train("--start-weight-decay 0.1");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--start-weight-decay with --weight-decay-incr-style constant"), std::string::npos) << r.err;
+}
+
+// Megatron-core's WSD and inverse-square-root styles from the command line (their values against
+// Megatron's scheduler: tests/optim/optim_test.cpp): the logged lr is the one after each
+// iteration's step, 2 samples an iteration here.
+TEST_F(MegatronFlags, WsdAndInverseSquareRootSchedules) {
+  auto lrs = [&](const std::string& name, const std::string& flags) {
+    const auto r = train_for("--train-iters 6 --log-interval 1 --lr 1e-2 " + flags + " --save " + dir_ + "/" + name);
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::vector<double> s;
+    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("learning_rate")) s.push_back(j["learning_rate"].get<double>());
+    }
+    return s;
+  };
+  // 12 samples of decay, the last 4 the anneal: constant to 8 samples, then linear to 0.
+  EXPECT_EQ(lrs("wsd", "--lr-decay-style WSD --lr-wsd-decay-iters 2 --lr-wsd-decay-style linear"),
+            (std::vector<double>{1e-2, 1e-2, 1e-2, 1e-2, 0.5e-2, 0.0}));
+  const std::vector<double> isr = lrs("isr", "--lr-decay-style inverse-square-root --lr-warmup-iters 2 --min-lr 1e-4");
+  ASSERT_EQ(isr.size(), 6u);
+  EXPECT_DOUBLE_EQ(isr[0], 0.5e-2);  // warming up over 4 samples
+  EXPECT_DOUBLE_EQ(isr[1], 1e-2);
+  for (int it = 3; it <= 6; ++it) EXPECT_DOUBLE_EQ(isr[size_t(it - 1)], 1e-2 * std::sqrt(4.0) / std::sqrt(2.0 * it));
+  const auto r = train("--lr-decay-style WSD");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--lr-decay-style WSD: the anneal's length is missing. Hint: add --lr-wsd-decay-iters N"),
+            std::string::npos) << r.err;
 }
 
 // --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
 #include "backend/host_copy.h"
@@ -121,7 +123,7 @@ TEST(LrSchedule, MatchesMegatronsFormulaAtChosenIterations) {
   EXPECT_NEAR(s.lr(35), 1e-4 + 0.75 * 9e-4, 1e-15);
   s.style = LrDecay::Constant;
   EXPECT_DOUBLE_EQ(s.lr(35), 1e-3);
-  EXPECT_THROW(parse_lr_decay("exponential"), UsageError);
+  EXPECT_THROW(parse_lr_decay("exponential"), UsageError);  // a WSD anneal shape, not a decay style
 }
 
 // Megatron's get_lr, written out as Megatron writes it (steps in samples, the warmup a float).
@@ -149,6 +151,42 @@ TEST(LrSchedule, WarmupEndsBetweenIterationsAsMegatrons) {
   EXPECT_DOUBLE_EQ(s.lr(400), megatron_lr(1e-5, 1e-6, 2e-6, warmup, 8192, true, 400));
   s.style = LrDecay::Linear;
   EXPECT_DOUBLE_EQ(s.lr(4000), megatron_lr(1e-5, 1e-6, 2e-6, warmup, 8192, false, 4000));
+}
+
+// Megatron-core's own OptimizerParamScheduler (tests/fixtures/optim/megatron_lr.json, written by
+// tools/fixtures/make_lr_fixture.py): inverse-square-root, WSD with each anneal shape (and none),
+// cosine and linear, at every boundary of their warmups, anneals and decays; and the weight decay,
+// constant or increasing linearly or along a cosine, at the same steps.
+TEST(LrSchedule, EveryStyleEqualsMegatronCoresScheduler) {
+  std::ifstream f(std::string(CS_SOURCE_DIR) + "/tests/fixtures/optim/megatron_lr.json");
+  ASSERT_TRUE(f.good()) << "missing megatron_lr.json; run tools/fixtures/make_lr_fixture.py";
+  const nlohmann::json cases = nlohmann::json::parse(f);
+  ASSERT_GE(cases.size(), 9u);
+  int wsd_shapes = 0, wd_styles = 0;
+  for (const auto& c : cases) {
+    LrSchedule s{c["max_lr"].get<double>(), c["min_lr"].get<double>(), c["warmup"].get<double>(),
+                 c["decay"].get<int64_t>(), parse_lr_decay(c["style"].get<std::string>())};
+    s.init_lr = c["init_lr"].get<double>();
+    s.wsd_decay_steps = c["wsd"].get<int64_t>();
+    s.wsd_style = parse_wsd_decay(c["wsd_style"].get<std::string>());
+    wsd_shapes += s.style == LrDecay::WSD;
+    const SchedulerSettings w{s, c["start_wd"].get<double>(), c["end_wd"].get<double>(),
+                              parse_wd_incr(c["wd_style"].get<std::string>()), c["wd_steps"].get<int64_t>()};
+    wd_styles += w.wd_style != WdIncr::Constant;
+    const auto& steps = c["steps"];
+    ASSERT_GT(steps.size(), 40u);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const double want = c["lr"][i].get<double>(), want_wd = c["wd"][i].get<double>();
+      EXPECT_NEAR(s.lr(steps[i].get<int64_t>()), want, 1e-15 * std::max(want, 1e-30))
+          << c["style"] << " " << c["wsd_style"] << " at " << steps[i];
+      EXPECT_NEAR(w.wd(steps[i].get<int64_t>()), want_wd, 1e-15 * std::max(want_wd, 1e-30))
+          << c["wd_style"] << " at " << steps[i];
+    }
+  }
+  EXPECT_GE(wsd_shapes, 5);
+  EXPECT_EQ(wd_styles, 2);
+  EXPECT_THROW(parse_lr_decay("wsd"), UsageError);  // Megatron's name is "WSD"
+  EXPECT_THROW(parse_wsd_decay("sqrt"), UsageError);
 }
 
 // The global norm through the device reduction and the group, read back once.
