@@ -106,7 +106,7 @@ bool parse(CLI::App& app, int argc, char** argv, int& exit_code) {
 
 void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--model", model, "architecture preset: baichuan-7b, baichuan-13b, small, demo, tiny");
-  app.add_option("--num-layers", num_layers, "decoder layers (L)");
+  app.add_option("--num-layers,--encoder-num-layers", num_layers, "decoder layers (L; Megatron's other name too)");
   app.add_option("--hidden-size", hidden_size, "hidden size (D)");
   app.add_option("--ffn-hidden-size", ffn_hidden_size, "MLP size (F)");
   app.add_option("--num-attention-heads", num_heads, "attention heads (H)");

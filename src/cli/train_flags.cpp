@@ -59,6 +59,8 @@ void TrainFlags::add_to(CLI::App& app) {
                "with --dataloader-type cyclic: shuffle each epoch as a whole, the ranks taking turns through it");
   app.add_option("--data-cache-path", data_cache_path, "where the sample index files go (default: beside the data)");
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
+  app.add_option("--start-eval-at-iter", start_eval_at_iter, "no validation before this iteration (Megatron's)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
   // The last --load wins: `pulse --restart` appends the run's own directory to a command (a seed
   // script) that already loads the starting weights.
@@ -327,6 +329,7 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.log_num_zeros = log_num_zeros;
   a.data_cache_path = data_cache_path;
   a.eval_interval = eval_interval;
+  a.start_eval_at_iter = start_eval_at_iter;
   a.eval_iters = eval_iters;
   a.metrics_dir = log_dir ? *log_dir : save.value_or("");
   if (!lr && !skip_train) throw UsageError("--lr is required (the peak learning rate)");

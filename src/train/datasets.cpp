@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/checked.h"
@@ -83,7 +84,11 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
                                                 : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
   const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
   const bool evaluate = a.eval_iters > 0 && (a.eval_interval > 0 || a.skip_train);
-  const int64_t evaluations = a.skip_train ? 1 : a.eval_interval > 0 ? a.train_iters / a.eval_interval + 1 : 0;
+  // (--start-eval-at-iter leaves out the evaluations before it, as Megatron counts them.)
+  const int64_t evaluations =
+      a.skip_train         ? 1
+      : a.eval_interval > 0 ? std::max<int64_t>(0, a.train_iters / a.eval_interval + 1 - a.start_eval_at_iter / a.eval_interval)
+                            : 0;
   const int64_t n_valid =
       evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.global_batch, what, 2) : 0;
   const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.global_batch, "--eval-iters x --global-batch-size", 2) : 0;

@@ -278,7 +278,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
       memory_reported = true;
     }
     heart.beat(it, o.loss, "");  // (before the evaluation, which then shows this iteration)
-    if (validator && it % a.eval_interval == 0) {
+    if (validator && it % a.eval_interval == 0 && it >= a.start_eval_at_iter) {
       const double loss = validator->evaluate(batch, alive);
       r.valid_losses.push_back({it, loss});
       log.validation(fmt::format("iteration {}", it), it, r.consumed_samples, loss);

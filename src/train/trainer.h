@@ -52,6 +52,7 @@ struct TrainArgs {
   // --eod-mask-loss); eod_mask_loss applies to instruction samples too.
   EodOptions eod;
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
+  int64_t start_eval_at_iter = 0;  // Megatron's --start-eval-at-iter: no validation before this iteration
   // Megatron's --skip-train: no training; the model (as loaded) is evaluated on eval_iters global
   // batches of the validation and of the test split, each from its first sample; nothing written.
   bool skip_train = false;

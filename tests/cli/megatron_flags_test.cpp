@@ -411,6 +411,20 @@ TEST_F(MegatronFlags, WsdAndInverseSquareRootSchedules) {
             std::string::npos) << r.err;
 }
 
+// --start-eval-at-iter: the validations before it are left out (the one at the end of training
+// stays); --encoder-num-layers is Megatron's other name for --num-layers.
+TEST_F(MegatronFlags, StartEvalAtIterAndEncoderNumLayers) {
+  const auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --lr 1e-3 "
+                            "--split 60,40,0 --train-iters 6 --eval-interval 2 --eval-iters 1 --start-eval-at-iter 3 "
+                            "--encoder-num-layers 3 --data-path " + dir_ + "/data");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find("validation loss at iteration 2 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validation loss at iteration 4 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validation loss at iteration 6 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validation loss at the end of training for val data"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("[train] model: 3 layers"), std::string::npos) << r.err;
+}
+
 // --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does
 // (an lr of 1e30 diverges at once); without it the run counts the iterations and goes on.
 TEST_F(MegatronFlags, CheckForNanStopsTheRun) {
