@@ -105,6 +105,27 @@ constexpr Spec kNoEffect[] = {
     {"--auto-detect-ckpt-format", 0, "--load reads a native checkpoint or a Hugging Face directory, whichever it is"},
     {"--overlap-p2p-communication", 0, "the pipeline's sends and receives are chuanspeed's own"},
     {"--no-overlap-p2p-communication", 0, "the pipeline's sends and receives are chuanspeed's own"},
+    {"--ddp-bucket-size", 1, "gradients are summed over the data-parallel ranks layer by layer"},
+    {"--ddp-num-buckets", 1, "gradients are summed over the data-parallel ranks layer by layer"},
+    {"--ddp-pad-buckets-for-high-nccl-busbw", 0, "gradients are summed over the data-parallel ranks layer by layer"},
+    {"--ddp-average-in-collective", 0, "the gradients are summed, then scaled once (the same mean)"},
+    {"--no-gradient-reduce-div-fusion", 0, "the gradients are summed, then scaled once (the same mean)"},
+    {"--no-align-param-gather", 0, "the distributed optimizer's parameter gather is chuanspeed's own"},
+    {"--overlap-param-gather-with-optimizer-step", 0, "the distributed optimizer's parameter gather is chuanspeed's own"},
+    {"--no-pin-cpu-grads", 0, "no pinned host memory is used"},
+    {"--no-pin-cpu-params", 0, "no pinned host memory is used"},
+    {"--grad-reduce-in-bf16", 0, "gradients are reduced in fp32, as they are kept"},
+    {"--check-for-large-grads", 0, "non-finite gradients are found and the step skipped; large finite ones are not "
+                                   "looked for"},
+    {"--calc-ft-timeouts", 0, "NVIDIA's fault-tolerance package is not used: chuanspeed pulse watches the run"},
+    {"--enable-ft-package", 0, "NVIDIA's fault-tolerance package is not used: chuanspeed pulse watches the run"},
+    {"--no-one-logger", 0, "NVIDIA's one-logger is not used"},
+    {"--one-logger-project", 1, "NVIDIA's one-logger is not used"},
+    {"--one-logger-run-name", 1, "NVIDIA's one-logger is not used"},
+    {"--one-logger-async", 0, "NVIDIA's one-logger is not used"},
+    {"--disable-msc", 0, "files are read from the file system (no multi-storage client)"},
+    {"--dataloader-defer-npy-index-mmap", 0, "the sample indices are mapped when the run starts"},
+    {"--dataloader-fast-cache-load", 0, "the sample indices are mapped from their cache when it is there"},
 };
 
 // Architectures and schedules not built: one line.
@@ -124,6 +145,22 @@ constexpr Spec kRefused[] = {
     {"--decoupled-lr", 1, "one learning rate schedule for every parameter is built here"},
     {"--decoupled-min-lr", 1, "one learning rate schedule for every parameter is built here"},
     {"--init-method-xavier-uniform", 0, "the weights start from Megatron's normal initialisation (--seed)"},
+    {"--decoder-first-pipeline-num-layers", 1,
+     "each pipeline stage holds --num-layers / PP decoder layers (use --pipeline-model-parallel-size alone)"},
+    {"--decoder-last-pipeline-num-layers", 1,
+     "each pipeline stage holds --num-layers / PP decoder layers (use --pipeline-model-parallel-size alone)"},
+    {"--pipeline-model-parallel-layout", 1,
+     "each pipeline stage holds --num-layers / PP decoder layers (for interleaving: "
+     "--num-virtual-stages-per-pipeline-rank or --num-layers-per-virtual-pipeline-stage)"},
+    {"--use-rope-scaling", 0, "Baichuan's RoPE is not scaled, and no scaling is built here"},
+    {"--sft", 0, "Megatron's SFT dataset reads its own JSONL format; instruction data here is preprocess "
+                 "--is-instruction-dataset, trained with --is-instruction-dataset"},
+    {"--batch-size", 1, "Megatron's old flag, which it refuses too: the batch is --micro-batch-size (and "
+                        "--global-batch-size)"},
+    {"--warmup", 1, "Megatron's old flag, which it refuses too: the warmup is --lr-warmup-fraction, "
+                    "--lr-warmup-iters or --lr-warmup-samples"},
+    {"--model-parallel-size", 1, "Megatron's old flag, which it refuses too: the tensor-parallel size is "
+                                 "--tensor-model-parallel-size"},
     {"--mock-data", 0, "no mock data set is built in; chuanspeed synth-data writes a synthetic dataset for "
                        "--data-path"},
     {"--vocab-file", 1, "GPT-2 BPE vocabularies are not supported; Baichuan's tokenizer is SentencePiece "
@@ -155,6 +192,7 @@ constexpr Pinned kPinned[] = {
     {"--main-params-dtype", "fp32", "the master weights are fp32"},
     {"--exp-avg-dtype", "fp32", "Adam's moments are fp32"},
     {"--exp-avg-sq-dtype", "fp32", "Adam's moments are fp32"},
+    {"--mid-level-dataset-surplus", "0.005", "a blend's datasets are built with Megatron's default surplus"},
 };
 
 // Whether A and B are the same value: as numbers when both are, else as text.

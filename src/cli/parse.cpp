@@ -110,7 +110,7 @@ void ModelFlags::add_to(CLI::App& app) {
   app.add_option("--hidden-size", hidden_size, "hidden size (D)");
   app.add_option("--ffn-hidden-size", ffn_hidden_size, "MLP size (F)");
   app.add_option("--num-attention-heads", num_heads, "attention heads (H)");
-  app.add_option("--seq-length", seq_length, "sequence length");
+  app.add_option("--seq-length,--encoder-seq-length", seq_length, "sequence length (Megatron's other name too)");
   app.add_option("--max-position-embeddings", max_position_embeddings, "longest position (defaults to --seq-length)");
   app.add_option("--vocab-size", vocab_size, "vocabulary size before padding");
   app.add_option("--make-vocab-size-divisible-by", divisible_by, "pad the vocabulary to a multiple of this")

@@ -138,7 +138,6 @@ int plan_main(int argc, char** argv) {
   PlanLayout l;
   l.tp = f.tp;
   l.pp = f.pp;
-  l.virtual_layers = f.virtual_pipeline_layers.value_or(0);
   const int64_t node_ranks = nproc ? checked_mul(nnodes, nproc, "--nnodes x --nproc-per-node", 2) : 0;
   l.world = world ? world : nproc ? node_ranks
                                   : checked_mul(f.tp, f.pp, "--tensor- x --pipeline-model-parallel-size", 2);
@@ -166,6 +165,8 @@ int plan_main(int argc, char** argv) {
   const ModelConfig c = plan_config(f, gpu ? l.tp : 1, notes, config_file, f.megatron.use_checkpoint_args(app));
   // --kv-channels, --num-query-groups, --norm-epsilon as train checks them
   f.megatron.check_model(c, f.load && f.megatron.use_checkpoint_args(app));
+  f.resolve_virtual_stages(c.num_layers);
+  l.virtual_layers = f.virtual_pipeline_layers.value_or(0);
   l.seq_length = f.model.seq_length.value_or(c.max_seq_length);
   const Plan p = make_plan(c, l, gpu ? PlanBackend::Gpu : PlanBackend::Cpu);
   // The CPU plan against this machine: the refusal train would give here, in the same words.

@@ -155,6 +155,7 @@ int train_main(int argc, char** argv) {
                          f.megatron.use_checkpoint_args(app));
   f.megatron.check_model(cfg, f.load && f.megatron.use_checkpoint_args(app));
   f.model.apply_recompute(cfg);  // a run-time choice: a checkpoint's config does not hold it
+  f.resolve_virtual_stages(cfg.num_layers);
   // The grid over the world's ranks (Megatron's order: TP fastest, then DP, then PP).
   const Grid grid = Grid::make(world->size(), world->rank(),
                                {int(f.tp), int(f.pp), f.micro_batch, f.global_batch.value_or(f.micro_batch),

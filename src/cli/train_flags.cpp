@@ -168,9 +168,13 @@ void TrainFlags::add_to(CLI::App& app) {
                "SAVE/previous-<time>/ first (without it such a start is refused)");
   app.add_option("--tensor-model-parallel-size", tp, "tensor-parallel degree");
   app.add_option("--pipeline-model-parallel-size", pp, "pipeline-parallel degree");
-  app.add_option("--num-layers-per-virtual-pipeline-stage", virtual_pipeline_layers,
+  CLI::Option* per_stage = app.add_option("--num-layers-per-virtual-pipeline-stage", virtual_pipeline_layers,
                  "Megatron's interleaved 1F1B schedule: each pipeline rank holds num-layers / (PP x N) model chunks of N "
                  "layers");
+  app.add_option("--num-virtual-stages-per-pipeline-rank", virtual_stages,
+                 "the interleaved 1F1B schedule by its chunks: each pipeline rank holds V model chunks of "
+                 "num-layers / (PP x V) layers")
+      ->check(positive())->excludes(per_stage);
   app.add_flag("--sequence-parallel", sequence_parallel,
                "with tensor parallelism: norms and the residual stream on a slice of the sequence per rank");
   app.add_flag("--use-distributed-optimizer", distributed_optimizer,
@@ -249,6 +253,17 @@ void TrainFlags::check_supported(const CLI::App& app) {
                      "expected 0, 1 or 2");
   if (deepspeed && !deepspeed_config)
     throw UsageError("--deepspeed needs --deepspeed_config FILE (the ds_config.json of the launch script)");
+}
+
+void TrainFlags::resolve_virtual_stages(int64_t num_layers) {
+  if (!virtual_stages) return;
+  if (num_layers % (pp * *virtual_stages) != 0)
+    throw UsageError(fmt::format("--num-virtual-stages-per-pipeline-rank {}: the {} layers do not split into {} x {} "
+                                 "(--pipeline-model-parallel-size x virtual stages) equal chunks", *virtual_stages,
+                                 num_layers, pp, *virtual_stages));
+  // One virtual stage per rank is the plain 1F1B schedule, as in Megatron.
+  virtual_pipeline_layers = *virtual_stages > 1 ? std::optional<int64_t>(num_layers / (pp * *virtual_stages))
+                                                : std::nullopt;
 }
 
 std::vector<std::string> TrainFlags::ignored_notes(const CLI::App& app) const {

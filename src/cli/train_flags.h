@@ -55,6 +55,7 @@ struct TrainFlags {
   bool distributed_optimizer = false, deepspeed = false, sequence_parallel = false;
   std::optional<int> zero_stage;
   std::optional<int64_t> virtual_pipeline_layers;
+  std::optional<int64_t> virtual_stages;  // --num-virtual-stages-per-pipeline-rank
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
@@ -81,6 +82,9 @@ struct TrainFlags {
   // The iteration of --load's native checkpoint to load: --ckpt-step, or -1 (the latest; always
   // under --resume, which continues the run).
   int64_t load_step() const { return resume || !ckpt_step ? -1 : *ckpt_step; }
+  // --num-virtual-stages-per-pipeline-rank V as the layers per virtual stage (num_layers / (PP x V),
+  // into virtual_pipeline_layers); a UsageError when they do not divide or both flags are given.
+  void resolve_virtual_stages(int64_t num_layers);
   // The trainer's arguments for a model of config c.
   TrainArgs train_args(const ModelConfig& c) const;
 };

@@ -94,16 +94,20 @@ TEST_F(MegatronFlags, NewerMegatronFlags) {
   const auto silent = train("--deterministic-mode --attention-backend flash --fp32-residual-connection "
                             "--use-precision-aware-optimizer --main-grads-dtype fp32 --main-params-dtype fp32 "
                             "--exp-avg-dtype fp32 --exp-avg-sq-dtype fp32 --rotary-base 10000 "
-                            "--rotary-seq-len-interpolation-factor 1");
+                            "--rotary-seq-len-interpolation-factor 1 --mid-level-dataset-surplus 0.005 "
+                            "--encoder-seq-length 16");
   ASSERT_EQ(silent.status, 0) << silent.err;
   EXPECT_EQ(silent.err.find("no effect here"), std::string::npos) << silent.err;
   const auto noted = train("--profile --profile-step-start 2 --profile-step-end 3 --profile-ranks 0 1 "
                            "--use-pytorch-profiler --log-straggler --log-energy --use-dist-ckpt --auto-detect-ckpt-format "
-                           "--overlap-p2p-communication");
+                           "--overlap-p2p-communication --ddp-bucket-size 40000000 --ddp-average-in-collective "
+                           "--grad-reduce-in-bf16 --no-one-logger --enable-ft-package");
   ASSERT_EQ(noted.status, 0) << noted.err;
   for (const char* flag : {"--profile", "--profile-step-start", "--profile-step-end", "--profile-ranks",
                            "--use-pytorch-profiler", "--log-straggler", "--log-energy", "--use-dist-ckpt",
-                           "--auto-detect-ckpt-format", "--overlap-p2p-communication"})
+                           "--auto-detect-ckpt-format", "--overlap-p2p-communication", "--ddp-bucket-size",
+                           "--ddp-average-in-collective", "--grad-reduce-in-bf16", "--no-one-logger",
+                           "--enable-ft-package"})
     EXPECT_NE(noted.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos)
         << flag << "\n" << noted.err;
   auto expect_usage = [&](const std::string& flags, const std::string& words) {
@@ -115,8 +119,13 @@ TEST_F(MegatronFlags, NewerMegatronFlags) {
                                        "expected 10000");
   expect_usage("--rotary-base 1e4 --exp-avg-dtype bf16", "--exp-avg-dtype bf16: Adam's moments are fp32; expected fp32");
   expect_usage("--rotary-seq-len-interpolation-factor 4", "positions are not interpolated");
+  expect_usage("--mid-level-dataset-surplus 0.01", "--mid-level-dataset-surplus 0.01: a blend's datasets are built "
+                                                  "with Megatron's default surplus; expected 0.005");
   for (const char* flag : {"--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split",
-                           "--decoupled-lr 1e-4", "--decoupled-min-lr 1e-5", "--init-method-xavier-uniform"}) {
+                           "--decoupled-lr 1e-4", "--decoupled-min-lr 1e-5", "--init-method-xavier-uniform",
+                           "--decoder-first-pipeline-num-layers 1", "--pipeline-model-parallel-layout Et*2L",
+                           "--use-rope-scaling", "--sft", "--batch-size 4", "--warmup 0.1",
+                           "--model-parallel-size 2"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_usage(flag, name + ": ");
     expect_usage(flag, "Hint: leave the flag out");

@@ -128,6 +128,9 @@ TEST_P(ModelParallelTraining, InterleavedPipelineTrainsAsOneProcess) {
   // With data parallelism and the distributed optimizer (2 micro-batches per rank: every forward first).
   ASSERT_EQ(0, train(4, "pp2dp2v", 10, pp2 + v + " --use-distributed-optimizer")) << "see " << dir_ << "/pp2dp2v.log";
   expect_same_losses("one", "pp2dp2v", 1, 10);
+  // Newer Megatron's name for the same schedule: 2 virtual stages (chunks) per pipeline rank.
+  ASSERT_EQ(0, train(2, "pp2vs", 10, pp2 + " --num-virtual-stages-per-pipeline-rank 2")) << "see " << dir_ << "/pp2vs.log";
+  expect_same_losses("pp2v", "pp2vs", 1, 10, 0.0);
   const SafetensorsFile first = SafetensorsFile::open(dir_ + "/pp2v/iter_0000010/model-tp00-pp000.safetensors");
   EXPECT_TRUE(first.has("model.embed_tokens.weight") && first.has("model.layers.0.mlp.down_proj.weight") &&
               first.has("model.layers.2.mlp.down_proj.weight"));
@@ -205,7 +208,10 @@ TEST(ModelParallelFlags, SplitsTheModelCannotTakeAreOneLine) {
             "2 or more, got 1"},
            {"--seq-length 8 --num-attention-heads 4 --num-layers 4 --tensor-model-parallel-size 1 "
             "--pipeline-model-parallel-size 2 --num-layers-per-virtual-pipeline-stage 3",
-            "the model's 4 layers are not a multiple of --pipeline-model-parallel-size 2 x 3"}}) {
+            "the model's 4 layers are not a multiple of --pipeline-model-parallel-size 2 x 3"},
+           {"--seq-length 8 --num-attention-heads 4 --num-layers 4 --tensor-model-parallel-size 1 "
+            "--pipeline-model-parallel-size 2 --num-virtual-stages-per-pipeline-rank 3",
+            "--num-virtual-stages-per-pipeline-rank 3: the 4 layers do not split into 2 x 3"}}) {
     const std::string log = dir + "/err.log";
     EXPECT_NE(test::run_shell(base + flags + " > " + log + " 2>&1"), 0) << flags;
     std::ifstream f(log);
