@@ -20,6 +20,15 @@ namespace {
 
 const std::string kSrc = CS_SOURCE_DIR;
 
+// The demo corpus preprocessed with --append-eod into D/alpaca_text_document (each document ends
+// with the tokenizer's EOS).
+void preprocess_demo(const std::string& d) {
+  const auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/alpaca_demo.json --output-prefix " + d +
+                            "/alpaca --tokenizer-name-or-path " + kSrc + "/assets/demo/tokenizer --handler-name alpaca "
+                            "--append-eod --workers 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+}
+
 double first_loss(const std::string& metrics) {
   std::ifstream f(metrics);
   std::string line;
@@ -31,13 +40,12 @@ TEST(EodFlags, EachChangesTrainingOnPretrainingData) {
   const auto d = (std::filesystem::path(testing::TempDir()) / ("cs_eod_flags_" + std::to_string(getpid()))).string();
   std::filesystem::remove_all(d);
   const std::string tok = kSrc + "/assets/demo/tokenizer";
-  auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/alpaca_demo.json --output-prefix " + d +
-                      "/alpaca --tokenizer-name-or-path " + tok + " --handler-name alpaca --append-eod --workers 1");
-  ASSERT_EQ(r.status, 0) << r.err;
+  preprocess_demo(d);
+  if (HasFatalFailure()) return;
   const std::string train = "train --model tiny --tokenizer-name-or-path " + tok + " --seq-length 64 "
                             "--micro-batch-size 2 --global-batch-size 4 --train-iters 2 --lr 1e-3 --log-interval 1 "
                             "--split 100,0,0 --data-path " + d + "/alpaca_text_document";
-  r = run_binary(train + " --save " + d + "/plain");
+  auto r = run_binary(train + " --save " + d + "/plain");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err.find("end-of-document id"), std::string::npos) << r.err;
   const double plain = first_loss(d + "/plain/metrics.jsonl");
@@ -75,9 +83,8 @@ TEST(EodFlags, PerTokenLossIsTheGlobalBatchsTokenMean) {
   const auto d = (std::filesystem::path(testing::TempDir()) / ("cs_per_token_" + std::to_string(getpid()))).string();
   std::filesystem::remove_all(d);
   const std::string tok = kSrc + "/assets/demo/tokenizer";
-  auto r = run_binary("preprocess --input " + kSrc + "/assets/demo/alpaca_demo.json --output-prefix " + d +
-                      "/alpaca --tokenizer-name-or-path " + tok + " --handler-name alpaca --append-eod --workers 1");
-  ASSERT_EQ(r.status, 0) << r.err;
+  preprocess_demo(d);
+  if (HasFatalFailure()) return;
   const std::string train = "train --model tiny --tokenizer-name-or-path " + tok + " --seq-length 64 "
                             "--global-batch-size 4 --train-iters 2 --lr 1e-3 --log-interval 1 --eod-mask-loss "
                             "--split 100,0,0 --data-path " + d + "/alpaca_text_document";

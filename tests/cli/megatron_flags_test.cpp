@@ -25,6 +25,16 @@ class MegatronFlags : public ::testing::Test {
     ASSERT_EQ(run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 101 --num-docs 20").status, 0);
   }
   RunResult train(const std::string& flags) { return train_for("--train-iters 1 " + flags); }
+  // KEY's value in each line of run NAME's metrics.jsonl that has it.
+  std::vector<double> metric(const std::string& name, const char* key) {
+    std::vector<double> s;
+    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains(key)) s.push_back(j[key].get<double>());
+    }
+    return s;
+  }
   RunResult train_for(const std::string& flags) {  // flags say how long
     return run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --lr 1e-3 "
                       "--split 100,0,0 --data-path " + dir_ + "/data " + flags);
@@ -317,15 +327,7 @@ TEST_F(MegatronFlags, TrainSamplesCountTheScheduleInSamples) {
 // --loss-scale (and DeepSpeed's fp16.loss_scale) is a constant fp16 loss scale; --optimizer adam is
 // what runs, another optimizer is refused, and so is an increasing weight decay without its ends.
 TEST_F(MegatronFlags, StaticLossScaleOptimizerAndWeightDecayStyle) {
-  auto scales = [&](const std::string& name) {
-    std::vector<double> s;
-    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
-    for (std::string line; std::getline(f, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("loss_scale")) s.push_back(j["loss_scale"].get<double>());
-    }
-    return s;
-  };
+  auto scales = [&](const std::string& name) { return metric(name, "loss_scale"); };
   auto r = train_for("--train-iters 3 --log-interval 1 --fp16 --loss-scale 512 --loss-scale-window 1 --optimizer adam "
                      "--weight-decay-incr-style constant --save " + dir_ + "/static");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -353,15 +355,7 @@ TEST_F(MegatronFlags, StaticLossScaleOptimizerAndWeightDecayStyle) {
 // decays with wd(0) = 0, which iteration 2's loss shows) and iteration 3 otherwise; the checkpoint
 // keeps the settings, and a resume with other ends is refused as Megatron refuses it.
 TEST_F(MegatronFlags, WeightDecayIncrement) {
-  auto losses = [&](const std::string& name) {
-    std::vector<double> s;
-    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
-    for (std::string line; std::getline(f, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("lm_loss")) s.push_back(j["lm_loss"].get<double>());
-    }
-    return s;
-  };
+  auto losses = [&](const std::string& name) { return metric(name, "lm_loss"); };
   const std::string run = "--train-iters 4 --log-interval 1 --lr 1e-2 --save " + dir_ + "/";
   auto r = train_for(run + "zero --weight-decay 0");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -398,13 +392,7 @@ TEST_F(MegatronFlags, WsdAndInverseSquareRootSchedules) {
   auto lrs = [&](const std::string& name, const std::string& flags) {
     const auto r = train_for("--train-iters 6 --log-interval 1 --lr 1e-2 " + flags + " --save " + dir_ + "/" + name);
     EXPECT_EQ(r.status, 0) << r.err;
-    std::vector<double> s;
-    std::ifstream f(dir_ + "/" + name + "/metrics.jsonl");
-    for (std::string line; std::getline(f, line);) {
-      const auto j = nlohmann::json::parse(line);
-      if (j.contains("learning_rate")) s.push_back(j["learning_rate"].get<double>());
-    }
-    return s;
+    return metric(name, "learning_rate");
   };
   // 12 samples of decay, the last 4 the anneal: constant to 8 samples, then linear to 0.
   EXPECT_EQ(lrs("wsd", "--lr-decay-style WSD --lr-wsd-decay-iters 2 --lr-wsd-decay-style linear"),
