@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cinttypes>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -17,6 +15,33 @@ namespace cs {
 namespace fs = std::filesystem;
 
 std::string iteration_dir_name(int64_t iteration) { return fmt::format("iter_{:07d}", iteration); }
+
+namespace {
+// The iteration a folder name iter_XXXXXXX (seven digits or more, as iteration_dir_name writes it)
+// stands for; -1 for any other name.
+int64_t iteration_of_folder(const std::string& name) {
+  if (name.size() < 12 || name.rfind("iter_", 0) != 0) return -1;
+  int64_t it = 0;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || it > (int64_t(1) << 50)) return -1;
+    it = it * 10 + (name[i] - '0');
+  }
+  return iteration_dir_name(it) == name ? it : -1;
+}
+
+// The complete checkpoints (meta.json written) under ROOT, oldest first, by iteration number (names
+// sort differently from 10^7 on).
+std::vector<int64_t> complete_iterations(const std::string& root) {
+  std::vector<int64_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const int64_t it = iteration_of_folder(e.path().filename().string());
+    if (it >= 0 && e.is_directory() && fs::exists(e.path() / "meta.json")) out.push_back(it);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
 
 std::string native_slice_metadata(const Shape& global, const std::vector<int64_t>& offset,
                                   const std::vector<RowBlock>& row_blocks) {
@@ -82,17 +107,13 @@ void CheckpointWriter::commit(const nlohmann::json& meta, int keep_last) {
   const std::string name = fs::path(final_).filename().string();
   write_file_atomic(root_ + "/latest_checkpointed_iteration.txt", name.substr(5) + "\n", "checkpoint");
   if (keep_last <= 0) return;
-  std::vector<std::string> done;
-  for (const auto& e : fs::directory_iterator(root_)) {
-    const std::string n = e.path().filename().string();
-    // Only this checkpoint and older ones count: a run resumed from an older iteration (--ckpt-step)
-    // into its own folder finds the abandoned later ones there, which must not push its own out.
-    if (e.is_directory() && n.rfind("iter_", 0) == 0 && n.find(".tmp") == std::string::npos && n <= name &&
-        fs::exists(e.path() / "meta.json"))
-      done.push_back(n);
-  }
-  std::sort(done.begin(), done.end());
-  for (size_t i = 0; i + size_t(keep_last) < done.size(); ++i) fs::remove_all(root_ + "/" + done[i], ec);
+  // Only this checkpoint and older ones count: a run resumed from an older iteration (--ckpt-step)
+  // into its own folder finds the abandoned later ones there, which must not push its own out.
+  const int64_t saved = iteration_of_folder(name);
+  std::vector<int64_t> done;
+  for (const int64_t it : complete_iterations(root_))
+    if (it <= saved) done.push_back(it);
+  for (size_t i = 0; i + size_t(keep_last) < done.size(); ++i) fs::remove_all(root_ + "/" + iteration_dir_name(done[i]), ec);
 }
 
 std::vector<std::string> incomplete_checkpoints(const std::string& root) {
@@ -154,16 +175,7 @@ int64_t latest_iteration(const std::string& root) {
 int64_t load_iteration(const std::string& root, int64_t step) {
   if (step < 0) return latest_iteration(root);
   if (fs::exists(root + "/" + iteration_dir_name(step) + "/meta.json")) return step;
-  std::vector<int64_t> held;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    const std::string name = e.path().filename().string();
-    int64_t it = -1;
-    if (name.size() == 12 && name.rfind("iter_", 0) == 0 && std::sscanf(name.c_str() + 5, "%7" SCNd64, &it) == 1 &&
-        iteration_dir_name(it) == name && fs::exists(e.path() / "meta.json"))
-      held.push_back(it);
-  }
-  std::sort(held.begin(), held.end());
+  const std::vector<int64_t> held = complete_iterations(root);
   std::string list;
   for (const int64_t it : held) list += fmt::format("{}{}", list.empty() ? "" : ", ", it);
   throw Error(fmt::format("[checkpoint] --ckpt-step {}: {} holds no complete {}. Hint: its checkpoints are at "

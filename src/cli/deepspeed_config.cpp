@@ -128,6 +128,11 @@ std::vector<std::string> apply_deepspeed_config(const DeepSpeedConfig& c, const 
   if (c.beta1) a.adam.beta1 = *c.beta1;
   if (c.beta2) a.adam.beta2 = *c.beta2;
   if (c.eps) a.adam.eps = *c.eps;
+  if (c.weight_decay && a.wd_incr != WdIncr::Constant)  // it would replace the increment's start unseen
+    throw UsageError(fmt::format("--deepspeed_config {}: optimizer.params.weight_decay with --weight-decay-incr-style "
+                                 "{}: one weight decay setting. Hint: leave weight_decay out of the config (the "
+                                 "increment goes from --start-weight-decay to --end-weight-decay)", path,
+                                 wd_incr_name(a.wd_incr)));
   if (c.weight_decay) a.adam.weight_decay = *c.weight_decay;
   if (c.gradient_clipping) a.clip_grad = *c.gradient_clipping;
   if (c.bf16) a.bf16 = true;

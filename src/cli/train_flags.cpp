@@ -382,8 +382,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
     throw UsageError(fmt::format("{} with {}: the schedule is counted in {}. Hint: use {}", mixed,
                                  train_samples ? "--train-samples" : "--train-iters",
                                  train_samples ? "samples" : "iterations",
-                                 train_samples ? "--lr-decay-samples / --lr-warmup-samples"
-                                               : "--lr-decay-iters / --lr-warmup-iters"));
+                                 train_samples ? "--lr-decay-samples / --lr-warmup-samples / --lr-wsd-decay-samples"
+                                               : "--lr-decay-iters / --lr-warmup-iters / --lr-wsd-decay-iters"));
   if (train_samples) {
     a.lr.decay_steps = lr_decay_samples.value_or(*train_samples);
     a.lr.warmup_steps = double(lr_warmup_samples.value_or(0));

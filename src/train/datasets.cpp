@@ -84,11 +84,16 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
                                                 : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
   const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
   const bool evaluate = a.eval_iters > 0 && (a.eval_interval > 0 || a.skip_train);
-  // (--start-eval-at-iter leaves out the evaluations before it, as Megatron counts them.)
-  const int64_t evaluations =
-      a.skip_train         ? 1
-      : a.eval_interval > 0 ? std::max<int64_t>(0, a.train_iters / a.eval_interval + 1 - a.start_eval_at_iter / a.eval_interval)
-                            : 0;
+  // The evaluations at the multiples of --eval-interval from --start-eval-at-iter on, and the one
+  // at the end of training. (Megatron subtracts start / interval, one too many when the start is a
+  // multiple of the interval: its last evaluation would then run out of samples.)
+  int64_t evaluations = 0;
+  if (a.skip_train) {
+    evaluations = 1;
+  } else if (a.eval_interval > 0) {
+    const int64_t first = std::max<int64_t>(1, (a.start_eval_at_iter + a.eval_interval - 1) / a.eval_interval);
+    evaluations = std::max<int64_t>(0, a.train_iters / a.eval_interval - first + 1) + 1;
+  }
   const int64_t n_valid =
       evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.global_batch, what, 2) : 0;
   const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.global_batch, "--eval-iters x --global-batch-size", 2) : 0;

@@ -1,8 +1,7 @@
 // The training run's data: Megatron's train, validation and test splits of --data-path (GPT
 // samples, or instruction samples with --is-instruction-dataset), sized as Megatron sizes them:
-// train for the whole run, validation for every evaluation ((train_iters / eval_interval + 1 -
-// start_eval_at_iter / eval_interval) x eval_iters global batches: the +1 is the evaluation at the
-// end of training), test for one
+// train for the whole run, validation for every evaluation (those at the multiples of eval_interval
+// from start_eval_at_iter on, and the one at the end of training, eval_iters global batches each), test for one
 // (eval_iters global batches, evaluated once at the end). Under --skip-train: no train split, and
 // the others sized for one evaluation (eval_iters global batches each), as Megatron sizes them.
 #pragma once

@@ -159,6 +159,10 @@ SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::opt
              use_here ? "this command line's" : "the checkpoint's", list);
   if (use_here) return here;
   // Megatron keeps no WSD anneal in its checkpoint: the command line's is used either way.
+  if (stored->lr.style == LrDecay::WSD && here.lr.style != LrDecay::WSD && here.lr.wsd_decay_steps == 0)
+    throw UsageError(fmt::format("--load {}: --use-checkpoint-opt_param-scheduler takes the checkpoint's WSD schedule, "
+                                 "whose anneal length a checkpoint does not keep. Hint: add --lr-wsd-decay-iters N "
+                                 "(or --lr-wsd-decay-samples N)", dir));
   SchedulerSettings out = *stored;
   out.lr.wsd_decay_steps = here.lr.wsd_decay_steps;
   out.lr.wsd_style = here.lr.wsd_style;

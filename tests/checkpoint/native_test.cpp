@@ -181,6 +181,13 @@ TEST(NativeCheckpoint, KeepLastCountsNoLaterIteration) {
   EXPECT_FALSE(fs::exists(root + "/iter_0000030"));
   EXPECT_TRUE(fs::exists(root + "/iter_0000031/meta.json"));
   EXPECT_EQ(latest_iteration(root), 32);
+  // By number, not by name: iter_10000000 sorts before iter_9999999 as text.
+  save(9999999);
+  save(10000000);
+  EXPECT_FALSE(fs::exists(root + "/iter_0000032"));
+  EXPECT_TRUE(fs::exists(root + "/iter_9999999/meta.json"));
+  EXPECT_TRUE(fs::exists(root + "/iter_10000000/meta.json"));
+  EXPECT_EQ(latest_iteration(root), 10000000);
 }
 
 TEST(NativeCheckpoint, BadLatestFileAndMissingFolderAreClearErrors) {

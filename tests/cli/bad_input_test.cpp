@@ -221,5 +221,15 @@ TEST_F(BadInput, Fp16AndBf16Together) {
                "--fp16 and --bf16");
 }
 
+// DeepSpeed's optimizer weight_decay would replace an increasing weight decay's start unseen.
+TEST_F(BadInput, DeepSpeedWeightDecayWithAnIncrement) {
+  const std::string ds = dir_ + "/ds_wd.json";
+  std::ofstream(ds) << R"({"train_micro_batch_size_per_gpu": 2, "optimizer": {"type": "Adam", "params": {"weight_decay": 0.3}}})";
+  expect_error("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --train-iters 1 --lr 1e-3 "
+               "--data-path " + dir_ + "/data --weight-decay-incr-style linear --start-weight-decay 0 "
+               "--end-weight-decay 0.1 --deepspeed --deepspeed_config " + ds, 2,
+               "optimizer.params.weight_decay with --weight-decay-incr-style linear: one weight decay setting");
+}
+
 }  // namespace
 }  // namespace cs

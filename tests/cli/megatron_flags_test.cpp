@@ -368,6 +368,11 @@ TEST_F(MegatronFlags, WeightDecayIncrement) {
   EXPECT_EQ(incr[0], zero[0]);
   EXPECT_EQ(incr[1], zero[1]);  // the first step decayed with wd(0) = 0
   EXPECT_NE(incr[2], zero[2]);  // the second with wd(2 samples) = 0.5 x 2 / 8
+  // Resumed from iteration 2: iterations 3 and 4 as the run straight through.
+  r = train_for(run + "resumed --weight-decay-incr-style linear --start-weight-decay 0 --end-weight-decay 0.5 --load " +
+                dir_ + "/incr --ckpt-step 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(losses("resumed"), (std::vector<double>{incr[2], incr[3]}));
   const auto meta = nlohmann::json::parse(std::ifstream(dir_ + "/incr/iter_0000002/meta.json"));
   EXPECT_EQ(meta["scheduler"]["wd_incr_style"], "linear");
   EXPECT_EQ(meta["scheduler"]["start_wd"], 0.0);
@@ -411,15 +416,26 @@ TEST_F(MegatronFlags, WsdAndInverseSquareRootSchedules) {
 // --start-eval-at-iter: the validations before it are left out (the one at the end of training
 // stays); --encoder-num-layers is Megatron's other name for --num-layers.
 TEST_F(MegatronFlags, StartEvalAtIterAndEncoderNumLayers) {
-  const auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --lr 1e-3 "
-                            "--split 60,40,0 --train-iters 6 --eval-interval 2 --eval-iters 1 --start-eval-at-iter 3 "
-                            "--encoder-num-layers 3 --data-path " + dir_ + "/data");
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out.find("validation loss at iteration 2 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("validation loss at iteration 4 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("validation loss at iteration 6 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("validation loss at the end of training for val data"), std::string::npos) << r.out;
-  EXPECT_NE(r.err.find("[train] model: 3 layers"), std::string::npos) << r.err;
+  auto run = [&](int64_t start) {
+    return run_binary("train --model tiny --vocab-size 101 --encoder-seq-length 12 --micro-batch-size 2 --lr 1e-3 "
+                      "--split 60,40,0 --train-iters 6 --eval-interval 2 --eval-iters 1 --encoder-num-layers 3 "
+                      "--start-eval-at-iter " + std::to_string(start) + " --data-path " + dir_ + "/data");
+  };
+  for (const int64_t start : {3, 4}) {  // 4: a multiple of the interval evaluates at 4 itself
+    const auto r = run(start);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.find("validation loss at iteration 2 |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("validation loss at iteration 4 |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("validation loss at iteration 6 |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("validation loss at the end of training for val data"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("[train] model: 3 layers"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("samples of 12 tokens"), std::string::npos) << r.err;
+  }
+  // A start past the run: no validation during it, the one at the end of training stays.
+  const auto late = run(8);
+  ASSERT_EQ(late.status, 0) << late.err;
+  EXPECT_EQ(late.out.find("validation loss at iteration"), std::string::npos) << late.out;
+  EXPECT_NE(late.out.find("validation loss at the end of training for val data"), std::string::npos) << late.out;
 }
 
 // --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does

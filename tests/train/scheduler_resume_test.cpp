@@ -13,6 +13,8 @@
 #include <regex>
 
 #include "cli/run_util.h"
+#include "core/error.h"
+#include "train/trainer.h"
 
 namespace cs {
 namespace {
@@ -144,6 +146,34 @@ TEST_F(SchedulerResume, NoLoadOptimStartsTheScheduleAgainAsMegatrons) {
                 .get<double>(), 1e300 / 4);
   EXPECT_EQ(scale_after(""), 1e300 / 8);
   EXPECT_EQ(scale_after("--no-load-optim"), 1e300 / 2);
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// Megatron keeps no WSD anneal in its checkpoint: a resume that takes the checkpoint's WSD schedule
+// uses the command line's anneal, and without one it is refused (Megatron would fail on None).
+TEST(SettleScheduler, AWsdCheckpointTakesTheCommandLinesAnneal) {
+  SchedulerSettings stored{{1e-3, 1e-4, 10, 1000, LrDecay::WSD}, 0.1};
+  stored.lr.wsd_decay_steps = 0;  // as read back: not kept
+  SchedulerSettings here{{1e-3, 1e-4, 10, 1000, LrDecay::Cosine}, 0.1};
+  here.lr.wsd_decay_steps = 200;
+  here.lr.wsd_style = WsdDecay::Linear;
+  const SchedulerSettings got = settle_scheduler(here, stored, SchedulerOnResume::UseCheckpoint, "ckpt", false);
+  EXPECT_EQ(got.lr.style, LrDecay::WSD);
+  EXPECT_EQ(got.lr.wsd_decay_steps, 200);
+  EXPECT_EQ(got.lr.wsd_style, WsdDecay::Linear);
+  here.lr.wsd_decay_steps = 0;
+  try {
+    settle_scheduler(here, stored, SchedulerOnResume::UseCheckpoint, "ckpt", false);
+    FAIL() << "a WSD schedule without its anneal";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("whose anneal length a checkpoint does not keep"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
