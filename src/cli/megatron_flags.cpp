@@ -60,6 +60,9 @@ constexpr Spec kAlwaysSo[] = {
     {"--fp32-residual-connection", 0, "the residual stream is fp32 in every precision"},
     {"--use-precision-aware-optimizer", 0, "the optimizer keeps fp32 master weights and moments (the dtype flags "
                                            "must say fp32)"},
+    {"--log-throughput-to-tensorboard", 0, "TensorBoard always gets tokens/s and TFLOPs per device"},
+    {"--log-l2-norm-grad-to-tensorboard", 0, "TensorBoard gets the gradient norm (--no-log-gradient-norm-to-tensorboard "
+                                             "leaves it out)"},
 };
 
 // No effect here: named once at start-up.
@@ -126,6 +129,32 @@ constexpr Spec kNoEffect[] = {
     {"--disable-msc", 0, "files are read from the file system (no multi-storage client)"},
     {"--dataloader-defer-npy-index-mmap", 0, "the sample indices are mapped when the run starts"},
     {"--dataloader-fast-cache-load", 0, "the sample indices are mapped from their cache when it is there"},
+    {"--log-runtime-to-tensorboard", 0, "TensorBoard gets the log line's figures"},
+    {"--log-device-memory-used", 0, "the peak memory is printed once, after the first logged iteration"},
+    {"--log-memory-interval", 1, "the peak memory is printed once, after the first logged iteration"},
+    {"--timing-log-option", 1, "the log line's time per iteration is the timer"},
+    {"--logging-level", 1, "the log has one level"},
+    {"--nvtx-ranges", 0, "no NVTX ranges are emitted"},
+    {"--use-nsys-profiler", 0, "no profiler is built in: run Nsight Systems on the process"},
+    {"--record-memory-history", 0, "there is no PyTorch allocator history"},
+    {"--memory-snapshot-path", 1, "there is no PyTorch allocator history"},
+    {"--check-for-spiky-loss", 0, "losses are not checked for spikes (non-finite ones are: --exit-on-nan)"},
+    {"--rerun-mode", 1, "Megatron's rerun state machine is not built"},
+    {"--exit-signal-handler-for-dataloader", 0, "the training loop reads samples itself, with no loader workers"},
+    {"--tokenizer-hf-no-use-fast", 0, "SentencePiece is the only tokenizer"},
+    {"--train-sync-interval", 1, "the CPU and the device synchronise once per iteration"},
+    {"--disable-straggler-on-startup", 0, "the ranks' step times are not compared"},
+    {"--straggler-ctrlr-port", 1, "the ranks' step times are not compared"},
+    {"--straggler-minmax-count", 1, "the ranks' step times are not compared"},
+    {"--no-use-gloo-process-groups", 0, "ranks communicate over MPI"},
+    {"--disable-jit-fuser", 0, "there is no JIT"},
+    {"--no-manual-gc-eval", 0, "there is no garbage collector"},
+    {"--throughput-window-size", 1, "throughput is averaged over each --log-interval"},
+    {"--non-persistent-save-interval", 1, "only --save-interval checkpoints are written (and on a signal or an exit "
+                                          "flag)"},
+    {"--non-persistent-ckpt-type", 1, "only --save-interval checkpoints are written"},
+    {"--non-persistent-global-ckpt-dir", 1, "only --save-interval checkpoints are written"},
+    {"--non-persistent-local-ckpt-dir", 1, "only --save-interval checkpoints are written"},
 };
 
 // Architectures and schedules not built: one line.

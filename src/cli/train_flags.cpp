@@ -147,10 +147,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_flag("--finetune", finetune, "--load weights only; start at iteration 0");
   app.add_flag("--no-load-optim", no_load_optim,
                "--load without the optimizer state: Adam, the lr scheduler and the loss scaler start afresh");
-  app.add_flag("--override-opt_param-scheduler", override_scheduler,
+  app.add_flag("--override-opt_param-scheduler,--override-opt-param-scheduler", override_scheduler,
                "a resumed run whose lr / weight-decay settings differ from its checkpoint's trains with this "
                "command line's (without it or the next flag such a resume is refused)");
-  app.add_flag("--use-checkpoint-opt_param-scheduler", checkpoint_scheduler,
+  app.add_flag("--use-checkpoint-opt_param-scheduler,--use-checkpoint-opt-param-scheduler", checkpoint_scheduler,
                "a resumed run trains with its checkpoint's lr / weight-decay settings");
   app.add_flag("--no-load-rng", no_load_rng, "--load without the RNG state (the seed comes from --seed)");
   app.add_flag("--no-save-optim", no_save_optim,

@@ -105,19 +105,21 @@ TEST_F(MegatronFlags, NewerMegatronFlags) {
                             "--use-precision-aware-optimizer --main-grads-dtype fp32 --main-params-dtype fp32 "
                             "--exp-avg-dtype fp32 --exp-avg-sq-dtype fp32 --rotary-base 10000 "
                             "--rotary-seq-len-interpolation-factor 1 --mid-level-dataset-surplus 0.005 "
-                            "--encoder-seq-length 16");
+                            "--encoder-seq-length 16 --log-throughput-to-tensorboard --log-l2-norm-grad-to-tensorboard");
   ASSERT_EQ(silent.status, 0) << silent.err;
   EXPECT_EQ(silent.err.find("no effect here"), std::string::npos) << silent.err;
   const auto noted = train("--profile --profile-step-start 2 --profile-step-end 3 --profile-ranks 0 1 "
                            "--use-pytorch-profiler --log-straggler --log-energy --use-dist-ckpt --auto-detect-ckpt-format "
                            "--overlap-p2p-communication --ddp-bucket-size 40000000 --ddp-average-in-collective "
-                           "--grad-reduce-in-bf16 --no-one-logger --enable-ft-package");
+                           "--grad-reduce-in-bf16 --no-one-logger --enable-ft-package --non-persistent-save-interval 5 "
+                           "--check-for-spiky-loss --rerun-mode validate_results --no-manual-gc-eval");
   ASSERT_EQ(noted.status, 0) << noted.err;
   for (const char* flag : {"--profile", "--profile-step-start", "--profile-step-end", "--profile-ranks",
                            "--use-pytorch-profiler", "--log-straggler", "--log-energy", "--use-dist-ckpt",
                            "--auto-detect-ckpt-format", "--overlap-p2p-communication", "--ddp-bucket-size",
                            "--ddp-average-in-collective", "--grad-reduce-in-bf16", "--no-one-logger",
-                           "--enable-ft-package"})
+                           "--enable-ft-package", "--non-persistent-save-interval", "--check-for-spiky-loss",
+                           "--rerun-mode", "--no-manual-gc-eval"})
     EXPECT_NE(noted.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos)
         << flag << "\n" << noted.err;
   auto expect_usage = [&](const std::string& flags, const std::string& words) {
