@@ -132,6 +132,7 @@ int plan_main(int argc, char** argv) {
   int code = 0;
   if (!parse(app, argc, argv, code)) return code;
   f.check_supported(app);
+  f.resolve_pretrained();  // the model a run would load
   flash = app.count("--use-flash-attn") > 0;
   const int64_t device_bytes = device_memory.empty() ? 0 : parse_byte_size(device_memory, "--device-memory");
 

@@ -85,6 +85,7 @@ int train_main(int argc, char** argv) {
   const bool rank0 = world->rank() == 0;
   if (rank0)
     for (const std::string& note : f.ignored_notes(app)) log_info("[train] {}", note);
+  if (const std::string note = f.resolve_pretrained(); !note.empty() && rank0) log_info("[train] {}", note);
   cpu::apply_threads(f.threads);  // per rank: the node's cores shared among its ranks
 
   // Vocabulary: the tokenizer's (or --vocab-size), padded as Megatron pads it; the end-of-document

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "core/checked.h"
+#include "checkpoint/native.h"
 #include "cli/data_args.h"
 #include "core/error.h"
 #include "data/blended_dataset.h"
@@ -157,6 +158,9 @@ void TrainFlags::add_to(CLI::App& app) {
                "checkpoints without the optimizer state, learning-rate schedule and loss scale (a third of the size "
                "in fp32); loading one needs --no-load-optim or --finetune");
   app.add_flag("--no-save-rng", no_save_rng, "checkpoints without the RNG state (the seed: a resume takes --seed)");
+  app.add_option("--pretrained-checkpoint", pretrained_checkpoint,
+                 "when --load holds no checkpoint yet (or is not given): fine-tune from this one (a native checkpoint "
+                 "or a Hugging Face directory; its weights, from iteration 0)");
   app.add_option("--ckpt-step", ckpt_step, "load this iteration of --load's native checkpoint instead of its latest")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--resume", resume,
@@ -253,6 +257,17 @@ void TrainFlags::check_supported(const CLI::App& app) {
                      "expected 0, 1 or 2");
   if (deepspeed && !deepspeed_config)
     throw UsageError("--deepspeed needs --deepspeed_config FILE (the ds_config.json of the launch script)");
+}
+
+std::string TrainFlags::resolve_pretrained() {
+  if (!pretrained_checkpoint || (load && is_native_checkpoint(*load))) return "";
+  const std::string note = fmt::format("{}: fine-tuning from --pretrained-checkpoint {} (its weights, from iteration 0)",
+                                       load ? "no checkpoint in --load " + *load : std::string("no --load"),
+                                       *pretrained_checkpoint);
+  load = pretrained_checkpoint;
+  finetune = true;
+  resume = false;  // (pulse's --resume continues a run's own checkpoint; there is none yet)
+  return note;
 }
 
 void TrainFlags::resolve_virtual_stages(int64_t num_layers) {

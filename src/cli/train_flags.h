@@ -60,6 +60,7 @@ struct TrainFlags {
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
   std::optional<int64_t> ckpt_step;  // --ckpt-step: --load's iteration to load
+  std::optional<std::string> pretrained_checkpoint;  // --pretrained-checkpoint
   bool no_save_optim = false, no_save_rng = false;
   bool skip_train = false;  // --skip-train: evaluate only
   bool calculate_per_token_loss = false;
@@ -79,6 +80,11 @@ struct TrainFlags {
   // The run's iterations for global batch gb (--train-iters, or --train-samples' whole batches, or
   // those of --rampup-batch-size, which it returns too); UsageError for a length flag missing or wrong.
   std::pair<int64_t, BatchRampup> run_length(int64_t gb) const;
+  // Megatron's --pretrained-checkpoint: when --load holds no native checkpoint (or is not given),
+  // the run fine-tunes from that one instead (its weights, from iteration 0; a Hugging Face
+  // directory too), so that one launch script starts a run and resumes it. Returns the line that
+  // says so, or "" when --load's own checkpoint is used.
+  std::string resolve_pretrained();
   // The iteration of --load's native checkpoint to load: --ckpt-step, or -1 (the latest; always
   // under --resume, which continues the run).
   int64_t load_step() const { return resume || !ckpt_step ? -1 : *ckpt_step; }

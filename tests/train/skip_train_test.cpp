@@ -4,7 +4,8 @@
 // of the same samples with the same weights (the validation at that iteration, when it was the
 // run's first; the test at the end of training), to the last printed digit. --ckpt-step loads an
 // older checkpoint than the latest: evaluated, or resumed (its run then continues exactly as the
-// original did). And the refusals.
+// original did). --pretrained-checkpoint: a launch script's fresh start fine-tunes from it, the same
+// script's next launch resumes the run's own checkpoint. And the refusals.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -92,6 +93,34 @@ TEST_F(SkipTrain, CkptStepLoadsAnOlderCheckpoint) {
     got.push_back((*it)[2]);
   ASSERT_EQ(want.size(), 2u) << run_.out;
   EXPECT_EQ(got, want) << resumed.out;
+}
+
+TEST_F(SkipTrain, PretrainedCheckpointStartsARunThatThenResumesItself) {
+  const std::string script = flags_ + " --lr 1e-3 --load " + dir_ + "/new --pretrained-checkpoint " + dir_ + "/run " +
+                             "--save " + dir_ + "/new --save-interval 2";
+  const auto first = test::run_binary(script + " --train-iters 2");
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.err.find("no checkpoint in --load " + dir_ + "/new: fine-tuning from --pretrained-checkpoint " + dir_ +
+                           "/run (its weights, from iteration 0)"), std::string::npos) << first.err;
+  const auto finetuned = test::run_binary(flags_ + " --lr 1e-3 --train-iters 2 --load " + dir_ + "/run --finetune");
+  ASSERT_EQ(finetuned.status, 0) << finetuned.err;
+  const std::regex loss(" iteration +([12])/ +2 \\|[^\\n]*lm loss: ([0-9.E+-]+)");
+  auto losses = [&](const std::string& out) {
+    std::vector<std::string> v;
+    for (std::sregex_iterator it(out.begin(), out.end(), loss), end; it != end; ++it) v.push_back((*it)[2]);
+    return v;
+  };
+  EXPECT_EQ(losses(first.out).size(), 2u) << first.out;
+  EXPECT_EQ(losses(first.out), losses(finetuned.out));
+  // The same script, launched again for longer: the run's own checkpoint.
+  const auto second = test::run_binary(script + " --train-iters 4 --override-opt-param-scheduler");
+  ASSERT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(second.err.find("fine-tuning from --pretrained-checkpoint"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("loaded " + dir_ + "/new/iter_0000002"), std::string::npos) << second.err;
+  // A Hugging Face directory, without --load.
+  const auto hf = test::run_binary(flags_ + " --lr 1e-3 --train-iters 1 --pretrained-checkpoint " + dir_ + "/run/hf");
+  ASSERT_EQ(hf.status, 0) << hf.err;
+  EXPECT_NE(hf.err.find("no --load: fine-tuning from --pretrained-checkpoint"), std::string::npos) << hf.err;
 }
 
 TEST_F(SkipTrain, Refusals) {
