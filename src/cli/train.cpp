@@ -272,6 +272,7 @@ int train_main(int argc, char** argv) {
   a.stop = &g_stop;
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
+  std::signal(f.exit_signal_number(), on_signal);  // --exit-signal (Megatron's), e.g. a scheduler's SIGUSR1
   if (rank0) {
     log_info("[train] model: {}", model->config().summary());
     if (a.rampup.on())

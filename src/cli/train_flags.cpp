@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <csignal>
 #include <tuple>
 
 #include "core/checked.h"
@@ -161,6 +162,10 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--pretrained-checkpoint", pretrained_checkpoint,
                  "when --load holds no checkpoint yet (or is not given): fine-tune from this one (a native checkpoint "
                  "or a Hugging Face directory; its weights, from iteration 0)");
+  app.add_option("--exit-signal", exit_signal,
+                 "a signal that, as SIGTERM and SIGINT, finishes the step, saves and exits 0 (Megatron's; e.g. "
+                 "SIGUSR1 for a scheduler's warning before its time limit)")
+      ->check(CLI::IsMember({"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGXCPU"}));
   app.add_option("--ckpt-step", ckpt_step, "load this iteration of --load's native checkpoint instead of its latest")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--resume", resume,
@@ -257,6 +262,16 @@ void TrainFlags::check_supported(const CLI::App& app) {
                      "expected 0, 1 or 2");
   if (deepspeed && !deepspeed_config)
     throw UsageError("--deepspeed needs --deepspeed_config FILE (the ds_config.json of the launch script)");
+}
+
+int TrainFlags::exit_signal_number() const {
+  static const std::pair<const char*, int> kSignals[] = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGUSR1", SIGUSR1},
+                                                         {"SIGUSR2", SIGUSR2}, {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT},
+                                                         {"SIGALRM", SIGALRM}, {"SIGXCPU", SIGXCPU}};
+  for (const auto& [name, number] : kSignals)
+    if (exit_signal == name) return number;
+  throw UsageError(fmt::format("--exit-signal {}: expected SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT, SIGALRM "
+                               "or SIGXCPU", exit_signal));
 }
 
 std::string TrainFlags::resolve_pretrained() {

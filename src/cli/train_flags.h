@@ -61,6 +61,9 @@ struct TrainFlags {
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
   std::optional<int64_t> ckpt_step;  // --ckpt-step: --load's iteration to load
   std::optional<std::string> pretrained_checkpoint;  // --pretrained-checkpoint
+  std::string exit_signal = "SIGTERM";  // --exit-signal: a signal that saves and stops (SIGTERM, SIGINT always do)
+  // --exit-signal's number.
+  int exit_signal_number() const;
   bool no_save_optim = false, no_save_rng = false;
   bool skip_train = false;  // --skip-train: evaluate only
   bool calculate_per_token_loss = false;

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "backend/backend.h"
 #include "checkpoint/native.h"
@@ -259,18 +261,22 @@ TEST_F(ResumeBinary, ExitDurationSavesExitsZeroAndResumesExactly) {
   for (size_t i = 0; i < b.size(); ++i) EXPECT_EQ(b[i], a[i + 1]);
 }
 
+// SIGTERM, and Megatron's --exit-signal (here SIGUSR1, a scheduler's warning before its limit).
 TEST_F(ResumeBinary, SigtermFinishesTheStepSavesAndExitsZero) {
-  const std::string dir = tmp("term");
-  pid_t pid = start("--save " + dir + " --save-interval 1000", dir + ".log");
-  ASSERT_TRUE(wait_for(dir + "/metrics.jsonl", 60));
-  kill(pid, SIGTERM);
-  EXPECT_EQ(wait_exit(dir + ".log"), 0);
-  std::ifstream f(dir + ".log");
-  const std::string log((std::istreambuf_iterator<char>(f)), {});
-  EXPECT_NE(log.find("stop requested (signal): saved at iteration"), std::string::npos) << log;
-  const int64_t it = latest_iteration(dir);
-  EXPECT_GT(it, 0);
-  EXPECT_LT(it, 300);
+  for (const auto& [name, sig, extra] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"term", SIGTERM, ""}, {"usr1", SIGUSR1, " --exit-signal SIGUSR1"}}) {
+    const std::string dir = tmp(name);
+    pid_t pid = start("--save " + dir + " --save-interval 1000" + extra, dir + ".log");
+    ASSERT_TRUE(wait_for(dir + "/metrics.jsonl", 60));
+    kill(pid, sig);
+    EXPECT_EQ(wait_exit(dir + ".log"), 0) << name;
+    std::ifstream f(dir + ".log");
+    const std::string log((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_NE(log.find("stop requested (signal): saved at iteration"), std::string::npos) << log;
+    const int64_t it = latest_iteration(dir);
+    EXPECT_GT(it, 0) << name;
+    EXPECT_LT(it, 300) << name;
+  }
 }
 
 }  // namespace
