@@ -211,6 +211,17 @@ int train_main(int argc, char** argv) {
     in_flight = std::max(in_flight, chunks > 1 ? interleaved_slots(grid.pp, chunks, micro_per_rank)
                                                : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank));
   }
+  // An evaluation's micro-batches too (--eval-global-batch-size): the interleaved schedule's groups.
+  if (a.eval_iters > 0 && a.eval_gb() % (a.eval_mbs() * grid.dp) == 0) {
+    try {
+      check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers,
+                             a.eval_gb() / (a.eval_mbs() * grid.dp));
+    } catch (const UsageError& e) {
+      if (a.eval_gb() == a.global_batch && a.eval_mbs() == a.micro_batch) throw;
+      throw UsageError(fmt::format("--eval-global-batch-size {} / --eval-micro-batch-size {}: {}", a.eval_gb(),
+                                   a.eval_mbs(), e.what()));
+    }
+  }
   MemoryRequest need;
   need.micro_batch = f.micro_batch;
   need.act_seq = act_seq;

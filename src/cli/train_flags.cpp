@@ -63,6 +63,12 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--eval-interval", eval_interval, "iterations between validations");
   app.add_option("--start-eval-at-iter", start_eval_at_iter, "no validation before this iteration (Megatron's)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--eval-micro-batch-size", eval_micro_batch,
+                 "samples per forward pass of the validation and test evaluations (default --micro-batch-size; "
+                 "at most that)")->check(positive());
+  app.add_option("--eval-global-batch-size", eval_global_batch,
+                 "samples per evaluation step, --eval-iters of them per evaluation (default --global-batch-size)")
+      ->check(positive());
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
   // The last --load wins: `pulse --restart` appends the run's own directory to a command (a seed
   // script) that already loads the starting weights.
@@ -375,6 +381,8 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.data_cache_path = data_cache_path;
   a.eval_interval = eval_interval;
   a.start_eval_at_iter = start_eval_at_iter;
+  a.eval_micro_batch = eval_micro_batch.value_or(0);
+  a.eval_global_batch = eval_global_batch.value_or(0);
   a.eval_iters = eval_iters;
   a.metrics_dir = log_dir ? *log_dir : save.value_or("");
   if (!lr && !skip_train) throw UsageError("--lr is required (the peak learning rate)");

@@ -45,6 +45,7 @@ struct TrainFlags {
   std::optional<int64_t> lr_wsd_decay_iters, lr_wsd_decay_samples;
   std::string lr_decay_style = "linear", split = "969, 30, 1", data_cache_path, device = "cpu";
   int64_t eval_interval = 1000, eval_iters = 100, start_eval_at_iter = 0;
+  std::optional<int64_t> eval_micro_batch, eval_global_batch;  // --eval-micro-batch-size, --eval-global-batch-size
   bool fp16 = false, bf16 = false, log_params_norm = false, log_num_zeros = false;
   std::optional<int> threads;  // --threads
   bool adaptive_threads = false;  // --adaptive-threads

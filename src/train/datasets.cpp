@@ -95,8 +95,8 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
     evaluations = std::max<int64_t>(0, a.train_iters / a.eval_interval - first + 1) + 1;
   }
   const int64_t n_valid =
-      evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.global_batch, what, 2) : 0;
-  const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.global_batch, "--eval-iters x --global-batch-size", 2) : 0;
+      evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.eval_gb(), what, 2) : 0;
+  const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.eval_gb(), "--eval-iters x --global-batch-size", 2) : 0;
   const SplitSource train_from = source_of(a, DataSplit::kTrain);
   if (a.instruction) {
     if (a.seed > 0xffffffffull) throw UsageError(fmt::format("--seed {}: expected 0 .. 2^32 - 1", a.seed));
@@ -149,8 +149,8 @@ void order_samples(Datasets& d, const TrainArgs& a, int64_t dp) {
   const char* names[3] = {"the train split", "the validation split", "the test split"};
   for (size_t i = 0; i < 3; ++i) {
     if (!src[i]->gpt && !src[i]->sft) continue;
-    d.orders[i] = std::make_unique<SampleOrder>(a.dataloader, a.data_sharding, src[i]->num_samples(), a.micro_batch,
-                                                dp, names[i]);
+    d.orders[i] = std::make_unique<SampleOrder>(a.dataloader, a.data_sharding, src[i]->num_samples(),
+                                                i == 0 ? a.micro_batch : a.eval_mbs(), dp, names[i]);
     src[i]->order = d.orders[i].get();
   }
 }

@@ -39,6 +39,15 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
                                  a.seq_length, m.config().max_seq_length));
   if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
   a.rampup.check(a.global_batch);  // (its batches' split: once the consumed samples are known)
+  // The evaluations' batches (Megatron asserts the split); the model's activations are planned for
+  // the training micro-batch, which an evaluation's may not exceed.
+  if (a.eval_gb() % (a.eval_mbs() * dp) != 0)
+    throw UsageError(fmt::format("--eval-global-batch-size {} is not a multiple of --eval-micro-batch-size {} x "
+                                 "data-parallel size {}", a.eval_gb(), a.eval_mbs(), dp));
+  if (a.eval_mbs() > a.micro_batch)
+    throw UsageError(fmt::format("--eval-micro-batch-size {} above --micro-batch-size {}: the activations are planned "
+                                 "for the training micro-batch. Hint: at most {}", a.eval_mbs(), a.micro_batch,
+                                 a.micro_batch));
 }
 
 
@@ -114,12 +123,12 @@ TrainResult evaluate_only(Model& model, const TrainArgs& a, Group& world, Group&
   const int64_t t = a.seq_length;
   TrainLog log({a.train_iters, t, world.size(), model_flops(model.config(), 1, t), a.print_log, world.rank() == 0,
                 a.instruction, a.metrics_dir, a.tensorboard_dir, a.tensorboard_tags});
-  MicroBatch batch(a.micro_batch, t, a.eod);
+  MicroBatch batch(a.eval_mbs(), t, a.eod);
   const SampleSource* splits[2] = {&data.valid_src, &data.test_src};
   double* losses[2] = {&r.end_valid_loss, &r.test_loss};
   for (int i = 0; i < 2; ++i) {
     if (!splits[i]->gpt && !splits[i]->sft) continue;
-    Validator v(model, *splits[i], dp, a.eval_iters * (a.global_batch / a.micro_batch), 0, pp, a.per_token_loss());
+    Validator v(model, *splits[i], dp, a.eval_iters * (a.eval_gb() / a.eval_mbs()), 0, pp, a.per_token_loss());
     *losses[i] = v.evaluate(batch);
     log.validation(fmt::format("iteration {} on {} set", r.iterations, i == 0 ? "validation" : "test"), r.iterations,
                    r.consumed_samples, *losses[i], i == 1, true);
@@ -195,7 +204,8 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   TrainLog log({a.train_iters, t, world.size(), model_flops(model.config(), 1, t), a.print_log, writer, a.instruction,
                 a.metrics_dir, a.tensorboard_dir, a.tensorboard_tags});
   CS_CHECK(!a.eod.any() || a.eod.eod >= 0) << "end-of-document flags without an end-of-document id";
-  MicroBatch batch(b, t, a.eod);
+  MicroBatch batch(b, t, a.eod), eval_batch(a.eval_mbs(), t, a.eod);
+  const int64_t eval_micro = a.eval_iters * (a.eval_gb() / a.eval_mbs());  // an evaluation's micro-batches
   TrainStep step(model, adam, scaler, dp, n_micro, a.clip_grad, a.fp16, pp, a.per_token_loss());
   step.count_zeros(a.log_num_zeros);
 
@@ -207,7 +217,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
   r.start_iteration = r.iterations = st.iteration;
   std::unique_ptr<Validator> validator;
   if (data.has_valid())
-    validator = std::make_unique<Validator>(model, data.valid_src, dp, a.eval_iters * n_micro,
+    validator = std::make_unique<Validator>(model, data.valid_src, dp, eval_micro,
                                             st.consumed_valid_samples, pp, a.per_token_loss());
   // The run directory's heartbeat (pulse reads it): --save, else the metrics directory.
   HeartbeatWriter heart(writer ? (a.save_dir.empty() ? a.metrics_dir : a.save_dir) : std::string(), a.train_iters,
@@ -283,7 +293,7 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     }
     heart.beat(it, o.loss, "");  // (before the evaluation, which then shows this iteration)
     if (validator && it % a.eval_interval == 0 && it >= a.start_eval_at_iter) {
-      const double loss = validator->evaluate(batch, alive);
+      const double loss = validator->evaluate(eval_batch, alive);
       r.valid_losses.push_back({it, loss});
       log.validation(fmt::format("iteration {}", it), it, r.consumed_samples, loss);
     }
@@ -330,15 +340,15 @@ TrainResult train(Model& model, const TrainArgs& a, Group& world, Group& dp, Gro
     // Megatron's end of training: the next validation batches, the final checkpoint, then the test
     // split's eval_iters global batches from its start (a run stopped early exits before this).
     if (validator) {
-      r.end_valid_loss = validator->evaluate(batch, alive);
+      r.end_valid_loss = validator->evaluate(eval_batch, alive);
       log.validation("the end of training for val data", r.iterations, r.consumed_samples, r.end_valid_loss, false,
                      true);
     }
     // (A run resumed at its end trains nothing: its checkpoint stays as it is.)
     if (r.iterations > r.start_iteration) save(r.iterations);
     if (data.has_test()) {
-      Validator tester(model, data.test_src, dp, a.eval_iters * n_micro, 0, pp, a.per_token_loss());
-      r.test_loss = tester.evaluate(batch, alive);
+      Validator tester(model, data.test_src, dp, eval_micro, 0, pp, a.per_token_loss());
+      r.test_loss = tester.evaluate(eval_batch, alive);
       log.validation("the end of training for test data", r.iterations, r.consumed_samples, r.test_loss, true, true);
     }
   }

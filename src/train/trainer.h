@@ -53,6 +53,11 @@ struct TrainArgs {
   EodOptions eod;
   int64_t eval_interval = 1000, eval_iters = 100;  // validation; eval_iters 0 = none
   int64_t start_eval_at_iter = 0;  // Megatron's --start-eval-at-iter: no validation before this iteration
+  // Megatron's --eval-micro-batch-size / --eval-global-batch-size (0: the training's): the
+  // validation and test splits' micro-batches and batches.
+  int64_t eval_micro_batch = 0, eval_global_batch = 0;
+  int64_t eval_mbs() const { return eval_micro_batch > 0 ? eval_micro_batch : micro_batch; }
+  int64_t eval_gb() const { return eval_global_batch > 0 ? eval_global_batch : global_batch; }
   // Megatron's --skip-train: no training; the model (as loaded) is evaluated on eval_iters global
   // batches of the validation and of the test split, each from its first sample; nothing written.
   bool skip_train = false;

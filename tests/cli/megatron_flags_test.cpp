@@ -440,6 +440,34 @@ TEST_F(MegatronFlags, StartEvalAtIterAndEncoderNumLayers) {
   EXPECT_NE(late.out.find("validation loss at the end of training for val data"), std::string::npos) << late.out;
 }
 
+// Megatron's --eval-micro-batch-size / --eval-global-batch-size: the same validation samples (an
+// evaluation's eval-iters x eval global batch) in other micro-batches and steps give the same loss;
+// a micro-batch above the training's, or a batch that does not split, is one line.
+TEST_F(MegatronFlags, EvalBatchSizes) {
+  auto valid = [&](const std::string& extra) {
+    const auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 "
+                              "--global-batch-size 4 --lr 1e-3 --train-iters 2 --eval-interval 2 --split 50,40,10 "
+                              "--data-path " + dir_ + "/data " + extra);
+    EXPECT_EQ(r.status, 0) << extra << ": " << r.err;
+    const std::string key = "validation loss at iteration 2 | lm loss value: ";
+    const size_t at = r.out.find(key);
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + key.size(), 12));
+  };
+  const double base = valid("--eval-iters 1");
+  ASSERT_GT(base, 0);
+  EXPECT_NEAR(valid("--eval-iters 1 --eval-micro-batch-size 1"), base, 1e-6 * base);
+  EXPECT_NEAR(valid("--eval-iters 2 --eval-global-batch-size 2"), base, 1e-6 * base);
+  EXPECT_NEAR(valid("--eval-iters 2 --eval-global-batch-size 2 --eval-micro-batch-size 1"), base, 1e-6 * base);
+  EXPECT_GT(std::fabs(valid("--eval-iters 2") - base), 1e-6 * base);  // more samples: another mean
+  auto r = train("--global-batch-size 8 --eval-micro-batch-size 4");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--eval-micro-batch-size 4 above --micro-batch-size 2"), std::string::npos) << r.err;
+  r = train("--eval-global-batch-size 3");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--eval-global-batch-size 3 is not a multiple of --eval-micro-batch-size 2"), std::string::npos)
+      << r.err;
+}
+
 // --check-for-nan-in-loss-and-grad stops at the first non-finite iteration, as Megatron's check does
 // (an lr of 1e30 diverges at once); without it the run counts the iterations and goes on.
 TEST_F(MegatronFlags, CheckForNanStopsTheRun) {

@@ -1,6 +1,7 @@
 // --skip-train in the parallel layouts, through the real binary under mpirun: DP2, TP2 and PP2
 // evaluate the same new model (from --seed) on the same validation and test samples as one process,
-// within 1e-5, and every rank finishes (the evaluations are collectives).
+// within 1e-5, and every rank finishes (the evaluations are collectives); so does DP2 with
+// --eval-micro-batch-size 1.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,7 +33,9 @@ TEST_P(SkipTrainParallel, EveryLayoutEvaluatesAsOneProcess) {
   const std::vector<double> want = losses(dir_ + "/one.log");
   ASSERT_EQ(want.size(), 2u) << "see " << dir_ << "/one.log";
   for (const auto& [name, layout] : std::vector<std::pair<std::string, std::string>>{
-           {"dp2", ""}, {"tp2", "--tensor-model-parallel-size 2"}, {"pp2", "--pipeline-model-parallel-size 2"}}) {
+           {"dp2", ""}, {"tp2", "--tensor-model-parallel-size 2"}, {"pp2", "--pipeline-model-parallel-size 2"},
+           // The same samples in micro-batches of one (every sample counts the same targets).
+           {"dp2_eval_mbs1", "--eval-micro-batch-size 1"}}) {
     ASSERT_EQ(0, train_with(2, name, flags + " " + layout)) << "see " << dir_ << "/" << name << ".log";
     const std::vector<double> got = losses(dir_ + "/" + name + ".log");
     ASSERT_EQ(got.size(), 2u) << name;
