@@ -64,6 +64,13 @@ constexpr Spec kAlwaysSo[] = {
     {"--log-throughput-to-tensorboard", 0, "TensorBoard always gets tokens/s and TFLOPs per device"},
     {"--log-l2-norm-grad-to-tensorboard", 0, "TensorBoard gets the gradient norm (--no-log-gradient-norm-to-tensorboard "
                                              "leaves it out)"},
+    {"--cross-entropy-fusion-impl", 1, "one cross entropy kernel, the logits' softmax in fp32"},
+    {"--gradient-accumulation-fusion", 0, "a fusion"},
+    {"--async-tensor-model-parallel-allreduce", 0, "a GPU overlap"},
+    {"--apply-rope-fusion", 0, "a fusion"},
+    {"--bias-swiglu-fusion", 0, "a fusion"},
+    {"--use-te-rng-tracker", 0, "no dropout, so no random state in the model's forward"},
+    {"--te-rng-tracker", 0, "no dropout, so no random state in the model's forward"},
 };
 
 // No effect here: named once at start-up.
@@ -156,6 +163,13 @@ constexpr Spec kNoEffect[] = {
     {"--non-persistent-ckpt-type", 1, "only --save-interval checkpoints are written"},
     {"--non-persistent-global-ckpt-dir", 1, "only --save-interval checkpoints are written"},
     {"--non-persistent-local-ckpt-dir", 1, "only --save-interval checkpoints are written"},
+    {"--cp-comm-type", -2, "context parallelism is not built (--context-parallel-size 1)"},
+    {"--tp-comm-overlap", 0, "the tensor-parallel collectives are chuanspeed's own"},
+    {"--defer-embedding-wgrad-compute", 0, "the embedding's weight gradient is computed in its backward"},
+    {"--wgrad-deferral-limit", 1, "the embedding's weight gradient is computed in its backward"},
+    {"--init-model-with-meta-device", 0, "the model is allocated once, planned before it is built"},
+    {"--dist-ckpt-strictness", 1, "checkpoints are chuanspeed's native format, read strictly"},
+    {"--ckpt-assume-constant-structure", 0, "checkpoints are chuanspeed's native format"},
 };
 
 // Architectures and schedules not built: one line.
@@ -183,6 +197,15 @@ constexpr Spec kRefused[] = {
      "each pipeline stage holds --num-layers / PP decoder layers (for interleaving: "
      "--num-virtual-stages-per-pipeline-rank or --num-layers-per-virtual-pipeline-stage)"},
     {"--use-rope-scaling", 0, "Baichuan's RoPE is not scaled, and no scaling is built here"},
+    {"--fp8-recipe", 1, "fp8 is not supported here; use --bf16 or --fp16"},
+    {"--fp8-param-gather", 0, "fp8 is not supported here; use --bf16 or --fp16"},
+    {"--first-last-layers-bf16", 0, "fp8 is not supported here (every layer runs in --bf16 or --fp16)"},
+    {"--use-torch-fsdp2", 0, "FSDP is not built: --use-distributed-optimizer (ZeRO-1) shards the optimizer state"},
+    {"--use-megatron-fsdp", 0, "FSDP is not built: --use-distributed-optimizer (ZeRO-1) shards the optimizer state"},
+    {"--data-parallel-sharding-strategy", 1,
+     "FSDP is not built: --use-distributed-optimizer (ZeRO-1) shards the optimizer state"},
+    {"--qk-l2-norm", 0, "Baichuan normalises no queries or keys, and no such norm is built here"},
+    {"--window-size", -2, "Baichuan's attention is causal over the whole sequence; no sliding window is built here"},
     {"--sft", 0, "Megatron's SFT dataset reads its own JSONL format; instruction data here is preprocess "
                  "--is-instruction-dataset, trained with --is-instruction-dataset"},
     {"--batch-size", 1, "Megatron's old flag, which it refuses too: the batch is --micro-batch-size (and "
@@ -223,6 +246,11 @@ constexpr Pinned kPinned[] = {
     {"--exp-avg-dtype", "fp32", "Adam's moments are fp32"},
     {"--exp-avg-sq-dtype", "fp32", "Adam's moments are fp32"},
     {"--mid-level-dataset-surplus", "0.005", "a blend's datasets are built with Megatron's default surplus"},
+    {"--context-parallel-size", "1", "context parallelism is not built (--sequence-parallel splits the norms and the "
+                                     "residual stream over the tensor-parallel ranks)"},
+    {"--expert-model-parallel-size", "1", "Baichuan has no experts (no mixture of experts is built here)"},
+    {"--expert-tensor-parallel-size", "1", "Baichuan has no experts (no mixture of experts is built here)"},
+    {"--softmax-type", "vanilla", "the attention's softmax is the plain one"},
 };
 
 // Whether A and B are the same value: as numbers when both are, else as text.

@@ -186,6 +186,9 @@ void TrainFlags::add_to(CLI::App& app) {
   CLI::Option* per_stage = app.add_option("--num-layers-per-virtual-pipeline-stage", virtual_pipeline_layers,
                  "Megatron's interleaved 1F1B schedule: each pipeline rank holds num-layers / (PP x N) model chunks of N "
                  "layers");
+  app.add_option("--microbatch-group-size-per-virtual-pipeline-stage", microbatch_group,
+                 "the interleaved schedule's micro-batch groups: --pipeline-model-parallel-size (Megatron's default), "
+                 "the only size built")->check(positive());
   app.add_option("--num-virtual-stages-per-pipeline-rank", virtual_stages,
                  "the interleaved 1F1B schedule by its chunks: each pipeline rank holds V model chunks of "
                  "num-layers / (PP x V) layers")
@@ -266,6 +269,10 @@ void TrainFlags::check_supported(const CLI::App& app) {
   if (zero_stage && *zero_stage == 3)
     throw UsageError("--zero-stage 3: ZeRO stage 3 also shards the parameters, which this program does not do; "
                      "expected 0, 1 or 2");
+  if (microbatch_group && *microbatch_group != pp)
+    throw UsageError(fmt::format("--microbatch-group-size-per-virtual-pipeline-stage {}: the interleaved schedule runs "
+                                 "its micro-batches in groups of --pipeline-model-parallel-size ({}), Megatron's "
+                                 "default; expected {}. Hint: leave the flag out", *microbatch_group, pp, pp));
   if (deepspeed && !deepspeed_config)
     throw UsageError("--deepspeed needs --deepspeed_config FILE (the ds_config.json of the launch script)");
 }

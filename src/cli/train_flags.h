@@ -57,6 +57,7 @@ struct TrainFlags {
   std::optional<int> zero_stage;
   std::optional<int64_t> virtual_pipeline_layers;
   std::optional<int64_t> virtual_stages;  // --num-virtual-stages-per-pipeline-rank
+  std::optional<int64_t> microbatch_group;  // --microbatch-group-size-per-virtual-pipeline-stage
   std::optional<std::string> deepspeed_config;
   int keep_last = 0;
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;

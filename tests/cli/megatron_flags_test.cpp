@@ -105,21 +105,25 @@ TEST_F(MegatronFlags, NewerMegatronFlags) {
                             "--use-precision-aware-optimizer --main-grads-dtype fp32 --main-params-dtype fp32 "
                             "--exp-avg-dtype fp32 --exp-avg-sq-dtype fp32 --rotary-base 10000 "
                             "--rotary-seq-len-interpolation-factor 1 --mid-level-dataset-surplus 0.005 "
-                            "--encoder-seq-length 16 --log-throughput-to-tensorboard --log-l2-norm-grad-to-tensorboard");
+                            "--encoder-seq-length 16 --log-throughput-to-tensorboard --log-l2-norm-grad-to-tensorboard "
+                            "--context-parallel-size 1 --expert-model-parallel-size 1 --expert-tensor-parallel-size 1 "
+                            "--softmax-type vanilla --cross-entropy-fusion-impl native --gradient-accumulation-fusion "
+                            "--use-te-rng-tracker --microbatch-group-size-per-virtual-pipeline-stage 1");
   ASSERT_EQ(silent.status, 0) << silent.err;
   EXPECT_EQ(silent.err.find("no effect here"), std::string::npos) << silent.err;
   const auto noted = train("--profile --profile-step-start 2 --profile-step-end 3 --profile-ranks 0 1 "
                            "--use-pytorch-profiler --log-straggler --log-energy --use-dist-ckpt --auto-detect-ckpt-format "
                            "--overlap-p2p-communication --ddp-bucket-size 40000000 --ddp-average-in-collective "
                            "--grad-reduce-in-bf16 --no-one-logger --enable-ft-package --non-persistent-save-interval 5 "
-                           "--check-for-spiky-loss --rerun-mode validate_results --no-manual-gc-eval");
+                           "--check-for-spiky-loss --rerun-mode validate_results --no-manual-gc-eval "
+                           "--cp-comm-type p2p a2a --tp-comm-overlap");
   ASSERT_EQ(noted.status, 0) << noted.err;
   for (const char* flag : {"--profile", "--profile-step-start", "--profile-step-end", "--profile-ranks",
                            "--use-pytorch-profiler", "--log-straggler", "--log-energy", "--use-dist-ckpt",
                            "--auto-detect-ckpt-format", "--overlap-p2p-communication", "--ddp-bucket-size",
                            "--ddp-average-in-collective", "--grad-reduce-in-bf16", "--no-one-logger",
                            "--enable-ft-package", "--non-persistent-save-interval", "--check-for-spiky-loss",
-                           "--rerun-mode", "--no-manual-gc-eval"})
+                           "--rerun-mode", "--no-manual-gc-eval", "--cp-comm-type", "--tp-comm-overlap"})
     EXPECT_NE(noted.err.find(std::string("accepted, no effect here: ") + flag + " ("), std::string::npos)
         << flag << "\n" << noted.err;
   auto expect_usage = [&](const std::string& flags, const std::string& words) {
@@ -131,13 +135,17 @@ TEST_F(MegatronFlags, NewerMegatronFlags) {
                                        "expected 10000");
   expect_usage("--rotary-base 1e4 --exp-avg-dtype bf16", "--exp-avg-dtype bf16: Adam's moments are fp32; expected fp32");
   expect_usage("--rotary-seq-len-interpolation-factor 4", "positions are not interpolated");
+  expect_usage("--context-parallel-size 2", "--context-parallel-size 2: context parallelism is not built");
+  expect_usage("--microbatch-group-size-per-virtual-pipeline-stage 2",
+               "the interleaved schedule runs its micro-batches in groups of --pipeline-model-parallel-size (1)");
   expect_usage("--mid-level-dataset-surplus 0.01", "--mid-level-dataset-surplus 0.01: a blend's datasets are built "
                                                   "with Megatron's default surplus; expected 0.005");
   for (const char* flag : {"--account-for-embedding-in-pipeline-split", "--account-for-loss-in-pipeline-split",
                            "--decoupled-lr 1e-4", "--decoupled-min-lr 1e-5", "--init-method-xavier-uniform",
                            "--decoder-first-pipeline-num-layers 1", "--pipeline-model-parallel-layout Et*2L",
                            "--use-rope-scaling", "--sft", "--batch-size 4", "--warmup 0.1",
-                           "--model-parallel-size 2"}) {
+                           "--model-parallel-size 2", "--use-torch-fsdp2", "--fp8-recipe delayed",
+                           "--window-size 128 0", "--qk-l2-norm"}) {
     const std::string name = std::string(flag).substr(0, std::string(flag).find(' '));
     expect_usage(flag, name + ": ");
     expect_usage(flag, "Hint: leave the flag out");
