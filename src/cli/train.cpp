@@ -122,9 +122,10 @@ int train_main(int argc, char** argv) {
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
   if (f.ckpt_step && !native)
-    throw UsageError(fmt::format("--ckpt-step {}: --load {} is not a native checkpoint (no "
+    throw UsageError(fmt::format("--ckpt-step {}: {} {} is not a native checkpoint (no "
                                  "latest_checkpointed_iteration.txt), whose iterations it picks from. Hint: leave "
-                                 "--ckpt-step out", *f.ckpt_step, f.load.value_or("(not given)")));
+                                 "--ckpt-step out", *f.ckpt_step, f.own_load ? "--pretrained-checkpoint" : "--load",
+                                 f.load.value_or("(not given)")));
   if (f.resume && !native)
     throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
                                  "Hint: --resume continues a run from its own --save directory",
@@ -212,7 +213,8 @@ int train_main(int argc, char** argv) {
                                                : one_f_one_b_slots(grid.pp_rank, grid.pp, micro_per_rank));
   }
   // An evaluation's micro-batches too (--eval-global-batch-size): the interleaved schedule's groups.
-  if (a.eval_iters > 0 && a.eval_gb() % (a.eval_mbs() * grid.dp) == 0) {
+  check_eval_batches(a, grid.dp);
+  if (a.eval_iters > 0) {
     try {
       check_virtual_pipeline(f.virtual_pipeline_layers.value_or(0), grid.pp, cfg.num_layers,
                              a.eval_gb() / (a.eval_mbs() * grid.dp));
@@ -248,7 +250,13 @@ int train_main(int argc, char** argv) {
     std::error_code ec;
     const bool resuming_save =
         native && std::filesystem::weakly_canonical(*f.load, ec) == std::filesystem::weakly_canonical(*f.save, ec);
-    if (!resuming_save && !f.start_over) prepare_fresh_run_folder(*f.save, false);
+    // --pretrained-checkpoint with --load = --save that holds no checkpoint yet: the run stopped
+    // before its first save, and its launch script starts it again; what it left is moved aside as
+    // --start-over moves it.
+    const bool again = f.own_load && std::filesystem::weakly_canonical(*f.own_load, ec) ==
+                                         std::filesystem::weakly_canonical(*f.save, ec);
+    const bool start_over = f.start_over || again;
+    if (!resuming_save && !start_over) prepare_fresh_run_folder(*f.save, false);
     // --ckpt-step back into its own folder: the abandoned later checkpoints stay until this run's
     // saves replace them, and the latest file names the last of them until this run's first save.
     if (resuming_save && rank0 && f.load_step() >= 0) {
@@ -260,9 +268,11 @@ int train_main(int argc, char** argv) {
     }
     if (rank0) {
       run_lock = std::make_unique<RunLock>(*f.save);
-      if (!resuming_save && f.start_over) {
+      if (!resuming_save && start_over) {
         const std::string aside = prepare_fresh_run_folder(*f.save, true);
-        if (!aside.empty()) log_info("[train] --start-over: the previous run's files are now in {}", aside);
+        if (!aside.empty())
+          log_info("[train] {}: the previous run's files are now in {}",
+                   f.start_over ? "--start-over" : "a start from --pretrained-checkpoint", aside);
       }
     }
     world->barrier(*ctx);
@@ -302,8 +312,8 @@ int train_main(int argc, char** argv) {
       log_info("[train] --skip-train: evaluating {} at iteration {} on {} global batches of {} samples of {} tokens "
                "of the validation and test splits ({} micro-batches of {}{}); nothing is trained or written",
                native ? *f.load : f.load ? *f.load + " (Hugging Face weights)" : std::string("a new model"),
-               native && !a.finetune ? load_iteration(*f.load, f.load_step()) : 0, a.eval_iters, a.global_batch,
-               a.seq_length, a.global_batch / a.micro_batch, a.micro_batch, layout);
+               native && !a.finetune ? load_iteration(*f.load, f.load_step()) : 0, a.eval_iters, a.eval_gb(),
+               a.seq_length, a.eval_gb() / a.eval_mbs(), a.eval_mbs(), layout);
     else
       log_info("[train] {} iterations x {}{} samples of {} tokens ({}{} micro-batches of {}{})", a.train_iters,
                a.rampup.on() ? "up to " : "", a.global_batch, a.seq_length, a.rampup.on() ? "up to " : "",

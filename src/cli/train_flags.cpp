@@ -292,6 +292,7 @@ std::string TrainFlags::resolve_pretrained() {
   const std::string note = fmt::format("{}: fine-tuning from --pretrained-checkpoint {} (its weights, from iteration 0)",
                                        load ? "no checkpoint in --load " + *load : std::string("no --load"),
                                        *pretrained_checkpoint);
+  own_load = load.value_or("");
   load = pretrained_checkpoint;
   finetune = true;
   resume = false;  // (pulse's --resume continues a run's own checkpoint; there is none yet)

@@ -63,6 +63,9 @@ struct TrainFlags {
   bool finetune = false, no_load_optim = false, no_load_rng = false, resume = false, start_over = false;
   std::optional<int64_t> ckpt_step;  // --ckpt-step: --load's iteration to load
   std::optional<std::string> pretrained_checkpoint;  // --pretrained-checkpoint
+  // Set by resolve_pretrained when the run starts from --pretrained-checkpoint: the --load given
+  // (which holds no checkpoint yet), or "" when none was.
+  std::optional<std::string> own_load;
   std::string exit_signal = "SIGTERM";  // --exit-signal: a signal that saves and stops (SIGTERM, SIGINT always do)
   // --exit-signal's number.
   int exit_signal_number() const;

@@ -82,7 +82,7 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   const int64_t n_train = a.skip_train           ? 0
                           : a.train_samples > 0 ? a.train_samples
                                                 : checked_mul(a.train_iters, a.global_batch, "--train-iters x --global-batch-size", 2);
-  const char* what = "validation samples: (--train-iters / --eval-interval + 1) x --eval-iters x --global-batch-size";
+  const char* what = "validation samples: the evaluations x --eval-iters x --eval-global-batch-size";
   const bool evaluate = a.eval_iters > 0 && (a.eval_interval > 0 || a.skip_train);
   // The evaluations at the multiples of --eval-interval from --start-eval-at-iter on, and the one
   // at the end of training. (Megatron subtracts start / interval, one too many when the start is a
@@ -96,7 +96,7 @@ Datasets open_datasets(const TrainArgs& a, bool may_build, bool say) {
   }
   const int64_t n_valid =
       evaluate ? checked_mul(checked_mul(evaluations, a.eval_iters, what, 2), a.eval_gb(), what, 2) : 0;
-  const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.eval_gb(), "--eval-iters x --global-batch-size", 2) : 0;
+  const int64_t n_test = evaluate ? checked_mul(a.eval_iters, a.eval_gb(), "--eval-iters x --eval-global-batch-size", 2) : 0;
   const SplitSource train_from = source_of(a, DataSplit::kTrain);
   if (a.instruction) {
     if (a.seed > 0xffffffffull) throw UsageError(fmt::format("--seed {}: expected 0 .. 2^32 - 1", a.seed));

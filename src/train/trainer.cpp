@@ -39,15 +39,7 @@ void validate(const TrainArgs& a, const Model& m, int dp) {
                                  a.seq_length, m.config().max_seq_length));
   if (a.log_interval < 1) throw UsageError("--log-interval must be >= 1");
   a.rampup.check(a.global_batch);  // (its batches' split: once the consumed samples are known)
-  // The evaluations' batches (Megatron asserts the split); the model's activations are planned for
-  // the training micro-batch, which an evaluation's may not exceed.
-  if (a.eval_gb() % (a.eval_mbs() * dp) != 0)
-    throw UsageError(fmt::format("--eval-global-batch-size {} is not a multiple of --eval-micro-batch-size {} x "
-                                 "data-parallel size {}", a.eval_gb(), a.eval_mbs(), dp));
-  if (a.eval_mbs() > a.micro_batch)
-    throw UsageError(fmt::format("--eval-micro-batch-size {} above --micro-batch-size {}: the activations are planned "
-                                 "for the training micro-batch. Hint: at most {}", a.eval_mbs(), a.micro_batch,
-                                 a.micro_batch));
+  check_eval_batches(a, dp);
 }
 
 
@@ -148,6 +140,16 @@ Stops any_rank_stops(Ctx& ctx, Group& world, const Tensor& flags, Stops here) {
   return {n[0] > 0, n[1] > 0};
 }
 }  // namespace
+
+void check_eval_batches(const TrainArgs& a, int64_t dp) {
+  if (a.eval_gb() % (a.eval_mbs() * dp) != 0)
+    throw UsageError(fmt::format("--eval-global-batch-size {} is not a multiple of --eval-micro-batch-size {} x "
+                                 "data-parallel size {}", a.eval_gb(), a.eval_mbs(), dp));
+  if (a.eval_mbs() > a.micro_batch)
+    throw UsageError(fmt::format("--eval-micro-batch-size {} above --micro-batch-size {}: the activations are planned "
+                                 "for the training micro-batch. Hint: at most {}", a.eval_mbs(), a.micro_batch,
+                                 a.micro_batch));
+}
 
 SchedulerSettings settle_scheduler(const SchedulerSettings& here, const std::optional<SchedulerSettings>& stored,
                                    SchedulerOnResume policy, const std::string& dir, bool say) {

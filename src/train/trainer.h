@@ -132,6 +132,11 @@ struct TrainResult {
   bool stopped_on_nan = false, stopped_by_signal = false, stopped_by_exit_interval = false, stopped_by_duration = false;
 };
 
+// The evaluations' batches (Megatron asserts their split over micro-batch x DP); the model's
+// activations are planned for the training micro-batch, which an evaluation's may not exceed.
+// UsageError naming the flags otherwise.
+void check_eval_batches(const TrainArgs& a, int64_t dp);
+
 // The scheduler settings a resumed run trains with: `here` (the command line's) unless `stored`
 // (its checkpoint's; absent in older checkpoints) differs, which is refused (UsageError naming each
 // difference, as Megatron's OptimizerParamScheduler asserts) unless policy picks one; say: print

@@ -426,6 +426,7 @@ TEST_F(MegatronFlags, WsdAndInverseSquareRootSchedules) {
 // --start-eval-at-iter: the validations before it are left out (the one at the end of training
 // stays); --encoder-num-layers is Megatron's other name for --num-layers.
 TEST_F(MegatronFlags, StartEvalAtIterAndEncoderNumLayers) {
+  ASSERT_EQ(run_binary("synth-data --output-prefix " + dir_ + "/data60 --vocab-size 101 --num-docs 60").status, 0);
   auto run = [&](int64_t start) {
     return run_binary("train --model tiny --vocab-size 101 --encoder-seq-length 12 --micro-batch-size 2 --lr 1e-3 "
                       "--split 60,40,0 --train-iters 6 --eval-interval 2 --eval-iters 1 --encoder-num-layers 3 "
@@ -440,6 +441,17 @@ TEST_F(MegatronFlags, StartEvalAtIterAndEncoderNumLayers) {
     EXPECT_NE(r.out.find("validation loss at the end of training for val data"), std::string::npos) << r.out;
     EXPECT_NE(r.err.find("[train] model: 3 layers"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("samples of 12 tokens"), std::string::npos) << r.err;
+  }
+  // The split is sized for the evaluations that happen (its one document gives 5 samples an epoch):
+  // a start at 4 evaluates at 4, 6 and the end, 3 x 2 samples, two epochs (Megatron's count, one
+  // fewer, would fit one); a start at 5 at 6 and the end, one epoch.
+  for (const auto& [start, epochs] : std::vector<std::pair<int, std::string>>{{4, "2 epoch(s)"}, {5, "1 epoch(s)"}}) {
+    const auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --lr 1e-3 "
+                              "--split 98,2,0 --train-iters 6 --eval-interval 2 --eval-iters 1 --start-eval-at-iter " +
+                              std::to_string(start) + " --data-cache-path " + dir_ + "/cache" + std::to_string(start) +
+                              " --data-path " + dir_ + "/data60");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("documents [59, 60): " + epochs), std::string::npos) << start << "\n" << r.err;
   }
   // A start past the run: no validation during it, the one at the end of training stays.
   const auto late = run(8);
@@ -467,9 +479,18 @@ TEST_F(MegatronFlags, EvalBatchSizes) {
   EXPECT_NEAR(valid("--eval-iters 2 --eval-global-batch-size 2"), base, 1e-6 * base);
   EXPECT_NEAR(valid("--eval-iters 2 --eval-global-batch-size 2 --eval-micro-batch-size 1"), base, 1e-6 * base);
   EXPECT_GT(std::fabs(valid("--eval-iters 2") - base), 1e-6 * base);  // more samples: another mean
-  auto r = train("--global-batch-size 8 --eval-micro-batch-size 4");
+  // The evaluation's steps and micro-batches as the run names them.
+  auto r = run_binary("train --model tiny --vocab-size 101 --seq-length 16 --micro-batch-size 2 --split 50,40,10 "
+                      "--skip-train --eval-iters 3 --eval-global-batch-size 2 --eval-micro-batch-size 1 --data-path " +
+                      dir_ + "/data");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("on 3 global batches of 2 samples of 16 tokens of the validation and test splits (2 "
+                       "micro-batches of 1)"), std::string::npos) << r.err;
+  // Refused before --save is touched.
+  r = train("--global-batch-size 8 --eval-micro-batch-size 4 --save " + dir_ + "/refused");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--eval-micro-batch-size 4 above --micro-batch-size 2"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/refused"));
   r = train("--eval-global-batch-size 3");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--eval-global-batch-size 3 is not a multiple of --eval-micro-batch-size 2"), std::string::npos)

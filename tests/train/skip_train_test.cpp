@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -117,6 +118,17 @@ TEST_F(SkipTrain, PretrainedCheckpointStartsARunThatThenResumesItself) {
   ASSERT_EQ(second.status, 0) << second.err;
   EXPECT_EQ(second.err.find("fine-tuning from --pretrained-checkpoint"), std::string::npos) << second.err;
   EXPECT_NE(second.err.find("loaded " + dir_ + "/new/iter_0000002"), std::string::npos) << second.err;
+  // Launched again before its first save (here: a run that left only its log files): it starts
+  // over from the pretrained weights, the files moved aside.
+  const std::string stopped = dir_ + "/stopped";
+  fs::create_directories(stopped);
+  std::ofstream(stopped + "/metrics.jsonl") << "{\"iteration\": 1}\n";
+  const auto restarted = test::run_binary(flags_ + " --lr 1e-3 --train-iters 2 --load " + stopped +
+                                          " --pretrained-checkpoint " + dir_ + "/run --save " + stopped);
+  ASSERT_EQ(restarted.status, 0) << restarted.err;
+  EXPECT_NE(restarted.err.find("a start from --pretrained-checkpoint: the previous run's files are now in " + stopped +
+                               "/previous-"), std::string::npos) << restarted.err;
+  EXPECT_EQ(losses(restarted.out), losses(finetuned.out));
   // A Hugging Face directory, without --load.
   const auto hf = test::run_binary(flags_ + " --lr 1e-3 --train-iters 1 --pretrained-checkpoint " + dir_ + "/run/hf");
   ASSERT_EQ(hf.status, 0) << hf.err;
