@@ -38,10 +38,10 @@ TEST_P(SkipTrainParallel, EveryLayoutEvaluatesAsOneProcess) {
            {"dp2_eval_mbs1", "--eval-micro-batch-size 1"}}) {
     ASSERT_EQ(0, train_with(2, name, flags + " " + layout)) << "see " << dir_ << "/" << name << ".log";
     const std::vector<double> got = losses(dir_ + "/" + name + ".log");
-    if (name == "dp2_eval_mbs1") {  // the evaluation as the run names it: 4 micro-batches of 1 over the 2 ranks
+    if (name == "dp2_eval_mbs1") {  // the evaluation as the run names it: the global batch of 8 in micro-batches of 1
       std::ifstream f(dir_ + "/" + name + ".log");
       const std::string log((std::istreambuf_iterator<char>(f)), {});
-      EXPECT_NE(log.find("(4 micro-batches of 1 over 2 data-parallel ranks)"), std::string::npos) << log;
+      EXPECT_NE(log.find("(8 micro-batches of 1 over 2 data-parallel ranks)"), std::string::npos) << log;
     }
     ASSERT_EQ(got.size(), 2u) << name;
     for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(got[i], want[i], 1e-5 * want[i]) << name << (i ? " test" : " validation");
