@@ -99,6 +99,12 @@ struct TrainFlags {
   // --num-virtual-stages-per-pipeline-rank V as the layers per virtual stage (num_layers / (PP x V),
   // into virtual_pipeline_layers); a UsageError when they do not divide or both flags are given.
   void resolve_virtual_stages(int64_t num_layers);
+  // The schedule's flags (--min-lr, --lr-decay-*, --lr-warmup-*, --lr-wsd-*, the weight decay's).
+  void add_schedule_options(CLI::App& app);
+  // The lr and weight-decay schedule of a run of global batch gb (its length in a.train_iters) into
+  // a (schedule_flags.cpp); UsageError for flags that mix iterations and samples or that Megatron's
+  // scheduler refuses.
+  void schedule_args(TrainArgs& a, int64_t gb) const;
   // The trainer's arguments for a model of config c.
   TrainArgs train_args(const ModelConfig& c) const;
 };
