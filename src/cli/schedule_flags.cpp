@@ -26,8 +26,7 @@ void TrainFlags::add_schedule_options(CLI::App& app) {
   app.add_option("--lr-decay-samples", lr_decay_samples, "decay length in samples, with --train-samples "
                  "(default --train-samples)")->check(positive());
   app.add_option("--lr-warmup-iters", lr_warmup_iters, "linear warmup iterations");
-  app.add_option("--lr-warmup-samples", lr_warmup_samples,
-                                             "linear warmup in samples, with --train-samples");
+  app.add_option("--lr-warmup-samples", lr_warmup_samples, "linear warmup in samples, with --train-samples");
   app.add_option("--lr-warmup-fraction", lr_warmup_fraction, "warmup as a fraction of the decay");
   app.add_option("--lr-warmup-init", lr_warmup_init, "learning rate the warmup starts from (default 0)");
   app.add_option("--weight-decay", weight_decay, "decoupled weight decay (not on norms)");

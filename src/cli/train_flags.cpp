@@ -3,7 +3,10 @@
 #include <fmt/core.h>
 
 #include <csignal>
+#include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "core/checked.h"
 #include "checkpoint/native.h"
@@ -12,6 +15,19 @@
 #include "data/blended_dataset.h"
 
 namespace cs::cli {
+
+namespace {
+// The signals --exit-signal takes (Megatron's takes any signal.Signals name; these are the ones a
+// scheduler or a user sends to stop a job).
+constexpr std::pair<const char*, int> kExitSignals[] = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGUSR1", SIGUSR1},
+                                                        {"SIGUSR2", SIGUSR2}, {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT},
+                                                        {"SIGALRM", SIGALRM}, {"SIGXCPU", SIGXCPU}};
+std::vector<std::string> exit_signal_names() {
+  std::vector<std::string> names;
+  for (const auto& s : kExitSignals) names.push_back(s.first);
+  return names;
+}
+}  // namespace
 
 void TrainFlags::add_to(CLI::App& app) {
   model.add_to(app);
@@ -143,7 +159,7 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--exit-signal", exit_signal,
                  "a signal that, as SIGTERM and SIGINT, finishes the step, saves and exits 0 (Megatron's; e.g. "
                  "SIGUSR1 for a scheduler's warning before its time limit)")
-      ->check(CLI::IsMember({"SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGXCPU"}));
+      ->check(CLI::IsMember(exit_signal_names()));
   app.add_option("--ckpt-step", ckpt_step, "load this iteration of --load's native checkpoint instead of its latest")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--resume", resume,
@@ -250,13 +266,11 @@ void TrainFlags::check_supported(const CLI::App& app) {
 }
 
 int TrainFlags::exit_signal_number() const {
-  static const std::pair<const char*, int> kSignals[] = {{"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},   {"SIGUSR1", SIGUSR1},
-                                                         {"SIGUSR2", SIGUSR2}, {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT},
-                                                         {"SIGALRM", SIGALRM}, {"SIGXCPU", SIGXCPU}};
-  for (const auto& [name, number] : kSignals)
+  for (const auto& [name, number] : kExitSignals)
     if (exit_signal == name) return number;
-  throw UsageError(fmt::format("--exit-signal {}: expected SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP, SIGQUIT, SIGALRM "
-                               "or SIGXCPU", exit_signal));
+  std::string names;
+  for (const std::string& n : exit_signal_names()) names += (names.empty() ? "" : ", ") + n;
+  throw UsageError(fmt::format("--exit-signal {}: expected one of {}", exit_signal, names));
 }
 
 std::string TrainFlags::resolve_pretrained() {
@@ -365,25 +379,15 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.eval_global_batch = eval_global_batch.value_or(0);
   a.eval_iters = eval_iters;
   a.metrics_dir = log_dir ? *log_dir : save.value_or("");
-  if (!lr && !skip_train) throw UsageError("--lr is required (the peak learning rate)");
-  if (skip_train) {  // Megatron: the schedule is not checked, the optimizer not loaded, nothing written
-    a.skip_train = true;
-    a.eval_iters = eval_iters;
+  if (skip_train) {  // Megatron: the schedule is neither needed nor checked
     if (eval_iters < 1)
       throw UsageError(fmt::format("--skip-train with --eval-iters {}: nothing to evaluate. Hint: --eval-iters N "
                                    "global batches of each split", eval_iters));
     a.lr.max_lr = lr.value_or(0);
-    a.load_optim = false;
-    a.finetune = finetune && !resume;
-    a.resume_step = load_step();
-    a.seed = seed;
-    a.fp16 = fp16;
-    a.bf16 = bf16;
-    a.print_log = true;
-    a.metrics_dir.clear();
-    return a;
+  } else {
+    if (!lr) throw UsageError("--lr is required (the peak learning rate)");
+    schedule_args(a, gb);
   }
-  schedule_args(a, gb);
   a.clip_grad = clip_grad;
   a.fp16 = fp16;
   a.bf16 = bf16;
@@ -408,12 +412,19 @@ TrainArgs TrainFlags::train_args(const ModelConfig& c) const {
   a.finetune = finetune && !resume;
   a.resume_step = load_step();
   a.load_optim = !no_load_optim || resume;
-  if (override_scheduler && checkpoint_scheduler)  // Megatron asserts it too
+  if (override_scheduler && checkpoint_scheduler && !skip_train)  // Megatron's scheduler asserts it too
     throw UsageError("--override-opt_param-scheduler with --use-checkpoint-opt_param-scheduler: pick one "
                      "(this command line's schedule or the checkpoint's)");
   a.scheduler_on_resume = override_scheduler     ? SchedulerOnResume::Override
                           : checkpoint_scheduler ? SchedulerOnResume::UseCheckpoint
                                                  : SchedulerOnResume::Check;
+  if (skip_train) {  // Megatron's: no optimizer state is loaded, and nothing of the run is written
+    a.skip_train = true;
+    a.load_optim = false;
+    a.save_dir.clear();
+    a.tensorboard_dir.clear();
+    a.metrics_dir.clear();
+  }
   return a;
 }
 
