@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "checkpoint/megatron.h"
 #include "checkpoint/safetensors_stream.h"
 #include "core/file_io.h"
 
@@ -146,7 +147,8 @@ void check_not_an_iteration_folder(const std::string& dir) {
 }
 
 bool is_native_checkpoint(const std::string& dir) {
-  return fs::exists(dir + "/latest_checkpointed_iteration.txt");
+  // Megatron-LM's tracker has the same name; its iteration folders hold no meta.json.
+  return fs::exists(dir + "/latest_checkpointed_iteration.txt") && !is_megatron_checkpoint(dir);
 }
 
 int64_t latest_iteration(const std::string& root) {

@@ -40,6 +40,24 @@ void TorchBinFile::fail(const std::string& what, const std::string& hint) const 
 }
 
 TorchBinFile::TorchBinFile(const std::string& path) : zip_(path) {
+  std::string entry;
+  auto [pkl, pkl_size] = find_pickle(&entry);
+  add_tensors(parse_torch_pickle(pkl, pkl_size, path + ": " + entry));
+}
+
+TorchBinFile::TorchBinFile(const std::string& path, const std::function<bool(const std::string&)>& keep)
+    : zip_(path) {
+  std::string entry;
+  auto [pkl, pkl_size] = find_pickle(&entry);
+  TorchObject all = parse_torch_checkpoint(pkl, pkl_size, path + ": " + entry);
+  std::vector<TorchTensorRecord> kept;
+  for (TorchTensorRecord& r : all.tensors)
+    if (keep(r.name)) kept.push_back(std::move(r));
+  add_tensors(std::move(kept));
+  scalars_ = std::move(all.scalars);
+}
+
+std::pair<const uint8_t*, uint64_t> TorchBinFile::find_pickle(std::string* entry) {
   // The pickle sits at "<prefix>/data.pkl", prefix being one folder of any name.
   std::vector<std::string> pickles;
   for (const std::string& e : zip_.entries()) {
@@ -68,9 +86,13 @@ TorchBinFile::TorchBinFile(const std::string& path) : zip_(path) {
            "re-save the checkpoint on a little-endian machine");
   }
 
-  auto [pkl, pkl_size] = zip_.data(pickles[0]);
+  *entry = pickles[0];
+  return zip_.data(pickles[0]);
+}
+
+void TorchBinFile::add_tensors(std::vector<TorchTensorRecord> records) {
   const std::string corrupt = "the checkpoint is corrupt; re-download or re-save it";
-  for (TorchTensorRecord& r : parse_torch_pickle(pkl, pkl_size, path + ": " + pickles[0])) {
+  for (TorchTensorRecord& r : records) {
     const std::string what = "tensor " + in_quotes(r.name);
     if (entries_.count(r.name)) fail(what + " appears twice in the state dict", corrupt);
     if (r.sizes.size() > 4)

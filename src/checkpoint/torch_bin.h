@@ -4,10 +4,13 @@
 // Only contiguous row-major tensors are accepted (what save_pretrained writes); see README.md.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "checkpoint/torch_pickle.h"
 #include "checkpoint/weight_file.h"
 #include "checkpoint/zip_reader.h"
 
@@ -18,6 +21,10 @@ class TorchBinFile : public WeightFile {
   // Opens and validates PATH (archive, pickle, every tensor's storage and bounds); throws
   // cs::Error naming the file (and the entry, opcode, global or tensor) on bad input.
   explicit TorchBinFile(const std::string& path);
+  // A whole training checkpoint (torch_pickle.h's Checkpoint mode, e.g. Megatron-LM's
+  // model_optim_rng.pt): its tensors named by dotted path, only those KEEP accepts (each checked
+  // as above; the rest, an optimizer's or RNG's, are never touched), and every scalar.
+  TorchBinFile(const std::string& path, const std::function<bool(const std::string&)>& keep);
   // The same, as a factory.
   static TorchBinFile open(const std::string& path) { return TorchBinFile(path); }
 
@@ -34,6 +41,8 @@ class TorchBinFile : public WeightFile {
                      float* dst) const override;
   // The archive's folder name (torch uses the file stem: "pytorch_model", "archive", ...).
   const std::string& prefix() const { return prefix_; }
+  // A training checkpoint's non-tensor values by path ("args.num_layers", "iteration", ...).
+  const std::map<std::string, TorchScalar>& scalars() const { return scalars_; }
 
  private:
   struct Entry {
@@ -43,11 +52,14 @@ class TorchBinFile : public WeightFile {
   };
   const Entry& entry(const std::string& name) const;
   [[noreturn]] void fail(const std::string& what, const std::string& hint) const;
+  std::pair<const uint8_t*, uint64_t> find_pickle(std::string* entry);
+  void add_tensors(std::vector<TorchTensorRecord> records);
 
   ZipReader zip_;
   std::string prefix_;
   std::vector<std::string> names_;
   std::unordered_map<std::string, Entry> entries_;
+  std::map<std::string, TorchScalar> scalars_;
 };
 
 }  // namespace cs

@@ -1,12 +1,16 @@
 // The state-dict pickle reader: a stack machine over the opcodes torch.save emits (protocol 2,
 // plus protocol 4's FRAME/MEMOIZE/STACK_GLOBAL/SHORT_BINUNICODE, which are data only). Calls
 // (REDUCE) are allowed on an allow-list of three globals and evaluated here, by us, into plain
-// records; nothing is ever looked up by name. Opcode semantics: CPython Lib/pickle.py, pickletools.
+// records; nothing is ever looked up by name. In Checkpoint mode any other global is a name only:
+// calling it (REDUCE, NEWOBJ) makes an opaque object that keeps its BUILD state, never code run.
+// Opcode semantics: CPython Lib/pickle.py, pickletools.
 #include "checkpoint/torch_pickle.h"
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace cs {
 
@@ -17,22 +21,23 @@ namespace {
 // nested values (possible in a hostile pickle) cost nothing special to build or free.
 struct Value;
 using ValuePtr = Value*;
-enum class Kind { None, Bool, Int, Str, Tuple, List, Dict, Global, Storage, Tensor };
-enum class Callable { None, OrderedDict, RebuildTensor, RebuildParameter, StorageType };
+enum class Kind { None, Bool, Int, Str, Tuple, List, Dict, Global, Storage, Tensor, Float, Bytes, Object };
+enum class Callable { None, OrderedDict, RebuildTensor, RebuildParameter, StorageType, Opaque };
 
 struct Value {
   Kind kind = Kind::None;
   int64_t i = 0;                       // Bool, Int
-  std::string s;                       // Str; Global: "module.name"
-  std::vector<ValuePtr> items;         // Tuple, List; Dict: key, value, key, value, ...
+  double f = 0;                        // Float
+  std::string s;                       // Str; Global: "module.name"; Object: its class
+  std::vector<ValuePtr> items;         // Tuple, List; Dict and Object (its attributes): key, value, ...
   Callable callable = Callable::None;  // Global
   DType dtype = DType::F32;            // Global (a storage type), Storage, Tensor
   TorchTensorRecord rec;               // Storage: key and numel; Tensor: all but name
 };
 
 const char* kind_name(Kind k) {
-  static const char* names[] = {"None", "bool", "int",    "str",     "tuple",
-                                "list", "dict", "global", "storage", "tensor"};
+  static const char* names[] = {"None",   "bool",   "int",   "str",   "tuple",  "list",  "dict",
+                                "global", "storage", "tensor", "float", "bytes", "object"};
   return names[int(k)];
 }
 
@@ -71,6 +76,11 @@ enum : uint8_t {
   kSetItems = 'u', kProto = 0x80, kTuple1 = 0x85, kTuple2 = 0x86, kTuple3 = 0x87,
   kNewTrue = 0x88, kNewFalse = 0x89, kLong1 = 0x8a, kShortBinUnicode = 0x8c,
   kStackGlobal = 0x93, kMemoize = 0x94, kFrame = 0x95,
+  // Checkpoint mode only:
+  kBinFloat = 'G', kShortBinBytes = 'C', kBinBytes = 'B', kBinBytes8 = 0x8e, kByteArray8 = 0x96,
+  kBinUnicode8 = 0x8d, kShortBinString = 'U', kBinString = 'T', kLong4 = 0x8b, kNewObj = 0x81,
+  kNewObjEx = 0x92, kPop = '0', kDup = '2', kPopMark = '1', kList = 'l', kDict = 'd',
+  kEmptySet = 0x8f, kAddItems = 0x90, kFrozenSet = 0x91,
 };
 // clang-format on
 
@@ -91,7 +101,8 @@ bool storage_dtype(const std::string& name, DType* t) {
 
 class Reader {
  public:
-  Reader(const uint8_t* p, uint64_t n, const std::string& where) : p_(p), n_(n), where_(where) {}
+  Reader(const uint8_t* p, uint64_t n, const std::string& where, PickleMode mode)
+      : p_(p), n_(n), where_(where), mode_(mode) {}
   ValuePtr run();
 
  private:
@@ -132,6 +143,10 @@ class Reader {
   ValuePtr tuple(std::vector<ValuePtr> items);
   ValuePtr global(const std::string& module, const std::string& name);
   ValuePtr reduce(const Value& f, const Value& args);
+  ValuePtr object_of(const Value& cls);
+  ValuePtr integer(uint64_t nbytes);  // LONG1 / LONG4's little-endian two's complement
+  bool checkpoint_only(uint8_t op) const;
+  [[noreturn]] void refuse_opcode(uint8_t op) const;
   ValuePtr persistent_load(const Value& pid);
   int64_t as_int(const Value& v, const char* what) const;
   std::vector<int64_t> as_ints(const Value& v, const char* what) const;
@@ -139,6 +154,7 @@ class Reader {
   const uint8_t* p_;
   uint64_t n_, at_ = 0, op_at_ = 0;
   std::string where_;
+  PickleMode mode_;
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, ValuePtr> memo_;
@@ -194,6 +210,8 @@ ValuePtr Reader::global(const std::string& module, const std::string& name) {
     g->callable = Callable::RebuildParameter;
   } else if (module == "torch" && storage_dtype(name, &g->dtype)) {
     g->callable = Callable::StorageType;
+  } else if (mode_ == PickleMode::Checkpoint) {
+    g->callable = Callable::Opaque;  // a name: torch.bfloat16, argparse.Namespace, numpy's arrays, ...
   } else {
     fail("global '" + module + " " + name + "' is not allowed (a state dict references only " +
              "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
@@ -237,7 +255,28 @@ ValuePtr Reader::persistent_load(const Value& pid) {
 }
 
 // The three calls a state dict makes, evaluated into values.
+ValuePtr Reader::object_of(const Value& cls) {
+  if (cls.kind != Kind::Global)
+    corrupt(std::string("an instance of a ") + kind_name(cls.kind) + ", expected of a global");
+  ValuePtr o = make(Kind::Object);
+  o->s = cls.s;
+  return o;
+}
+
+ValuePtr Reader::integer(uint64_t k) {
+  if (k > 8) {  // Python's big ints (a random.getstate() word never is); kept as a name
+    take(k);
+    ValuePtr o = make(Kind::Object);
+    o->s = "big int";
+    return o;
+  }
+  uint64_t v = k ? uint(int(k)) : 0;
+  if (k && k < 8 && (v >> (8 * k - 1)) & 1) v |= ~uint64_t(0) << (8 * k);  // sign-extend
+  return make_int(int64_t(v));
+}
+
 ValuePtr Reader::reduce(const Value& f, const Value& args) {
+  if (f.kind == Kind::Global && f.callable == Callable::Opaque) return object_of(f);
   if (f.kind != Kind::Global)
     corrupt(std::string("REDUCE of a ") + kind_name(f.kind) + ", expected a global");
   if (args.kind != Kind::Tuple) corrupt("REDUCE arguments are not a tuple");
@@ -280,12 +319,31 @@ ValuePtr Reader::reduce(const Value& f, const Value& args) {
   }
 }
 
+bool Reader::checkpoint_only(uint8_t op) const {
+  static const uint8_t ops[] = {kBinFloat,  kShortBinBytes, kBinBytes, kBinBytes8,      kByteArray8,
+                                kBinUnicode8, kShortBinString, kBinString, kLong4,     kNewObj,
+                                kNewObjEx,  kPop,           kDup,      kPopMark,        kList,
+                                kDict,      kEmptySet,      kAddItems, kFrozenSet};
+  return std::memchr(ops, op, sizeof ops) != nullptr;
+}
+
+void Reader::refuse_opcode(uint8_t op) const {
+  const char* name = opcode_name(op);
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02x", op);
+  fail(std::string("opcode ") + (name ? name : "(unknown)") + " (" + hex + ") is not one " +
+           "torch.save emits for a state dict",
+       "this is not a plain state dict saved by torch.save, or it is malicious; do not "
+       "load it with torch.load either");
+}
+
 // One line per simple opcode: the dispatch reads as the table it is.
 // clang-format off
 ValuePtr Reader::run() {
   while (true) {
     op_at_ = at_;
     const uint8_t op = uint8_t(uint(1));
+    if (mode_ == PickleMode::StateDict && checkpoint_only(op)) refuse_opcode(op);
     switch (op) {
       case kProto: {
         uint64_t v = uint(1);
@@ -310,15 +368,72 @@ ValuePtr Reader::run() {
       case kBinInt2: push(make_int(int64_t(uint(2)))); break;
       case kLong1: {  // n-byte two's complement, little-endian
         uint64_t k = uint(1);
-        if (k > 8) corrupt("LONG1 of " + std::to_string(k) + " bytes, expected at most 8");
-        uint64_t v = k ? uint(int(k)) : 0;
-        if (k && k < 8 && (v >> (8 * k - 1)) & 1) v |= ~uint64_t(0) << (8 * k);  // sign-extend
-        push(make_int(int64_t(v)));
+        if (k > 8 && mode_ == PickleMode::StateDict)
+          corrupt("LONG1 of " + std::to_string(k) + " bytes, expected at most 8");
+        push(integer(k));
         break;
       }
+      case kLong4: push(integer(uint(4))); break;
+      case kBinFloat: {  // big-endian IEEE double
+        const uint64_t bits = [&] { uint64_t b = 0; for (const uint8_t* q = take(8), *e = q + 8; q < e; ++q) b = (b << 8) | *q; return b; }();
+        ValuePtr x = make(Kind::Float);
+        std::memcpy(&x->f, &bits, sizeof bits);
+        push(x);
+        break;
+      }
+      case kShortBinBytes: take(uint(1)); push(make(Kind::Bytes)); break;
+      case kBinBytes: take(uint(4)); push(make(Kind::Bytes)); break;
+      case kBinBytes8:
+      case kByteArray8: take(uint(8)); push(make(Kind::Bytes)); break;
+      case kNewObj: {
+        ValuePtr args = pop(), cls = pop();
+        if (args->kind != Kind::Tuple) corrupt("NEWOBJ arguments are not a tuple");
+        push(object_of(*cls));
+        break;
+      }
+      case kNewObjEx: {
+        ValuePtr kwargs = pop(), args = pop(), cls = pop();
+        if (args->kind != Kind::Tuple || kwargs->kind != Kind::Dict)
+          corrupt("NEWOBJ_EX arguments are not a tuple and a dict");
+        push(object_of(*cls));
+        break;
+      }
+      case kPop: pop(); break;
+      case kDup: push(top()); break;
+      case kPopMark: pop_mark(); break;
+      case kList: {
+        ValuePtr l = make(Kind::List);
+        l->items = pop_mark();
+        push(l);
+        break;
+      }
+      case kDict: {
+        ValuePtr d = make(Kind::Dict);
+        d->items = pop_mark();
+        if (d->items.size() % 2) corrupt("DICT with an odd number of items");
+        push(d);
+        break;
+      }
+      case kEmptySet: push(make(Kind::List)); break;  // a set's items, as a list
+      case kFrozenSet: {
+        ValuePtr l = make(Kind::List);
+        l->items = pop_mark();
+        push(l);
+        break;
+      }
+      case kAddItems: {
+        std::vector<ValuePtr> xs = pop_mark();
+        ValuePtr set = top();
+        if (set->kind != Kind::List) corrupt(std::string("ADDITEMS on a ") + kind_name(set->kind));
+        set->items.insert(set->items.end(), xs.begin(), xs.end());
+        break;
+      }
+      case kBinUnicode8:
+      case kBinString:
+      case kShortBinString:
       case kBinUnicode:
       case kShortBinUnicode: {
-        uint64_t k = uint(op == kBinUnicode ? 4 : 1);
+        uint64_t k = uint(op == kBinUnicode8 ? 8 : op == kBinUnicode || op == kBinString ? 4 : 1);
         ValuePtr s = make(Kind::Str);
         s->s.assign(reinterpret_cast<const char*>(take(k)), k);
         push(s);
@@ -351,8 +466,15 @@ ValuePtr Reader::run() {
         push(reduce(*f, *args));
         break;
       }
-      case kBuild: {  // only an OrderedDict's __dict__ (state_dict()._metadata), which we drop
+      case kBuild: {  // an OrderedDict's __dict__ (state_dict()._metadata), which we drop
         ValuePtr state = pop();
+        if (mode_ == PickleMode::Checkpoint && top()->kind == Kind::Object) {
+          // An object's attributes: its state dict, or the first of (dict, slots); others dropped.
+          if (state->kind == Kind::Tuple && state->items.size() == 2) state = state->items[0];
+          if (state->kind == Kind::Dict) top()->items = state->items;
+          break;
+        }
+        if (mode_ == PickleMode::Checkpoint && top()->kind == Kind::Dict) break;
         if (top()->kind != Kind::Dict || (state->kind != Kind::Dict && state->kind != Kind::None))
           corrupt(std::string("BUILD of a ") + kind_name(top()->kind) + " with a " +
                   kind_name(state->kind) + " state, expected an OrderedDict with a dict state");
@@ -398,26 +520,97 @@ ValuePtr Reader::run() {
                   " values on the stack, expected 1");
         if (at_ != n_) corrupt(std::to_string(n_ - at_) + " bytes after STOP");
         return stack_.back();
-      default: {
-        const char* name = opcode_name(op);
-        char hex[8];
-        std::snprintf(hex, sizeof hex, "0x%02x", op);
-        fail(std::string("opcode ") + (name ? name : "(unknown)") + " (" + hex + ") is not one " +
-                 "torch.save emits for a state dict",
-             "this is not a plain state dict saved by torch.save, or it is malicious; do not "
-             "load it with torch.load either");
-      }
+      default: refuse_opcode(op);
     }
   }
 }
 
 // clang-format on
 
+// Checkpoint mode's tree walk: tensors and scalars by dotted path (torch_pickle.h). Paths are
+// built in one string, appended to and cut back, so a deep tree costs its size, not its depth
+// squared.
+class Flattener {
+ public:
+  explicit Flattener(const std::string& where) : where_(where) {}
+  void walk(const Value& v, std::string& path, int depth);
+  TorchObject out;
+
+ private:
+  void child(const Value& v, std::string& path, const std::string& key, int depth) {
+    const size_t at = path.size();
+    if (!path.empty()) path += '.';
+    path += key;
+    walk(v, path, depth + 1);
+    path.resize(at);
+  }
+  void scalar(const std::string& path, TorchScalar::Kind k, int64_t i, double f, std::string s) {
+    TorchScalar& x = out.scalars[path];
+    x.kind = k;
+    x.i = i;
+    x.f = f;
+    x.s = std::move(s);
+  }
+  std::string where_;
+  std::unordered_set<const Value*> seen_;
+};
+
+void Flattener::walk(const Value& v, std::string& path, int depth) {
+  // Deeper than any checkpoint nests (Megatron's is 6 at most), as a hostile pickle could make
+  // a value contain itself a million times over.
+  if (depth > 64)
+    throw Error("[torch_pickle] " + where_ + ": '" + path.substr(0, 200) +
+                "' nests more than 64 levels deep. Hint: this is not a training checkpoint");
+  using K = TorchScalar::Kind;
+  switch (v.kind) {
+    case Kind::Tensor:
+      out.tensors.push_back(v.rec);
+      out.tensors.back().name = path;
+      return;
+    case Kind::None: return scalar(path, K::None, 0, 0, "");
+    case Kind::Bool: return scalar(path, K::Bool, v.i, 0, "");
+    case Kind::Int: return scalar(path, K::Int, v.i, 0, "");
+    case Kind::Float: return scalar(path, K::Float, 0, v.f, "");
+    case Kind::Str: return scalar(path, K::Str, 0, 0, v.s);
+    case Kind::Bytes: return scalar(path, K::Other, 0, 0, "bytes");
+    case Kind::Global:
+    case Kind::Storage: return scalar(path, K::Other, 0, 0, v.s.empty() ? kind_name(v.kind) : v.s);
+    case Kind::Object:
+      if (v.items.empty()) return scalar(path, K::Other, 0, 0, v.s);
+      [[fallthrough]];
+    case Kind::Dict:
+      if (!seen_.insert(&v).second) return;
+      for (size_t k = 0; k + 1 < v.items.size(); k += 2) {
+        const Value& key = *v.items[k];
+        if (key.kind == Kind::Str) child(*v.items[k + 1], path, key.s, depth);
+        else if (key.kind == Kind::Int) child(*v.items[k + 1], path, std::to_string(key.i), depth);
+      }
+      return;
+    case Kind::List:
+    case Kind::Tuple:
+      if (!seen_.insert(&v).second) return;
+      for (size_t k = 0; k < v.items.size(); ++k) child(*v.items[k], path, std::to_string(k), depth);
+      return;
+  }
+}
+
 }  // namespace
+
+TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where) {
+  Reader r(data, size, where, PickleMode::Checkpoint);
+  ValuePtr root = r.run();
+  if (root->kind != Kind::Dict)
+    throw Error("[torch_pickle] " + where + ": top-level object is a " + kind_name(root->kind) +
+                ", expected a dict. Hint: a training checkpoint (torch.save of a dict) was expected");
+  Flattener f(where);
+  std::string path;
+  f.walk(*root, path, 0);
+  return std::move(f.out);
+}
 
 std::vector<TorchTensorRecord> parse_torch_pickle(const uint8_t* data, uint64_t size,
                                                   const std::string& where) {
-  Reader r(data, size, where);
+  Reader r(data, size, where, PickleMode::StateDict);
   ValuePtr root = r.run();
   const std::string hint =
       "the file must hold a state dict (name -> tensor), e.g. model.state_dict()";

@@ -4,6 +4,7 @@
 // checkpoint can never make the loader run code. Tensor bytes are not touched here.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,34 @@ struct TorchTensorRecord {
   int64_t storage_offset = 0;    // in elements, where the tensor starts in its storage
   int64_t storage_numel = 0;     // the storage's element count, as its persistent id states
 };
+
+// What the reader accepts. StateDict: a plain state dict (torch.save(model.state_dict())) and nothing
+// else; any other global is refused. Checkpoint: a whole training checkpoint (Megatron-LM's
+// model_optim_rng.pt: argparse.Namespace arguments, numpy RNG states, enums, ...): globals other
+// than the tensor ones become opaque objects, never looked up or called; their BUILD state (an
+// object's attributes) is kept as a dict. The opcodes such files add (floats, bytes, NEWOBJ, sets,
+// ...) are data only and accepted in this mode alone.
+enum class PickleMode { StateDict, Checkpoint };
+
+// A value of a checkpoint that is not a tensor (a leaf of its tree).
+struct TorchScalar {
+  enum class Kind { None, Bool, Int, Float, Str, Other };
+  Kind kind = Kind::None;
+  int64_t i = 0;  // Bool, Int
+  double f = 0;   // Float
+  std::string s;  // Str: the string; Other: what it is ("torch.bfloat16", "bytes", "big int", an
+                  // opaque object's class)
+};
+
+// A checkpoint's pickle flattened to dotted paths: a dict's string (or integer) key and an
+// object's attribute add ".key", a list's or tuple's item ".N"; the root's keys have no leading
+// dot ("model.decoder.layers.0.mlp.linear_fc1.weight", "args.num_layers", "rng_state.0....").
+// Entries under any other key are left out, and a container met twice is expanded once.
+struct TorchObject {
+  std::vector<TorchTensorRecord> tensors;  // name: the path; in pickle order
+  std::map<std::string, TorchScalar> scalars;
+};
+TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where);
 
 // Parses SIZE bytes at DATA (a data.pkl) into the state dict's tensors, in pickle order.
 // The top-level object must be a dict or collections.OrderedDict whose keys are strings and whose

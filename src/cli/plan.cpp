@@ -11,6 +11,7 @@
 #include <omp.h>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/megatron.h"
 #include "checkpoint/native.h"
 #include "cli/commands.h"
 #include "cli/parse.h"
@@ -49,6 +50,9 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
     ModelConfig c;
     if (is_native_checkpoint(*f.load)) {
       c = checkpoint_model_config(*f.load, &config_file, f.load_step());
+    } else if (is_megatron_checkpoint(*f.load)) {
+      c = hf_model_config(*f.load);
+      config_file = hf_model_config_file(*f.load);
     } else {
       const std::string path = *f.load + "/config.json";
       config_file = path;

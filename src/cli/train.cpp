@@ -16,6 +16,7 @@
 #include <map>
 #include <thread>
 
+#include "checkpoint/megatron.h"
 #include "checkpoint/native.h"
 #include "train/checkpointing.h"
 
@@ -32,6 +33,7 @@
 #include "parallel/mpi_group.h"
 #include "parallel/nccl_group.h"
 #include "train/hf_model.h"
+#include "train/megatron_source.h"
 #include "train/memory_budget.h"
 #include "train/interleaved.h"
 #include "train/pipeline.h"
@@ -138,7 +140,7 @@ int train_main(int argc, char** argv) {
     cfg = checkpoint_model_config(*f.load, &config_file, f.load_step());
     if (seq > cfg.max_seq_length) cfg.max_seq_length = seq;
   } else if (f.load) {
-    config_file = *f.load + "/config.json";
+    config_file = hf_model_config_file(*f.load);
     cfg = hf_model_config(*f.load);
     cfg.max_seq_length = std::max(cfg.max_seq_length, seq);  // as load_hf_model
     if (f.tokenizer_path() && vocab && padded_vocab_size(*vocab, f.model.divisible_by, 1) > cfg.vocab_size)
@@ -164,6 +166,18 @@ int train_main(int argc, char** argv) {
                                 cfg.num_heads, cfg.ffn_hidden_size, cfg.vocab_size, cfg.num_layers,
                                 f.virtual_pipeline_layers.value_or(0)});
   TrainArgs a = f.train_args(cfg);
+  if (f.load && is_megatron_checkpoint(*f.load)) {
+    // Megatron starts a release at iteration 0 without optimizer state; another iteration it
+    // resumes, optimizer and all, which is not read here: the weights alone need --finetune.
+    const MegatronCheckpointPosition at = megatron_checkpoint_position(*f.load);
+    if (!at.release && !a.finetune)
+      throw UsageError(fmt::format("--load {}: a Megatron-LM checkpoint of iteration {}, whose optimizer state and "
+                                   "data position are not read here. Hint: pass --finetune to train from its weights "
+                                   "at iteration 0 (a release checkpoint starts so without it)", *f.load, at.iteration));
+    if (rank0)
+      log_info("[train] --load {}: Megatron-LM checkpoint ({}), its weights at iteration 0", *f.load,
+               at.release ? "release" : fmt::format("iteration {}", at.iteration));
+  }
   a.started = started;
   a.eod.eod = eod;
   a.adapt_threads = f.adaptive_threads;

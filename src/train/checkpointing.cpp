@@ -253,7 +253,7 @@ std::unique_ptr<Model> load_model_weights(const std::string& dir, Ctx& ctx, Grou
   if (!is_native_checkpoint(dir)) {
     check_not_an_iteration_folder(dir);
     return load_hf_model(dir, ctx, tp, max_batch, max_seq,
-                         [&](ModelConfig& c) { check(c, dir + "/config.json"); });
+                         [&](ModelConfig& c) { check(c, hf_model_config_file(dir)); });
   }
   std::string file;
   ModelConfig cfg = checkpoint_model_config(dir, &file);

@@ -11,9 +11,11 @@
 
 #include "backend/host_copy.h"
 #include "checkpoint/hf_dir.h"
+#include "checkpoint/megatron.h"
 #include "checkpoint/safetensors.h"
 #include "core/file_io.h"
 #include "core/half.h"
+#include "train/megatron_source.h"
 
 namespace cs {
 
@@ -33,17 +35,20 @@ const char* torch_dtype_name(DType t) {
 }  // namespace
 
 ModelConfig hf_model_config(const std::string& dir) {
+  if (is_megatron_checkpoint(dir)) return open_megatron_source(dir)->config();
   HfWeights hf(dir);
   return config_from_hf_json(hf.config(), dir + "/config.json");
 }
 
-void load_hf_weights(const std::string& dir, Model& model) {
-  HfWeights hf(dir);
+std::string hf_model_config_file(const std::string& dir) {
+  return is_megatron_checkpoint(dir) ? open_megatron_source(dir)->config_file() : dir + "/config.json";
+}
+
+namespace {
+// Fills MODEL's parameters from READ_WHOLE(spec, dst), which writes a parameter's whole tensor
+// (its global shape) as float; a tensor-parallel slice is cut from it.
+void fill_params(Model& model, const std::function<void(const ParamSpec&, float*)>& read_whole) {
   const ParamStore& ps = model.params();
-  // Every tensor checked against the whole model's names and shapes before anything is read.
-  std::vector<ParamRef> all;
-  for (const ParamSpec& s : param_specs(model.config())) all.push_back({s.name, s.shape, nullptr});
-  check_named(hf, all);
   Ctx& ctx = model.ctx();
   // bf16 / f16 parameters (a compute copy) are filled from f32 values rounded once, as Megatron
   // loads a half-precision model; the optimizer's master weights are then made from them.
@@ -62,11 +67,11 @@ void load_hf_weights(const std::string& dir, Model& model) {
   for (const ParamSpec& s : ps.specs()) {
     float* dst = host.slice_rows(s.offset, s.offset + s.shape.numel()).f32();
     if (s.shape == s.global_shape) {
-      hf.read_f32(s.name, dst, s.shape.numel());
+      read_whole(s, dst);
       continue;
     }
     whole.resize(size_t(s.global_shape.numel()));
-    hf.read_f32(s.name, whole.data(), s.global_shape.numel());
+    read_whole(s, whole.data());
     take_shard_slice(s, ps.shard(), model.config().hidden_size, whole.data(), dst);
   }
   if (f32) {
@@ -76,6 +81,26 @@ void load_hf_weights(const std::string& dir, Model& model) {
   std::vector<uint16_t> half;
   const Tensor rounded = converted(host, ps.param_dtype(), half);
   ctx.backend.upload(ctx, rounded.data, ps.flat_params());
+}
+}  // namespace
+
+void load_hf_weights(const std::string& dir, Model& model) {
+  if (is_megatron_checkpoint(dir)) {
+    const auto src = open_megatron_source(dir);
+    src->check(param_specs(model.config()));
+    fill_params(model, [&](const ParamSpec& s, float* dst) {
+      ParamSpec whole = s;
+      whole.shape = s.global_shape;
+      src->read_rows(whole, 0, whole.shape[0], dst);  // 1-D: rows are elements
+    });
+    return;
+  }
+  HfWeights hf(dir);
+  // Every tensor checked against the whole model's names and shapes before anything is read.
+  std::vector<ParamRef> all;
+  for (const ParamSpec& s : param_specs(model.config())) all.push_back({s.name, s.shape, nullptr});
+  check_named(hf, all);
+  fill_params(model, [&](const ParamSpec& s, float* dst) { hf.read_f32(s.name, dst, s.global_shape.numel()); });
 }
 
 std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp, int64_t max_batch,

@@ -22,9 +22,13 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir, Ctx& ctx, Group& tp
 // The two halves of load_hf_model, for a caller that builds the model itself (a tensor-parallel
 // shard, or a command that checks the memory first): DIR/config.json as load_hf_model reads it
 // (the directory checked as there), without allocating the model; and DIR's weights into model
-// (its shard's slice of each whole tensor).
+// (its shard's slice of each whole tensor). All three also read a Megatron-LM checkpoint root
+// (torch format; train/megatron_source.h) as if it were the Hugging Face directory it converts
+// to: the config from its saved arguments, the weights from its shards.
 ModelConfig hf_model_config(const std::string& dir);
 void load_hf_weights(const std::string& dir, Model& model);
+// The file hf_model_config reads (DIR/config.json, or the Megatron file whose arguments it takes).
+std::string hf_model_config_file(const std::string& dir);
 
 struct HfExportOptions {
   DType dtype = DType::F32;                  // F32, BF16 (round to nearest even) or F16

@@ -5,9 +5,11 @@
 #include <unordered_set>
 
 #include "checkpoint/hf_dir.h"
+#include "checkpoint/megatron.h"
 #include "checkpoint/native.h"
 #include "checkpoint/safetensors_stream.h"
 #include "core/error.h"
+#include "train/megatron_source.h"
 
 namespace cs {
 
@@ -95,6 +97,7 @@ class NativeSource : public WeightSource {
 }  // namespace
 
 std::unique_ptr<WeightSource> WeightSource::open(const std::string& dir) {
+  if (is_megatron_checkpoint(dir)) return open_megatron_source(dir);
   if (!is_native_checkpoint(dir)) {
     check_not_an_iteration_folder(dir);
     return std::make_unique<HfSource>(dir);

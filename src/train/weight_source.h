@@ -15,9 +15,10 @@ namespace cs {
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
-  // Opens DIR: a native checkpoint root (its latest iteration) or a Hugging Face directory.
+  // Opens DIR: a native checkpoint root (its latest iteration), a Megatron-LM checkpoint root
+  // (torch format, its latest iteration; train/megatron_source.h) or a Hugging Face directory.
   static std::unique_ptr<WeightSource> open(const std::string& dir);
-  // "native" or "hf".
+  // "native", "megatron" or "hf".
   virtual const char* kind() const = 0;
   // The architecture, from config.json or meta.json, and that file's path.
   virtual const ModelConfig& config() const = 0;
