@@ -37,8 +37,8 @@ struct TorchScalar {
   Kind kind = Kind::None;
   int64_t i = 0;  // Bool, Int
   double f = 0;   // Float
-  std::string s;  // Str: the string; Other: what it is ("torch.bfloat16", "bytes", "big int", an
-                  // opaque object's class)
+  std::string s;  // Str: the string; Other: what it is ("torch.bfloat16", "bytes", "big int", or
+                  // the global whose call made an opaque object, e.g. "argparse.Namespace")
 };
 
 // A checkpoint's pickle flattened to dotted paths: a dict's string (or integer) key and an
