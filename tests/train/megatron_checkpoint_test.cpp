@@ -1,7 +1,8 @@
 // Megatron-LM checkpoints (torch format) read as weights. The fixtures (tests/fixtures/megatron,
 // tools/fixtures/make_megatron_fixture.py) were saved by Megatron-LM's own code from Megatron-core
-// models, one process (fp32, iteration 3) and tensor x pipeline 2 x 2 (bf16, a release), with the
-// logits Megatron-core's forward pass gives: our model on the loaded weights gives the same
+// models, one process (fp32, iteration 3) and tensor x pipeline 2 x 2 (bf16, a release), and from
+// Megatron-LM's legacy model (tensor-parallel 2), with the logits each one's own forward pass
+// gives: our model on the loaded weights gives the same
 // logits, through every entry point (loading the folder, converting it, training from it), and
 // Megatron's dict (arguments, RNG states with numpy objects) is read as data.
 #include <gtest/gtest.h>
@@ -67,7 +68,7 @@ TEST_P(Logits, OurForwardOnTheLoadedWeightsIsMegatronCores) {
   EXPECT_TRUE(test::all_close(got.data(), want.data(), int64_t(want.size()), tol::kModelAtol, 0, "logits"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, Logits, ::testing::Values("tp1pp1", "tp2pp2"));
+INSTANTIATE_TEST_SUITE_P(Layouts, Logits, ::testing::Values("tp1pp1", "tp2pp2", "legacy_tp2"));
 
 class MegatronFolder : public ::testing::Test {
  protected:
