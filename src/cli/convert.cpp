@@ -2,7 +2,8 @@
 //                    [--max-shard-size 10GB] [--tokenizer-name-or-path TOK]
 //                    [--tensor-model-parallel-size T --pipeline-model-parallel-size P]
 //                    [--make-vocab-size-divisible-by K]
-// Hugging Face directory <-> native checkpoint. Also takes AscendSpeed's converter's flags
+// Hugging Face directory <-> native checkpoint; a Megatron-LM checkpoint (torch format) -> either.
+// Also takes AscendSpeed's converter's flags
 // (--input-model-dir, --output-model-dir, --type 7B|13B, --tensor-model-parallel-size,
 // --pipeline-model-parallel-size, --pse, --merge-mlp).
 #include <fmt/core.h>
@@ -25,10 +26,12 @@ DType parse_dtype(const std::string& s) {
 }  // namespace
 
 int convert_main(int argc, char** argv) {
-  CLI::App app("Convert between Hugging Face directories and native checkpoints", "convert");
+  CLI::App app("Convert between Hugging Face directories and native checkpoints (and from Megatron-LM checkpoints)",
+               "convert");
   std::string dtype = "fp32", shard = "10GB";
   ConvertOptions o;
-  app.add_option("--input,--input-model-dir", o.input, "a Hugging Face directory or a native checkpoint")->required();
+  app.add_option("--input,--input-model-dir", o.input,
+                 "a Hugging Face directory, a native checkpoint or a Megatron-LM checkpoint (--ckpt-format torch)")->required();
   app.add_option("--output,--output-model-dir", o.output, "output directory")->required();
   app.add_option("--to", o.to, "native or hf (default: the other format)")->check(CLI::IsMember({"native", "hf"}));
   app.add_option("--dtype", dtype, "Hugging Face output dtype: fp32, bf16 or fp16");

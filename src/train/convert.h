@@ -1,5 +1,6 @@
 // Streaming checkpoint conversion (`chuanspeed convert`): Hugging Face directory <-> native
-// checkpoint, native -> native under another TP/PP layout, HF -> HF in another dtype. Tensor by
+// checkpoint, native -> native under another TP/PP layout, HF -> HF in another dtype, a Megatron-LM
+// checkpoint (train/megatron_source.h) -> either. Tensor by
 // tensor, a chunk of rows at a time: read from the mapped input (pages dropped after use),
 // converted, appended to output files whose headers are written up front. Peak memory is a few
 // chunks (64 MB of fp32), never a tensor, let alone the model. The whole input is checked against
@@ -31,7 +32,7 @@ struct ConvertOptions {
 };
 
 struct ConvertReport {
-  std::string from, to;  // "hf" / "native"
+  std::string from, to;  // "hf" / "native" (to); "megatron" too (from)
   ModelConfig config;
   size_t tensors = 0, files = 0;
   int64_t bytes_read = 0, bytes_written = 0;
