@@ -401,12 +401,7 @@ ValuePtr Reader::run() {
       case kPop: pop(); break;
       case kDup: push(top()); break;
       case kPopMark: pop_mark(); break;
-      case kList: {
-        ValuePtr l = make(Kind::List);
-        l->items = pop_mark();
-        push(l);
-        break;
-      }
+
       case kDict: {
         ValuePtr d = make(Kind::Dict);
         d->items = pop_mark();
@@ -415,6 +410,7 @@ ValuePtr Reader::run() {
         break;
       }
       case kEmptySet: push(make(Kind::List)); break;  // a set's items, as a list
+      case kList:
       case kFrozenSet: {
         ValuePtr l = make(Kind::List);
         l->items = pop_mark();
