@@ -28,8 +28,10 @@ struct Value {
   Kind kind = Kind::None;
   int64_t i = 0;                       // Bool, Int
   double f = 0;                        // Float
-  std::string s;                       // Str; Global: "module.name"; Object: its class
-  std::vector<ValuePtr> items;         // Tuple, List; Dict and Object (its attributes): key, value, ...
+  std::string s;                       // Str; Global: "module.name"; Object: the global that made it
+  std::vector<ValuePtr> items;         // Tuple, List; Dict: key, value, key, value, ...
+  ValuePtr attrs = nullptr;            // Object: its BUILD state (a Dict), shared, never copied
+  ValuePtr args = nullptr;             // Object: the arguments it was made with (a Tuple)
   Callable callable = Callable::None;  // Global
   DType dtype = DType::F32;            // Global (a storage type), Storage, Tensor
   TorchTensorRecord rec;               // Storage: key and numel; Tensor: all but name
@@ -143,7 +145,7 @@ class Reader {
   ValuePtr tuple(std::vector<ValuePtr> items);
   ValuePtr global(const std::string& module, const std::string& name);
   ValuePtr reduce(const Value& f, const Value& args);
-  ValuePtr object_of(const Value& cls);
+  ValuePtr object_of(const Value& cls, ValuePtr args);
   ValuePtr integer(uint64_t nbytes);  // LONG1 / LONG4's little-endian two's complement
   bool checkpoint_only(uint8_t op) const;
   [[noreturn]] void refuse_opcode(uint8_t op) const;
@@ -255,11 +257,12 @@ ValuePtr Reader::persistent_load(const Value& pid) {
 }
 
 // The three calls a state dict makes, evaluated into values.
-ValuePtr Reader::object_of(const Value& cls) {
+ValuePtr Reader::object_of(const Value& cls, ValuePtr args) {
   if (cls.kind != Kind::Global)
     corrupt(std::string("an instance of a ") + kind_name(cls.kind) + ", expected of a global");
   ValuePtr o = make(Kind::Object);
   o->s = cls.s;
+  o->args = args;  // an enum member's value, torch.Size's dims, ...
   return o;
 }
 
@@ -276,7 +279,10 @@ ValuePtr Reader::integer(uint64_t k) {
 }
 
 ValuePtr Reader::reduce(const Value& f, const Value& args) {
-  if (f.kind == Kind::Global && f.callable == Callable::Opaque) return object_of(f);
+  if (f.kind == Kind::Global && f.callable == Callable::Opaque) {
+    if (args.kind != Kind::Tuple) corrupt("REDUCE arguments are not a tuple");
+    return object_of(f, const_cast<ValuePtr>(&args));  // values live in the arena
+  }
   if (f.kind != Kind::Global)
     corrupt(std::string("REDUCE of a ") + kind_name(f.kind) + ", expected a global");
   if (args.kind != Kind::Tuple) corrupt("REDUCE arguments are not a tuple");
@@ -388,14 +394,14 @@ ValuePtr Reader::run() {
       case kNewObj: {
         ValuePtr args = pop(), cls = pop();
         if (args->kind != Kind::Tuple) corrupt("NEWOBJ arguments are not a tuple");
-        push(object_of(*cls));
+        push(object_of(*cls, args));
         break;
       }
       case kNewObjEx: {
         ValuePtr kwargs = pop(), args = pop(), cls = pop();
         if (args->kind != Kind::Tuple || kwargs->kind != Kind::Dict)
           corrupt("NEWOBJ_EX arguments are not a tuple and a dict");
-        push(object_of(*cls));
+        push(object_of(*cls, args));
         break;
       }
       case kPop: pop(); break;
@@ -467,7 +473,7 @@ ValuePtr Reader::run() {
         if (mode_ == PickleMode::Checkpoint && top()->kind == Kind::Object) {
           // An object's attributes: its state dict, or the first of (dict, slots); others dropped.
           if (state->kind == Kind::Tuple && state->items.size() == 2) state = state->items[0];
-          if (state->kind == Kind::Dict) top()->items = state->items;
+          if (state->kind == Kind::Dict) top()->attrs = state;
           break;
         }
         if (mode_ == PickleMode::Checkpoint && top()->kind == Kind::Dict) break;
@@ -528,7 +534,7 @@ ValuePtr Reader::run() {
 // squared.
 class Flattener {
  public:
-  explicit Flattener(const std::string& where) : where_(where) {}
+  Flattener(const std::string& where, const TorchObjectLimits& limits) : where_(where), limits_(limits) {}
   void walk(const Value& v, std::string& path, int depth);
   TorchObject out;
 
@@ -541,14 +547,25 @@ class Flattener {
     path.resize(at);
   }
   void scalar(const std::string& path, TorchScalar::Kind k, int64_t i, double f, std::string s) {
+    count(path);
     TorchScalar& x = out.scalars[path];
     x.kind = k;
     x.i = i;
     x.f = f;
     x.s = std::move(s);
   }
+  // Every leaf keeps its path: a small hostile pickle (a long key over many entries) could ask
+  // for far more memory than it has bytes, so the leaves and their names are bounded.
+  void count(const std::string& path) {
+    name_bytes_ += path.size();
+    if (++leaves_ > limits_.leaves || name_bytes_ > limits_.name_bytes)
+      throw Error("[torch_pickle] " + where_ + ": more than " + std::to_string(limits_.leaves) + " values or " +
+                  std::to_string(limits_.name_bytes) + " bytes of their names. Hint: this is not a training checkpoint");
+  }
   std::string where_;
+  TorchObjectLimits limits_;
   std::unordered_set<const Value*> seen_;
+  uint64_t leaves_ = 0, name_bytes_ = 0;
 };
 
 void Flattener::walk(const Value& v, std::string& path, int depth) {
@@ -560,6 +577,7 @@ void Flattener::walk(const Value& v, std::string& path, int depth) {
   using K = TorchScalar::Kind;
   switch (v.kind) {
     case Kind::Tensor:
+      count(path);
       out.tensors.push_back(v.rec);
       out.tensors.back().name = path;
       return;
@@ -571,9 +589,12 @@ void Flattener::walk(const Value& v, std::string& path, int depth) {
     case Kind::Bytes: return scalar(path, K::Other, 0, 0, "bytes");
     case Kind::Global:
     case Kind::Storage: return scalar(path, K::Other, 0, 0, v.s.empty() ? kind_name(v.kind) : v.s);
-    case Kind::Object:
-      if (v.items.empty()) return scalar(path, K::Other, 0, 0, v.s);
-      [[fallthrough]];
+    case Kind::Object:  // its name, its attributes under its path, its arguments under __args__
+      scalar(path, K::Other, 0, 0, v.s);
+      if (!seen_.insert(&v).second) return;
+      if (v.attrs) walk(*v.attrs, path, depth + 1);
+      if (v.args && !v.args->items.empty()) child(*v.args, path, "__args__", depth);
+      return;
     case Kind::Dict:
       if (!seen_.insert(&v).second) return;
       for (size_t k = 0; k + 1 < v.items.size(); k += 2) {
@@ -592,13 +613,14 @@ void Flattener::walk(const Value& v, std::string& path, int depth) {
 
 }  // namespace
 
-TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where) {
+TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where,
+                                   const TorchObjectLimits& limits) {
   Reader r(data, size, where, PickleMode::Checkpoint);
   ValuePtr root = r.run();
   if (root->kind != Kind::Dict)
     throw Error("[torch_pickle] " + where + ": top-level object is a " + kind_name(root->kind) +
                 ", expected a dict. Hint: a training checkpoint (torch.save of a dict) was expected");
-  Flattener f(where);
+  Flattener f(where, limits);
   std::string path;
   f.walk(*root, path, 0);
   return std::move(f.out);

@@ -44,12 +44,20 @@ struct TorchScalar {
 // A checkpoint's pickle flattened to dotted paths: a dict's string (or integer) key and an
 // object's attribute add ".key", a list's or tuple's item ".N"; the root's keys have no leading
 // dot ("model.decoder.layers.0.mlp.linear_fc1.weight", "args.num_layers", "rng_state.0....").
-// Entries under any other key are left out, and a container met twice is expanded once.
+// An opaque object is a scalar (Other, its maker's name) at its own path, with its attributes
+// below it and the arguments it was made with under ".__args__" (an enum member's value:
+// "args.position_embedding_type.__args__.0"). Entries under any other key are left out, a
+// container met twice is expanded once, and the leaves and the bytes of their names are bounded
+// (LIMITS: a small hostile pickle could otherwise ask for far more memory than it has bytes).
 struct TorchObject {
   std::vector<TorchTensorRecord> tensors;  // name: the path; in pickle order
   std::map<std::string, TorchScalar> scalars;
 };
-TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where);
+struct TorchObjectLimits {
+  uint64_t leaves = 5'000'000, name_bytes = uint64_t(256) << 20;
+};
+TorchObject parse_torch_checkpoint(const uint8_t* data, uint64_t size, const std::string& where,
+                                   const TorchObjectLimits& limits = {});
 
 // Parses SIZE bytes at DATA (a data.pkl) into the state dict's tensors, in pickle order.
 // The top-level object must be a dict or collections.OrderedDict whose keys are strings and whose

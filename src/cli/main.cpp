@@ -19,7 +19,7 @@ const char* kUsage =
     "  compare      compare two runs' loss curves (metrics.jsonl or Megatron logs), plot\n"
     "  generate     sample text from a trained model (KV cache; greedy or top-k / top-p)\n"
     "  pulse        is a run running or scheduled? restart it from its last checkpoint if not\n"
-    "  convert      Hugging Face directory <-> native checkpoint (--dtype, --max-shard-size)\n"
+    "  convert      Hugging Face directory <-> native checkpoint, Megatron-LM checkpoint -> either\n"
     "  init         write a freshly initialised model as a Hugging Face directory\n"
     "  synth-data   write a synthetic Megatron .bin/.idx dataset (tests and the demo)\n";
 

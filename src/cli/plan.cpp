@@ -23,6 +23,7 @@
 #include "model/config.h"
 #include "train/checkpointing.h"
 #include "train/hf_model.h"
+#include "train/megatron_source.h"
 #include "train/memory_budget.h"
 #include "train/plan.h"
 
@@ -51,6 +52,7 @@ ModelConfig plan_config(const TrainFlags& f, int64_t tp, std::vector<std::string
     if (is_native_checkpoint(*f.load)) {
       c = checkpoint_model_config(*f.load, &config_file, f.load_step());
     } else if (is_megatron_checkpoint(*f.load)) {
+      check_megatron_load(*f.load, f.finetune && !f.resume);  // as train refuses it
       c = hf_model_config(*f.load);
       config_file = hf_model_config_file(*f.load);
     } else {

@@ -123,15 +123,22 @@ int train_main(int argc, char** argv) {
   world = group_for_device(std::move(world), *backend);  // NCCL between GPUs (a collective)
   const int64_t seq = f.model.seq_length.value_or(0);
   const bool native = f.load && is_native_checkpoint(*f.load);
+  const bool megatron = f.load && is_megatron_checkpoint(*f.load);
+  const char* not_native = megatron ? "is a Megatron-LM checkpoint, of which only the tracked iteration's weights are read"
+                                    : "is not a native checkpoint (no latest_checkpointed_iteration.txt)";
   if (f.ckpt_step && !native)
-    throw UsageError(fmt::format("--ckpt-step {}: {} {} is not a native checkpoint (no "
-                                 "latest_checkpointed_iteration.txt), whose iterations it picks from. Hint: leave "
-                                 "--ckpt-step out", *f.ckpt_step, f.own_load ? "--pretrained-checkpoint" : "--load",
-                                 f.load.value_or("(not given)")));
+    throw UsageError(fmt::format("--ckpt-step {}: {} {} {}, and --ckpt-step picks a native checkpoint's iteration. "
+                                 "Hint: leave --ckpt-step out", *f.ckpt_step,
+                                 f.own_load ? "--pretrained-checkpoint" : "--load", f.load.value_or("(not given)"),
+                                 not_native));
   if (f.resume && !native)
-    throw UsageError(fmt::format("--resume: --load {} is not a native checkpoint (no latest_checkpointed_iteration.txt). "
-                                 "Hint: --resume continues a run from its own --save directory",
-                                 f.load.value_or("(not given)")));
+    throw UsageError(fmt::format("--resume: --load {} {}. Hint: --resume continues a run from its own --save directory",
+                                 f.load.value_or("(not given)"), not_native));
+  // A run's folder is its own: saved into a Megatron checkpoint's folder, its tracker and
+  // iteration folders would mix with (and start-over would move away) the checkpoint it loads.
+  if (f.save && is_megatron_checkpoint(*f.save))
+    throw UsageError(fmt::format("--save {}: holds a Megatron-LM checkpoint. Hint: save this run into a folder of its "
+                                 "own (--load {} still reads the Megatron checkpoint)", *f.save, *f.save));
   // The model's config (--load's meta.json or config.json, else the flags), the grid, the run's
   // arguments and the memory they take: all checked before anything is allocated or --save touched.
   std::string config_file;  // empty: the flags
@@ -169,11 +176,7 @@ int train_main(int argc, char** argv) {
   if (f.load && is_megatron_checkpoint(*f.load)) {
     // Megatron starts a release at iteration 0 without optimizer state; another iteration it
     // resumes, optimizer and all, which is not read here: the weights alone need --finetune.
-    const MegatronCheckpointPosition at = megatron_checkpoint_position(*f.load);
-    if (!at.release && !a.finetune)
-      throw UsageError(fmt::format("--load {}: a Megatron-LM checkpoint of iteration {}, whose optimizer state and "
-                                   "data position are not read here. Hint: pass --finetune to train from its weights "
-                                   "at iteration 0 (a release checkpoint starts so without it)", *f.load, at.iteration));
+    const MegatronCheckpointPosition at = check_megatron_load(*f.load, a.finetune);
     if (rank0)
       log_info("[train] --load {}: Megatron-LM checkpoint ({}), its weights at iteration 0", *f.load,
                at.release ? "release" : fmt::format("iteration {}", at.iteration));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/checked.h"
+#include "checkpoint/megatron.h"
 #include "checkpoint/native.h"
 #include "cli/data_args.h"
 #include "core/error.h"
@@ -274,7 +275,8 @@ int TrainFlags::exit_signal_number() const {
 }
 
 std::string TrainFlags::resolve_pretrained() {
-  if (!pretrained_checkpoint || (load && is_native_checkpoint(*load))) return "";
+  // A checkpoint in --load (native, or Megatron-LM's) is loaded as --load; BASE only starts a run.
+  if (!pretrained_checkpoint || (load && (is_native_checkpoint(*load) || is_megatron_checkpoint(*load)))) return "";
   const std::string note = fmt::format("{}: fine-tuning from --pretrained-checkpoint {} (its weights, from iteration 0)",
                                        load ? "no checkpoint in --load " + *load : std::string("no --load"),
                                        *pretrained_checkpoint);

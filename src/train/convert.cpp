@@ -9,6 +9,7 @@
 #include <memory>
 #include <regex>
 
+#include "checkpoint/megatron.h"
 #include "checkpoint/native.h"
 #include "checkpoint/safetensors_stream.h"
 #include "core/error.h"
@@ -257,9 +258,10 @@ ConvertReport convert_checkpoint(const ConvertOptions& o) {
     // A checkpoint root already there (a training run's, or an earlier conversion) would get its
     // latest file pointed at this iteration-0 weights-only checkpoint, and a later --load would
     // resume from it: refused, as is converting a checkpoint onto itself.
-    if (is_native_checkpoint(o.output))
-      throw UsageError(fmt::format("--output {}: already holds a native checkpoint. Hint: convert into a new "
-                                   "directory (a training run's checkpoint folder is never overwritten)", o.output));
+    if (is_native_checkpoint(o.output) || is_megatron_checkpoint(o.output))
+      throw UsageError(fmt::format("--output {}: already holds a {} checkpoint. Hint: convert into a new "
+                                   "directory (a checkpoint folder is never overwritten)", o.output,
+                                   is_megatron_checkpoint(o.output) ? "Megatron-LM" : "native"));
     CheckpointWriter w(o.output, 0);
     OutputPlan plan = plan_native(out_specs, rep.config, w, o.tp, o.pp);
     stream(*src, specs, out_specs, plan, total, o.chunk_bytes, rep);

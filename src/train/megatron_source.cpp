@@ -57,7 +57,7 @@ bool layer_part(const std::string& s, Part* part) {
 // NAME (without "model.") -> part and stage-local layer; false for Transformer Engine's
 // _extra_state entries (FP8 metadata, no weights). Anything else is an error naming it.
 bool classify(const std::string& name, const std::string& file, Part* part, int* local_layer) {
-  static const std::regex layer_re(R"((?:decoder|language_model\.encoder)\.layers\.(\d+)\.(.+))");
+  static const std::regex layer_re(R"((?:decoder|language_model\.encoder)\.layers\.(\d{1,6})\.(.+))");
   if (name.size() >= 12 && name.compare(name.size() - 12, 12, "_extra_state") == 0) return false;
   *local_layer = -1;
   std::smatch m;
@@ -110,6 +110,7 @@ class MegatronSource : public WeightSource {
                             "per head)", ck_.path(0, 0), what));
   }
   int64_t int_arg(const std::string& n) const;
+  std::string position_type() const;
   void read_config();
   void index_tensors();
   void check_shape(const Local& l, const Shape& want) const;
@@ -127,6 +128,21 @@ int64_t MegatronSource::int_arg(const std::string& n) const {
                             "'args' (written by Megatron's save_checkpoint) describe the model", ck_.path(0, 0), n,
                             s ? "not an integer" : "missing"));
   return s->i;
+}
+
+// args.position_embedding_type: a string (Megatron-LM's 'rope', 'learned_absolute'), or an enum
+// member (Megatron-DeepSpeed's and older Megatron-LM's PositionEmbeddingType: rotary = 1,
+// absolute = 2, alibi = 3; later ones by name).
+std::string MegatronSource::position_type() const {
+  const TorchScalar* s = arg("position_embedding_type");
+  if (!s) return "";
+  if (s->kind == TorchScalar::Kind::Str) return s->s;
+  const TorchScalar* v = arg("position_embedding_type.__args__.0");
+  if (s->kind != TorchScalar::Kind::Other || !v) return "(a " + s->s + ")";
+  if (v->kind == TorchScalar::Kind::Str) return v->s == "rotary" ? "rope" : v->s;
+  if (v->kind == TorchScalar::Kind::Int && v->i == 1) return "rope";
+  if (v->kind == TorchScalar::Kind::Int && v->i == 3) return "alibi";
+  return fmt::format("{} member {}", s->s, v->kind == TorchScalar::Kind::Int ? std::to_string(v->i) : "?");
 }
 
 void MegatronSource::read_config() {
@@ -157,10 +173,11 @@ void MegatronSource::read_config() {
   c.rms_norm_eps = num("norm_epsilon", num("layernorm_epsilon", 1e-5));
   c.rope_base = num("rotary_base", 10000.0);
   c.init_std = num("init_method_std", 0.02);
-  const std::string pos = str("position_embedding_type");
+  const std::string pos = position_type();
   if (pos == "rope" || (pos.empty() && is_true("use_rotary_position_embeddings"))) c.position = PositionType::Rope;
   else if (pos == "alibi") c.position = PositionType::Alibi;
-  else refuse(fmt::format("args.position_embedding_type is '{}', expected rope (or alibi)", pos));
+  else refuse(fmt::format("args.position_embedding_type is {}, expected rope (or alibi)",
+                          pos.empty() ? std::string("not given") : "'" + pos + "'"));
   if (str("normalization") != "RMSNorm") refuse(fmt::format("args.normalization is '{}', expected RMSNorm", str("normalization")));
   if (!is_true("swiglu")) refuse("args.swiglu is not set (the MLP is not SwiGLU)");
   if (is_true("add_bias_linear")) refuse("args.add_bias_linear is set (linear layers with biases)");
@@ -172,8 +189,14 @@ void MegatronSource::read_config() {
     refuse(fmt::format("args.kv_channels {} x {} heads is not the hidden size {}", arg("kv_channels")->i, c.num_heads,
                        c.hidden_size));
   if (num("rotary_percent", 1.0) != 1.0) refuse("args.rotary_percent is not 1.0 (partial rotary embeddings)");
-  for (const char* n : {"rotary_interleaved", "qk_layernorm", "apply_layernorm_1p", "multi_latent_attention"})
+  for (const char* n : {"rotary_interleaved", "qk_layernorm", "qk_l2_norm", "apply_layernorm_1p", "multi_latent_attention",
+                        "use_rope_scaling", "apply_residual_connection_post_layernorm", "add_qkv_bias"})
     if (is_true(n)) refuse(fmt::format("args.{} is set", n));
+  if (num("rotary_seq_len_interpolation_factor", 1.0) != 1.0)
+    refuse("args.rotary_seq_len_interpolation_factor is not 1 (interpolated rotary positions)");
+  if (const TorchScalar* w = arg("window_size"); w && w->kind != K::None) refuse("args.window_size is set (sliding-window attention)");
+  if (!str("softmax_type").empty() && str("softmax_type") != "vanilla")
+    refuse(fmt::format("args.softmax_type is '{}', expected vanilla", str("softmax_type")));
   if (const TorchScalar* e = arg("num_experts"); e && e->kind == K::Int && e->i > 0) refuse("a mixture of experts");
   if (arg("tensor_model_parallel_size") && int_arg("tensor_model_parallel_size") != ck_.tp())
     refuse(fmt::format("args.tensor_model_parallel_size is {} but the folder holds {} ranks",
@@ -283,6 +306,12 @@ void MegatronSource::check(const std::vector<ParamSpec>& specs) const {
     if (!where_.count({int(part), layer}))
       throw Error(fmt::format("[megatron] {}: missing tensor for {}", ck_.dir(), s.name));
   }
+  // Our tensors' whole shapes, as the saved config makes them (index_tensors checked the shards).
+  for (const ParamSpec& want : param_specs(config_))
+    for (const ParamSpec& s : specs)
+      if (s.name == want.name && s.global_shape != want.global_shape)
+        throw Error(fmt::format("[megatron] {}: {} is {} in the checkpoint, the model asks for {}", ck_.dir(), s.name,
+                                want.global_shape.str(), s.global_shape.str()));
   if (specs.size() != expected)
     throw Error(fmt::format("[megatron] {}: the checkpoint holds {} of our tensors, the model {}", ck_.dir(), expected,
                             specs.size()));
@@ -362,6 +391,15 @@ std::unique_ptr<WeightSource> open_megatron_source(const std::string& root) {
 MegatronCheckpointPosition megatron_checkpoint_position(const std::string& root) {
   const MegatronCheckpoint ck(root);
   return {ck.iteration(), ck.release()};
+}
+
+MegatronCheckpointPosition check_megatron_load(const std::string& root, bool finetune) {
+  const MegatronCheckpointPosition at = megatron_checkpoint_position(root);
+  if (!at.release && !finetune)
+    throw UsageError(fmt::format("--load {}: a Megatron-LM checkpoint of iteration {}, whose optimizer state and data "
+                                 "position are not read here. Hint: pass --finetune to train from its weights at "
+                                 "iteration 0 (a release checkpoint starts so without it)", root, at.iteration));
+  return at;
 }
 
 }  // namespace cs

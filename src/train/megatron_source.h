@@ -25,5 +25,9 @@ struct MegatronCheckpointPosition {
   bool release = false;
 };
 MegatronCheckpointPosition megatron_checkpoint_position(const std::string& root);
+// What `train --load ROOT` (and `plan`) may take of it: a release, or any iteration's weights
+// under --finetune. Otherwise a UsageError: Megatron would resume that iteration with its
+// optimizer state and data position, which are not read here.
+MegatronCheckpointPosition check_megatron_load(const std::string& root, bool finetune);
 
 }  // namespace cs

@@ -20,13 +20,13 @@ using testzip::PickleWriter;
 using testzip::TensorSpec;
 using K = TorchScalar::Kind;
 
-TorchObject parse(const std::string& p) {
-  return parse_torch_checkpoint(reinterpret_cast<const uint8_t*>(p.data()), p.size(), "test.pkl");
+TorchObject parse(const std::string& p, const TorchObjectLimits& limits = {}) {
+  return parse_torch_checkpoint(reinterpret_cast<const uint8_t*>(p.data()), p.size(), "test.pkl", limits);
 }
 
-std::string error_of(const std::string& p) {
+std::string error_of(const std::string& p, const TorchObjectLimits& limits = {}) {
   try {
-    parse(p);
+    parse(p, limits);
   } catch (const Error& e) {
     return e.what();
   }
@@ -82,6 +82,7 @@ TEST(TorchCheckpointPickle, MegatronsDictIsReadAsData) {
     static const TorchScalar none;
     return it == o.scalars.end() ? none : it->second;
   };
+  EXPECT_EQ(at("args").s, "argparse.Namespace");  // the object itself: what made it
   EXPECT_EQ(at("args.num_layers").kind, K::Int);
   EXPECT_EQ(at("args.num_layers").i, 32);
   EXPECT_EQ(at("args.lr").kind, K::Float);
@@ -98,6 +99,7 @@ TEST(TorchCheckpointPickle, MegatronsDictIsReadAsData) {
   EXPECT_EQ(at("rng_state.0.random.0").i, 3);
   EXPECT_EQ(at("rng_state.0.random.1.0").i, 0x80000001);  // LONG1 of 5 bytes
   EXPECT_EQ(at("mask").s, "megatron.core.transformer.enums.AttnMaskType");
+  EXPECT_EQ(at("mask.__args__.0").i, 1);  // the enum member's value
   EXPECT_EQ(at("big").s, "big int");
   EXPECT_EQ(at("set.0").i, 7);
   EXPECT_EQ(at("dup").i, 5);
@@ -137,7 +139,16 @@ TEST(TorchCheckpointPickle, HostilePicklesEndInOneError) {
   // The root must be a dict; a DICT of an odd count; bytes longer than the pickle.
   EXPECT_THAT(error_of("\x80\x02]."), HasSubstr("top-level object is a list, expected a dict"));
   EXPECT_THAT(error_of("\x80\x02(K\x01\x64."), HasSubstr("DICT with an odd number of items"));
-  EXPECT_THAT(error_of("\x80\x02}B\xff\xff\xff\x00."), HasSubstr("pickle ends inside an opcode's argument"));
+  EXPECT_THAT(error_of(std::string("\x80\x02}B\xff\xff\xff\x00.", 9)), HasSubstr("pickle ends inside an opcode's argument"));
+  // More leaves, or more bytes of their names, than the limits: a long key over many entries
+  // would otherwise ask for its length times their count.
+  PickleWriter wide;
+  wide.op(0x80).op(2).op('}').str(std::string(1000, 'k')).op('}').op('(');
+  for (int k = 0; k < 100; ++k) wide.integer(k).op('N');
+  wide.op('u').op('s').op('.');
+  EXPECT_EQ(parse(wide.s).scalars.size(), 100u);
+  EXPECT_THAT(error_of(wide.s, {1000, 50'000}), HasSubstr("more than 1000 values or 50000 bytes of their names"));
+  EXPECT_THAT(error_of(wide.s, {50, 1 << 20}), HasSubstr("more than 50 values"));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -125,11 +126,13 @@ TEST_F(MegatronFolder, ReadsMegatronsDictAsData) {
 }
 
 TEST_F(MegatronFolder, ConvertedItIsTheSameModel) {
-  // Hugging Face and native (under another layout) conversions hold the weights the folder does.
+  // Hugging Face and native (under another layout) conversions hold the weights the folder does,
+  // read in chunks of a few rows: they cut inside heads' QKV blocks and across ranks' rows.
   ConvertOptions o;
   o.input = kFixtures + "tp2pp2";
   o.output = dir_ + "/hf";
   o.to = "hf";
+  o.chunk_bytes = 5 * 64 * 4;  // 5 rows of 64 floats
   EXPECT_EQ(convert_checkpoint(o).from, "megatron");
   EXPECT_EQ(logits_of(dir_ + "/hf"), logits_of(kFixtures + "tp2pp2"));
   o.output = dir_ + "/native";
@@ -194,6 +197,42 @@ TEST_F(MegatronFolder, TrainLoadsItAsItLoadsTheConvertedModel) {
   const auto d = test::run_binary(flags + "--num-layers 6 --load " + kFixtures + "tp2pp2");
   EXPECT_NE(d.status, 0);
   EXPECT_NE(d.err.find("--num-layers 6"), std::string::npos) << d.err;
+  // plan refuses what train refuses.
+  const auto p = test::run_binary("plan" + flags.substr(5) + "--load " + kFixtures + "tp1pp1");
+  EXPECT_EQ(p.status, 2) << p.err;
+  EXPECT_NE(p.err.find("Hint: pass --finetune"), std::string::npos) << p.err;
+}
+
+// A Megatron checkpoint's folder is never written into: not as a run's --save (its tracker and
+// iterations would mix with the checkpoint's, and --start-over would move them away), not as
+// convert's --output; and --pretrained-checkpoint does not replace a Megatron --load.
+TEST_F(MegatronFolder, ItsFolderIsNeverWrittenInto) {
+  const std::string root = copy("tp1pp1");
+  ASSERT_EQ(0, test::run_binary("synth-data --output-prefix " + dir_ + "/data --vocab-size 90 --num-docs 50").status);
+  const std::string flags = "train --vocab-size 90 --make-vocab-size-divisible-by 16 --seq-length 16 "
+                            "--micro-batch-size 2 --global-batch-size 4 --lr 1e-3 --train-iters 2 --eval-iters 0 "
+                            "--data-path " + dir_ + "/data --finetune --load " + root;
+  const auto save = test::run_binary(flags + " --save " + root + " --start-over");
+  EXPECT_EQ(save.status, 2) << save.err;
+  EXPECT_NE(save.err.find("--save " + root + ": holds a Megatron-LM checkpoint"), std::string::npos) << save.err;
+  ConvertOptions o;
+  o.input = kFixtures + "tp2pp2";
+  o.output = root;
+  try {
+    convert_checkpoint(o);
+    ADD_FAILURE() << "converted into a Megatron checkpoint's folder";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a Megatron-LM checkpoint"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(std::vector<std::string>({"iter_0000003", "latest_checkpointed_iteration.txt"}), [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(root)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }());
+  const auto pre = test::run_binary(flags + " --pretrained-checkpoint " + kFixtures + "tp2pp2");
+  ASSERT_EQ(pre.status, 0) << pre.err;
+  EXPECT_NE(pre.err.find("--load " + root + ": Megatron-LM checkpoint (iteration 3)"), std::string::npos) << pre.err;
 }
 
 }  // namespace
