@@ -1,5 +1,5 @@
-// A Megatron-LM checkpoint in its torch format (--ckpt-format torch; Megatron-DeepSpeed's and the
-// legacy models' too), read-only:
+// A Megatron-LM checkpoint in its torch format (--ckpt-format torch; the legacy models' too),
+// read-only:
 //   ROOT/latest_checkpointed_iteration.txt   an iteration number, or "release"
 //   ROOT/iter_0000123/ (or release/)          one folder per saved iteration
 //     mp_rank_TT/model_optim_rng.pt           tensor-parallel rank TT (no pipeline parallelism)
