@@ -25,7 +25,8 @@ int eval_main(int argc, char** argv) {
   CLI::App app("Score each document of a Megatron dataset with a model", "eval");
   std::string load, data_path, output;
   int64_t seq_length = 0, micro_batch = 1;
-  app.add_option("--load", load, "a Hugging Face model directory or a native checkpoint")->required();
+  app.add_option("--load", load, "a Hugging Face model directory, a native checkpoint or a Megatron-LM checkpoint")
+      ->required();
   app.add_option("--data-path", data_path, "dataset prefix (PREFIX.bin / PREFIX.idx)")->required();
   app.add_option("--seq-length", seq_length, "tokens scored per document (N)")->required()
       ->check(positive());

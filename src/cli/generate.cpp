@@ -156,7 +156,8 @@ int generate_main(int argc, char** argv) {
   std::string load, tokenizer, prompt, prompt_file, prompt_ids;
   int64_t max_new = 64;
   SamplingParams sp;
-  app.add_option("--load", load, "a native checkpoint or a Hugging Face directory")->required();
+  app.add_option("--load", load, "a native checkpoint, a Hugging Face directory or a Megatron-LM checkpoint")
+      ->required();
   app.add_option("--tokenizer-name-or-path", tokenizer, "Hugging Face tokenizer dir or SentencePiece .model");
   const CLI::Option* o_prompt = app.add_option("--prompt", prompt, "the prompt text (\"\": start from BOS)");
   const CLI::Option* o_file = app.add_option(

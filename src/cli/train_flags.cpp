@@ -89,7 +89,8 @@ void TrainFlags::add_to(CLI::App& app) {
   app.add_option("--eval-iters", eval_iters, "global batches per validation (0: none)");
   // The last --load wins: `pulse --restart` appends the run's own directory to a command (a seed
   // script) that already loads the starting weights.
-  app.add_option("--load", load, "a Hugging Face directory to start from, or a native checkpoint to resume")
+  app.add_option("--load", load,
+                 "a Hugging Face directory or a Megatron-LM checkpoint to start from, or a native checkpoint to resume")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--save", save, "output directory (metrics.jsonl, weights)");
   app.add_option("--log-dir", log_dir, "where metrics.jsonl goes (default: --save)");

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "backend/host_copy.h"
 #include "checkpoint/megatron.h"
+#include "checkpoint/torch_zip_builder.h"
 #include "cli/run_util.h"
 #include "closeness.h"
 #include "device_env.h"
@@ -24,6 +26,7 @@
 #include "train/checkpointing.h"
 #include "train/convert.h"
 #include "train/hf_model.h"
+#include "train/megatron_source.h"
 
 namespace cs {
 namespace {
@@ -161,6 +164,45 @@ TEST_F(MegatronFolder, IncompleteOrOtherFormatsAreOneLine) {
   const std::string other = copy("tp1pp1");
   fs::create_directories(other + "/iter_0000003/mp_rank_00_000_001");
   EXPECT_NE(error_of(other).find("expert-parallel checkpoints are not read"), std::string::npos) << error_of(other);
+}
+
+// The position type as Megatron-DeepSpeed and older Megatron-LM save it: an enum member (rotary 1,
+// absolute 2, alibi 3), read by its value; a string as Megatron-LM saves it. A release of one
+// rank with arguments only: an accepted type gets as far as counting the (missing) layers.
+TEST_F(MegatronFolder, PositionTypesSavedAsEnumsAreReadByValue) {
+  const auto error_for = [&](const std::function<void(testzip::PickleWriter&)>& position) {
+    fs::remove_all(dir_ + "/m");
+    fs::create_directories(dir_ + "/m/release/mp_rank_00");
+    std::ofstream(dir_ + "/m/latest_checkpointed_iteration.txt") << "release";
+    testzip::PickleWriter w;
+    w.op(0x80).op(2).op('}').op('(').str("args").global("argparse", "Namespace").op(')').op(0x81).op('}').op('(');
+    for (const char* n : {"num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "max_position_embeddings"})
+      w.str(n).integer(std::string(n) == "num_attention_heads" ? 2 : 8);
+    w.str("normalization").str("RMSNorm").str("swiglu").op(0x88).str("position_embedding_type");
+    position(w);
+    w.op('u').op('b').str("checkpoint_version").integer(3).str("model").op('}').op('u').op('.');
+    EXPECT_TRUE(testzip::write_image(dir_ + "/m/release/mp_rank_00/model_optim_rng.pt",
+                                     testzip::zip_image(testzip::torch_entries("archive", w.s, {}), false)));
+    try {
+      open_megatron_source(dir_ + "/m");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const auto member = [](int value) {
+    return [value](testzip::PickleWriter& w) {
+      w.global("megatron.model.enums", "PositionEmbeddingType").op('(').integer(value).op('t').op('R');
+    };
+  };
+  EXPECT_NE(error_for(member(3)).find("the stages hold 0 layers"), std::string::npos) << error_for(member(3));
+  EXPECT_NE(error_for(member(1)).find("the stages hold 0 layers"), std::string::npos) << error_for(member(1));
+  EXPECT_NE(error_for(member(2)).find("args.position_embedding_type is 'megatron.model.enums.PositionEmbeddingType "
+                                      "member 2', expected rope (or alibi)"), std::string::npos)
+      << error_for(member(2));
+  EXPECT_NE(error_for([](testzip::PickleWriter& w) { w.str("alibi"); }).find("the stages hold 0 layers"), std::string::npos);
+  EXPECT_NE(error_for([](testzip::PickleWriter& w) { w.str("learned_absolute"); })
+                .find("args.position_embedding_type is 'learned_absolute'"), std::string::npos);
 }
 
 // Through the binary: a launch script's --load of a Megatron checkpoint trains from its weights
