@@ -138,7 +138,7 @@ int train_main(int argc, char** argv) {
   // iteration folders would mix with (and start-over would move away) the checkpoint it loads.
   if (f.save && is_megatron_checkpoint(*f.save))
     throw UsageError(fmt::format("--save {}: holds a Megatron-LM checkpoint. Hint: save this run into a folder of its "
-                                 "own (--load {} still reads the Megatron checkpoint)", *f.save, *f.save));
+                                 "own (a Megatron checkpoint is read through --load, never written into)", *f.save));
   // The model's config (--load's meta.json or config.json, else the flags), the grid, the run's
   // arguments and the memory they take: all checked before anything is allocated or --save touched.
   std::string config_file;  // empty: the flags
