@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -97,7 +98,7 @@ MegatronCheckpoint::MegatronCheckpoint(const std::string& root) {
   };
   for (int p = 0; p < pp_; ++p)
     for (int t = 0; t < tp_; ++t) {
-      const std::string folder = pp_ > 1 || with_pp ? fmt::format("{}/mp_rank_{:02d}_{:03d}", dir_, t, p)
+      const std::string folder = with_pp ? fmt::format("{}/mp_rank_{:02d}_{:03d}", dir_, t, p)
                                                     : fmt::format("{}/mp_rank_{:02d}", dir_, t);
       const std::string file = folder + "/model_optim_rng.pt";
       if (!exists(file))

@@ -296,25 +296,21 @@ std::pair<Part, int> part_of(const ParamSpec& s) {
 }
 
 void MegatronSource::check(const std::vector<ParamSpec>& specs) const {
-  // index_tensors checked every tensor of the saved config; the specs must be of that config.
-  size_t expected = 0;
-  for (const auto& [key, ranks] : where_) expected += key.first == int(Part::Fc1) ? 2 : 1;
+  // index_tensors found every tensor of the saved config, shaped as it says: SPECS must be exactly
+  // that config's tensors, whole.
+  std::unordered_map<std::string, Shape> saved;
+  for (const ParamSpec& w : param_specs(config_)) saved.emplace(w.name, w.global_shape);
   for (const ParamSpec& s : specs) {
-    if (s.shape != s.global_shape || (s.kind != ParamKind::Embed && s.kind != ParamKind::Head && s.layer >= config_.num_layers))
-      throw Error(fmt::format("[megatron] {}: {} of shape {} is not in the checkpoint", ck_.dir(), s.name, s.global_shape.str()));
-    const auto [part, layer] = part_of(s);
-    if (!where_.count({int(part), layer}))
-      throw Error(fmt::format("[megatron] {}: missing tensor for {}", ck_.dir(), s.name));
+    const auto it = saved.find(s.name);
+    if (it == saved.end())
+      throw Error(fmt::format("[megatron] {}: {} is not in the checkpoint", ck_.dir(), s.name));
+    if (s.shape != s.global_shape || it->second != s.global_shape)
+      throw Error(fmt::format("[megatron] {}: {} is {} in the checkpoint, the model asks for {}", ck_.dir(), s.name,
+                              it->second.str(), s.shape.str()));
   }
-  // Our tensors' whole shapes, as the saved config makes them (index_tensors checked the shards).
-  for (const ParamSpec& want : param_specs(config_))
-    for (const ParamSpec& s : specs)
-      if (s.name == want.name && s.global_shape != want.global_shape)
-        throw Error(fmt::format("[megatron] {}: {} is {} in the checkpoint, the model asks for {}", ck_.dir(), s.name,
-                                want.global_shape.str(), s.global_shape.str()));
-  if (specs.size() != expected)
-    throw Error(fmt::format("[megatron] {}: the checkpoint holds {} of our tensors, the model {}", ck_.dir(), expected,
-                            specs.size()));
+  if (specs.size() != saved.size())
+    throw Error(fmt::format("[megatron] {}: the checkpoint holds {} of our tensors, the model {}", ck_.dir(),
+                            saved.size(), specs.size()));
 }
 
 void MegatronSource::read_rows(const ParamSpec& s, int64_t r0, int64_t r1, float* dst) const {
